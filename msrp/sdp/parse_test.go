@@ -1,0 +1,312 @@
+package sdp
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// readVector reads a testdata file (stored with LF) and returns it with CRLF line endings, as on the wire.
+func readVector(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return crlf(b)
+}
+
+func crlf(b []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+}
+
+func TestParseVectors(t *testing.T) {
+	tests := []struct {
+		file string
+		want Media
+	}{
+		{"rfc4975-4-offer.sdp", Media{Host: "atlanta.example.com", Port: 7654,
+			Path:        []string{"msrp://atlanta.example.com:7654/jshA7weztas;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv"}},
+		{"rfc4975-4-answer.sdp", Media{Host: "biloxi.example.com", Port: 12763,
+			Path:        []string{"msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv"}},
+		{"rfc4975-8.2.sdp", Media{Host: "alice.example.com", Port: 7394,
+			Path:        []string{"msrp://alice.example.com:7394/2s93i9ek2a;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv"}},
+		{"rfc4975-8.7-offer.sdp", Media{Host: "alice.example.com", Port: 7394,
+			Path:        []string{"msrp://alice.example.com:7394/2s93i93idj;tcp"},
+			AcceptTypes: []string{"message/cpim", "text/plain", "text/html"}, Direction: "sendrecv"}},
+		{"rfc4975-8.7-answer.sdp", Media{Host: "bob.example.com", Port: 8493,
+			Path:        []string{"msrp://bob.example.com:8493/si438dsaodes;tcp"},
+			AcceptTypes: []string{"message/cpim", "text/plain"}, Direction: "sendrecv"}},
+		{"rfc4975-11.1-offer.sdp", Media{Host: "alicepc.example.com", Port: 7777,
+			Path:        []string{"msrp://alicepc.example.com:7777/iau39soe2843z;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv"}},
+		{"rfc4975-11.1-answer.sdp", Media{Host: "bob.example.com", Port: 8888,
+			Path:        []string{"msrp://bob.example.com:8888/9di4eae923wzd;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv"}},
+		{"rfc4975-14.4.sdp", Media{Secure: true, Host: "atlanta.example.com", Port: 7654,
+			Path:        []string{"msrps://atlanta.example.com:7654/jshA7weso3ks;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv",
+			Fingerprint: "SHA-1 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB"}},
+		{"rfc4976-11-offer.sdp", Media{Host: "a.example.com", Port: 1234,
+			Path:        []string{"msrp://a.example.com:1234/agic456;tcp"},
+			AcceptTypes: []string{"message/cpim", "text/plain", "text/html"}, Direction: "sendrecv"}},
+		{"rfc4976-11-answer.sdp", Media{Secure: true, Host: "bob.example.com", Port: 1234,
+			Path:        []string{"msrps://relay.example.com:9000/hjdhfha;tcp", "msrps://bob.example.com:1234/fuige;tcp"},
+			AcceptTypes: []string{"message/cpim", "text/plain"}, Direction: "sendrecv"}},
+		{"opensips-offer.sdp", Media{Host: "127.0.0.1", Port: 2855,
+			Path:        []string{"msrp://127.0.0.1:2855/7a57c3704aa8869fa74baa5d0cd3ff35;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv"}},
+		{"opensips-answer.sdp", Media{Host: "127.0.0.1", Port: 2865,
+			Path:        []string{"msrp://127.0.0.1:2865/9f80e7b7828e96543c8441b966ad5173;tcp"},
+			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv"}},
+		{"rcs-offer-actpass.sdp", Media{Host: "10.20.30.40", Port: 20000,
+			Path:        []string{"msrp://10.20.30.40:20000/s8a7d6f5;tcp"},
+			AcceptTypes: []string{"message/cpim", "application/im-iscomposing+xml"},
+			AcceptWrappedTypes: []string{"text/plain", "message/imdn+xml",
+				"application/vnd.gsma.rcs-ft-http+xml", "application/vnd.gsma.rcspushlocation+xml"},
+			Setup: "actpass", Direction: "sendrecv", CEMA: true}},
+		{"rcs-answer-active.sdp", Media{Secure: true, Host: "2001:db8::10", Port: 9,
+			Path:               []string{"msrps://[2001:db8::10]:9/kd83jdh3;tcp"},
+			AcceptTypes:        []string{"message/cpim", "application/im-iscomposing+xml"},
+			AcceptWrappedTypes: []string{"text/plain", "message/imdn+xml"},
+			MaxSize:            1048576, Setup: "active", Direction: "sendrecv",
+			Fingerprint: "SHA-256 5E:9F:1C:86:6D:0A:2B:77:3C:04:47:AE:91:CD:E3:0F:6B:45:12:D2:88:39:E0:7C:55:1B:8A:64:F2:93:AB:01"}},
+		// Audio, T.38, a rejected (port 0) and a WebSocket m=message before the usable one; the media-level c=
+		// wins; session-level a=setup and a=fingerprint apply; unknown attributes are ignored.
+		{"rcs-multimedia.sdp", Media{Host: "192.0.2.8", Port: 2856,
+			Path:        []string{"msrp://192.0.2.8:2856/chosen;tcp"},
+			AcceptTypes: []string{"message/cpim", "text/plain"},
+			Setup:       "actpass", Fingerprint: "sha-256 AA:BB:CC", Direction: "recvonly"}},
+	}
+	for _, tt := range tests {
+		wire := readVector(t, tt.file)
+		forms := map[string][]byte{
+			"CRLF":            wire,
+			"LF":              bytes.ReplaceAll(wire, []byte("\r\n"), []byte("\n")),
+			"no final CRLF":   bytes.TrimSuffix(wire, []byte("\r\n")),
+			"trailing spaces": bytes.ReplaceAll(wire, []byte("\r\n"), []byte("  \t\r\n")),
+			"blank lines":     bytes.ReplaceAll(wire, []byte("\r\n"), []byte("\r\n\r\n")),
+		}
+		for form, body := range forms {
+			t.Run(tt.file+"/"+form, func(t *testing.T) {
+				got, err := Parse(body)
+				if err != nil {
+					t.Fatalf("Parse: %v\n%s", err, body)
+				}
+				if !reflect.DeepEqual(*got, tt.want) {
+					t.Errorf("Parse:\n got %+v\nwant %+v", *got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestParseTolerance(t *testing.T) {
+	const base = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+	tests := []struct {
+		name  string
+		body  string
+		check func(t *testing.T, m *Media)
+	}{
+		{"space after attribute colon", base + "m=message 7 TCP/MSRP *\r\na=accept-types:  text/plain  text/html\r\na=path: msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if !reflect.DeepEqual(m.AcceptTypes, []string{"text/plain", "text/html"}) || m.Path[0] != "msrp://h:7/s;tcp" {
+					t.Errorf("got %+v", m)
+				}
+			}},
+		{"a=connection:new ignored", base + "m=message 7 TCP/MSRP *\r\na=connection:new\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if m.Setup != "" {
+					t.Errorf("Setup = %q", m.Setup)
+				}
+			}},
+		{"holdconn means absent", base + "m=message 7 TCP/MSRP *\r\na=setup:holdconn\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if m.Setup != "" {
+					t.Errorf("Setup = %q", m.Setup)
+				}
+			}},
+		{"setup case-insensitive", base + "m=message 7 TCP/MSRP *\r\na=setup:ACTIVE\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if m.Setup != "active" {
+					t.Errorf("Setup = %q", m.Setup)
+				}
+			}},
+		{"media setup wins over session", strings.Replace(base, "t=0 0\r\n", "t=0 0\r\na=setup:passive\r\na=inactive\r\n", 1) +
+			"m=message 7 TCP/MSRP *\r\na=setup:active\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if m.Setup != "active" || m.Direction != "inactive" {
+					t.Errorf("Setup = %q Direction = %q", m.Setup, m.Direction)
+				}
+			}},
+		{"proto letter case", base + "m=message 7 tcp/tls/msrp *\r\na=accept-types:text/plain\r\na=path:msrps://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if !m.Secure {
+					t.Error("not Secure")
+				}
+			}},
+		{"repeated path and accept-types lines concatenate", base + "m=message 7 TCP/MSRP *\r\na=accept-types:text/plain\r\na=accept-types:message/cpim\r\na=path:msrp://r:1/a;tcp\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if len(m.AcceptTypes) != 2 || len(m.Path) != 2 {
+					t.Errorf("got %+v", m)
+				}
+			}},
+		{"bad max-size is absent", base + "m=message 7 TCP/MSRP *\r\na=max-size:lots\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if m.MaxSize != 0 {
+					t.Errorf("MaxSize = %d", m.MaxSize)
+				}
+			}},
+		{"session lines out of order and repeated", "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nc=IN IP4 192.0.2.5\r\nb=AS:64\r\ns=again\r\nz=garbage\r\nm=message 7 TCP/MSRP *\r\nb=AS:x\r\ni=title\r\nc=IN IP4 192.0.2.6\r\nc=IN IP4 192.0.2.7\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if m.Host != "192.0.2.6" {
+					t.Errorf("Host = %q", m.Host)
+				}
+			}},
+		{"no c= anywhere", "m=message 7 TCP/MSRP *\na=accept-types:text/plain\na=path:msrp://h:7/s;tcp",
+			func(t *testing.T, m *Media) {
+				if m.Host != "" || m.Port != 7 {
+					t.Errorf("got %+v", m)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Parse([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tt.check(t, m)
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const session = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+	tests := []struct {
+		name string
+		body string
+		want error
+	}{
+		{"empty", "", ErrMalformed},
+		{"blank lines only", "\r\n\r\n  \r\n", ErrMalformed},
+		{"plain text", "hello, this is not SDP\r\n", ErrMalformed},
+		{"JSON", `{"v":0}`, ErrMalformed},
+		{"upper-case type", "V=0\r\n", ErrMalformed},
+		{"bad version", "v=1\r\no=- 1 1 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=message 7 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrMalformed},
+		{"bad origin", "v=0\r\no=- x y IN IP4 h\r\ns=-\r\nt=0 0\r\n", ErrMalformed},
+		{"bad c= address type", session + "m=message 7 TCP/MSRP *\r\nc=IN IP5 h\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrMalformed},
+		{"bad port", session + "m=message 70000 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrMalformed},
+		{"too large", session + strings.Repeat("a=x\r\n", maxBodySize/5+1), ErrMalformed},
+		{"no media", session, ErrNoMessageMedia},
+		{"audio only", session + "m=audio 4000 RTP/AVP 0\r\n", ErrNoMessageMedia},
+		{"port 0", session + "m=message 0 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrNoMessageMedia},
+		{"format not *", session + "m=message 7 TCP/MSRP text/plain\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrNoMessageMedia},
+		{"udp proto", session + "m=message 7 UDP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrNoMessageMedia},
+		{"websocket proto", session + "m=message 7 TCP/WSS/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;ws\r\n", ErrNoMessageMedia},
+		{"no path", session + "m=message 7 TCP/MSRP *\r\na=accept-types:text/plain\r\n", ErrNoPath},
+		{"empty path", session + "m=message 7 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:\r\n", ErrNoPath},
+		{"no accept-types", session + "m=message 7 TCP/MSRP *\r\na=path:msrp://h:7/s;tcp\r\n", ErrNoAcceptTypes},
+		{"empty accept-types", session + "m=message 7 TCP/MSRP *\r\na=accept-types: \r\na=path:msrp://h:7/s;tcp\r\n", ErrNoAcceptTypes},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Parse([]byte(tt.body))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Parse = %+v, %v; want %v", m, err, tt.want)
+			}
+			if m != nil {
+				t.Errorf("Parse returned %+v with an error", m)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want.Error()) {
+				t.Errorf("error %q does not start with the sentinel's text", err)
+			}
+		})
+	}
+}
+
+// A body with a thousand attributes is parsed, in time linear in its size, with all of them seen.
+func TestParseManyAttributes(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=message 7 TCP/MSRP *\r\n")
+	for range 1000 {
+		b.WriteString("a=x-filler:0123456789\r\n")
+	}
+	b.WriteString("a=accept-types:text/plain\r\n")
+	for range 1000 {
+		b.WriteString("a=path:msrp://h:7/s;tcp\r\n")
+	}
+	m, err := Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Path) != 1000 {
+		t.Errorf("len(Path) = %d, want 1000", len(m.Path))
+	}
+}
+
+func TestMarshalRoundTrip(t *testing.T) {
+	tests := []Media{
+		{Host: "127.0.0.1", Port: 2855, Path: []string{"msrp://127.0.0.1:2855/abc;tcp"},
+			AcceptTypes:        []string{"message/cpim", "text/plain", "application/im-iscomposing+xml"},
+			AcceptWrappedTypes: []string{"text/plain", "message/imdn+xml", "application/im-iscomposing+xml"},
+			MaxSize:            32768, Setup: "actpass", Direction: "sendrecv"},
+		{Secure: true, Host: "::1", Port: 9, Path: []string{"msrps://relay:9000/r;tcp", "msrps://[::1]:9/x;tcp"},
+			AcceptTypes: []string{"text/plain"}, Setup: "active", Fingerprint: "SHA-256 AB:CD:EF",
+			Direction: "recvonly", CEMA: true},
+		{Host: "gw.example.net", Port: 2855, Path: []string{"msrp://gw.example.net:2855/s;tcp"},
+			AcceptTypes: []string{"*"}, Direction: "inactive"},
+	}
+	for _, in := range tests {
+		out := in.Marshal(42, 7)
+		if !bytes.HasSuffix(out, []byte("\r\n")) || bytes.Contains(bytes.ReplaceAll(out, []byte("\r\n"), nil), []byte("\n")) {
+			t.Errorf("Marshal does not use CRLF line endings:\n%q", out)
+		}
+		got, err := Parse(out)
+		if err != nil {
+			t.Fatalf("Parse(Marshal(%+v)): %v\n%s", in, err, out)
+		}
+		if !reflect.DeepEqual(*got, in) {
+			t.Errorf("round trip:\n got %+v\nwant %+v\n%s", *got, in, out)
+		}
+	}
+}
+
+func TestMarshalExact(t *testing.T) {
+	m := Media{Host: "[2001:db8::1]", Port: 2855, Path: []string{"msrp://[2001:db8::1]:2855/abc;tcp"},
+		AcceptTypes: []string{"message/cpim", "text/plain"}, AcceptWrappedTypes: []string{"text/plain"},
+		MaxSize: 32768, Setup: "actpass", Fingerprint: "SHA-256 AB", Direction: "sendrecv"}
+	want := "v=0\r\n" +
+		"o=- 123 4 IN IP6 2001:db8::1\r\n" +
+		"s=-\r\n" +
+		"c=IN IP6 2001:db8::1\r\n" +
+		"t=0 0\r\n" +
+		"m=message 2855 TCP/MSRP *\r\n" +
+		"a=accept-types:message/cpim text/plain\r\n" +
+		"a=accept-wrapped-types:text/plain\r\n" +
+		"a=max-size:32768\r\n" +
+		"a=setup:actpass\r\n" +
+		"a=path:msrp://[2001:db8::1]:2855/abc;tcp\r\n" +
+		"a=fingerprint:SHA-256 AB\r\n"
+	if got := string(m.Marshal(123, 4)); got != want {
+		t.Errorf("Marshal:\n%s\nwant:\n%s", got, want)
+	}
+	// Optional lines are left out, a=path never is.
+	bare := Media{Port: 1}
+	got := string(bare.Marshal(0, 0))
+	for _, absent := range []string{"accept-wrapped-types", "max-size", "setup", "fingerprint", "msrp-cema", "sendrecv"} {
+		if strings.Contains(got, absent) {
+			t.Errorf("Marshal of an empty Media has %s:\n%s", absent, got)
+		}
+	}
+	if !strings.Contains(got, "\r\na=path:\r\n") || !strings.Contains(got, "c=IN IP4 0.0.0.0\r\n") {
+		t.Errorf("Marshal of an empty Media:\n%s", got)
+	}
+}
