@@ -129,8 +129,8 @@ func TestKeyEscapingVariants(t *testing.T) {
 		name, path string
 		want       int
 	}{
-		{"fully escaped", "/api/sessions/" + url.QueryEscape(keyAlice), 200},          // ':' '@' as %3A %40
-		{"raw colon and at", "/api/sessions/" + keyAlice, 200},                        // unescaped ':' '@' are legal in a path
+		{"fully escaped", "/api/sessions/" + url.QueryEscape(keyAlice), 200}, // ':' '@' as %3A %40
+		{"raw colon and at", "/api/sessions/" + keyAlice, 200},               // unescaped ':' '@' are legal in a path
 		{"escaped slash", "/api/sessions/sip:eve@c.example.com:tel:+1%2F555%2F0100", 200},
 		{"unescaped slash still found", "/api/sessions/sip:eve@c.example.com:tel:+1/555/0100", 200},
 		{"escaped semicolon", "/api/sessions/" + url.PathEscape(keyCarol), 200},
