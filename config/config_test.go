@@ -1,0 +1,677 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestDefaultNeverFails(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	if c.Gateway.Answer.KeyTemplate() == nil || c.Gateway.Message.KeyTemplate() == nil ||
+		c.Gateway.SetupFailed.BodyTemplate() == nil || c.Gateway.FailureNotify.BodyTemplate() == nil {
+		t.Fatal("Default() did not compile its templates")
+	}
+	// Two calls give independent values: changing one must not change the next.
+	c.SIP.Listen[0].Addr = "127.0.0.1:1"
+	if Default().SIP.Listen[0].Addr != "127.0.0.1:5060" {
+		t.Fatal("Default() shares state between calls")
+	}
+}
+
+// TestDefaultValues pins every key of the default configuration to SPEC §6 (limits: this package's sizes).
+func TestDefaultValues(t *testing.T) {
+	types := []string{"message/cpim", "text/plain", "application/im-iscomposing+xml"}
+	wrapped := []string{"text/plain", "message/imdn+xml", "application/im-iscomposing+xml"}
+	want := map[string]any{
+		"sip.listen":          []Listen{{"udp", "127.0.0.1:5060"}, {"tcp", "127.0.0.1:5060"}},
+		"sip.contact":         "sip:127.0.0.1:5060",
+		"sip.outbound_proxy":  "",
+		"sip.trusted":         []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		"sip.credentials":     []Credential{},
+		"sip.auth.realm":      "",
+		"sip.auth.users_file": "",
+		"sip.tls.cert":        "",
+		"sip.tls.key":         "",
+		"sip.tls.client_ca":   "",
+
+		"msrp.listen":              "msrp://127.0.0.1:2855;tcp",
+		"msrp.advertise":           "",
+		"msrp.chunk_size":          2048,
+		"msrp.transaction_timeout": 30 * time.Second,
+		"msrp.unbound_timeout":     30 * time.Second,
+		"msrp.check_from_path":     true,
+		"msrp.tls.cert":            "",
+		"msrp.tls.key":             "",
+
+		"gateway.message_timeout":              2 * time.Hour,
+		"gateway.session_timeout":              12 * time.Hour,
+		"gateway.max_duration":                 12 * time.Hour,
+		"gateway.setup_timeout":                30 * time.Second,
+		"gateway.shutdown_timeout":             10 * time.Second,
+		"gateway.max_message_size":             int64(32768),
+		"gateway.forward_control":              false,
+		"gateway.cpim_passthrough":             false,
+		"gateway.answer.key":                   "$fu:$tu",
+		"gateway.answer.accept_types":          types,
+		"gateway.answer.accept_wrapped_types":  wrapped,
+		"gateway.answer.from":                  "$fu",
+		"gateway.answer.to":                    "$tu",
+		"gateway.answer.ruri":                  "$ru",
+		"gateway.message.key":                  "$tu:$fu",
+		"gateway.message.accept_types":         types,
+		"gateway.message.accept_wrapped_types": wrapped,
+		"gateway.message.invite_headers":       []string{},
+		"gateway.message.contact_params":       "",
+		"gateway.message.reply":                "wait",
+		"gateway.message.reply_wait":           4 * time.Second,
+		"gateway.setup_failed.notify":          true,
+		"gateway.setup_failed.body":            "Failed to establish session, error: $code $reason",
+		"gateway.failure_notify.notify":        true,
+		"gateway.failure_notify.body":          "Message not delivered ($code $reason): $excerpt",
+		"gateway.imdn.delivered_on_200":        true,
+		"gateway.imdn.request":                 false,
+
+		"admin.listen": "127.0.0.1:8080",
+		"admin.token":  "",
+		"admin.pprof":  false,
+
+		"limits.max_sessions":            200000,
+		"limits.max_sessions_per_source": 200000,
+		"limits.max_queued_per_session":  1000,
+		"limits.max_queued_total":        200000,
+		"limits.max_conns":               19000,
+		"limits.max_conns_per_source":    19000,
+		"limits.max_header_bytes":        16384,
+		"limits.max_chunks_per_message":  1024,
+		"limits.max_partial_per_session": 16,
+		"limits.max_sip_handlers":        10000,
+		"limits.retry_after":             5 * time.Second,
+
+		"log.level":  "info",
+		"log.format": "text",
+
+		"events.webhooks": []Webhook{},
+	}
+	c := Default()
+	for _, key := range schemaKeys() {
+		w, ok := want[key]
+		if !ok {
+			t.Errorf("%s: no expected default in this test", key)
+			continue
+		}
+		got, _ := lookup(c, key)
+		if !reflect.DeepEqual(got.Interface(), w) {
+			t.Errorf("%s = %#v, want %#v", key, got.Interface(), w)
+		}
+		delete(want, key)
+	}
+	for key := range want {
+		t.Errorf("%s: expected in the schema but missing", key)
+	}
+}
+
+// TestDefaultYAMLIsSpec checks that default.yaml carries SPEC §6's YAML line for line (comments included),
+// apart from the limits section, which this package fills in.
+func TestDefaultYAMLIsSpec(t *testing.T) {
+	spec, err := os.ReadFile("testdata/spec-section6.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := string(DefaultYAML())
+	for line := range strings.SplitSeq(strings.TrimSpace(string(spec)), "\n") {
+		if strings.HasPrefix(line, "limits:") {
+			continue
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "# load targets") {
+			continue
+		}
+		if !strings.Contains(def, line+"\n") {
+			t.Errorf("default.yaml lacks SPEC line %q", line)
+		}
+	}
+}
+
+func TestFullFileRoundTrip(t *testing.T) {
+	data, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := decodeDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := decodeOver(c, data)
+	if err != nil {
+		t.Fatalf("decode full.yaml: %v", err)
+	}
+	for _, key := range schemaKeys() {
+		if _, ok := pos[key]; !ok {
+			t.Errorf("full.yaml does not set %s", key)
+		}
+	}
+	def, _ := decodeDefault()
+	for _, key := range schemaKeys() {
+		a, _ := lookup(c, key)
+		d, _ := lookup(def, key)
+		if sameValue(a, d) {
+			t.Errorf("full.yaml leaves %s at its default %v; set it to something else", key, a.Interface())
+		}
+	}
+	// Spot checks of the conversions.
+	if got, want := c.SIP.Listen[1], (Listen{"tcp", "[::1]:5071"}); got != want {
+		t.Errorf("sip.listen[1] = %v, want %v", got, want)
+	}
+	if got, want := c.SIP.Trusted[1], netip.MustParsePrefix("192.0.2.7/32"); got != want {
+		t.Errorf("bare IPv4 in sip.trusted = %v, want %v", got, want)
+	}
+	if got, want := c.SIP.Trusted[3], netip.MustParsePrefix("2001:db8::1/128"); got != want {
+		t.Errorf("bare IPv6 in sip.trusted = %v, want %v", got, want)
+	}
+	if c.Gateway.MessageTimeout != 30*time.Minute || c.Gateway.MaxDuration != 0 {
+		t.Errorf("durations: message_timeout %v, max_duration %v", c.Gateway.MessageTimeout, c.Gateway.MaxDuration)
+	}
+
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := decodeDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeOver(again, out); err != nil {
+		t.Fatalf("decode marshalled config: %v\n%s", err, out)
+	}
+	for _, key := range schemaKeys() {
+		a, _ := lookup(c, key)
+		b, _ := lookup(again, key)
+		if !sameValue(a, b) {
+			t.Errorf("%s: %v after a round trip, was %v", key, b.Interface(), a.Interface())
+		}
+	}
+	if bytes.Contains(out, []byte("client_ca: \"\"")) {
+		t.Errorf("marshalled msrp.tls has a client_ca key:\n%s", out)
+	}
+}
+
+// TestFullFileRefusesNotEffective: full.yaml sets every key, so Parse must refuse exactly the keys whose
+// feature has not landed, each by name, with its line.
+func TestFullFileRefusesNotEffective(t *testing.T) {
+	data, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Parse(data)
+	if !errors.Is(err, ErrNotEffective) {
+		t.Fatalf("Parse(full.yaml) = %v, want ErrNotEffective", err)
+	}
+	var refused []string
+	for _, e := range unjoin(err) {
+		var ke *KeyError
+		if errors.As(e, &ke) && errors.Is(e, ErrNotEffective) {
+			if ke.Line == 0 {
+				t.Errorf("%v: no line", e)
+			}
+			refused = append(refused, ke.Key)
+		} else {
+			t.Errorf("unexpected error: %v", e)
+		}
+	}
+	var want []string
+	for _, key := range schemaKeys() {
+		if _, listed := features()[key]; listed {
+			want = append(want, key)
+		}
+	}
+	if !slices.Equal(refused, want) {
+		t.Errorf("refused %v\nwant    %v", refused, want)
+	}
+}
+
+func TestEffectiveFile(t *testing.T) {
+	c, err := Load("testdata/effective.yaml")
+	if err != nil {
+		t.Fatalf("Load(effective.yaml) = %v", err)
+	}
+	if c.Gateway.Message.Reply != ReplyAccept || c.MSRP.ChunkSize != 1024 || c.SIP.Listen[0].Addr != "127.0.0.1:0" {
+		t.Errorf("values not read: %+v", c.Gateway.Message)
+	}
+	if got := c.Gateway.Answer.RURITemplate().Headers(); !slices.Equal(got, []string{"X-RURI"}) {
+		t.Errorf("answer.ruri headers = %v", got)
+	}
+	secure, hp, err := c.MSRP.ListenAddr()
+	if secure || hp != "127.0.0.1:0" || err != nil {
+		t.Errorf("ListenAddr() = %v, %q, %v", secure, hp, err)
+	}
+	if hp, _ := c.MSRP.PathHostPort(); hp != "192.0.2.10:2855" {
+		t.Errorf("PathHostPort() = %q", hp)
+	}
+	if slices.Contains(c.NotEffective(), "gateway.message.reply") {
+		t.Error("reply: accept is reported as not effective")
+	}
+}
+
+func TestPartialFileKeepsDefaults(t *testing.T) {
+	c, err := Parse([]byte("gateway:\n  setup_timeout: 5s\n  answer:\n    key: \"$ci\"\nsip:\n  auth: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	def.Gateway.SetupTimeout = 5 * time.Second
+	def.Gateway.Answer.Key = "$ci"
+	for _, key := range schemaKeys() {
+		a, _ := lookup(c, key)
+		d, _ := lookup(def, key)
+		if !sameValue(a, d) {
+			t.Errorf("%s = %v, want %v", key, a.Interface(), d.Interface())
+		}
+	}
+	if got := c.Gateway.Answer.KeyTemplate().String(); got != "$ci" {
+		t.Errorf("compiled answer key = %q", got)
+	}
+}
+
+func TestEmptyFilesAreDefaults(t *testing.T) {
+	for _, data := range []string{"", "\n", "# only a comment\n", "---\n"} {
+		c, err := Parse([]byte(data))
+		if err != nil {
+			t.Errorf("Parse(%q) = %v", data, err)
+			continue
+		}
+		if c.MSRP.Listen != "msrp://127.0.0.1:2855;tcp" {
+			t.Errorf("Parse(%q): msrp.listen = %q", data, c.MSRP.Listen)
+		}
+	}
+}
+
+func TestDurations(t *testing.T) {
+	c, err := Parse([]byte("gateway:\n  message_timeout: 90m\n  session_timeout: 1h30m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Gateway.MessageTimeout != 90*time.Minute || c.Gateway.SessionTimeout != 90*time.Minute {
+		t.Errorf("got %v, %v", c.Gateway.MessageTimeout, c.Gateway.SessionTimeout)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"msrp:\n  transaction_timeout: 30\n", `key msrp.transaction_timeout (line 2, column 24): 30 is a bare number; write a duration with its unit, e.g. "30s"`},
+		{"msrp:\n  transaction_timeout: 1.5\n", `key msrp.transaction_timeout (line 2, column 24): 1.5 is a bare number`},
+		{"gateway:\n  setup_timeout: soon\n", `key gateway.setup_timeout (line 2, column 18): "soon" is not a duration`},
+		{"gateway:\n  setup_timeout: [1s]\n", `key gateway.setup_timeout (line 2, column 18): want a duration like "30s", got a list`},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v\nwant containing %s", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestUnknownKey(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"sip:\n  contact: sip:127.0.0.1\n  listn: [udp:127.0.0.1:5060]\n",
+			"key sip.listn (line 3, column 3): unknown key; sip has: listen, contact, outbound_proxy, trusted, credentials, auth, tls"},
+		{"sipp: {}\n", "key sipp (line 1, column 1): unknown key; the top level has: sip, msrp"},
+		{"msrp:\n  tls:\n    client_ca: /x\n", "key msrp.tls.client_ca (line 3, column 5): unknown key; msrp.tls has: cert, key"},
+		{"events:\n  webhooks:\n    - url: http://127.0.0.1/\n      event: [setup_failed]\n",
+			"key events.webhooks[0].event (line 4, column 7): unknown key"},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v\nwant ErrUnknownKey containing %s", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestTrustedBareAddress(t *testing.T) {
+	c, err := decodeDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeOver(c, []byte("sip:\n  trusted: [10.1.2.3, \"fd00::7\", 10.0.0.0/8]\n")); err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{
+		netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("fd00::7/128"), netip.MustParsePrefix("10.0.0.0/8"),
+	}
+	if !slices.Equal(c.SIP.Trusted, want) {
+		t.Errorf("trusted = %v, want %v", c.SIP.Trusted, want)
+	}
+}
+
+// TestValidateErrors has one case per check; each must name its key, and its line when the file sets it.
+func TestValidateErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"session below message timeout", "gateway:\n  message_timeout: 13h\n",
+			"key gateway.session_timeout: 12h0m0s is lower than gateway.message_timeout (13h0m0s)"},
+		{"session below message timeout, set", "gateway:\n  session_timeout: 1h\n",
+			"key gateway.session_timeout (line 2, column 20): 1h0m0s is lower than gateway.message_timeout (2h0m0s)"},
+		{"negative max_duration", "gateway:\n  max_duration: -1s\n", "key gateway.max_duration (line 2, column 17): -1s: want 0 (no limit)"},
+		{"zero message timeout", "gateway:\n  message_timeout: 0s\n", "key gateway.message_timeout (line 2, column 20): 0s: want a duration above zero"},
+		{"zero session timeout", "gateway:\n  session_timeout: 0s\n", "key gateway.session_timeout (line 2, column 20): 0s: want a duration above zero"},
+		{"zero setup timeout", "gateway:\n  setup_timeout: 0s\n", "key gateway.setup_timeout (line 2, column 18): 0s: want a duration above zero"},
+		{"zero shutdown timeout", "gateway:\n  shutdown_timeout: -2s\n", "key gateway.shutdown_timeout (line 2, column 21): -2s: want a duration above zero"},
+		{"zero transaction timeout", "msrp:\n  transaction_timeout: 0s\n", "key msrp.transaction_timeout (line 2, column 24): 0s: want a duration"},
+		{"zero unbound timeout", "msrp:\n  unbound_timeout: 0s\n", "key msrp.unbound_timeout (line 2, column 20): 0s: want"},
+		{"zero reply wait", "gateway:\n  message:\n    reply_wait: 0s\n", "key gateway.message.reply_wait (line 3, column 17): 0s: want a duration above zero"},
+		{"bad reply", "gateway:\n  message:\n    reply: later\n", `key gateway.message.reply (line 3, column 12): "later": want wait, accept or ok`},
+		{"bad log level", "log:\n  level: verbose\n", `key log.level (line 2, column 10): "verbose": want debug, info, warn or error`},
+		{"bad log format", "log:\n  format: xml\n", `key log.format (line 2, column 11): "xml": want text or json`},
+		{"zero chunk size", "msrp:\n  chunk_size: 0\n", "key msrp.chunk_size (line 2, column 15): 0: want a number above zero"},
+		{"zero max message size", "gateway:\n  max_message_size: -5\n", "key gateway.max_message_size (line 2, column 21): -5: want a number above zero"},
+		{"chunk size not a number", "msrp:\n  chunk_size: big\n", `key msrp.chunk_size (line 2, column 15): want an integer, got "big"`},
+		{"bool not a bool", "msrp:\n  check_from_path: maybe\n", `key msrp.check_from_path (line 2, column 20): want true or false, got "maybe"`},
+		{"section not a mapping", "sip: udp\n", `key sip (line 1, column 6): want a mapping of keys (listen, contact`},
+		{"list not a list", "sip:\n  listen: udp:127.0.0.1:5060\n", "key sip.listen (line 2, column 11): want a list"},
+		{"set twice", "log:\n  level: info\n  level: debug\n", "key log.level (line 3, column 3): set twice (first at line 2)"},
+		{"no listener", "sip:\n  listen: []\n", "key sip.listen (line 2, column 11): is empty"},
+		{"bad listener network", "sip:\n  listen: [sctp:127.0.0.1:5060]\n", `key sip.listen[0] (line 2, column 12): listener "sctp:127.0.0.1:5060": network "sctp" is not udp, tcp or tls`},
+		{"bad listener port", "sip:\n  listen: [udp:127.0.0.1:99999]\n", `key sip.listen[0] (line 2, column 12): listener "udp:127.0.0.1:99999": port "99999"`},
+		{"listener without port", "sip:\n  listen: [udp:127.0.0.1]\n", `key sip.listen[0] (line 2, column 12): listener "udp:127.0.0.1"`},
+		{"listener twice", "sip:\n  listen: [udp:127.0.0.1:5060, udp:127.0.0.1:5060]\n", "key sip.listen[1] (line 2, column 32): udp:127.0.0.1:5060 is listed twice"},
+		{"tls listener without cert", "sip:\n  listen: [tls:127.0.0.1:5061]\n", "key sip.listen[0] (line 2, column 12): tls:127.0.0.1:5061 needs sip.tls.cert and sip.tls.key"},
+		{"contact not sip", "sip:\n  contact: http://127.0.0.1/\n", `key sip.contact (line 2, column 12): "http://127.0.0.1/" is not a sip: or sips: URI`},
+		{"contact doubled scheme", "sip:\n  contact: sip:sip:127.0.0.1\n", "has the scheme twice"},
+		{"contact bad host", "sip:\n  contact: \"sip:gw@bad_host\"\n", `"bad_host" is neither an IP address nor a DNS name`},
+		{"outbound proxy", "sip:\n  outbound_proxy: \"proxy.example.net\"\n", `key sip.outbound_proxy (line 2, column 19): "proxy.example.net" is not a sip: or sips: URI`},
+		{"trusted garbage", "sip:\n  trusted: [localhost]\n", `key sip.trusted[0] (line 2, column 13): "localhost" is neither an IP address nor a CIDR prefix`},
+		{"trusted host bits", "sip:\n  trusted: [10.0.0.1/8]\n", `key sip.trusted[0] (line 2, column 13): "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?`},
+		{"msrp scheme", "msrp:\n  listen: http://127.0.0.1:2855;tcp\n", `key msrp.listen (line 2, column 11): "http://127.0.0.1:2855;tcp": scheme "http" is not msrp or msrps`},
+		{"msrp no transport", "msrp:\n  listen: msrp://127.0.0.1:2855\n", `want the transport ";tcp"`},
+		{"msrp udp transport", "msrp:\n  listen: msrp://127.0.0.1:2855;udp\n", `want the transport ";tcp"`},
+		{"msrp no port", "msrp:\n  listen: msrp://127.0.0.1;tcp\n", `key msrp.listen (line 2, column 11): "msrp://127.0.0.1;tcp": "127.0.0.1" is not HOST:PORT`},
+		{"msrp no host", "msrp:\n  listen: msrp://:2855;tcp\n", "the host is empty"},
+		{"msrp session id", "msrp:\n  listen: msrp://127.0.0.1:2855/abc;tcp\n", "a listen URI has no session-id path"},
+		{"msrps without cert", "msrp:\n  listen: msrps://127.0.0.1:2855;tcp\n", "key msrp.listen (line 2, column 11): msrps://127.0.0.1:2855;tcp is msrps:// and needs msrp.tls.cert and msrp.tls.key"},
+		{"advertise port 0", "msrp:\n  advertise: 192.0.2.1:0\n", "key msrp.advertise (line 2, column 14): port 0 is not a port a peer can reach"},
+		{"advertise no port", "msrp:\n  advertise: 192.0.2.1\n", `key msrp.advertise (line 2, column 14): "192.0.2.1" is not HOST:PORT`},
+		{"unknown template variable", "gateway:\n  answer:\n    key: \"$fu:$tx\"\n", "key gateway.answer.key (line 3, column 15): unknown variable $tx"},
+		{"notify variable in key", "gateway:\n  message:\n    key: $code\n", "key gateway.message.key (line 3, column 10): unknown variable $code"},
+		{"empty key template", "gateway:\n  message:\n    key: \"\"\n", "key gateway.message.key (line 3, column 10): must not be empty"},
+		{"empty from template", "gateway:\n  answer:\n    from: ''\n", "key gateway.answer.from (line 3, column 11): must not be empty"},
+		{"bad to template", "gateway:\n  answer:\n    to: \"$hdr(X\"\n", `key gateway.answer.to (line 3, column 10): unclosed "$hdr("`},
+		{"bad ruri template", "gateway:\n  answer:\n    ruri: \"sip:$\"\n", "key gateway.answer.ruri (line 3, column 16): '$' not followed by a variable name"},
+		{"bad setup_failed body", "gateway:\n  setup_failed:\n    body: \"$code $why\"\n", "key gateway.setup_failed.body (line 3, column 18): unknown variable $why"},
+		{"empty notify body", "gateway:\n  setup_failed:\n    body: \"\"\n", "key gateway.setup_failed.body (line 3, column 11): must not be empty"},
+		{"bad media type", "gateway:\n  answer:\n    accept_types: [text]\n", `key gateway.answer.accept_types[0] (line 3, column 20): "text" is not a media type`},
+		{"no accept types", "gateway:\n  message:\n    accept_types: []\n", "key gateway.message.accept_types (line 3, column 19): is empty"},
+		{"bad wrapped type", "gateway:\n  message:\n    accept_wrapped_types: [text/plain, \"a b/c\"]\n", `key gateway.message.accept_wrapped_types[1] (line 3, column 40): "a b/c" is not a media type`},
+		{"admin listen", "admin:\n  listen: localhost\n", `key admin.listen (line 2, column 11): "localhost" is not HOST:PORT`},
+		{"webhook url scheme", "events:\n  webhooks: [{url: \"ftp://127.0.0.1/\"}]\n", `key events.webhooks[0].url (line 2, column 20): "ftp://127.0.0.1/": want an http:// or https:// URL`},
+		{"webhook url", "events:\n  webhooks: [{url: \"http://%zz\"}]\n", `key events.webhooks[0].url (line 2, column 20): "http://%zz" is not a URL`},
+		{"webhook no host", "events:\n  webhooks: [{url: \"http:///x\"}]\n", `has no host`},
+		{"webhook event", "events:\n  webhooks: [{url: \"http://127.0.0.1/\", events: [session_started, boom]}]\n",
+			`key events.webhooks[0].events[1] (line 2, column 67): "boom" is not an event; want one of setup_failed, session_started, session_ended, message_failed`},
+		{"limit zero", "limits:\n  max_sessions: 0\n", "key limits.max_sessions (line 2, column 17): 0: want a number above zero"},
+		{"limit negative", "limits:\n  max_sip_handlers: -1\n", "key limits.max_sip_handlers (line 2, column 21): -1: want a number above zero"},
+		{"retry after", "limits:\n  retry_after: 0s\n", "key limits.retry_after (line 2, column 16): 0s: want a duration above zero"},
+		{"credential without username", "sip:\n  credentials: [{realm: x, password: y}]\n", "key sip.credentials[0].username: is empty"},
+		{"auth half set", "sip:\n  auth: {realm: example.net}\n", "key sip.auth.users_file: is empty but sip.auth.realm is set"},
+		{"tls half set", "sip:\n  tls: {key: /k}\n", "key sip.tls.cert: is empty but sip.tls.key is set"},
+		{"invite header", "gateway:\n  message:\n    invite_headers: [\"no colon\"]\n", `key gateway.message.invite_headers[0] (line 3, column 22): "no colon" is not a header line`},
+		{"contact params line break", "gateway:\n  message:\n    contact_params: \"a\\r\\nVia: x\"\n", "key gateway.message.contact_params (line 3, column 21): \"a\\r\\nVia: x\" contains a line break"},
+		{"not effective", "sip:\n  trusted: [0.0.0.0/0]\n", "key sip.trusted (line 2, column 12): not yet effective in this version; leave it at its default ([127.0.0.0/8 ::1/128])"},
+		{"not effective value", "gateway:\n  message:\n    reply: ok\n", "key gateway.message.reply (line 3, column 12): ok is not yet effective in this version; leave it at its default (wait), or use accept"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("Parse accepted:\n%s", tc.yaml)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse error:\n%v\nwant one containing:\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestValidateWithoutFile: a Config built in Go (the gateway's tests do this) is validated too, its errors
+// naming keys without lines.
+func TestValidateWithoutFile(t *testing.T) {
+	c := Default()
+	c.Gateway.SessionTimeout = time.Minute
+	c.Gateway.Answer.Key = "$nope"
+	c.SIP.Listen = append(c.SIP.Listen, Listen{Network: "quic", Addr: "127.0.0.1:1"})
+	err := c.Validate()
+	for _, want := range []string{
+		"key gateway.session_timeout: 1m0s is lower than gateway.message_timeout",
+		"key gateway.answer.key (column 1): unknown variable $nope",
+		`key sip.listen[2]: listener "quic:127.0.0.1:1": network "quic"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v\nwant containing %s", err, want)
+		}
+	}
+	if n := len(unjoin(err)); n != 3 {
+		t.Errorf("Validate() returned %d errors, want 3: %v", n, err)
+	}
+	var te *TemplateError
+	if !errors.As(err, &te) || te.Key != "gateway.answer.key" || te.Column != 1 {
+		t.Errorf("no *TemplateError for gateway.answer.key in %v", err)
+	}
+}
+
+func TestTemplateErrorPositionInFile(t *testing.T) {
+	for _, tc := range []struct {
+		yaml         string
+		line, column int
+	}{
+		{"gateway:\n  answer:\n    key: \"$fu:$tx\"\n", 3, 15},  // double-quoted: text starts after the quote
+		{"gateway:\n  answer:\n    key: '$fu:$tx'\n", 3, 15},    // single-quoted
+		{"gateway:\n  answer:\n    key: $fu:$tx\n", 3, 14},      // plain
+		{"gateway:\n  answer: {key: \"a$fx\"}\n", 2, 19},        // flow mapping
+		{"gateway:\n  answer:\n    key: |\n      $fx\n", 3, 10}, // block scalar: the indicator
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		var te *TemplateError
+		if !errors.As(err, &te) {
+			t.Errorf("Parse(%q) = %v, want a *TemplateError", tc.yaml, err)
+			continue
+		}
+		if te.Key != "gateway.answer.key" || te.Line != tc.line || te.Column != tc.column {
+			t.Errorf("Parse(%q): %s line %d column %d, want line %d column %d", tc.yaml, te.Key, te.Line, te.Column, tc.line, tc.column)
+		}
+	}
+}
+
+func TestValidateCollectsAllErrors(t *testing.T) {
+	_, err := Parse([]byte("log:\n  level: loud\n  format: xml\nmsrp:\n  chunk_size: 0\n"))
+	if n := len(unjoin(err)); n != 3 {
+		t.Errorf("got %d errors, want 3: %v", n, err)
+	}
+	for _, e := range unjoin(err) {
+		var ke *KeyError
+		if !errors.As(e, &ke) || ke.Line == 0 {
+			t.Errorf("%v: not a positioned *KeyError", e)
+		}
+	}
+}
+
+func TestYAMLSyntaxError(t *testing.T) {
+	_, err := Parse([]byte("sip:\n  listen: [udp:127.0.0.1:5060\n"))
+	if err == nil || !strings.Contains(err.Error(), "line") {
+		t.Errorf("Parse(broken YAML) = %v, want an error with a line", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "msrpgw.yaml")
+	if err := os.WriteFile(path, []byte("log:\n  level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path)
+	if !errors.Is(err, ErrNotEffective) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key log.level (line 2, column 10)") {
+		t.Errorf("Load = %v, want the file name, the key and ErrNotEffective", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want os.ErrNotExist", err)
+	}
+	if err := os.WriteFile(path, []byte("gateway:\n  setup_timeout: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil || c.Gateway.SetupTimeout != time.Second {
+		t.Errorf("Load = %v, %v", c, err)
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	for _, tc := range []struct {
+		uri    string
+		secure bool
+		hp     string
+	}{
+		{"msrp://127.0.0.1:2855;tcp", false, "127.0.0.1:2855"},
+		{"msrps://[::1]:0;tcp", true, "[::1]:0"},
+		{"msrp://gw.example.net:2855;tcp", false, "gw.example.net:2855"},
+	} {
+		secure, hp, err := MSRP{Listen: tc.uri}.ListenAddr()
+		if err != nil || secure != tc.secure || hp != tc.hp {
+			t.Errorf("ListenAddr(%q) = %v, %q, %v", tc.uri, secure, hp, err)
+		}
+	}
+}
+
+func TestParseListen(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Listen
+		ok   bool
+	}{
+		{"udp:127.0.0.1:5060", Listen{"udp", "127.0.0.1:5060"}, true},
+		{"tcp:[::1]:0", Listen{"tcp", "[::1]:0"}, true},
+		{"tls:sip.example.net:5061", Listen{"tls", "sip.example.net:5061"}, true},
+		{"udp:127.0.0.1", Listen{}, false},
+		{"127.0.0.1:5060", Listen{}, false},
+		{"ws:127.0.0.1:80", Listen{}, false},
+		{"udp::5060", Listen{}, false},
+		{"udp:::1:5060", Listen{}, false},
+	} {
+		got, err := ParseListen(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseListen(%q) = %v, %v", tc.in, got, err)
+		}
+		if tc.ok && got.String() != tc.in {
+			t.Errorf("ParseListen(%q).String() = %q", tc.in, got.String())
+		}
+	}
+}
+
+func TestNotEffectiveRefusal(t *testing.T) {
+	// A not-effective key at its default is accepted (written out explicitly, too).
+	if _, err := Parse([]byte("limits:\n  max_sessions: 200000\nlog:\n  level: info\n")); err != nil {
+		t.Errorf("keys at their defaults refused: %v", err)
+	}
+	_, err := Parse([]byte("limits:\n  max_sessions: 10\n"))
+	var ke *KeyError
+	if !errors.As(err, &ke) || !errors.Is(err, ErrNotEffective) || ke.Key != "limits.max_sessions" || ke.Line != 2 {
+		t.Errorf("Parse = %v, want ErrNotEffective for limits.max_sessions at line 2", err)
+	}
+	// A key effective at some values: those pass, the default passes, others are refused.
+	for reply, ok := range map[string]bool{"accept": true, "wait": true, "ok": false} {
+		_, err := Parse([]byte("gateway:\n  message:\n    reply: " + reply + "\n"))
+		if (err == nil) != ok {
+			t.Errorf("reply %s: %v", reply, err)
+		}
+	}
+	// An empty list equals the default empty list.
+	if _, err := Parse([]byte("events:\n  webhooks:\nsip:\n  credentials: []\n")); err != nil {
+		t.Errorf("empty lists refused: %v", err)
+	}
+}
+
+func TestNotEffectiveList(t *testing.T) {
+	got := Default().NotEffective()
+	for _, key := range []string{"sip.trusted", "sip.auth.realm", "limits.max_conns", "gateway.message.reply", "log.level", "events.webhooks"} {
+		if !slices.Contains(got, key) {
+			t.Errorf("NotEffective() lacks %s", key)
+		}
+	}
+	for _, key := range []string{"sip.listen", "msrp.listen", "gateway.answer.key", "gateway.setup_failed.body"} {
+		if slices.Contains(got, key) {
+			t.Errorf("NotEffective() lists %s", key)
+		}
+	}
+}
+
+// TestFeatureKeysExist keeps the feature table in step with the schema: a renamed key must not linger there.
+func TestFeatureKeysExist(t *testing.T) {
+	keys := schemaKeys()
+	for key, f := range features() {
+		if !slices.Contains(keys, key) {
+			t.Errorf("features(): %s is not a key of the schema", key)
+		}
+		if f.at != nil {
+			v, _ := lookup(Default(), key)
+			if v.Kind() != reflect.String {
+				t.Errorf("features(): %s has values but is a %s", key, v.Kind())
+			}
+		}
+	}
+}
+
+// TestReferenceDocumentsEveryKey: REFERENCE.md must name every key of the schema.
+func TestReferenceDocumentsEveryKey(t *testing.T) {
+	ref, err := os.ReadFile("REFERENCE.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range schemaKeys() {
+		if !bytes.Contains(ref, []byte("`"+key+"`")) {
+			t.Errorf("REFERENCE.md does not document `%s`", key)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	c, err := Parse([]byte("sip:\n  listen: [udp:127.0.0.1:5070]\n  outbound_proxy: sip:127.0.0.1:5060\nmsrp:\n  advertise: 192.0.2.1:2855\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Describe()
+	for _, want := range []string{
+		"SIP listen:          udp:127.0.0.1:5070\n",
+		"SIP contact:         sip:127.0.0.1:5060\n",
+		"SIP outbound proxy:  sip:127.0.0.1:5060\n",
+		"MSRP listen:         msrp://127.0.0.1:2855;tcp\n",
+		"MSRP a=path:         msrp://192.0.2.1:2855/<session-id>;tcp\n",
+		"Admin listen:        http://127.0.0.1:8080 (not yet effective)\n",
+		"Not yet effective in this version",
+		"  gateway.message.reply (effective only at: accept)\n",
+		"  limits.retry_after\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Describe() lacks %q:\n%s", want, got)
+		}
+	}
+	if got != c.Describe() {
+		t.Error("Describe() is not stable")
+	}
+}
+
+// unjoin flattens an errors.Join tree into its leaves.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

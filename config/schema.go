@@ -1,0 +1,372 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrUnknownKey is wrapped by the error for a key the schema does not have (a typo, usually).
+var ErrUnknownKey = errors.New("unknown key")
+
+// KeyError is a problem with one configuration key. Line and Column are where the file sets the key's value
+// (0 when the value is a default, or the Config was not read from a file).
+type KeyError struct {
+	Key    string // e.g. "gateway.session_timeout", "sip.listen[1]"
+	Line   int
+	Column int
+	Err    error
+}
+
+// Error implements error.
+func (e *KeyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("key %s (line %d, column %d): %v", e.Key, e.Line, e.Column, e.Err)
+	}
+	return fmt.Sprintf("key %s: %v", e.Key, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// position is where a value sits in the file.
+type position struct {
+	line, column int
+	style        yaml.Style
+}
+
+// positions maps key paths to positions.
+type positions map[string]position
+
+// keyError builds a KeyError for key, positioned when the file set it.
+func (p positions) keyError(key string, err error) *KeyError {
+	ps := p[key]
+	return &KeyError{Key: key, Line: ps.line, Column: ps.column, Err: err}
+}
+
+// templateError places a template compile error, whose Column counts within the template, in the file: a
+// quoted scalar's text starts one column after its quote. Escapes in double-quoted scalars and multi-line
+// scalars make the column approximate; the line is still right for single-line values.
+func (p positions) templateError(key string, te *TemplateError) *TemplateError {
+	out := &TemplateError{Key: key, Column: te.Column, Msg: te.Msg}
+	if ps, ok := p[key]; ok && ps.line > 0 {
+		out.Line = ps.line
+		switch ps.style {
+		case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+			out.Column = ps.column + te.Column
+		case 0, yaml.FlowStyle:
+			out.Column = ps.column + te.Column - 1
+		default: // literal or folded block: the text starts on the next lines
+			out.Column = ps.column
+		}
+	}
+	return out
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	prefixType   = reflect.TypeFor[netip.Prefix]()
+	listenType   = reflect.TypeFor[Listen]()
+)
+
+// hiddenKey reports keys that the shared Go types have but the schema does not: msrp.tls reuses TLS, whose
+// client_ca belongs to the SIP listener only.
+func hiddenKey(path string) bool {
+	return path == "msrp.tls.client_ca"
+}
+
+// decodeOver reads data over c. Before decoding, one walk over the YAML tree checks it against the schema so
+// that every error names its key path and position: unknown keys (what yaml's KnownFields would refuse, but
+// with the whole path and the keys that do exist), values of the wrong kind, and durations written as bare
+// numbers, which yaml would refuse with an unhelpful message. The walk also turns a bare IP in sip.trusted
+// into its /32 or /128 prefix.
+func decodeOver(c *Config, data []byte) (positions, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) || len(bytes.TrimSpace(data)) == 0 {
+			return positions{}, nil
+		}
+		return nil, fmt.Errorf("yaml: %w", err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return positions{}, nil
+		}
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return positions{}, nil // a file of only comments
+	}
+	w := &walker{pos: positions{}}
+	w.walk(root, reflect.TypeFor[Config](), "")
+	if len(w.errs) > 0 {
+		return nil, errors.Join(w.errs...)
+	}
+	if err := root.Decode(c); err != nil {
+		return nil, fmt.Errorf("yaml: %w", err)
+	}
+	return w.pos, nil
+}
+
+// walker checks a YAML tree against the Go model and records positions.
+type walker struct {
+	pos  positions
+	errs []error
+}
+
+func (w *walker) fail(n *yaml.Node, key, format string, args ...any) {
+	w.errs = append(w.errs, &KeyError{Key: key, Line: n.Line, Column: n.Column, Err: fmt.Errorf(format, args...)})
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if path != "" {
+		w.pos[path] = position{line: n.Line, column: n.Column, style: n.Style}
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
+		return // yaml leaves scalars and sections as they were and empties lists
+	}
+	switch {
+	case t == durationType:
+		w.duration(n, path)
+	case t == prefixType:
+		w.prefix(n, path)
+	case t == listenType:
+		if !w.scalar(n, path, "a listener like udp:127.0.0.1:5060") {
+			return
+		}
+		if _, err := ParseListen(n.Value); err != nil {
+			w.fail(n, path, "%w", err)
+		}
+	case t.Kind() == reflect.Struct:
+		w.section(n, t, path)
+	case t.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			w.fail(n, path, "want a list, e.g. [a, b], got %s", describeNode(n))
+			return
+		}
+		for i, e := range n.Content {
+			w.walk(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+	case t.Kind() == reflect.String:
+		w.scalar(n, path, "a string")
+	case t.Kind() == reflect.Bool:
+		if w.scalar(n, path, "true or false") && n.ShortTag() != "!!bool" {
+			w.fail(n, path, "want true or false, got %q", n.Value)
+		}
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		if !w.scalar(n, path, "an integer") {
+			return
+		}
+		if n.ShortTag() != "!!int" {
+			w.fail(n, path, "want an integer, got %q", n.Value)
+			return
+		}
+		if _, err := strconv.ParseInt(n.Value, 0, t.Bits()); err != nil {
+			if _, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, t.Bits()); err != nil {
+				w.fail(n, path, "%q is not an integer that fits in %d bits", n.Value, t.Bits())
+			}
+		}
+	}
+}
+
+// scalar checks that n is a scalar and reports want otherwise.
+func (w *walker) scalar(n *yaml.Node, path, want string) bool {
+	if n.Kind != yaml.ScalarNode {
+		w.fail(n, path, "want %s, got %s", want, describeNode(n))
+		return false
+	}
+	return true
+}
+
+func (w *walker) duration(n *yaml.Node, path string) {
+	if !w.scalar(n, path, `a duration like "30s"`) {
+		return
+	}
+	switch n.ShortTag() {
+	case "!!int", "!!float":
+		w.fail(n, path, "%s is a bare number; write a duration with its unit, e.g. \"%ss\" or \"%sm\"", n.Value, n.Value, n.Value)
+		return
+	}
+	if _, err := time.ParseDuration(n.Value); err != nil {
+		w.fail(n, path, "%q is not a duration (write e.g. \"30s\", \"2h\", \"1h30m\")", n.Value)
+	}
+}
+
+func (w *walker) prefix(n *yaml.Node, path string) {
+	if !w.scalar(n, path, "an address or CIDR prefix") {
+		return
+	}
+	v := strings.TrimSpace(n.Value)
+	if !strings.Contains(v, "/") {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			w.fail(n, path, "%q is neither an IP address nor a CIDR prefix", n.Value)
+			return
+		}
+		n.Value = netip.PrefixFrom(a, a.BitLen()).String()
+		return
+	}
+	p, err := netip.ParsePrefix(v)
+	if err != nil {
+		w.fail(n, path, "%q is not a CIDR prefix: %v", n.Value, err)
+		return
+	}
+	if p != p.Masked() {
+		w.fail(n, path, "%q has host bits set; did you mean %s?", n.Value, p.Masked())
+		return
+	}
+	n.Value = v
+}
+
+func (w *walker) section(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.MappingNode {
+		w.fail(n, path, "want a mapping of keys (%s), got %s", strings.Join(fieldNames(t, path), ", "), describeNode(n))
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Value == "<<" && k.ShortTag() == "!!merge" {
+			w.merge(v, t, path)
+			continue
+		}
+		full := join(path, k.Value)
+		if line, dup := seen[k.Value]; dup {
+			w.fail(k, full, "set twice (first at line %d)", line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		f, ok := fieldByTag(t, k.Value)
+		if !ok || hiddenKey(full) {
+			where := path
+			if where == "" {
+				where = "the top level"
+			}
+			w.fail(k, full, "%w; %s has: %s", ErrUnknownKey, where, strings.Join(fieldNames(t, path), ", "))
+			continue
+		}
+		w.walk(v, f.Type, full)
+	}
+}
+
+// merge walks the mappings a YAML merge key (<<: *anchor) brings in.
+func (w *walker) merge(v *yaml.Node, t reflect.Type, path string) {
+	if v.Kind == yaml.SequenceNode {
+		for _, e := range v.Content {
+			w.merge(e, t, path)
+		}
+		return
+	}
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	w.section(v, t, path)
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// yamlName is a struct field's YAML key, or "" for fields YAML does not see.
+func yamlName(f reflect.StructField) string {
+	if !f.IsExported() {
+		return ""
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "-" {
+		return ""
+	}
+	if name == "" {
+		return strings.ToLower(f.Name)
+	}
+	return name
+}
+
+func fieldByTag(t reflect.Type, key string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if n := yamlName(f); n != "" && n == key {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// fieldNames lists the keys of a section, in schema order.
+func fieldNames(t reflect.Type, path string) []string {
+	var names []string
+	for i := range t.NumField() {
+		if n := yamlName(t.Field(i)); n != "" && !hiddenKey(join(path, n)) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// schemaKeys lists every leaf key of the schema ("sip.listen", "gateway.answer.key", …), in file order. A
+// list is one key, whatever its elements.
+func schemaKeys() []string {
+	var keys []string
+	var walk func(t reflect.Type, path string)
+	walk = func(t reflect.Type, path string) {
+		if t.Kind() != reflect.Struct || t == prefixType || t == listenType {
+			keys = append(keys, path)
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			n := yamlName(f)
+			if n == "" || hiddenKey(join(path, n)) {
+				continue
+			}
+			walk(f.Type, join(path, n))
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	return keys
+}
+
+// lookup returns the value at a leaf key path of c.
+func lookup(c *Config, key string) (reflect.Value, bool) {
+	v := reflect.ValueOf(c).Elem()
+	for part := range strings.SplitSeq(key, ".") {
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}, false
+		}
+		f, ok := fieldByTag(v.Type(), part)
+		if !ok {
+			return reflect.Value{}, false
+		}
+		v = v.FieldByIndex(f.Index)
+	}
+	return v, true
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}

@@ -1,0 +1,311 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Validate checks the whole configuration and returns every problem found, joined with errors.Join, each a
+// *KeyError or *TemplateError naming its key (and line and column when the Config was read from a file). On
+// success it has compiled the templates, which the rules' accessors then return.
+func (c *Config) Validate() error {
+	v := validation{c: c}
+	v.sip()
+	v.msrp()
+	v.gateway()
+	v.admin()
+	v.limits()
+	v.log()
+	v.events()
+	def, err := decodeDefault()
+	if err != nil {
+		return err
+	}
+	// A key already refused for its value is not also reported as not yet effective.
+	v.errs = append(v.errs, c.checkEffective(def, v.refused)...)
+	return errors.Join(v.errs...)
+}
+
+// validation collects the problems of one Validate run.
+type validation struct {
+	c    *Config
+	errs []error
+}
+
+func (v *validation) bad(key, format string, args ...any) {
+	v.errs = append(v.errs, v.c.pos.keyError(key, fmt.Errorf(format, args...)))
+}
+
+// refused reports whether a problem was found at key or inside it (key[i], key.sub).
+func (v *validation) refused(key string) bool {
+	for _, err := range v.errs {
+		var ke *KeyError
+		var te *TemplateError
+		var at string
+		switch {
+		case errors.As(err, &ke):
+			at = ke.Key
+		case errors.As(err, &te):
+			at = te.Key
+		}
+		if at == key || strings.HasPrefix(at, key+"[") || strings.HasPrefix(at, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *validation) positive(key string, d time.Duration) {
+	if d <= 0 {
+		v.bad(key, "%v: want a duration above zero", d)
+	}
+}
+
+func (v *validation) positiveInt(key string, n int64) {
+	if n <= 0 {
+		v.bad(key, "%d: want a number above zero", n)
+	}
+}
+
+// template compiles a template for key, or records why it does not compile.
+func (v *validation) template(key, src string, allowed VarSet, mayBeEmpty bool) *Template {
+	if src == "" && !mayBeEmpty {
+		v.errs = append(v.errs, v.c.pos.keyError(key, errTemplateEmpty))
+		return nil
+	}
+	t, err := CompileTemplate(src, allowed)
+	if err != nil {
+		var te *TemplateError
+		if errors.As(err, &te) {
+			v.errs = append(v.errs, v.c.pos.templateError(key, te))
+		} else {
+			v.errs = append(v.errs, v.c.pos.keyError(key, err))
+		}
+		return nil
+	}
+	return t
+}
+
+// noLineBreak refuses text that goes into a SIP header and would break it.
+func (v *validation) noLineBreak(key, s string) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		v.bad(key, "%q contains a line break or NUL, which would break the SIP message", s)
+	}
+}
+
+// pair refuses one of two files set without the other (a certificate without its key).
+func (v *validation) pair(keyA, a, keyB, b string) {
+	switch {
+	case a != "" && b == "":
+		v.bad(keyB, "is empty but %s is set; set both or neither", keyA)
+	case a == "" && b != "":
+		v.bad(keyA, "is empty but %s is set; set both or neither", keyB)
+	}
+}
+
+func (v *validation) sip() {
+	s := &v.c.SIP
+	if len(s.Listen) == 0 {
+		v.bad("sip.listen", "is empty; the gateway needs at least one SIP listener")
+	}
+	seen := map[Listen]int{}
+	for i, l := range s.Listen {
+		key := fmt.Sprintf("sip.listen[%d]", i)
+		if _, err := ParseListen(l.String()); err != nil {
+			v.bad(key, "%w", err)
+			continue
+		}
+		if j, dup := seen[l]; dup {
+			v.bad(key, "%s is listed twice (also sip.listen[%d])", l, j)
+		}
+		seen[l] = i
+		if l.Network == "tls" && (s.TLS.Cert == "" || s.TLS.Key == "") {
+			v.bad(key, "%s needs sip.tls.cert and sip.tls.key", l)
+		}
+	}
+	if err := checkSIPURI(s.Contact); err != nil {
+		v.bad("sip.contact", "%w", err)
+	}
+	if s.OutboundProxy != "" {
+		if err := checkSIPURI(s.OutboundProxy); err != nil {
+			v.bad("sip.outbound_proxy", "%w", err)
+		}
+	}
+	for i, p := range s.Trusted {
+		if !p.IsValid() {
+			v.bad(fmt.Sprintf("sip.trusted[%d]", i), "%v is not a valid prefix", p)
+		}
+	}
+	for i, cr := range s.Credentials {
+		if cr.Username == "" {
+			v.bad(fmt.Sprintf("sip.credentials[%d].username", i), "is empty; a credential needs a username")
+		}
+	}
+	v.pair("sip.auth.realm", s.Auth.Realm, "sip.auth.users_file", s.Auth.UsersFile)
+	v.pair("sip.tls.cert", s.TLS.Cert, "sip.tls.key", s.TLS.Key)
+	if s.TLS.ClientCA != "" && s.TLS.Cert == "" {
+		v.bad("sip.tls.client_ca", "is set but sip.tls.cert is not; client certificates are only checked on a TLS listener")
+	}
+}
+
+func (v *validation) msrp() {
+	m := &v.c.MSRP
+	secure, _, err := m.ListenAddr()
+	if err != nil {
+		v.bad("msrp.listen", "%w", err)
+	} else if secure && (m.TLS.Cert == "" || m.TLS.Key == "") {
+		v.bad("msrp.listen", "%s is msrps:// and needs msrp.tls.cert and msrp.tls.key", m.Listen)
+	}
+	if m.Advertise != "" {
+		if err := checkHostPort(m.Advertise, false); err != nil {
+			v.bad("msrp.advertise", "%w", err)
+		}
+	}
+	v.positiveInt("msrp.chunk_size", int64(m.ChunkSize))
+	v.positive("msrp.transaction_timeout", m.TransactionTimeout)
+	v.positive("msrp.unbound_timeout", m.UnboundTimeout)
+	v.pair("msrp.tls.cert", m.TLS.Cert, "msrp.tls.key", m.TLS.Key)
+	if m.TLS.ClientCA != "" {
+		v.bad("msrp.tls.client_ca", "is not a key of msrp.tls")
+	}
+}
+
+func (v *validation) gateway() {
+	g := &v.c.Gateway
+	v.positive("gateway.message_timeout", g.MessageTimeout)
+	v.positive("gateway.session_timeout", g.SessionTimeout)
+	if g.MaxDuration < 0 {
+		v.bad("gateway.max_duration", "%v: want 0 (no limit) or a duration above zero", g.MaxDuration)
+	}
+	v.positive("gateway.setup_timeout", g.SetupTimeout)
+	v.positive("gateway.shutdown_timeout", g.ShutdownTimeout)
+	if g.SessionTimeout > 0 && g.SessionTimeout < g.MessageTimeout {
+		v.bad("gateway.session_timeout", "%v is lower than gateway.message_timeout (%v); a session would end "+
+			"for lack of SENDs while the page-mode side may still write (SPEC §3.3)", g.SessionTimeout, g.MessageTimeout)
+	}
+	v.positiveInt("gateway.max_message_size", g.MaxMessageSize)
+
+	a := &g.Answer
+	a.key = v.template("gateway.answer.key", a.Key, RequestVars, false)
+	a.from = v.template("gateway.answer.from", a.From, RequestVars, false)
+	a.to = v.template("gateway.answer.to", a.To, RequestVars, false)
+	a.ruri = v.template("gateway.answer.ruri", a.RURI, RequestVars, false)
+	v.mediaTypes("gateway.answer.accept_types", a.AcceptTypes, true)
+	v.mediaTypes("gateway.answer.accept_wrapped_types", a.AcceptWrappedTypes, false)
+
+	m := &g.Message
+	m.key = v.template("gateway.message.key", m.Key, RequestVars, false)
+	v.mediaTypes("gateway.message.accept_types", m.AcceptTypes, true)
+	v.mediaTypes("gateway.message.accept_wrapped_types", m.AcceptWrappedTypes, false)
+	for i, h := range m.InviteHeaders {
+		key := fmt.Sprintf("gateway.message.invite_headers[%d]", i)
+		name, _, ok := strings.Cut(h, ":")
+		if !ok || !isToken(strings.TrimSpace(name)) {
+			v.bad(key, "%q is not a header line like \"P-Preferred-Service: urn:…\"", h)
+		}
+		v.noLineBreak(key, h)
+	}
+	v.noLineBreak("gateway.message.contact_params", m.ContactParams)
+	switch m.Reply {
+	case ReplyWait, ReplyAccept, ReplyOK:
+	default:
+		v.bad("gateway.message.reply", "%q: want wait, accept or ok", m.Reply)
+	}
+	v.positive("gateway.message.reply_wait", m.ReplyWait)
+
+	g.SetupFailed.body = v.notify("gateway.setup_failed", &g.SetupFailed)
+	g.FailureNotify.body = v.notify("gateway.failure_notify", &g.FailureNotify)
+}
+
+func (v *validation) notify(key string, n *Notify) *Template {
+	// A notification that is switched off may keep an empty body; one that is sent may not (an empty
+	// MESSAGE is refused by RFC 3428 receivers, and by us).
+	return v.template(key+".body", n.Body, NotifyVars, !n.Notify)
+}
+
+// mediaTypes checks a list of MSRP accept-types entries: "*", "type/*" or "type/subtype", with parameters.
+func (v *validation) mediaTypes(key string, types []string, needOne bool) {
+	if needOne && len(types) == 0 {
+		v.bad(key, "is empty; list at least one media type")
+	}
+	for i, t := range types {
+		base, _, _ := strings.Cut(t, ";")
+		typ, sub, ok := strings.Cut(strings.TrimSpace(base), "/")
+		if t == "*" || ok && isToken(typ) && (sub == "*" || isToken(sub)) {
+			continue
+		}
+		v.bad(fmt.Sprintf("%s[%d]", key, i), "%q is not a media type like text/plain", t)
+	}
+}
+
+func (v *validation) admin() {
+	a := &v.c.Admin
+	if a.Listen != "" {
+		if err := checkHostPort(a.Listen, true); err != nil {
+			v.bad("admin.listen", "%w", err)
+		}
+	}
+	v.noLineBreak("admin.token", a.Token)
+}
+
+func (v *validation) limits() {
+	l := &v.c.Limits
+	for _, f := range []struct {
+		key string
+		n   int
+	}{
+		{"limits.max_sessions", l.MaxSessions},
+		{"limits.max_sessions_per_source", l.MaxSessionsPerSource},
+		{"limits.max_queued_per_session", l.MaxQueuedPerSession},
+		{"limits.max_queued_total", l.MaxQueuedTotal},
+		{"limits.max_conns", l.MaxConns},
+		{"limits.max_conns_per_source", l.MaxConnsPerSource},
+		{"limits.max_header_bytes", l.MaxHeaderBytes},
+		{"limits.max_chunks_per_message", l.MaxChunksPerMessage},
+		{"limits.max_partial_per_session", l.MaxPartialPerSession},
+		{"limits.max_sip_handlers", l.MaxSIPHandlers},
+	} {
+		v.positiveInt(f.key, int64(f.n))
+	}
+	v.positive("limits.retry_after", l.RetryAfter)
+}
+
+func (v *validation) log() {
+	switch v.c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.bad("log.level", "%q: want debug, info, warn or error", v.c.Log.Level)
+	}
+	switch v.c.Log.Format {
+	case "text", "json":
+	default:
+		v.bad("log.format", "%q: want text or json", v.c.Log.Format)
+	}
+}
+
+func (v *validation) events() {
+	known := WebhookEvents()
+	for i, w := range v.c.Events.Webhooks {
+		key := fmt.Sprintf("events.webhooks[%d]", i)
+		u, err := url.Parse(w.URL)
+		switch {
+		case w.URL == "":
+			v.bad(key+".url", "is empty")
+		case err != nil:
+			v.bad(key+".url", "%q is not a URL: %w", w.URL, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			v.bad(key+".url", "%q: want an http:// or https:// URL", w.URL)
+		case u.Host == "":
+			v.bad(key+".url", "%q has no host", w.URL)
+		}
+		for j, e := range w.Events {
+			if !slices.Contains(known, e) {
+				v.bad(fmt.Sprintf("%s.events[%d]", key, j), "%q is not an event; want one of %s", e, strings.Join(known, ", "))
+			}
+		}
+	}
+}
