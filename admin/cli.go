@@ -33,7 +33,8 @@ func RunSessions(args []string, defaultURL, defaultToken string, stdout, stderr 
 	fs := flag.NewFlagSet("msrpgw sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	adminURL := fs.String("admin", defaultURL, "admin API base URL (default from admin.listen)")
-	token := fs.String("token", defaultToken, "admin bearer token (default from admin.token)")
+	// The config's token is applied after parsing, so -h never prints it.
+	token := fs.String("token", "", "admin bearer token (default from admin.token)")
 	asJSON := fs.Bool("json", false, "print the API's JSON instead of a table")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, sessionsUsage)
@@ -68,6 +69,9 @@ func RunSessions(args []string, defaultURL, defaultToken string, stdout, stderr 
 		return 2
 	}
 
+	if *token == "" {
+		*token = defaultToken
+	}
 	c := &Client{BaseURL: *adminURL, Token: *token, HTTP: &http.Client{Timeout: cliTimeout}}
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
@@ -214,8 +218,12 @@ func since(now, t time.Time) string {
 	if d < 0 {
 		d = 0
 	}
-	if d < time.Hour {
+	switch {
+	case d < time.Hour:
 		return d.Truncate(time.Second).String()
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
 	}
-	return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
+	days := d / (24 * time.Hour)
+	return strconv.Itoa(int(days)) + "d" + strconv.Itoa(int((d-days*24*time.Hour)/time.Hour)) + "h"
 }

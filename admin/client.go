@@ -38,14 +38,22 @@ func (c *Client) List(ctx context.Context) ([]Session, error) {
 func (c *Client) Show(ctx context.Context, key string) (Session, error) {
 	var s Session
 	if err := c.do(ctx, http.MethodGet, "/api/sessions/"+url.PathEscape(key), &s); err != nil {
-		return Session{}, err
+		return Session{}, keyed(err, key)
 	}
 	return s, nil
 }
 
 // End ends one session with BYE; the error wraps ErrNotFound when there is none.
 func (c *Client) End(ctx context.Context, key string) error {
-	return c.do(ctx, http.MethodDelete, "/api/sessions/"+url.PathEscape(key), nil)
+	return keyed(c.do(ctx, http.MethodDelete, "/api/sessions/"+url.PathEscape(key), nil), key)
+}
+
+// keyed names the key in a not-found error; the server's own wording would only repeat it.
+func keyed(err error, key string) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w with key %q", ErrNotFound, key)
+	}
+	return err
 }
 
 // Drain asks the gateway to start a graceful drain.
