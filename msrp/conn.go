@@ -1,0 +1,673 @@
+package msrp
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// conn is one transport connection: a reader goroutine (parsing, routing, handler calls) and a writer
+// goroutine (bounded queue, batched writes), both owned by the Endpoint.
+type conn struct {
+	e       *Endpoint
+	nc      net.Conn
+	remote  string
+	ip      string
+	key     string // reuse key when we dialled it, "" when accepted
+	dialled bool
+	log     *slog.Logger
+
+	wake chan struct{} // capacity 1: "queue not empty"
+	done chan struct{} // closed by close()
+
+	mu       sync.Mutex
+	queue    []frame
+	spare    []frame
+	txs      map[string]*tx
+	sessions map[*Session]struct{}
+	closed   bool
+	closeErr error
+	unbound  *time.Timer
+}
+
+// frame is one queued outgoing frame.
+type frame struct {
+	m   *Message
+	out *outMsg // nil for responses
+	tx  *tx     // non-nil when a response is expected
+}
+
+// outMsg tracks one Send (all its chunks). Guarded by conn.mu.
+type outMsg struct {
+	s          *Session
+	id         string
+	fr         string
+	done       func(SendResult)
+	chunks     int
+	written    int
+	ok         int
+	finished   bool
+	aborted    bool // stop the remaining chunks
+	anyWritten bool
+	abortSent  bool
+	txs        []*tx
+}
+
+// tx is one pending transaction. Guarded by conn.mu.
+type tx struct {
+	tid   string
+	out   *outMsg
+	timer *time.Timer
+}
+
+// callback is a done call collected under the lock and run after it.
+type callback struct {
+	f func(SendResult)
+	r SendResult
+}
+
+func runCallbacks(cbs []callback) {
+	for _, cb := range cbs {
+		if cb.f != nil {
+			cb.f(cb.r)
+		}
+	}
+}
+
+func newConn(e *Endpoint, nc net.Conn, key string) *conn {
+	remote := nc.RemoteAddr().String()
+	ip := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		ip = h
+	}
+	return &conn{
+		e: e, nc: nc, remote: remote, ip: ip, key: key, dialled: key != "",
+		log:      e.log.With("remote", remote),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		txs:      make(map[string]*tx),
+		sessions: make(map[*Session]struct{}),
+	}
+}
+
+// start runs the reader and writer goroutines (the caller did e.wg.Add(2)).
+func (c *conn) start() {
+	go c.readLoop()
+	go c.writeLoop()
+}
+
+// close closes the socket; the reader goroutine then releases everything (shutdown).
+func (c *conn) close(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.closeErr = err
+	if c.unbound != nil {
+		c.unbound.Stop()
+	}
+	c.mu.Unlock()
+	close(c.done)
+	_ = c.nc.Close()
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// finish ends out once with r (caller holds c.mu); it removes the message's pending transactions.
+func (c *conn) finish(out *outMsg, r SendResult, cbs []callback) []callback {
+	if out.finished {
+		return cbs
+	}
+	out.finished = true
+	if r.Err != nil || (r.StatusCode != 200 && r.StatusCode != 0) {
+		out.aborted = true
+	}
+	for _, t := range out.txs {
+		if c.txs[t.tid] == t {
+			delete(c.txs, t.tid)
+		}
+		if t.timer != nil {
+			t.timer.Stop()
+		}
+	}
+	r.MessageID = out.id
+	return append(cbs, callback{out.done, r})
+}
+
+// sendMsgs queues the frames of one message, registering a transaction per chunk unless fr is "no".
+func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(SendResult)) error {
+	out := &outMsg{s: s, id: id, fr: fr, done: done, chunks: len(msgs)}
+	frames := make([]frame, len(msgs))
+	for i, m := range msgs {
+		m.fixTID()
+		frames[i] = frame{m: m, out: out}
+		if fr != "no" && m.Method == MethodSend {
+			frames[i].tx = &tx{tid: m.TransactionID, out: out}
+			out.txs = append(out.txs, frames[i].tx)
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNotBound
+	}
+	if len(c.queue) > 0 && len(c.queue)+len(frames) > c.e.cfg.WriteQueue {
+		n := len(c.queue)
+		c.mu.Unlock()
+		return fmt.Errorf("%w (%d frames queued, message needs %d, limit %d)", ErrQueueFull, n, len(frames), c.e.cfg.WriteQueue)
+	}
+	for _, f := range frames {
+		if f.tx == nil {
+			continue
+		}
+		for c.txs[f.tx.tid] != nil { // a clash among live transactions: pick another id
+			f.m.TransactionID = ""
+			f.m.fixTID()
+			f.tx.tid = f.m.TransactionID
+		}
+		c.txs[f.tx.tid] = f.tx
+	}
+	c.queue = append(c.queue, frames...)
+	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
+// respond queues a response. Responses may exceed WriteQueue up to twice its size; beyond that the peer
+// is not reading its responses and the connection is closed.
+func (c *conn) respond(req *Message, code int, comment string) {
+	r := &Message{TransactionID: req.TransactionID, StatusCode: code, Comment: comment, Flag: '$'}
+	switch {
+	case len(req.FromPath) == 0:
+		r.ToPath = []URI{c.e.fallbackURI()}
+	case req.Method == MethodSend:
+		r.ToPath = req.FromPath[:1]
+	default:
+		r.ToPath = req.FromPath
+	}
+	if len(req.ToPath) > 0 {
+		r.FromPath = req.ToPath[:1]
+	} else {
+		r.FromPath = []URI{c.e.fallbackURI()}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= 2*c.e.cfg.WriteQueue {
+		c.mu.Unlock()
+		c.log.Warn("msrp: closing connection: peer does not read its responses", "queued", 2*c.e.cfg.WriteQueue)
+		c.close(ErrQueueFull)
+		return
+	}
+	c.queue = append(c.queue, frame{m: r})
+	c.mu.Unlock()
+	c.signal()
+}
+
+// respondFR sends code unless the request's Failure-Report forbids it (RFC 4975 §7.1.4: no -> never,
+// partial -> only errors).
+func (c *conn) respondFR(req *Message, code int, comment string) {
+	switch req.FailureReport() {
+	case "no":
+		return
+	case "partial":
+		if code == 200 {
+			return
+		}
+	}
+	c.respond(req, code, comment)
+}
+
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// addSession binds s to c; false when c is closed.
+func (c *conn) addSession(s *Session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.sessions[s] = struct{}{}
+	if c.unbound != nil {
+		c.unbound.Stop()
+		c.unbound = nil
+	}
+	return true
+}
+
+// removeSession unbinds s; a dialled connection without sessions is closed, an accepted one gets its
+// unbound timer again.
+func (c *conn) removeSession(s *Session) {
+	c.mu.Lock()
+	delete(c.sessions, s)
+	empty := len(c.sessions) == 0 && !c.closed
+	if empty && !c.dialled && c.unbound == nil {
+		c.unbound = time.AfterFunc(c.e.cfg.UnboundTimeout, c.unboundExpired)
+	}
+	c.mu.Unlock()
+	if empty && c.dialled {
+		c.log.Debug("msrp: closing dialled connection without sessions")
+		c.close(nil)
+	}
+}
+
+// releaseIfIdle closes a dialled connection nobody bound to.
+func (c *conn) releaseIfIdle() {
+	c.mu.Lock()
+	idle := len(c.sessions) == 0 && c.dialled
+	c.mu.Unlock()
+	if idle {
+		c.close(nil)
+	}
+}
+
+func (c *conn) unboundExpired() {
+	c.mu.Lock()
+	idle := len(c.sessions) == 0
+	c.mu.Unlock()
+	if idle {
+		c.log.Info("msrp: closing connection: no session bound", "after", c.e.cfg.UnboundTimeout)
+		c.close(errors.New("msrp: no session bound in time"))
+	}
+}
+
+// failSession ends s's pending sends on this connection with err.
+func (c *conn) failSession(s *Session, err error) {
+	var cbs []callback
+	c.mu.Lock()
+	for _, t := range c.txs {
+		if t.out.s == s {
+			cbs = c.finish(t.out, SendResult{Err: err}, cbs)
+		}
+	}
+	for _, f := range c.queue {
+		if f.out != nil && f.out.s == s {
+			cbs = c.finish(f.out, SendResult{Err: err}, cbs)
+		}
+	}
+	c.mu.Unlock()
+	runCallbacks(cbs)
+}
+
+// writeLoop writes queued frames through a bufio.Writer and flushes when the queue is empty, so bursts
+// go out in few system calls. Transaction timers start once the frame is flushed (RFC 4975 §7.1.1:
+// "after the last byte was sent").
+func (c *conn) writeLoop() {
+	defer c.e.wg.Done()
+	bw := bufio.NewWriterSize(c.nc, 32<<10)
+	var scratch []byte
+	var written []frame
+	for {
+		c.mu.Lock()
+		for len(c.queue) == 0 && !c.closed {
+			c.mu.Unlock()
+			select {
+			case <-c.wake:
+			case <-c.done:
+			}
+			c.mu.Lock()
+		}
+		if c.closed {
+			c.mu.Unlock()
+			return
+		}
+		batch := c.queue
+		c.queue = c.spare[:0]
+		// Decide under the lock what each frame becomes: skipped (message finished), a '#' abort, or itself.
+		for i := range batch {
+			f := &batch[i]
+			if f.out == nil || !f.out.finished {
+				if f.out != nil {
+					f.out.anyWritten = true
+				}
+				continue
+			}
+			if f.out.aborted && f.out.anyWritten && !f.out.abortSent {
+				f.out.abortSent = true
+				f.m = abortFrame(f.m)
+				f.tx = nil
+				continue
+			}
+			f.m = nil
+		}
+		c.mu.Unlock()
+
+		var err error
+		for i := range batch {
+			f := &batch[i]
+			if f.m == nil {
+				continue
+			}
+			scratch = f.m.appendHead(scratch[:0])
+			if _, err = bw.Write(scratch); err != nil {
+				break
+			}
+			if f.m.Method != "" && f.m.Body != nil {
+				if _, err = bw.Write(f.m.Body); err != nil {
+					break
+				}
+			}
+			scratch = f.m.appendTail(scratch[:0])
+			if _, err = bw.Write(scratch); err != nil {
+				break
+			}
+			written = append(written, *f)
+		}
+		c.mu.Lock()
+		more := len(c.queue) > 0
+		c.mu.Unlock()
+		if err == nil && !more {
+			err = bw.Flush()
+		}
+		if err != nil {
+			c.log.Debug("msrp: write failed", "err", err)
+			c.close(err)
+			c.failFrames(batch, err)
+			return
+		}
+		if !more {
+			c.afterFlush(written)
+			for i := range written {
+				written[i] = frame{}
+			}
+			written = written[:0]
+		}
+		for i := range batch {
+			batch[i] = frame{}
+		}
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.mu.Unlock()
+	}
+}
+
+// abortFrame turns a chunk that will not be sent into an empty '#' chunk at the same position.
+func abortFrame(m *Message) *Message {
+	a := *m
+	a.Body = m.Body[:0]
+	a.Flag = '#'
+	a.Headers = append([]Header(nil), m.Headers...)
+	for i := range a.Headers {
+		if a.Headers[i].Name == HdrByteRange {
+			if br, err := ParseByteRange(a.Headers[i].Value); err == nil {
+				br.End = -1
+				a.Headers[i].Value = br.String()
+			}
+		}
+	}
+	return &a
+}
+
+// afterFlush starts transaction timers and completes Failure-Report partial/no messages.
+func (c *conn) afterFlush(written []frame) {
+	var cbs []callback
+	c.mu.Lock()
+	for _, f := range written {
+		if f.out == nil || f.out.finished {
+			continue
+		}
+		f.out.written++
+		if f.tx != nil && f.out.fr == "yes" && c.txs[f.tx.tid] == f.tx {
+			t := f.tx
+			t.timer = time.AfterFunc(c.e.cfg.TransactionTimeout, func() { c.txTimeout(t) })
+		}
+		if f.out.fr != "yes" && f.out.written == f.out.chunks {
+			cbs = c.finish(f.out, SendResult{}, cbs)
+		}
+	}
+	c.mu.Unlock()
+	runCallbacks(cbs)
+}
+
+func (c *conn) txTimeout(t *tx) {
+	var cbs []callback
+	c.mu.Lock()
+	if c.txs[t.tid] == t {
+		cbs = c.finish(t.out, SendResult{StatusCode: 408, Comment: "Transaction timed out"}, cbs)
+	}
+	c.mu.Unlock()
+	runCallbacks(cbs)
+}
+
+func (c *conn) failFrames(batch []frame, err error) {
+	var cbs []callback
+	c.mu.Lock()
+	for _, f := range batch {
+		if f.out != nil {
+			cbs = c.finish(f.out, SendResult{Err: fmt.Errorf("%w: %w", ErrConnLost, err)}, cbs)
+		}
+	}
+	c.mu.Unlock()
+	runCallbacks(cbs)
+}
+
+// readLoop reads frames until the connection fails, then releases everything.
+func (c *conn) readLoop() {
+	defer c.e.wg.Done()
+	rd := NewReader(c.nc, c.e.cfg.Limits)
+	var err error
+	for {
+		var m *Message
+		m, err = rd.ReadMessage()
+		if err != nil {
+			var pe *ProtocolError
+			if errors.As(err, &pe) {
+				c.protocolError(pe)
+				continue
+			}
+			break
+		}
+		c.handle(m)
+	}
+	c.shutdown(err)
+}
+
+// shutdown runs on the reader goroutine once the stream ended: fail pending work, unbind sessions.
+func (c *conn) shutdown(readErr error) {
+	c.mu.Lock()
+	wasClosed := c.closed
+	reason := c.closeErr
+	c.mu.Unlock()
+	if !wasClosed {
+		if readErr == io.EOF {
+			c.log.Debug("msrp: connection closed by peer")
+		} else {
+			c.log.Info("msrp: closing connection", "err", readErr)
+		}
+		c.close(readErr)
+		reason = readErr
+	}
+	lost := reason
+	if !errors.Is(reason, ErrClosed) {
+		if reason == nil {
+			reason = io.EOF
+		}
+		lost = fmt.Errorf("%w: %w", ErrConnLost, reason)
+	}
+	var cbs []callback
+	c.mu.Lock()
+	for _, t := range c.txs {
+		cbs = c.finish(t.out, SendResult{Err: lost}, cbs)
+	}
+	for _, f := range c.queue {
+		if f.out != nil {
+			cbs = c.finish(f.out, SendResult{Err: lost}, cbs)
+		}
+	}
+	c.queue = nil
+	sessions := make([]*Session, 0, len(c.sessions))
+	for s := range c.sessions {
+		sessions = append(sessions, s)
+	}
+	c.sessions = map[*Session]struct{}{}
+	if c.unbound != nil {
+		c.unbound.Stop()
+		c.unbound = nil
+	}
+	c.mu.Unlock()
+	c.e.removeConn(c)
+	runCallbacks(cbs)
+	for _, s := range sessions {
+		s.connLost(c, lost)
+	}
+}
+
+// protocolError answers (or not) a frame the reader could delimit but not accept.
+func (c *conn) protocolError(pe *ProtocolError) {
+	m := pe.Message
+	c.log.Warn("msrp: bad frame", "tid", pe.TransactionID, "code", pe.Code, "reason", pe.Reason)
+	if m == nil || m.Method == "" || m.Method == MethodReport {
+		return // responses and REPORTs are never answered
+	}
+	c.respondFR(m, pe.Code, reasonPhrase(pe.Code))
+}
+
+// handle processes one well-formed frame.
+func (c *conn) handle(m *Message) {
+	if m.Method == "" {
+		c.handleResponse(m)
+		return
+	}
+	if m.Method != MethodSend && m.Method != MethodReport {
+		c.log.Info("msrp: unknown method", "method", m.Method, "tid", m.TransactionID)
+		c.respond(m, 501, reasonPhrase(501))
+		return
+	}
+	to := m.ToPath[0]
+	s := c.e.lookup(to.SessionID)
+	if s == nil {
+		c.log.Info("msrp: request for unknown session", "method", m.Method, "to", to.String())
+		if m.Method == MethodSend {
+			c.respondFR(m, 481, reasonPhrase(481))
+		}
+		return
+	}
+	if code := s.accept(c, m); code != 0 {
+		c.log.Info("msrp: request refused", "method", m.Method, "session", s.id, "code", code,
+			"from", FormatPath(m.FromPath))
+		if m.Method == MethodSend {
+			c.respondFR(m, code, reasonPhrase(code))
+		}
+		return
+	}
+	if m.Method == MethodReport {
+		r := &Report{MessageID: m.MessageID()}
+		if br, err := m.ByteRange(); err == nil {
+			r.ByteRange = br
+		}
+		code, comment, err := m.Status()
+		if err != nil {
+			c.log.Info("msrp: REPORT with bad Status ignored", "session", s.id, "err", err)
+			return
+		}
+		r.StatusCode, r.Comment = code, comment
+		s.deliverReport(r)
+		return
+	}
+	if m.Body == nil { // binding or keep-alive SEND
+		c.respondFR(m, 200, "OK")
+		return
+	}
+	if m.MessageID() == "" {
+		c.respondFR(m, 400, "Message-ID missing")
+		return
+	}
+	res := s.addChunk(m, time.Now())
+	switch {
+	case res.refuse != 0:
+		c.log.Info("msrp: chunk refused", "session", s.id, "message_id", m.MessageID(), "code", res.refuse, "reason", res.reason)
+		c.respondFR(m, res.refuse, reasonPhrase(res.refuse))
+	case res.complete:
+		in := &Incoming{
+			MessageID:     m.MessageID(),
+			ContentType:   res.first.ContentType(),
+			Body:          res.body,
+			SuccessReport: m.SuccessReport(),
+			FailureReport: m.FailureReport(),
+			FromPath:      m.FromPath,
+			Chunks:        res.chunks,
+		}
+		for _, h := range res.first.Headers {
+			if isMIMEHeader(h.Name) {
+				in.Headers = append(in.Headers, h)
+			}
+		}
+		code := s.deliverMessage(in)
+		if code == 0 {
+			code = 200
+		}
+		c.respondFR(m, code, reasonPhrase(code))
+	default: // accepted chunk, or '#' abort
+		c.respondFR(m, 200, "OK")
+	}
+}
+
+// handleResponse matches a response to its transaction.
+func (c *conn) handleResponse(m *Message) {
+	var cbs []callback
+	c.mu.Lock()
+	t := c.txs[m.TransactionID]
+	if t == nil {
+		c.mu.Unlock()
+		c.log.Debug("msrp: response for unknown transaction ignored", "tid", m.TransactionID, "code", m.StatusCode)
+		return
+	}
+	delete(c.txs, m.TransactionID)
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	out := t.out
+	if m.StatusCode == 200 {
+		out.ok++
+		if out.ok == out.chunks && out.fr == "yes" {
+			cbs = c.finish(out, SendResult{StatusCode: 200, Comment: m.Comment}, cbs)
+		}
+	} else {
+		cbs = c.finish(out, SendResult{StatusCode: m.StatusCode, Comment: m.Comment}, cbs)
+	}
+	c.mu.Unlock()
+	runCallbacks(cbs)
+}
+
+// reasonPhrase returns the comment sent with a response code.
+func reasonPhrase(code int) string {
+	switch code {
+	case 200:
+		return "OK"
+	case 400:
+		return "Bad Request"
+	case 403:
+		return "Forbidden"
+	case 408:
+		return "Timeout"
+	case 413:
+		return "Stop Sending"
+	case 415:
+		return "Unsupported Media Type"
+	case 481:
+		return "Session Does Not Exist"
+	case 501:
+		return "Unknown Method"
+	case 506:
+		return "Session Already Bound"
+	}
+	return "Error"
+}

@@ -1,0 +1,451 @@
+package msrp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Config configures an Endpoint. Zero values take the documented defaults.
+type Config struct {
+	ChunkSize          int           // outgoing chunk size, default 2048; chunks > 2048 use range-end '*' (§7.1.1)
+	TransactionTimeout time.Duration // default 30s: no response to a SEND with Failure-Report yes -> result 408
+	UnboundTimeout     time.Duration // default 30s: accepted connection whose first request never binds -> closed
+	CheckFromPath      bool          // a request whose From-Path does not match the session's peer path gets 403
+	WriteQueue         int           // bounded per-connection write queue (frames), default 1024; full -> ErrQueueFull
+	MaxMessageSize     int64         // reassembled message bound, default 32 KiB; larger -> 413
+	MaxChunks          int           // chunks per message bound, default 1024 -> 413
+	MaxPartial         int           // concurrent partial (reassembling) messages per session, default 16 -> 413
+	MaxConns           int           // total connections (0 = unlimited); over -> refused and logged
+	MaxConnsPerIP      int           // connections per remote IP (0 = unlimited)
+	Limits             Limits        // reader limits
+	TLSConfig          *tls.Config   // server side for msrps listeners
+	ClientTLSConfig    *tls.Config   // for dialling msrps peers
+	Logger             *slog.Logger  // nil = discard
+}
+
+func (c Config) withDefaults() Config {
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 2048
+	}
+	if c.TransactionTimeout <= 0 {
+		c.TransactionTimeout = 30 * time.Second
+	}
+	if c.UnboundTimeout <= 0 {
+		c.UnboundTimeout = 30 * time.Second
+	}
+	if c.WriteQueue <= 0 {
+		c.WriteQueue = 1024
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = 32 << 10
+	}
+	if c.MaxChunks <= 0 {
+		c.MaxChunks = 1024
+	}
+	if c.MaxPartial <= 0 {
+		c.MaxPartial = 16
+	}
+	c.Limits = c.Limits.withDefaults()
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Endpoint is an MSRP listener and dialer that routes incoming requests to sessions by the session-id of
+// the first To-Path URI. Sessions have no goroutines; each connection has one reader and one writer.
+type Endpoint struct {
+	cfg      Config
+	log      *slog.Logger
+	raLimits reassemblyLimits
+	quit     chan struct{}
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex
+	closed    bool
+	sessions  map[string]*Session
+	conns     map[*conn]struct{}
+	dialled   map[string]*conn
+	perIP     map[string]int
+	listeners []net.Listener
+	advHost   string
+	advPort   int
+	advSecure bool
+	advSet    bool
+}
+
+// NewEndpoint returns an Endpoint; call Listen or Serve to accept connections, Close to release it.
+func NewEndpoint(cfg Config) *Endpoint {
+	cfg = cfg.withDefaults()
+	e := &Endpoint{
+		cfg: cfg,
+		log: cfg.Logger,
+		raLimits: reassemblyLimits{maxSize: cfg.MaxMessageSize, maxChunks: cfg.MaxChunks,
+			maxPartial: cfg.MaxPartial, expiry: 2 * cfg.TransactionTimeout},
+		quit:     make(chan struct{}),
+		sessions: make(map[string]*Session),
+		conns:    make(map[*conn]struct{}),
+		dialled:  make(map[string]*conn),
+		perIP:    make(map[string]int),
+	}
+	e.wg.Add(1)
+	go e.janitor()
+	return e
+}
+
+// Listen opens a listener (TLS when secure, with Config.TLSConfig) and accepts on it in a goroutine the
+// Endpoint owns. The first listener's address becomes the advertised one unless SetAdvertise was called.
+func (e *Endpoint) Listen(network, addr string, secure bool) (net.Addr, error) {
+	if secure && e.cfg.TLSConfig == nil {
+		return nil, errors.New("msrp: secure listener needs Config.TLSConfig")
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("msrp: listen %s %s: %w", network, addr, err)
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		_ = ln.Close()
+		return nil, ErrClosed
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	addrOut := ln.Addr()
+	e.register(ln, secure)
+	go func() {
+		defer e.wg.Done()
+		if err := e.serve(ln, secure); err != nil {
+			e.log.Error("msrp: accept loop ended", "addr", addrOut.String(), "err", err)
+		}
+	}()
+	return addrOut, nil
+}
+
+// Serve accepts connections on ln until the Endpoint is closed (then it returns nil) or Accept fails.
+// With secure, ln is wrapped in TLS with Config.TLSConfig.
+func (e *Endpoint) Serve(ln net.Listener, secure bool) error {
+	if secure && e.cfg.TLSConfig == nil {
+		return errors.New("msrp: secure listener needs Config.TLSConfig")
+	}
+	e.register(ln, secure)
+	return e.serve(ln, secure)
+}
+
+func (e *Endpoint) register(ln net.Listener, secure bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.listeners = append(e.listeners, ln)
+	if !e.advSet && e.advHost == "" {
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+			e.advHost = ta.IP.String()
+			e.advPort = ta.Port
+		} else if h, p, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+			e.advHost = h
+			e.advPort, _ = strconv.Atoi(p)
+		}
+		e.advSecure = secure
+	}
+}
+
+func (e *Endpoint) serve(ln net.Listener, secure bool) error {
+	if e.isClosed() {
+		_ = ln.Close()
+		return nil
+	}
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if e.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if secure {
+			nc = tls.Server(nc, e.cfg.TLSConfig)
+		}
+		c := newConn(e, nc, "")
+		if err := e.addConn(c); err != nil {
+			c.log.Warn("msrp: connection refused", "err", err)
+			_ = nc.Close()
+			continue
+		}
+		c.mu.Lock()
+		c.unbound = time.AfterFunc(e.cfg.UnboundTimeout, c.unboundExpired)
+		c.mu.Unlock()
+		c.log.Debug("msrp: connection accepted")
+		c.start()
+	}
+}
+
+// addConn registers c (and does wg.Add for its two goroutines) unless a limit or Close refuses it.
+func (e *Endpoint) addConn(c *conn) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if e.cfg.MaxConns > 0 && len(e.conns) >= e.cfg.MaxConns {
+		return fmt.Errorf("msrp: %d connections, limit %d", len(e.conns), e.cfg.MaxConns)
+	}
+	if e.cfg.MaxConnsPerIP > 0 && e.perIP[c.ip] >= e.cfg.MaxConnsPerIP {
+		return fmt.Errorf("msrp: %d connections from %s, limit %d", e.perIP[c.ip], c.ip, e.cfg.MaxConnsPerIP)
+	}
+	e.conns[c] = struct{}{}
+	e.perIP[c.ip]++
+	if c.key != "" {
+		e.dialled[c.key] = c
+	}
+	e.wg.Add(2)
+	return nil
+}
+
+func (e *Endpoint) removeConn(c *conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.conns[c]; !ok {
+		return
+	}
+	delete(e.conns, c)
+	if e.perIP[c.ip]--; e.perIP[c.ip] <= 0 {
+		delete(e.perIP, c.ip)
+	}
+	if c.key != "" && e.dialled[c.key] == c {
+		delete(e.dialled, c.key)
+	}
+}
+
+// dial returns the live dialled connection for u's scheme/host/port, or dials one.
+func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
+	if u.Transport != "tcp" {
+		return nil, fmt.Errorf("%w %q in %s", ErrUnsupported, u.Transport, u.String())
+	}
+	key := u.connKey()
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if c := e.dialled[key]; c != nil && !c.isClosed() {
+		e.mu.Unlock()
+		return c, nil
+	}
+	e.mu.Unlock()
+
+	var nc net.Conn
+	var err error
+	d := &net.Dialer{}
+	if u.Secure {
+		cfg := e.cfg.ClientTLSConfig
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName = u.Host
+		}
+		nc, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", u.Authority())
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", u.Authority())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
+	}
+	c := newConn(e, nc, key)
+	e.mu.Lock()
+	if old := e.dialled[key]; old != nil && !old.isClosed() { // lost a race with another Connect
+		e.mu.Unlock()
+		_ = nc.Close()
+		return old, nil
+	}
+	e.mu.Unlock()
+	if err := e.addConn(c); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	c.log.Debug("msrp: connection dialled")
+	c.start()
+	return c, nil
+}
+
+// SetAdvertise sets the host and port put in local session URIs (default: the first listener's address).
+func (e *Endpoint) SetAdvertise(host string, port int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.advHost, e.advPort, e.advSet = host, port, true
+}
+
+// SetAdvertiseSecure chooses msrps (true) or msrp for local session URIs (default: whether the first
+// listener is secure).
+func (e *Endpoint) SetAdvertiseSecure(secure bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.advSecure = secure
+}
+
+// fallbackURI addresses responses to requests whose paths could not be parsed.
+func (e *Endpoint) fallbackURI() URI {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := e.advHost
+	if h == "" {
+		h = "invalid"
+	}
+	return URI{Secure: e.advSecure, Host: h, Port: e.advPort, Transport: "tcp"}
+}
+
+// NewSession creates a session with a fresh session-id; it is routable at once.
+func (e *Endpoint) NewSession(h Handler) *Session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &Session{e: e, h: h, bound: make(chan struct{})}
+	for {
+		s.id = NewSessionID()
+		if e.sessions[s.id] == nil {
+			break
+		}
+	}
+	s.local = URI{Secure: e.advSecure, Host: e.advHost, Port: e.advPort, SessionID: s.id, Transport: "tcp"}
+	if e.closed {
+		s.closed = true
+		return s
+	}
+	e.sessions[s.id] = s
+	return s
+}
+
+func (e *Endpoint) lookup(id string) *Session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sessions[id]
+}
+
+func (e *Endpoint) removeSession(s *Session) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sessions[s.id] == s {
+		delete(e.sessions, s.id)
+	}
+}
+
+// NumConns returns the number of open connections.
+func (e *Endpoint) NumConns() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns)
+}
+
+// NumSessions returns the number of routable sessions.
+func (e *Endpoint) NumSessions() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.sessions)
+}
+
+func (e *Endpoint) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// goTracked runs f in a goroutine Close waits for (inline once the endpoint is closed).
+func (e *Endpoint) goTracked(f func()) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		f()
+		return
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+}
+
+// janitor drops stale partial messages (no goroutine or timer per message).
+func (e *Endpoint) janitor() {
+	defer e.wg.Done()
+	period := max(e.raLimits.expiry/4, 10*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.quit:
+			return
+		case now := <-t.C:
+			e.mu.Lock()
+			ss := make([]*Session, 0, len(e.sessions))
+			for _, s := range e.sessions {
+				ss = append(ss, s)
+			}
+			e.mu.Unlock()
+			for _, s := range ss {
+				if n := s.expirePartials(now); n > 0 {
+					e.log.Info("msrp: dropped stale partial messages", "session", s.id, "count", n)
+				}
+			}
+		}
+	}
+}
+
+// Close closes listeners and connections, calls HandleClose(s, ErrClosed) for every session not yet
+// notified, and returns when every goroutine and timer of the Endpoint is released.
+func (e *Endpoint) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	lns := e.listeners
+	conns := make([]*conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	close(e.quit)
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	for _, c := range conns {
+		c.close(ErrClosed)
+	}
+	e.wg.Wait()
+	e.mu.Lock()
+	ss := make([]*Session, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		ss = append(ss, s)
+	}
+	e.sessions = map[string]*Session{}
+	e.mu.Unlock()
+	for _, s := range ss {
+		s.mu.Lock()
+		notify := !s.closeNotified
+		s.closeNotified, s.closed = true, true
+		s.mu.Unlock()
+		if notify {
+			s.deliverMu.Lock()
+			s.h.HandleClose(s, ErrClosed)
+			s.deliverMu.Unlock()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,762 @@
+package msrp
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitFor bounds how long a test waits for something that must happen; it is a hang guard, not a timing
+// assertion.
+const waitFor = 10 * time.Second
+
+// recHandler records a session's events.
+type recHandler struct {
+	msgs    chan *Incoming
+	reports chan *Report
+	closed  chan error
+	mu      sync.Mutex
+	code    int                             // returned by HandleMessage (0 = 200)
+	onMsg   func(s *Session, m *Incoming) int // optional
+}
+
+func newRec() *recHandler {
+	return &recHandler{msgs: make(chan *Incoming, 64), reports: make(chan *Report, 64), closed: make(chan error, 4)}
+}
+
+func (h *recHandler) HandleMessage(s *Session, m *Incoming) int {
+	h.mu.Lock()
+	code, on := h.code, h.onMsg
+	h.mu.Unlock()
+	if on != nil {
+		code = on(s, m)
+	}
+	h.msgs <- m
+	return code
+}
+func (h *recHandler) HandleReport(s *Session, r *Report) { h.reports <- r }
+func (h *recHandler) HandleClose(s *Session, err error)  { h.closed <- err }
+
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitFor):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return nil
+}
+
+// newEP starts an endpoint listening on loopback and closes it at the end of the test.
+func newEP(t *testing.T, cfg Config, secure bool) *Endpoint {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	e := NewEndpoint(cfg)
+	if _, err := e.Listen("tcp", "127.0.0.1:0", secure); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// pair makes session a on ea (the offerer) and b on eb, exchanges paths and connects a.
+func pair(t *testing.T, ea, eb *Endpoint, ha, hb Handler) (*Session, *Session) {
+	t.Helper()
+	a, b := ea.NewSession(ha), eb.NewSession(hb)
+	a.SetPeerPath(b.LocalPath())
+	b.SetPeerPath(a.LocalPath())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	recv(t, b.Bound(), "passive bind")
+	return a, b
+}
+
+// sendWait sends and returns the done result.
+func sendWait(t *testing.T, s *Session, o *Outgoing) SendResult {
+	t.Helper()
+	ch := make(chan SendResult, 1)
+	if err := s.Send(o, func(r SendResult) { ch <- r }); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	return recv(t, ch, "send result")
+}
+
+func TestEndpointPlainExchange(t *testing.T) {
+	ea := newEP(t, Config{CheckFromPath: true}, false)
+	eb := newEP(t, Config{CheckFromPath: true}, false)
+	ha, hb := newRec(), newRec()
+	a, b := pair(t, ea, eb, ha, hb)
+
+	r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("Hey Bob, are you there?"),
+		Headers: []Header{{HdrContentDisp, "render"}}})
+	if r.StatusCode != 200 || r.Err != nil || r.MessageID == "" {
+		t.Fatalf("send result %+v", r)
+	}
+	m := recv(t, hb.msgs, "message at b")
+	if string(m.Body) != "Hey Bob, are you there?" || m.ContentType != "text/plain" || m.MessageID != r.MessageID ||
+		m.Chunks != 1 || m.FailureReport != "yes" || m.SuccessReport || !PathEqual(m.FromPath, a.LocalPath()) {
+		t.Fatalf("incoming %+v", m)
+	}
+	if len(m.Headers) != 2 || m.Headers[0] != (Header{HdrContentDisp, "render"}) || m.Headers[1].Name != HdrContentType {
+		t.Fatalf("MIME headers %+v", m.Headers)
+	}
+	// And back on the same connection.
+	r = sendWait(t, b, &Outgoing{ContentType: "text/plain", Body: []byte("Hi, Alice!  I'm Bob!")})
+	if r.StatusCode != 200 {
+		t.Fatalf("reply result %+v", r)
+	}
+	if m := recv(t, ha.msgs, "message at a"); string(m.Body) != "Hi, Alice!  I'm Bob!" {
+		t.Fatalf("reply %q", m.Body)
+	}
+	if ea.NumConns() != 1 || eb.NumConns() != 1 {
+		t.Fatalf("conns %d %d", ea.NumConns(), eb.NumConns())
+	}
+	// Handler refusal code goes back as the transaction response.
+	hb.mu.Lock()
+	hb.code = 415
+	hb.mu.Unlock()
+	r = sendWait(t, a, &Outgoing{ContentType: "image/gif", Body: []byte("GIF89a")})
+	if r.StatusCode != 415 {
+		t.Fatalf("refused send result %+v", r)
+	}
+	recv(t, hb.msgs, "refused message")
+}
+
+func TestEndpointChunked1MiB(t *testing.T) {
+	ea := newEP(t, Config{}, false)
+	eb := newEP(t, Config{MaxMessageSize: 2 << 20}, false)
+	ha, hb := newRec(), newRec()
+	a, _ := pair(t, ea, eb, ha, hb)
+	body := make([]byte, 1<<20)
+	for i := range body {
+		body[i] = byte(i % 251)
+	}
+	// A dashed line with another tid inside the body must not end it.
+	copy(body[5000:], "\r\n-------abcd1234$\r\n")
+	r := sendWait(t, a, &Outgoing{ContentType: "application/octet-stream", Body: body, SuccessReport: true})
+	if r.StatusCode != 200 {
+		t.Fatalf("result %+v", r)
+	}
+	m := recv(t, hb.msgs, "1 MiB message")
+	if !bytes.Equal(m.Body, body) || m.Chunks != 512 || !m.SuccessReport {
+		t.Fatalf("got %d bytes in %d chunks", len(m.Body), m.Chunks)
+	}
+}
+
+func TestEndpointInterleavedSessions(t *testing.T) {
+	ea := newEP(t, Config{ChunkSize: 1000}, false)
+	eb := newEP(t, Config{}, false)
+	ha1, hb1, ha2, hb2 := newRec(), newRec(), newRec(), newRec()
+	a1, _ := pair(t, ea, eb, ha1, hb1)
+	a2, _ := pair(t, ea, eb, ha2, hb2)
+	if ea.NumConns() != 1 || eb.NumConns() != 1 {
+		t.Fatalf("sessions to one authority must share a connection: %d %d", ea.NumConns(), eb.NumConns())
+	}
+	mk := func(c byte) []byte { return bytes.Repeat([]byte{c}, 20000) }
+	ch := make(chan SendResult, 2)
+	for i := 0; i < 5; i++ {
+		if err := a1.Send(&Outgoing{ContentType: "text/plain", Body: mk('1')}, func(r SendResult) { ch <- r }); err != nil {
+			t.Fatal(err)
+		}
+		if err := a2.Send(&Outgoing{ContentType: "text/plain", Body: mk('2')}, func(r SendResult) { ch <- r }); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 2; j++ {
+			if r := recv(t, ch, "result"); r.StatusCode != 200 {
+				t.Fatalf("%+v", r)
+			}
+		}
+		if m := recv(t, hb1.msgs, "s1"); !bytes.Equal(m.Body, mk('1')) || m.Chunks != 20 {
+			t.Fatal("session 1 got the wrong body")
+		}
+		if m := recv(t, hb2.msgs, "s2"); !bytes.Equal(m.Body, mk('2')) {
+			t.Fatal("session 2 got the wrong body")
+		}
+	}
+	// Closing one session keeps the shared connection for the other.
+	a1.Close()
+	if err := recv(t, ha1.closed, "close a1"); err != nil {
+		t.Fatalf("HandleClose after Close: %v", err)
+	}
+	if r := sendWait(t, a2, &Outgoing{ContentType: "text/plain", Body: []byte("still here")}); r.StatusCode != 200 {
+		t.Fatalf("%+v", r)
+	}
+	a2.Close()
+	recv(t, ha2.closed, "close a2")
+	waitUntil(t, "dialled connection closed with its last session", func() bool { return ea.NumConns() == 0 })
+}
+
+func waitUntil(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestEndpointReports(t *testing.T) {
+	ea := newEP(t, Config{}, false)
+	eb := newEP(t, Config{}, false)
+	ha, hb := newRec(), newRec()
+	hb.onMsg = func(s *Session, m *Incoming) int {
+		if string(m.Body) == "bad" {
+			if err := s.Report(m, 415, "no thanks"); err != nil {
+				t.Error(err)
+			}
+			return 200
+		}
+		if err := s.Report(m, 200, "OK"); err != nil {
+			t.Error(err)
+		}
+		return 200
+	}
+	a, _ := pair(t, ea, eb, ha, hb)
+	r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("hello"), SuccessReport: true})
+	rep := recv(t, ha.reports, "success report")
+	if rep.StatusCode != 200 || rep.MessageID != r.MessageID || rep.ByteRange != (ByteRange{1, 5, 5}) {
+		t.Fatalf("report %+v", rep)
+	}
+	recv(t, hb.msgs, "msg")
+	// No Success-Report: Report(200) sends nothing; a failure report is sent.
+	sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("quiet")})
+	recv(t, hb.msgs, "msg")
+	r = sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("bad")})
+	recv(t, hb.msgs, "msg")
+	rep = recv(t, ha.reports, "failure report")
+	if rep.StatusCode != 415 || rep.Comment != "no thanks" || rep.MessageID != r.MessageID {
+		t.Fatalf("failure report %+v", rep)
+	}
+	select {
+	case rep := <-ha.reports:
+		t.Fatalf("unexpected report %+v", rep)
+	default:
+	}
+	// Failure-Report: no -> never a failure REPORT; done fires when written with code 0.
+	r = sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("bad"), FailureReport: "no"})
+	if r.StatusCode != 0 || r.Err != nil {
+		t.Fatalf("FR no result %+v", r)
+	}
+	recv(t, hb.msgs, "msg")
+	// A marker message with a success report proves nothing else was queued before it.
+	sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("marker"), SuccessReport: true})
+	recv(t, hb.msgs, "marker")
+	if rep := recv(t, ha.reports, "marker report"); rep.StatusCode != 200 {
+		t.Fatalf("got report %+v before the marker's", rep)
+	}
+}
+
+func TestEndpointPassiveBindWithoutPeerPath(t *testing.T) {
+	ea := newEP(t, Config{CheckFromPath: true}, false)
+	eb := newEP(t, Config{CheckFromPath: true}, false)
+	ha, hb := newRec(), newRec()
+	a, b := ea.NewSession(ha), eb.NewSession(hb)
+	a.SetPeerPath(b.LocalPath()) // b never learns a's path from SDP
+	if err := b.Send(&Outgoing{ContentType: "text/plain", Body: []byte("x")}, nil); !errors.Is(err, ErrNotBound) {
+		t.Fatalf("Send before bind: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, b.Bound(), "bind")
+	if r := sendWait(t, b, &Outgoing{ContentType: "text/plain", Body: []byte("from b")}); r.StatusCode != 200 {
+		t.Fatalf("%+v", r)
+	}
+	recv(t, ha.msgs, "msg at a")
+	// Peer path set later (the SIP ACK arrived after the first SEND): still accepted, it matches.
+	b.SetPeerPath(a.LocalPath())
+	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("x")}); r.StatusCode != 200 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestEndpointRoutingErrors(t *testing.T) {
+	eb := newEP(t, Config{CheckFromPath: true}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+
+	t.Run("481 unknown session", func(t *testing.T) {
+		ea := newEP(t, Config{}, false)
+		a := ea.NewSession(newRec())
+		bogus := b.LocalURI()
+		bogus.SessionID = NewSessionID()
+		a.SetPeerPath([]URI{bogus})
+		var se *StatusError
+		if err := a.Connect(ctx); !errors.As(err, &se) || se.Code != 481 {
+			t.Fatalf("Connect to unknown session: %v", err)
+		}
+		waitUntil(t, "failed dial released", func() bool { return ea.NumConns() == 0 })
+	})
+	t.Run("403 forged From-Path", func(t *testing.T) {
+		ea := newEP(t, Config{}, false)
+		a := ea.NewSession(newRec())
+		a.SetPeerPath(b.LocalPath())
+		real := a.LocalURI()
+		real.SessionID = "someone-else"
+		b.SetPeerPath([]URI{real})
+		var se *StatusError
+		if err := a.Connect(ctx); !errors.As(err, &se) || se.Code != 403 {
+			t.Fatalf("Connect with a forged From-Path: %v", err)
+		}
+		select {
+		case <-b.Bound():
+			t.Fatal("a forged request bound the session")
+		default:
+		}
+	})
+	t.Run("506 second connection", func(t *testing.T) {
+		e1 := newEP(t, Config{}, false)
+		e2 := newEP(t, Config{}, false)
+		a1, a2 := e1.NewSession(newRec()), e2.NewSession(newRec())
+		a1.SetPeerPath(b.LocalPath())
+		a2.SetPeerPath(b.LocalPath())
+		b.SetPeerPath(nil)
+		if err := a1.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var se *StatusError
+		if err := a2.Connect(ctx); !errors.As(err, &se) || se.Code != 506 {
+			t.Fatalf("second connection: %v", err)
+		}
+		// The bound connection still works.
+		if r := sendWait(t, a1, &Outgoing{ContentType: "text/plain", Body: []byte("ok")}); r.StatusCode != 200 {
+			t.Fatalf("%+v", r)
+		}
+	})
+}
+
+// rawPeer is a hand-driven MSRP peer on a plain socket.
+type rawPeer struct {
+	t  *testing.T
+	nc net.Conn
+	rd *Reader
+}
+
+func dialRaw(t *testing.T, e *Endpoint) *rawPeer {
+	t.Helper()
+	e.mu.Lock()
+	addr := e.listeners[0].Addr().String()
+	e.mu.Unlock()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawPeer{t: t, nc: nc, rd: NewReader(nc, Limits{})}
+}
+
+func (p *rawPeer) write(s string) {
+	p.t.Helper()
+	if _, err := p.nc.Write([]byte(strings.ReplaceAll(s, "\n", "\r\n"))); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *rawPeer) read() *Message {
+	p.t.Helper()
+	p.nc.SetReadDeadline(time.Now().Add(waitFor))
+	m, err := p.rd.ReadMessage()
+	if err != nil {
+		p.t.Fatalf("raw peer read: %v", err)
+	}
+	return m
+}
+
+// expect reads one response and checks its tid and code.
+func (p *rawPeer) expect(tid string, code int) *Message {
+	p.t.Helper()
+	m := p.read()
+	if m.TransactionID != tid || m.StatusCode != code {
+		p.t.Fatalf("got %s %d %q, want %s %d", m.TransactionID, m.StatusCode, m.Comment, tid, code)
+	}
+	return m
+}
+
+func TestEndpointRawFrames(t *testing.T) {
+	eb := newEP(t, Config{MaxMessageSize: 100, MaxChunks: 3, MaxPartial: 2, Limits: Limits{MaxChunkBytes: 64}}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	to := b.LocalURI().String()
+	from := "msrp://127.0.0.1:9/peer1;tcp"
+	p := dialRaw(t, eb)
+	hdr := func(tid, method string) string {
+		return fmt.Sprintf("MSRP %s %s\nTo-Path: %s\nFrom-Path: %s\n", tid, method, to, from)
+	}
+	send := func(tid, mid, br, body string, flag byte, extra string) {
+		p.write(fmt.Sprintf("%sMessage-ID: %s\nByte-Range: %s\n%sContent-Type: text/plain\n\n%s\n-------%s%c\n",
+			hdr(tid, "SEND"), mid, br, extra, body, tid, flag))
+	}
+	// Bind with a bodiless SEND.
+	p.write(hdr("bind0001", "SEND") + "Message-ID: m0\n-------bind0001$\n")
+	resp := p.expect("bind0001", 200)
+	if resp.ToPath[0].String() != from || resp.FromPath[0].String() != to || resp.Body != nil {
+		t.Fatalf("response paths %v %v", resp.ToPath, resp.FromPath)
+	}
+	recv(t, b.Bound(), "bind")
+
+	// Out-of-order chunks with '*' range-end and an interrupted chunk (real length from the payload).
+	send("c0000002", "mid1", "6-*/*", "EFGH", '$', "")
+	p.expect("c0000002", 200)
+	send("c0000001", "mid1", "1-10/10", "abcde", '+', "") // interrupted after 5 of 10 bytes
+	p.expect("c0000001", 200)
+	m := recv(t, hb.msgs, "reassembled")
+	if string(m.Body) != "abcdeEFGH" || m.Chunks != 2 {
+		t.Fatalf("reassembled %q in %d chunks", m.Body, m.Chunks)
+	}
+	// Aborted message: never delivered.
+	send("a0000001", "mid2", "1-4/8", "abcd", '+', "")
+	p.expect("a0000001", 200)
+	send("a0000002", "mid2", "5-8/8", "EF", '#', "")
+	p.expect("a0000002", 200)
+	// Failure-Report partial: no 200; no: nothing at all.
+	send("p0000001", "mid3", "1-2/2", "ok", '$', "Failure-Report: partial\n")
+	recv(t, hb.msgs, "partial message")
+	send("n0000001", "mid4", "1-2/2", "ok", '$', "Failure-Report: no\n")
+	recv(t, hb.msgs, "no message")
+	// Declared total over MaxMessageSize -> 413 on that chunk.
+	send("big00001", "mid5", "1-10/1000", "0123456789", '+', "")
+	p.expect("big00001", 413)
+	// Chunk over MaxChunkBytes -> 413, stream stays usable.
+	send("huge0001", "mid6", "1-*/*", strings.Repeat("x", 200), '$', "")
+	p.expect("huge0001", 413)
+	// Too many chunks -> 413.
+	for i := 1; i <= 3; i++ {
+		send(fmt.Sprintf("many%04d", i), "mid7", fmt.Sprintf("%d-%d/*", i, i), "x", '+', "")
+		p.expect(fmt.Sprintf("many%04d", i), 200)
+	}
+	send("many0004", "mid7", "4-4/*", "x", '+', "")
+	p.expect("many0004", 413)
+	// Too many partial messages.
+	send("part0001", "mid8", "1-1/5", "x", '+', "")
+	p.expect("part0001", 200)
+	send("part0002", "mid9", "1-1/5", "x", '+', "")
+	p.expect("part0002", 200)
+	send("part0003", "midB", "1-1/5", "x", '+', "")
+	p.expect("part0003", 413)
+	// Malformed Byte-Range -> 400; unknown method -> 501; REPORT never answered (next response proves it).
+	send("bad00001", "midA", "0-1/1", "x", '$', "")
+	p.expect("bad00001", 400)
+	p.write(hdr("meth0001", "FOO") + "-------meth0001$\n")
+	p.expect("meth0001", 501)
+	p.write(hdr("rep00001", "REPORT") + "Message-ID: nope\nByte-Range: 1-1/1\nStatus: 000 200 OK\n-------rep00001$\n")
+	r := recv(t, hb.reports, "report for unknown Message-ID")
+	if r.MessageID != "nope" || r.StatusCode != 200 {
+		t.Fatalf("%+v", r)
+	}
+	// Malformed header line -> 400.
+	p.write(hdr("hdr00001", "SEND") + "Message-ID: x\nno colon here\n-------hdr00001$\n")
+	p.expect("hdr00001", 400)
+	// Unknown session -> 481; REPORT to unknown session: no answer.
+	p.write(strings.Replace(hdr("unk00001", "REPORT"), b.ID(), "nosuchsession", 1) + "Message-ID: x\nStatus: 000 200 OK\n-------unk00001$\n")
+	p.write(strings.Replace(hdr("unk00002", "SEND"), b.ID(), "nosuchsession", 1) + "Message-ID: x\n-------unk00002$\n")
+	p.expect("unk00002", 481)
+	// Every message delivered so far was one of the expected ones.
+	select {
+	case m := <-hb.msgs:
+		t.Fatalf("unexpected delivery %q", m.Body)
+	default:
+	}
+	// Garbage that cannot be delimited closes the connection.
+	p.write("HTTP/1.1 200 OK\n\n")
+	p.nc.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := p.rd.ReadMessage(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection not closed after garbage: %v", err)
+	}
+	if err := recv(t, hb.closed, "HandleClose"); !errors.Is(err, ErrConnLost) {
+		t.Fatalf("HandleClose err %v", err)
+	}
+}
+
+func TestEndpointUnboundTimeout(t *testing.T) {
+	eb := newEP(t, Config{UnboundTimeout: 50 * time.Millisecond}, false)
+	p := dialRaw(t, eb)
+	p.nc.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := p.nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("unbound connection: read %v, want EOF", err)
+	}
+	waitUntil(t, "connection released", func() bool { return eb.NumConns() == 0 })
+}
+
+func TestEndpointLimits(t *testing.T) {
+	eb := newEP(t, Config{MaxConnsPerIP: 1}, false)
+	p1 := dialRaw(t, eb)
+	waitUntil(t, "first connection registered", func() bool { return eb.NumConns() == 1 })
+	p2 := dialRaw(t, eb)
+	p2.nc.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := p2.nc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("second connection from one IP was accepted")
+	}
+	_ = p1
+}
+
+func TestEndpointQueueFull(t *testing.T) {
+	// The peer answers the binding SEND and then stops reading.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.(*net.TCPConn).SetReadBuffer(4096)
+		rd := NewReader(nc, Limits{})
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, Comment: "OK", ToPath: m.FromPath[:1], FromPath: m.ToPath})
+		<-stop
+	}()
+	ea := newEP(t, Config{WriteQueue: 16, TransactionTimeout: time.Hour}, false)
+	ha := newRec()
+	a := ea.NewSession(ha)
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 8*2048)
+	results := make(chan SendResult, 10000)
+	full := false
+	for i := 0; i < 10000 && !full; i++ { // at most 160 MiB: far beyond any socket buffer
+		err := a.Send(&Outgoing{ContentType: "text/plain", Body: body}, func(r SendResult) { results <- r })
+		switch {
+		case errors.Is(err, ErrQueueFull):
+			full = true
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if !full {
+		t.Fatal("write queue never filled although the peer does not read")
+	}
+	// Connection loss: every pending send reports an error, HandleClose is called.
+	ea.Close()
+	if err := recv(t, ha.closed, "HandleClose"); err == nil {
+		t.Fatal("HandleClose without error on connection loss")
+	}
+	if r := recv(t, results, "pending send result"); r.Err == nil {
+		t.Fatalf("pending send finished without error: %+v", r)
+	}
+}
+
+func TestEndpointConnectionLoss(t *testing.T) {
+	// A peer that takes the message and never answers, then drops the connection.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan struct{})
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		rd := NewReader(nc, Limits{})
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
+		if _, err := rd.ReadMessage(); err == nil {
+			close(got)
+		}
+	}()
+	ea := newEP(t, Config{}, false)
+	ha := newRec()
+	a := ea.NewSession(ha)
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan SendResult, 1)
+	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("lost")}, func(r SendResult) { res <- r }); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, got, "peer got the message")
+	if r := recv(t, res, "result"); !errors.Is(r.Err, ErrConnLost) {
+		t.Fatalf("result %+v, want ErrConnLost", r)
+	}
+	if err := recv(t, ha.closed, "HandleClose"); !errors.Is(err, ErrConnLost) {
+		t.Fatalf("HandleClose %v", err)
+	}
+	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("x")}, nil); !errors.Is(err, ErrNotBound) {
+		t.Fatalf("Send after loss: %v", err)
+	}
+}
+
+func TestEndpointTransactionTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		rd := NewReader(nc, Limits{})
+		m, _ := rd.ReadMessage()
+		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
+		for {
+			if _, err := rd.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	ea := newEP(t, Config{TransactionTimeout: 20 * time.Millisecond}, false)
+	a := ea.NewSession(newRec())
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("anyone?")}); r.StatusCode != 408 {
+		t.Fatalf("%+v, want 408", r)
+	}
+}
+
+func TestEndpoint413StopsChunks(t *testing.T) {
+	ea := newEP(t, Config{}, false)
+	eb := newEP(t, Config{MaxMessageSize: 1000}, false)
+	ha, hb := newRec(), newRec()
+	a, _ := pair(t, ea, eb, ha, hb)
+	r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: make([]byte, 20000)})
+	if r.StatusCode != 413 {
+		t.Fatalf("%+v", r)
+	}
+	// The session still works after the refused message.
+	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("small")}); r.StatusCode != 200 {
+		t.Fatalf("%+v", r)
+	}
+	if m := recv(t, hb.msgs, "small"); string(m.Body) != "small" {
+		t.Fatalf("%q", m.Body)
+	}
+}
+
+func selfSigned(t *testing.T) (*tls.Config, *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "msrp test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		&tls.Config{RootCAs: pool}
+}
+
+func TestEndpointTLS(t *testing.T) {
+	srv, cli := selfSigned(t)
+	ea := newEP(t, Config{TLSConfig: srv, ClientTLSConfig: cli}, true)
+	eb := newEP(t, Config{TLSConfig: srv, ClientTLSConfig: cli}, true)
+	ha, hb := newRec(), newRec()
+	a, b := pair(t, ea, eb, ha, hb)
+	if !a.LocalURI().Secure || !strings.HasPrefix(b.LocalURI().String(), "msrps://127.0.0.1:") {
+		t.Fatalf("URIs %v %v", a.LocalURI(), b.LocalURI())
+	}
+	body := bytes.Repeat([]byte("0123456789"), 3000)
+	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: body}); r.StatusCode != 200 {
+		t.Fatalf("%+v", r)
+	}
+	if m := recv(t, hb.msgs, "tls msg"); !bytes.Equal(m.Body, body) {
+		t.Fatal("body differs")
+	}
+	// A client that does not trust the certificate fails to connect.
+	ec := newEP(t, Config{TLSConfig: srv}, true)
+	c := ec.NewSession(newRec())
+	c.SetPeerPath(eb.NewSession(newRec()).LocalPath())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := c.Connect(ctx); err == nil {
+		t.Fatal("connected without trusting the certificate")
+	}
+}
+
+func TestEndpointReleasesGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		ea := NewEndpoint(Config{TransactionTimeout: time.Hour})
+		eb := NewEndpoint(Config{})
+		if _, err := ea.Listen("tcp", "127.0.0.1:0", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eb.Listen("tcp", "127.0.0.1:0", false); err != nil {
+			t.Fatal(err)
+		}
+		ha, hb := newRec(), newRec()
+		a, _ := pair(t, ea, eb, ha, hb)
+		sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("x")})
+		a2, _ := pair(t, ea, eb, newRec(), newRec())
+		a2.Close()
+		eb.Close()
+		ea.Close()
+		if err := recv(t, hb.closed, "b closed"); !errors.Is(err, ErrClosed) {
+			t.Fatalf("HandleClose on endpoint close: %v", err)
+		}
+	}()
+	waitUntil(t, "goroutines released", func() bool { return runtime.NumGoroutine() <= before })
+}

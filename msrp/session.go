@@ -1,0 +1,395 @@
+package msrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Errors callers branch on.
+var (
+	ErrQueueFull   = errors.New("msrp: connection write queue full")
+	ErrNotBound    = errors.New("msrp: session not bound to a connection")
+	ErrClosed      = errors.New("msrp: closed")
+	ErrNoPeerPath  = errors.New("msrp: session has no peer path")
+	ErrConnLost    = errors.New("msrp: connection lost")
+	ErrUnsupported = errors.New("msrp: unsupported transport")
+)
+
+// StatusError is a non-200 transaction response (or a 408 timeout) to a request we sent.
+type StatusError struct {
+	Code    int
+	Comment string
+}
+
+func (e *StatusError) Error() string {
+	return "msrp: peer answered " + strconv.Itoa(e.Code) + " " + e.Comment
+}
+
+// Handler receives a session's events. Calls for one session are never concurrent with each other
+// (they are delivered from the connection's reader goroutine, in arrival order, under a per-session
+// lock). They must not block for long: the connection's other sessions wait meanwhile.
+type Handler interface {
+	// HandleMessage gets each complete message (a single-chunk SEND, or all chunks reassembled; never an
+	// aborted '#' or incomplete one). Bodiless SENDs (binding/keepalive) are answered 200 by the stack and
+	// NOT passed here. The returned code is the transaction response to the SEND that completed the
+	// message (200 to accept, 413/415/403/... to refuse), sent only if its Failure-Report allows a response
+	// (yes/absent: any; partial: only non-200; no: none). Earlier chunks are answered 200 by the stack.
+	HandleMessage(s *Session, m *Incoming) (code int)
+	// HandleReport gets every REPORT received for this session (the stack never answers REPORTs and does
+	// not track Message-IDs: REPORTs for unknown Message-IDs are passed too; ignore them).
+	HandleReport(s *Session, r *Report)
+	// HandleClose is called once when the session's connection is lost (err wraps ErrConnLost, or is
+	// ErrClosed when the endpoint closes) or the session is closed with Close (err == nil).
+	HandleClose(s *Session, err error)
+}
+
+// Incoming is a complete received message.
+type Incoming struct {
+	MessageID     string
+	ContentType   string
+	Headers       []Header // MIME headers of the message (Content-ID, Content-Disposition, ...), Content-Type included
+	Body          []byte
+	SuccessReport bool
+	FailureReport string // "yes", "partial", "no"
+	FromPath      []URI
+	Chunks        int
+}
+
+// Report is a received REPORT.
+type Report struct {
+	MessageID  string
+	StatusCode int // from "Status: 000 NNN"
+	Comment    string
+	ByteRange  ByteRange
+}
+
+// SendResult is the outcome of a Send. StatusCode 0 with Err == nil means "written, no confirmation
+// asked" (Failure-Report partial or no).
+type SendResult struct {
+	MessageID  string
+	StatusCode int
+	Comment    string
+	Err        error
+}
+
+// Session is one MSRP session: our URI (routable from creation), the peer's path, and the connection it
+// is bound to. It has no goroutine of its own.
+type Session struct {
+	e     *Endpoint
+	id    string
+	local URI
+	h     Handler
+
+	mu            sync.Mutex
+	peer          []URI
+	learned       []URI // From-Path of the request that bound us passively, used when peer is unknown
+	conn          *conn
+	bound         chan struct{}
+	closed        bool
+	closeNotified bool
+
+	deliverMu sync.Mutex // serialises handler calls
+
+	raMu sync.Mutex
+	ra   reassembler
+}
+
+// LocalURI is our session URI, msrp[s]://advertise/<id>;tcp.
+func (s *Session) LocalURI() URI { return s.local }
+
+// LocalPath is what goes into SDP a=path (our URI; no relays).
+func (s *Session) LocalPath() []URI { return []URI{s.local} }
+
+// ID returns our session-id.
+func (s *Session) ID() string { return s.id }
+
+// SetPeerPath sets the peer's path from its SDP. When a later call changes the first hop, the session is
+// unbound from its old connection (a dialled connection left without sessions is closed).
+func (s *Session) SetPeerPath(p []URI) {
+	p = append([]URI(nil), p...)
+	s.mu.Lock()
+	old := s.peer
+	s.peer = p
+	changed := s.conn != nil && len(old) > 0 && (len(p) == 0 || !old[0].Equal(p[0]))
+	s.mu.Unlock()
+	if changed {
+		s.unbind(nil)
+	}
+}
+
+// PeerPath returns the peer's path as set by SetPeerPath.
+func (s *Session) PeerPath() []URI {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]URI(nil), s.peer...)
+}
+
+// Bound returns a channel closed when the session is bound to a connection, by Connect or passively
+// (the peer's first request naming this session on a connection it opened). After an unbind (connection
+// lost, first hop changed) a new channel is returned.
+func (s *Session) Bound() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bound
+}
+
+// Connect makes this side active: it reuses an existing connection to PeerPath()[0]'s authority (same
+// scheme, host, port) or dials one (TLS for msrps), sends a bodiless SEND and returns when the peer
+// answered it 200, or an error (dial failure, *StatusError for an error response or the 408 timeout,
+// ctx.Err()). If the session is already bound it returns nil at once.
+func (s *Session) Connect(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		if s.conn != nil {
+			s.mu.Unlock()
+			return nil
+		}
+		peer := s.peer
+		s.mu.Unlock()
+		if len(peer) == 0 {
+			return ErrNoPeerPath
+		}
+		c, err := s.e.dial(ctx, peer[0])
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.releaseIfIdle()
+			return ErrClosed
+		}
+		if s.conn != nil { // bound passively meanwhile
+			s.mu.Unlock()
+			c.releaseIfIdle()
+			return nil
+		}
+		if !c.addSession(s) {
+			s.mu.Unlock()
+			if attempt < 2 {
+				continue // the reused connection just closed; dial again
+			}
+			return fmt.Errorf("%w: connection to %s closed while binding", ErrConnLost, peer[0].Authority())
+		}
+		s.conn = c
+		close(s.bound)
+		s.mu.Unlock()
+
+		res := make(chan SendResult, 1)
+		msgs := chunkMessage(&Outgoing{}, newMessageID(), peer, s.LocalPath(), 0)
+		if err := c.sendMsgs(s, msgs[0].Header(HdrMessageID), "yes", msgs, func(r SendResult) { res <- r }); err != nil {
+			s.unbind(c)
+			return err
+		}
+		select {
+		case r := <-res:
+			if r.Err != nil {
+				s.unbind(c)
+				return r.Err
+			}
+			if r.StatusCode != 200 {
+				s.unbind(c)
+				return &StatusError{Code: r.StatusCode, Comment: r.Comment}
+			}
+			return nil
+		case <-ctx.Done():
+			s.unbind(c)
+			return ctx.Err()
+		}
+	}
+}
+
+// unbind detaches the session from its connection (only from c when c != nil).
+func (s *Session) unbind(c *conn) {
+	s.mu.Lock()
+	old := s.conn
+	if old == nil || (c != nil && old != c) {
+		s.mu.Unlock()
+		return
+	}
+	s.conn = nil
+	s.bound = make(chan struct{})
+	s.mu.Unlock()
+	old.removeSession(s)
+}
+
+// Send queues one message: chunked at Config.ChunkSize, new tid per chunk, same Message-ID, Byte-Range
+// and '+'/'$'. It never blocks on the network: a full write queue gives ErrQueueFull, an unbound session
+// ErrNotBound, a closed one ErrClosed. done (may be nil) is called exactly once, from a goroutine the
+// stack owns, with the outcome: Failure-Report yes: the first non-200 response of any chunk, 200 when all
+// chunks got 200, 408 when TransactionTimeout passed, Err when the connection was lost or the session
+// closed; partial/no: StatusCode 0 when written (partial: or the first error response if it came first).
+// An error response stops the remaining chunks (with a '#' abort frame if some were sent).
+// The caller must not modify m.Body until done ran.
+func (s *Session) Send(m *Outgoing, done func(SendResult)) error {
+	s.mu.Lock()
+	c, closed, peer := s.conn, s.closed, s.peer
+	if len(peer) == 0 {
+		peer = s.learned
+	}
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case c == nil || len(peer) == 0:
+		return ErrNotBound
+	}
+	id := m.MessageID
+	if id == "" {
+		id = newMessageID()
+	}
+	fr := lowerASCII(m.FailureReport)
+	if fr == "" {
+		fr = "yes"
+	}
+	if fr != "yes" && fr != "no" && fr != "partial" {
+		return fmt.Errorf("msrp: Failure-Report %q is not yes, no or partial", m.FailureReport)
+	}
+	return c.sendMsgs(s, id, fr, chunkMessage(m, id, peer, s.LocalPath(), s.e.cfg.ChunkSize), done)
+}
+
+// Report sends a REPORT for an incoming message as RFC 4975 §7.1.3/§7.1.4 allow: a success REPORT
+// (code 200) only if m.SuccessReport; a failure REPORT only if m.FailureReport is yes or partial;
+// otherwise it does nothing and returns nil. To-Path = m.FromPath, Byte-Range 1-N/N, Status 000 code.
+func (s *Session) Report(m *Incoming, code int, comment string) error {
+	if code == 200 && !m.SuccessReport {
+		return nil
+	}
+	if code != 200 && m.FailureReport != "yes" && m.FailureReport != "partial" && m.FailureReport != "" {
+		return nil
+	}
+	s.mu.Lock()
+	c, closed := s.conn, s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if c == nil {
+		return ErrNotBound
+	}
+	if len(m.FromPath) == 0 {
+		return fmt.Errorf("msrp: REPORT for %q: message has no From-Path", m.MessageID)
+	}
+	n := int64(len(m.Body))
+	status := "000 " + strconv.Itoa(code)
+	if comment != "" {
+		status += " " + comment
+	}
+	r := &Message{Method: MethodReport, ToPath: m.FromPath, FromPath: s.LocalPath(), Flag: '$',
+		Headers: []Header{{HdrMessageID, m.MessageID}, {HdrByteRange, ByteRange{1, n, n}.String()}, {HdrStatus, status}}}
+	return c.sendMsgs(s, m.MessageID, "no", []*Message{r}, nil)
+}
+
+// Close unroutes the session, fails its pending sends with ErrClosed, and calls HandleClose(s, nil)
+// (from another goroutine, so calling Close inside a handler is safe). A dialled connection with no
+// sessions left is closed.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	c := s.conn
+	s.conn = nil
+	notify := !s.closeNotified
+	s.closeNotified = true
+	s.mu.Unlock()
+	s.e.removeSession(s)
+	s.raMu.Lock()
+	s.ra.partials = nil
+	s.raMu.Unlock()
+	if c != nil {
+		c.failSession(s, ErrClosed)
+		c.removeSession(s)
+	}
+	if notify {
+		s.e.goTracked(func() {
+			s.deliverMu.Lock()
+			defer s.deliverMu.Unlock()
+			s.h.HandleClose(s, nil)
+		})
+	}
+}
+
+// connLost is called by a connection's reader goroutine when the connection ended.
+func (s *Session) connLost(c *conn, err error) {
+	s.mu.Lock()
+	if s.conn != c {
+		s.mu.Unlock()
+		return
+	}
+	s.conn = nil
+	s.bound = make(chan struct{})
+	notify := !s.closeNotified
+	s.closeNotified = true
+	s.mu.Unlock()
+	s.raMu.Lock()
+	s.ra.partials = nil
+	s.raMu.Unlock()
+	if notify {
+		s.deliverMu.Lock()
+		defer s.deliverMu.Unlock()
+		s.h.HandleClose(s, err)
+	}
+}
+
+// accept decides whether request m arriving on c may be processed for this session, binding it passively
+// when it is not bound yet. It returns 0 or the error response code.
+func (s *Session) accept(c *conn, m *Message) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 481
+	}
+	if s.e.cfg.CheckFromPath && len(s.peer) > 0 && !PathEqual(m.FromPath, s.peer) {
+		return 403
+	}
+	if s.conn == c {
+		return 0
+	}
+	if s.conn != nil {
+		return 506
+	}
+	if !c.addSession(s) {
+		return 481
+	}
+	s.conn = c
+	s.learned = append([]URI(nil), m.FromPath...)
+	close(s.bound)
+	return 0
+}
+
+// addChunk runs the reassembler for one SEND with a body.
+func (s *Session) addChunk(m *Message, now time.Time) chunkResult {
+	s.raMu.Lock()
+	defer s.raMu.Unlock()
+	s.ra.expire(now)
+	return s.ra.add(m, now, s.e.raLimits)
+}
+
+func (s *Session) expirePartials(now time.Time) int {
+	s.raMu.Lock()
+	defer s.raMu.Unlock()
+	return s.ra.expire(now)
+}
+
+func (s *Session) deliverMessage(in *Incoming) int {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	return s.h.HandleMessage(s, in)
+}
+
+func (s *Session) deliverReport(r *Report) {
+	s.deliverMu.Lock()
+	defer s.deliverMu.Unlock()
+	s.h.HandleReport(s, r)
+}

@@ -1,0 +1,349 @@
+package msrp
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// ErrBadURI is wrapped by every URI and path parsing error.
+var ErrBadURI = errors.New("msrp: malformed URI")
+
+// URI is an MSRP URI (RFC 4975 §6):
+//
+//	msrp[s]://[user@]host[:port][/session-id];transport[;params]
+type URI struct {
+	Secure    bool   // msrps
+	User      string // userinfo, rarely used
+	Host      string // as written (IPv6 without brackets)
+	Port      int    // 0 when absent (only RFC 4976 AUTH To-Paths omit it)
+	SessionID string
+	Transport string // "tcp", "ws", ... lower-cased
+	Params    string // the remaining parameters verbatim, with their leading ';' (e.g. ";foo=bar"); may be ""
+}
+
+// ParseURI parses an MSRP URI strictly: scheme msrp or msrps, a host, an optional port, an optional
+// session-id and a mandatory transport parameter.
+func ParseURI(s string) (URI, error) {
+	var u URI
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return u, fmt.Errorf("%w %q: no \"://\"", ErrBadURI, s)
+	}
+	switch scheme := s[:i]; {
+	case len(scheme) == 4 && strings.EqualFold(scheme, "msrp"):
+	case len(scheme) == 5 && strings.EqualFold(scheme, "msrps"):
+		u.Secure = true
+	default:
+		return u, fmt.Errorf("%w %q: scheme %q is not msrp or msrps", ErrBadURI, s, scheme)
+	}
+	rest := s[i+3:]
+	end := strings.IndexAny(rest, "/;")
+	if end < 0 {
+		return u, fmt.Errorf("%w %q: no \";transport\"", ErrBadURI, s)
+	}
+	auth := rest[:end]
+	rest = rest[end:]
+	if at := strings.LastIndexByte(auth, '@'); at >= 0 {
+		u.User = auth[:at]
+		auth = auth[at+1:]
+	}
+	var portStr string
+	if strings.HasPrefix(auth, "[") {
+		j := strings.IndexByte(auth, ']')
+		if j < 0 {
+			return u, fmt.Errorf("%w %q: unterminated IPv6 literal", ErrBadURI, s)
+		}
+		u.Host = auth[1:j]
+		after := auth[j+1:]
+		if after != "" {
+			if after[0] != ':' {
+				return u, fmt.Errorf("%w %q: junk after IPv6 literal", ErrBadURI, s)
+			}
+			portStr = after[1:]
+			if portStr == "" {
+				return u, fmt.Errorf("%w %q: empty port", ErrBadURI, s)
+			}
+		}
+		if _, err := netip.ParseAddr(u.Host); err != nil {
+			return u, fmt.Errorf("%w %q: bad IPv6 literal %q", ErrBadURI, s, u.Host)
+		}
+	} else {
+		u.Host = auth
+		if c := strings.LastIndexByte(auth, ':'); c >= 0 {
+			u.Host = auth[:c]
+			portStr = auth[c+1:]
+			if portStr == "" {
+				return u, fmt.Errorf("%w %q: empty port", ErrBadURI, s)
+			}
+		}
+		if !validHost(u.Host) {
+			return u, fmt.Errorf("%w %q: bad host %q", ErrBadURI, s, u.Host)
+		}
+	}
+	if portStr != "" {
+		p, ok := atoiSmall(portStr)
+		if !ok || p < 1 || p > 65535 {
+			return u, fmt.Errorf("%w %q: bad port %q", ErrBadURI, s, portStr)
+		}
+		u.Port = p
+	}
+	if rest[0] == '/' {
+		semi := strings.IndexByte(rest, ';')
+		if semi < 0 {
+			return u, fmt.Errorf("%w %q: no \";transport\"", ErrBadURI, s)
+		}
+		u.SessionID = rest[1:semi]
+		if !validSessionID(u.SessionID) {
+			return u, fmt.Errorf("%w %q: bad session-id %q", ErrBadURI, s, u.SessionID)
+		}
+		rest = rest[semi:]
+	}
+	// rest starts with ';'.
+	rest = rest[1:]
+	tr := rest
+	if semi := strings.IndexByte(rest, ';'); semi >= 0 {
+		tr = rest[:semi]
+		u.Params = rest[semi:]
+		if !validParams(u.Params) {
+			return u, fmt.Errorf("%w %q: bad parameters %q", ErrBadURI, s, u.Params)
+		}
+	}
+	if tr == "" || !isAlnumString(tr) {
+		return u, fmt.Errorf("%w %q: bad transport %q", ErrBadURI, s, tr)
+	}
+	u.Transport = lowerASCII(tr)
+	return u, nil
+}
+
+// String returns the canonical form, e.g. msrp://127.0.0.1:2855/abc;tcp.
+func (u URI) String() string {
+	return string(u.appendTo(make([]byte, 0, 32+len(u.Host)+len(u.SessionID)+len(u.Params))))
+}
+
+func (u URI) appendTo(b []byte) []byte {
+	if u.Secure {
+		b = append(b, "msrps://"...)
+	} else {
+		b = append(b, "msrp://"...)
+	}
+	if u.User != "" {
+		b = append(b, u.User...)
+		b = append(b, '@')
+	}
+	if strings.IndexByte(u.Host, ':') >= 0 {
+		b = append(b, '[')
+		b = append(b, u.Host...)
+		b = append(b, ']')
+	} else {
+		b = append(b, u.Host...)
+	}
+	if u.Port != 0 {
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(u.Port), 10)
+	}
+	if u.SessionID != "" {
+		b = append(b, '/')
+		b = append(b, u.SessionID...)
+	}
+	b = append(b, ';')
+	if u.Transport == "" {
+		b = append(b, "tcp"...)
+	} else {
+		b = append(b, u.Transport...)
+	}
+	return append(b, u.Params...)
+}
+
+// Equal compares two URIs by RFC 4975 §6.1: scheme, host (case-insensitively, IP addresses as
+// addresses), port (a URI with a port never equals one without) and transport must match, the
+// session-id is compared case-sensitively, userinfo and other parameters are ignored.
+// Percent-encoded unreserved characters are not decoded (MSRP URIs are machine-made and do not use them).
+func (u URI) Equal(v URI) bool {
+	return u.Secure == v.Secure && u.Port == v.Port && u.SessionID == v.SessionID &&
+		strings.EqualFold(u.Transport, v.Transport) && hostEqual(u.Host, v.Host)
+}
+
+func hostEqual(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	pa, err1 := netip.ParseAddr(a)
+	pb, err2 := netip.ParseAddr(b)
+	return err1 == nil && err2 == nil && pa.Unmap() == pb.Unmap()
+}
+
+// Authority returns "host:port" (IPv6 in brackets), the key used for dialling and connection reuse.
+func (u URI) Authority() string {
+	port := u.Port
+	if port == 0 {
+		port = 2855 // not a default by the RFC, but the IANA port is the only sensible guess
+	}
+	if strings.IndexByte(u.Host, ':') >= 0 {
+		return "[" + u.Host + "]:" + strconv.Itoa(port)
+	}
+	return u.Host + ":" + strconv.Itoa(port)
+}
+
+// connKey is the connection reuse key: scheme, lower-cased host and port (RFC 4975 §5.4).
+func (u URI) connKey() string {
+	if u.Secure {
+		return "msrps://" + lowerASCII(u.Authority())
+	}
+	return "msrp://" + lowerASCII(u.Authority())
+}
+
+// NewSessionID returns a fresh session-id with 128 bits from crypto/rand (RFC 4975 §14.1 asks for at
+// least 80), in URL-safe base64 (22 characters, all "unreserved").
+func NewSessionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24 crashes the program instead)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ParsePath parses a space-separated list of MSRP URIs (To-Path, From-Path, SDP a=path).
+func ParsePath(s string) ([]URI, error) {
+	return parsePathInto(nil, s)
+}
+
+// parsePathInto appends the URIs of s to dst; the reader passes a preallocated array to save allocations.
+func parsePathInto(dst []URI, s string) ([]URI, error) {
+	n0 := len(dst)
+	for len(s) > 0 {
+		for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+			s = s[1:]
+		}
+		if s == "" {
+			break
+		}
+		e := strings.IndexAny(s, " \t")
+		tok := s
+		if e >= 0 {
+			tok, s = s[:e], s[e:]
+		} else {
+			s = ""
+		}
+		u, err := ParseURI(tok)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, u)
+	}
+	if len(dst) == n0 {
+		return dst, fmt.Errorf("%w: empty path", ErrBadURI)
+	}
+	return dst, nil
+}
+
+// FormatPath formats a path as a space-separated list.
+func FormatPath(p []URI) string {
+	return string(appendPath(nil, p))
+}
+
+func appendPath(b []byte, p []URI) []byte {
+	for i, u := range p {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = u.appendTo(b)
+	}
+	return b
+}
+
+// PathEqual compares two paths URI by URI with URI.Equal.
+func PathEqual(a, b []URI) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !isAlnum(c) && c != '-' && c != '.' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func validSessionID(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(c) && !strings.ContainsRune("-._~+=/%", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// validParams accepts ";token[=token]" repeated (RFC 4975 URI-parameter).
+func validParams(p string) bool {
+	for _, part := range strings.Split(p[1:], ";") {
+		if part == "" {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func isAlnumString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lower-cases without allocating when s already is lower case.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// atoiSmall parses up to 9 decimal digits.
+func atoiSmall(s string) (int, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}

@@ -1,0 +1,149 @@
+package msrp
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseURI(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    URI
+		canon   string
+		wantErr bool
+	}{
+		{in: "msrp://host.example.com:8493/asfd34;tcp", want: URI{Host: "host.example.com", Port: 8493, SessionID: "asfd34", Transport: "tcp"}},
+		{in: "MSRPS://Bob@[2001:DB8::1]:2855/a/b+c=;TCP;foo=bar;x", want: URI{Secure: true, User: "Bob", Host: "2001:DB8::1", Port: 2855, SessionID: "a/b+c=", Transport: "tcp", Params: ";foo=bar;x"},
+			canon: "msrps://Bob@[2001:DB8::1]:2855/a/b+c=;tcp;foo=bar;x"},
+		{in: "msrps://alice@intra.example.com;tcp", want: URI{Secure: true, User: "alice", Host: "intra.example.com", Transport: "tcp"}},
+		{in: "msrp://127.0.0.1:2855/abc;ws", want: URI{Host: "127.0.0.1", Port: 2855, SessionID: "abc", Transport: "ws"}},
+		{in: "sip://a:1/x;tcp", wantErr: true},
+		{in: "msrp://a:1/x", wantErr: true},
+		{in: "msrp://a:1/;tcp", wantErr: true},
+		{in: "msrp://a:0/x;tcp", wantErr: true},
+		{in: "msrp://a:65536/x;tcp", wantErr: true},
+		{in: "msrp://a:/x;tcp", wantErr: true},
+		{in: "msrp://:1/x;tcp", wantErr: true},
+		{in: "msrp://a b:1/x;tcp", wantErr: true},
+		{in: "msrp://a:1/x;", wantErr: true},
+		{in: "msrp://a:1/x;t-cp", wantErr: true},
+		{in: "msrp://a:1/x y;tcp", wantErr: true},
+		{in: "msrp://[::1:1/x;tcp", wantErr: true},
+		{in: "msrp://[zz]:1/x;tcp", wantErr: true},
+		{in: "msrp://a:1/x;tcp;", wantErr: true},
+		{in: "msrp://a:1x/x;tcp", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			u, err := ParseURI(tt.in)
+			if tt.wantErr {
+				if err == nil || !errors.Is(err, ErrBadURI) {
+					t.Fatalf("ParseURI(%q) = %+v, %v; want ErrBadURI", tt.in, u, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u != tt.want {
+				t.Fatalf("got %+v\nwant %+v", u, tt.want)
+			}
+			canon := tt.canon
+			if canon == "" {
+				canon = tt.in
+			}
+			if u.String() != canon {
+				t.Fatalf("String() = %q, want %q", u.String(), canon)
+			}
+			back, err := ParseURI(u.String())
+			if err != nil || back != u {
+				t.Fatalf("round trip: %+v, %v", back, err)
+			}
+		})
+	}
+}
+
+func TestURIEqual(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"msrp://Host.Example.com:1/abc;tcp", "MSRP://host.example.COM:1/abc;TCP", true},
+		{"msrp://h:1/abc;tcp", "msrp://h:1/ABC;tcp", false}, // session-id is case-sensitive
+		{"msrp://h:1/abc;tcp", "msrps://h:1/abc;tcp", false},
+		{"msrp://h:1/abc;tcp", "msrp://h:2/abc;tcp", false},
+		{"msrp://h:1/abc;tcp", "msrp://h/abc;tcp", false}, // port vs no port
+		{"msrp://h:1/abc;tcp", "msrp://h:1;tcp", false},    // session-id vs none
+		{"msrp://h:1/abc;tcp", "msrp://h:1/abc;ws", false},
+		{"msrp://u@h:1/abc;tcp;x=y", "msrp://h:1/abc;tcp", true}, // userinfo and params ignored
+		{"msrp://[::1]:1/abc;tcp", "msrp://[0:0::1]:1/abc;tcp", true},
+		{"msrp://[::ffff:127.0.0.1]:1/abc;tcp", "msrp://127.0.0.1:1/abc;tcp", true},
+	}
+	for _, tt := range tests {
+		a, err1 := ParseURI(tt.a)
+		b, err2 := ParseURI(tt.b)
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%v %v", err1, err2)
+		}
+		if a.Equal(b) != tt.want || b.Equal(a) != tt.want {
+			t.Errorf("%s == %s: got %v, want %v", tt.a, tt.b, a.Equal(b), tt.want)
+		}
+	}
+}
+
+func TestPathAndVectors(t *testing.T) {
+	for _, v := range loadVectors(t) {
+		for _, l := range strings.Split(string(v.wire), "\r\n") {
+			p, ok := strings.CutPrefix(l, "a=path:")
+			if !ok && strings.HasPrefix(l, "msrp") {
+				p, ok = l, true
+			}
+			if !ok {
+				continue
+			}
+			path, err := ParsePath(p)
+			if err != nil {
+				t.Fatalf("%s: %v", v.title, err)
+			}
+			if FormatPath(path) != p {
+				t.Fatalf("%s: FormatPath = %q, want %q", v.title, FormatPath(path), p)
+			}
+		}
+	}
+	if _, err := ParsePath("  "); err == nil {
+		t.Fatal("empty path accepted")
+	}
+	if _, err := ParsePath("msrp://a:1/x;tcp bogus"); err == nil {
+		t.Fatal("path with a bad URI accepted")
+	}
+}
+
+func TestNewSessionID(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := NewSessionID()
+		if len(id) != 22 || !validSessionID(id) || seen[id] {
+			t.Fatalf("bad or repeated session-id %q", id)
+		}
+		seen[id] = true
+	}
+	for i := 0; i < 1000; i++ {
+		id := NewTransactionID()
+		if !validTID([]byte(id)) || seen[id] {
+			t.Fatalf("bad or repeated transaction id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestAuthority(t *testing.T) {
+	u, _ := ParseURI("msrps://[::1]:99/x;tcp")
+	if u.Authority() != "[::1]:99" {
+		t.Fatal(u.Authority())
+	}
+	u, _ = ParseURI("msrp://Example.COM:7/x;tcp")
+	if u.Authority() != "Example.COM:7" || u.connKey() != "msrp://example.com:7" {
+		t.Fatal(u.Authority(), u.connKey())
+	}
+}
