@@ -1,0 +1,178 @@
+// Command msrpgw is the SIP MESSAGE ⇄ MSRP gateway daemon.
+//
+//	msrpgw [-config FILE]                run the gateway (embedded default config without -config)
+//	msrpgw check [-config FILE]          validate a config and print what it would listen on
+//	msrpgw sessions list|show|end ...    talk to a running gateway's admin API
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/msrpgw/msrpgw/admin"
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/gateway"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "check":
+			return check(args[1:], stdout, stderr)
+		case "sessions":
+			return sessions(args[1:], stdout, stderr)
+		case "help", "-h", "-help", "--help":
+			usage(stdout)
+			return 0
+		}
+	}
+	fs := flag.NewFlagSet("msrpgw", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration file (default: the embedded default)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, "msrpgw:", err)
+		return 1
+	}
+	return serve(cfg, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  msrpgw [-config FILE]              run the gateway (the embedded default config without -config)
+  msrpgw check [-config FILE]        validate a config and print what it would listen on
+  msrpgw sessions list|show KEY|end KEY [-admin URL] [-token T] [-json]
+`)
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default(), nil
+	}
+	return config.Load(path)
+}
+
+func check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("msrpgw check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML configuration file (default: the embedded default)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, "msrpgw check:", err)
+		return 1
+	}
+	if _, err := gateway.NewTemplateRouter(cfg); err != nil {
+		fmt.Fprintln(stderr, "msrpgw check:", err)
+		return 1
+	}
+	fmt.Fprint(stdout, cfg.Describe())
+	fmt.Fprintln(stdout, "config OK")
+	return 0
+}
+
+func sessions(args []string, stdout, stderr io.Writer) int {
+	// The admin URL defaults to the config's admin.listen; -config picks another config file.
+	cfgPath := ""
+	rest := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		if (args[i] == "-config" || args[i] == "--config") && i+1 < len(args) {
+			cfgPath = args[i+1]
+			i++
+			continue
+		}
+		rest = append(rest, args[i])
+	}
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "msrpgw sessions:", err)
+		return 1
+	}
+	return admin.RunSessions(rest, "http://"+cfg.Admin.Listen, cfg.Admin.Token, stdout, stderr)
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the gateway until SIGINT/SIGTERM, then drains and exits 0.
+func serve(cfg *config.Config, stderr io.Writer) int {
+	log := newLogger(cfg.Log, stderr)
+	gateway.ConfigureSIPStack(cfg)
+
+	var gw *gateway.Gateway
+	metrics := admin.NewMetrics(func() admin.Stats { return adminView{gw}.Stats() })
+	hooks := make([]admin.Webhook, 0, len(cfg.Events.Webhooks))
+	for _, h := range cfg.Events.Webhooks {
+		hooks = append(hooks, admin.Webhook{URL: h.URL, Events: h.Events})
+	}
+	dispatcher := admin.NewDispatcher(hooks, metrics, admin.DispatcherOptions{Logger: log.With("component", "webhook")})
+	gw, err := gateway.New(cfg, gateway.Options{Logger: log, Events: event.Sinks{metrics, dispatcher}})
+	if err != nil {
+		log.Error("cannot build the gateway", "err", err)
+		return 1
+	}
+	if err := gw.Start(); err != nil {
+		log.Error("cannot start the gateway", "err", err)
+		return 1
+	}
+
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		log.Error("cannot open the admin listener", "addr", cfg.Admin.Listen, "err", err)
+		gw.Close()
+		return 1
+	}
+	adminSrv := &http.Server{
+		Handler:           admin.NewHandler(adminView{gw}, metrics, admin.Options{Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof, Logger: log.With("component", "admin")}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() {
+		if err := adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "err", err)
+		}
+	}()
+	log.Info("admin API listening", "addr", ln.Addr().String())
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String(), "shutdown_timeout", cfg.Gateway.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Gateway.ShutdownTimeout+15*time.Second)
+	defer cancel()
+	if err := gw.Shutdown(ctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	adminSrv.Shutdown(ctx)
+	dispatcher.Close(ctx)
+	log.Info("stopped")
+	return 0
+}

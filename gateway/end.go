@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/msrpgw/msrpgw/event"
+)
+
+// This file ends sessions (SPEC §3.3): BYE or CANCEL on the SIP side, the MSRP session closed, every message
+// still queued failed and reported, and the session gone from the table.
+
+// endSession ends s once. Queued messages fail with o; bye says whether the dialog should get our BYE.
+func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
+	s.mu.Lock()
+	if s.st >= stateEnding {
+		s.mu.Unlock()
+		return
+	}
+	prev := s.st
+	s.st = stateEnding
+	queue := s.queue
+	s.queue = nil
+	cancel := s.cancel
+	s.cancel = nil
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	uas, uac := s.uas, s.uac
+	sendBye := bye && !s.byeSent && (uas != nil || uac != nil)
+	s.byeSent = true
+	ms := s.ms
+	s.mu.Unlock()
+
+	if cancel != nil {
+		// A setup in progress: sipgo sends the CANCEL (SPEC §3.2 step 3).
+		cancel(errEnded)
+	}
+	covered := reason == "setup_failed"
+	for _, pm := range queue {
+		pm.finish(g, s, o, covered)
+	}
+	if ms != nil {
+		ms.Close() // fails SENDs in flight through their callbacks
+	}
+	g.table.Delete(s)
+	if s.dialogKey != "" {
+		g.dialogs.CompareAndDelete(s.dialogKey, s)
+	}
+	if sendBye {
+		g.bye(s)
+	}
+	s.mu.Lock()
+	s.st = stateEnded
+	s.mu.Unlock()
+	if prev == stateUp || reason != "setup_failed" {
+		e := s.baseEvent(event.SessionEnded)
+		e.Reason = reason
+		g.publish(e)
+	}
+	s.log.Info("session ended", "reason", reason, "call_id", s.callID, "msrp_session_id", s.msrpID())
+}
+
+var errEnded = context.Canceled
+
+// bye sends BYE on the session's dialog, in the background; a dead peer does not hold anything up.
+func (g *Gateway) bye(s *Session) {
+	s.mu.Lock()
+	uas, uac := s.uas, s.uac
+	s.mu.Unlock()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var err error
+		switch {
+		case uac != nil:
+			err = uac.Bye(ctx)
+		case uas != nil:
+			err = uas.Bye(ctx)
+		}
+		if err != nil {
+			s.log.Debug("BYE failed", "err", err, "call_id", s.callID)
+		}
+	}()
+}
+
+// byeLater marks the session for BYE when it ends (used while setup still runs).
+func (g *Gateway) byeLater(s *Session) {
+	s.mu.Lock()
+	uac := s.uac
+	s.byeSent = true
+	s.mu.Unlock()
+	if uac != nil {
+		g.bye(s)
+	}
+}
+
+// replace hands old's queued messages to s (SPEC §3.2 step 3) and ends old: a setup in progress is cancelled,
+// an established dialog gets BYE.
+func (g *Gateway) replace(old, s *Session) {
+	old.mu.Lock()
+	if old.st >= stateEnding {
+		old.mu.Unlock()
+		return
+	}
+	moved := old.queue
+	old.queue = nil
+	cancel := old.cancel
+	old.mu.Unlock()
+	if cancel != nil {
+		cancel(errReplaced)
+	}
+	if len(moved) > 0 {
+		s.mu.Lock()
+		s.queue = append(moved, s.queue...)
+		s.mu.Unlock()
+		old.queued.Add(-int64(len(moved)))
+		s.queued.Add(int64(len(moved)))
+	}
+	old.log.Info("session replaced by a newer INVITE", "moved", len(moved))
+	g.endSession(old, "replaced", outcomeSessionEnded, true)
+}

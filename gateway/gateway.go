@@ -1,0 +1,429 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp"
+)
+
+// Options are what a Go program may supply besides the configuration.
+type Options struct {
+	// Router decides keys, content types and MESSAGE-side coordinates. Nil: the config's templates.
+	Router Router
+	// Events receives session and message events (metrics, webhooks). Nil: none.
+	Events event.Sink
+	// Logger for the gateway. Nil: discard.
+	Logger *slog.Logger
+	// Table holds the sessions. Nil: in memory.
+	Table SessionTable
+}
+
+// Gateway is a SIP MESSAGE ⇄ MSRP gateway: a back-to-back user agent on the SIP side and an MSRP endpoint on
+// the session side.
+type Gateway struct {
+	cfg    *config.Config
+	router Router
+	log    *slog.Logger
+	events event.Sink
+	table  SessionTable
+
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	client   *sipgo.Client
+	dialogUA *sipgo.DialogUA
+	contact  sip.ContactHeader
+	proxy    *sip.Uri
+	msrp     *msrp.Endpoint
+
+	dialogs sync.Map // dialog key -> *Session, for in-dialog requests (ACK, BYE, re-INVITE)
+	out     *sipOut
+	recent  *recentRequests
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // every goroutine the gateway starts
+	handlers chan struct{}  // bounds concurrent SIP handlers
+	draining atomic.Bool
+	started  atomic.Bool
+
+	mu        sync.Mutex
+	sipAddrs  map[string]string // network -> actual listen address
+	closers   []io.Closer
+	msrpLocal string
+}
+
+// New builds a gateway from a validated configuration. It does not listen until Start.
+func New(cfg *config.Config, opts Options) (*Gateway, error) {
+	if cfg == nil {
+		return nil, errors.New("gateway: nil config")
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		router:   opts.Router,
+		log:      opts.Logger,
+		events:   opts.Events,
+		table:    opts.Table,
+		sipAddrs: make(map[string]string),
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if g.events == nil {
+		g.events = event.Sinks(nil)
+	}
+	if g.table == nil {
+		g.table = newMemTable()
+	}
+	if g.router == nil {
+		r, err := NewTemplateRouter(cfg)
+		if err != nil {
+			return nil, err
+		}
+		g.router = r
+	}
+	if p := cfg.SIP.OutboundProxy; p != "" {
+		var u sip.Uri
+		if err := sip.ParseUri(p, &u); err != nil {
+			return nil, fmt.Errorf("sip.outbound_proxy %q: %w", p, err)
+		}
+		u.UriParams = withLR(u.UriParams)
+		g.proxy = &u
+	}
+	limit := cfg.Limits.MaxSIPHandlers
+	if limit <= 0 {
+		limit = 10000
+	}
+	g.handlers = make(chan struct{}, limit)
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.out = newSIPOut(g)
+	g.recent = newRecentRequests()
+	return g, nil
+}
+
+func withLR(p sip.HeaderParams) sip.HeaderParams {
+	if p == nil {
+		p = sip.NewParams()
+	}
+	if !p.Has("lr") {
+		p.Add("lr", "")
+	}
+	return p
+}
+
+// Start opens the SIP and MSRP listeners and starts serving. It returns once every listener is open.
+func (g *Gateway) Start() error {
+	if !g.started.CompareAndSwap(false, true) {
+		return errors.New("gateway: already started")
+	}
+	if err := g.startMSRP(); err != nil {
+		return err
+	}
+	if err := g.startSIP(); err != nil {
+		g.msrp.Close()
+		return err
+	}
+	g.log.Info("gateway started", "sip", g.SIPAddrs(), "msrp", g.msrpLocal, "contact", g.contact.Address.String())
+	return nil
+}
+
+func (g *Gateway) startMSRP() error {
+	mc := g.cfg.MSRP
+	secure, hostport, err := mc.ListenAddr()
+	if err != nil {
+		return err
+	}
+	lim := g.cfg.Limits
+	ep := msrp.NewEndpoint(msrp.Config{
+		ChunkSize:          mc.ChunkSize,
+		TransactionTimeout: mc.TransactionTimeout,
+		UnboundTimeout:     mc.UnboundTimeout,
+		CheckFromPath:      mc.CheckFromPath,
+		MaxMessageSize:     g.cfg.Gateway.MaxMessageSize,
+		MaxChunks:          lim.MaxChunksPerMessage,
+		MaxPartial:         lim.MaxPartialPerSession,
+		MaxConns:           lim.MaxConns,
+		MaxConnsPerIP:      lim.MaxConnsPerSource,
+		Limits:             msrp.Limits{MaxHeaderBytes: lim.MaxHeaderBytes},
+		Logger:             g.log.With("component", "msrp"),
+	})
+	if secure {
+		return errors.New("msrp.listen: msrps:// needs msrp.tls, which is not yet effective in this version")
+	}
+	addr, err := ep.Listen("tcp", hostport, false)
+	if err != nil {
+		return fmt.Errorf("msrp.listen %s: %w", mc.Listen, err)
+	}
+	host, portStr, _ := net.SplitHostPort(addr.String())
+	port, _ := strconv.Atoi(portStr)
+	if adv := mc.Advertise; adv != "" {
+		h, p, err := net.SplitHostPort(adv)
+		if err != nil {
+			ep.Close()
+			return fmt.Errorf("msrp.advertise %q: %w", adv, err)
+		}
+		host = h
+		if port, err = strconv.Atoi(p); err != nil {
+			ep.Close()
+			return fmt.Errorf("msrp.advertise %q: bad port", adv)
+		}
+	}
+	ep.SetAdvertise(host, port)
+	g.msrp = ep
+	g.msrpLocal = addr.String()
+	return nil
+}
+
+func (g *Gateway) startSIP() error {
+	sipLog := g.log.With("component", "sip")
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("msrpgw"),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+	)
+	if err != nil {
+		return err
+	}
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog))
+	if err != nil {
+		ua.Close()
+		return err
+	}
+	g.ua, g.srv = ua, srv
+	g.registerHandlers()
+
+	var firstHost string
+	var firstPort int
+	var serves []func() error
+	for _, l := range g.cfg.SIP.Listen {
+		addr, serve, err := g.listenSIP(l.Network, l.Addr)
+		if err != nil {
+			g.closeListeners()
+			ua.Close()
+			return fmt.Errorf("sip.listen %s:%s: %w", l.Network, l.Addr, err)
+		}
+		serves = append(serves, serve)
+		if firstHost == "" {
+			h, p, _ := net.SplitHostPort(addr)
+			firstHost = h
+			firstPort, _ = strconv.Atoi(p)
+		}
+	}
+
+	var contact sip.Uri
+	if err := sip.ParseUri(g.cfg.SIP.Contact, &contact); err != nil {
+		return fmt.Errorf("sip.contact %q: %w", g.cfg.SIP.Contact, err)
+	}
+	if contact.Port == 0 || g.anyEphemeralListen() {
+		// A listener on port 0 gets its port from the kernel: advertise what we really listen on.
+		contact.Host, contact.Port = firstHost, firstPort
+	}
+	g.contact = sip.ContactHeader{Address: contact}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(contact.Host), sipgo.WithClientLogger(sipLog))
+	if err != nil {
+		return err
+	}
+	g.client = client
+	g.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: g.contact}
+	// Serve only now: handlers may use everything set above.
+	for _, f := range serves {
+		g.serve(f)
+	}
+	return nil
+}
+
+func (g *Gateway) anyEphemeralListen() bool {
+	for _, l := range g.cfg.SIP.Listen {
+		if strings.HasSuffix(l.Addr, ":0") {
+			return true
+		}
+	}
+	return false
+}
+
+// listenSIP opens one SIP listener and returns its address and the function that serves it.
+func (g *Gateway) listenSIP(network, addr string) (string, func() error, error) {
+	switch network {
+	case "udp":
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return "", nil, err
+		}
+		g.track("udp", pc.LocalAddr().String(), pc)
+		return pc.LocalAddr().String(), func() error { return g.srv.ServeUDP(pc) }, nil
+	case "tcp":
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", nil, err
+		}
+		g.track("tcp", ln.Addr().String(), ln)
+		return ln.Addr().String(), func() error { return g.srv.ServeTCP(ln) }, nil
+	case "tls":
+		tc := g.cfg.SIP.TLS
+		if tc.Cert == "" || tc.Key == "" {
+			return "", nil, errors.New("a tls listener needs sip.tls.cert and sip.tls.key")
+		}
+		cert, err := tls.LoadX509KeyPair(tc.Cert, tc.Key)
+		if err != nil {
+			return "", nil, err
+		}
+		ln, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return "", nil, err
+		}
+		g.track("tls", ln.Addr().String(), ln)
+		return ln.Addr().String(), func() error { return g.srv.ServeTLS(ln) }, nil
+	}
+	return "", nil, fmt.Errorf("unknown network %q", network)
+}
+
+func (g *Gateway) track(network, addr string, c io.Closer) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.sipAddrs[network]; !ok {
+		g.sipAddrs[network] = addr
+	}
+	g.closers = append(g.closers, c)
+}
+
+func (g *Gateway) serve(f func() error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := f(); err != nil && g.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+			g.log.Error("SIP listener stopped", "err", err)
+		}
+	}()
+}
+
+func (g *Gateway) closeListeners() {
+	g.mu.Lock()
+	closers := g.closers
+	g.closers = nil
+	g.mu.Unlock()
+	for _, c := range closers {
+		c.Close()
+	}
+}
+
+// SIPAddr returns the address the gateway listens on for a network ("udp", "tcp", "tls"), or "".
+func (g *Gateway) SIPAddr(network string) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sipAddrs[network]
+}
+
+// SIPAddrs lists every SIP listen address as network:host:port.
+func (g *Gateway) SIPAddrs() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []string
+	for n, a := range g.sipAddrs {
+		out = append(out, n+":"+a)
+	}
+	return out
+}
+
+// MSRPAddr returns the address the MSRP listener is bound to.
+func (g *Gateway) MSRPAddr() string { return g.msrpLocal }
+
+// Ready reports whether the gateway is serving and not draining.
+func (g *Gateway) Ready() bool { return g.started.Load() && !g.draining.Load() && g.ctx.Err() == nil }
+
+// Drain starts a graceful drain: new sessions are refused with 503, existing ones keep carrying messages.
+func (g *Gateway) Drain() {
+	if g.draining.CompareAndSwap(false, true) {
+		g.log.Info("draining: new sessions are refused")
+	}
+}
+
+// Shutdown drains (SPEC §3.3): new sessions get 503; MESSAGEs for existing sessions are still carried until
+// gateway.shutdown_timeout (or ctx) ends; then what is left fails with 503, every session gets BYE, and every
+// listener, connection and goroutine is released.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.Drain()
+	wait, cancel := context.WithTimeout(ctx, g.cfg.Gateway.ShutdownTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+wait:
+	for g.pendingWork() > 0 {
+		select {
+		case <-wait.Done():
+			break wait
+		case <-tick.C:
+		}
+	}
+	tick.Stop()
+	var ended sync.WaitGroup
+	g.table.Range(func(s *Session) bool {
+		ended.Add(1)
+		go func() {
+			defer ended.Done()
+			g.endSession(s, "shutdown", outcomeDraining, true)
+		}()
+		return true
+	})
+	ended.Wait()
+	g.out.drain(ctx)
+	g.Close()
+	return nil
+}
+
+// pendingWork counts messages still queued on either side.
+func (g *Gateway) pendingWork() int {
+	n := g.out.pending()
+	g.table.Range(func(s *Session) bool {
+		n += int(s.queued.Load())
+		return true
+	})
+	return n
+}
+
+// Close stops everything at once: listeners, MSRP connections, timers and goroutines. Sessions get no BYE;
+// use Shutdown for that.
+func (g *Gateway) Close() {
+	g.cancel()
+	g.closeListeners()
+	g.table.Range(func(s *Session) bool {
+		g.endSession(s, "closed", outcomeDraining, false)
+		return true
+	})
+	if g.msrp != nil {
+		g.msrp.Close()
+	}
+	if g.ua != nil {
+		g.ua.Close()
+	}
+	g.wg.Wait()
+	g.out.close()
+}
+
+// goBackground runs f in a goroutine the gateway owns (Close waits for it).
+func (g *Gateway) goBackground(f func()) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		f()
+	}()
+}
+
+func (g *Gateway) publish(e event.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	g.events.Publish(e)
+}

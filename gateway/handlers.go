@@ -1,0 +1,110 @@
+package gateway
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/event"
+)
+
+// allowed is what the gateway serves; everything else known to SIP gets 405 with this list.
+const allowed = "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE"
+
+// knownMethods are SIP methods the gateway does not serve (405); any other method is unknown (501).
+var knownMethods = map[string]bool{
+	"REGISTER": true, "SUBSCRIBE": true, "NOTIFY": true, "REFER": true, "INFO": true,
+	"PRACK": true, "UPDATE": true, "PUBLISH": true,
+}
+
+func (g *Gateway) registerHandlers() {
+	g.srv.OnMessage(g.bounded(g.onMessage))
+	g.srv.OnInvite(g.bounded(g.onInvite))
+	g.srv.OnAck(g.onAck)
+	g.srv.OnBye(g.bounded(g.onBye))
+	g.srv.OnCancel(g.onCancel)
+	g.srv.OnOptions(g.bounded(g.onOptions))
+	g.srv.OnNoRoute(g.onNoRoute)
+}
+
+// bounded limits concurrent handlers (limits.max_sip_handlers): over the bound a request gets 503 with
+// Retry-After at once, and everything already admitted keeps working.
+func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) func(req *sip.Request, tx sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		select {
+		case g.handlers <- struct{}{}:
+		default:
+			retry := int(g.cfg.Limits.RetryAfter / time.Second)
+			if retry <= 0 {
+				retry = 5
+			}
+			g.log.Warn("too many concurrent SIP requests, refusing", "method", string(req.Method), "limit", cap(g.handlers))
+			g.respond(req, tx, 503, "Service Unavailable", "", sip.NewHeader("Retry-After", strconv.Itoa(retry)))
+			g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers"})
+			return
+		}
+		defer func() { <-g.handlers }()
+		h(req, tx)
+	}
+}
+
+// respond sends a final response; warning (if set) goes into a Warning header (RFC 3261 §20.43, code 399).
+func (g *Gateway) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason, warning string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if warning != "" {
+		res.AppendHeader(sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
+	}
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		g.log.Debug("sending response failed", "code", code, "err", err)
+	}
+}
+
+// refuse answers a request the gateway will not serve, logs why and counts it.
+func (g *Gateway) refuse(req *sip.Request, tx sip.ServerTransaction, code int, reason, why string, hdrs ...sip.Header) {
+	g.log.Info("request refused", "method", string(req.Method), "code", code, "why", why, "call_id", callID(req), "source", req.Source())
+	g.respond(req, tx, code, reason, why, hdrs...)
+	g.publish(event.Event{Kind: event.RequestRefused, Code: code, Reason: why, CallID: callID(req)})
+}
+
+func warningValue(agent, text string) string {
+	text = strings.ReplaceAll(text, `"`, `'`)
+	if agent == "" {
+		agent = "msrpgw"
+	}
+	return `399 ` + agent + ` "` + text + `"`
+}
+
+func callID(req *sip.Request) string {
+	if c := req.CallID(); c != nil {
+		return c.Value()
+	}
+	return ""
+}
+
+func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp, "+strings.Join(g.cfg.Gateway.Message.AcceptTypes, ", ")))
+	if err := tx.Respond(res); err != nil {
+		g.log.Debug("OPTIONS response failed", "err", err)
+	}
+}
+
+func (g *Gateway) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
+	m := string(req.Method)
+	if knownMethods[m] {
+		g.refuse(req, tx, 405, "Method Not Allowed", m+" is not served by this gateway", sip.NewHeader("Allow", allowed))
+		return
+	}
+	g.refuse(req, tx, 501, "Not Implemented", "unknown method "+m, sip.NewHeader("Allow", allowed))
+}
+
+// onCancel sees only CANCELs that matched no INVITE transaction (sipgo answers matching ones itself).
+func (g *Gateway) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
+}

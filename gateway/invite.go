@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// This file answers INVITEs from the session-mode side (SPEC §3.2, the reference's msrp_gw_answer), re-INVITEs,
+// ACKs and BYEs.
+
+func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if !g.checkTrusted(req, tx) {
+		return
+	}
+	if s := g.inDialog(req); s != nil {
+		g.onReinvite(s, req, tx)
+		return
+	}
+	if toTag(req) != "" {
+		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	if g.draining.Load() {
+		g.refuse(req, tx, 503, "Service Unavailable", "draining: no new sessions")
+		return
+	}
+	if req.From() == nil || req.To() == nil || req.Contact() == nil {
+		g.refuse(req, tx, 400, "Bad Request", "INVITE without From, To or Contact")
+		return
+	}
+
+	// The offer: early (in the INVITE, possibly next to a first CPIM message in multipart/mixed) or late
+	// (none: we offer in the 200 and the answer comes with the ACK).
+	var offer *sdp.Media
+	var firstParts []sdp.Part
+	if len(req.Body()) > 0 {
+		ctype := "application/sdp"
+		if ct := req.ContentType(); ct != nil {
+			ctype = ct.Value()
+		}
+		raw, others, err := sdp.SplitBody(ctype, req.Body())
+		if err != nil {
+			g.refuse(req, tx, 488, "Not Acceptable Here", "no SDP in the INVITE body: "+err.Error())
+			return
+		}
+		if offer, err = sdp.Parse(raw); err != nil {
+			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP offer: "+err.Error())
+			return
+		}
+		firstParts = others
+	}
+
+	rt, err := g.router.RouteInvite(req)
+	if err != nil {
+		code, reason, warning, _ := refusalOf(err)
+		g.refuse(req, tx, code, reason, warning)
+		return
+	}
+	accept, wrapped := rt.AcceptTypes, rt.AcceptWrappedTypes
+	setup, weActive := "actpass", false
+	if offer != nil {
+		accept = sdp.Common(rt.AcceptTypes, offer.AcceptTypes)
+		if len(accept) == 0 {
+			g.refuse(req, tx, 488, "Not Acceptable Here", "no common content type: offered "+strings.Join(offer.AcceptTypes, " ")+", configured "+strings.Join(rt.AcceptTypes, " "))
+			return
+		}
+		setup, weActive = sdp.AnswerSetup(offer.Setup)
+	}
+
+	s := newSession(g, rt.Key, originInvite)
+	s.coords = Coords{From: rt.From, To: rt.To, RURI: rt.RURI}
+	s.route = Route{Key: rt.Key, AcceptTypes: accept, AcceptWrappedTypes: wrapped}
+	s.callID = callID(req)
+	s.weActive = weActive
+	s.ms = g.msrp.NewSession(&msrpHandler{s: s})
+	if offer != nil {
+		if err := s.applyPeerMedia(offer); err != nil {
+			s.ms.Close()
+			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable a=path: "+err.Error())
+			return
+		}
+	}
+	s.local = g.localMedia(s, accept, wrapped, setup)
+
+	dlg, err := g.dialogUA.ReadInvite(req, tx)
+	if err != nil {
+		s.ms.Close()
+		g.refuse(req, tx, 400, "Bad Request", err.Error())
+		return
+	}
+	s.uas = dlg
+	s.dialogKey = dialogKey(s.callID, toTag(dlg.InviteRequest))
+	g.dialogs.Store(s.dialogKey, s)
+
+	// A newer INVITE wins (SPEC §3.2 step 3): the old session ends, its queued messages move here.
+	if old := g.table.Put(s); old != nil {
+		g.replace(old, s)
+	}
+	g.log.Info("session created", "key", s.key, "origin", originInvite, "call_id", s.callID, "msrp_session_id", s.ms.ID())
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Gateway.SetupTimeout)
+	defer cancel()
+	s.mu.Lock()
+	body := s.local.Marshal(s.sdpID, s.sdpVer)
+	s.mu.Unlock()
+	if err := dlg.RespondSDP(body); err != nil {
+		// Cancelled, or no ACK for our 200.
+		s.log.Info("INVITE not completed", "err", err, "call_id", s.callID)
+		g.endSession(s, "not_completed", outcomeSessionEnded, !errors.Is(err, sip.ErrTransactionCanceled))
+		return
+	}
+	s.mu.Lock()
+	noAnswer := s.peer == nil
+	s.mu.Unlock()
+	if noAnswer {
+		s.log.Warn("late-offer INVITE: no usable SDP answer in the ACK", "call_id", s.callID)
+		g.endSession(s, "no_sdp_answer", outcomeMSRPConnFailed, true)
+		return
+	}
+	// The first message of an RCS INVITE (multipart/mixed) is delivered like any SEND (SPEC §3.2 step 7).
+	for _, p := range firstParts {
+		g.deliverInvitePart(s, p)
+	}
+	if err := g.connectMSRP(ctx, s); err != nil {
+		s.log.Warn("MSRP side did not come up", "err", err, "call_id", s.callID, "msrp_session_id", s.ms.ID())
+		g.endSession(s, "msrp_failed", outcomeMSRPConnFailed, true)
+		return
+	}
+	s.markUp(start)
+}
+
+// onAck completes our 200 (and carries the answer of a late-offer INVITE).
+func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	s := g.inDialog(req)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	uas, late := s.uas, s.peer == nil
+	s.mu.Unlock()
+	if late && len(req.Body()) > 0 {
+		if m, err := parseSIPBodySDP(req.ContentType(), req.Body()); err != nil {
+			s.log.Warn("unusable SDP answer in ACK", "err", err)
+		} else if err := s.applyPeerMedia(m); err != nil {
+			s.log.Warn("unusable a=path in ACK", "err", err)
+		} else {
+			s.mu.Lock()
+			s.weActive = sdp.OffererActive(m.Setup) // we offered actpass in the 200: the answer decides
+			s.mu.Unlock()
+		}
+	}
+	if uas != nil {
+		if err := uas.ReadAck(req, tx); err != nil {
+			s.log.Debug("ACK does not match our 200", "err", err)
+		}
+	}
+}
+
+// onReinvite answers a re-INVITE with our current SDP (SPEC §3.2 step 6) and follows a changed peer path.
+func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransaction) {
+	var changed bool
+	if len(req.Body()) > 0 {
+		m, err := parseSIPBodySDP(req.ContentType(), req.Body())
+		if err != nil {
+			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP in re-INVITE: "+err.Error())
+			return
+		}
+		s.mu.Lock()
+		old := s.peer
+		s.mu.Unlock()
+		changed = old == nil || strings.Join(old.Path, " ") != strings.Join(m.Path, " ")
+		if changed {
+			if err := s.applyPeerMedia(m); err != nil {
+				g.refuse(req, tx, 488, "Not Acceptable Here", err.Error())
+				return
+			}
+		}
+	}
+	s.mu.Lock()
+	body := s.local.Marshal(s.sdpID, s.sdpVer)
+	active := s.weActive
+	s.mu.Unlock()
+	res := sip.NewSDPResponseFromRequest(req, body)
+	res.AppendHeader(&g.contact)
+	if err := tx.Respond(res); err != nil {
+		s.log.Warn("re-INVITE answer failed", "err", err)
+		return
+	}
+	if changed && active {
+		s.log.Info("peer path changed, reconnecting")
+		g.goBackground(func() {
+			ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Gateway.SetupTimeout)
+			defer cancel()
+			if err := s.ms.Connect(ctx); err != nil {
+				s.log.Warn("reconnect after re-INVITE failed", "err", err)
+				g.endSession(s, "msrp_lost", outcomeMSRPConnFailed, true)
+			}
+		})
+	}
+}
+
+func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	s := g.inDialog(req)
+	if s == nil {
+		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	s.mu.Lock()
+	uas, uac := s.uas, s.uac
+	s.byeSent = true // the peer ended the dialog: no BYE from us
+	s.mu.Unlock()
+	var err error
+	switch {
+	case uas != nil:
+		err = uas.ReadBye(req, tx)
+	case uac != nil:
+		err = uac.ReadBye(req, tx)
+	}
+	if err != nil {
+		g.respond(req, tx, 200, "OK", "")
+	}
+	s.log.Info("BYE from the session-mode side", "call_id", s.callID)
+	g.endSession(s, "bye", outcomeSessionEnded, false)
+}
+
+// inDialog finds the session of an in-dialog request by Call-ID and our tag (the To tag).
+func (g *Gateway) inDialog(req *sip.Request) *Session {
+	tag := toTag(req)
+	if tag == "" {
+		return nil
+	}
+	v, ok := g.dialogs.Load(dialogKey(callID(req), tag))
+	if !ok {
+		return nil
+	}
+	return v.(*Session)
+}

@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/msrpgw/msrpgw/msrp"
+)
+
+// This file is the one place for the status mappings of SPEC §5, one table per direction.
+
+// outcome is the fate of one message, in SIP terms: the final response the page-mode side sees for it
+// (MESSAGE→MSRP), or the final response the page-mode side gave (MSRP→MESSAGE).
+type outcome struct {
+	Code   int
+	Reason string
+}
+
+func (o outcome) delivered() bool { return o.Code >= 200 && o.Code < 300 }
+
+func (o outcome) String() string { return fmt.Sprintf("%d %s", o.Code, o.Reason) }
+
+// The gateway's own outcomes, used when no SIP response exists to quote (SPEC §5: never empty).
+var (
+	outcomeSetupTimeout   = outcome{408, "Request Timeout"}
+	outcomeMSRPConnFailed = outcome{480, "MSRP connection failed"}
+	outcomeSessionEnded   = outcome{480, "Session ended"}
+	outcomeDraining       = outcome{503, "Service Unavailable"}
+	outcomeQueueFull      = outcome{503, "MSRP write queue full"}
+)
+
+// MESSAGE → MSRP: the final response to a MESSAGE in `wait` mode, from what happened on the MSRP side.
+
+// inviteOutcome maps the final non-2xx response to our INVITE (SPEC §5 table 1, INVITE rows).
+func inviteOutcome(code int, reason string) outcome {
+	switch {
+	case code >= 300 && code < 400:
+		return outcome{480, "Temporarily Unavailable"}
+	case code == 401 || code == 407:
+		return outcome{403, "Forbidden"}
+	case code == 488 || code == 606:
+		return outcome{415, "Unsupported Media Type"}
+	case code >= 400 && code < 700:
+		return outcome{code, reason}
+	}
+	return outcome{500, "Server Internal Error"}
+}
+
+// sendOutcome maps the result of a SEND (its transaction response, a failure REPORT, or a local failure) to
+// the MESSAGE's final response (SPEC §5 table 1, MSRP rows).
+func sendOutcome(code int, err error) outcome {
+	if err != nil {
+		switch {
+		case errors.Is(err, msrp.ErrQueueFull):
+			return outcomeQueueFull
+		}
+		return outcomeMSRPConnFailed
+	}
+	switch code {
+	case 200:
+		return outcome{200, "OK"}
+	case 413:
+		return outcome{413, "Request Entity Too Large"}
+	case 415:
+		return outcome{415, "Unsupported Media Type"}
+	case 403:
+		return outcome{403, "Forbidden"}
+	case 481, 506:
+		return outcome{480, "Temporarily Unavailable"}
+	case 408:
+		return outcome{408, "Request Timeout"}
+	}
+	return outcome{500, "Server Internal Error"}
+}
+
+// MSRP → MESSAGE: the REPORT status for a SEND, from the final response to the MESSAGE it became.
+
+// reportStatus maps the page-mode side's final response to the MSRP status of the REPORT (SPEC §5 table 2).
+// The comment carries the SIP code and reason, e.g. "404 Not Found".
+func reportStatus(o outcome) (status int, comment string) {
+	comment = o.String()
+	switch {
+	case o.Code >= 200 && o.Code < 300:
+		return 200, "OK"
+	case o.Code == 408 || o.Code == 480 || o.Code == 503 || o.Code == 504:
+		return 408, comment
+	case o.Code == 413:
+		return 413, comment
+	case o.Code == 415 || o.Code == 488:
+		return 415, comment
+	}
+	return 403, comment
+}

@@ -1,0 +1,320 @@
+package gateway
+
+import (
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// This file is what happens to a page-mode MESSAGE (SPEC §3.1, §5 "MESSAGE → MSRP"): it is checked, routed to
+// its gateway session (created on first use), queued until the session is up, sent as a SEND, and answered
+// as gateway.message.reply says.
+
+const (
+	ctypeIsComposing = "application/im-iscomposing+xml"
+	ctypeCPIM        = "message/cpim"
+)
+
+// pageMessage is one MESSAGE on its way to the MSRP side.
+type pageMessage struct {
+	req         *sip.Request
+	contentType string
+	body        []byte
+	arrived     time.Time
+	notifyTo    Coords // where a failure notification goes (the sender)
+	key         string
+
+	done    atomic.Bool  // the outcome is known (exactly once)
+	replied atomic.Int32 // replyWaiting, replyAnswered (the handler answered first), replyResolved
+	result  chan outcome // hands the outcome to a handler still waiting (wait mode)
+}
+
+const (
+	replyWaiting int32 = iota
+	replyAnswered
+	replyResolved
+)
+
+func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+	if !g.checkTrusted(req, tx) {
+		return
+	}
+	if done := g.recent.begin(req, tx); done {
+		return
+	}
+	code, reason, warning, hdrs := g.handleMessage(req, tx)
+	if code != 0 {
+		g.recent.finish(req, code, reason)
+		if warning != "" {
+			g.refuse(req, tx, code, reason, warning, hdrs...)
+		} else {
+			g.respond(req, tx, code, reason, "", hdrs...)
+		}
+	}
+}
+
+// handleMessage does the work and returns the final response, or code 0 when it already answered.
+func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction) (int, string, string, []sip.Header) {
+	from, to := req.From(), req.To()
+	if from == nil || to == nil || from.Address.Host == "" || to.Address.Host == "" {
+		return 400, "Bad Request", "broken From or To header", nil
+	}
+	ct := req.ContentType()
+	if ct == nil || strings.TrimSpace(ct.Value()) == "" {
+		return 400, "Bad Request", "MESSAGE without Content-Type", nil
+	}
+	body := req.Body()
+	if len(body) == 0 {
+		return 400, "Bad Request", "MESSAGE with an empty body", nil
+	}
+	if max := g.cfg.Gateway.MaxMessageSize; int64(len(body)) > max {
+		return 413, "Request Entity Too Large", "message body of " + itoa(len(body)) + " bytes exceeds gateway.max_message_size " + itoa(int(max)), nil
+	}
+	rt, err := g.router.RouteMessage(req)
+	if err != nil {
+		return refusalOf(err)
+	}
+	ctype := strings.TrimSpace(ct.Value())
+	pm := &pageMessage{
+		req: req, contentType: ctype, body: body, arrived: time.Now(), key: rt.Key,
+		notifyTo: Coords{From: uriString(&to.Address), To: uriString(&from.Address), RURI: uriString(&from.Address)},
+		result:   make(chan outcome, 1),
+	}
+	if g.cfg.Gateway.Message.Reply != "wait" {
+		// accept / ok: the answer does not depend on the outcome; a later failure becomes a notification.
+		pm.replied.Store(replyAnswered)
+	}
+
+	if mediaType(ctype) == ctypeIsComposing && g.table.Get(rt.Key) == nil {
+		// RFC 3994 indications never create a session (SPEC §3.1): there is nobody to tell.
+		g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
+		return 202, "Accepted", "", nil
+	}
+
+	var s *Session
+	for attempt := 0; ; attempt++ {
+		var created bool
+		s, created = g.table.GetOrCreate(rt.Key, func() *Session {
+			if g.draining.Load() {
+				return nil
+			}
+			ns := newSession(g, rt.Key, originMessage)
+			ns.coords = pm.notifyTo
+			ns.route = rt
+			ns.callID = callID(req)
+			return ns
+		})
+		if s == nil {
+			return 503, "Service Unavailable", "draining: no new sessions", nil
+		}
+		if created {
+			g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
+			g.goBackground(func() { g.setupFromMessage(s, req) })
+		}
+		if o, accepted := s.submit(pm); accepted {
+			break
+		} else if attempt > 0 || o.Code != outcomeSessionEnded.Code {
+			return o.Code, o.Reason, "", acceptHeader(o, s)
+		}
+		// The session ended between lookup and submit: the next attempt makes a new one.
+	}
+	s.touchMessage()
+	s.toMSRP.Add(1)
+	return g.reply(req, tx, pm)
+}
+
+// reply answers the MESSAGE as gateway.message.reply says (SPEC §5). It returns code 0 when it answered.
+func (g *Gateway) reply(req *sip.Request, tx sip.ServerTransaction, pm *pageMessage) (int, string, string, []sip.Header) {
+	m := g.cfg.Gateway.Message
+	switch m.Reply {
+	case "ok", "accept":
+		code, reason := 202, "Accepted"
+		if m.Reply == "ok" {
+			code, reason = 200, "OK"
+		}
+		g.recent.finish(req, code, reason)
+		g.respond(req, tx, code, reason, "")
+		return 0, "", "", nil
+	}
+	// wait: hold the transaction until the MSRP side decided, or reply_wait passed.
+	t := time.NewTimer(m.ReplyWait)
+	defer t.Stop()
+	select {
+	case o := <-pm.result:
+		return o.Code, o.Reason, "", nil
+	case <-t.C:
+	}
+	if pm.replied.CompareAndSwap(replyWaiting, replyAnswered) {
+		g.recent.finish(req, 202, "Accepted")
+		g.respond(req, tx, 202, "Accepted", "")
+		return 0, "", "", nil
+	}
+	o := <-pm.result
+	return o.Code, o.Reason, "", nil
+}
+
+// finish records the fate of a MESSAGE, exactly once: the waiting handler answers with it, or, when the
+// MESSAGE was answered already, a failure reaches the sender as a notification MESSAGE (SPEC §5) unless a
+// setup-failed notification covers it.
+func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup bool) {
+	if !pm.done.CompareAndSwap(false, true) {
+		return
+	}
+	if s != nil {
+		s.queued.Add(-1)
+	}
+	e := event.Event{Kind: event.MessageDelivered, Key: pm.key, Direction: event.ToMSRP, Code: o.Code, Reason: o.Reason, Time: time.Now()}
+	if s != nil {
+		e.MSRPSessionID = s.msrpID()
+	}
+	if o.delivered() {
+		e.Duration = time.Since(pm.arrived)
+	} else {
+		e.Kind = event.MessageFailed
+		g.log.Info("message to MSRP failed", "key", pm.key, "code", o.Code, "reason", o.Reason, "call_id", callID(pm.req), "msrp_session_id", e.MSRPSessionID)
+	}
+	g.publish(e)
+	if pm.replied.CompareAndSwap(replyWaiting, replyResolved) {
+		pm.result <- o
+		return
+	}
+	if !o.delivered() && !coveredBySetup {
+		g.notifyFailure(pm, o)
+	}
+}
+
+// submit hands a MESSAGE to the session: queued while it is being set up, sent at once when it is up.
+// accepted is false when the session cannot take it; the outcome says why.
+func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.st {
+	case stateSettingUp:
+		if max := s.gw.cfg.Limits.MaxQueuedPerSession; max > 0 && len(s.queue) >= max {
+			return outcome{503, "Session queue full"}, false
+		}
+		if o, ok := s.checkTypeLocked(pm.contentType); !ok {
+			return o, false
+		}
+		s.queue = append(s.queue, pm)
+		s.queued.Add(1)
+		return outcome{}, true
+	case stateUp:
+		if o, ok := s.checkTypeLocked(pm.contentType); !ok {
+			return o, false
+		}
+		s.queued.Add(1)
+		s.sendLocked(pm)
+		return outcome{}, true
+	}
+	return outcomeSessionEnded, false
+}
+
+// checkTypeLocked refuses a content type the session peer (or, before the peer answered, our own
+// message.accept_types) does not take: 415 with Accept (SPEC §4).
+func (s *Session) checkTypeLocked(ctype string) (outcome, bool) {
+	if s.peer != nil {
+		if _, ok := s.outgoingType(ctype); ok {
+			return outcome{}, true
+		}
+		return outcome{415, "Unsupported Media Type"}, false
+	}
+	rt := s.route
+	if sdp.Match(rt.AcceptTypes, ctype) || (sdp.Match(rt.AcceptTypes, ctypeCPIM) && sdp.Match(rt.AcceptWrappedTypes, ctype)) {
+		return outcome{}, true
+	}
+	return outcome{415, "Unsupported Media Type"}, false
+}
+
+// outgoingType decides how a page-mode content type travels to this peer: as it is, or wrapped in CPIM when
+// the peer lists message/cpim first or takes the type only wrapped (RFC 4975 §13, SPEC §4).
+func (s *Session) outgoingType(ctype string) (wrap bool, ok bool) {
+	p := s.peer
+	if mediaType(ctype) == ctypeCPIM {
+		return false, sdp.Match(p.AcceptTypes, ctype)
+	}
+	peerCPIM := sdp.Match(p.AcceptTypes, ctypeCPIM)
+	cpimFirst := len(p.AcceptTypes) > 0 && mediaType(p.AcceptTypes[0]) == ctypeCPIM
+	direct := sdp.Match(p.AcceptTypes, ctype)
+	wrapped := peerCPIM && (sdp.Match(p.AcceptWrappedTypes, ctype) || direct)
+	switch {
+	case cpimFirst && wrapped:
+		return true, true
+	case direct:
+		return false, true
+	case wrapped:
+		return true, true
+	}
+	return false, false
+}
+
+// sendLocked sends one MESSAGE as a SEND on the bound MSRP session. Called with s.mu held, so SENDs leave in
+// the order MESSAGEs were submitted.
+func (s *Session) sendLocked(pm *pageMessage) {
+	g := s.gw
+	wrap, ok := s.outgoingType(pm.contentType)
+	if !ok {
+		go pm.finish(g, s, outcome{415, "Unsupported Media Type"}, false)
+		return
+	}
+	out := &msrp.Outgoing{ContentType: pm.contentType, Body: pm.body, FailureReport: "yes"}
+	if wrap {
+		c := cpim.Wrap(pm.contentType, pm.body, cpim.WrapOptions{From: s.coords.To, To: s.coords.From, Now: time.Now()})
+		out.ContentType, out.Body = ctypeCPIM, c.Marshal()
+	}
+	err := s.ms.Send(out, func(r msrp.SendResult) {
+		pm.finish(g, s, sendOutcome(r.StatusCode, r.Err), false)
+	})
+	if err != nil {
+		s.log.Warn("SEND refused locally", "err", err, "msrp_session_id", s.ms.ID())
+		go pm.finish(g, s, sendOutcome(0, err), false)
+	}
+}
+
+// flushLocked sends everything queued during setup, in arrival order.
+func (s *Session) flushLocked() {
+	q := s.queue
+	s.queue = nil
+	for _, pm := range q {
+		s.sendLocked(pm)
+	}
+}
+
+// acceptHeader builds the Accept header of a 415 (RFC 3428 §9): the peer's types once known, else ours.
+func acceptHeader(o outcome, s *Session) []sip.Header {
+	if o.Code != 415 || s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	types := s.route.AcceptTypes
+	if s.peer != nil {
+		types = append(append([]string(nil), s.peer.AcceptTypes...), s.peer.AcceptWrappedTypes...)
+	} else {
+		types = append(append([]string(nil), types...), s.route.AcceptWrappedTypes...)
+	}
+	return []sip.Header{sip.NewHeader("Accept", strings.Join(types, ", "))}
+}
+
+// mediaType returns "type/subtype" of a Content-Type value, lower-cased, without parameters.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
+}
+
+// refusalOf turns a routing error into a response.
+func refusalOf(err error) (int, string, string, []sip.Header) {
+	if r, ok := err.(*Refusal); ok {
+		return r.Code, r.Reason, r.Warning, nil
+	}
+	return 500, "Server Internal Error", "routing failed: " + err.Error(), nil
+}

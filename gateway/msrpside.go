@@ -1,0 +1,130 @@
+package gateway
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// This file is what happens to a SEND from the session-mode side (SPEC §3.2 step 4, §4, §5 "MSRP → MESSAGE"):
+// answered at once as its Failure-Report allows, turned into a MESSAGE for the page-mode user, and the
+// MESSAGE's final response reported back as the SEND asked.
+
+// msrpHandler connects one MSRP session to its gateway session.
+type msrpHandler struct{ s *Session }
+
+// HandleMessage gets each complete incoming message; the returned code answers the SEND.
+func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
+	s := h.s
+	g := s.gw
+	s.touchSend()
+	if s.ending() {
+		return 481
+	}
+	if !sdp.Match(s.route.AcceptTypes, in.ContentType) {
+		s.log.Info("SEND refused: content type not offered", "content_type", in.ContentType, "msrp_session_id", ms.ID())
+		g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "content type not offered", MSRPSessionID: ms.ID()})
+		return 415
+	}
+	job := &sipJob{s: s, in: in, contentType: in.ContentType, body: in.Body, arrived: time.Now()}
+	if mediaType(in.ContentType) == ctypeCPIM && !g.cfg.Gateway.CPIMPassthrough {
+		m, err := cpim.Parse(in.Body)
+		if err != nil {
+			s.log.Info("SEND refused: bad CPIM", "err", err, "msrp_session_id", ms.ID())
+			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 400, Reason: "bad CPIM", MSRPSessionID: ms.ID()})
+			return 400
+		}
+		inner := m.ContentType()
+		if !sdp.Match(s.route.AcceptWrappedTypes, inner) && !sdp.Match(s.route.AcceptTypes, inner) {
+			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "wrapped content type not offered", MSRPSessionID: ms.ID()})
+			return 415
+		}
+		job.cpim, job.contentType, job.body = m, inner, m.Body
+	}
+	var hdrs []cpim.Header
+	if job.cpim != nil {
+		hdrs = job.cpim.ContentHeaders
+	} else {
+		for _, hd := range in.Headers {
+			hdrs = append(hdrs, cpim.Header{Name: hd.Name, Value: hd.Value})
+		}
+	}
+	if len(job.body) == 0 || (cpim.IsControl(job.contentType, hdrs) && !g.cfg.Gateway.ForwardControl) {
+		// Control payloads never reach a page-mode user as chat text (SPEC §4).
+		g.publish(event.Event{Kind: event.MessageDropped, Key: s.key, Direction: event.ToSIP, Reason: "control payload " + mediaType(job.contentType), MSRPSessionID: ms.ID()})
+		return 200
+	}
+	if int64(len(job.body)) > g.cfg.Gateway.MaxMessageSize {
+		g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 413, Reason: "message too large", MSRPSessionID: ms.ID()})
+		return 413
+	}
+	s.mu.Lock()
+	job.coords = s.coords
+	s.mu.Unlock()
+	s.toSIP.Add(1)
+	g.out.enqueue(job)
+	return 200
+}
+
+// HandleReport gets REPORTs for our SENDs. A transaction 200 from the peer endpoint already settled each
+// message (no relays yet), so REPORTs are logged only.
+func (h *msrpHandler) HandleReport(ms *msrp.Session, r *msrp.Report) {
+	h.s.log.Debug("REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "msrp_session_id", ms.ID())
+}
+
+// HandleClose ends the gateway session when its MSRP connection is lost (SPEC §3.3).
+func (h *msrpHandler) HandleClose(ms *msrp.Session, err error) {
+	s := h.s
+	if err == nil || errors.Is(err, msrp.ErrClosed) || s.ending() {
+		return
+	}
+	s.log.Warn("MSRP connection lost", "err", err, "msrp_session_id", ms.ID(), "call_id", s.callID)
+	s.gw.goBackground(func() { s.gw.endSession(s, "msrp_lost", outcomeMSRPConnFailed, true) })
+}
+
+// delivered is called with the page-mode side's final response to the MESSAGE a SEND became.
+func (j *sipJob) reportBack(g *Gateway, o outcome) {
+	s, in := j.s, j.in
+	e := event.Event{Kind: event.MessageDelivered, Key: s.key, Direction: event.ToSIP, Code: o.Code, Reason: o.Reason, MSRPSessionID: s.msrpID(), Time: time.Now()}
+	if o.delivered() {
+		e.Duration = time.Since(j.arrived)
+	} else {
+		e.Kind = event.MessageFailed
+		s.log.Info("message to SIP failed", "code", o.Code, "reason", o.Reason, "message_id", in.MessageID, "msrp_session_id", e.MSRPSessionID)
+	}
+	g.publish(e)
+	status, comment := reportStatus(o)
+	if o.delivered() && !in.SuccessReport {
+		return
+	}
+	if err := s.ms.Report(in, status, comment); err != nil && !errors.Is(err, msrp.ErrClosed) {
+		s.log.Debug("REPORT not sent", "err", err, "message_id", in.MessageID)
+	}
+}
+
+// excerpt is the first 60 characters of a message, for notification bodies.
+func excerpt(body []byte) string {
+	s := strings.ToValidUTF8(string(body), "?")
+	r := []rune(s)
+	if len(r) > 60 {
+		return string(r[:60])
+	}
+	return s
+}
+
+// deliverInvitePart delivers the first message an RCS INVITE carries next to its SDP (SPEC §3.2 step 7) like
+// any SEND. It has no MSRP transaction, so nothing is reported back on the MSRP side.
+func (g *Gateway) deliverInvitePart(s *Session, p sdp.Part) {
+	if mediaType(p.ContentType) == "application/sdp" {
+		return
+	}
+	in := &msrp.Incoming{MessageID: msrp.NewTransactionID(), ContentType: p.ContentType, Body: p.Body, FailureReport: "no"}
+	if code := (&msrpHandler{s: s}).HandleMessage(s.ms, in); code != 200 {
+		s.log.Info("first message of the INVITE not delivered", "code", code, "content_type", p.ContentType)
+	}
+}

@@ -1,0 +1,39 @@
+package gateway
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+)
+
+// This file sends notification MESSAGEs to page-mode users: setup-failed and per-message failures (SPEC §5).
+
+// notify renders a notification body and queues it to coords (the page-mode user is To / RURI).
+func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o outcome, msg []byte) {
+	t, err := config.CompileTemplate(body, config.NotifyVars)
+	if err != nil {
+		g.log.Error("notification template", "err", err)
+		return
+	}
+	v := requestVars{req: req, extra: map[string]string{
+		"code": strconv.Itoa(o.Code), "reason": o.Reason, "key": key, "excerpt": excerpt(msg),
+	}}
+	text, err := t.Render(v)
+	if err != nil {
+		g.log.Warn("notification not sent: template", "err", err, "key", key)
+		return
+	}
+	g.out.enqueue(&sipJob{coords: c, contentType: "text/plain", body: []byte(text), arrived: time.Now(), notice: true})
+}
+
+// notifyFailure tells the sender of an already-answered MESSAGE that it failed.
+func (g *Gateway) notifyFailure(pm *pageMessage, o outcome) {
+	fn := g.cfg.Gateway.FailureNotify
+	if !fn.Notify {
+		return
+	}
+	g.notify(pm.notifyTo, fn.Body, pm.req, pm.key, o, pm.body)
+}

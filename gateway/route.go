@@ -1,0 +1,225 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+)
+
+// Route is what the gateway needs to know about a request to place it in a gateway session: the reference's
+// msg_to_msrp(key, content_types) and msrp_gw_answer(key, content_types, from, to, ruri) arguments.
+type Route struct {
+	// Key is the correlation key: requests with the same key belong to the same gateway session.
+	Key string
+	// AcceptTypes and AcceptWrappedTypes are offered on the MSRP side (a=accept-types, a=accept-wrapped-types)
+	// and are what the page-mode side is configured to receive.
+	AcceptTypes        []string
+	AcceptWrappedTypes []string
+	// From, To and RURI are the MESSAGE-side coordinates: the From, To and Request-URI of the MESSAGEs the
+	// gateway generates from the session's SENDs. Set for INVITE routes; for MESSAGE routes the gateway
+	// mirrors the MESSAGE itself (SPEC §3.1) and ignores them.
+	From, To, RURI string
+}
+
+// Refusal is a routing decision not to serve a request, answered with Code and Reason (and a Warning header
+// when Warning is set). A Router returns it as its error.
+type Refusal struct {
+	Code    int
+	Reason  string
+	Warning string
+}
+
+func (r *Refusal) Error() string {
+	if r.Warning != "" {
+		return fmt.Sprintf("refused %d %s: %s", r.Code, r.Reason, r.Warning)
+	}
+	return fmt.Sprintf("refused %d %s", r.Code, r.Reason)
+}
+
+// Router decides which gateway session a request belongs to. The default renders the configured templates;
+// a Go program may supply its own (see the package example).
+type Router interface {
+	// RouteMessage routes a page-mode MESSAGE.
+	RouteMessage(req *sip.Request) (Route, error)
+	// RouteInvite routes an INVITE from the session-mode side.
+	RouteInvite(req *sip.Request) (Route, error)
+}
+
+// RouterFuncs adapts two functions to a Router.
+type RouterFuncs struct {
+	Message func(req *sip.Request) (Route, error)
+	Invite  func(req *sip.Request) (Route, error)
+}
+
+// RouteMessage implements Router.
+func (f RouterFuncs) RouteMessage(req *sip.Request) (Route, error) { return f.Message(req) }
+
+// RouteInvite implements Router.
+func (f RouterFuncs) RouteInvite(req *sip.Request) (Route, error) { return f.Invite(req) }
+
+// templateRouter is the default Router: the `gateway.answer` and `gateway.message` rules of the config.
+type templateRouter struct {
+	messageKey                      *config.Template
+	messageAccept, messageWrapped   []string
+	answerKey, answerFrom, answerTo *config.Template
+	answerRURI                      *config.Template
+	answerAccept, answerWrapped     []string
+}
+
+// NewTemplateRouter compiles the routing templates of cfg once; rendering them per request is cheap.
+func NewTemplateRouter(cfg *config.Config) (Router, error) {
+	g := cfg.Gateway
+	compile := func(key, src string) (*config.Template, error) {
+		t, err := config.CompileTemplate(src, config.RequestVars)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		return t, nil
+	}
+	var r templateRouter
+	var errs []error
+	var err error
+	if r.messageKey, err = compile("gateway.message.key", g.Message.Key); err != nil {
+		errs = append(errs, err)
+	}
+	if r.answerKey, err = compile("gateway.answer.key", g.Answer.Key); err != nil {
+		errs = append(errs, err)
+	}
+	if r.answerFrom, err = compile("gateway.answer.from", g.Answer.From); err != nil {
+		errs = append(errs, err)
+	}
+	if r.answerTo, err = compile("gateway.answer.to", g.Answer.To); err != nil {
+		errs = append(errs, err)
+	}
+	if r.answerRURI, err = compile("gateway.answer.ruri", g.Answer.RURI); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	r.messageAccept, r.messageWrapped = g.Message.AcceptTypes, g.Message.AcceptWrappedTypes
+	r.answerAccept, r.answerWrapped = g.Answer.AcceptTypes, g.Answer.AcceptWrappedTypes
+	return &r, nil
+}
+
+func (r *templateRouter) RouteMessage(req *sip.Request) (Route, error) {
+	v := requestVars{req: req}
+	key, err := render(r.messageKey, v)
+	if err != nil {
+		return Route{}, err
+	}
+	return Route{Key: key, AcceptTypes: r.messageAccept, AcceptWrappedTypes: r.messageWrapped}, nil
+}
+
+func (r *templateRouter) RouteInvite(req *sip.Request) (Route, error) {
+	v := requestVars{req: req}
+	rt := Route{AcceptTypes: r.answerAccept, AcceptWrappedTypes: r.answerWrapped}
+	var err error
+	if rt.Key, err = render(r.answerKey, v); err != nil {
+		return Route{}, err
+	}
+	if rt.From, err = render(r.answerFrom, v); err != nil {
+		return Route{}, err
+	}
+	if rt.To, err = render(r.answerTo, v); err != nil {
+		return Route{}, err
+	}
+	if rt.RURI, err = render(r.answerRURI, v); err != nil {
+		return Route{}, err
+	}
+	return rt, nil
+}
+
+// render turns a template failure into the 400 SPEC §6 asks for.
+func render(t *config.Template, v config.Vars) (string, error) {
+	s, err := t.Render(v)
+	if err != nil {
+		var mh *config.MissingHeaderError
+		if errors.As(err, &mh) {
+			return "", &Refusal{Code: 400, Reason: "Bad Request", Warning: fmt.Sprintf("missing header %s needed by the routing template", mh.Header)}
+		}
+		return "", &Refusal{Code: 400, Reason: "Bad Request", Warning: err.Error()}
+	}
+	return s, nil
+}
+
+// requestVars exposes a SIP request to the templates under the OpenSIPS variable names.
+type requestVars struct {
+	req   *sip.Request
+	extra map[string]string // notification variables: code, reason, key, excerpt
+}
+
+func (v requestVars) Var(name string) (string, bool) {
+	if s, ok := v.extra[name]; ok {
+		return s, true
+	}
+	req := v.req
+	if req == nil {
+		return "", false
+	}
+	switch name {
+	case "fu", "fU", "fd":
+		if f := req.From(); f != nil {
+			return uriPart(&f.Address, name[1]), true
+		}
+	case "tu", "tU", "td":
+		if t := req.To(); t != nil {
+			return uriPart(&t.Address, name[1]), true
+		}
+	case "ru", "rU", "rd":
+		return uriPart(&req.Recipient, name[1]), true
+	case "ci":
+		if c := req.CallID(); c != nil {
+			return c.Value(), true
+		}
+	case "si", "sp":
+		host, port, err := net.SplitHostPort(req.Source())
+		if err != nil {
+			return "", false
+		}
+		if name == "si" {
+			return host, true
+		}
+		return port, true
+	}
+	return "", false
+}
+
+func (v requestVars) Header(name string) (string, bool) {
+	if v.req == nil {
+		return "", false
+	}
+	h := v.req.GetHeader(name)
+	if h == nil {
+		return "", false
+	}
+	return h.Value(), true
+}
+
+// uriPart renders the whole URI ('u'), its user ('U') or its host ('d').
+func uriPart(u *sip.Uri, part byte) string {
+	switch part {
+	case 'U':
+		return u.User
+	case 'd':
+		return u.Host
+	}
+	return uriString(u)
+}
+
+// uriString renders a URI without its headers part, as the key templates expect.
+func uriString(u *sip.Uri) string {
+	c := *u
+	c.Headers = nil
+	return c.String()
+}
+
+// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}

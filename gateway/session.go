@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// state is where a gateway session is in its life (SPEC §7 names the first three).
+type state int32
+
+const (
+	stateSettingUp state = iota
+	stateUp
+	stateEnding
+	stateEnded
+)
+
+func (s state) String() string {
+	switch s {
+	case stateSettingUp:
+		return "setting-up"
+	case stateUp:
+		return "up"
+	case stateEnding:
+		return "ending"
+	}
+	return "ended"
+}
+
+// Origins of a session: which side started it.
+const (
+	originMessage = "message" // a page-mode MESSAGE (msg_to_msrp)
+	originInvite  = "invite"  // an INVITE from the session-mode side (msrp_gw_answer)
+)
+
+// Coords are the MESSAGE-side coordinates of a session: From, To and Request-URI of the MESSAGEs generated
+// from its SENDs. The page-mode user is To / RURI.
+type Coords struct {
+	From, To, RURI string
+}
+
+// Session is one gateway session: an MSRP chat session bound to a series of page-mode MESSAGEs.
+type Session struct {
+	gw      *Gateway
+	key     string
+	origin  string
+	created time.Time
+	log     *slog.Logger
+
+	mu        sync.Mutex
+	st        state
+	coords    Coords
+	callID    string
+	ms        *msrp.Session
+	route     Route      // accept types we offered
+	local     *sdp.Media // our current SDP
+	peer      *sdp.Media // the peer's current SDP
+	sdpID     uint64
+	sdpVer    uint64
+	weActive  bool
+	uac       *sipgo.DialogClientSession
+	uas       *sipgo.DialogServerSession
+	dialogKey string
+	queue     []*pageMessage // MESSAGEs waiting for the session to come up, in arrival order
+	cancel    context.CancelCauseFunc
+	timer     *time.Timer
+	upAt      time.Time
+	byeSent   bool
+
+	lastMessage atomic.Int64 // unix nanoseconds of the last MESSAGE from the page-mode side
+	lastSend    atomic.Int64 // unix nanoseconds of the last SEND from the session-mode side
+	toMSRP      atomic.Uint64
+	toSIP       atomic.Uint64
+	queued      atomic.Int64
+}
+
+func newSession(gw *Gateway, key, origin string) *Session {
+	now := time.Now()
+	s := &Session{
+		gw:      gw,
+		key:     key,
+		origin:  origin,
+		created: now,
+		st:      stateSettingUp,
+		sdpID:   uint64(now.UnixNano()),
+	}
+	s.lastMessage.Store(now.UnixNano())
+	s.lastSend.Store(now.UnixNano())
+	s.log = gw.log.With("key", key)
+	return s
+}
+
+// Key returns the correlation key.
+func (s *Session) Key() string { return s.key }
+
+func (s *Session) state() state {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// ending reports whether the session is on its way out; a new request for its key starts a new session.
+func (s *Session) ending() bool {
+	return s.state() >= stateEnding
+}
+
+func (s *Session) msrpID() string {
+	if s.ms == nil {
+		return ""
+	}
+	return s.ms.ID()
+}
+
+// baseEvent fills the fields every event about this session carries.
+func (s *Session) baseEvent(k event.Kind) event.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return event.Event{
+		Kind: k, Time: time.Now(), Key: s.key, Origin: s.origin,
+		FromURI: s.coords.From, ToURI: s.coords.To, RURI: s.coords.RURI,
+		CallID: s.callID, MSRPSessionID: s.msrpID(),
+	}
+}
+
+// armTimers starts the session's single lifetime timer. It fires at the earliest of the three deadlines of
+// SPEC §3.3, each counted from the later of the session's start and its last event; on firing it re-checks
+// the timestamps, so the hot path only stores a timestamp and never touches the timer.
+func (s *Session) armTimers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st >= stateEnding || s.timer != nil {
+		return
+	}
+	s.timer = time.AfterFunc(s.nextDeadline(time.Now()), s.checkTimers)
+}
+
+// nextDeadline returns how long until the earliest deadline, from now.
+func (s *Session) nextDeadline(now time.Time) time.Duration {
+	reason, at := s.deadline()
+	_ = reason
+	d := at.Sub(now)
+	if d < 0 {
+		d = 0
+	}
+	return d
+}
+
+// deadline returns the earliest deadline and which timer it belongs to.
+func (s *Session) deadline() (string, time.Time) {
+	g := s.gw.cfg.Gateway
+	reason := "message_timeout"
+	at := time.Unix(0, s.lastMessage.Load()).Add(g.MessageTimeout)
+	if t := time.Unix(0, s.lastSend.Load()).Add(g.SessionTimeout); t.Before(at) {
+		reason, at = "session_timeout", t
+	}
+	if g.MaxDuration > 0 {
+		if t := s.created.Add(g.MaxDuration); t.Before(at) {
+			reason, at = "max_duration", t
+		}
+	}
+	return reason, at
+}
+
+func (s *Session) checkTimers() {
+	now := time.Now()
+	reason, at := s.deadline()
+	if !now.Before(at) {
+		s.log.Info("session timer expired", "timer", reason)
+		s.gw.endSession(s, reason, outcomeSessionEnded, true)
+		return
+	}
+	s.mu.Lock()
+	if s.st < stateEnding && s.timer != nil {
+		s.timer.Reset(at.Sub(now))
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) touchMessage() { s.lastMessage.Store(time.Now().UnixNano()) }
+func (s *Session) touchSend()    { s.lastSend.Store(time.Now().UnixNano()) }

@@ -1,0 +1,367 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// This file sets up the MSRP side of a session started by a MESSAGE (SPEC §3.1 steps 3–6): INVITE with our
+// offer, the answer, the MSRP connection in whichever direction a=setup says, then the queued messages.
+
+// setupFailure is why a session did not come up: the code and reason that reach the page-mode side.
+type setupFailure struct {
+	o   outcome
+	err error
+}
+
+func (f *setupFailure) Error() string {
+	if f.err != nil {
+		return fmt.Sprintf("%s: %v", f.o, f.err)
+	}
+	return f.o.String()
+}
+
+func failSetup(o outcome, err error) *setupFailure { return &setupFailure{o: o, err: err} }
+
+// setupFromMessage runs in its own goroutine for each session a MESSAGE creates.
+func (g *Gateway) setupFromMessage(s *Session, first *sip.Request) {
+	start := time.Now()
+	ctx, cancel := context.WithCancelCause(g.ctx)
+	defer cancel(nil)
+	s.mu.Lock()
+	if s.st != stateSettingUp {
+		s.mu.Unlock()
+		return
+	}
+	s.cancel = cancel
+	s.ms = g.msrp.NewSession(&msrpHandler{s: s})
+	s.mu.Unlock()
+
+	err := g.inviteAndConnect(ctx, s, first)
+	if err != nil {
+		var f *setupFailure
+		if !errors.As(err, &f) {
+			f = failSetup(outcomeMSRPConnFailed, err)
+		}
+		if cause := context.Cause(ctx); errors.Is(cause, errReplaced) {
+			// A newer INVITE took the key over; its session carries our queue on.
+			return
+		}
+		g.setupFailed(s, f, first)
+		return
+	}
+	s.markUp(start)
+}
+
+// errReplaced cancels a setup whose key a newer INVITE took over.
+var errReplaced = errors.New("replaced by a newer INVITE")
+
+// errSetupTimeout cancels a setup that ran past gateway.setup_timeout.
+var errSetupTimeout = errors.New("setup_timeout passed")
+
+func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.Request) error {
+	cfg := g.cfg.Gateway
+	invite, err := g.buildInvite(s, first)
+	if err != nil {
+		return failSetup(outcome{500, "Server Internal Error"}, err)
+	}
+	s.mu.Lock()
+	s.callID = callID(invite)
+	s.mu.Unlock()
+
+	// setup_timeout: before a final response CANCEL (408), after the 2xx BYE (480). sipgo can only CANCEL
+	// after a provisional response; with none, the transaction is abandoned at once.
+	var provisional, final atomic.Bool // written by WaitAnswer, read by the timeout callback
+	timeoutCtx, cancelTimeout := context.WithCancelCause(ctx)
+	defer cancelTimeout(nil)
+	timer := time.AfterFunc(cfg.SetupTimeout, func() { cancelTimeout(errSetupTimeout) })
+	defer timer.Stop()
+
+	dlg, err := g.dialogUA.WriteInvite(timeoutCtx, invite)
+	if err != nil {
+		return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending INVITE: %w", err))
+	}
+	waitCtx, cancelWait := context.WithCancelCause(context.Background())
+	defer cancelWait(nil)
+	stop := context.AfterFunc(timeoutCtx, func() {
+		if !provisional.Load() {
+			cancelWait(sipgo.WaitAnswerForceCancelErr)
+		} else {
+			cancelWait(context.Cause(timeoutCtx))
+		}
+	})
+	defer stop()
+	err = dlg.WaitAnswer(waitCtx, sipgo.AnswerOptions{
+		OnResponse: func(res *sip.Response) error {
+			if res.IsProvisional() {
+				provisional.Store(true)
+			} else {
+				final.Store(true)
+			}
+			return nil
+		},
+		Username: g.credentialUser(), Password: g.credentialPassword(),
+	})
+	if err != nil {
+		var rerr *sipgo.ErrDialogResponse
+		if errors.As(err, &rerr) {
+			return failSetup(inviteOutcome(rerr.Res.StatusCode, rerr.Res.Reason), nil)
+		}
+		if res := dlg.InviteResponse; res != nil && res.IsSuccess() {
+			// A 2xx crossed our CANCEL: take the dialog and end it.
+			g.ackAndBye(dlg)
+		}
+		if timeoutCtx.Err() != nil {
+			if errors.Is(context.Cause(timeoutCtx), errSetupTimeout) || !final.Load() {
+				return failSetup(outcomeSetupTimeout, errSetupTimeout)
+			}
+		}
+		if res := dlg.InviteResponse; res != nil && !res.IsProvisional() && !res.IsSuccess() {
+			return failSetup(inviteOutcome(res.StatusCode, res.Reason), nil)
+		}
+		return failSetup(outcomeSetupTimeout, err)
+	}
+
+	// 2xx: the dialog exists. ACK it, and learn the peer's media.
+	s.mu.Lock()
+	s.uac = dlg
+	s.dialogKey = dialogKey(callID(invite), fromTag(invite))
+	s.mu.Unlock()
+	g.dialogs.Store(s.dialogKey, s)
+	if err := dlg.Ack(ctx); err != nil {
+		return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending ACK: %w", err))
+	}
+	res := dlg.InviteResponse
+	media, err := parseSIPBodySDP(res.ContentType(), res.Body())
+	if err != nil {
+		g.byeLater(s)
+		return failSetup(outcome{480, "Bad SDP answer"}, err)
+	}
+	if err := s.applyPeerMedia(media); err != nil {
+		g.byeLater(s)
+		return failSetup(outcome{480, "Bad SDP answer"}, err)
+	}
+	if err := g.connectMSRP(timeoutCtx, s); err != nil {
+		g.byeLater(s)
+		if errors.Is(context.Cause(timeoutCtx), errSetupTimeout) {
+			return failSetup(outcome{480, "MSRP connection not established in time"}, err)
+		}
+		return failSetup(outcomeMSRPConnFailed, err)
+	}
+	return nil
+}
+
+// connectMSRP binds the session's MSRP side: we connect when we are the active side, else we wait for the
+// peer's connection and first SEND.
+func (g *Gateway) connectMSRP(ctx context.Context, s *Session) error {
+	s.mu.Lock()
+	ms, active := s.ms, s.weActive
+	s.mu.Unlock()
+	if active {
+		return ms.Connect(ctx)
+	}
+	select {
+	case <-ms.Bound():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("peer did not connect: %w", context.Cause(ctx))
+	}
+}
+
+// applyPeerMedia records the peer's SDP and the MSRP path it gives.
+func (s *Session) applyPeerMedia(m *sdp.Media) error {
+	path, err := msrp.ParsePath(strings.Join(m.Path, " "))
+	if err != nil {
+		return fmt.Errorf("a=path: %w", err)
+	}
+	if len(path) == 0 {
+		return errors.New("a=path is empty")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.peer = m
+	if s.origin == originMessage {
+		s.weActive = sdp.OffererActive(m.Setup)
+	}
+	s.ms.SetPeerPath(path)
+	return nil
+}
+
+// markUp makes a session up and sends what was queued during setup.
+func (s *Session) markUp(start time.Time) {
+	s.mu.Lock()
+	if s.st != stateSettingUp {
+		s.mu.Unlock()
+		return
+	}
+	s.st = stateUp
+	s.upAt = time.Now()
+	s.cancel = nil
+	s.flushLocked()
+	s.mu.Unlock()
+	s.armTimers()
+	e := s.baseEvent(event.SessionStarted)
+	e.Duration = time.Since(start)
+	s.gw.publish(e)
+	s.log.Info("session up", "origin", s.origin, "call_id", e.CallID, "msrp_session_id", e.MSRPSessionID, "setup", e.Duration)
+}
+
+// setupFailed raises setup-failed (SPEC §5): every queued message fails with the mapped code, the event is
+// published, and the page-mode user is told once.
+func (g *Gateway) setupFailed(s *Session, f *setupFailure, first *sip.Request) {
+	s.log.Warn("session setup failed", "code", f.o.Code, "reason", f.o.Reason, "err", f.err, "call_id", s.callID, "msrp_session_id", s.msrpID())
+	e := s.baseEvent(event.SetupFailed)
+	e.Code, e.Reason = f.o.Code, f.o.Reason
+	g.publish(e)
+	g.endSession(s, "setup_failed", f.o, false)
+	sf := g.cfg.Gateway.SetupFailed
+	if s.origin == originMessage && sf.Notify {
+		g.notify(s.coords, sf.Body, first, s.key, f.o, nil)
+	}
+}
+
+// buildInvite makes the INVITE of SPEC §3.1 step 3: to the MESSAGE's Request-URI, From A To B, our offer.
+func (g *Gateway) buildInvite(s *Session, first *sip.Request) (*sip.Request, error) {
+	ruri := first.Recipient
+	ruri.Headers = nil
+	req := sip.NewRequest(sip.INVITE, ruri)
+	from := &sip.FromHeader{Address: first.From().Address, Params: sip.NewParams()}
+	from.Address.Headers = nil
+	from.DisplayName = first.From().DisplayName
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	to := &sip.ToHeader{Address: first.To().Address, DisplayName: first.To().DisplayName, Params: sip.NewParams()}
+	to.Address.Headers = nil
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	cid := sip.CallIDHeader(newCallID())
+	req.AppendHeader(&cid)
+	contact := g.contact
+	if p := g.cfg.Gateway.Message.ContactParams; p != "" {
+		contact = *g.contact.Clone()
+		for _, kv := range strings.Split(p, ";") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(kv, "=")
+			if contact.Params == nil {
+				contact.Params = sip.NewParams()
+			}
+			contact.Params.Add(k, v)
+		}
+	}
+	req.AppendHeader(&contact)
+	for _, h := range g.cfg.Gateway.Message.InviteHeaders {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok {
+			return nil, fmt.Errorf("gateway.message.invite_headers: %q is not Name: value", h)
+		}
+		req.AppendHeader(sip.NewHeader(strings.TrimSpace(name), strings.TrimSpace(value)))
+	}
+	s.mu.Lock()
+	local := g.localMedia(s, s.route.AcceptTypes, s.route.AcceptWrappedTypes, "actpass")
+	s.local = local
+	body := local.Marshal(s.sdpID, s.sdpVer)
+	s.mu.Unlock()
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	g.route(req)
+	return req, nil
+}
+
+// localMedia describes our side of a session's MSRP media.
+func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string) *sdp.Media {
+	u := s.ms.LocalURI()
+	return &sdp.Media{
+		Secure:             u.Secure,
+		Host:               u.Host,
+		Port:               u.Port,
+		Path:               []string{u.String()},
+		AcceptTypes:        accept,
+		AcceptWrappedTypes: wrapped,
+		MaxSize:            g.cfg.Gateway.MaxMessageSize,
+		Setup:              setup,
+	}
+}
+
+// route points a generated request at the outbound proxy when one is set, and moves it off UDP when it is
+// larger than RFC 3428 §8 allows there.
+func (g *Gateway) route(req *sip.Request) {
+	if g.proxy != nil {
+		req.PrependHeader(&sip.RouteHeader{Address: *g.proxy})
+	}
+	if len(req.Body())+600 > 1300 && strings.EqualFold(req.Transport(), "UDP") {
+		req.SetTransport("TCP")
+	}
+}
+
+func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
+	g.goBackground(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := dlg.Ack(ctx); err == nil {
+			dlg.Bye(ctx)
+		}
+	})
+}
+
+func (g *Gateway) credentialUser() string {
+	if len(g.cfg.SIP.Credentials) > 0 {
+		return g.cfg.SIP.Credentials[0].Username
+	}
+	return ""
+}
+
+func (g *Gateway) credentialPassword() string {
+	if len(g.cfg.SIP.Credentials) > 0 {
+		return g.cfg.SIP.Credentials[0].Password
+	}
+	return ""
+}
+
+// parseSIPBodySDP finds and parses the SDP of a SIP body (plain or multipart).
+func parseSIPBodySDP(ct *sip.ContentTypeHeader, body []byte) (*sdp.Media, error) {
+	ctype := "application/sdp"
+	if ct != nil {
+		ctype = ct.Value()
+	}
+	raw, _, err := sdp.SplitBody(ctype, body)
+	if err != nil {
+		return nil, err
+	}
+	return sdp.Parse(raw)
+}
+
+func dialogKey(callID, localTag string) string { return callID + "\x00" + localTag }
+
+func fromTag(req *sip.Request) string {
+	if f := req.From(); f != nil {
+		t, _ := f.Params.Get("tag")
+		return t
+	}
+	return ""
+}
+
+func toTag(req *sip.Request) string {
+	if t := req.To(); t != nil {
+		v, _ := t.Params.Get("tag")
+		return v
+	}
+	return ""
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// newCallID returns a fresh Call-ID with 128 random bits.
+func newCallID() string { return msrp.NewSessionID() + "@msrpgw" }

@@ -1,0 +1,54 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A real page-mode peer: sipp sends MESSAGEs through the gateway to an MSRP client, in order.
+func TestSippPageModeUser(t *testing.T) {
+	sipp, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Fatal("sipp is required (Debian sip-tester; `make test` installs it)")
+	}
+	h := newHarness(t, nil)
+	bob := newClient(t, "bob")
+
+	const n = 5
+	port := freeUDPPort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sipp,
+		"-sf", "testdata/sipp/message.xml",
+		"-key", "ruri", bob.uri,
+		"-i", "127.0.0.1", "-p", fmt.Sprint(port),
+		"-m", fmt.Sprint(n), "-l", "1", "-r", "50",
+		"-timeout", "30s", "-nostdin", "-trace_err",
+		h.udp())
+	cmd.Dir = "."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("sipp failed: %v\n%s", err, out)
+	}
+	cs := bob.waitInvite()
+	for i := 1; i <= n; i++ {
+		m := cs.recv()
+		if got, want := strings.TrimRight(string(m.Body), "\r\n"), fmt.Sprintf("sipp message %d", i); got != want {
+			t.Fatalf("SEND %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+func freeUDPPort(t testing.TB) int {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}

@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/msrp"
+)
+
+// This file sends the MESSAGEs the gateway generates: from SENDs, and notifications. They go out one
+// outstanding at a time per destination Request-URI (RFC 3428 §8), which also keeps each session's order.
+
+// sipJob is one MESSAGE to generate.
+type sipJob struct {
+	s           *Session // nil for notifications
+	in          *msrp.Incoming
+	cpim        *cpim.Message
+	contentType string
+	body        []byte
+	coords      Coords
+	arrived     time.Time
+	notice      bool // a notification MESSAGE (no REPORT)
+}
+
+// sipOut holds a FIFO per destination; a destination with work has one goroutine sending it.
+type sipOut struct {
+	g     *Gateway
+	mu    sync.Mutex
+	dests map[string]*destQueue
+	n     int // jobs queued or in flight
+	wg    sync.WaitGroup
+}
+
+type destQueue struct {
+	jobs []*sipJob
+}
+
+func newSIPOut(g *Gateway) *sipOut {
+	return &sipOut{g: g, dests: make(map[string]*destQueue)}
+}
+
+func (o *sipOut) enqueue(j *sipJob) {
+	o.mu.Lock()
+	o.n++
+	q := o.dests[j.coords.RURI]
+	if q != nil {
+		q.jobs = append(q.jobs, j)
+		o.mu.Unlock()
+		return
+	}
+	q = &destQueue{jobs: []*sipJob{j}}
+	o.dests[j.coords.RURI] = q
+	o.wg.Add(1)
+	o.mu.Unlock()
+	go o.run(j.coords.RURI, q)
+}
+
+// run sends a destination's MESSAGEs one after the other until its queue is empty.
+func (o *sipOut) run(dest string, q *destQueue) {
+	defer o.wg.Done()
+	for {
+		o.mu.Lock()
+		if len(q.jobs) == 0 {
+			delete(o.dests, dest)
+			o.mu.Unlock()
+			return
+		}
+		j := q.jobs[0]
+		q.jobs[0] = nil
+		q.jobs = q.jobs[1:]
+		o.mu.Unlock()
+
+		res := o.g.sendMessage(j)
+		if j.s != nil && !j.notice {
+			j.reportBack(o.g, res)
+		}
+		o.mu.Lock()
+		o.n--
+		o.mu.Unlock()
+	}
+}
+
+func (o *sipOut) pending() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n
+}
+
+// drain waits until every queued MESSAGE was sent, or ctx ends.
+func (o *sipOut) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { o.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (o *sipOut) close() { o.wg.Wait() }
+
+// sendMessage generates one MESSAGE and returns the page-mode side's final response.
+func (g *Gateway) sendMessage(j *sipJob) outcome {
+	req, err := g.buildMessage(j.coords, j.contentType, j.body)
+	if err != nil {
+		g.log.Warn("cannot build MESSAGE", "err", err, "ruri", j.coords.RURI)
+		return outcome{500, "Server Internal Error"}
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
+	defer cancel()
+	res, err := g.client.Do(ctx, req)
+	if err == nil && (res.StatusCode == 401 || res.StatusCode == 407) && g.credentialPassword() != "" {
+		// One answer per challenge, never a loop (SPEC §8).
+		res, err = g.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: g.credentialUser(), Password: g.credentialPassword()})
+	}
+	if err != nil {
+		if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
+			return outcome{408, "Request Timeout"}
+		}
+		if g.ctx.Err() != nil {
+			return outcomeDraining
+		}
+		return outcome{503, "Service Unavailable"}
+	}
+	return outcome{res.StatusCode, res.Reason}
+}
+
+// buildMessage makes a MESSAGE with a session's coordinates: no Contact (RFC 3428 §4).
+func (g *Gateway) buildMessage(c Coords, contentType string, body []byte) (*sip.Request, error) {
+	var ruri, fromURI, toURI sip.Uri
+	if err := sip.ParseUri(c.RURI, &ruri); err != nil {
+		return nil, err
+	}
+	if err := sip.ParseUri(c.From, &fromURI); err != nil {
+		return nil, err
+	}
+	if err := sip.ParseUri(c.To, &toURI); err != nil {
+		return nil, err
+	}
+	req := sip.NewRequest(sip.MESSAGE, ruri)
+	from := &sip.FromHeader{Address: fromURI, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: toURI, Params: sip.NewParams()})
+	cid := sip.CallIDHeader(newCallID())
+	req.AppendHeader(&cid)
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.SetBody(body)
+	g.route(req)
+	return req, nil
+}

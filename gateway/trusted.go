@@ -1,0 +1,29 @@
+package gateway
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// checkTrusted lets only sip.trusted sources create sessions or send messages (SPEC §8); others get 403.
+func (g *Gateway) checkTrusted(req *sip.Request, tx sip.ServerTransaction) bool {
+	trusted := g.cfg.SIP.Trusted
+	if len(trusted) == 0 {
+		return true
+	}
+	host, _, err := net.SplitHostPort(req.Source())
+	if err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ip = ip.Unmap()
+			for _, p := range trusted {
+				if p.Contains(ip) {
+					return true
+				}
+			}
+		}
+	}
+	g.refuse(req, tx, 403, "Forbidden", "source "+req.Source()+" is not in sip.trusted")
+	return false
+}
