@@ -1,0 +1,35 @@
+# msrpgw — `make test` is what CI runs (.ci/run); it installs what the tests need when it is missing.
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+FUZZTIME    ?= 10s
+
+.PHONY: test tools vet lint unit fuzz fuzz-long bench build run
+
+test: tools vet lint unit fuzz
+
+tools:
+	./scripts/ensure-tools.sh
+
+vet:
+	$(GO) vet ./...
+
+lint: tools
+	$(GOBIN)/staticcheck ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+fuzz-long:
+	FUZZTIME=5m ./scripts/fuzz.sh
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+run:
+	$(GO) run ./cmd/msrpgw
