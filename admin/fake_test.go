@@ -70,6 +70,12 @@ func (g *fakeGateway) Stats() Stats {
 	return g.stats
 }
 
+func (g *fakeGateway) drainCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.drains
+}
+
 func (g *fakeGateway) endedKeys() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()

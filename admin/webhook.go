@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +58,25 @@ type hookWorker struct {
 	url      string
 	queue    chan event.Event
 	dropping atomic.Bool // set while drops happen, so a dead receiver logs once, not once per event
+}
+
+// ValidateWebhooks checks configured webhooks (events.webhooks) so that a typo fails start-up instead of
+// silently never firing: each URL must be an absolute http or https URL, each event a known event.Kind.
+func ValidateWebhooks(hooks []Webhook) error {
+	known := []event.Kind{event.SessionStarted, event.SessionEnded, event.SetupFailed, event.MessageDelivered,
+		event.MessageFailed, event.MessageDropped, event.RequestRefused}
+	for i, h := range hooks {
+		u, err := url.Parse(h.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("events.webhooks[%d]: url %q is not an absolute http(s) URL", i, h.URL)
+		}
+		for _, e := range h.Events {
+			if !slices.Contains(known, event.Kind(e)) {
+				return fmt.Errorf("events.webhooks[%d]: unknown event %q (known: %v)", i, e, known)
+			}
+		}
+	}
+	return nil
 }
 
 // NewDispatcher starts one worker per webhook. m may be nil.

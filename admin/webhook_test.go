@@ -321,3 +321,23 @@ func BenchmarkDispatcherPublish(b *testing.B) {
 		d.Publish(e)
 	}
 }
+
+func TestValidateWebhooks(t *testing.T) {
+	good := []Webhook{
+		{URL: "http://127.0.0.1:9000/hook", Events: []string{"setup_failed", "session_started", "session_ended", "message_failed"}},
+		{URL: "https://hooks.example.net/msrpgw"},
+	}
+	if err := ValidateWebhooks(good); err != nil {
+		t.Errorf("valid webhooks refused: %v", err)
+	}
+	for _, bad := range []Webhook{
+		{URL: "127.0.0.1:9000/hook"},
+		{URL: "ftp://127.0.0.1/x"},
+		{URL: "http:///nohost"},
+		{URL: "http://127.0.0.1/x", Events: []string{"setup-failed"}},
+	} {
+		if err := ValidateWebhooks([]Webhook{bad}); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
