@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -199,5 +200,34 @@ func BenchmarkMetricsPublishFailed(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.Publish(e)
+	}
+}
+
+func TestMetricsConcurrentPublish(t *testing.T) {
+	m := NewMetrics(nil)
+	const workers, each = 8, 500
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				m.Publish(event.Event{Kind: event.MessageDelivered, Direction: event.ToSIP})
+				m.Publish(event.Event{Kind: event.MessageFailed, Direction: event.ToMSRP, Code: 400 + (w+i)%10})
+				m.Publish(event.Event{Kind: event.SessionEnded, Reason: "bye"})
+			}
+		})
+	}
+	wg.Wait()
+	if v := testutil.ToFloat64(m.delivered[1]); v != workers*each {
+		t.Errorf("delivered %v, want %d", v, workers*each)
+	}
+	var failed float64
+	for c := range 10 {
+		failed += testutil.ToFloat64(m.messages.vec.WithLabelValues("to_msrp", "failed", fmt.Sprint(400+c)))
+	}
+	if failed != workers*each {
+		t.Errorf("failed %v, want %d", failed, workers*each)
+	}
+	if v := testutil.ToFloat64(m.ended.vec.WithLabelValues("bye")); v != workers*each {
+		t.Errorf("ended %v, want %d", v, workers*each)
 	}
 }
