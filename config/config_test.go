@@ -675,3 +675,32 @@ func unjoin(err error) []error {
 	}
 	return []error{err}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{"testdata/full.yaml", "testdata/effective.yaml", "default.yaml"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		"", "sip: udp", "sip:\n  trusted: [10.0.0.1]\n", "gateway:\n  answer:\n    key: \"$fx\"\n",
+		"a: &x {b: 1}\nsip:\n  <<: *x\n", "msrp:\n  transaction_timeout: 30\n", "- 1\n- 2\n", "limits: {max_conns: 99999999999999999999}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			if c != nil {
+				t.Fatal("Parse returned a Config with an error")
+			}
+			return
+		}
+		if c.Gateway.Answer.KeyTemplate() == nil || c.Gateway.Message.KeyTemplate() == nil {
+			t.Fatal("Parse succeeded without compiling the templates")
+		}
+		_ = c.Describe()
+	})
+}

@@ -108,7 +108,7 @@ func decodeOver(c *Config, data []byte) (positions, error) {
 	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 		return positions{}, nil // a file of only comments
 	}
-	w := &walker{pos: positions{}}
+	w := &walker{pos: positions{}, expanding: map[*yaml.Node]bool{}, budget: maxWalkNodes}
 	w.walk(root, reflect.TypeFor[Config](), "")
 	if len(w.errs) > 0 {
 		return nil, errors.Join(w.errs...)
@@ -123,14 +123,36 @@ func decodeOver(c *Config, data []byte) (positions, error) {
 type walker struct {
 	pos  positions
 	errs []error
+	// expanding holds the aliases being walked, to refuse one that contains itself; budget bounds the nodes
+	// walked, so that aliases of aliases (a "billion laughs" file) cannot make the walk explode.
+	expanding map[*yaml.Node]bool
+	budget    int
 }
+
+// maxWalkNodes is far above any real configuration (the default has about 150 nodes).
+const maxWalkNodes = 100000
+
+// errTooComplex stops a walk that went over its budget.
+var errTooComplex = errors.New("the file expands to too many values (aliases of aliases?)")
 
 func (w *walker) fail(n *yaml.Node, key, format string, args ...any) {
 	w.errs = append(w.errs, &KeyError{Key: key, Line: n.Line, Column: n.Column, Err: fmt.Errorf(format, args...)})
 }
 
 func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
+	if w.budget--; w.budget < 0 {
+		if w.budget == -1 {
+			w.fail(n, path, "%w", errTooComplex)
+		}
+		return
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || w.expanding[n.Alias] {
+			w.fail(n, path, "alias *%s refers to itself", n.Value)
+			return
+		}
+		w.expanding[n.Alias] = true
+		defer delete(w.expanding, n.Alias)
 		n = n.Alias
 	}
 	if path != "" {
@@ -271,8 +293,17 @@ func (w *walker) merge(v *yaml.Node, t reflect.Type, path string) {
 		}
 		return
 	}
-	if v.Kind == yaml.AliasNode && v.Alias != nil {
+	if v.Kind == yaml.AliasNode {
+		if v.Alias == nil || w.expanding[v.Alias] {
+			w.fail(v, path, "alias *%s refers to itself", v.Value)
+			return
+		}
+		w.expanding[v.Alias] = true
+		defer delete(w.expanding, v.Alias)
 		v = v.Alias
+	}
+	if w.budget--; w.budget < 0 {
+		return
 	}
 	w.section(v, t, path)
 }
