@@ -28,7 +28,8 @@ type Part struct {
 // "multipart/mixed" (or related/alternative, or any multipart) the first application/sdp part plus the
 // remaining parts (e.g. the message/cpim first message of an RCS INVITE, PROTOCOL.md §4.3). Nested multiparts
 // are walked and their leaves returned flat. ErrNoSDP when there is none (no body, another type, or a
-// multipart without SDP); ErrMalformed when the Content-Type or the multipart framing is broken.
+// multipart without SDP — others then still holds that multipart's parts); ErrMalformed when the
+// Content-Type or the multipart framing is broken.
 func SplitBody(contentType string, body []byte) (sdp []byte, others []Part, err error) {
 	if strings.TrimSpace(contentType) == "" {
 		return nil, nil, fmt.Errorf("%w: no Content-Type (body of %d bytes)", ErrNoSDP, len(body))

@@ -120,6 +120,7 @@ const (
 func (m *Media) apply(attrs []psdp.Attribute, skip attrKind) attrKind {
 	var found attrKind
 	for _, a := range attrs {
+		// Trimming here is what makes "a=accept-types: message/cpim" (RFC 4976 §11's own example) work.
 		key := strings.ToLower(strings.TrimSpace(a.Key))
 		val := strings.TrimSpace(a.Value)
 		var k attrKind

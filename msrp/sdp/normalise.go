@@ -25,7 +25,7 @@ type normalised struct {
 }
 
 // normalise rewrites body into the form pion/sdp's strict grammar accepts, because real peers send what
-// pion refuses: LF-only line endings, no final CRLF, trailing blanks, "a=name: value", session lines out of
+// pion refuses: LF-only line endings, no final CRLF, trailing blanks, session lines out of
 // order, abridged bodies without v=/o=/s=/t= (RFC 4975's own examples), and media pion does not know
 // (m=image for T.38, TCP/WSS/MSRP). It keeps only what Parse reads — v, o, s, c, t and a at session level,
 // and the m, c and a lines of m=message blocks with an MSRP proto — and synthesises the mandatory session
@@ -83,7 +83,7 @@ func normalise(body []byte) (normalised, error) {
 					cur.c = val
 				}
 			case 'a':
-				cur.attrs = append(cur.attrs, normaliseAttr(val))
+				cur.attrs = append(cur.attrs, val)
 			}
 			continue
 		}
@@ -110,7 +110,7 @@ func normalise(body []byte) (normalised, error) {
 				t, haveT = val, true
 			}
 		case 'a':
-			sessAttrs = append(sessAttrs, normaliseAttr(val))
+			sessAttrs = append(sessAttrs, val)
 		}
 	}
 	if lines == 0 {
@@ -184,16 +184,6 @@ func canonicalProto(p string) (string, bool) {
 		return protoTLS, true
 	}
 	return "", false
-}
-
-// normaliseAttr drops the blanks after an attribute's colon: RFC 4976 §11 itself prints
-// "a=accept-types: message/cpim ...", and pion would keep the blank in the value.
-func normaliseAttr(val string) string {
-	i := strings.IndexByte(val, ':')
-	if i <= 0 || i+1 >= len(val) || (val[i+1] != ' ' && val[i+1] != '\t') {
-		return val
-	}
-	return val[:i+1] + strings.TrimLeft(val[i+1:], " \t")
 }
 
 // clip shortens a piece of hostile input before it goes into an error message.

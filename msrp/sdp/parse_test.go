@@ -121,6 +121,12 @@ func TestParseTolerance(t *testing.T) {
 					t.Errorf("got %+v", m)
 				}
 			}},
+		{"space after the colon of single-valued attributes", base + "m=message 7 TCP/MSRP *\r\na=setup: active\r\na=max-size:\t1024\r\na=fingerprint: SHA-1 AB:CD\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if m.Setup != "active" || m.MaxSize != 1024 || m.Fingerprint != "SHA-1 AB:CD" {
+					t.Errorf("got %+v", m)
+				}
+			}},
 		{"a=connection:new ignored", base + "m=message 7 TCP/MSRP *\r\na=connection:new\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
 			func(t *testing.T, m *Media) {
 				if m.Setup != "" {
