@@ -349,3 +349,25 @@ func TestIsControl(t *testing.T) {
 		}
 	}
 }
+
+func TestMessageIsControl(t *testing.T) {
+	tests := []struct {
+		doc  string
+		want bool
+	}{
+		{"From: <a:b>\r\n\r\nContent-Type: text/plain\r\n\r\nhi", false},
+		{"From: <a:b>\r\n\r\nContent-Length: 2\r\n\r\nhi", false}, // MIME default text/plain
+		{"From: <a:b>\r\n\r\nContent-Length: 0\r\n\r\n", true},    // nothing at all to show
+		{"From: <a:b>\r\n\r\nContent-Type: application/im-iscomposing+xml\r\n\r\n<x/>", true},
+		{"From: <a:b>\r\n\r\nContent-Type: application/xml\r\nContent-Disposition: notification\r\n\r\n<x/>", true},
+	}
+	for _, tt := range tests {
+		m, err := Parse([]byte(tt.doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.IsControl(); got != tt.want {
+			t.Errorf("IsControl(%q) = %v, want %v", tt.doc, got, tt.want)
+		}
+	}
+}
