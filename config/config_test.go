@@ -704,3 +704,28 @@ func FuzzParse(f *testing.F) {
 		_ = c.Describe()
 	})
 }
+
+// TestAliases: anchors and merge keys work; an alias that contains itself, or aliases of aliases that expand
+// beyond any real configuration, are refused instead of recursing or exploding.
+func TestAliases(t *testing.T) {
+	c, err := Parse([]byte("gateway:\n  answer: &types\n    accept_types: [text/plain]\n  message:\n    <<: *types\n    key: \"$ci\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.Gateway.Message.AcceptTypes, []string{"text/plain"}) {
+		t.Errorf("merged accept_types = %v", c.Gateway.Message.AcceptTypes)
+	}
+	if _, err := Parse([]byte("sip: &s\n  contact: sip:127.0.0.1\n  <<: *s\n")); err == nil || !strings.Contains(err.Error(), "refers to itself") {
+		t.Errorf("self-referencing alias: %v", err)
+	}
+	// The schema's deepest lists are events.webhooks[i].events[j]: 1000 aliases of a 1000-event list.
+	var bomb strings.Builder
+	bomb.WriteString("events:\n  webhooks:\n    - &w {url: \"http://127.0.0.1/\", events: &e [")
+	bomb.WriteString(strings.Repeat("session_ended, ", 999) + "session_ended]}\n")
+	for range 999 {
+		bomb.WriteString("    - *w\n")
+	}
+	if _, err := Parse([]byte(bomb.String())); !errors.Is(err, errTooComplex) {
+		t.Errorf("alias bomb: %v", err)
+	}
+}
