@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,9 +138,20 @@ func newUA(t testing.TB, name string, register func(srv *sipgo.Server, client *s
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// UDP and TCP on the same port, as a phone listens: large MESSAGEs arrive over TCP (RFC 3428 §8).
+	var pc net.PacketConn
+	var ln net.Listener
+	for attempt := 0; ; attempt++ {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		if attempt == 20 {
+			t.Fatal(err)
+		}
 	}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
 	if err != nil {
@@ -147,7 +159,8 @@ func newUA(t testing.TB, name string, register func(srv *sipgo.Server, client *s
 	}
 	register(srv, client, pc.LocalAddr().String())
 	go srv.ServeUDP(pc)
-	t.Cleanup(func() { pc.Close(); ua.Close() })
+	go srv.ServeTCP(ln)
+	t.Cleanup(func() { pc.Close(); ln.Close(); ua.Close() })
 	return ua, client, pc.LocalAddr().String()
 }
 
@@ -294,17 +307,18 @@ type clientSession struct {
 	closed chan error
 	uas    *sipgo.DialogServerSession
 	uac    *sipgo.DialogClientSession
-	reply  int // code HandleMessage returns (default 200)
+	reply   atomic.Int32 // code HandleMessage returns (0 = 200)
+	reports chan *msrp.Report
 }
 
 func (cs *clientSession) HandleMessage(s *msrp.Session, m *msrp.Incoming) int {
 	cs.inbox <- m
-	if cs.reply != 0 {
-		return cs.reply
+	if code := cs.reply.Load(); code != 0 {
+		return int(code)
 	}
 	return 200
 }
-func (cs *clientSession) HandleReport(s *msrp.Session, r *msrp.Report) {}
+func (cs *clientSession) HandleReport(s *msrp.Session, r *msrp.Report) { cs.reports <- r }
 func (cs *clientSession) HandleClose(s *msrp.Session, err error) {
 	select {
 	case cs.closed <- err:
@@ -367,7 +381,7 @@ func (c *client) dialog(req *sip.Request) *clientSession {
 }
 
 func (c *client) newSession() *clientSession {
-	cs := &clientSession{c: c, inbox: make(chan *msrp.Incoming, 1024), closed: make(chan error, 4)}
+	cs := &clientSession{c: c, inbox: make(chan *msrp.Incoming, 1024), closed: make(chan error, 4), reports: make(chan *msrp.Report, 1024)}
 	cs.ms = c.ep.NewSession(cs)
 	return cs
 }
@@ -541,4 +555,48 @@ func doReq(c *sipgo.Client, req *sip.Request) (*sip.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	return c.Do(ctx, req)
+}
+
+// sendOut sends an arbitrary SEND and returns its transaction result (or times out).
+func (cs *clientSession) sendOut(o *msrp.Outgoing) msrp.SendResult {
+	cs.c.t.Helper()
+	done := make(chan msrp.SendResult, 1)
+	if err := cs.ms.Send(o, func(r msrp.SendResult) { done <- r }); err != nil {
+		cs.c.t.Fatalf("SEND: %v", err)
+	}
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(waitFor):
+		cs.c.t.Fatalf("no result for SEND within %s", waitFor)
+		return msrp.SendResult{}
+	}
+}
+
+// report waits for the next REPORT.
+func (cs *clientSession) report() *msrp.Report {
+	cs.c.t.Helper()
+	select {
+	case r := <-cs.reports:
+		return r
+	case <-time.After(waitFor):
+		cs.c.t.Fatalf("no REPORT within %s", waitFor)
+		return nil
+	}
+}
+
+// noReport asserts no REPORT arrives for a short while.
+func (cs *clientSession) noReport(d time.Duration) {
+	cs.c.t.Helper()
+	select {
+	case r := <-cs.reports:
+		cs.c.t.Fatalf("unexpected REPORT %d %s", r.StatusCode, r.Comment)
+	case <-time.After(d):
+	}
+}
+
+func (c *client) setTypes(accept, wrapped []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.acceptTypes, c.wrapped = accept, wrapped
 }

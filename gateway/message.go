@@ -127,7 +127,8 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction) (int
 	}
 	s.touchMessage()
 	s.toMSRP.Add(1)
-	return g.reply(req, tx, pm)
+	code, reason, warning, hdrs := g.reply(req, tx, pm)
+	return code, reason, warning, append(hdrs, acceptHeader(outcome{Code: code}, s)...)
 }
 
 // reply answers the MESSAGE as gateway.message.reply says (SPEC §5). It returns code 0 when it answered.

@@ -98,6 +98,7 @@ func (j *sipJob) reportBack(g *Gateway, o outcome) {
 		s.log.Info("message to SIP failed", "code", o.Code, "reason", o.Reason, "message_id", in.MessageID, "msrp_session_id", e.MSRPSessionID)
 	}
 	g.publish(e)
+	g.imdnFor(j, o)
 	status, comment := reportStatus(o)
 	if o.delivered() && !in.SuccessReport {
 		return
@@ -127,4 +128,34 @@ func (g *Gateway) deliverInvitePart(s *Session, p sdp.Part) {
 	if code := (&msrpHandler{s: s}).HandleMessage(s.ms, in); code != 200 {
 		s.log.Info("first message of the INVITE not delivered", "code", code, "content_type", p.ContentType)
 	}
+}
+
+// imdnFor sends the IMDN the sender of an unwrapped CPIM message asked for (SPEC §5): having unwrapped the
+// CPIM the gateway is its endpoint on the page-mode user's behalf. `delivered` only on a 200 (a 202 proves
+// nothing), `failed` on a failure; never for CPIM passed through unchanged.
+func (g *Gateway) imdnFor(j *sipJob, o outcome) {
+	if j.cpim == nil || g.cfg.Gateway.CPIMPassthrough {
+		return
+	}
+	var status string
+	switch {
+	case o.Code == 200 && g.cfg.Gateway.IMDN.DeliveredOn200 && j.cpim.Wants("positive-delivery"):
+		status = "delivered"
+	case !o.delivered() && j.cpim.Wants("negative-delivery"):
+		status = "failed"
+	default:
+		return
+	}
+	n, err := cpim.NewDeliveryIMDN(j.cpim, status, time.Now())
+	if err != nil {
+		j.s.log.Info("IMDN not sent", "err", err)
+		return
+	}
+	s := j.s
+	out := &msrp.Outgoing{ContentType: ctypeCPIM, Body: n.Marshal(), FailureReport: "no"}
+	if err := s.ms.Send(out, func(msrp.SendResult) {}); err != nil {
+		s.log.Info("IMDN not sent", "err", err, "msrp_session_id", s.ms.ID())
+		return
+	}
+	s.log.Debug("IMDN sent", "status", status, "imdn_message_id", j.cpim.IMDNMessageID())
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -217,9 +216,4 @@ func uriString(u *sip.Uri) string {
 	c := *u
 	c.Headers = nil
 	return c.String()
-}
-
-// hasPrefixFold reports whether s starts with prefix, ignoring ASCII case.
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }

@@ -1,0 +1,224 @@
+package gateway
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// Each timer of SPEC §3.3 ends the session with BYE; each is counted from the last event, not from start.
+func TestTimers(t *testing.T) {
+	cases := []struct {
+		name   string
+		set    func(*config.Config)
+		reason string
+	}{
+		{"message_timeout", func(c *config.Config) { c.Gateway.MessageTimeout = 300 * time.Millisecond }, "message_timeout"},
+		{"session_timeout", func(c *config.Config) {
+			c.Gateway.MessageTimeout = 10 * time.Second
+			c.Gateway.SessionTimeout = 300 * time.Millisecond
+		}, "session_timeout"},
+		{"max_duration", func(c *config.Config) { c.Gateway.MaxDuration = 300 * time.Millisecond }, "max_duration"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.set)
+			alice := newPhone(t, "alice")
+			bob := newClient(t, "bob")
+			alice.send(h.udp(), bob.uri, "text/plain", "start")
+			cs := bob.waitInvite()
+			cs.recv()
+			e := h.events.waitKind(t, event.SessionEnded)
+			if e.Reason != c.reason {
+				t.Fatalf("ended by %q, want %q", e.Reason, c.reason)
+			}
+			cs.waitClosed() // the client got our BYE
+		})
+	}
+}
+
+// message_timeout is counted from the last MESSAGE: traffic keeps the session alive.
+func TestMessageTimeoutCountsFromLastMessage(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.MessageTimeout = 400 * time.Millisecond })
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	alice.send(h.udp(), bob.uri, "text/plain", "0")
+	cs := bob.waitInvite()
+	cs.recv()
+	for i := 0; i < 5; i++ { // 5 × 200 ms > 400 ms, but never 400 ms without a MESSAGE
+		time.Sleep(200 * time.Millisecond)
+		alice.send(h.udp(), bob.uri, "text/plain", "keepalive")
+		cs.recv()
+	}
+	if n := h.events.count(event.SessionEnded); n != 0 {
+		t.Fatalf("session ended %d times while MESSAGEs kept coming", n)
+	}
+	h.events.waitKind(t, event.SessionEnded)
+}
+
+// An operator ends a session by key: BYE to the client, gone from the list.
+func TestManualEnd(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	alice.send(h.udp(), bob.uri, "text/plain", "hello")
+	cs := bob.waitInvite()
+	cs.recv()
+	key := bob.uri + ":" + alice.uri
+	if _, ok := h.gw.Session(key); !ok {
+		t.Fatalf("no session %q in %+v", key, h.gw.Sessions())
+	}
+	if !h.gw.EndSession(key) {
+		t.Fatal("EndSession returned false")
+	}
+	cs.waitClosed()
+	if h.gw.EndSession(key) {
+		t.Fatal("a second EndSession found the session again")
+	}
+}
+
+// A newer INVITE for a key replaces the session (SPEC §3.2 step 3): the old one gets BYE.
+func TestSecondInviteReplaces(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	first, err := bob.invite(h.udp(), alice.uri, "actpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := bob.invite(h.udp(), alice.uri, "actpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.waitClosed()
+	alice.send(h.udp(), bob.uri, "text/plain", "to the newer session")
+	if m := second.recv(); string(m.Body) != "to the newer session" {
+		t.Fatalf("got %q", m.Body)
+	}
+	if n := len(h.gw.Sessions()); n != 1 {
+		t.Fatalf("%d sessions for one key", n)
+	}
+}
+
+// Glare: a MESSAGE-first setup is in progress when the client's own INVITE for the key arrives. The INVITE
+// wins and the queued message moves to it.
+func TestGlareInviteWinsOverSetup(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 5 * time.Second })
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	bob.setAnswer(0, "") // the gateway's INVITE hangs
+	if res := alice.send(h.udp(), bob.uri, "text/plain", "queued during setup"); res.StatusCode != 202 {
+		t.Fatalf("got %d", res.StatusCode)
+	}
+	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := cs.recv(); string(m.Body) != "queued during setup" {
+		t.Fatalf("got %q", m.Body)
+	}
+	if n := h.events.count(event.SetupFailed); n != 0 {
+		t.Fatalf("replaced setup reported as failed %d times", n)
+	}
+}
+
+// A re-INVITE is answered with our current SDP; a changed path makes the active side reconnect.
+func TestReinvite(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	alice.send(h.udp(), bob.uri, "text/plain", "one")
+	cs := bob.waitInvite()
+	cs.recv()
+	// bob re-INVITEs with the same SDP: same answer.
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	req := sip.NewRequest(sip.INVITE, cs.uas.InviteRequest.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(bob.media(cs, "passive").Marshal(1, 2))
+	res, err := cs.uas.Do(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %d", res.StatusCode)
+	}
+	m, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := h.gw.Sessions()[0]
+	if !strings.Contains(strings.Join(m.Path, " "), sess.MSRPSessionID) {
+		t.Fatalf("re-INVITE answer path %v does not carry our session %s", m.Path, sess.MSRPSessionID)
+	}
+	alice.send(h.udp(), bob.uri, "text/plain", "two")
+	if got := cs.recv(); string(got.Body) != "two" {
+		t.Fatalf("after re-INVITE got %q", got.Body)
+	}
+}
+
+// More bad input: SDP garbage and non-MSRP media get 488 with a Warning; a template needing a missing header
+// gets 400; isComposing never creates a session; OPTIONS gets 200.
+func TestBadInviteAndTemplates(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Key = "$hdr(X-Chat-Id)" })
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+
+	for _, body := range []string{"this is not SDP", "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"} {
+		var ruri sip.Uri
+		sip.ParseUri(alice.uri, &ruri)
+		req := sip.NewRequest(sip.INVITE, ruri)
+		req.AppendHeader(&sip.ContactHeader{Address: ruri})
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(body))
+		req.SetDestination(h.udp())
+		res, err := doReq(bob.sipc, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 488 || res.GetHeader("Warning") == nil {
+			t.Fatalf("INVITE with %q: %d, want 488 with Warning", body[:10], res.StatusCode)
+		}
+	}
+	res := alice.send(h.udp(), bob.uri, "text/plain", "no chat id")
+	if res.StatusCode != 400 || res.GetHeader("Warning") == nil || !strings.Contains(res.GetHeader("Warning").Value(), "X-Chat-Id") {
+		t.Fatalf("missing header: %d %v", res.StatusCode, res.GetHeader("Warning"))
+	}
+	res = alice.send(h.udp(), bob.uri, "application/im-iscomposing+xml", "<isComposing/>", sip.NewHeader("X-Chat-Id", "c1"))
+	if res.StatusCode/100 != 2 || len(h.gw.Sessions()) != 0 {
+		t.Fatalf("isComposing: %d, %d sessions", res.StatusCode, len(h.gw.Sessions()))
+	}
+	var ruri sip.Uri
+	sip.ParseUri("sip:gw@"+h.udp(), &ruri)
+	opt := sip.NewRequest(sip.OPTIONS, ruri)
+	opt.SetDestination(h.udp())
+	if res, err := doReq(alice.client, opt); err != nil || res.StatusCode != 200 {
+		t.Fatalf("OPTIONS: %v %v", res, err)
+	}
+}
+
+// Shutdown drains: a queued MESSAGE fails and is reported, every session gets BYE, nothing is left running.
+func TestShutdownByesEverySession(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	alice.send(h.udp(), bob.uri, "text/plain", "hello")
+	cs := bob.waitInvite()
+	cs.recv()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := h.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cs.waitClosed()
+	if h.gw.Ready() {
+		t.Fatal("ready after shutdown")
+	}
+}
