@@ -301,12 +301,12 @@ type client struct {
 
 // clientSession is one MSRP session of a client.
 type clientSession struct {
-	c      *client
-	ms     *msrp.Session
-	inbox  chan *msrp.Incoming
-	closed chan error
-	uas    *sipgo.DialogServerSession
-	uac    *sipgo.DialogClientSession
+	c       *client
+	ms      *msrp.Session
+	inbox   chan *msrp.Incoming
+	closed  chan error
+	uas     *sipgo.DialogServerSession
+	uac     *sipgo.DialogClientSession
 	reply   atomic.Int32 // code HandleMessage returns (0 = 200)
 	reports chan *msrp.Report
 }
