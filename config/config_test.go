@@ -508,11 +508,11 @@ func TestYAMLSyntaxError(t *testing.T) {
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "msrpgw.yaml")
-	if err := os.WriteFile(path, []byte("log:\n  level: debug\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("limits:\n  max_sessions: 10\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Load(path)
-	if !errors.Is(err, ErrNotEffective) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key log.level (line 2, column 10)") {
+	if !errors.Is(err, ErrNotEffective) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key limits.max_sessions (line 2, column 17)") {
 		t.Errorf("Load = %v, want the file name, the key and ErrNotEffective", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
@@ -594,12 +594,12 @@ func TestNotEffectiveRefusal(t *testing.T) {
 
 func TestNotEffectiveList(t *testing.T) {
 	got := Default().NotEffective()
-	for _, key := range []string{"sip.trusted", "sip.auth.realm", "limits.max_conns", "gateway.message.reply", "log.level", "events.webhooks"} {
+	for _, key := range []string{"sip.trusted", "sip.auth.realm", "limits.max_conns", "gateway.message.reply"} {
 		if !slices.Contains(got, key) {
 			t.Errorf("NotEffective() lacks %s", key)
 		}
 	}
-	for _, key := range []string{"sip.listen", "msrp.listen", "gateway.answer.key", "gateway.setup_failed.body"} {
+	for _, key := range []string{"sip.listen", "msrp.listen", "gateway.answer.key", "gateway.setup_failed.body", "admin.listen", "log.level", "log.format", "events.webhooks"} {
 		if slices.Contains(got, key) {
 			t.Errorf("NotEffective() lists %s", key)
 		}
@@ -647,7 +647,7 @@ func TestDescribe(t *testing.T) {
 		"SIP outbound proxy:  sip:127.0.0.1:5060\n",
 		"MSRP listen:         msrp://127.0.0.1:2855;tcp\n",
 		"MSRP a=path:         msrp://192.0.2.1:2855/<session-id>;tcp\n",
-		"Admin listen:        http://127.0.0.1:8080 (not yet effective)\n",
+		"Admin listen:        http://127.0.0.1:8080\n",
 		"Not yet effective in this version",
 		"  gateway.message.reply (effective only at: accept)\n",
 		"  limits.retry_after\n",

@@ -52,10 +52,6 @@ func features() map[string]feature {
 		"gateway.imdn.delivered_on_200":  notYet,
 		"gateway.imdn.request":           notYet,
 
-		"admin.listen": notYet,
-		"admin.token":  notYet,
-		"admin.pprof":  notYet,
-
 		"limits.max_sessions":            notYet,
 		"limits.max_sessions_per_source": notYet,
 		"limits.max_queued_per_session":  notYet,
@@ -67,11 +63,6 @@ func features() map[string]feature {
 		"limits.max_partial_per_session": notYet,
 		"limits.max_sip_handlers":        notYet,
 		"limits.retry_after":             notYet,
-
-		"log.level":  notYet,
-		"log.format": notYet,
-
-		"events.webhooks": notYet,
 	}
 }
 
