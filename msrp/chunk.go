@@ -163,9 +163,8 @@ func (ra *reassembler) add(m *Message, now time.Time, lim reassemblyLimits) chun
 	}
 	if end > int64(len(p.buf)) {
 		// Grow to the declared total at once when it is known and sane (checked above), else geometrically.
-		c := max(end, 2*int64(cap(p.buf)), br.Total)
-		c = min(c, lim.maxSize)
-		if c > int64(cap(p.buf)) {
+		if end > int64(cap(p.buf)) {
+			c := min(max(end, 2*int64(cap(p.buf)), br.Total), lim.maxSize)
 			nb := make([]byte, end, c)
 			copy(nb, p.buf)
 			p.buf = nb

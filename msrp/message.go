@@ -221,7 +221,26 @@ func isDigits(s string) bool {
 
 // canonicalHeader returns the canonical spelling of a known header name, or "" if unknown.
 func canonicalHeader(name []byte) string {
-	for _, k := range knownHeaders {
+	if len(name) == 0 {
+		return ""
+	}
+	// Dispatch on the first letter so the common headers cost one or two comparisons.
+	var cands []string
+	switch name[0] | 0x20 {
+	case 't':
+		cands = knownHeaders[0:1]
+	case 'f':
+		cands = knownHeaders[1:2]
+	case 'm':
+		cands = []string{HdrMessageID, HdrMinExpires, HdrMaxExpires}
+	case 'b':
+		cands = knownHeaders[3:4]
+	case 's':
+		cands = []string{HdrSuccessReport, HdrStatus}
+	default:
+		cands = knownHeaders[:]
+	}
+	for _, k := range cands {
 		if len(k) == len(name) && equalFoldBytes(name, k) {
 			return k
 		}

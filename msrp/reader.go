@@ -199,6 +199,9 @@ func (r *Reader) ReadMessage() (*Message, error) {
 
 	// One allocation holds the header section and the body; header strings point into it and are never
 	// written again (the header part is not reachable as a []byte), so the unsafe.String views are sound.
+	if oversize {
+		bodyLen = -1 // do not copy a body we refuse
+	}
 	n := hdrEnd
 	if bodyLen > 0 {
 		n += bodyLen
@@ -246,6 +249,9 @@ func (r *Reader) lineEnd(pos int) (int, error) {
 	for {
 		if i := bytes.IndexByte(r.buf[r.r+scanned:r.w], '\n'); i >= 0 {
 			e := scanned + i
+			if e >= r.lim.MaxHeaderBytes {
+				return 0, fmt.Errorf("%w: header section larger than %d bytes", ErrFraming, r.lim.MaxHeaderBytes)
+			}
 			if e == pos || r.buf[r.r+e-1] != '\r' {
 				return 0, fmt.Errorf("%w: line ending in bare LF", ErrFraming)
 			}
@@ -267,19 +273,33 @@ func (r *Reader) findBodyEnd(bodyStart int) (bodyLen int, flag byte, frameEnd in
 	pat := r.pat
 	// Lenient: some stacks put the end-line right after the blank line for an empty body (no CRLF).
 	endLine := pat[2:]
+	lenient := true
 	from := 0
 	for {
 		data := r.buf[r.r+bodyStart : r.w]
-		if from == 0 && !oversize && len(data) >= len(endLine)+3 && bytes.HasPrefix(data, endLine) &&
-			isFlag(data[len(endLine)]) && data[len(endLine)+1] == '\r' && data[len(endLine)+2] == '\n' {
-			return 0, data[len(endLine)], bodyStart + len(endLine) + 3, false, nil
+		if lenient {
+			n := min(len(data), len(endLine))
+			switch {
+			case !bytes.Equal(data[:n], endLine[:n]):
+				lenient = false
+			case len(data) >= len(endLine)+3:
+				if isFlag(data[len(endLine)]) && data[len(endLine)+1] == '\r' && data[len(endLine)+2] == '\n' {
+					return 0, data[len(endLine)], bodyStart + len(endLine) + 3, false, nil
+				}
+				lenient = false
+			default:
+				if err := r.fill(); err != nil {
+					return 0, 0, 0, false, err
+				}
+				continue
+			}
 		}
 		if k := bytes.Index(data[from:], pat); k >= 0 {
 			k += from
 			after := k + len(pat)
 			if len(data) >= after+3 {
 				if isFlag(data[after]) && data[after+1] == '\r' && data[after+2] == '\n' {
-					return k, data[after], bodyStart + after + 3, oversize, nil
+					return k, data[after], bodyStart + after + 3, oversize || k > r.lim.MaxChunkBytes, nil
 				}
 				from = k + 1
 				continue

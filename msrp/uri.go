@@ -42,7 +42,7 @@ func ParseURI(s string) (URI, error) {
 		return u, fmt.Errorf("%w %q: scheme %q is not msrp or msrps", ErrBadURI, s, scheme)
 	}
 	rest := s[i+3:]
-	end := strings.IndexAny(rest, "/;")
+	end := indexSlashOrSemi(rest)
 	if end < 0 {
 		return u, fmt.Errorf("%w %q: no \";transport\"", ErrBadURI, s)
 	}
@@ -220,7 +220,7 @@ func parsePathInto(dst []URI, s string) ([]URI, error) {
 		if s == "" {
 			break
 		}
-		e := strings.IndexAny(s, " \t")
+		e := indexSpace(s)
 		tok := s
 		if e >= 0 {
 			tok, s = s[:e], s[e:]
@@ -285,8 +285,9 @@ func validSessionID(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlnum(c) && !strings.ContainsRune("-._~+=/%", rune(c)) {
+		switch c := s[i]; {
+		case isAlnum(c), c == '-', c == '.', c == '_', c == '~', c == '+', c == '=', c == '/', c == '%':
+		default:
 			return false
 		}
 	}
@@ -346,4 +347,22 @@ func atoiSmall(s string) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
+}
+
+func indexSlashOrSemi(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' || s[i] == ';' {
+			return i
+		}
+	}
+	return -1
+}
+
+func indexSpace(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' || s[i] == '\t' {
+			return i
+		}
+	}
+	return -1
 }
