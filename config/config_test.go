@@ -422,7 +422,6 @@ func TestValidateErrors(t *testing.T) {
 		{"invite header", "gateway:\n  message:\n    invite_headers: [\"no colon\"]\n", `key gateway.message.invite_headers[0] (line 3, column 22): "no colon" is not a header line`},
 		{"contact params line break", "gateway:\n  message:\n    contact_params: \"a\\r\\nVia: x\"\n", "key gateway.message.contact_params (line 3, column 21): \"a\\r\\nVia: x\" contains a line break"},
 		{"not effective", "sip:\n  trusted: [0.0.0.0/0]\n", "key sip.trusted (line 2, column 12): not yet effective in this version; leave it at its default ([127.0.0.0/8 ::1/128])"},
-		{"not effective value", "gateway:\n  message:\n    reply: ok\n", "key gateway.message.reply (line 3, column 12): ok is not yet effective in this version; leave it at its default (wait), or use accept"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -579,8 +578,8 @@ func TestNotEffectiveRefusal(t *testing.T) {
 	if !errors.As(err, &ke) || !errors.Is(err, ErrNotEffective) || ke.Key != "limits.max_sessions" || ke.Line != 2 {
 		t.Errorf("Parse = %v, want ErrNotEffective for limits.max_sessions at line 2", err)
 	}
-	// A key effective at some values: those pass, the default passes, others are refused.
-	for reply, ok := range map[string]bool{"accept": true, "wait": true, "ok": false} {
+	// The reply modes have all landed.
+	for reply, ok := range map[string]bool{"accept": true, "wait": true, "ok": true} {
 		_, err := Parse([]byte("gateway:\n  message:\n    reply: " + reply + "\n"))
 		if (err == nil) != ok {
 			t.Errorf("reply %s: %v", reply, err)
@@ -594,7 +593,7 @@ func TestNotEffectiveRefusal(t *testing.T) {
 
 func TestNotEffectiveList(t *testing.T) {
 	got := Default().NotEffective()
-	for _, key := range []string{"sip.trusted", "sip.auth.realm", "limits.max_conns", "gateway.message.reply"} {
+	for _, key := range []string{"sip.trusted", "sip.auth.realm", "limits.max_conns"} {
 		if !slices.Contains(got, key) {
 			t.Errorf("NotEffective() lacks %s", key)
 		}
@@ -649,7 +648,6 @@ func TestDescribe(t *testing.T) {
 		"MSRP a=path:         msrp://192.0.2.1:2855/<session-id>;tcp\n",
 		"Admin listen:        http://127.0.0.1:8080\n",
 		"Not yet effective in this version",
-		"  gateway.message.reply (effective only at: accept)\n",
 		"  limits.retry_after\n",
 	} {
 		if !strings.Contains(got, want) {

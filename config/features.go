@@ -41,17 +41,6 @@ func features() map[string]feature {
 		"msrp.tls.key":         notYet,
 		"msrp.check_from_path": notYet,
 
-		"gateway.forward_control":        notYet,
-		"gateway.cpim_passthrough":       notYet,
-		"gateway.message.invite_headers": notYet,
-		"gateway.message.contact_params": notYet,
-		"gateway.message.reply":          onlyAt(ReplyAccept),
-		"gateway.message.reply_wait":     notYet,
-		"gateway.failure_notify.notify":  notYet,
-		"gateway.failure_notify.body":    notYet,
-		"gateway.imdn.delivered_on_200":  notYet,
-		"gateway.imdn.request":           notYet,
-
 		"limits.max_sessions":            notYet,
 		"limits.max_sessions_per_source": notYet,
 		"limits.max_queued_per_session":  notYet,

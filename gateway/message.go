@@ -267,7 +267,12 @@ func (s *Session) sendLocked(pm *pageMessage) {
 	}
 	out := &msrp.Outgoing{ContentType: pm.contentType, Body: pm.body, FailureReport: "yes"}
 	if wrap {
-		c := cpim.Wrap(pm.contentType, pm.body, cpim.WrapOptions{From: s.coords.To, To: s.coords.From, Now: time.Now()})
+		opts := cpim.WrapOptions{From: s.coords.To, To: s.coords.From, Now: time.Now()}
+		if g.cfg.Gateway.IMDN.Request {
+			opts.IMDN = true
+			opts.Disposition = []string{cpim.PositiveDelivery, cpim.NegativeDelivery}
+		}
+		c := cpim.Wrap(pm.contentType, pm.body, opts)
 		out.ContentType, out.Body = ctypeCPIM, c.Marshal()
 	}
 	err := s.ms.Send(out, func(r msrp.SendResult) {

@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/cpim"
+)
+
+// message.invite_headers and message.contact_params reach the generated INVITE (what RCS cores expect).
+func TestInviteHeadersAndContactParams(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.InviteHeaders = []string{"P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session"}
+		c.Gateway.Message.ContactParams = `+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session"`
+	})
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	alice.send(h.udp(), bob.uri, "text/plain", "hi")
+	cs := bob.waitInvite()
+	inv := cs.uas.InviteRequest
+	if hd := inv.GetHeader("P-Preferred-Service"); hd == nil || hd.Value() != "urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session" {
+		t.Fatalf("P-Preferred-Service: %v", hd)
+	}
+	if c := inv.Contact(); c == nil || !strings.Contains(c.Value(), "+g.3gpp.icsi-ref") {
+		t.Fatalf("Contact %v lacks the feature tag", c)
+	}
+	if got := string(cs.recv().Body); got != "hi" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// gateway.cpim_passthrough: CPIM reaches the page-mode user unchanged (and no IMDN is generated).
+func TestCPIMPassthrough(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.CPIMPassthrough = true })
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	bob.setTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
+	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cpim.Wrap("text/plain", []byte("wrapped"), cpim.WrapOptions{From: bob.uri, To: alice.uri, Now: time.Now(), IMDNMessageID: "x1", Disposition: []string{"positive-delivery"}})
+	doc := string(w.Marshal())
+	cs.send("message/cpim", doc)
+	m := alice.recv()
+	if m.ContentType().Value() != "message/cpim" || string(m.Body()) != doc {
+		t.Fatalf("got %s %q", m.ContentType().Value(), m.Body())
+	}
+	select {
+	case in := <-cs.inbox:
+		t.Fatalf("IMDN generated for passed-through CPIM: %q", in.Body)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// gateway.forward_control: isComposing reaches the page-mode user only when switched on.
+func TestForwardControl(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.ForwardControl = true })
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	bob.setTypes([]string{"text/plain", "application/im-iscomposing+xml"}, nil)
+	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.send("application/im-iscomposing+xml", "<isComposing/>")
+	if m := alice.recv(); m.ContentType().Value() != "application/im-iscomposing+xml" {
+		t.Fatalf("got %s", m.ContentType().Value())
+	}
+}
