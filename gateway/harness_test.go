@@ -309,6 +309,7 @@ type clientSession struct {
 	uac     *sipgo.DialogClientSession
 	reply   atomic.Int32 // code HandleMessage returns (0 = 200)
 	reports chan *msrp.Report
+	byes    chan struct{} // a BYE for this session's dialog arrived
 }
 
 func (cs *clientSession) HandleMessage(s *msrp.Session, m *msrp.Incoming) int {
@@ -355,6 +356,7 @@ func newClient(t testing.TB, user string) *client {
 				return
 			}
 			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+			cs.byes <- struct{}{}
 			cs.ms.Close()
 			select {
 			case cs.closed <- fmt.Errorf("BYE"):
@@ -381,7 +383,7 @@ func (c *client) dialog(req *sip.Request) *clientSession {
 }
 
 func (c *client) newSession() *clientSession {
-	cs := &clientSession{c: c, inbox: make(chan *msrp.Incoming, 1024), closed: make(chan error, 4), reports: make(chan *msrp.Report, 1024)}
+	cs := &clientSession{c: c, inbox: make(chan *msrp.Incoming, 1024), closed: make(chan error, 4), reports: make(chan *msrp.Report, 1024), byes: make(chan struct{}, 4)}
 	cs.ms = c.ep.NewSession(cs)
 	return cs
 }
@@ -542,14 +544,16 @@ func (cs *clientSession) bye() {
 	cs.ms.Close()
 }
 
-func (cs *clientSession) waitClosed() {
+// waitBye waits for the gateway's BYE on this session's dialog.
+func (cs *clientSession) waitBye() {
 	cs.c.t.Helper()
 	select {
-	case <-cs.closed:
+	case <-cs.byes:
 	case <-time.After(waitFor):
-		cs.c.t.Fatalf("client session not closed within %s", waitFor)
+		cs.c.t.Fatalf("no BYE within %s", waitFor)
 	}
 }
+
 
 func doReq(c *sipgo.Client, req *sip.Request) (*sip.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)

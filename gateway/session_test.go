@@ -39,7 +39,7 @@ func TestTimers(t *testing.T) {
 			if e.Reason != c.reason {
 				t.Fatalf("ended by %q, want %q", e.Reason, c.reason)
 			}
-			cs.waitClosed() // the client got our BYE
+			cs.waitBye()
 		})
 	}
 }
@@ -78,7 +78,7 @@ func TestManualEnd(t *testing.T) {
 	if !h.gw.EndSession(key) {
 		t.Fatal("EndSession returned false")
 	}
-	cs.waitClosed()
+	cs.waitBye()
 	if h.gw.EndSession(key) {
 		t.Fatal("a second EndSession found the session again")
 	}
@@ -97,7 +97,7 @@ func TestSecondInviteReplaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first.waitClosed()
+	first.waitBye()
 	alice.send(h.udp(), bob.uri, "text/plain", "to the newer session")
 	if m := second.recv(); string(m.Body) != "to the newer session" {
 		t.Fatalf("got %q", m.Body)
@@ -217,8 +217,24 @@ func TestShutdownByesEverySession(t *testing.T) {
 	if err := h.gw.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs.waitClosed()
+	cs.waitBye()
 	if h.gw.Ready() {
 		t.Fatal("ready after shutdown")
 	}
+}
+
+// Losing the MSRP connection ends the session with BYE (SPEC §3.3); the next MESSAGE sets up a new one.
+func TestMSRPConnectionLostEndsSession(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	alice.send(h.udp(), bob.uri, "text/plain", "one")
+	cs := bob.waitInvite()
+	cs.recv()
+	bob.ep.Close() // bob's MSRP side dies without BYE
+	e := h.events.waitKind(t, event.SessionEnded)
+	if e.Reason != "msrp_lost" {
+		t.Fatalf("ended by %q", e.Reason)
+	}
+	cs.waitBye()
 }
