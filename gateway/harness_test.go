@@ -554,7 +554,6 @@ func (cs *clientSession) waitBye() {
 	}
 }
 
-
 func doReq(c *sipgo.Client, req *sip.Request) (*sip.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
