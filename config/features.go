@@ -16,10 +16,41 @@ var ErrNotEffective = errors.New("not yet effective in this version; leave it at
 type feature struct {
 	effective bool
 	// at, when not nil, lists the only values (as fmt.Sprint prints them) at which the key takes effect;
-	// effective is then ignored. (No key needs it today; a feature that lands value by value uses it.)
+	// effective is then ignored. (No key needs it today; a feature that lands value by value sets it.)
 	at []string
 }
 
+// features is the one table of feature status: key path -> status. A key not listed is effective. Flip an
+// entry (delete it, or set effective) when its feature lands; TestFeatureKeysExist keeps the keys honest.
+// It is built per call so that nobody can change it at run time.
+func features() map[string]feature {
+	notYet := feature{effective: false}
+	return map[string]feature{
+		"sip.trusted":         notYet,
+		"sip.credentials":     notYet,
+		"sip.auth.realm":      notYet,
+		"sip.auth.users_file": notYet,
+		"sip.tls.cert":        notYet,
+		"sip.tls.key":         notYet,
+		"sip.tls.client_ca":   notYet,
+
+		"msrp.tls.cert":        notYet,
+		"msrp.tls.key":         notYet,
+		"msrp.check_from_path": notYet,
+
+		"limits.max_sessions":            notYet,
+		"limits.max_sessions_per_source": notYet,
+		"limits.max_queued_per_session":  notYet,
+		"limits.max_queued_total":        notYet,
+		"limits.max_conns":               notYet,
+		"limits.max_conns_per_source":    notYet,
+		"limits.max_header_bytes":        notYet,
+		"limits.max_chunks_per_message":  notYet,
+		"limits.max_partial_per_session": notYet,
+		"limits.max_sip_handlers":        notYet,
+		"limits.retry_after":             notYet,
+	}
+}
 
 // effectiveAt reports whether the key takes effect at value v.
 func (f feature) effectiveAt(v reflect.Value) bool {
