@@ -1,0 +1,203 @@
+package testpeer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+
+	"github.com/msrpgw/msrpgw/msrp"
+)
+
+// ClientSession is one MSRP session of a Client, with the SIP dialog that set it up. It is the msrp.Handler of
+// its msrp.Session: SENDs received are answered with the code set by SetReply (200 by default) and queued for
+// Recv; REPORTs are queued for Report.
+type ClientSession struct {
+	// MSRP is the session's MSRP side.
+	MSRP *msrp.Session
+	// CallID is the Call-ID of the INVITE that set the session up.
+	CallID string
+
+	c       *Client
+	uas     *sipgo.DialogServerSession // when the gateway INVITEd us
+	uac     *sipgo.DialogClientSession // when we INVITEd the gateway
+	inbox   chan *msrp.Incoming
+	reports chan *msrp.Report
+	closed  chan error
+	reply   atomic.Int32 // code HandleMessage returns (0 = 200)
+	bye     chan struct{}
+	byeOnce sync.Once
+	recvd   atomic.Int64
+}
+
+// HandleMessage implements msrp.Handler.
+func (cs *ClientSession) HandleMessage(_ *msrp.Session, m *msrp.Incoming) int {
+	cs.recvd.Add(1)
+	select {
+	case cs.inbox <- m:
+	default: // Received still counts it
+	}
+	if code := cs.reply.Load(); code != 0 {
+		return int(code)
+	}
+	return 200
+}
+
+// HandleReport implements msrp.Handler.
+func (cs *ClientSession) HandleReport(_ *msrp.Session, r *msrp.Report) {
+	select {
+	case cs.reports <- r:
+	default:
+	}
+}
+
+// HandleClose implements msrp.Handler.
+func (cs *ClientSession) HandleClose(_ *msrp.Session, err error) {
+	select {
+	case cs.closed <- err:
+	default:
+	}
+}
+
+// SetReply sets the MSRP status the session answers SENDs with (200 by default).
+func (cs *ClientSession) SetReply(code int) { cs.reply.Store(int32(code)) }
+
+// Received returns how many SENDs (whole messages) the session has received.
+func (cs *ClientSession) Received() int { return int(cs.recvd.Load()) }
+
+// TrySend sends o and waits for its transaction result until ctx ends. Any goroutine may call it.
+func (cs *ClientSession) TrySend(ctx context.Context, o *msrp.Outgoing) (msrp.SendResult, error) {
+	done := make(chan msrp.SendResult, 1)
+	if err := cs.MSRP.Send(o, func(r msrp.SendResult) { done <- r }); err != nil {
+		return msrp.SendResult{}, fmt.Errorf("testpeer: SEND: %w", err)
+	}
+	select {
+	case r := <-done:
+		return r, nil
+	case <-ctx.Done():
+		return msrp.SendResult{}, fmt.Errorf("testpeer: no result for SEND: %w", ctx.Err())
+	}
+}
+
+// Send sends a SEND with the given Content-Type and body and waits for its transaction result; it fails the
+// test when the SEND cannot be sent or gets no result within WaitFor.
+func (cs *ClientSession) Send(ctype, body string) msrp.SendResult {
+	cs.c.t.Helper()
+	return cs.SendOut(&msrp.Outgoing{ContentType: ctype, Body: []byte(body)})
+}
+
+// SendOut is Send for an arbitrary outgoing message.
+func (cs *ClientSession) SendOut(o *msrp.Outgoing) msrp.SendResult {
+	cs.c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitFor)
+	defer cancel()
+	r, err := cs.TrySend(ctx, o)
+	if err != nil {
+		cs.c.t.Fatal(err)
+	}
+	return r
+}
+
+// TryRecv waits up to d for the next SEND the session receives.
+func (cs *ClientSession) TryRecv(d time.Duration) (*msrp.Incoming, bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case m := <-cs.inbox:
+		return m, true
+	case <-t.C:
+		return nil, false
+	}
+}
+
+// Recv waits for the next SEND the session receives; it fails the test after WaitFor.
+func (cs *ClientSession) Recv() *msrp.Incoming {
+	cs.c.t.Helper()
+	m, ok := cs.TryRecv(WaitFor)
+	if !ok {
+		cs.c.t.Fatalf("testpeer: client %s received no SEND within %s", cs.c.URI, WaitFor)
+	}
+	return m
+}
+
+// Report waits for the next REPORT; it fails the test after WaitFor.
+func (cs *ClientSession) Report() *msrp.Report {
+	cs.c.t.Helper()
+	select {
+	case r := <-cs.reports:
+		return r
+	case <-time.After(WaitFor):
+		cs.c.t.Fatalf("testpeer: client %s received no REPORT within %s", cs.c.URI, WaitFor)
+		return nil
+	}
+}
+
+// TryBye sends BYE on the session's dialog and closes its MSRP side.
+func (cs *ClientSession) TryBye(ctx context.Context) error {
+	var err error
+	switch {
+	case cs.uac != nil:
+		err = cs.uac.Bye(ctx)
+	case cs.uas != nil:
+		err = cs.uas.Bye(ctx)
+	default:
+		err = errors.New("testpeer: session has no dialog")
+	}
+	cs.MSRP.Close()
+	if err != nil {
+		return fmt.Errorf("testpeer: BYE: %w", err)
+	}
+	return nil
+}
+
+// Bye is TryBye that fails the test on error.
+func (cs *ClientSession) Bye() {
+	cs.c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitFor)
+	defer cancel()
+	if err := cs.TryBye(ctx); err != nil {
+		cs.c.t.Fatal(err)
+	}
+}
+
+// ByeReceived is closed when the peer (the gateway) has sent BYE on this session's dialog.
+func (cs *ClientSession) ByeReceived() <-chan struct{} { return cs.bye }
+
+// GotBye reports whether the peer has sent BYE on this session's dialog.
+func (cs *ClientSession) GotBye() bool {
+	select {
+	case <-cs.bye:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitBye waits for the peer's BYE; it fails the test after WaitFor.
+func (cs *ClientSession) WaitBye() {
+	cs.c.t.Helper()
+	select {
+	case <-cs.bye:
+	case <-time.After(WaitFor):
+		cs.c.t.Fatalf("testpeer: client %s got no BYE for Call-ID %s within %s", cs.c.URI, cs.CallID, WaitFor)
+	}
+}
+
+// WaitClosed waits for the MSRP session to close (BYE, connection lost) and returns why; it fails the test
+// after WaitFor.
+func (cs *ClientSession) WaitClosed() error {
+	cs.c.t.Helper()
+	select {
+	case err := <-cs.closed:
+		return err
+	case <-cs.bye:
+		return errors.New("BYE")
+	case <-time.After(WaitFor):
+		cs.c.t.Fatalf("testpeer: client %s session %s not closed within %s", cs.c.URI, cs.CallID, WaitFor)
+		return nil
+	}
+}
