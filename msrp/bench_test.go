@@ -112,3 +112,48 @@ func BenchmarkWrite64KChunked(b *testing.B) {
 		}
 	}
 }
+
+type nopHandler struct{}
+
+func (nopHandler) HandleMessage(*Session, *Incoming) int { return 200 }
+func (nopHandler) HandleReport(*Session, *Report)        {}
+func (nopHandler) HandleClose(*Session, error)           {}
+
+// BenchmarkEndpointSend100 measures pipelined 100-byte SENDs over loopback TCP, each confirmed by its
+// 200 response (Failure-Report yes), through the whole stack: queue, writer, reader, routing, handler.
+func BenchmarkEndpointSend100(b *testing.B) {
+	ea, eb := NewEndpoint(Config{}), NewEndpoint(Config{})
+	defer ea.Close()
+	defer eb.Close()
+	for _, e := range []*Endpoint{ea, eb} {
+		if _, err := e.Listen("tcp", "127.0.0.1:0", false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	a, s := ea.NewSession(nopHandler{}), eb.NewSession(nopHandler{})
+	a.SetPeerPath(s.LocalPath())
+	s.SetPeerPath(a.LocalPath())
+	if err := a.Connect(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(strings.Repeat("0123456789", 10))
+	done := make(chan SendResult, 512)
+	inflight := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for inflight >= 256 {
+			if r := <-done; r.StatusCode != 200 {
+				b.Fatal(r)
+			}
+			inflight--
+		}
+		if err := a.Send(&Outgoing{ContentType: "text/plain", Body: body}, func(r SendResult) { done <- r }); err != nil {
+			b.Fatal(err)
+		}
+		inflight++
+	}
+	for ; inflight > 0; inflight-- {
+		<-done
+	}
+}

@@ -372,7 +372,9 @@ func (c *conn) writeLoop() {
 			written = append(written, *f)
 		}
 		c.mu.Lock()
-		more := len(c.queue) > 0
+		// Flush when nothing else is waiting, or after many frames so that transaction timers and
+		// "written" callbacks are not postponed indefinitely under sustained load.
+		more := len(c.queue) > 0 && len(written) < 256
 		c.mu.Unlock()
 		if err == nil && !more {
 			err = bw.Flush()

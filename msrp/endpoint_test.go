@@ -760,3 +760,62 @@ func TestEndpointReleasesGoroutines(t *testing.T) {
 	}()
 	waitUntil(t, "goroutines released", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+func TestSessionPeerPathChangeUnbinds(t *testing.T) {
+	ea := newEP(t, Config{}, false)
+	eb := newEP(t, Config{}, false)
+	a, b := pair(t, ea, eb, newRec(), newRec())
+	// Same first hop: still bound.
+	a.SetPeerPath(b.LocalPath())
+	select {
+	case <-a.Bound():
+	default:
+		t.Fatal("unchanged peer path unbound the session")
+	}
+	// New first hop (re-INVITE moved the peer): unbound, and the dialled connection is released.
+	moved := b.LocalURI()
+	moved.Port++
+	a.SetPeerPath([]URI{moved})
+	select {
+	case <-a.Bound():
+		t.Fatal("session still bound after its first hop changed")
+	default:
+	}
+	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("x")}, nil); !errors.Is(err, ErrNotBound) {
+		t.Fatalf("Send after unbind: %v", err)
+	}
+	waitUntil(t, "old connection closed", func() bool { return ea.NumConns() == 0 })
+	// Back to the real path: Connect again works on a new connection (b's old connection is gone too, so
+	// b accepts the new one instead of answering 506).
+	waitUntil(t, "b's side closed", func() bool { return eb.NumConns() == 0 })
+	a.SetPeerPath(b.LocalPath())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSessionCloseInsideHandler(t *testing.T) {
+	ea := newEP(t, Config{}, false)
+	eb := newEP(t, Config{}, false)
+	hb := newRec()
+	hb.onMsg = func(s *Session, m *Incoming) int { s.Close(); return 200 }
+	a, b := pair(t, ea, eb, newRec(), hb)
+	sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("bye")})
+	if err := recv(t, hb.closed, "HandleClose"); err != nil {
+		t.Fatalf("HandleClose(%v) after Close", err)
+	}
+	if eb.NumSessions() != 0 {
+		t.Fatal("closed session still routable")
+	}
+	if err := b.Send(&Outgoing{ContentType: "text/plain", Body: []byte("x")}, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Send on closed session: %v", err)
+	}
+	// The peer's next request gets 481.
+	var se *StatusError
+	r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("anyone?")})
+	if r.StatusCode != 481 {
+		t.Fatalf("%+v %v", r, se)
+	}
+}
