@@ -29,7 +29,7 @@ var benchFrom = []URI{{Host: "192.0.2.10", Port: 2855, SessionID: "jshA7weztasXy
 func send100() *Message {
 	return &Message{TransactionID: "a786hjs2x9q1", Method: MethodSend, ToPath: benchTo, FromPath: benchFrom,
 		Headers: []Header{{HdrMessageID, "87652491abcdef"}, {HdrByteRange, "1-100/100"}, {HdrContentType, "text/plain"}},
-		Body: []byte(strings.Repeat("0123456789", 10)), Flag: '$'}
+		Body:    []byte(strings.Repeat("0123456789", 10)), Flag: '$'}
 }
 
 func BenchmarkParseSend100(b *testing.B) {

@@ -33,7 +33,7 @@ type recHandler struct {
 	reports chan *Report
 	closed  chan error
 	mu      sync.Mutex
-	code    int                             // returned by HandleMessage (0 = 200)
+	code    int                               // returned by HandleMessage (0 = 200)
 	onMsg   func(s *Session, m *Incoming) int // optional
 }
 

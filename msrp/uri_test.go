@@ -74,7 +74,7 @@ func TestURIEqual(t *testing.T) {
 		{"msrp://h:1/abc;tcp", "msrps://h:1/abc;tcp", false},
 		{"msrp://h:1/abc;tcp", "msrp://h:2/abc;tcp", false},
 		{"msrp://h:1/abc;tcp", "msrp://h/abc;tcp", false}, // port vs no port
-		{"msrp://h:1/abc;tcp", "msrp://h:1;tcp", false},    // session-id vs none
+		{"msrp://h:1/abc;tcp", "msrp://h:1;tcp", false},   // session-id vs none
 		{"msrp://h:1/abc;tcp", "msrp://h:1/abc;ws", false},
 		{"msrp://u@h:1/abc;tcp;x=y", "msrp://h:1/abc;tcp", true}, // userinfo and params ignored
 		{"msrp://[::1]:1/abc;tcp", "msrp://[0:0::1]:1/abc;tcp", true},
