@@ -194,6 +194,8 @@ func (g *Gateway) startSIP() error {
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("msrpgw"),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		// Parse errors (e.g. a TCP message over the parse limit, dropped with its connection) go to our log.
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
 	)
 	if err != nil {
 		return err
