@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/msrpgw/msrpgw/admin"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
+)
+
+func TestMetricsAfterKnownSequence(t *testing.T) {
+	d := startDaemon(t, daemonOpts{})
+	phone, client := testpeer.NewPhone(t, "alice"), testpeer.NewClient(t, "bob")
+	const toMSRP, toSIP = 4, 3
+
+	key, cs := upSession(t, d, phone, client) // message 1 to MSRP
+	for i := 1; i < toMSRP; i++ {
+		if res := phone.Send(d.sipUDP, client.URI, "text/plain", "more"); res.StatusCode != 200 {
+			t.Fatalf("MESSAGE %d answered %d", i, res.StatusCode)
+		}
+		cs.Recv()
+	}
+	for i := 0; i < toSIP; i++ {
+		if r := cs.Send("text/plain", "back"); r.StatusCode != 200 {
+			t.Fatalf("SEND %d = %+v", i, r)
+		}
+		phone.Recv()
+	}
+
+	// One setup failure: the client answers the gateway's INVITE 486.
+	phone2, busy := testpeer.NewPhone(t, "carol"), testpeer.NewClient(t, "erin")
+	busy.SetAnswer(486, "")
+	if res := phone2.Send(d.sipUDP, busy.URI, "text/plain", "anyone?"); res.StatusCode != 486 {
+		t.Fatalf("MESSAGE to a busy client answered %d, want 486 (wait mode)", res.StatusCode)
+	}
+	if n := phone2.Recv(); !strings.Contains(string(n.Body()), "486 Busy Here") {
+		t.Fatalf("setup-failed notification %q", n.Body())
+	}
+
+	d.waitSessions("one up", func(l []admin.Session) bool { return len(l) == 1 && l[0].Key == key && l[0].State == admin.StateUp })
+	m := d.metrics()
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"msrpgw_messages_total", map[string]string{"direction": "to_msrp", "outcome": "delivered", "reason": ""}, toMSRP},
+		{"msrpgw_messages_total", map[string]string{"direction": "to_sip", "outcome": "delivered", "reason": ""}, toSIP},
+		{"msrpgw_messages_total", map[string]string{"direction": "to_msrp", "outcome": "failed", "reason": "486"}, 1},
+		{"msrpgw_sessions_created_total", map[string]string{"origin": "message"}, 1},
+		{"msrpgw_sessions_setup_failed_total", map[string]string{"code": "486"}, 1},
+		{"msrpgw_sessions_active", map[string]string{"state": "up"}, 1},
+		{"msrpgw_sessions_active", map[string]string{"state": "setting-up"}, 0},
+	} {
+		got, ok := metricValue(m, c.name, c.labels)
+		if !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	if !strings.Contains(m, "go_goroutines ") || !strings.Contains(m, "msrpgw_session_setup_seconds_count") {
+		t.Error("/metrics lacks the Go runtime or the setup histogram")
+	}
+
+	cs.Bye()
+	d.waitSessions("empty", func(l []admin.Session) bool { return len(l) == 0 })
+	if got, _ := metricValue(d.metrics(), "msrpgw_sessions_active", map[string]string{"state": "up"}); got != 0 {
+		t.Errorf("sessions_active{up} = %v after BYE, want 0", got)
+	}
+	d.stop()
+}
+
+func TestAdminToken(t *testing.T) {
+	const token = "s3cret-token"
+	d := startDaemon(t, daemonOpts{token: token})
+	if code, _, err := d.tryDo("GET", "/healthz", "", ""); err != nil || code != 200 {
+		t.Errorf("/healthz without token = %d %v, want 200", code, err)
+	}
+	for _, ep := range []struct{ method, path, body string }{
+		{"GET", "/readyz", ""}, {"GET", "/api/sessions", ""}, {"GET", "/metrics", ""},
+		{"DELETE", sessionPath("sip:a@127.0.0.1:sip:b@127.0.0.1"), ""}, {"POST", "/api/drain", ""},
+		{"POST", "/mi", `{"jsonrpc": "2.0", "method": "msrp_gateway:list_sessions", "id": "1"}`},
+	} {
+		for _, tok := range []string{"", "wrong"} {
+			if code, _, err := d.tryDo(ep.method, ep.path, ep.body, tok); err != nil || code != 401 {
+				t.Errorf("%s %s with token %q = %d %v, want 401", ep.method, ep.path, tok, code, err)
+			}
+		}
+	}
+	for _, path := range []string{"/readyz", "/api/sessions", "/metrics"} {
+		if code, _, err := d.tryDo("GET", path, "", token); err != nil || code != 200 {
+			t.Errorf("GET %s with the token = %d %v, want 200", path, code, err)
+		}
+	}
+	if r := d.mi(`{"jsonrpc": "2.0", "method": "msrp_gateway:list_sessions", "id": "1"}`); r.Error != nil {
+		t.Errorf("/mi with the token: %+v", r.Error)
+	}
+	// The CLI: refused without the token, works with it (flag, or admin.token from -config).
+	if code, _, stderr := cli(t, "sessions", "list", "-admin", d.admin); code != 1 || stderr == "" {
+		t.Errorf("sessions list without token: exit %d, stderr %q; want 1 and a reason", code, stderr)
+	}
+	if code, out, stderr := cli(t, "sessions", "list", "-admin", d.admin, "-token", token, "-json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("sessions list -token: exit %d %q %q", code, out, stderr)
+	}
+	if code, out, stderr := cli(t, "sessions", "list", "-config", d.cfgPath, "-admin", d.admin, "-json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Errorf("sessions list with the config's token: exit %d %q %q", code, out, stderr)
+	}
+	d.stop()
+}
+
+func TestCLI(t *testing.T) {
+	d := startDaemon(t, daemonOpts{})
+	phone, client := testpeer.NewPhone(t, "alice"), testpeer.NewClient(t, "bob")
+	key, cs := upSession(t, d, phone, client)
+	msrpID := d.sessions()[0].MSRPSessionID
+
+	code, out, stderr := cli(t, "sessions", "list", "-admin", d.admin)
+	if code != 0 || !strings.Contains(out, "KEY") || !strings.Contains(out, key) || !strings.Contains(out, "up") || !strings.Contains(out, msrpID) {
+		t.Errorf("sessions list: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "sessions", "list", "-json", "-admin", d.admin)
+	var list []admin.Session
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].Key != key {
+		t.Errorf("sessions list -json: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "sessions", "show", key, "-admin", d.admin)
+	if code != 0 || !strings.Contains(out, key) || !strings.Contains(out, msrpID) || !strings.Contains(out, cs.CallID) {
+		t.Errorf("sessions show: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "sessions", "show", "-json", "-admin", d.admin, key)
+	var one admin.Session
+	if code != 0 || json.Unmarshal([]byte(out), &one) != nil || one.Key != key || one.MSRPSessionID != msrpID {
+		t.Errorf("sessions show -json: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = cli(t, "sessions", "end", key, "-admin", d.admin)
+	if code != 0 || !strings.Contains(out, "ended") {
+		t.Errorf("sessions end: exit %d\n%s%s", code, out, stderr)
+	}
+	cs.WaitBye()
+	d.waitSessions("empty", func(l []admin.Session) bool { return len(l) == 0 })
+	for _, args := range [][]string{{"show", key}, {"end", key}, {"end", "-json", key}} {
+		code, _, stderr := cli(t, append(append([]string{"sessions"}, args...), "-admin", d.admin)...)
+		if code != 1 || !strings.Contains(stderr, key) {
+			t.Errorf("sessions %v of an ended session: exit %d, stderr %q; want 1 naming the key", args, code, stderr)
+		}
+	}
+
+	// end -json on a live one.
+	key, cs = upSession(t, d, phone, client)
+	code, out, stderr = cli(t, "sessions", "end", "-json", "-admin", d.admin, key)
+	var ended map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &ended) != nil || ended["key"] != key {
+		t.Errorf("sessions end -json: exit %d\n%s%s", code, out, stderr)
+	}
+	cs.WaitBye()
+	if code, _, _ := cli(t, "sessions", "frobnicate", "-admin", d.admin); code != 2 {
+		t.Errorf("sessions frobnicate: exit %d, want 2", code)
+	}
+	d.stop()
+}
