@@ -421,7 +421,7 @@ func TestValidateErrors(t *testing.T) {
 		{"tls half set", "sip:\n  tls: {key: /k}\n", "key sip.tls.cert: is empty but sip.tls.key is set"},
 		{"invite header", "gateway:\n  message:\n    invite_headers: [\"no colon\"]\n", `key gateway.message.invite_headers[0] (line 3, column 22): "no colon" is not a header line`},
 		{"contact params line break", "gateway:\n  message:\n    contact_params: \"a\\r\\nVia: x\"\n", "key gateway.message.contact_params (line 3, column 21): \"a\\r\\nVia: x\" contains a line break"},
-		{"not effective", "sip:\n  trusted: [0.0.0.0/0]\n", "key sip.trusted (line 2, column 12): not yet effective in this version; leave it at its default ([127.0.0.0/8 ::1/128])"},
+		{"not effective", "sip:\n  auth:\n    realm: example\n", "key sip.auth.realm (line 3, column 12): not yet effective in this version; leave it at its default ()"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
@@ -593,7 +593,7 @@ func TestNotEffectiveRefusal(t *testing.T) {
 
 func TestNotEffectiveList(t *testing.T) {
 	got := Default().NotEffective()
-	for _, key := range []string{"sip.trusted", "sip.auth.realm", "limits.max_conns"} {
+	for _, key := range []string{"sip.auth.users_file", "sip.auth.realm", "sip.tls.cert"} {
 		if !slices.Contains(got, key) {
 			t.Errorf("NotEffective() lacks %s", key)
 		}

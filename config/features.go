@@ -26,7 +26,6 @@ type feature struct {
 func features() map[string]feature {
 	notYet := feature{effective: false}
 	return map[string]feature{
-		"sip.trusted":         notYet,
 		"sip.credentials":     notYet,
 		"sip.auth.realm":      notYet,
 		"sip.auth.users_file": notYet,
@@ -34,9 +33,8 @@ func features() map[string]feature {
 		"sip.tls.key":         notYet,
 		"sip.tls.client_ca":   notYet,
 
-		"msrp.tls.cert":        notYet,
-		"msrp.tls.key":         notYet,
-		"msrp.check_from_path": notYet,
+		"msrp.tls.cert": notYet,
+		"msrp.tls.key":  notYet,
 
 		"limits.max_sessions":            notYet,
 		"limits.max_sessions_per_source": notYet,

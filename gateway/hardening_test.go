@@ -389,3 +389,111 @@ func TestIdleMSRPConnections(t *testing.T) {
 	chat.exchange()
 	chat.exchange()
 }
+
+// rawPeer is a session-mode peer whose MSRP side is a raw TCP connection: it INVITEs the gateway with an
+// active a=setup, connects, and then writes frames by hand.
+type rawPeer struct {
+	*rawMSRP
+	gw, self msrp.URI
+}
+
+func newRawPeer(t *testing.T, h *harness, c *client, toURI string) *rawPeer {
+	t.Helper()
+	self, _ := msrp.ParseURI("msrp://127.0.0.1:9/" + msrp.NewSessionID() + ";tcp")
+	offer := (&sdp.Media{Host: "127.0.0.1", Port: 9, Path: []string{self.String()}, AcceptTypes: []string{"text/plain"}, Setup: "active"}).Marshal(1, 1)
+	res := invitePeer(t, c, h.udp(), toURI, "application/sdp", offer)
+	if res.StatusCode != 200 {
+		t.Fatalf("INVITE: %d %s", res.StatusCode, res.Reason)
+	}
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rawPeer{rawMSRP: dialMSRP(t, h.gw.MSRPAddr()), gw: path[0], self: self}
+	return p
+}
+
+// send sends a one-chunk SEND and returns its response code.
+func (p *rawPeer) send(tid, body string) int {
+	p.t.Helper()
+	p.write(sendFrame(tid, p.gw, p.self, "mid-"+tid, body))
+	for {
+		m := p.next()
+		if m.Method == "" && m.TransactionID == tid {
+			return m.StatusCode
+		}
+	}
+}
+
+// 10,000 chunks of one message: 413 on the chunk past limits.max_chunks_per_message, and the message is
+// never delivered.
+func TestTenThousandChunks(t *testing.T) {
+	const maxChunks = 100
+	h := newHarness(t, func(c *config.Config) { c.Limits.MaxChunksPerMessage = maxChunks })
+	chat := startSideChat(t, h)
+	carol := newPhone(t, "chunk-carol")
+	dave := newClient(t, "chunk-dave")
+	p := newRawPeer(t, h, dave, carol.uri)
+	if code := p.send("tidfirst1", "first"); code != 200 {
+		t.Fatalf("first SEND: %d", code)
+	}
+	if m := carol.recv(); string(m.Body()) != "first" {
+		t.Fatalf("carol got %q", m.Body())
+	}
+
+	const n = 10000
+	codes := make(chan *msrp.Message, n)
+	go func() {
+		for i := 0; i < n; i++ {
+			p.nc.SetReadDeadline(time.Now().Add(waitFor))
+			m, err := p.rd.ReadMessage()
+			if err != nil {
+				close(codes)
+				return
+			}
+			codes <- m
+		}
+		close(codes)
+	}()
+	w := bufio.NewWriter(p.nc)
+	for i := 1; i <= n; i++ {
+		flag := byte('+')
+		if i == n {
+			flag = '$'
+		}
+		tid := fmt.Sprintf("chunk%05d", i)
+		fmt.Fprintf(w, "MSRP %s SEND\r\nTo-Path: %s\r\nFrom-Path: %s\r\nMessage-ID: bigmsg\r\nByte-Range: %d-%d/%d\r\nContent-Type: text/plain\r\n\r\nx\r\n-------%s%c\r\n",
+			tid, p.gw.String(), p.self.String(), i, i, n, tid, flag)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	first413 := 0
+	got := 0
+	for m := range codes {
+		got++
+		var i int
+		fmt.Sscanf(m.TransactionID, "chunk%05d", &i)
+		if m.StatusCode == 413 && (first413 == 0 || i < first413) {
+			first413 = i
+		}
+		if got == n {
+			break
+		}
+	}
+	if first413 != maxChunks+1 {
+		t.Fatalf("first 413 on chunk %d (of %d responses), want on chunk %d", first413, got, maxChunks+1)
+	}
+	// Never delivered: the next MESSAGE carol gets is the one sent after.
+	if code := p.send("tidafter1", "after"); code != 200 {
+		t.Fatalf("SEND after: %d", code)
+	}
+	if m := carol.recv(); string(m.Body()) != "after" {
+		t.Fatalf("carol got %d bytes %.20q, want \"after\"", len(m.Body()), m.Body())
+	}
+	chat.exchange()
+}
