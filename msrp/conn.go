@@ -331,29 +331,12 @@ func (c *conn) writeLoop() {
 		}
 		batch := c.queue
 		c.queue = c.spare[:0]
-		// Decide under the lock what each frame becomes: skipped (message finished), a '#' abort, or itself.
-		for i := range batch {
-			f := &batch[i]
-			if f.out == nil || !f.out.finished {
-				if f.out != nil {
-					f.out.anyWritten = true
-				}
-				continue
-			}
-			if f.out.aborted && f.out.anyWritten && !f.out.abortSent {
-				f.out.abortSent = true
-				f.m = abortFrame(f.m)
-				f.tx = nil
-				continue
-			}
-			f.m = nil
-		}
 		c.mu.Unlock()
 
 		var err error
 		for i := range batch {
 			f := &batch[i]
-			if f.m == nil {
+			if f.out != nil && !c.admit(f) {
 				continue
 			}
 			scratch = f.m.appendHead(scratch[:0])
@@ -399,6 +382,25 @@ func (c *conn) writeLoop() {
 		c.spare = batch[:0]
 		c.mu.Unlock()
 	}
+}
+
+// admit decides, just before writing, what a chunk becomes: itself, an empty '#' chunk (its message was
+// refused or timed out after some chunks went out), or nothing. Checking per frame lets a 413 stop a
+// message in the middle of a batch.
+func (c *conn) admit(f *frame) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch out := f.out; {
+	case !out.finished:
+		out.anyWritten = true
+		return true
+	case out.aborted && out.anyWritten && !out.abortSent:
+		out.abortSent = true
+		f.m = abortFrame(f.m)
+		f.tx = nil
+		return true
+	}
+	return false
 }
 
 // abortFrame turns a chunk that will not be sent into an empty '#' chunk at the same position.

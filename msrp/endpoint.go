@@ -25,7 +25,7 @@ type Config struct {
 	MaxPartial         int           // concurrent partial (reassembling) messages per session, default 16 -> 413
 	MaxConns           int           // total connections (0 = unlimited); over -> refused and logged
 	MaxConnsPerIP      int           // connections per remote IP (0 = unlimited)
-	Limits             Limits        // reader limits
+	Limits             Limits        // reader limits; MaxChunkBytes defaults to MaxMessageSize here
 	TLSConfig          *tls.Config   // server side for msrps listeners
 	ClientTLSConfig    *tls.Config   // for dialling msrps peers
 	Logger             *slog.Logger  // nil = discard
@@ -52,6 +52,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPartial <= 0 {
 		c.MaxPartial = 16
+	}
+	if c.Limits.MaxChunkBytes <= 0 && c.MaxMessageSize < 1<<30 {
+		// A bigger chunk could never be accepted, so do not buffer one (memory per connection stays small).
+		c.Limits.MaxChunkBytes = int(c.MaxMessageSize)
 	}
 	c.Limits = c.Limits.withDefaults()
 	if c.Logger == nil {
@@ -80,6 +84,7 @@ type Endpoint struct {
 	advPort   int
 	advSecure bool
 	advSet    bool
+	secureSet bool
 }
 
 // NewEndpoint returns an Endpoint; call Listen or Serve to accept connections, Close to release it.
@@ -144,7 +149,8 @@ func (e *Endpoint) register(ln net.Listener, secure bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.listeners = append(e.listeners, ln)
-	if !e.advSet && e.advHost == "" {
+	first := len(e.listeners) == 1
+	if first && !e.advSet {
 		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
 			e.advHost = ta.IP.String()
 			e.advPort = ta.Port
@@ -152,6 +158,8 @@ func (e *Endpoint) register(ln net.Listener, secure bool) {
 			e.advHost = h
 			e.advPort, _ = strconv.Atoi(p)
 		}
+	}
+	if first && !e.secureSet {
 		e.advSecure = secure
 	}
 }
@@ -284,7 +292,8 @@ func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 	return c, nil
 }
 
-// SetAdvertise sets the host and port put in local session URIs (default: the first listener's address).
+// SetAdvertise sets the host and port put in local session URIs of sessions created afterwards (default:
+// the first listener's address, which is useless when listening on 0.0.0.0: set it then).
 func (e *Endpoint) SetAdvertise(host string, port int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -296,7 +305,7 @@ func (e *Endpoint) SetAdvertise(host string, port int) {
 func (e *Endpoint) SetAdvertiseSecure(secure bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.advSecure = secure
+	e.advSecure, e.secureSet = secure, true
 }
 
 // fallbackURI addresses responses to requests whose paths could not be parsed.

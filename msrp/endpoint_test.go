@@ -819,3 +819,72 @@ func TestSessionCloseInsideHandler(t *testing.T) {
 		t.Fatalf("%+v %v", r, se)
 	}
 }
+
+func TestEndpoint413AbortsMidMessage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type outcome struct {
+		frames int
+		flag   byte
+		err    error
+	}
+	res := make(chan outcome, 1)
+	sawResult := make(chan struct{})
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			res <- outcome{err: err}
+			return
+		}
+		defer nc.Close()
+		rd := NewReader(nc, Limits{})
+		reply := func(m *Message, code int) {
+			WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: code, ToPath: m.FromPath[:1], FromPath: m.ToPath})
+		}
+		m, err := rd.ReadMessage()
+		if err != nil {
+			res <- outcome{err: err}
+			return
+		}
+		reply(m, 200) // bind
+		for n := 1; ; n++ {
+			m, err := rd.ReadMessage()
+			if err != nil {
+				res <- outcome{n, 0, err}
+				return
+			}
+			if n == 1 {
+				// Answer 413 and read on only once the sender saw it, so the sender cannot have written
+				// more than the socket buffers hold before it stopped.
+				reply(m, 413)
+				<-sawResult
+			}
+			if m.Flag != '+' {
+				res <- outcome{n, m.Flag, nil}
+				return
+			}
+		}
+	}()
+	ea := newEP(t, Config{}, false)
+	a := ea.NewSession(newRec())
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const chunks = 16384 // 32 MiB: far more than loopback socket buffers hold
+	r := sendWait(t, a, &Outgoing{ContentType: "application/octet-stream", Body: make([]byte, chunks*2048)})
+	if r.StatusCode != 413 {
+		t.Fatalf("%+v", r)
+	}
+	close(sawResult)
+	o := recv(t, res, "peer outcome")
+	if o.err != nil || o.flag != '#' || o.frames >= chunks {
+		t.Fatalf("peer saw %d frames ending with %q (%v); want an early '#'", o.frames, o.flag, o.err)
+	}
+	t.Logf("message stopped after %d of %d chunks", o.frames, chunks)
+}
