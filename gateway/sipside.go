@@ -114,9 +114,16 @@ func (g *Gateway) sendMessage(j *sipJob) outcome {
 	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
 	defer cancel()
 	res, err := g.client.Do(ctx, req)
+	if err == nil && res == nil {
+		// sipgo hands back a nil response when the transaction is torn down under it (shutdown).
+		err = errors.New("transaction ended without a response")
+	}
 	if err == nil && (res.StatusCode == 401 || res.StatusCode == 407) && g.credentialPassword() != "" {
 		// One answer per challenge, never a loop (SPEC §8).
 		res, err = g.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: g.credentialUser(), Password: g.credentialPassword()})
+		if err == nil && res == nil {
+			err = errors.New("transaction ended without a response")
+		}
 	}
 	if err != nil {
 		if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
