@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/msrp"
+)
+
+// Config is one load run.
+type Config struct {
+	GW               string        // gateway SIP address, 127.0.0.1:port
+	Mode             string        // msg2msrp | msrp2msg | both
+	Sessions         int           // gateway sessions the traffic is spread over
+	Rate             float64       // open loop: messages per second per flow, over all sessions (0 = unpaced)
+	Window           int           // closed loop: requests outstanding per flow (0 = no bound)
+	Duration         time.Duration // sending time
+	Count            int64         // messages per session per flow (0 = until Duration); Duration still bounds the run
+	Drain            time.Duration // how long to wait after sending for deliveries and responses
+	Transport        string        // udp | tcp, for the tool's SIP requests and URIs
+	Setup            string        // invite (session first) | message (MESSAGE first: a warm-up MESSAGE per session)
+	SetupConcurrency int           // setups in flight at once
+	SetupTimeout     time.Duration // per setup
+	Churn            float64       // extra sessions set up and torn down per second during the run
+	Idle             int           // idle soak: this many sessions set up session first, held for Duration, ended
+	ConnPerSession   bool          // each session dials its own MSRP connection instead of sharing one
+	PID              int           // the gateway's process id, for CPU/RSS/fds from /proc (0 = not measured)
+	Progress         io.Writer     // one line a second (nil = none)
+	Logger           *slog.Logger  // nil = discard
+}
+
+// Errors a caller branches on.
+var ErrBadConfig = errors.New("msrpgw-load: bad configuration")
+
+func (c *Config) check() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, a...)...)
+	}
+	if c.Idle > 0 {
+		c.Sessions, c.Setup = c.Idle, "invite"
+	}
+	switch {
+	case c.GW == "":
+		return bad("no gateway address")
+	case c.Mode != "msg2msrp" && c.Mode != "msrp2msg" && c.Mode != "both":
+		return bad("mode %q is not msg2msrp, msrp2msg or both", c.Mode)
+	case c.Sessions < 1:
+		return bad("sessions %d, want at least 1", c.Sessions)
+	case c.Rate < 0 || c.Window < 0 || c.Churn < 0 || c.Count < 0:
+		return bad("negative rate, window, churn or count")
+	case c.Idle == 0 && c.Rate == 0 && c.Window == 0:
+		return bad("neither -rate (open loop) nor -window (closed loop) given")
+	case c.Transport != "udp" && c.Transport != "tcp":
+		return bad("transport %q is not udp or tcp", c.Transport)
+	case c.Setup != "invite" && c.Setup != "message":
+		return bad("setup %q is not invite or message", c.Setup)
+	case c.Duration <= 0:
+		return bad("duration %s, want > 0", c.Duration)
+	}
+	if c.SetupConcurrency <= 0 {
+		c.SetupConcurrency = 100
+	}
+	if c.SetupTimeout <= 0 {
+		c.SetupTimeout = 10 * time.Second
+	}
+	if c.Drain <= 0 {
+		c.Drain = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return nil
+}
+
+func (c *Config) flows() []flowID {
+	switch {
+	case c.Idle > 0:
+		return nil
+	case c.Mode == "msg2msrp":
+		return []flowID{msgToMSRP}
+	case c.Mode == "msrp2msg":
+		return []flowID{msrpToMsg}
+	}
+	return []flowID{msgToMSRP, msrpToMsg}
+}
+
+// Report is the summary of a run (the -json output).
+type Report struct {
+	Date            string                `json:"date"`
+	Gateway         string                `json:"gateway"`
+	Mode            string                `json:"mode"`
+	Transport       string                `json:"transport"`
+	Sessions        int                   `json:"sessions"`
+	Rate            float64               `json:"rate"`
+	Window          int                   `json:"window"`
+	DurationS       float64               `json:"duration_s"`
+	SetupMode       string                `json:"setup_mode"`
+	Setups          SetupReport           `json:"setups"`
+	Flows           map[string]FlowReport `json:"flows"`
+	Churn           *SetupReport          `json:"churn,omitempty"`
+	ConnLost        int64                 `json:"msrp_connections_lost"`
+	ByesFromGateway int64                 `json:"byes_from_gateway"`
+	GatewayProc     *ProcReport           `json:"gateway_process,omitempty"`
+	ToolCPUMs       float64               `json:"tool_cpu_ms"`
+}
+
+// ProcReport is what /proc/PID said about the gateway: CPU over the load phase (setups excluded) per
+// delivered message, RSS and open files before setup, when loaded (after setup, or at the end of the idle
+// hold) and after the sessions ended.
+type ProcReport struct {
+	PID         int     `json:"pid"`
+	CPUMs       float64 `json:"cpu_ms"`
+	Messages    int64   `json:"messages"`
+	CPUUsPerMsg float64 `json:"cpu_us_per_msg"`
+	RSSKiBStart int64   `json:"rss_kib_start"`
+	RSSKiBPeak  int64   `json:"rss_kib_loaded"`
+	RSSKiBEnd   int64   `json:"rss_kib_end"`
+	FDsStart    int     `json:"fds_start"`
+	FDsLoaded   int     `json:"fds_loaded"`
+	FDsEnd      int     `json:"fds_end"`
+}
+
+// loader is one run's state.
+type loader struct {
+	cfg   Config
+	start time.Time
+	flows map[flowID]*flowStats
+	page  *pageSide
+	sess  *sessionSide
+
+	mu     sync.Mutex
+	chats  []*chat
+	warmed []chan struct{} // closed when session i's warm-up message came out at the client
+
+	setups *setupStats
+	churn  *setupStats
+}
+
+func (l *loader) now() time.Duration { return time.Since(l.start) }
+
+func phoneUser(i int) string  { return "lp" + strconv.Itoa(i) }
+func clientUser(i int) string { return "lc" + strconv.Itoa(i) }
+
+func (l *loader) phoneURI(user string) string  { return l.page.uri(user, l.cfg.Transport) }
+func (l *loader) clientURI(user string) string { return l.sess.uri(user, l.cfg.Transport) }
+
+// Run performs one load run against the gateway at cfg.GW and returns its report. It stops by itself after
+// setup, Duration (or Count) and the drain wait; ctx ends it early.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	l := &loader{cfg: cfg, start: time.Now(), flows: make(map[flowID]*flowStats), setups: newSetupStats(), churn: newSetupStats()}
+	for _, f := range cfg.flows() {
+		l.flows[f] = newFlowStats(cfg.Sessions)
+	}
+	l.chats = make([]*chat, cfg.Sessions)
+	l.warmed = make([]chan struct{}, cfg.Sessions)
+	for i := range l.warmed {
+		l.warmed[i] = make(chan struct{})
+	}
+	var err error
+	if l.page, err = newPageSide(cfg.GW, cfg.Transport, l.pageReceived); err != nil {
+		return nil, err
+	}
+	defer l.page.close()
+	if l.sess, err = newSessionSide(cfg.GW, cfg.Transport, cfg.ConnPerSession, cfg.Logger.With("side", "clients")); err != nil {
+		return nil, err
+	}
+	defer l.sess.close()
+	l.sess.inviteFor = l.inviteFor
+	l.sess.onChat = func(c *chat) {
+		l.mu.Lock()
+		l.chats[c.idx] = c
+		l.mu.Unlock()
+	}
+	l.sess.onMessage = l.msrpReceived
+
+	rep := &Report{
+		Date: time.Now().UTC().Format(time.RFC3339), Gateway: cfg.GW, Mode: cfg.Mode, Transport: cfg.Transport,
+		Sessions: cfg.Sessions, Rate: cfg.Rate, Window: cfg.Window, DurationS: cfg.Duration.Seconds(),
+		SetupMode: cfg.Setup, Flows: make(map[string]FlowReport),
+	}
+	if cfg.Idle > 0 {
+		rep.Mode = "idle"
+	}
+	tool0, _ := readProc(0)
+	gw0 := l.sampleGW()
+
+	l.setupAll(ctx)
+	gw1 := l.sampleGW()
+
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() { defer bg.Done(); l.progress(loadCtx) }()
+	if cfg.Idle > 0 {
+		select {
+		case <-time.After(cfg.Duration):
+		case <-ctx.Done():
+		}
+	} else {
+		if cfg.Churn > 0 {
+			bg.Add(1)
+			go func() { defer bg.Done(); l.churnLoop(loadCtx) }()
+		}
+		l.sendAll(ctx)
+		l.drain(ctx)
+	}
+	stopLoad()
+	bg.Wait()
+	gw2 := l.sampleGW()
+	if cfg.Idle > 0 {
+		gw1 = gw2 // the idle soak's loaded figures are those at the end of the hold
+	}
+
+	l.teardown(ctx)
+	gw3 := l.settleGW(ctx, gw0)
+	tool1, _ := readProc(0)
+
+	rep.Setups = l.setups.report()
+	if cfg.Churn > 0 {
+		c := l.churn.report()
+		rep.Churn = &c
+	}
+	var delivered int64
+	for f, s := range l.flows {
+		fr := s.report()
+		rep.Flows[string(f)] = fr
+		delivered += fr.Delivered
+	}
+	rep.ConnLost = l.sess.connLost.Load()
+	rep.ByesFromGateway = l.sess.byesIn.Load()
+	rep.ToolCPUMs = float64(tool1.cpu-tool0.cpu) / 1e6
+	if cfg.PID > 0 {
+		p := &ProcReport{PID: cfg.PID, Messages: delivered,
+			RSSKiBStart: gw0.rssKiB, RSSKiBPeak: gw1.rssKiB, RSSKiBEnd: gw3.rssKiB,
+			FDsStart: gw0.fds, FDsLoaded: gw1.fds, FDsEnd: gw3.fds}
+		if cfg.Idle == 0 {
+			p.CPUMs = float64(gw2.cpu-gw1.cpu) / 1e6
+			if delivered > 0 {
+				p.CPUUsPerMsg = float64(gw2.cpu-gw1.cpu) / 1e3 / float64(delivered)
+			}
+		}
+		rep.GatewayProc = p
+	}
+	return rep, ctx.Err()
+}
+
+func (l *loader) sampleGW() procSample {
+	if l.cfg.PID <= 0 {
+		return procSample{}
+	}
+	s, err := readProc(l.cfg.PID)
+	if err != nil {
+		l.cfg.Logger.Warn("gateway process", "err", err)
+	}
+	return s
+}
+
+// settleGW samples the gateway after teardown, giving it up to the drain time to close what the sessions
+// held (its fd count back to where it started).
+func (l *loader) settleGW(ctx context.Context, before procSample) procSample {
+	if l.cfg.PID <= 0 {
+		return procSample{}
+	}
+	deadline := time.Now().Add(l.cfg.Drain)
+	for {
+		s := l.sampleGW()
+		if s.fds <= before.fds || time.Now().After(deadline) || ctx.Err() != nil {
+			return s
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// inviteFor maps the gateway's INVITE (MESSAGE-first) to a session by its Request-URI user.
+func (l *loader) inviteFor(user string) (int, bool) {
+	n, ok := strings.CutPrefix(user, "lc")
+	if !ok {
+		return 0, false
+	}
+	i, err := strconv.Atoi(n)
+	if err != nil || i < 0 || i >= l.cfg.Sessions {
+		return 0, false
+	}
+	return i, true
+}
+
+// pageReceived counts a MESSAGE the gateway delivered to a phone.
+func (l *loader) pageReceived(req *sip.Request) int {
+	now := l.now()
+	st, err := parseBody(req.Body())
+	if f := l.flows[msrpToMsg]; f != nil {
+		if err == nil && st.flow == msrpToMsg {
+			f.received(st, now)
+		} else {
+			f.receivedForeign() // notifications and anything else the gateway generated
+		}
+	}
+	return 200
+}
+
+// msrpReceived counts a message the gateway delivered on an MSRP session.
+func (l *loader) msrpReceived(c *chat, m *msrp.Incoming) int {
+	now := l.now()
+	st, err := parseBody(m.Body)
+	switch {
+	case err == nil && st.flow == warmUp:
+		if st.session == c.idx && c.idx >= 0 && c.idx < len(l.warmed) {
+			l.mu.Lock()
+			select {
+			case <-l.warmed[c.idx]:
+			default:
+				close(l.warmed[c.idx])
+			}
+			l.mu.Unlock()
+		}
+	case err == nil && st.flow == msgToMSRP && l.flows[msgToMSRP] != nil:
+		l.flows[msgToMSRP].received(st, now)
+	default:
+		if f := l.flows[msgToMSRP]; f != nil {
+			f.receivedForeign()
+		}
+	}
+	return 200
+}
+
+// errorClass turns a setup error into a short, countable reason.
+func errorClass(err error) string {
+	var dr *sipgo.ErrDialogResponse
+	var dv sipgo.ErrDialogResponse
+	var se *msrp.StatusError
+	switch {
+	case errors.As(err, &dr):
+		return "INVITE " + strconv.Itoa(int(dr.Res.StatusCode))
+	case errors.As(err, &dv):
+		return "INVITE " + strconv.Itoa(int(dv.Res.StatusCode))
+	case errors.As(err, &se):
+		return "MSRP " + strconv.Itoa(se.Code)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	s := err.Error()
+	if len(s) > 60 {
+		s = s[:60]
+	}
+	return s
+}

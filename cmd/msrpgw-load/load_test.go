@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/gateway"
+)
+
+func TestMain(m *testing.M) {
+	// sipgo's limits are process-wide: set once, as the daemon does in main.
+	gateway.ConfigureSIPStack(config.Default())
+	os.Exit(m.Run())
+}
+
+func quietLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// startGateway runs the real gateway in-process on ephemeral loopback ports, in its default wait reply mode.
+func startGateway(t *testing.T) *gateway.Gateway {
+	t.Helper()
+	cfg := config.Default()
+	// UDP and TCP on one port: the gateway's Contact names one port, and in-dialog requests over TCP (BYE)
+	// go there. With two ephemeral ports they would reach the UDP port number over TCP and be refused.
+	addr := freePortPair(t)
+	cfg.SIP.Listen = []config.Listen{{Network: "udp", Addr: addr}, {Network: "tcp", Addr: addr}}
+	cfg.SIP.Contact = "sip:" + addr
+	cfg.MSRP.Listen = "msrp://127.0.0.1:0;tcp"
+	cfg.Gateway.SetupTimeout = 5 * time.Second
+	cfg.Gateway.ShutdownTimeout = 2 * time.Second
+	cfg.Gateway.Message.Reply = "wait"
+	gw, err := gateway.New(cfg, gateway.Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	return gw
+}
+
+// freePortPair finds a 127.0.0.1 port free for both UDP and TCP (bound on :0, then released).
+func freePortPair(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := pc.LocalAddr().String()
+		ln, err := net.Listen("tcp", addr)
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP on 127.0.0.1")
+	return ""
+}
+
+func runLoad(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	cfg.Logger = quietLogger()
+	if cfg.Duration == 0 {
+		cfg.Duration = time.Minute // a bound only: these runs end by Count
+	}
+	if cfg.Drain == 0 {
+		cfg.Drain = 2 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return rep
+}
+
+// TestRealGatewayClean: the gateway delivers everything once and in order; the tool must say so.
+func TestRealGatewayClean(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"both open loop udp session first", Config{Mode: "both", Sessions: 3, Rate: 150, Count: 20, Transport: "udp", Setup: "invite"}},
+		{"msg2msrp closed loop tcp message first", Config{Mode: "msg2msrp", Sessions: 2, Window: 1, Count: 20, Transport: "tcp", Setup: "message"}},
+		{"msrp2msg own connections", Config{Mode: "msrp2msg", Sessions: 2, Window: 2, Count: 20, Transport: "udp", Setup: "invite", ConnPerSession: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := startGateway(t)
+			cfg := tc.cfg
+			cfg.GW = gw.SIPAddr(cfg.Transport)
+			rep := runLoad(t, cfg)
+			if rep.Setups.Count != int64(cfg.Sessions) || rep.Setups.Failures != 0 {
+				t.Errorf("setups %d ok, %d failed %v; want %d, 0", rep.Setups.Count, rep.Setups.Failures, rep.Setups.Why, cfg.Sessions)
+			}
+			if rep.Setups.Byes != int64(cfg.Sessions) {
+				t.Errorf("byes %d (failed %d), want %d", rep.Setups.Byes, rep.Setups.ByeFailure, cfg.Sessions)
+			}
+			want := int64(cfg.Sessions) * cfg.Count
+			wantFlows := map[string]bool{"msg2msrp": cfg.Mode != "msrp2msg", "msrp2msg": cfg.Mode != "msg2msrp"}
+			for name, on := range wantFlows {
+				f, ok := rep.Flows[name]
+				if ok != on {
+					t.Fatalf("flow %s reported: %v, want %v", name, ok, on)
+				}
+				if !on {
+					continue
+				}
+				if f.Sent != want || f.Delivered != want || f.Lost != 0 || f.Duplicated != 0 || f.Reordered != 0 || f.SendErrors != 0 {
+					t.Errorf("%s: %+v; want %d sent and delivered, nothing lost, duplicated or reordered", name, f, want)
+				}
+				if f.Responses["200"] != want {
+					t.Errorf("%s: final responses %v, want %d × 200", name, f.Responses, want)
+				}
+				if f.Latency.N != int(want) || f.Latency.Max <= 0 || f.Latency.P50 > f.Latency.P99 {
+					t.Errorf("%s: latency %+v", name, f.Latency)
+				}
+			}
+		})
+	}
+}
+
+// TestFaultyGateway: a gateway that loses, duplicates and swaps messages is reported as doing exactly that.
+func TestFaultyGateway(t *testing.T) {
+	for _, mode := range []string{"msg2msrp", "msrp2msg"} {
+		t.Run(mode, func(t *testing.T) {
+			g := newFakeGW(t, faultPlan)
+			const sessions, count = 2, 20
+			// Window 1: the fake sees each session's messages in send order, so its faults are exact.
+			rep := runLoad(t, Config{GW: g.ua.addr, Mode: mode, Sessions: sessions, Window: 1, Count: count,
+				Transport: "udp", Setup: "invite", Drain: time.Second})
+			f := rep.Flows[mode]
+			per := int64(count / 10)
+			want := FlowReport{Sent: sessions * count, Delivered: sessions * (count - per), Lost: sessions * per,
+				Duplicated: sessions * per, Reordered: sessions * per}
+			if f.Sent != want.Sent || f.Delivered != want.Delivered || f.Lost != want.Lost ||
+				f.Duplicated != want.Duplicated || f.Reordered != want.Reordered {
+				t.Errorf("reported sent %d delivered %d lost %d duplicated %d reordered %d; want %d %d %d %d %d",
+					f.Sent, f.Delivered, f.Lost, f.Duplicated, f.Reordered,
+					want.Sent, want.Delivered, want.Lost, want.Duplicated, want.Reordered)
+			}
+			if rep.Setups.Count != sessions {
+				t.Errorf("setups %d, want %d (%v)", rep.Setups.Count, sessions, rep.Setups.Why)
+			}
+		})
+	}
+}
+
+// TestFakeGatewayClean: the same fake without faults is reported clean (the fault test's counts come from
+// the faults, not from the fake).
+func TestFakeGatewayClean(t *testing.T) {
+	g := newFakeGW(t, func(int64) fault { return pass })
+	rep := runLoad(t, Config{GW: g.ua.addr, Mode: "both", Sessions: 2, Window: 1, Count: 10, Transport: "udp", Setup: "invite"})
+	for name, f := range rep.Flows {
+		if f.Sent != 20 || f.Delivered != 20 || f.Lost+f.Duplicated+f.Reordered != 0 {
+			t.Errorf("%s: %+v", name, f)
+		}
+	}
+}
+
+func TestConfigRefused(t *testing.T) {
+	for _, c := range []Config{
+		{GW: "127.0.0.1:1", Mode: "sideways", Sessions: 1, Rate: 1, Transport: "udp", Setup: "invite", Duration: time.Second},
+		{GW: "127.0.0.1:1", Mode: "both", Sessions: 0, Rate: 1, Transport: "udp", Setup: "invite", Duration: time.Second},
+		{GW: "127.0.0.1:1", Mode: "both", Sessions: 1, Transport: "udp", Setup: "invite", Duration: time.Second},
+		{GW: "127.0.0.1:1", Mode: "both", Sessions: 1, Rate: 1, Transport: "sctp", Setup: "invite", Duration: time.Second},
+		{GW: "127.0.0.1:1", Mode: "both", Sessions: 1, Rate: 1, Transport: "udp", Setup: "carrier-pigeon", Duration: time.Second},
+	} {
+		if _, err := Run(context.Background(), c); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

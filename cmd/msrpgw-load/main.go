@@ -1,0 +1,125 @@
+// Command msrpgw-load is a load generator for SIP MESSAGE ⇄ MSRP gateways. It plays both sides around the
+// gateway — page-mode phones (SIP MESSAGE over UDP or TCP) and session-mode clients (INVITE + MSRP) — and
+// counts what comes out: delivered, lost, duplicated, reordered (per session, against send order), latency
+// from request sent to message out, final responses, session setups, and the gateway's CPU per message, RSS
+// and open files when given its PID.
+//
+// It works against any gateway with the OpenSIPS msrp_gateway routing: MESSAGE key $tu:$fu, INVITE key
+// $fu:$tu, MESSAGE-side coordinates from the INVITE's From/To/Request-URI. Every URI it uses is a
+// 127.0.0.1:port literal on ports it binds itself.
+//
+//	msrpgw-load -gw 127.0.0.1:5060 -mode msg2msrp -sessions 100 -rate 5000 -duration 10s -json
+//	msrpgw-load -gw 127.0.0.1:5060 -mode msrp2msg -sessions 1 -window 32 -duration 10s
+//	msrpgw-load -gw 127.0.0.1:5060 -idle 15000 -conn-per-session -duration 30s -pid $(pidof msrpgw)
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("msrpgw-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	fs.StringVar(&cfg.GW, "gw", "127.0.0.1:5060", "gateway SIP address")
+	fs.StringVar(&cfg.Mode, "mode", "msg2msrp", "msg2msrp | msrp2msg | both")
+	fs.IntVar(&cfg.Sessions, "sessions", 1, "gateway sessions to spread the messages over")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: messages per second per direction, over all sessions")
+	fs.IntVar(&cfg.Window, "window", 0, "closed loop: requests outstanding per direction")
+	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "sending time (idle soak: hold time)")
+	fs.Int64Var(&cfg.Count, "count", 0, "messages per session per direction (0 = until -duration)")
+	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "wait after sending for deliveries and responses")
+	fs.StringVar(&cfg.Transport, "transport", "udp", "udp | tcp for SIP")
+	fs.StringVar(&cfg.Setup, "setup", "invite", "invite (session first) | message (MESSAGE first, a warm-up MESSAGE per session)")
+	fs.IntVar(&cfg.SetupConcurrency, "setup-concurrency", 100, "session setups in flight at once")
+	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 10*time.Second, "per session setup")
+	fs.Float64Var(&cfg.Churn, "churn", 0, "extra sessions set up and torn down per second during the run")
+	fs.IntVar(&cfg.Idle, "idle", 0, "idle soak: set up N sessions session first (the tool dialling), hold -duration, end them")
+	fs.BoolVar(&cfg.ConnPerSession, "conn-per-session", false, "each session dials its own MSRP connection (default: one shared, RFC 4975 reuse)")
+	fs.IntVar(&cfg.PID, "pid", 0, "gateway process id: CPU µs per message, RSS and fds from /proc/PID")
+	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
+	verbose := fs.Bool("v", false, "log the tool's warnings on stderr")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg.Progress = stderr
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	// Messages the gateway generates may be larger than sipgo's default parse limit allows; be as lenient
+	// as the gateway (4× its default 32 KiB maximum).
+	if sip.ParseMaxMessageLength < 4*32768 {
+		sip.ParseMaxMessageLength = 4 * 32768
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := Run(ctx, cfg)
+	if errors.Is(err, ErrBadConfig) {
+		fmt.Fprintln(stderr, err)
+		fs.Usage()
+		return 2
+	}
+	if rep == nil {
+		fmt.Fprintln(stderr, "msrpgw-load:", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printReport(stdout, rep)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "msrpgw-load: interrupted:", err)
+		return 1
+	}
+	return 0
+}
+
+// printReport writes the summary for a human.
+func printReport(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "%s  gw %s  mode %s  %s  sessions %d  rate %g  window %d  duration %gs  setup %s\n",
+		r.Date, r.Gateway, r.Mode, r.Transport, r.Sessions, r.Rate, r.Window, r.DurationS, r.SetupMode)
+	s := r.Setups
+	fmt.Fprintf(w, "setups: %d ok, %d failed %v, %.1f ms (%.0f/s), each p50 %.2f p99 %.2f max %.2f ms; byes %d (failed %d)\n",
+		s.Count, s.Failures, s.Why, s.PhaseMs, s.PerSecond, s.Duration.P50, s.Duration.P99, s.Duration.Max, s.Byes, s.ByeFailure)
+	names := make([]string, 0, len(r.Flows))
+	for n := range r.Flows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := r.Flows[n]
+		fmt.Fprintf(w, "%s: sent %d (%.0f/s, %d send errors) delivered %d (%.0f/s) lost %d duplicated %d reordered %d other %d\n",
+			n, f.Sent, f.AchievedRate, f.SendErrors, f.Delivered, f.DeliveredRate, f.Lost, f.Duplicated, f.Reordered, f.Foreign)
+		fmt.Fprintf(w, "  latency p50 %.3f p90 %.3f p99 %.3f max %.3f ms; final responses %v, none %d\n",
+			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max, f.Responses, f.NoResponse)
+	}
+	if c := r.Churn; c != nil {
+		fmt.Fprintf(w, "churn: %d ok, %d failed %v, each p50 %.2f p99 %.2f ms; byes %d (failed %d)\n",
+			c.Count, c.Failures, c.Why, c.Duration.P50, c.Duration.P99, c.Byes, c.ByeFailure)
+	}
+	fmt.Fprintf(w, "MSRP connections lost %d, BYEs from the gateway %d, tool CPU %.0f ms\n", r.ConnLost, r.ByesFromGateway, r.ToolCPUMs)
+	if p := r.GatewayProc; p != nil {
+		fmt.Fprintf(w, "gateway pid %d: CPU %.0f ms for %d messages = %.1f µs/msg; RSS %d -> %d -> %d KiB; fds %d -> %d -> %d\n",
+			p.PID, p.CPUMs, p.Messages, p.CPUUsPerMsg, p.RSSKiBStart, p.RSSKiBPeak, p.RSSKiBEnd, p.FDsStart, p.FDsLoaded, p.FDsEnd)
+	}
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime/stime in /proc/PID/stat: 100 on every Linux ABI Go supports.
+const clockTicks = 100
+
+// procSample is what /proc says about a process at one moment.
+type procSample struct {
+	cpu    time.Duration // utime + stime
+	rssKiB int64         // VmRSS
+	fds    int           // entries in /proc/PID/fd (-1 when unreadable)
+}
+
+// readProc samples /proc/PID (pid 0 = this process).
+func readProc(pid int) (procSample, error) {
+	dir := "/proc/self"
+	if pid > 0 {
+		dir = "/proc/" + strconv.Itoa(pid)
+	}
+	stat, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		return procSample{}, fmt.Errorf("read %s/stat: %w", dir, err)
+	}
+	// The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return procSample{}, fmt.Errorf("%s/stat: no ')' in %q", dir, stat)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// After ')': state is field 3, so utime (14) and stime (15) are f[11] and f[12].
+	if len(f) < 13 {
+		return procSample{}, fmt.Errorf("%s/stat: only %d fields after the name", dir, len(f))
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return procSample{}, fmt.Errorf("%s/stat: utime %q stime %q are not numbers", dir, f[11], f[12])
+	}
+	s := procSample{cpu: time.Duration(ut+st) * time.Second / clockTicks, fds: -1}
+	if status, err := os.ReadFile(dir + "/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				s.rssKiB, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			}
+		}
+	}
+	if ents, err := os.ReadDir(dir + "/fd"); err == nil {
+		s.fds = len(ents)
+	}
+	return s, nil
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// flowID names a direction through the gateway.
+type flowID string
+
+const (
+	msgToMSRP flowID = "msg2msrp" // page-mode MESSAGE in, MSRP SEND out
+	msrpToMsg flowID = "msrp2msg" // MSRP SEND in, page-mode MESSAGE out
+	warmUp    flowID = "warmup"   // the MESSAGE that sets a session up in -setup message
+)
+
+// maxLatencySamples bounds the memory the latency samples take (8 bytes each).
+const maxLatencySamples = 20_000_000
+
+// recvState is what the receiving side knows about one session of a flow.
+type recvState struct {
+	seen []uint64 // bitset of sequence numbers received
+	max  int64    // highest sequence number received, -1 before the first
+}
+
+// flowStats counts one direction. The sender side calls sent/final, the receiving side received.
+type flowStats struct {
+	mu        sync.Mutex
+	sentN     int64
+	sendErrs  int64
+	finals    map[string]int64 // final response code (or "error") -> count
+	finalN    int64
+	failedN   int64 // finals that say the message was not taken (non-2xx, errors)
+	delivered int64
+	dups      int64
+	reordered int64
+	foreign   int64 // messages received that do not carry a stamp of this flow
+	recv      []recvState
+	lat       []int64
+	firstSend time.Duration
+	lastSend  time.Duration
+	lastRecv  time.Duration
+}
+
+func newFlowStats(sessions int) *flowStats {
+	f := &flowStats{finals: make(map[string]int64), recv: make([]recvState, sessions)}
+	for i := range f.recv {
+		f.recv[i].max = -1
+	}
+	return f
+}
+
+// sent records a request written to the wire at t (since the run's start).
+func (f *flowStats) sent(t time.Duration) {
+	f.mu.Lock()
+	if f.sentN == 0 {
+		f.firstSend = t
+	}
+	f.sentN++
+	f.lastSend = t
+	f.mu.Unlock()
+}
+
+// sendError records a request that could not be written (not counted as sent).
+func (f *flowStats) sendError() {
+	f.mu.Lock()
+	f.sendErrs++
+	f.mu.Unlock()
+}
+
+// final records the final response to a sent request: a SIP or MSRP status code, or 0 for a transaction that
+// ended without one (timeout, transport error).
+func (f *flowStats) final(code int) {
+	key := "error"
+	if code > 0 {
+		key = strconv.Itoa(code)
+	}
+	f.mu.Lock()
+	f.finals[key]++
+	f.finalN++
+	if code < 200 || code >= 300 {
+		f.failedN++
+	}
+	f.mu.Unlock()
+}
+
+// received records a message that came out of the gateway at now (since the run's start).
+func (f *flowStats) received(s stamp, now time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.session >= len(f.recv) {
+		f.foreign++
+		return
+	}
+	r := &f.recv[s.session]
+	word, bit := int(s.seq/64), uint(s.seq%64)
+	if word >= len(r.seen) {
+		r.seen = append(r.seen, make([]uint64, word+1-len(r.seen))...)
+	}
+	if r.seen[word]&(1<<bit) != 0 {
+		f.dups++
+		return
+	}
+	r.seen[word] |= 1 << bit
+	f.delivered++
+	if s.seq < r.max {
+		f.reordered++ // a later message of this session was already delivered
+	} else {
+		r.max = s.seq
+	}
+	if len(f.lat) < maxLatencySamples {
+		f.lat = append(f.lat, int64(now)-s.sentNs)
+	}
+	f.lastRecv = now
+}
+
+// receivedForeign counts a message that arrived but does not belong to this flow's accounting.
+func (f *flowStats) receivedForeign() {
+	f.mu.Lock()
+	f.foreign++
+	f.mu.Unlock()
+}
+
+// settled says whether every sent message has its final response and was delivered or refused, so the
+// drain wait can end early.
+func (f *flowStats) settled() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.finalN >= f.sentN && f.delivered+f.failedN >= f.sentN
+}
+
+// snapshot is a progress view.
+func (f *flowStats) snapshot() (sent, delivered, dups, reord, pending int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sentN, f.delivered, f.dups, f.reordered, f.sentN - f.finalN
+}
+
+// Latency is a latency summary in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50_ms"`
+	P90 float64 `json:"p90_ms"`
+	P99 float64 `json:"p99_ms"`
+	Max float64 `json:"max_ms"`
+	N   int     `json:"samples"`
+}
+
+// FlowReport is the summary of one direction.
+type FlowReport struct {
+	Sent          int64            `json:"sent"`
+	SendErrors    int64            `json:"send_errors"`
+	Delivered     int64            `json:"delivered"`
+	Lost          int64            `json:"lost"`
+	Duplicated    int64            `json:"duplicated"`
+	Reordered     int64            `json:"reordered"`
+	Foreign       int64            `json:"other_received"`
+	AchievedRate  float64          `json:"achieved_rate"`  // sent per second over the sending span
+	DeliveredRate float64          `json:"delivered_rate"` // delivered per second from first send to last delivery
+	Latency       Latency          `json:"latency"`
+	Responses     map[string]int64 `json:"final_responses"`
+	NoResponse    int64            `json:"no_final_response"`
+}
+
+func (f *flowStats) report() FlowReport {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := FlowReport{
+		Sent: f.sentN, SendErrors: f.sendErrs, Delivered: f.delivered, Duplicated: f.dups,
+		Reordered: f.reordered, Foreign: f.foreign, Responses: make(map[string]int64, len(f.finals)),
+		NoResponse: f.sentN - f.finalN,
+	}
+	r.Lost = max(f.sentN-f.delivered, 0)
+	for k, v := range f.finals {
+		r.Responses[k] = v
+	}
+	if span := f.lastSend - f.firstSend; f.sentN > 1 && span > 0 {
+		r.AchievedRate = float64(f.sentN-1) / span.Seconds()
+	}
+	if span := f.lastRecv - f.firstSend; f.delivered > 1 && span > 0 {
+		r.DeliveredRate = float64(f.delivered) / span.Seconds()
+	}
+	r.Latency = summarise(f.lat)
+	return r
+}
+
+// summarise computes nearest-rank percentiles of nanosecond samples (sorting a copy).
+func summarise(ns []int64) Latency {
+	if len(ns) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(ns)
+	slices.Sort(s)
+	pick := func(p float64) float64 {
+		i := int(p*float64(len(s))+0.999999) - 1
+		i = min(max(i, 0), len(s)-1)
+		return float64(s[i]) / 1e6
+	}
+	return Latency{P50: pick(0.50), P90: pick(0.90), P99: pick(0.99), Max: float64(s[len(s)-1]) / 1e6, N: len(s)}
+}
+
+// setupStats counts session setups (and teardowns).
+type setupStats struct {
+	mu       sync.Mutex
+	ok       int64
+	failures map[string]int64
+	durs     []int64
+	byes     int64
+	byeFails int64
+	start    time.Duration
+	end      time.Duration
+}
+
+func newSetupStats() *setupStats { return &setupStats{failures: make(map[string]int64), start: -1} }
+
+func (s *setupStats) began(t time.Duration) {
+	s.mu.Lock()
+	if s.start < 0 || t < s.start {
+		s.start = t
+	}
+	s.mu.Unlock()
+}
+
+func (s *setupStats) done(d time.Duration, end time.Duration, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if end > s.end {
+		s.end = end
+	}
+	if err != nil {
+		s.failures[errorClass(err)]++
+		return
+	}
+	s.ok++
+	s.durs = append(s.durs, int64(d))
+}
+
+func (s *setupStats) bye(err error) {
+	s.mu.Lock()
+	if err != nil {
+		s.byeFails++
+	} else {
+		s.byes++
+	}
+	s.mu.Unlock()
+}
+
+// SetupReport summarises session setups.
+type SetupReport struct {
+	Count      int64            `json:"count"`
+	Failures   int64            `json:"failures"`
+	Why        map[string]int64 `json:"failure_reasons,omitempty"`
+	PhaseMs    float64          `json:"phase_ms"`   // first INVITE/MESSAGE sent to last setup finished
+	PerSecond  float64          `json:"per_second"` // successful setups over the phase
+	Duration   Latency          `json:"duration"`   // per setup
+	Byes       int64            `json:"byes"`       // sessions ended by the tool with an answered BYE
+	ByeFailure int64            `json:"bye_failures"`
+}
+
+func (s *setupStats) report() SetupReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := SetupReport{Count: s.ok, Duration: summarise(s.durs), Byes: s.byes, ByeFailure: s.byeFails}
+	for k, v := range s.failures {
+		r.Failures += v
+		if r.Why == nil {
+			r.Why = make(map[string]int64)
+		}
+		r.Why[k] = v
+	}
+	if s.start >= 0 && s.end > s.start {
+		r.PhaseMs = float64(s.end-s.start) / 1e6
+		r.PerSecond = float64(s.ok) / (s.end - s.start).Seconds()
+	}
+	return r
+}
