@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/msrpgw/msrpgw/admin"
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
@@ -127,6 +129,9 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 func serve(cfg *config.Config, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	gateway.ConfigureSIPStack(cfg)
+	// sipgo logs some transport events through its process-wide default logger; without this they come out
+	// in Go's default text format, breaking log.format json (found by TestJSONLogs).
+	sip.SetDefaultLogger(log.With("component", "sip"))
 
 	var gw *gateway.Gateway
 	metrics := admin.NewMetrics(func() admin.Stats { return adminView{gw}.Stats() })
