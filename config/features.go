@@ -26,7 +26,6 @@ type feature struct {
 func features() map[string]feature {
 	notYet := feature{effective: false}
 	return map[string]feature{
-		"sip.credentials":     notYet,
 		"sip.auth.realm":      notYet,
 		"sip.auth.users_file": notYet,
 		"sip.tls.cert":        notYet,

@@ -26,7 +26,7 @@ func TestRepeatedMessageIsIdempotent(t *testing.T) {
 			if m := cs.recv(); string(m.Body) != "only once" {
 				t.Fatalf("got %q", m.Body)
 			}
-			again := req.Clone() // after sending: it has the Call-ID and CSeq the client filled in
+			again := req.Clone()      // after sending: it has the Call-ID and CSeq the client filled in
 			again.RemoveHeader("Via") // a new branch: a new transaction with the same Call-ID, CSeq, From-tag
 			second, err := doReq(alice.client, again)
 			if err != nil {

@@ -103,7 +103,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		}
 	})
 	defer stop()
-	err = dlg.WaitAnswer(waitCtx, sipgo.AnswerOptions{
+	answerOpts := sipgo.AnswerOptions{
 		OnResponse: func(res *sip.Response) error {
 			if res.IsProvisional() {
 				provisional.Store(true)
@@ -112,8 +112,20 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			}
 			return nil
 		},
-		Username: g.credentialUser(), Password: g.credentialPassword(),
-	})
+	}
+	err = dlg.WaitAnswer(waitCtx, answerOpts)
+	// A 401/407 is answered once with sip.credentials (auth.go); a second challenge fails the setup (403).
+	var challenged *sipgo.ErrDialogResponse
+	if errors.As(err, &challenged) && isChallenge(challenged.Res) {
+		if aerr := g.authorize(invite, challenged.Res); aerr != nil {
+			s.log.Warn("INVITE challenge not answered", "err", aerr, "code", challenged.Res.StatusCode)
+		} else if dlg, err = g.dialogUA.WriteInvite(timeoutCtx, invite); err != nil {
+			return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
+		} else {
+			provisional.Store(false)
+			err = dlg.WaitAnswer(waitCtx, answerOpts)
+		}
+	}
 	if err != nil {
 		var rerr *sipgo.ErrDialogResponse
 		if errors.As(err, &rerr) {
@@ -314,20 +326,6 @@ func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
 			dlg.Bye(ctx)
 		}
 	})
-}
-
-func (g *Gateway) credentialUser() string {
-	if len(g.cfg.SIP.Credentials) > 0 {
-		return g.cfg.SIP.Credentials[0].Username
-	}
-	return ""
-}
-
-func (g *Gateway) credentialPassword() string {
-	if len(g.cfg.SIP.Credentials) > 0 {
-		return g.cfg.SIP.Credentials[0].Password
-	}
-	return ""
 }
 
 // parseSIPBodySDP finds and parses the SDP of a SIP body (plain or multipart).

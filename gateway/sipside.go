@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/cpim"
@@ -118,9 +117,13 @@ func (g *Gateway) sendMessage(j *sipJob) outcome {
 		// sipgo hands back a nil response when the transaction is torn down under it (shutdown).
 		err = errors.New("transaction ended without a response")
 	}
-	if err == nil && (res.StatusCode == 401 || res.StatusCode == 407) && g.credentialPassword() != "" {
-		// One answer per challenge, never a loop (SPEC §8).
-		res, err = g.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: g.credentialUser(), Password: g.credentialPassword()})
+	if err == nil && isChallenge(res) {
+		// One answer per challenge, never a loop (SPEC §8): a second challenge is the final response.
+		if aerr := g.authorize(req, res); aerr != nil {
+			g.log.Warn("MESSAGE challenge not answered", "err", aerr, "code", res.StatusCode, "ruri", j.coords.RURI)
+		} else {
+			res, err = g.client.Do(ctx, req)
+		}
 		if err == nil && res == nil {
 			err = errors.New("transaction ended without a response")
 		}

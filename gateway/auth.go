@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/msrpgw/msrpgw/config"
+)
+
+// This file answers 401/407 digest challenges to the gateway's own requests with sip.credentials (SPEC §8):
+// once per request, never in a loop; the challenge's realm picks the credential.
+
+// errNoCredential: the challenge names a realm sip.credentials has nothing for.
+var errNoCredential = errors.New("no sip.credentials entry for the challenge's realm")
+
+// challengeHeaders returns the header a challenge comes in and the one the answer goes in.
+func challengeHeaders(code int) (challenge, answer string) {
+	if code == 407 {
+		return "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	return "WWW-Authenticate", "Authorization"
+}
+
+// isChallenge reports whether res is a 401/407 carrying a challenge.
+func isChallenge(res *sip.Response) bool {
+	if res == nil || (res.StatusCode != 401 && res.StatusCode != 407) {
+		return false
+	}
+	h, _ := challengeHeaders(res.StatusCode)
+	return res.GetHeader(h) != nil
+}
+
+// credentialFor picks the credential for res's challenge: the entry with the challenge's realm, else one
+// with an empty realm (any realm).
+func (g *Gateway) credentialFor(res *sip.Response) (config.Credential, *digest.Challenge, error) {
+	h, _ := challengeHeaders(res.StatusCode)
+	hdr := res.GetHeader(h)
+	if hdr == nil {
+		return config.Credential{}, nil, fmt.Errorf("%d without %s", res.StatusCode, h)
+	}
+	chal, err := digest.ParseChallenge(hdr.Value())
+	if err != nil {
+		return config.Credential{}, nil, fmt.Errorf("%s %q: %w", h, hdr.Value(), err)
+	}
+	var any *config.Credential
+	for i, c := range g.cfg.SIP.Credentials {
+		if c.Realm == chal.Realm {
+			return c, chal, nil
+		}
+		if c.Realm == "" && any == nil {
+			any = &g.cfg.SIP.Credentials[i]
+		}
+	}
+	if any != nil {
+		return *any, chal, nil
+	}
+	return config.Credential{}, nil, fmt.Errorf("%w: realm %q", errNoCredential, chal.Realm)
+}
+
+// authorize turns req into its answer to the challenge in res: credentials added, CSeq advanced, Via
+// removed (the next transaction adds its own branch).
+func (g *Gateway) authorize(req *sip.Request, res *sip.Response) error {
+	cred, chal, err := g.credentialFor(res)
+	if err != nil {
+		return err
+	}
+	c, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.Addr(), Username: cred.Username, Password: cred.Password})
+	if err != nil {
+		return fmt.Errorf("digest for realm %q: %w", chal.Realm, err)
+	}
+	_, answer := challengeHeaders(res.StatusCode)
+	req.RemoveHeader(answer)
+	req.AppendHeader(sip.NewHeader(answer, c.String()))
+	if cseq := req.CSeq(); cseq != nil {
+		cseq.SeqNo++
+	}
+	req.RemoveHeader("Via")
+	return nil
+}
