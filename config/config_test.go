@@ -648,7 +648,7 @@ func TestDescribe(t *testing.T) {
 		"MSRP a=path:         msrp://192.0.2.1:2855/<session-id>;tcp\n",
 		"Admin listen:        http://127.0.0.1:8080\n",
 		"Not yet effective in this version",
-		"  limits.retry_after\n",
+		"  limits.max_conns\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Describe() lacks %q:\n%s", want, got)

@@ -42,10 +42,7 @@ func features() map[string]feature {
 		"limits.max_conns":               notYet,
 		"limits.max_conns_per_source":    notYet,
 		"limits.max_header_bytes":        notYet,
-		"limits.max_chunks_per_message":  notYet,
 		"limits.max_partial_per_session": notYet,
-		"limits.max_sip_handlers":        notYet,
-		"limits.retry_after":             notYet,
 	}
 }
 

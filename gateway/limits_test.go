@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+)
+
+// limits.max_sip_handlers: over the bound a request gets 503 with Retry-After at once, is counted, and the
+// request already admitted completes normally.
+func TestMaxSIPHandlers(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxSIPHandlers = 1
+		c.Limits.RetryAfter = 7 * time.Second
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 2 * time.Second
+	})
+	alice := newPhone(t, "lim-alice")
+	// bob never answers the INVITE: the first MESSAGE holds its handler for reply_wait.
+	invited := make(chan struct{}, 4)
+	_, _, addr := newUA(t, "lim-bob", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			invited <- struct{}{}
+			<-tx.Done()
+		})
+	})
+	bob := "sip:lim-bob@" + addr
+
+	first := make(chan int, 1)
+	go func() {
+		res, err := alice.trySend(h.udp(), bob, "text/plain", "held")
+		if err != nil {
+			first <- 0
+			return
+		}
+		first <- res.StatusCode
+	}()
+	// The handler is taken once the INVITE reaches bob.
+	select {
+	case <-invited:
+	case <-time.After(waitFor):
+		t.Fatal("no INVITE")
+	}
+	res := alice.send(h.udp(), bob, "text/plain", "over the bound")
+	if res.StatusCode != 503 {
+		t.Fatalf("got %d %s, want 503", res.StatusCode, res.Reason)
+	}
+	if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "7" {
+		t.Fatalf("Retry-After %v, want 7", ra)
+	}
+	if e := h.events.waitKind(t, event.RequestRefused); e.Code != 503 {
+		t.Fatalf("refusal counted with %d", e.Code)
+	}
+	if code := <-first; code != 202 {
+		t.Fatalf("the admitted MESSAGE got %d, want 202 after reply_wait", code)
+	}
+}
