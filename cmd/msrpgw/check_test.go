@@ -1,0 +1,181 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msrpgw/msrpgw/internal/testpeer"
+)
+
+func TestCheckCommand(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		code       int
+		want       []string // in stdout (exit 0) or stderr
+	}{
+		{"valid", "sip:\n  listen: [udp:127.0.0.1:5070, tcp:127.0.0.1:5070]\nadmin:\n  listen: 127.0.0.1:8181\n", 0,
+			[]string{"SIP listen:          udp:127.0.0.1:5070, tcp:127.0.0.1:5070", "MSRP listen:", "Admin listen:        http://127.0.0.1:8181", "config OK"}},
+		{"unknown template variable", "gateway:\n  message:\n    key: \"$tu:$nope\"\n", 1,
+			[]string{"gateway.message.key", "line 3, column", "$nope"}},
+		{"session_timeout below message_timeout", "gateway:\n  message_timeout: 1h\n  session_timeout: 30m\n", 1,
+			[]string{"gateway.session_timeout", "line 3", "lower than gateway.message_timeout"}},
+		{"YAML syntax", "sip:\n  listen: [udp:127.0.0.1:5060\n", 1, []string{"line"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeConfig(t, tc.yaml)
+			code, out, stderr := cli(t, "check", "-config", path)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, stderr)
+			}
+			text := out
+			if tc.code != 0 {
+				text = stderr
+				if strings.Contains(out, "config OK") {
+					t.Errorf("a refused config printed config OK: %s", out)
+				}
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("output lacks %q:\n%s", w, text)
+				}
+			}
+			if tc.code != 0 && !strings.Contains(stderr, path) {
+				t.Errorf("the error does not name the file %s: %s", path, stderr)
+			}
+		})
+	}
+	// And the daemon itself refuses to start on a refused config.
+	path := writeConfig(t, "gateway:\n  message_timeout: 1h\n  session_timeout: 30m\n")
+	d := runDaemon(t, "-config", path)
+	if code := d.waitExit(); code != 1 {
+		t.Errorf("daemon on a refused config: exit %d, want 1", code)
+	}
+}
+
+// portsFree reports whether the default config's listeners could be opened now.
+func portsFree() bool {
+	var closers []func() error
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	for _, l := range []struct{ network, addr string }{{"udp", "127.0.0.1:5060"}, {"tcp", "127.0.0.1:5060"}, {"tcp", "127.0.0.1:2855"}, {"tcp", "127.0.0.1:8080"}} {
+		if l.network == "udp" {
+			pc, err := net.ListenPacket("udp", l.addr)
+			if err != nil {
+				return false
+			}
+			closers = append(closers, pc.Close)
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return false
+		}
+		closers = append(closers, ln.Close)
+	}
+	return true
+}
+
+// freeSIPPort finds a port free for both UDP and TCP on 127.0.0.1.
+func freeSIPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
+}
+
+// TestStartWithoutConfig: `msrpgw` with no -config runs on the embedded default (text logs, the default ports).
+// When those ports are taken, it runs on a copy of config/default.yaml with only the ports changed.
+func TestStartWithoutConfig(t *testing.T) {
+	sipAddr, adminAddr := "127.0.0.1:5060", "127.0.0.1:8080"
+	var d *daemon
+	if portsFree() {
+		d = runDaemon(t)
+		if !d.waitStartedText() {
+			d = nil // lost a race for a default port: fall back below
+		}
+	}
+	if d == nil {
+		def, err := os.ReadFile(filepath.Join("..", "..", "config", "default.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sipPort, msrpPort, adminPort := freeSIPPort(t), freePort(t), freePort(t)
+		cfg := string(def)
+		for old, new := range map[string]string{
+			"127.0.0.1:5060": fmt.Sprintf("127.0.0.1:%d", sipPort),
+			"127.0.0.1:2855": fmt.Sprintf("127.0.0.1:%d", msrpPort),
+			"127.0.0.1:8080": fmt.Sprintf("127.0.0.1:%d", adminPort),
+		} {
+			if !strings.Contains(cfg, old) {
+				t.Fatalf("config/default.yaml has no %s any more", old)
+			}
+			cfg = strings.ReplaceAll(cfg, old, new)
+		}
+		sipAddr, adminAddr = fmt.Sprintf("127.0.0.1:%d", sipPort), fmt.Sprintf("127.0.0.1:%d", adminPort)
+		d = runDaemon(t, "-config", writeConfig(t, cfg))
+		if !d.waitStartedText() {
+			t.Fatalf("the daemon on the default config with free ports did not start:\n%s", strings.Join(d.logLines(), "\n"))
+		}
+	}
+	d.admin = "http://" + adminAddr
+	d.sipUDP = sipAddr
+	line := d.waitLine(func(l string) bool { return strings.Contains(l, `msg="admin API listening"`) })
+	if !strings.Contains(line, "addr="+adminAddr) || !strings.HasPrefix(line, "time=") {
+		t.Errorf("text log line %q: want logfmt with addr=%s", line, adminAddr)
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		if code, _ := d.do("GET", path, ""); code != want {
+			t.Errorf("GET %s = %d, want %d", path, code, want)
+		}
+	}
+	// It is a working gateway, not just an admin server.
+	phone, client := testpeer.NewPhone(t, "alice"), testpeer.NewClient(t, "bob")
+	_, cs := upSession(t, d, phone, client)
+	d.stop()
+	cs.WaitBye()
+}
+
+// waitStartedText waits until a text-logging daemon says its admin API listens; false when it exited first
+// because an address was in use.
+func (d *daemon) waitStartedText() bool {
+	d.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for time.Now().Before(deadline) {
+		for _, l := range d.logLines() {
+			if strings.Contains(l, `msg="admin API listening"`) {
+				return true
+			}
+		}
+		select {
+		case <-d.exited:
+			all := strings.Join(d.logLines(), "\n")
+			if strings.Contains(all, "address already in use") {
+				return false
+			}
+			d.t.Fatalf("the daemon exited (%v):\n%s", d.exitErr, all)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	d.t.Fatalf("the daemon did not start within %s:\n%s", waitFor, strings.Join(d.logLines(), "\n"))
+	return false
+}
