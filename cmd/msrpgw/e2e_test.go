@@ -118,7 +118,7 @@ func TestSessionsAPI(t *testing.T) {
 		t.Error("the other session got BYE too")
 	}
 	d.stop()
-	cs2.WaitBye() // shutdown ends every session with BYE
+	d.checkShutdownByes(cs2) // shutdown ends every session with BYE
 }
 
 func TestMI(t *testing.T) {
