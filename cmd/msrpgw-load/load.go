@@ -124,6 +124,7 @@ type ProcReport struct {
 	CPUUsPerMsg float64 `json:"cpu_us_per_msg"`
 	RSSKiBStart int64   `json:"rss_kib_start"`
 	RSSKiBPeak  int64   `json:"rss_kib_loaded"`
+	RSSKiBMax   int64   `json:"rss_kib_max"` // highest of the once-a-second samples during the run
 	RSSKiBEnd   int64   `json:"rss_kib_end"`
 	FDsStart    int     `json:"fds_start"`
 	FDsLoaded   int     `json:"fds_loaded"`
@@ -144,6 +145,8 @@ type loader struct {
 
 	setups *setupStats
 	churn  *setupStats
+
+	rssMax int64 // highest gateway RSS sampled (KiB), under mu
 }
 
 func (l *loader) now() time.Duration { return time.Since(l.start) }
@@ -202,8 +205,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var bg sync.WaitGroup
-	bg.Add(1)
+	bg.Add(2)
 	go func() { defer bg.Done(); l.progress(loadCtx) }()
+	go func() { defer bg.Done(); l.watchRSS(loadCtx) }()
 	if cfg.Idle > 0 {
 		select {
 		case <-time.After(cfg.Duration):
@@ -246,6 +250,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		p := &ProcReport{PID: cfg.PID, Messages: delivered,
 			RSSKiBStart: gw0.rssKiB, RSSKiBPeak: gw1.rssKiB, RSSKiBEnd: gw3.rssKiB,
 			FDsStart: gw0.fds, FDsLoaded: gw1.fds, FDsEnd: gw3.fds}
+		l.mu.Lock()
+		p.RSSKiBMax = max(l.rssMax, gw0.rssKiB, gw1.rssKiB, gw2.rssKiB, gw3.rssKiB)
+		l.mu.Unlock()
 		if cfg.Idle == 0 {
 			p.CPUMs = float64(gw2.cpu-gw1.cpu) / 1e6
 			if delivered > 0 {
@@ -266,6 +273,27 @@ func (l *loader) sampleGW() procSample {
 		l.cfg.Logger.Warn("gateway process", "err", err)
 	}
 	return s
+}
+
+// watchRSS samples the gateway's RSS once a second during the run, for its peak.
+func (l *loader) watchRSS(ctx context.Context) {
+	if l.cfg.PID <= 0 {
+		return
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if s, err := readProc(l.cfg.PID); err == nil {
+			l.mu.Lock()
+			l.rssMax = max(l.rssMax, s.rssKiB)
+			l.mu.Unlock()
+		}
+	}
 }
 
 // settleGW samples the gateway after teardown, giving it up to the drain time to close what the sessions

@@ -119,7 +119,7 @@ func printReport(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(w, "MSRP connections lost %d, BYEs from the gateway %d, tool CPU %.0f ms\n", r.ConnLost, r.ByesFromGateway, r.ToolCPUMs)
 	if p := r.GatewayProc; p != nil {
-		fmt.Fprintf(w, "gateway pid %d: CPU %.0f ms for %d messages = %.1f µs/msg; RSS %d -> %d -> %d KiB; fds %d -> %d -> %d\n",
-			p.PID, p.CPUMs, p.Messages, p.CPUUsPerMsg, p.RSSKiBStart, p.RSSKiBPeak, p.RSSKiBEnd, p.FDsStart, p.FDsLoaded, p.FDsEnd)
+		fmt.Fprintf(w, "gateway pid %d: CPU %.0f ms for %d messages = %.1f µs/msg; RSS %d -> %d -> %d KiB (max %d); fds %d -> %d -> %d\n",
+			p.PID, p.CPUMs, p.Messages, p.CPUUsPerMsg, p.RSSKiBStart, p.RSSKiBPeak, p.RSSKiBEnd, p.RSSKiBMax, p.FDsStart, p.FDsLoaded, p.FDsEnd)
 	}
 }
