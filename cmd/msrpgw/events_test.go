@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,12 +68,27 @@ func TestWebhooks(t *testing.T) {
 	t.Cleanup(hanging.Close)
 	t.Cleanup(unhang) // runs first: lets hanging.Close finish
 	dead := fmt.Sprintf("http://127.0.0.1:%d/hook", freePort(t))
+	// A receiver that is down (503) for its first request, then back: the retry delivers the event.
+	var flakyCalls atomic.Int32
+	flakyGot := make(chan map[string]any, 16)
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if flakyCalls.Add(1) == 1 {
+			w.WriteHeader(503)
+			return
+		}
+		var ev map[string]any
+		if json.NewDecoder(r.Body).Decode(&ev) == nil {
+			flakyGot <- ev
+		}
+	}))
+	t.Cleanup(flaky.Close)
 	d := startDaemon(t, daemonOpts{extra: fmt.Sprintf(`events:
   webhooks:
     - {url: %q, events: [setup_failed, session_started]}
     - {url: %q, events: []}
     - {url: %q, events: [setup_failed, session_started, message_failed]}
-`, hook.srv.URL+"/events", hanging.URL, dead)})
+    - {url: %q, events: [setup_failed]}
+`, hook.srv.URL+"/events", hanging.URL, dead, flaky.URL)})
 
 	phone, busy := testpeer.NewPhone(t, "alice"), testpeer.NewClient(t, "bob")
 	busy.SetAnswer(486, "")
@@ -88,6 +104,15 @@ func TestWebhooks(t *testing.T) {
 		if ev[k] != v {
 			t.Errorf("setup_failed %s = %v, want %v (event %v)", k, ev[k], v, ev)
 		}
+	}
+
+	select {
+	case ev := <-flakyGot:
+		if ev["event"] != "setup_failed" || ev["code"] != float64(486) || flakyCalls.Load() < 2 {
+			t.Errorf("the receiver that came back got %v after %d calls", ev, flakyCalls.Load())
+		}
+	case <-time.After(waitFor):
+		t.Errorf("the receiver that came back never got the event (%d calls)", flakyCalls.Load())
 	}
 
 	// Messages keep flowing, one after the other, while two webhooks hang or refuse every event.
