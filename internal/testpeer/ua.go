@@ -97,13 +97,3 @@ func Reason(code int) string {
 	}
 	return "Status"
 }
-
-// parseURI parses a SIP URI or fails the test.
-func parseURI(t testing.TB, s string) sip.Uri {
-	t.Helper()
-	var u sip.Uri
-	if err := sip.ParseUri(s, &u); err != nil {
-		t.Fatalf("testpeer: URI %q: %v", s, err)
-	}
-	return u
-}
