@@ -69,8 +69,10 @@ func (g *Gateway) bye(s *Session) {
 	uas, uac := s.uas, s.uac
 	s.mu.Unlock()
 	g.wg.Add(1)
+	g.byes.Add(1)
 	go func() {
 		defer g.wg.Done()
+		defer g.byes.Add(-1)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var err error

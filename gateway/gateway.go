@@ -61,6 +61,8 @@ type Gateway struct {
 	handlers chan struct{}  // bounds concurrent SIP handlers
 	draining atomic.Bool
 	started  atomic.Bool
+	inflight atomic.Int64 // SIP handlers still holding a transaction
+	byes     atomic.Int64 // BYEs still on their way
 
 	mu        sync.Mutex
 	sipAddrs  map[string]string // network -> actual listen address
@@ -380,9 +382,26 @@ wait:
 		return true
 	})
 	ended.Wait()
+	// Every held MESSAGE gets its answer and every BYE goes out before the transports close: nothing
+	// accepted is lost silently at shutdown.
+	g.waitZero(ctx, &g.inflight)
+	g.waitZero(ctx, &g.byes)
 	g.out.drain(ctx)
 	g.Close()
 	return nil
+}
+
+// waitZero waits until n is zero or ctx ends.
+func (g *Gateway) waitZero(ctx context.Context, n *atomic.Int64) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for n.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // pendingWork counts messages still queued on either side.

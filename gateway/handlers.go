@@ -45,7 +45,8 @@ func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) fu
 			g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers"})
 			return
 		}
-		defer func() { <-g.handlers }()
+		g.inflight.Add(1)
+		defer func() { g.inflight.Add(-1); <-g.handlers }()
 		h(req, tx)
 	}
 }

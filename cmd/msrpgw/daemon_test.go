@@ -431,11 +431,7 @@ func freePort(t testing.TB) int {
 }
 
 // checkShutdownByes checks, after the daemon has exited, that every session got BYE (SPEC §3.3).
-//
-// Known gateway bug: Gateway.Shutdown sends BYEs in background goroutines and closes the SIP transports
-// without waiting for them, so now and then a BYE is never written (the daemon logs "BYE failed" at debug).
-// Unless MSRPGW_E2E_KNOWN_BUGS is set, a BYE lost that way skips the test instead of failing it; any other
-// missing BYE fails it. Remove the skip once Shutdown waits for its BYEs.
+// Shutdown waits for its BYEs before closing the transports, so a missing BYE is a failure.
 func (d *daemon) checkShutdownByes(sessions ...*testpeer.ClientSession) {
 	d.t.Helper()
 	select {
@@ -453,13 +449,6 @@ func (d *daemon) checkShutdownByes(sessions ...*testpeer.ClientSession) {
 	}
 	if len(missing) == 0 {
 		return
-	}
-	if os.Getenv("MSRPGW_E2E_KNOWN_BUGS") == "" {
-		for _, l := range d.logLines() {
-			if strings.Contains(l, `"msg":"BYE failed"`) {
-				d.t.Skipf("known gateway bug: shutdown closed the transport before its BYE went out (Call-IDs %v): %s", missing, l)
-			}
-		}
 	}
 	d.t.Errorf("no BYE at shutdown for Call-IDs %v", missing)
 }
