@@ -888,3 +888,32 @@ func TestEndpoint413AbortsMidMessage(t *testing.T) {
 	}
 	t.Logf("message stopped after %d of %d chunks", o.frames, chunks)
 }
+
+func TestManyIdleSessionsAreCheap(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	before := runtime.NumGoroutine()
+	h := newRec()
+	ss := make([]*Session, 100000)
+	for i := range ss {
+		if i < 10 {
+			ss[i] = e.NewSession(h)
+		} else {
+			ss[i] = e.NewSession(nopHandler{}) // Close of the endpoint notifies them all
+		}
+	}
+	if e.NumSessions() != len(ss) {
+		t.Fatalf("%d sessions", e.NumSessions())
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("idle sessions started goroutines: %d -> %d", before, n)
+	}
+	for _, s := range ss[:10] {
+		s.Close()
+	}
+	for range 10 {
+		recv(t, h.closed, "HandleClose")
+	}
+	if e.NumSessions() != len(ss)-10 {
+		t.Fatalf("%d sessions after closing 10", e.NumSessions())
+	}
+}
