@@ -39,10 +39,10 @@ func newPageSide(gw, transport string, onMessage func(req *sip.Request) int) (*p
 func (p *pageSide) send(ctx context.Context, fromURI, toURI, body string, done func(code int)) error {
 	var ruri, from sip.Uri
 	if err := sip.ParseUri(toURI, &ruri); err != nil {
-		return fmt.Errorf("To URI %q: %w", toURI, err)
+		return fmt.Errorf("bad To URI %q: %w", toURI, err)
 	}
 	if err := sip.ParseUri(fromURI, &from); err != nil {
-		return fmt.Errorf("From URI %q: %w", fromURI, err)
+		return fmt.Errorf("bad From URI %q: %w", fromURI, err)
 	}
 	req := sip.NewRequest(sip.MESSAGE, ruri)
 	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}

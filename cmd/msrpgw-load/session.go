@@ -193,11 +193,11 @@ func (s *sessionSide) invite(ctx context.Context, idx int, fromURI, toURI string
 	var ruri, from sip.Uri
 	if err := sip.ParseUri(toURI, &ruri); err != nil {
 		s.release(c)
-		return nil, fmt.Errorf("To URI %q: %w", toURI, err)
+		return nil, fmt.Errorf("bad To URI %q: %w", toURI, err)
 	}
 	if err := sip.ParseUri(fromURI, &from); err != nil {
 		s.release(c)
-		return nil, fmt.Errorf("From URI %q: %w", fromURI, err)
+		return nil, fmt.Errorf("bad From URI %q: %w", fromURI, err)
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
 	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
