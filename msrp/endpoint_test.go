@@ -141,6 +141,9 @@ func TestEndpointPlainExchange(t *testing.T) {
 	if ea.NumConns() != 1 || eb.NumConns() != 1 {
 		t.Fatalf("conns %d %d", ea.NumConns(), eb.NumConns())
 	}
+	if err := a.Send(&Outgoing{Body: []byte("typeless")}, nil); err == nil {
+		t.Fatal("Send accepted a body without ContentType")
+	}
 	// Handler refusal code goes back as the transaction response.
 	hb.mu.Lock()
 	hb.code = 415

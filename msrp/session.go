@@ -242,6 +242,9 @@ func (s *Session) Send(m *Outgoing, done func(SendResult)) error {
 	case c == nil || len(peer) == 0:
 		return ErrNotBound
 	}
+	if m.Body != nil && m.ContentType == "" {
+		return errors.New("msrp: Outgoing has a body but no ContentType")
+	}
 	id := m.MessageID
 	if id == "" {
 		id = newMessageID()
