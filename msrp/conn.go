@@ -289,8 +289,8 @@ func (c *conn) unboundExpired() {
 	}
 }
 
-// failSession ends s's pending sends on this connection with err.
-func (c *conn) failSession(s *Session, err error) {
+// failSession ends s's pending sends on this connection with err and returns the callbacks to run.
+func (c *conn) failSession(s *Session, err error) []callback {
 	var cbs []callback
 	c.mu.Lock()
 	for _, t := range c.txs {
@@ -304,7 +304,7 @@ func (c *conn) failSession(s *Session, err error) {
 		}
 	}
 	c.mu.Unlock()
-	runCallbacks(cbs)
+	return cbs
 }
 
 // writeLoop writes queued frames through a bufio.Writer and flushes when the queue is empty, so bursts

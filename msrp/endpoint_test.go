@@ -920,3 +920,51 @@ func TestManyIdleSessionsAreCheap(t *testing.T) {
 		t.Fatalf("%d sessions after closing 10", e.NumSessions())
 	}
 }
+
+func TestSessionCloseFailsPendingSends(t *testing.T) {
+	// A peer that binds and then never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		rd := NewReader(nc, Limits{})
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
+		for {
+			if _, err := rd.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	ea := newEP(t, Config{}, false)
+	ha := newRec()
+	a := ea.NewSession(ha)
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan SendResult, 1)
+	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("pending")}, func(r SendResult) { res <- r }); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if r := recv(t, res, "result"); !errors.Is(r.Err, ErrClosed) {
+		t.Fatalf("pending send after Close: %+v", r)
+	}
+	if err := recv(t, ha.closed, "HandleClose"); err != nil {
+		t.Fatalf("HandleClose(%v)", err)
+	}
+	waitUntil(t, "dialled connection closed", func() bool { return ea.NumConns() == 0 })
+}

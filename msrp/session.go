@@ -292,8 +292,9 @@ func (s *Session) Report(m *Incoming, code int, comment string) error {
 }
 
 // Close unroutes the session, fails its pending sends with ErrClosed, and calls HandleClose(s, nil)
-// (from another goroutine, so calling Close inside a handler is safe). A dialled connection with no
-// sessions left is closed.
+// (both from another goroutine, so calling Close inside a handler or callback is safe). A dialled
+// connection with no sessions left is closed. Do not call Endpoint.Close from a handler or callback:
+// it waits for the goroutine that runs them.
 func (s *Session) Close() {
 	s.mu.Lock()
 	if s.closed {
@@ -310,15 +311,20 @@ func (s *Session) Close() {
 	s.raMu.Lock()
 	s.ra.partials = nil
 	s.raMu.Unlock()
+	var cbs []callback
 	if c != nil {
-		c.failSession(s, ErrClosed)
+		cbs = c.failSession(s, ErrClosed)
 		c.removeSession(s)
 	}
-	if notify {
+	if notify || len(cbs) > 0 {
+		// Callbacks and HandleClose run on a goroutine of the stack, never inside the caller's Close.
 		s.e.goTracked(func() {
-			s.deliverMu.Lock()
-			defer s.deliverMu.Unlock()
-			s.h.HandleClose(s, nil)
+			runCallbacks(cbs)
+			if notify {
+				s.deliverMu.Lock()
+				defer s.deliverMu.Unlock()
+				s.h.HandleClose(s, nil)
+			}
 		})
 	}
 }
