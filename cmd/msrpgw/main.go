@@ -3,6 +3,7 @@
 //	msrpgw [-config FILE]                run the gateway (embedded default config without -config)
 //	msrpgw check [-config FILE]          validate a config and print what it would listen on
 //	msrpgw sessions list|show|end ...    talk to a running gateway's admin API
+//	msrpgw gen-cert -cert FILE -key FILE  write a self-signed pair for tests and first runs
 package main
 
 import (
@@ -38,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return check(args[1:], stdout, stderr)
 		case "sessions":
 			return sessions(args[1:], stdout, stderr)
+		case "gen-cert":
+			return genCert(args[1:], stdout, stderr)
 		case "help", "-h", "-help", "--help":
 			usage(stdout)
 			return 0
@@ -62,6 +65,7 @@ func usage(w io.Writer) {
   msrpgw [-config FILE]              run the gateway (the embedded default config without -config)
   msrpgw check [-config FILE]        validate a config and print what it would listen on
   msrpgw sessions list|show KEY|end KEY [-admin URL] [-token T] [-json]
+  msrpgw gen-cert [-host 127.0.0.1,localhost] [-days 365] -cert FILE -key FILE
 `)
 }
 
