@@ -92,6 +92,8 @@ type Session struct {
 	closed        bool
 	closeNotified bool
 
+	verify PeerVerifier // nil: every connection is good enough
+
 	deliverMu sync.Mutex // serialises handler calls
 
 	raMu sync.Mutex
@@ -160,6 +162,10 @@ func (s *Session) Connect(ctx context.Context) error {
 		c, err := s.e.dial(ctx, peer[0])
 		if err != nil {
 			return err
+		}
+		if err := s.verifyPeer(c); err != nil {
+			c.releaseIfIdle()
+			return fmt.Errorf("%w: %s: %w", ErrPeerRejected, peer[0].Authority(), err)
 		}
 		s.mu.Lock()
 		if s.closed {
@@ -367,6 +373,24 @@ func (s *Session) accept(c *conn, m *Message) int {
 	}
 	if s.conn != nil {
 		return 506
+	}
+	if s.verify != nil {
+		// The verifier runs without our lock (it may look at its owner's state); then check again.
+		s.mu.Unlock()
+		err := s.verifyPeer(c)
+		s.mu.Lock()
+		if err != nil {
+			c.log.Warn("msrp: binding refused by the session's verifier", "session", s.id, "err", err)
+			return 403
+		}
+		switch {
+		case s.closed:
+			return 481
+		case s.conn == c:
+			return 0
+		case s.conn != nil:
+			return 506
+		}
 	}
 	if !c.addSession(s) {
 		return 481
