@@ -507,11 +507,11 @@ func TestYAMLSyntaxError(t *testing.T) {
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "msrpgw.yaml")
-	if err := os.WriteFile(path, []byte("limits:\n  max_sessions: 10\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("sip:\n  auth:\n    realm: gw\n    users_file: /etc/users\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Load(path)
-	if !errors.Is(err, ErrNotEffective) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key limits.max_sessions (line 2, column 17)") {
+	if !errors.Is(err, ErrNotEffective) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "key sip.auth.realm (line 3, column 12)") {
 		t.Errorf("Load = %v, want the file name, the key and ErrNotEffective", err)
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
@@ -570,13 +570,16 @@ func TestParseListen(t *testing.T) {
 
 func TestNotEffectiveRefusal(t *testing.T) {
 	// A not-effective key at its default is accepted (written out explicitly, too).
-	if _, err := Parse([]byte("limits:\n  max_sessions: 200000\nlog:\n  level: info\n")); err != nil {
+	if _, err := Parse([]byte("sip:\n  auth:\n    realm: \"\"\nlog:\n  level: info\n")); err != nil {
 		t.Errorf("keys at their defaults refused: %v", err)
 	}
-	_, err := Parse([]byte("limits:\n  max_sessions: 10\n"))
-	var ke *KeyError
-	if !errors.As(err, &ke) || !errors.Is(err, ErrNotEffective) || ke.Key != "limits.max_sessions" || ke.Line != 2 {
-		t.Errorf("Parse = %v, want ErrNotEffective for limits.max_sessions at line 2", err)
+	_, err := Parse([]byte("sip:\n  auth:\n    realm: gw.example\n    users_file: /etc/users\n"))
+	if !errors.Is(err, ErrNotEffective) || !strings.Contains(err.Error(), "key sip.auth.realm (line 3") {
+		t.Errorf("Parse = %v, want ErrNotEffective for sip.auth.realm at line 3", err)
+	}
+	// The limits have all landed.
+	if _, err := Parse([]byte("limits:\n  max_sessions: 10\n  max_conns_per_source: 5\n")); err != nil {
+		t.Errorf("limits refused: %v", err)
 	}
 	// The reply modes have all landed.
 	for reply, ok := range map[string]bool{"accept": true, "wait": true, "ok": true} {
@@ -648,7 +651,7 @@ func TestDescribe(t *testing.T) {
 		"MSRP a=path:         msrp://192.0.2.1:2855/<session-id>;tcp\n",
 		"Admin listen:        http://127.0.0.1:8080\n",
 		"Not yet effective in this version",
-		"  limits.max_conns\n",
+		"  sip.auth.realm\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Describe() lacks %q:\n%s", want, got)

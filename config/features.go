@@ -34,15 +34,6 @@ func features() map[string]feature {
 
 		"msrp.tls.cert": notYet,
 		"msrp.tls.key":  notYet,
-
-		"limits.max_sessions":            notYet,
-		"limits.max_sessions_per_source": notYet,
-		"limits.max_queued_per_session":  notYet,
-		"limits.max_queued_total":        notYet,
-		"limits.max_conns":               notYet,
-		"limits.max_conns_per_source":    notYet,
-		"limits.max_header_bytes":        notYet,
-		"limits.max_partial_per_session": notYet,
 	}
 }
 

@@ -44,6 +44,7 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 		ms.Close() // fails SENDs in flight through their callbacks
 	}
 	g.table.Delete(s)
+	g.limits.releaseSession(s)
 	if s.dialogKey != "" {
 		g.dialogs.CompareAndDelete(s.dialogKey, s)
 	}

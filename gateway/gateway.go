@@ -210,23 +210,18 @@ func (g *Gateway) startSIP() error {
 	g.ua, g.srv = ua, srv
 	g.registerHandlers()
 
-	var firstHost string
-	var firstPort int
-	var serves []func() error
-	for _, l := range g.cfg.SIP.Listen {
-		addr, serve, err := g.listenSIP(l.Network, l.Addr)
-		if err != nil {
-			g.closeListeners()
-			ua.Close()
-			return fmt.Errorf("sip.listen %s:%s: %w", l.Network, l.Addr, err)
-		}
-		serves = append(serves, serve)
-		if firstHost == "" {
-			h, p, _ := net.SplitHostPort(addr)
-			firstHost = h
-			firstPort, _ = strconv.Atoi(p)
-		}
+	opened, err := g.openSIPListeners()
+	if err != nil {
+		ua.Close()
+		return err
 	}
+	var serves []func() error
+	for _, o := range opened {
+		g.track(o.network, o.addr, o.closer)
+		serves = append(serves, o.serve)
+	}
+	firstHost, p, _ := net.SplitHostPort(opened[0].addr)
+	firstPort, _ := strconv.Atoi(p)
 
 	var contact sip.Uri
 	if err := sip.ParseUri(g.cfg.SIP.Contact, &contact); err != nil {
@@ -259,40 +254,96 @@ func (g *Gateway) anyEphemeralListen() bool {
 	return false
 }
 
-// listenSIP opens one SIP listener and returns its address and the function that serves it.
-func (g *Gateway) listenSIP(network, addr string) (string, func() error, error) {
+// sipListener is one open SIP listener, not yet served.
+type sipListener struct {
+	network, addr string
+	serve         func() error
+	closer        io.Closer
+}
+
+// openSIPListeners opens every sip.listen entry. Entries asking for port 0 on one host share the port the first
+// one got, as 5060 would be shared: a SIP URI names one port for every transport. When that port is taken on
+// another transport, the whole set is tried again.
+func (g *Gateway) openSIPListeners() ([]sipListener, error) {
+	if len(g.cfg.SIP.Listen) == 0 {
+		return nil, errors.New("sip.listen is empty")
+	}
+	var lastErr error
+	for attempt := 0; attempt < 20; attempt++ {
+		var opened []sipListener
+		ports := make(map[string]string)
+		shared := false
+		var err error
+		for _, l := range g.cfg.SIP.Listen {
+			want := l.Addr
+			h, p, splitErr := net.SplitHostPort(l.Addr)
+			ephemeral := splitErr == nil && p == "0"
+			if chosen, ok := ports[h]; ephemeral && ok {
+				want, shared = net.JoinHostPort(h, chosen), true
+			}
+			var o sipListener
+			o, err = g.listenSIP(l.Network, want)
+			if err != nil {
+				err = fmt.Errorf("sip.listen %s:%s: %w", l.Network, l.Addr, err)
+				break
+			}
+			if _, ok := ports[h]; ephemeral && !ok {
+				_, ports[h], _ = net.SplitHostPort(o.addr)
+			}
+			opened = append(opened, o)
+		}
+		if err == nil {
+			return opened, nil
+		}
+		for _, o := range opened {
+			o.closer.Close()
+		}
+		if !shared {
+			return nil, err
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// listenSIP opens one SIP listener.
+func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
+	o := sipListener{network: network}
 	switch network {
 	case "udp":
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
-			return "", nil, err
+			return o, err
 		}
-		g.track("udp", pc.LocalAddr().String(), pc)
-		return pc.LocalAddr().String(), func() error { return g.srv.ServeUDP(pc) }, nil
+		o.addr, o.closer = pc.LocalAddr().String(), pc
+		o.serve = func() error { return g.srv.ServeUDP(pc) }
+		return o, nil
 	case "tcp":
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return "", nil, err
+			return o, err
 		}
-		g.track("tcp", ln.Addr().String(), ln)
-		return ln.Addr().String(), func() error { return g.srv.ServeTCP(ln) }, nil
+		o.addr, o.closer = ln.Addr().String(), ln
+		o.serve = func() error { return g.srv.ServeTCP(ln) }
+		return o, nil
 	case "tls":
 		tc := g.cfg.SIP.TLS
 		if tc.Cert == "" || tc.Key == "" {
-			return "", nil, errors.New("a tls listener needs sip.tls.cert and sip.tls.key")
+			return o, errors.New("a tls listener needs sip.tls.cert and sip.tls.key")
 		}
 		cert, err := tls.LoadX509KeyPair(tc.Cert, tc.Key)
 		if err != nil {
-			return "", nil, err
+			return o, err
 		}
 		ln, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		if err != nil {
-			return "", nil, err
+			return o, err
 		}
-		g.track("tls", ln.Addr().String(), ln)
-		return ln.Addr().String(), func() error { return g.srv.ServeTLS(ln) }, nil
+		o.addr, o.closer = ln.Addr().String(), ln
+		o.serve = func() error { return g.srv.ServeTLS(ln) }
+		return o, nil
 	}
-	return "", nil, fmt.Errorf("unknown network %q", network)
+	return o, fmt.Errorf("unknown network %q", network)
 }
 
 func (g *Gateway) track(network, addr string, c io.Closer) {

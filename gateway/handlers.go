@@ -41,8 +41,8 @@ func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) fu
 				retry = 5
 			}
 			g.log.Warn("too many concurrent SIP requests, refusing", "method", string(req.Method), "limit", cap(g.handlers))
-			g.respond(req, tx, 503, "Service Unavailable", "", sip.NewHeader("Retry-After", strconv.Itoa(retry)))
 			g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers"})
+			g.respond(req, tx, 503, "Service Unavailable", "", sip.NewHeader("Retry-After", strconv.Itoa(retry)))
 			return
 		}
 		g.inflight.Add(1)
@@ -68,8 +68,9 @@ func (g *Gateway) respond(req *sip.Request, tx sip.ServerTransaction, code int, 
 // refuse answers a request the gateway will not serve, logs why and counts it.
 func (g *Gateway) refuse(req *sip.Request, tx sip.ServerTransaction, code int, reason, why string, hdrs ...sip.Header) {
 	g.log.Info("request refused", "method", string(req.Method), "code", code, "why", why, "call_id", callID(req), "source", req.Source())
-	g.respond(req, tx, code, reason, why, hdrs...)
+	// Counted before the answer leaves, so whoever sees the answer also sees the count.
 	g.publish(event.Event{Kind: event.RequestRefused, Code: code, Reason: why, CallID: callID(req)})
+	g.respond(req, tx, code, reason, why, hdrs...)
 }
 
 func warningValue(agent, text string) string {

@@ -183,10 +183,12 @@ func newPhone(t testing.TB, user string) *phone {
 			p.mu.Lock()
 			code := p.answer
 			p.mu.Unlock()
+			// Into the inbox before answering: the gateway sends the next MESSAGE only after this answer, so
+			// the inbox keeps the wire order (each request has its own handler goroutine).
+			p.inbox <- req
 			if code > 0 {
 				tx.Respond(sip.NewResponseFromRequest(req, code, reasonFor(code), nil))
 			}
-			p.inbox <- req
 		})
 	})
 	p.client = client

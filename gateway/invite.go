@@ -88,8 +88,15 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.local = g.localMedia(s, accept, wrapped, setup)
 
+	// Session bounds (limits.go); a newer INVITE for a live key replaces that session and is not refused.
+	if err := g.limits.admitSession(s, sourceHost(req), g.table.Get(rt.Key) != nil); err != nil {
+		s.ms.Close()
+		g.refuse(req, tx, 503, "Service Unavailable", "new session refused: "+err.Error(), g.retryAfter())
+		return
+	}
 	dlg, err := g.dialogUA.ReadInvite(req, tx)
 	if err != nil {
+		g.limits.releaseSession(s)
 		s.ms.Close()
 		g.refuse(req, tx, 400, "Bad Request", err.Error())
 		return

@@ -101,16 +101,26 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction) (int
 	var s *Session
 	for attempt := 0; ; attempt++ {
 		var created bool
+		var bound error // a session bound (limits.go) refused the new session
 		s, created = g.table.GetOrCreate(rt.Key, func() *Session {
 			if g.draining.Load() {
 				return nil
 			}
+			if bound = g.limits.queueFull(); bound != nil {
+				return nil
+			}
 			ns := newSession(g, rt.Key, originMessage)
+			if bound = g.limits.admitSession(ns, sourceHost(req), false); bound != nil {
+				return nil
+			}
 			ns.coords = pm.notifyTo
 			ns.route = rt
 			ns.callID = callID(req)
 			return ns
 		})
+		if bound != nil {
+			return 503, "Service Unavailable", "new session refused: " + bound.Error(), []sip.Header{g.retryAfter()}
+		}
 		if s == nil {
 			return 503, "Service Unavailable", "draining: no new sessions", nil
 		}
@@ -118,7 +128,9 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction) (int
 			g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
 			g.goBackground(func() { g.setupFromMessage(s, req) })
 		}
-		if o, accepted := s.submit(pm); accepted {
+		if o, accepted, bound := s.submit(pm); bound != nil {
+			return 503, "Service Unavailable", "message refused: " + bound.Error(), []sip.Header{g.retryAfter()}
+		} else if accepted {
 			break
 		} else if attempt > 0 || o.Code != outcomeSessionEnded.Code {
 			return o.Code, o.Reason, "", acceptHeader(o, s)
@@ -170,6 +182,7 @@ func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup 
 	}
 	if s != nil {
 		s.queued.Add(-1)
+		g.limits.releaseMessage()
 	}
 	e := event.Event{Kind: event.MessageDelivered, Key: pm.key, Direction: event.ToMSRP, Code: o.Code, Reason: o.Reason, Time: time.Now()}
 	if s != nil {
@@ -192,30 +205,29 @@ func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup 
 }
 
 // submit hands a MESSAGE to the session: queued while it is being set up, sent at once when it is up.
-// accepted is false when the session cannot take it; the outcome says why.
-func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool) {
+// accepted is false when the session cannot take it; the outcome says why, and bound is set when a queue
+// bound (limits.max_queued_per_session counts queued and in-flight messages, max_queued_total all sessions')
+// refused it.
+func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool, bound error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.st {
-	case stateSettingUp:
-		if max := s.gw.cfg.Limits.MaxQueuedPerSession; max > 0 && len(s.queue) >= max {
-			return outcome{503, "Session queue full"}, false
-		}
+	case stateSettingUp, stateUp:
 		if o, ok := s.checkTypeLocked(pm.contentType); !ok {
-			return o, false
+			return o, false, nil
 		}
-		s.queue = append(s.queue, pm)
-		s.queued.Add(1)
-		return outcome{}, true
-	case stateUp:
-		if o, ok := s.checkTypeLocked(pm.contentType); !ok {
-			return o, false
+		if err := s.gw.limits.admitMessage(s.queued.Load()); err != nil {
+			return outcome{503, "Service Unavailable"}, false, err
 		}
 		s.queued.Add(1)
-		s.sendLocked(pm)
-		return outcome{}, true
+		if s.st == stateSettingUp {
+			s.queue = append(s.queue, pm)
+		} else {
+			s.sendLocked(pm)
+		}
+		return outcome{}, true, nil
 	}
-	return outcomeSessionEnded, false
+	return outcomeSessionEnded, false, nil
 }
 
 // checkTypeLocked refuses a content type the session peer (or, before the peer answered, our own

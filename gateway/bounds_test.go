@@ -1,0 +1,403 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp"
+)
+
+// This file tests the session and queue bounds of limits.go (SPEC §8) with small bounds: over a bound that
+// one session or message is refused (503 with Retry-After, a Warning naming the bound, a RequestRefused
+// event); everything else keeps working, and the bound frees up when sessions end or messages finish.
+
+// want503 checks a refusal by a bound: 503, Retry-After from limits.retry_after, a Warning naming the key.
+func want503(t *testing.T, res *sip.Response, key string) {
+	t.Helper()
+	if res.StatusCode != 503 {
+		t.Fatalf("got %d %s, want 503 (%s)", res.StatusCode, res.Reason, key)
+	}
+	if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "3" {
+		t.Fatalf("Retry-After %v, want 3", ra)
+	}
+	if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "limits."+key) {
+		t.Fatalf("Warning %v does not name limits.%s", w, key)
+	}
+}
+
+// refusedEvent waits for the RequestRefused event of a bound.
+func refusedEvent(t *testing.T, h *harness, key string) {
+	t.Helper()
+	e := h.events.waitKind(t, event.RequestRefused)
+	if e.Code != 503 || !strings.Contains(e.Reason, "limits."+key) {
+		t.Fatalf("RequestRefused %d %q, want 503 naming limits.%s", e.Code, e.Reason, key)
+	}
+}
+
+// inviteOffer is an SDP offer of c with a fresh MSRP session (a=setup active: c connects).
+func inviteOffer(c *client) []byte {
+	return c.media(c.newSession(), "active").Marshal(1, 1)
+}
+
+func TestMaxSessions(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxSessions = 2
+		c.Limits.RetryAfter = 3 * time.Second
+	})
+	alice := newPhone(t, "ms-alice")
+	bobs := []*client{newClient(t, "ms-bob0"), newClient(t, "ms-bob1"), newClient(t, "ms-bob2")}
+
+	var sessions []*clientSession
+	for i := 0; i < 2; i++ {
+		if res := alice.send(h.udp(), bobs[i].uri, "text/plain", "hi"); res.StatusCode != 202 {
+			t.Fatalf("session %d: %d %s", i, res.StatusCode, res.Reason)
+		}
+		cs := bobs[i].waitInvite()
+		if m := cs.recv(); string(m.Body) != "hi" {
+			t.Fatalf("got %q", m.Body)
+		}
+		sessions = append(sessions, cs)
+	}
+
+	// A third session, MESSAGE first: 503.
+	want503(t, alice.send(h.udp(), bobs[2].uri, "text/plain", "third"), "max_sessions")
+	refusedEvent(t, h, "max_sessions")
+	// A third session, INVITE first: 503.
+	carol := newPhone(t, "ms-carol")
+	res := invitePeer(t, bobs[2], h.udp(), carol.uri, "application/sdp", inviteOffer(bobs[2]))
+	want503(t, res, "max_sessions")
+	refusedEvent(t, h, "max_sessions")
+	select {
+	case <-bobs[2].invites:
+		t.Fatal("a refused MESSAGE set up a session")
+	default:
+	}
+
+	// The live sessions are unaffected, both ways.
+	for i, cs := range sessions {
+		body := fmt.Sprintf("still %d", i)
+		if res := alice.send(h.udp(), bobs[i].uri, "text/plain", body); res.StatusCode != 202 {
+			t.Fatalf("live session %d: %d", i, res.StatusCode)
+		}
+		if m := cs.recv(); string(m.Body) != body {
+			t.Fatalf("live session %d got %q", i, m.Body)
+		}
+		if r := cs.send("text/plain", "back"); r.StatusCode != 200 {
+			t.Fatalf("live session %d SEND: %+v", i, r)
+		}
+		if m := alice.recv(); string(m.Body()) != "back" {
+			t.Fatalf("alice got %q", m.Body())
+		}
+	}
+
+	// A session that ends frees its place.
+	sessions[0].bye()
+	h.events.waitKind(t, event.SessionEnded)
+	if res := alice.send(h.udp(), bobs[2].uri, "text/plain", "now"); res.StatusCode != 202 {
+		t.Fatalf("after a session ended: %d %s", res.StatusCode, res.Reason)
+	}
+	if m := bobs[2].waitInvite().recv(); string(m.Body) != "now" {
+		t.Fatalf("got %q", m.Body)
+	}
+	waitQueuedZero(t, h)
+}
+
+// waitQueuedZero waits until no message is counted as queued (202 answers come before the SEND's answer).
+func waitQueuedZero(t *testing.T, h *harness) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for h.gw.limits.queued.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages still counted as queued", h.gw.limits.queued.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMaxSessionsPerSource(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxSessionsPerSource = 1
+		c.Limits.RetryAfter = 3 * time.Second
+	})
+	chat := startSideChat(t, h) // one session from 127.0.0.1
+	two := newPhoneOn(t, "src-two", "127.0.0.2")
+	three := newPhoneOn(t, "src-three", "127.0.0.3")
+	bobA, bobB, bobC := newClient(t, "src-bobA"), newClient(t, "src-bobB"), newClient(t, "src-bobC")
+
+	if res := two.send(h.udp(), bobA.uri, "text/plain", "from two"); res.StatusCode != 202 {
+		t.Fatalf("first session from 127.0.0.2: %d %s", res.StatusCode, res.Reason)
+	}
+	csA := bobA.waitInvite()
+	if m := csA.recv(); string(m.Body) != "from two" {
+		t.Fatalf("got %q", m.Body)
+	}
+	// A second session from 127.0.0.2: refused.
+	want503(t, two.send(h.udp(), bobB.uri, "text/plain", "second from two"), "max_sessions_per_source")
+	refusedEvent(t, h, "max_sessions_per_source")
+	// Messages in 127.0.0.2's existing session still pass.
+	if res := two.send(h.udp(), bobA.uri, "text/plain", "again"); res.StatusCode != 202 {
+		t.Fatalf("existing session from 127.0.0.2: %d", res.StatusCode)
+	}
+	if m := csA.recv(); string(m.Body) != "again" {
+		t.Fatalf("got %q", m.Body)
+	}
+	// Another source has its own count.
+	if res := three.send(h.udp(), bobC.uri, "text/plain", "from three"); res.StatusCode != 202 {
+		t.Fatalf("session from 127.0.0.3: %d %s", res.StatusCode, res.Reason)
+	}
+	if m := bobC.waitInvite().recv(); string(m.Body) != "from three" {
+		t.Fatalf("got %q", m.Body)
+	}
+	chat.exchange()
+	select {
+	case <-bobB.invites:
+		t.Fatal("the refused MESSAGE set up a session")
+	default:
+	}
+}
+
+func TestMaxQueuedPerSession(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxQueuedPerSession = 3
+		c.Limits.RetryAfter = 3 * time.Second
+		c.Gateway.SetupTimeout = time.Second
+	})
+	chat := startSideChat(t, h)
+	alice := newPhone(t, "q-alice")
+	bob := newClient(t, "q-bob")
+	bob.setAnswer(0, "") // never answers the INVITE: the session stays in setup and queues
+
+	for i := 0; i < 3; i++ {
+		if res := alice.send(h.udp(), bob.uri, "text/plain", fmt.Sprintf("q%d", i)); res.StatusCode != 202 {
+			t.Fatalf("message %d: %d %s", i, res.StatusCode, res.Reason)
+		}
+	}
+	want503(t, alice.send(h.udp(), bob.uri, "text/plain", "one too many"), "max_queued_per_session")
+	refusedEvent(t, h, "max_queued_per_session")
+	chat.exchange()
+
+	// The three queued ones fail at setup_timeout (one setup-failed notification covers them), and are
+	// counted as failed: the bound is free again.
+	if e := h.events.waitKind(t, event.SetupFailed); e.Code != 408 {
+		t.Fatalf("setup failed with %d", e.Code)
+	}
+	if n := alice.recv(); !strings.Contains(string(n.Body()), "408") {
+		t.Fatalf("notification %q", n.Body())
+	}
+	if n := h.events.count(event.MessageFailed); n != 3 {
+		t.Fatalf("%d messages failed, want 3", n)
+	}
+	waitQueuedZero(t, h)
+}
+
+func TestMaxQueuedTotal(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxQueuedTotal = 3
+		c.Limits.RetryAfter = 3 * time.Second
+		c.Gateway.SetupTimeout = time.Second
+	})
+	alice := newPhone(t, "qt-alice")
+	stuck1, stuck2, good := newClient(t, "qt-stuck1"), newClient(t, "qt-stuck2"), newClient(t, "qt-good")
+	stuck1.setAnswer(0, "")
+	stuck2.setAnswer(0, "")
+
+	for i, to := range []*client{stuck1, stuck1, stuck2} {
+		if res := alice.send(h.udp(), to.uri, "text/plain", fmt.Sprintf("m%d", i)); res.StatusCode != 202 {
+			t.Fatalf("message %d: %d %s", i, res.StatusCode, res.Reason)
+		}
+	}
+	// Over the total: refused whichever session it is for, a new one included.
+	want503(t, alice.send(h.udp(), stuck2.uri, "text/plain", "over"), "max_queued_total")
+	refusedEvent(t, h, "max_queued_total")
+	want503(t, alice.send(h.udp(), good.uri, "text/plain", "over too"), "max_queued_total")
+	refusedEvent(t, h, "max_queued_total")
+
+	// When the stuck setups fail, their messages are finished and the bound frees up.
+	h.events.waitKind(t, event.SetupFailed)
+	h.events.waitKind(t, event.SetupFailed)
+	waitQueuedZero(t, h)
+	if res := alice.send(h.udp(), good.uri, "text/plain", "fits again"); res.StatusCode != 202 {
+		t.Fatalf("after the setups failed: %d %s", res.StatusCode, res.Reason)
+	}
+	if m := good.waitInvite().recv(); string(m.Body) != "fits again" {
+		t.Fatalf("got %q", m.Body)
+	}
+}
+
+// The MSRP-side bounds are enforced by the msrp endpoint the gateway configures; these tests go through the
+// gateway's MSRP port.
+
+// dialMSRPFrom is dialMSRP from another loopback address.
+func dialMSRPFrom(t *testing.T, addr, host string) *rawMSRP {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(host)}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawMSRP{t: t, nc: nc, rd: msrp.NewReader(nc, msrp.Limits{})}
+}
+
+// served checks that the gateway serves the connection: a SEND to an unknown session gets its 481.
+func (r *rawMSRP) served(gw msrp.URI) {
+	r.t.Helper()
+	if m := r.probe(gw); m.TransactionID != "probe1234" || m.StatusCode != 481 {
+		r.t.Fatalf("probe answered tid %s code %d, want 481", m.TransactionID, m.StatusCode)
+	}
+}
+
+// dialServed dials (from host) until the gateway serves the connection: a connection the test closed is
+// released by the gateway's reader a moment later.
+func dialServed(t *testing.T, addr, host string, gw msrp.URI) *rawMSRP {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		r := dialMSRPFrom(t, addr, host)
+		from, _ := msrp.ParseURI("msrp://127.0.0.1:9/prober;tcp")
+		to := gw
+		to.SessionID = "unknownsessionid"
+		r.write(sendFrame("probe1234", to, from, "probe-mid", "x"))
+		r.nc.SetReadDeadline(time.Now().Add(waitFor))
+		if m, err := r.rd.ReadMessage(); err == nil {
+			if m.StatusCode != 481 {
+				t.Fatalf("probe answered %d", m.StatusCode)
+			}
+			return r
+		}
+		r.nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection from %s served within %s", host, waitFor)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxConns = 3
+		c.MSRP.UnboundTimeout = time.Minute // only the bound may close a connection here
+	})
+	chat := startSideChat(t, h) // the gateway's connection to the side chat's client is one of the 3
+	gw := chat.gwPath()
+	a := dialMSRP(t, chat.msrpAddr())
+	a.served(gw)
+	b := dialMSRP(t, chat.msrpAddr())
+	b.served(gw)
+	over := dialMSRP(t, chat.msrpAddr())
+	over.closedByGateway()
+	chat.exchange()
+	a.served(gw) // the admitted ones are unaffected
+
+	// A closed connection frees its place.
+	b.nc.Close()
+	dialServed(t, chat.msrpAddr(), "127.0.0.1", gw)
+	chat.exchange()
+}
+
+func TestMaxConnsPerSource(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxConnsPerSource = 2
+		c.MSRP.UnboundTimeout = time.Minute
+	})
+	chat := startSideChat(t, h) // one connection, to 127.0.0.1
+	gw := chat.gwPath()
+	var two []*rawMSRP
+	for i := 0; i < 2; i++ {
+		r := dialMSRPFrom(t, chat.msrpAddr(), "127.0.0.2")
+		r.served(gw)
+		two = append(two, r)
+	}
+	dialMSRPFrom(t, chat.msrpAddr(), "127.0.0.2").closedByGateway()
+	// Another source has its own count.
+	for i := 0; i < 2; i++ {
+		dialMSRPFrom(t, chat.msrpAddr(), "127.0.0.3").served(gw)
+	}
+	two[0].served(gw)
+	chat.exchange()
+	two[1].nc.Close()
+	dialServed(t, chat.msrpAddr(), "127.0.0.2", gw)
+	chat.exchange()
+}
+
+func TestMaxHeaderBytes(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxHeaderBytes = 1024
+		c.MSRP.UnboundTimeout = time.Minute
+	})
+	chat := startSideChat(t, h)
+	gw := chat.gwPath()
+	from, _ := msrp.ParseURI("msrp://127.0.0.1:9/prober;tcp")
+	to := gw
+	to.SessionID = "unknownsessionid"
+	frame := func(junk int) string {
+		return msrpFrame("SEND", "tidhdr001", to, from, []string{"Message-ID: m1", "Byte-Range: 1-1/1", "X-Junk: " + strings.Repeat("j", junk), "Content-Type: text/plain"}, "x", '$')
+	}
+	// Under the bound: served (481 for the unknown session).
+	ok := dialMSRP(t, chat.msrpAddr())
+	ok.write(frame(500))
+	if m := ok.next(); m.TransactionID != "tidhdr001" || m.StatusCode != 481 {
+		t.Fatalf("got tid %s code %d, want 481", m.TransactionID, m.StatusCode)
+	}
+	// Over it: the stream cannot be read on, the connection is closed.
+	over := dialMSRP(t, chat.msrpAddr())
+	go io.WriteString(over.nc, frame(2000))
+	over.closedByGateway()
+	ok.served(gw)
+	chat.exchange()
+}
+
+// limits.max_partial_per_session: an MSRP client with more interleaved partial chunked messages than the
+// bound gets 413 for the one over it (and its later chunks); the others complete and are delivered.
+func TestMaxPartialPerSession(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Limits.MaxPartialPerSession = 2 })
+	chat := startSideChat(t, h)
+	carol := newPhone(t, "part-carol")
+	dave := newClient(t, "part-dave")
+	p := newRawPeer(t, h, dave, carol.uri)
+	if code := p.send("tidfirst1", "first"); code != 200 {
+		t.Fatalf("first SEND: %d", code)
+	}
+	if m := carol.recv(); string(m.Body()) != "first" {
+		t.Fatalf("carol got %q", m.Body())
+	}
+	chunk := func(tid, mid, body string, from, total int, flag byte) int {
+		p.write(msrpFrame("SEND", tid, p.gw, p.self, []string{"Message-ID: " + mid,
+			fmt.Sprintf("Byte-Range: %d-%d/%d", from, from+len(body)-1, total), "Content-Type: text/plain"}, body, flag))
+		for {
+			m := p.next()
+			if m.Method == "" && m.TransactionID == tid {
+				return m.StatusCode
+			}
+		}
+	}
+	for i, mid := range []string{"partA", "partB"} {
+		if code := chunk(fmt.Sprintf("tidopen%d", i), mid, mid+"-1/", 1, 12, '+'); code != 200 {
+			t.Fatalf("first chunk of %s: %d", mid, code)
+		}
+	}
+	if code := chunk("tidopen2", "partC", "partC-1/", 1, 12, '+'); code != 413 {
+		t.Fatalf("first chunk of a third partial message: %d, want 413", code)
+	}
+	if code := chunk("tidrest2", "partC", "2/2\n", 9, 12, '$'); code != 413 {
+		t.Fatalf("last chunk of the refused message: %d, want 413", code)
+	}
+	for i, mid := range []string{"partA", "partB"} {
+		if code := chunk(fmt.Sprintf("tidrest%d", i), mid, "2/2\n", 9, 12, '$'); code != 200 {
+			t.Fatalf("last chunk of %s: %d", mid, code)
+		}
+		if m := carol.recv(); string(m.Body()) != mid+"-1/2/2\n" {
+			t.Fatalf("carol got %q", m.Body())
+		}
+	}
+	carol.quiet(200 * time.Millisecond) // partC never arrives
+	chat.exchange()
+}

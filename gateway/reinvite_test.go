@@ -1,0 +1,119 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// A late-offer INVITE (no SDP): the gateway offers in its 200 and takes the answer from the ACK (SPEC §3.2 step 2).
+func TestLateOfferInvite(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+
+	var ruri, from sip.Uri
+	sip.ParseUri(alice.uri, &ruri)
+	sip.ParseUri(bob.uri, &from)
+	req := sip.NewRequest(sip.INVITE, ruri)
+	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
+	fh.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(fh)
+	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := bob.dua.WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := sdp.Parse(dlg.InviteResponse.Body())
+	if err != nil {
+		t.Fatalf("no offer in the 200 to a late-offer INVITE: %v", err)
+	}
+	if offer.Setup != "actpass" {
+		t.Fatalf("offer a=setup:%s, want actpass", offer.Setup)
+	}
+	// Answer passive in the ACK: the gateway (the offerer) connects to us.
+	cs := bob.newSession()
+	path, err := msrp.ParsePath(strings.Join(offer.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.ms.SetPeerPath(path)
+	ack := sip.NewRequest(sip.ACK, dlg.InviteResponse.Contact().Address)
+	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ack.SetBody(bob.media(cs, "passive").Marshal(3, 1))
+	if err := dlg.WriteAck(ctx, ack); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-cs.ms.Bound():
+	case <-ctx.Done():
+		t.Fatal("the gateway never connected after the ACK's answer")
+	}
+	if r := cs.send("text/plain", "late offer works"); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	if got := string(alice.recv().Body()); got != "late offer works" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// A re-INVITE that changes the peer's path makes the gateway, when it is the active side, connect to the new
+// path (SPEC §3.2 step 6); messages then flow on the new MSRP session.
+func TestReinvitePathChangeReconnects(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob") // answers passive: the gateway is active
+	alice.send(h.udp(), bob.uri, "text/plain", "before")
+	cs := bob.waitInvite()
+	if got := string(cs.recv().Body); got != "before" {
+		t.Fatalf("got %q", got)
+	}
+	moved := bob.newSession() // bob's chat moves to a new MSRP session (new path)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	req := sip.NewRequest(sip.INVITE, cs.uas.InviteRequest.Contact().Address)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(bob.media(moved, "passive").Marshal(1, 2))
+	res, err := cs.uas.Do(ctx, req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _ := msrp.ParsePath(strings.Join(ans.Path, " "))
+	moved.ms.SetPeerPath(path)
+	select {
+	case <-moved.ms.Bound():
+	case <-ctx.Done():
+		t.Fatal("the gateway did not connect to the new path")
+	}
+	alice.send(h.udp(), bob.uri, "text/plain", "after")
+	if got := string(moved.recv().Body); got != "after" {
+		t.Fatalf("got %q on the new session", got)
+	}
+}
+
+// udp:HOST:0 and tcp:HOST:0 share one port, so the Contact reaches both transports.
+func TestEphemeralListenersShareAPort(t *testing.T) {
+	h := newHarness(t, nil)
+	_, up, _ := net.SplitHostPort(h.gw.SIPAddr("udp"))
+	_, tp, _ := net.SplitHostPort(h.gw.SIPAddr("tcp"))
+	if up != tp {
+		t.Fatalf("udp port %s, tcp port %s", up, tp)
+	}
+}
