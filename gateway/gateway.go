@@ -54,6 +54,7 @@ type Gateway struct {
 	dialogs sync.Map // dialog key -> *Session, for in-dialog requests (ACK, BYE, re-INVITE)
 	out     *sipOut
 	recent  *recentRequests
+	limits  *limiter
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -115,6 +116,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.out = newSIPOut(g)
 	g.recent = newRecentRequests()
+	g.limits = newLimiter(cfg.Limits)
 	return g, nil
 }
 
