@@ -31,9 +31,6 @@ func features() map[string]feature {
 		"sip.tls.cert":        notYet,
 		"sip.tls.key":         notYet,
 		"sip.tls.client_ca":   notYet,
-
-		"msrp.tls.cert": notYet,
-		"msrp.tls.key":  notYet,
 	}
 }
 

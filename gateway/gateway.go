@@ -69,6 +69,7 @@ type Gateway struct {
 	sipAddrs  map[string]string // network -> actual listen address
 	closers   []io.Closer
 	msrpLocal string
+	msrpTLS   *msrpTLS // set by startMSRP
 }
 
 // New builds a gateway from a validated configuration. It does not listen until Start.
@@ -152,6 +153,11 @@ func (g *Gateway) startMSRP() error {
 	if err != nil {
 		return err
 	}
+	mt, err := loadMSRPTLS(mc.TLS)
+	if err != nil {
+		return err
+	}
+	g.msrpTLS = mt
 	lim := g.cfg.Limits
 	ep := msrp.NewEndpoint(msrp.Config{
 		ChunkSize:          mc.ChunkSize,
@@ -164,12 +170,15 @@ func (g *Gateway) startMSRP() error {
 		MaxConns:           lim.MaxConns,
 		MaxConnsPerIP:      lim.MaxConnsPerSource,
 		Limits:             msrp.Limits{MaxHeaderBytes: lim.MaxHeaderBytes},
+		TLSConfig:          mt.server,
+		ClientTLSConfig:    mt.client,
 		Logger:             g.log.With("component", "msrp"),
 	})
-	if secure {
-		return errors.New("msrp.listen: msrps:// needs msrp.tls, which is not yet effective in this version")
+	if secure && mt.server == nil {
+		ep.Close()
+		return fmt.Errorf("msrp.listen %s: msrps:// needs msrp.tls.cert and msrp.tls.key", mc.Listen)
 	}
-	addr, err := ep.Listen("tcp", hostport, false)
+	addr, err := ep.Listen("tcp", hostport, secure)
 	if err != nil {
 		return fmt.Errorf("msrp.listen %s: %w", mc.Listen, err)
 	}
@@ -195,8 +204,13 @@ func (g *Gateway) startMSRP() error {
 
 func (g *Gateway) startSIP() error {
 	sipLog := g.log.With("component", "sip")
+	clientTLS, err := sipClientTLS(g.cfg.SIP.TLS)
+	if err != nil {
+		return err
+	}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("msrpgw"),
+		sipgo.WithUserAgenTLSConfig(clientTLS), // requests to sips: URIs and ;transport=tls
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
 		// Parse errors (e.g. a TCP message over the parse limit, dropped with its connection) go to our log.
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
@@ -329,15 +343,11 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		o.serve = func() error { return g.srv.ServeTCP(ln) }
 		return o, nil
 	case "tls":
-		tc := g.cfg.SIP.TLS
-		if tc.Cert == "" || tc.Key == "" {
-			return o, errors.New("a tls listener needs sip.tls.cert and sip.tls.key")
-		}
-		cert, err := tls.LoadX509KeyPair(tc.Cert, tc.Key)
+		conf, err := sipServerTLS(g.cfg.SIP.TLS)
 		if err != nil {
 			return o, err
 		}
-		ln, err := tls.Listen("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		ln, err := tls.Listen("tcp", addr, conf)
 		if err != nil {
 			return o, err
 		}

@@ -81,6 +81,8 @@ type Session struct {
 	toMSRP      atomic.Uint64
 	toSIP       atomic.Uint64
 	queued      atomic.Int64
+
+	peerRejected chan error // the MSRP peer's TLS certificate was refused (tls.go); capacity 1
 }
 
 func newSession(gw *Gateway, key, origin string) *Session {
@@ -92,6 +94,8 @@ func newSession(gw *Gateway, key, origin string) *Session {
 		created: now,
 		st:      stateSettingUp,
 		sdpID:   uint64(now.UnixNano()),
+
+		peerRejected: make(chan error, 1),
 	}
 	s.lastMessage.Store(now.UnixNano())
 	s.lastSend.Store(now.UnixNano())

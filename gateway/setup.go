@@ -187,6 +187,8 @@ func (g *Gateway) connectMSRP(ctx context.Context, s *Session) error {
 	select {
 	case <-ms.Bound():
 		return nil
+	case err := <-s.peerRejected:
+		return fmt.Errorf("peer's connection refused: %w", err)
 	case <-ctx.Done():
 		return fmt.Errorf("peer did not connect: %w", context.Cause(ctx))
 	}
@@ -207,6 +209,7 @@ func (s *Session) applyPeerMedia(m *sdp.Media) error {
 	if s.origin == originMessage {
 		s.weActive = sdp.OffererActive(m.Setup)
 	}
+	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprint, path[0]))
 	s.ms.SetPeerPath(path)
 	return nil
 }
@@ -304,6 +307,7 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 		AcceptWrappedTypes: wrapped,
 		MaxSize:            g.cfg.Gateway.MaxMessageSize,
 		Setup:              setup,
+		Fingerprint:        g.msrpTLS.fingerprint,
 	}
 }
 
