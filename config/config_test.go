@@ -596,7 +596,7 @@ func TestNotEffectiveRefusal(t *testing.T) {
 
 func TestNotEffectiveList(t *testing.T) {
 	got := Default().NotEffective()
-	for _, key := range []string{"sip.auth.users_file", "sip.auth.realm", "sip.tls.cert"} {
+	for _, key := range []string{"sip.auth.users_file", "sip.auth.realm"} {
 		if !slices.Contains(got, key) {
 			t.Errorf("NotEffective() lacks %s", key)
 		}

@@ -28,9 +28,6 @@ func features() map[string]feature {
 	return map[string]feature{
 		"sip.auth.realm":      notYet,
 		"sip.auth.users_file": notYet,
-		"sip.tls.cert":        notYet,
-		"sip.tls.key":         notYet,
-		"sip.tls.client_ca":   notYet,
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,7 +28,7 @@ type testPair struct {
 
 func newTestPair(t testing.TB) testPair {
 	t.Helper()
-	certFile, keyFile, err := certs.WriteTemp(t.TempDir())
+	certFile, keyFile, err := certs.WriteTemp(t.TempDir(), "127.0.0.1", "127.0.0.2", "localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,5 +335,142 @@ func asStatus(err error, se **msrp.StatusError) bool {
 	return false
 }
 
-var _ = os.Remove
-var _ = net.Listen
+// newTLSPhone is a page-mode phone reachable only over TLS at sip:user@127.0.0.1:PORT;transport=tls. It
+// trusts roots for the servers it connects to and shows own (when not nil) as its client certificate.
+func newTLSPhone(t *testing.T, user string, own *testPair, roots *x509.CertPool) *phone {
+	t.Helper()
+	clientConf := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	serverPair := newTestPair(t)
+	if own != nil {
+		clientConf.Certificates = []tls.Certificate{own.cert}
+		serverPair = *own
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("phone-"+user), sipgo.WithUserAgenTLSConfig(clientConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{serverPair.cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &phone{t: t, inbox: make(chan *sip.Request, 1024), answer: 200, client: client}
+	p.addr = ln.Addr().String()
+	p.uri = "sip:" + user + "@" + p.addr + ";transport=tls"
+	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		p.inbox <- req
+	})
+	go srv.ServeTLS(ln)
+	t.Cleanup(func() { ln.Close(); ua.Close() })
+	return p
+}
+
+// sendTLS sends a MESSAGE to toURI through the gateway's tls listener.
+func (p *phone) sendTLS(gwAddr, toURI, body string) (*sip.Response, error) {
+	return p.sendTLSWithin(waitFor, gwAddr, toURI, body)
+}
+
+// sendTLSWithin is sendTLS waiting at most d for the answer. (With TLS 1.3 a client learns that its
+// certificate was refused only when it reads: its request is written, and no answer ever comes.)
+func (p *phone) sendTLSWithin(d time.Duration, gwAddr, toURI, body string) (*sip.Response, error) {
+	req := p.newMessage(toURI, "text/plain", body)
+	req.SetTransport("TLS")
+	req.SetDestination(gwAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return p.client.Do(ctx, req)
+}
+
+// TestSIPOverTLS: a phone sends its MESSAGE over the gateway's tls listener, showing a client certificate
+// that sip.tls.client_ca signed; the reply goes back to its ;transport=tls URI over TLS, the phone's server
+// certificate verified against sip.tls.client_ca. A client without a certificate, or with one the CA did
+// not sign, is refused at the handshake, and the gateway keeps serving.
+func TestSIPOverTLS(t *testing.T) {
+	gwPair, phonePair, strangerPair := newTestPair(t), newTestPair(t), newTestPair(t)
+	h := newHarness(t, func(c *config.Config) {
+		// Another host than the tcp listener's: tcp:HOST:0 and tls:HOST:0 would be given one port to share.
+		c.SIP.Listen = append(c.SIP.Listen, config.Listen{Network: "tls", Addr: "127.0.0.2:0"})
+		c.SIP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile, ClientCA: phonePair.certFile}
+	})
+	gwTLS := h.gw.SIPAddr("tls")
+	if gwTLS == "" {
+		t.Fatal("no tls listener")
+	}
+	alice := newTLSPhone(t, "alice", &phonePair, gwPair.pool())
+	bob := newClient(t, "bob")
+
+	res, err := alice.sendTLS(gwTLS, bob.uri, "over sip tls")
+	if err != nil || res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE over TLS: %v %v", res, err)
+	}
+	cs := bob.waitInvite()
+	if m := cs.recv(); string(m.Body) != "over sip tls" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+	if r := cs.send("text/plain", "reply over sip tls"); r.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", r)
+	}
+	m := alice.recv()
+	if string(m.Body()) != "reply over sip tls" {
+		t.Fatalf("alice got %q", m.Body())
+	}
+	if tp := m.Transport(); !strings.EqualFold(tp, "TLS") {
+		t.Errorf("reply came over %s, want TLS", tp)
+	}
+
+	for _, who := range []struct {
+		name string
+		own  *testPair
+	}{{"no client certificate", nil}, {"certificate the CA did not sign", &strangerPair}} {
+		mallory := newTLSPhone(t, "mallory", who.own, gwPair.pool())
+		if res, err := mallory.sendTLSWithin(time.Second, gwTLS, bob.uri, "let me in"); err == nil {
+			t.Errorf("%s: MESSAGE answered %d, want the handshake refused", who.name, res.StatusCode)
+		}
+	}
+	select {
+	case m := <-cs.inbox:
+		t.Fatalf("a refused client's message reached bob: %q", m.Body)
+	default:
+	}
+	// Still serving.
+	if res, err := alice.sendTLS(gwTLS, bob.uri, "still here"); err != nil || res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE after the refusals: %v %v", res, err)
+	}
+	if m := cs.recv(); string(m.Body) != "still here" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+	cs.bye()
+}
+
+// TestSIPTLSWithoutClientCA: without sip.tls.client_ca any TLS client may connect (the listener shows the
+// gateway's certificate, which the client checks).
+func TestSIPTLSWithoutClientCA(t *testing.T) {
+	gwPair := newTestPair(t)
+	h := newHarness(t, func(c *config.Config) {
+		c.SIP.Listen = []config.Listen{{Network: "tls", Addr: "127.0.0.1:0"}, {Network: "udp", Addr: "127.0.0.1:0"}}
+		c.SIP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile}
+	})
+	alice := newTLSPhone(t, "alice", nil, gwPair.pool())
+	bob := newClient(t, "bob")
+	if res, err := alice.sendTLS(h.gw.SIPAddr("tls"), bob.uri, "anonymous tls"); err != nil || res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE over TLS: %v %v", res, err)
+	}
+	cs := bob.waitInvite()
+	if m := cs.recv(); string(m.Body) != "anonymous tls" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+	// A client that does not trust the gateway's certificate does not get through.
+	eve := newTLSPhone(t, "eve", nil, newTestPair(t).pool())
+	if _, err := eve.sendTLSWithin(time.Second, h.gw.SIPAddr("tls"), bob.uri, "x"); err == nil {
+		t.Error("a client that does not trust the gateway's certificate got an answer")
+	}
+	cs.bye()
+}
