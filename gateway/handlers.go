@@ -20,6 +20,8 @@ var knownMethods = map[string]bool{
 }
 
 func (g *Gateway) registerHandlers() {
+	// Number MESSAGEs on the transport's reader goroutine, in arrival order (sequence.go).
+	g.ua.TransportLayer().OnMessage(g.seq.arrived)
 	g.srv.OnMessage(g.bounded(g.onMessage))
 	g.srv.OnInvite(g.bounded(g.onInvite))
 	g.srv.OnAck(g.onAck)
@@ -41,6 +43,7 @@ func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) fu
 				retry = 5
 			}
 			g.log.Warn("too many concurrent SIP requests, refusing", "method", string(req.Method), "limit", cap(g.handlers))
+			g.seq.drop(req)
 			g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers"})
 			g.respond(req, tx, 503, "Service Unavailable", "", sip.NewHeader("Retry-After", strconv.Itoa(retry)))
 			return

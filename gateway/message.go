@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,13 +44,18 @@ const (
 )
 
 func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+	// Route and queue in arrival order (see sequencer); leave the ordered section before waiting for a reply.
+	var once sync.Once
+	release := g.seq.enter(req)
+	leave := func() { once.Do(release) }
+	defer leave()
 	if !g.checkTrusted(req, tx) {
 		return
 	}
 	if done := g.recent.begin(req, tx); done {
 		return
 	}
-	code, reason, warning, hdrs := g.handleMessage(req, tx)
+	code, reason, warning, hdrs := g.handleMessage(req, tx, leave)
 	if code != 0 {
 		g.recent.finish(req, code, reason)
 		if warning != "" {
@@ -60,8 +66,9 @@ func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// handleMessage does the work and returns the final response, or code 0 when it already answered.
-func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction) (int, string, string, []sip.Header) {
+// handleMessage does the work and returns the final response, or code 0 when it already answered. It calls
+// leave once the MESSAGE is queued on its session.
+func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction, leave func()) (int, string, string, []sip.Header) {
 	from, to := req.From(), req.To()
 	if from == nil || to == nil || from.Address.Host == "" || to.Address.Host == "" {
 		return 400, "Bad Request", "broken From or To header", nil
@@ -137,6 +144,7 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction) (int
 		}
 		// The session ended between lookup and submit: the next attempt makes a new one.
 	}
+	leave()
 	s.touchMessage()
 	s.toMSRP.Add(1)
 	code, reason, warning, hdrs := g.reply(req, tx, pm)
