@@ -39,9 +39,9 @@ type branchSeen struct {
 }
 
 const (
-	holeTimeout    = time.Second            // how long a handler waits for an earlier number that never comes
-	branchMemory   = 32 * time.Second       // RFC 3261 Timer F: retransmissions stop by then
-	ticketWaitHook = 5 * time.Second        // safety bound: the hook runs right after sipgo spawned the handler
+	holeTimeout    = time.Second      // how long a handler waits for an earlier number that never comes
+	branchMemory   = 32 * time.Second // RFC 3261 Timer F: retransmissions stop by then
+	ticketWaitHook = 5 * time.Second  // safety bound: the hook runs right after sipgo spawned the handler
 )
 
 func newSequencer() *sequencer {
