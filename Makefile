@@ -3,7 +3,7 @@ GO          ?= go
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 FUZZTIME    ?= 10s
 
-.PHONY: test tools vet lint unit fuzz fuzz-long bench build run
+.PHONY: test tools vet lint unit fuzz fuzz-long soak bench build run
 
 test: tools vet lint unit fuzz
 
@@ -24,6 +24,10 @@ fuzz:
 
 fuzz-long:
 	FUZZTIME=5m ./scripts/fuzz.sh
+
+# The full-size loss test of the delivery issue: 10,000 messages each way over 50 sessions, faults injected.
+soak:
+	MSRPGW_SOAK=1 $(GO) test -race -count=1 -timeout 20m -run 'TestLossAccounting' -v ./gateway
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
