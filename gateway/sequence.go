@@ -121,11 +121,15 @@ func (q *sequencer) enter(req *sip.Request) (leave func()) {
 		q.tickets[req] = t
 	}
 	q.mu.Unlock()
-	timer := time.NewTimer(ticketWaitHook)
 	select {
-	case <-t.ready:
-		timer.Stop()
-	case <-timer.C:
+	case <-t.ready: // the usual case: the hook ran before the handler got here
+	default:
+		timer := time.NewTimer(ticketWaitHook)
+		select {
+		case <-t.ready:
+			timer.Stop()
+		case <-timer.C:
+		}
 	}
 	q.mu.Lock()
 	delete(q.tickets, req)
