@@ -568,3 +568,42 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 		t.Fatal("no traffic ran before the shutdown")
 	}
 }
+
+// A peer that stops reading and keeps its connection open forever: SENDs stuck in the write queue behind it
+// are never written, so no transaction timer runs for them. They must still fail within bounded time (the
+// session ends with BYE once a SEND has waited for msrp.transaction_timeout twice), not linger until
+// message_timeout.
+func TestFaultPeerStopsReadingForever(t *testing.T) {
+	noLeftoverGoroutines(t)
+	h := newHarness(t, func(c *config.Config) { c.MSRP.TransactionTimeout = 300 * time.Millisecond })
+	alice := newPhone(t, "sf-alice")
+	bob := newRawAnswerer(t, h, "sf-bob", 4096)
+	if res := alice.send(h.udp(), bob.uri, "text/plain", "first"); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE: %d", res.StatusCode)
+	}
+	bob.waitReady() // from here on nobody reads, and nobody closes
+	body := strings.Repeat("z", 16<<10)
+	accepted := 1
+	// Enough to fill the kernel's buffers and then the write queue (the first 503): from then on SENDs
+	// wait in the queue behind a write that never completes.
+	for i := 0; i < 2000 && h.events.accounting().failed[event.ToMSRP] == 0; i++ {
+		req := alice.newMessage(bob.uri, "text/plain", fmt.Sprintf("%04d %s", i, body))
+		req.SetTransport("TCP")
+		req.SetDestination(h.gw.SIPAddr("tcp"))
+		res, err := doReq(alice.client, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode == 202 {
+			accepted++
+		}
+	}
+	bob.waitBye()
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "msrp_stalled" {
+		t.Fatalf("session ended with %q, want msrp_stalled", e.Reason)
+	}
+	a := waitAccounted(t, h, accepted, 0)
+	if a.delivered[event.ToMSRP] != 0 {
+		t.Fatalf("%d reported delivered although the peer never answered", a.delivered[event.ToMSRP])
+	}
+}

@@ -35,6 +35,7 @@ type pageMessage struct {
 	done    atomic.Bool  // the outcome is known (exactly once)
 	replied atomic.Int32 // replyWaiting, replyAnswered (the handler answered first), replyResolved
 	result  chan outcome // hands the outcome to a handler still waiting (wait mode)
+	stall   *time.Timer  // ends a session whose peer stopped reading (stall.go); set before the SEND
 }
 
 const (
@@ -188,6 +189,7 @@ func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup 
 	if !pm.done.CompareAndSwap(false, true) {
 		return
 	}
+	pm.stopStall()
 	if s != nil {
 		s.queued.Add(-1)
 		g.limits.releaseMessage()
@@ -295,6 +297,7 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		c := cpim.Wrap(pm.contentType, pm.body, opts)
 		out.ContentType, out.Body = ctypeCPIM, c.Marshal()
 	}
+	s.watchStall(pm)
 	err := s.ms.Send(out, func(r msrp.SendResult) {
 		pm.finish(g, s, sendOutcome(r.StatusCode, r.Err), false)
 	})
