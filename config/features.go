@@ -24,11 +24,9 @@ type feature struct {
 // entry (delete it, or set effective) when its feature lands; TestFeatureKeysExist keeps the keys honest.
 // It is built per call so that nobody can change it at run time.
 func features() map[string]feature {
-	notYet := feature{effective: false}
-	return map[string]feature{
-		"sip.auth.realm":      notYet,
-		"sip.auth.users_file": notYet,
-	}
+	// Every key takes effect in this version. A key added before its feature lands is listed here as
+	// feature{effective: false} until it does.
+	return map[string]feature{}
 }
 
 // effectiveAt reports whether the key takes effect at value v.
@@ -41,8 +39,9 @@ func (f feature) effectiveAt(v reflect.Value) bool {
 
 // NotEffective lists, in file order, the keys whose current value does not take effect in this version
 // (`msrpgw check` prints them). Validate has made sure each is at its default.
-func (c *Config) NotEffective() []string {
-	table := features()
+func (c *Config) NotEffective() []string { return c.notEffectiveIn(features()) }
+
+func (c *Config) notEffectiveIn(table map[string]feature) []string {
 	var keys []string
 	for _, key := range schemaKeys() {
 		f, listed := table[key]
@@ -68,8 +67,11 @@ func effectiveNote(key string) string {
 
 // checkEffective refuses keys set away from their default where the new value does not take effect.
 func (c *Config) checkEffective(def *Config, refused func(key string) bool) []error {
+	return c.checkEffectiveIn(features(), def, refused)
+}
+
+func (c *Config) checkEffectiveIn(table map[string]feature, def *Config, refused func(key string) bool) []error {
 	var errs []error
-	table := features()
 	for _, key := range schemaKeys() {
 		f, listed := table[key]
 		if !listed {

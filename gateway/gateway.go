@@ -70,7 +70,8 @@ type Gateway struct {
 	sipAddrs  map[string]string // network -> actual listen address
 	closers   []io.Closer
 	msrpLocal string
-	msrpTLS   *msrpTLS // set by startMSRP
+	msrpTLS   *msrpTLS     // set by startMSRP
+	auth      *inboundAuth // sip.auth; nil: inbound requests are not authenticated
 }
 
 // New builds a gateway from a validated configuration. It does not listen until Start.
@@ -110,6 +111,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		u.UriParams = withLR(u.UriParams)
 		g.proxy = &u
 	}
+	auth, err := newInboundAuth(cfg.SIP.Auth.Realm, cfg.SIP.Auth.UsersFile)
+	if err != nil {
+		return nil, err
+	}
+	g.auth = auth
 	limit := cfg.Limits.MaxSIPHandlers
 	if limit <= 0 {
 		limit = 10000

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -291,9 +292,11 @@ func TestMSRPOverTLSSessionFirst(t *testing.T) {
 
 	carol := newTLSClient(t, "carol", clientPair, otherPair.fingerprint)
 	cs2, err := carol.invite(h.udp(), alice.uri)
+	// The gateway answers the binding SEND 403 and ends the session at once: its BYE may close our
+	// session before the 403 is read.
 	var se *msrp.StatusError
-	if cs2 == nil || !asStatus(err, &se) || se.Code != 403 {
-		t.Fatalf("connect with a certificate that is not the a=fingerprint: %v, want the gateway's 403", err)
+	if cs2 == nil || !(asStatus(err, &se) && se.Code == 403 || errors.Is(err, msrp.ErrClosed)) {
+		t.Fatalf("connect with a certificate that is not the a=fingerprint: %v, want the gateway's 403 (or its BYE)", err)
 	}
 	cs2.waitBye()
 	alice.quiet(100 * time.Millisecond)

@@ -1,0 +1,313 @@
+package gateway
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+const testRealm = "gw.test"
+
+func ha1(user, realm, password string) string {
+	s := md5.Sum([]byte(user + ":" + realm + ":" + password))
+	return hex.EncodeToString(s[:])
+}
+
+// writeUsers writes a users file with alice (plain password) and carol (HA1) and returns its name.
+func writeUsers(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "users")
+	data := "# page-mode users of the gateway\n\nalice:s3cret:with:colons\n  carol:" + testRealm + ":" + strings.ToUpper(ha1("carol", testRealm, "pw2")) + "\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func withAuth(t testing.TB) func(*config.Config) {
+	users := writeUsers(t)
+	return func(c *config.Config) { c.SIP.Auth = config.SIPAuth{Realm: testRealm, UsersFile: users} }
+}
+
+func TestParseUsers(t *testing.T) {
+	users, err := parseUsers([]byte("# c\nalice:pw\nbob:pa:ss\n\ncarol:"+testRealm+":"+ha1("carol", testRealm, "x")+"\n"), testRealm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"alice": ha1("alice", testRealm, "pw"), "bob": ha1("bob", testRealm, "pa:ss"), "carol": ha1("carol", testRealm, "x")}
+	for u, h := range want {
+		if users[u] != h {
+			t.Errorf("%s: HA1 %q, want %q", u, users[u], h)
+		}
+	}
+	for _, bad := range []struct{ data, want string }{
+		{"alice\n", "line 1"},
+		{"# only a comment\n", "no users"},
+		{"alice:pw\nalice:pw2\n", "line 2: user \"alice\" listed twice"},
+		{"dave:other.realm:" + ha1("dave", "other.realm", "x") + "\n", "realm \"other.realm\""},
+		{":pw\n", "line 1"},
+	} {
+		if _, err := parseUsers([]byte(bad.data), testRealm); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want an error with %q", bad.data, err, bad.want)
+		}
+	}
+}
+
+// answerChallenge answers res's challenge to req with user and password, as a phone does.
+func answerChallenge(t *testing.T, p *phone, req *sip.Request, res *sip.Response, user, password string) *sip.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	res2, err := p.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
+	if err != nil {
+		t.Fatalf("answering the challenge: %v", err)
+	}
+	return res2
+}
+
+// TestInboundAuthMessage: with sip.auth a MESSAGE without credentials gets 401 with a Digest challenge of
+// the realm, and reaches nobody; with a user's right password (or HA1 entry) it is carried; a wrong
+// password or an unknown user gets a new challenge.
+func TestInboundAuthMessage(t *testing.T) {
+	h := newHarness(t, withAuth(t))
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+
+	req := alice.newMessage(bob.uri, "text/plain", "who am I?")
+	req.SetDestination(h.udp())
+	res, err := doReq(alice.client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 401 {
+		t.Fatalf("MESSAGE without credentials: %d, want 401", res.StatusCode)
+	}
+	wa := res.GetHeader("WWW-Authenticate")
+	if wa == nil {
+		t.Fatal("401 without WWW-Authenticate")
+	}
+	chal, err := digest.ParseChallenge(wa.Value())
+	if err != nil {
+		t.Fatalf("challenge %q: %v", wa.Value(), err)
+	}
+	if chal.Realm != testRealm || !chal.SupportsQOP("auth") || chal.Nonce == "" || chal.Stale {
+		t.Errorf("challenge %+v, want realm %s, qop auth, a nonce, not stale", chal, testRealm)
+	}
+	select {
+	case <-bob.invites:
+		t.Fatal("an unauthenticated MESSAGE made the gateway INVITE")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	for _, bad := range []struct{ user, password string }{{"alice", "wrong"}, {"mallory", "s3cret:with:colons"}} {
+		req := alice.newMessage(bob.uri, "text/plain", "let me in")
+		req.SetDestination(h.udp())
+		res, err := doReq(alice.client, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res2 := answerChallenge(t, alice, req, res, bad.user, bad.password); res2.StatusCode != 401 {
+			t.Errorf("%s/%s: %d, want 401", bad.user, bad.password, res2.StatusCode)
+		}
+	}
+
+	if res2 := answerChallenge(t, alice, req, res, "alice", "s3cret:with:colons"); res2.StatusCode >= 300 {
+		t.Fatalf("MESSAGE with alice's credentials: %d", res2.StatusCode)
+	}
+	cs := bob.waitInvite()
+	if m := cs.recv(); string(m.Body) != "who am I?" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+
+	carol := newPhone(t, "carol")
+	req = carol.newMessage(bob.uri, "text/plain", "HA1 entry")
+	req.SetDestination(h.udp())
+	if res, err = doReq(carol.client, req); err != nil || res.StatusCode != 401 {
+		t.Fatalf("carol's first MESSAGE: %v %v", res, err)
+	}
+	if res2 := answerChallenge(t, carol, req, res, "carol", "pw2"); res2.StatusCode >= 300 {
+		t.Fatalf("MESSAGE with carol's credentials (HA1 entry): %d", res2.StatusCode)
+	}
+	cs2 := bob.waitInvite()
+	if m := cs2.recv(); string(m.Body) != "HA1 entry" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+	cs.bye()
+	cs2.bye()
+}
+
+// TestInboundAuthTrustedCombine: a source outside sip.trusted gets 403 even with valid credentials.
+func TestInboundAuthTrustedCombine(t *testing.T) {
+	auth := withAuth(t)
+	h := newHarness(t, func(c *config.Config) {
+		auth(c)
+		c.SIP.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	})
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	req := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req.SetDestination(h.udp())
+	res, err := doReq(alice.client, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 403 {
+		t.Fatalf("untrusted source: %d, want 403 before any challenge", res.StatusCode)
+	}
+	// Credentials computed for a challenge from a gateway that trusts us do not open the other one.
+	h2 := newHarness(t, auth)
+	req2 := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req2.SetDestination(h2.udp())
+	res2, err := doReq(alice.client, req2)
+	if err != nil || res2.StatusCode != 401 {
+		t.Fatalf("trusted gateway: %v %v", res2, err)
+	}
+	ch := res2.GetHeader("WWW-Authenticate")
+	c, err := digest.ParseChallenge(ch.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := digest.Digest(c, digest.Options{Method: "MESSAGE", URI: req.Recipient.Addr(), Username: "alice", Password: "s3cret:with:colons"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req3 := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req3.AppendHeader(sip.NewHeader("Authorization", cred.String()))
+	req3.SetDestination(h.udp())
+	if res3, err := doReq(alice.client, req3); err != nil || res3.StatusCode != 403 {
+		t.Fatalf("untrusted source with credentials: %v %v, want 403", res3, err)
+	}
+	select {
+	case <-bob.invites:
+		t.Fatal("an untrusted source made the gateway INVITE")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestInboundAuthInvite: a session-first INVITE needs credentials too; sipgo's client answers the 401, the
+// session comes up and carries a message; the in-dialog BYE needs none.
+func TestInboundAuthInvite(t *testing.T) {
+	h := newHarness(t, withAuth(t))
+	alice := newPhone(t, "alice")
+	bob := newClient(t, "bob")
+	if _, err := bob.invite(h.udp(), alice.uri, "active"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("INVITE without credentials: %v, want 401", err)
+	}
+
+	cs := bob.newSession()
+	var ruri, from sip.Uri
+	sip.ParseUri(alice.uri, &ruri)
+	sip.ParseUri(bob.uri, &from)
+	req := sip.NewRequest(sip.INVITE, ruri)
+	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
+	fh.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(fh)
+	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(bob.media(cs, "active").Marshal(2, 1))
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := bob.dua.WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{Username: "carol", Password: "pw2"}); err != nil {
+		t.Fatalf("INVITE with credentials: %v", err)
+	}
+	cs.uac = dlg
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := sdp.Parse(dlg.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.ms.SetPeerPath(path)
+	if err := cs.ms.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := cs.send("text/plain", "authenticated chat"); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	if m := alice.recv(); string(m.Body()) != "authenticated chat" {
+		t.Fatalf("alice got %q", m.Body())
+	}
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatalf("in-dialog BYE: %v", err)
+	}
+	cs.ms.Close()
+}
+
+// TestInboundAuthStaleNonce: right credentials on a nonce older than its lifetime are refused as stale,
+// and the new challenge says stale=true; a nonce the gateway did not make is refused.
+func TestInboundAuthStaleNonce(t *testing.T) {
+	a, err := newInboundAuth(testRealm, writeUsers(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := func(at time.Time, password string) *sip.Request {
+		a.now = func() time.Time { return at }
+		c, err := digest.ParseChallenge(a.challenge(false))
+		a.now = time.Now
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ruri sip.Uri
+		sip.ParseUri("sip:bob@127.0.0.1", &ruri)
+		req := sip.NewRequest(sip.MESSAGE, ruri)
+		cred, err := digest.Digest(c, digest.Options{Method: "MESSAGE", URI: ruri.String(), Username: "alice", Password: password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.AppendHeader(sip.NewHeader("Authorization", cred.String()))
+		return req
+	}
+	if user, stale, err := a.verify(signed(time.Now(), "s3cret:with:colons")); err != nil || stale || user != "alice" {
+		t.Fatalf("fresh: %q %v %v", user, stale, err)
+	}
+	if _, stale, err := a.verify(signed(time.Now().Add(-2*nonceLifetime), "s3cret:with:colons")); err == nil || !stale {
+		t.Fatalf("old nonce: stale %v, err %v; want refused as stale", stale, err)
+	}
+	if _, stale, err := a.verify(signed(time.Now().Add(-2*nonceLifetime), "wrong")); err == nil || stale {
+		t.Fatalf("old nonce, wrong password: stale %v, err %v; want refused, not stale", stale, err)
+	}
+	if c, _ := digest.ParseChallenge(a.challenge(true)); c == nil || !c.Stale {
+		t.Errorf("stale challenge %q lacks stale=true", a.challenge(true))
+	}
+	other, _ := newInboundAuth(testRealm, writeUsers(t))
+	if _, _, err := other.verify(signed(time.Now(), "s3cret:with:colons")); err == nil || !strings.Contains(err.Error(), "not one of ours") {
+		t.Errorf("another gateway's nonce: %v", err)
+	}
+}
+
+// TestInboundAuthUsersFileErrors: a missing or malformed users file stops New with the file named.
+func TestInboundAuthUsersFileErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "users")
+	os.WriteFile(bad, []byte("alice\n"), 0o600)
+	for _, file := range []string{filepath.Join(t.TempDir(), "missing"), bad} {
+		cfg := testConfig()
+		cfg.SIP.Auth = config.SIPAuth{Realm: testRealm, UsersFile: file}
+		if _, err := New(cfg, Options{}); err == nil || !strings.Contains(err.Error(), "sip.auth.users_file") {
+			t.Errorf("%s: %v, want an error naming sip.auth.users_file", file, err)
+		}
+	}
+}
