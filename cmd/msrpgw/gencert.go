@@ -15,7 +15,7 @@ import (
 func genCert(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("msrpgw gen-cert", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	hosts := fs.String("host", strings.Join(certs.DefaultHosts, ","), "comma-separated IP addresses and DNS names the certificate is for")
+	hosts := fs.String("host", strings.Join(certs.DefaultHosts(), ","), "comma-separated IP addresses and DNS names the certificate is for")
 	days := fs.Int("days", 365, "validity in days")
 	certFile := fs.String("cert", "", "certificate file to write (PEM; must not exist)")
 	keyFile := fs.String("key", "", "private key file to write (PEM, mode 0600; must not exist)")

@@ -18,8 +18,9 @@ import (
 	"time"
 )
 
-// DefaultHosts are the names a pair is made for when none are given: loopback, as tests and first runs use.
-var DefaultHosts = []string{"127.0.0.1", "localhost"}
+// DefaultHosts returns the names a pair is made for when none are given: loopback, as tests and first
+// runs use.
+func DefaultHosts() []string { return []string{"127.0.0.1", "localhost"} }
 
 // Pair is a PEM-encoded certificate and its private key.
 type Pair struct {
@@ -32,7 +33,7 @@ type Pair struct {
 // both as a TLS server and as a TLS client certificate.
 func Generate(hosts []string, validFor time.Duration) (Pair, error) {
 	if len(hosts) == 0 {
-		hosts = DefaultHosts
+		hosts = DefaultHosts()
 	}
 	if validFor <= 0 {
 		return Pair{}, fmt.Errorf("certs: validity %s is not positive", validFor)
