@@ -45,11 +45,10 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 	}
 	g.table.Delete(s)
 	g.limits.releaseSession(s)
-	if s.dialogKey != "" {
-		g.dialogs.CompareAndDelete(s.dialogKey, s)
-	}
 	if sendBye {
-		g.bye(s)
+		g.bye(s) // forgets the dialog once the BYE is done: an ACK still on its way must find it
+	} else if s.dialogKey != "" {
+		g.dialogs.CompareAndDelete(s.dialogKey, s)
 	}
 	s.mu.Lock()
 	s.st = stateEnded
@@ -74,7 +73,8 @@ func (g *Gateway) bye(s *Session) {
 	go func() {
 		defer g.wg.Done()
 		defer g.byes.Add(-1)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		// Bounded, and abandoned when the gateway is closed outright (Shutdown waits for BYEs before that).
+		ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
 		defer cancel()
 		var err error
 		switch {
@@ -85,6 +85,9 @@ func (g *Gateway) bye(s *Session) {
 		}
 		if err != nil {
 			s.log.Debug("BYE failed", "err", err, "call_id", s.callID)
+		}
+		if s.dialogKey != "" {
+			g.dialogs.CompareAndDelete(s.dialogKey, s)
 		}
 	}()
 }

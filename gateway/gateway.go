@@ -244,7 +244,15 @@ func (g *Gateway) startSIP() error {
 		g.track(o.network, o.addr, o.closer)
 		serves = append(serves, o.serve)
 	}
-	firstHost, p, _ := net.SplitHostPort(opened[0].addr)
+	// The Contact names a plain (udp/tcp) listener when there is one: a tls one would need ;transport=tls.
+	first := opened[0]
+	for _, o := range opened {
+		if o.network != "tls" {
+			first = o
+			break
+		}
+	}
+	firstHost, p, _ := net.SplitHostPort(first.addr)
 	firstPort, _ := strconv.Atoi(p)
 
 	var contact sip.Uri
@@ -295,14 +303,20 @@ func (g *Gateway) openSIPListeners() ([]sipListener, error) {
 	var lastErr error
 	for attempt := 0; attempt < 20; attempt++ {
 		var opened []sipListener
-		ports := make(map[string]string)
+		ports := make(map[string]string) // host -> the port an earlier ":0" listener got
+		taken := make(map[string]bool)   // host+"/udp" or host+"/stream": that socket kind already has it
 		shared := false
 		var err error
 		for _, l := range g.cfg.SIP.Listen {
 			want := l.Addr
 			h, p, splitErr := net.SplitHostPort(l.Addr)
 			ephemeral := splitErr == nil && p == "0"
-			if chosen, ok := ports[h]; ephemeral && ok {
+			// UDP shares with one TCP-based listener (tcp or tls); two TCP sockets cannot share a port.
+			kind := h + "/stream"
+			if l.Network == "udp" {
+				kind = h + "/udp"
+			}
+			if chosen, ok := ports[h]; ephemeral && ok && !taken[kind] {
 				want, shared = net.JoinHostPort(h, chosen), true
 			}
 			var o sipListener
@@ -311,8 +325,13 @@ func (g *Gateway) openSIPListeners() ([]sipListener, error) {
 				err = fmt.Errorf("sip.listen %s:%s: %w", l.Network, l.Addr, err)
 				break
 			}
-			if _, ok := ports[h]; ephemeral && !ok {
-				_, ports[h], _ = net.SplitHostPort(o.addr)
+			if ephemeral {
+				if _, ok := ports[h]; !ok {
+					_, ports[h], _ = net.SplitHostPort(o.addr)
+				}
+				if _, got, _ := net.SplitHostPort(o.addr); got == ports[h] {
+					taken[kind] = true
+				}
 			}
 			opened = append(opened, o)
 		}

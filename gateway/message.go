@@ -132,11 +132,18 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction, leav
 		if s == nil {
 			return 503, "Service Unavailable", "draining: no new sessions", nil
 		}
+		o, accepted, bound := s.submit(pm)
 		if created {
-			g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
-			g.goBackground(func() { g.setupFromMessage(s, req) })
+			// The setup starts only once the first MESSAGE is queued: a setup failing at once must find it
+			// there (one setup-failed, covering it), not leave it to make a second session.
+			if accepted {
+				g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
+				g.goBackground(func() { g.setupFromMessage(s, req) })
+			} else {
+				g.endSession(s, "not_started", outcomeSessionEnded, false)
+			}
 		}
-		if o, accepted, bound := s.submit(pm); bound != nil {
+		if bound != nil {
 			return 503, "Service Unavailable", "message refused: " + bound.Error(), []sip.Header{g.retryAfter()}
 		} else if accepted {
 			break

@@ -9,6 +9,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/certs"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -115,5 +117,23 @@ func TestEphemeralListenersShareAPort(t *testing.T) {
 	_, tp, _ := net.SplitHostPort(h.gw.SIPAddr("tcp"))
 	if up != tp {
 		t.Fatalf("udp port %s, tcp port %s", up, tp)
+	}
+}
+
+// A tls:HOST:0 listener next to udp/tcp ones gets a port of its own (it is a second TCP socket).
+func TestEphemeralTLSListenerOwnPort(t *testing.T) {
+	certFile, keyFile, err := certs.WriteTemp(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(c *config.Config) {
+		c.SIP.Listen = append(c.SIP.Listen, config.Listen{Network: "tls", Addr: "127.0.0.1:0"})
+		c.SIP.TLS.Cert, c.SIP.TLS.Key = certFile, keyFile
+	})
+	_, up, _ := net.SplitHostPort(h.gw.SIPAddr("udp"))
+	_, tp, _ := net.SplitHostPort(h.gw.SIPAddr("tcp"))
+	_, sp, _ := net.SplitHostPort(h.gw.SIPAddr("tls"))
+	if up != tp || sp == tp || sp == "" {
+		t.Fatalf("udp %s tcp %s tls %s", up, tp, sp)
 	}
 }
