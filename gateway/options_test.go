@@ -70,3 +70,25 @@ func TestForwardControl(t *testing.T) {
 		t.Fatalf("got %s", m.ContentType().Value())
 	}
 }
+
+// gateway.imdn.request: CPIM the gateway wraps asks for delivery notifications (and only then).
+func TestIMDNRequest(t *testing.T) {
+	for _, request := range []bool{false, true} {
+		t.Run(map[bool]string{false: "off", true: "on"}[request], func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) { c.Gateway.IMDN.Request = request })
+			alice := newPhone(t, "alice")
+			bob := newClient(t, "bob")
+			bob.setTypes([]string{"message/cpim"}, []string{"text/plain", "message/imdn+xml"})
+			alice.send(h.udp(), bob.uri, "text/plain", "please confirm")
+			m := bob.waitInvite().recv()
+			c, err := cpim.Parse(m.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			asked := c.IMDNMessageID() != "" && c.Wants("positive-delivery")
+			if asked != request {
+				t.Fatalf("imdn.request %v: CPIM asks for IMDN = %v\n%s", request, asked, m.Body)
+			}
+		})
+	}
+}
