@@ -195,10 +195,24 @@ func (a *rawAnswerer) onInvite(dua *sipgo.DialogUA, req *sip.Request, tx sip.Ser
 		return
 	}
 	nc.SetReadDeadline(time.Now().Add(waitFor))
-	if m, err := p.rd.ReadMessage(); err != nil || m.StatusCode != 200 {
-		a.t.Errorf("bind answered %v, %v", m, err)
-		return
+	for {
+		// The gateway may send what it queued (a SEND) before its 200 to our bind: both are legal orders.
+		m, err := p.rd.ReadMessage()
+		if err != nil {
+			a.t.Errorf("bind: %v", err)
+			return
+		}
+		if m.Method != "" {
+			p.pending = append(p.pending, m)
+			continue
+		}
+		if m.TransactionID != "bind0001" || m.StatusCode != 200 {
+			a.t.Errorf("bind answered %d (tid %s)", m.StatusCode, m.TransactionID)
+			return
+		}
+		break
 	}
+	nc.SetReadDeadline(time.Time{})
 	a.ready <- p
 }
 

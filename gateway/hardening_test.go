@@ -91,9 +91,10 @@ func sendFrame(tid string, to, from msrp.URI, mid, body string) string {
 
 // rawMSRP is a raw TCP connection to the gateway's MSRP port.
 type rawMSRP struct {
-	t  *testing.T
-	nc net.Conn
-	rd *msrp.Reader
+	t       *testing.T
+	nc      net.Conn
+	rd      *msrp.Reader
+	pending []*msrp.Message // frames read early (while waiting for a response), handed out first by next
 }
 
 func dialMSRP(t *testing.T, addr string) *rawMSRP {
@@ -116,6 +117,11 @@ func (r *rawMSRP) write(s string) {
 // next reads the next frame the gateway sends.
 func (r *rawMSRP) next() *msrp.Message {
 	r.t.Helper()
+	if len(r.pending) > 0 {
+		m := r.pending[0]
+		r.pending = r.pending[1:]
+		return m
+	}
 	r.nc.SetReadDeadline(time.Now().Add(waitFor))
 	m, err := r.rd.ReadMessage()
 	if err != nil {

@@ -312,6 +312,7 @@ type clientSession struct {
 	reply   atomic.Int32 // code HandleMessage returns (0 = 200)
 	reports chan *msrp.Report
 	byes    chan struct{} // a BYE for this session's dialog arrived
+	settled chan struct{} // closed when our 200 to the gateway's INVITE got its ACK (uas is then safe to use)
 }
 
 func (cs *clientSession) HandleMessage(s *msrp.Session, m *msrp.Incoming) int {
@@ -385,7 +386,7 @@ func (c *client) dialog(req *sip.Request) *clientSession {
 }
 
 func (c *client) newSession() *clientSession {
-	cs := &clientSession{c: c, inbox: make(chan *msrp.Incoming, 1024), closed: make(chan error, 4), reports: make(chan *msrp.Report, 1024), byes: make(chan struct{}, 4)}
+	cs := &clientSession{c: c, inbox: make(chan *msrp.Incoming, 1024), closed: make(chan error, 4), reports: make(chan *msrp.Report, 1024), byes: make(chan struct{}, 4), settled: make(chan struct{})}
 	cs.ms = c.ep.NewSession(cs)
 	return cs
 }
@@ -432,7 +433,9 @@ func (c *client) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.dialogs[callID(req)] = cs
 	c.mu.Unlock()
 	c.invites <- cs
-	if err := dlg.RespondSDP(c.media(cs, setup).Marshal(1, 1)); err != nil {
+	err = dlg.RespondSDP(c.media(cs, setup).Marshal(1, 1))
+	close(cs.settled)
+	if err != nil {
 		return
 	}
 	if setup == "active" {
@@ -538,7 +541,7 @@ func (cs *clientSession) bye() {
 	if cs.uac != nil {
 		err = cs.uac.Bye(ctx)
 	} else {
-		err = cs.uas.Bye(ctx)
+		err = cs.server().Bye(ctx)
 	}
 	if err != nil {
 		cs.c.t.Fatalf("BYE: %v", err)
@@ -604,4 +607,16 @@ func (c *client) setTypes(accept, wrapped []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.acceptTypes, c.wrapped = accept, wrapped
+}
+
+// server returns the dialog of a session the gateway INVITEd, once our 200 is settled (the dialog is written
+// by the INVITE handler's goroutine until then).
+func (cs *clientSession) server() *sipgo.DialogServerSession {
+	cs.c.t.Helper()
+	select {
+	case <-cs.settled:
+	case <-time.After(waitFor):
+		cs.c.t.Fatalf("our 200 was not settled within %s", waitFor)
+	}
+	return cs.uas
 }

@@ -19,7 +19,7 @@ func TestInviteHeadersAndContactParams(t *testing.T) {
 	bob := newClient(t, "bob")
 	alice.send(h.udp(), bob.uri, "text/plain", "hi")
 	cs := bob.waitInvite()
-	inv := cs.uas.InviteRequest
+	inv := cs.server().InviteRequest
 	if hd := inv.GetHeader("P-Preferred-Service"); hd == nil || hd.Value() != "urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session" {
 		t.Fatalf("P-Preferred-Service: %v", hd)
 	}

@@ -86,10 +86,10 @@ func TestReinvitePathChangeReconnects(t *testing.T) {
 	moved := bob.newSession() // bob's chat moves to a new MSRP session (new path)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	req := sip.NewRequest(sip.INVITE, cs.uas.InviteRequest.Contact().Address)
+	req := sip.NewRequest(sip.INVITE, cs.server().InviteRequest.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(bob.media(moved, "passive").Marshal(1, 2))
-	res, err := cs.uas.Do(ctx, req)
+	res, err := cs.server().Do(ctx, req)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-INVITE: %v %v", res, err)
 	}

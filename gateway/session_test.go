@@ -140,10 +140,10 @@ func TestReinvite(t *testing.T) {
 	// bob re-INVITEs with the same SDP: same answer.
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	req := sip.NewRequest(sip.INVITE, cs.uas.InviteRequest.Contact().Address)
+	req := sip.NewRequest(sip.INVITE, cs.server().InviteRequest.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(bob.media(cs, "passive").Marshal(1, 2))
-	res, err := cs.uas.Do(ctx, req)
+	res, err := cs.server().Do(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,9 @@ func (tc *tlsClient) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	setup := c.setup
 	c.mu.Unlock()
 	c.invites <- cs
-	if err := dlg.RespondSDP(tc.media(cs, setup).Marshal(1, 1)); err != nil {
+	err = dlg.RespondSDP(tc.media(cs, setup).Marshal(1, 1))
+	close(cs.settled)
+	if err != nil {
 		return
 	}
 	if setup == "active" {
