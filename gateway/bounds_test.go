@@ -294,6 +294,11 @@ func TestMaxConns(t *testing.T) {
 	b.served(gw)
 	over := dialMSRP(t, chat.msrpAddr())
 	over.closedByGateway()
+	if n := h.events.countWhere(func(e event.Event) bool {
+		return e.Kind == event.RequestRefused && e.Code == 0 && strings.Contains(e.Reason, "limit 3")
+	}); n != 1 {
+		t.Fatalf("%d refused MSRP connections counted, want 1", n)
+	}
 	chat.exchange()
 	a.served(gw) // the admitted ones are unaffected
 

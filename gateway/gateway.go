@@ -181,6 +181,9 @@ func (g *Gateway) startMSRP() error {
 		TLSConfig:          mt.server,
 		ClientTLSConfig:    mt.client,
 		Logger:             g.log.With("component", "msrp"),
+		OnRefused: func(code int, reason string) {
+			g.publish(event.Event{Kind: event.RequestRefused, Code: code, Reason: "msrp: " + reason})
+		},
 	})
 	if secure && mt.server == nil {
 		ep.Close()

@@ -75,6 +75,18 @@ func (l *eventLog) waitKind(t testing.TB, k event.Kind) event.Event {
 	}
 }
 
+func (l *eventLog) countWhere(f func(event.Event) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.events {
+		if f(e) {
+			n++
+		}
+	}
+	return n
+}
+
 func (l *eventLog) count(k event.Kind) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -559,6 +559,7 @@ func (c *conn) handle(m *Message) {
 	s := c.e.lookup(to.SessionID)
 	if s == nil {
 		c.log.Info("msrp: request for unknown session", "method", m.Method, "to", to.String())
+		c.e.refused(481, "unknown session")
 		if m.Method == MethodSend {
 			c.respondFR(m, 481, reasonPhrase(481))
 		}
@@ -567,6 +568,7 @@ func (c *conn) handle(m *Message) {
 	if code := s.accept(c, m); code != 0 {
 		c.log.Info("msrp: request refused", "method", m.Method, "session", s.id, "code", code,
 			"from", FormatPath(m.FromPath))
+		c.e.refused(code, "request refused by the session")
 		if m.Method == MethodSend {
 			c.respondFR(m, code, reasonPhrase(code))
 		}
@@ -598,6 +600,7 @@ func (c *conn) handle(m *Message) {
 	switch {
 	case res.refuse != 0:
 		c.log.Info("msrp: chunk refused", "session", s.id, "message_id", m.MessageID(), "code", res.refuse, "reason", res.reason)
+		c.e.refused(res.refuse, res.reason)
 		c.respondFR(m, res.refuse, reasonPhrase(res.refuse))
 	case res.complete:
 		in := &Incoming{

@@ -29,6 +29,10 @@ type Config struct {
 	TLSConfig          *tls.Config   // server side for msrps listeners
 	ClientTLSConfig    *tls.Config   // for dialling msrps peers
 	Logger             *slog.Logger  // nil = discard
+	// OnRefused, when set, is told of every request or connection the stack refuses on its own (connection
+	// bounds, 481, 403, 506, chunk limits), so an application can count them. code is the MSRP status sent
+	// (0 for a refused connection). It is called from the stack's goroutines and must not block.
+	OnRefused func(code int, reason string)
 }
 
 func (c Config) withDefaults() Config {
@@ -191,6 +195,7 @@ func (e *Endpoint) serve(ln net.Listener, secure bool) error {
 		c := newConn(e, nc, "")
 		if err := e.addConn(c); err != nil {
 			c.log.Warn("msrp: connection refused", "err", err)
+			e.refused(0, err.Error())
 			_ = nc.Close()
 			continue
 		}
@@ -457,4 +462,11 @@ func (e *Endpoint) Close() error {
 		}
 	}
 	return nil
+}
+
+// refused reports a refusal to Config.OnRefused.
+func (e *Endpoint) refused(code int, reason string) {
+	if e.cfg.OnRefused != nil {
+		e.cfg.OnRefused(code, reason)
+	}
 }
