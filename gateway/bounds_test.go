@@ -406,3 +406,28 @@ func TestMaxPartialPerSession(t *testing.T) {
 	carol.quiet(200 * time.Millisecond) // partC never arrives
 	chat.exchange()
 }
+
+// limits.max_queued_total also bounds MESSAGEs waiting to go to the page-mode side: a SEND over it gets 403 at
+// once (never a silent drop), and the place frees up when the queue moves.
+func TestMaxQueuedTotalToSIP(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Limits.MaxQueuedTotal = 1 })
+	alice := newPhone(t, "alice")
+	alice.setAnswer(0) // alice's phone takes the MESSAGE but never answers: it stays outstanding
+	bob := newClient(t, "bob")
+	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cs.send("text/plain", "one"); r.StatusCode != 200 {
+		t.Fatalf("first SEND: %+v", r)
+	}
+	alice.recv()
+	if r := cs.send("text/plain", "two"); r.StatusCode != 403 {
+		t.Fatalf("SEND over the bound: %+v, want 403", r)
+	}
+	if n := h.events.countWhere(func(e event.Event) bool {
+		return e.Kind == event.RequestRefused && e.Direction == event.ToSIP && e.Code == 403
+	}); n != 1 {
+		t.Fatalf("%d refusals counted, want 1", n)
+	}
+}

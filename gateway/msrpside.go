@@ -63,6 +63,12 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 		g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 413, Reason: "message too large", MSRPSessionID: ms.ID()})
 		return 413
 	}
+	if max := g.cfg.Limits.MaxQueuedTotal; max > 0 && g.out.pending() >= max {
+		// MSRP has no "busy": 403 (action not allowed) refuses this message and tells the sender at once.
+		s.log.Warn("SEND refused: limits.max_queued_total reached for MESSAGEs to the page-mode side", "limit", max, "msrp_session_id", ms.ID())
+		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 403, Reason: "limits.max_queued_total reached", MSRPSessionID: ms.ID()})
+		return 403
+	}
 	s.mu.Lock()
 	job.coords = s.coords
 	s.mu.Unlock()
