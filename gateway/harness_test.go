@@ -352,13 +352,29 @@ func newClient(t testing.TB, user string) *client {
 		t: t, ep: ep, invites: make(chan *clientSession, 16), answer: 200, setup: "passive",
 		acceptTypes: []string{"text/plain"}, dialogs: make(map[string]*clientSession),
 	}
-	newUA(t, "client-"+user, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
+	c.serve(user, c.onInvite)
+	return c
+}
+
+func (c *client) setAnswer(code int, setup string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.answer = code
+	if setup != "" {
+		c.setup = setup
+	}
+}
+
+// serve starts the client's SIP side: onInvite answers the gateway's INVITEs; ACK and BYE work on the
+// client's dialogs.
+func (c *client) serve(user string, onInvite func(req *sip.Request, tx sip.ServerTransaction)) {
+	newUA(c.t, "client-"+user, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
 		c.addr, c.uri = addr, "sip:"+user+"@"+addr
 		var contact sip.Uri
 		sip.ParseUri(c.uri, &contact)
 		c.sipc = sc
 		c.dua = &sipgo.DialogUA{Client: sc, ContactHDR: sip.ContactHeader{Address: contact}}
-		srv.OnInvite(c.onInvite)
+		srv.OnInvite(onInvite)
 		srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
 			if cs := c.dialog(req); cs != nil && cs.uas != nil {
 				cs.uas.ReadAck(req, tx)
@@ -379,16 +395,6 @@ func newClient(t testing.TB, user string) *client {
 			}
 		})
 	})
-	return c
-}
-
-func (c *client) setAnswer(code int, setup string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.answer = code
-	if setup != "" {
-		c.setup = setup
-	}
 }
 
 func (c *client) dialog(req *sip.Request) *clientSession {

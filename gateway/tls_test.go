@@ -78,30 +78,7 @@ func newTLSClient(t *testing.T, user string, own testPair, fp string) *tlsClient
 			acceptTypes: []string{"text/plain"}, dialogs: make(map[string]*clientSession)},
 		fp: fp, gwFP: make(chan string, 16), verify: true, connErr: make(chan error, 16),
 	}
-	c := tc.client
-	newUA(t, "client-"+user, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
-		c.addr, c.uri = addr, "sip:"+user+"@"+addr
-		var contact sip.Uri
-		sip.ParseUri(c.uri, &contact)
-		c.sipc = sc
-		c.dua = &sipgo.DialogUA{Client: sc, ContactHDR: sip.ContactHeader{Address: contact}}
-		srv.OnInvite(tc.onInvite)
-		srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
-			if cs := c.dialog(req); cs != nil && cs.uas != nil {
-				cs.uas.ReadAck(req, tx)
-			}
-		})
-		srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-			cs := c.dialog(req)
-			if cs == nil {
-				tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
-				return
-			}
-			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-			cs.byes <- struct{}{}
-			cs.ms.Close()
-		})
-	})
+	tc.client.serve(user, tc.onInvite)
 	return tc
 }
 
