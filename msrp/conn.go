@@ -22,7 +22,8 @@ type conn struct {
 	dialled bool
 	log     *slog.Logger
 
-	wake chan struct{} // capacity 1: "queue not empty"
+	wake    chan struct{} // capacity 1: "queue not empty"
+	drained chan struct{} // capacity 1: "the writer took the queue"
 	done chan struct{} // closed by close()
 
 	mu       sync.Mutex
@@ -89,6 +90,7 @@ func newConn(e *Endpoint, nc net.Conn, key string) *conn {
 		e: e, nc: nc, remote: remote, ip: ip, key: key, dialled: key != "",
 		log:      e.log.With("remote", remote),
 		wake:     make(chan struct{}, 1),
+		drained:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		txs:      make(map[string]*tx),
 		sessions: make(map[*Session]struct{}),
@@ -184,8 +186,10 @@ func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(Se
 	return nil
 }
 
-// respond queues a response. Responses may exceed WriteQueue up to twice its size; beyond that the peer
-// is not reading its responses and the connection is closed.
+// respond queues a response. It runs on the reader goroutine, so when responses pile up beyond twice
+// WriteQueue it waits for the writer to catch up: the peer's requests wait in TCP until it reads its
+// responses. A peer that reads none for TransactionTimeout is not reading at all, and the connection is
+// closed.
 func (c *conn) respond(req *Message, code int, comment string) {
 	r := &Message{TransactionID: req.TransactionID, StatusCode: code, Comment: comment, Flag: '$'}
 	switch {
@@ -201,15 +205,26 @@ func (c *conn) respond(req *Message, code int, comment string) {
 	} else {
 		r.FromPath = []URI{c.e.fallbackURI()}
 	}
+	var stall *time.Timer
 	c.mu.Lock()
+	for len(c.queue) >= 2*c.e.cfg.WriteQueue && !c.closed {
+		c.mu.Unlock()
+		if stall == nil {
+			stall = time.NewTimer(c.e.cfg.TransactionTimeout)
+			defer stall.Stop()
+		}
+		select {
+		case <-c.drained:
+		case <-c.done:
+		case <-stall.C:
+			c.log.Warn("msrp: closing connection: peer does not read its responses", "queued", 2*c.e.cfg.WriteQueue)
+			c.close(ErrQueueFull)
+			return
+		}
+		c.mu.Lock()
+	}
 	if c.closed {
 		c.mu.Unlock()
-		return
-	}
-	if len(c.queue) >= 2*c.e.cfg.WriteQueue {
-		c.mu.Unlock()
-		c.log.Warn("msrp: closing connection: peer does not read its responses", "queued", 2*c.e.cfg.WriteQueue)
-		c.close(ErrQueueFull)
 		return
 	}
 	c.queue = append(c.queue, frame{m: r})
@@ -332,6 +347,10 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue = c.spare[:0]
 		c.mu.Unlock()
+		select {
+		case c.drained <- struct{}{}:
+		default:
+		}
 
 		var err error
 		for i := range batch {

@@ -1,6 +1,7 @@
 package msrp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -19,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -967,4 +969,67 @@ func TestSessionCloseFailsPendingSends(t *testing.T) {
 		t.Fatalf("HandleClose(%v)", err)
 	}
 	waitUntil(t, "dialled connection closed", func() bool { return ea.NumConns() == 0 })
+}
+
+// countHandler takes every message and counts it.
+type countHandler struct{ n atomic.Int64 }
+
+func (h *countHandler) HandleMessage(s *Session, m *Incoming) int { h.n.Add(1); return 200 }
+func (h *countHandler) HandleReport(s *Session, r *Report)         {}
+func (h *countHandler) HandleClose(s *Session, err error)          {}
+
+// A peer may send requests faster than it reads their responses: the endpoint then stops reading until the
+// responses are taken (TCP backpressure), and closes the connection only when none is taken for
+// TransactionTimeout. The bursts are sized to overflow the kernel's socket buffers (4 MiB here), so the
+// endpoint's writer really blocks.
+func TestEndpointResponseBackpressure(t *testing.T) {
+	setup := func(t *testing.T, timeout time.Duration) (*Endpoint, *countHandler, *rawPeer, func(tid string) string) {
+		eb := newEP(t, Config{WriteQueue: 4, TransactionTimeout: timeout}, false)
+		h := &countHandler{}
+		b := eb.NewSession(h)
+		p := dialRaw(t, eb)
+		send := func(tid string) string {
+			return fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: 1-1/1\nContent-Type: text/plain\n\nx\n-------%s$\n",
+				tid, b.LocalURI().String(), tid, tid)
+		}
+		p.write(send("bind0001"))
+		p.expect("bind0001", 200)
+		return eb, h, p, send
+	}
+	burst := func(p *rawPeer, send func(string) string, n int) chan error {
+		done := make(chan error, 1)
+		go func() {
+			w := bufio.NewWriter(p.nc)
+			for i := 0; i < n; i++ {
+				w.WriteString(strings.ReplaceAll(send(fmt.Sprintf("t%07d", i)), "\n", "\r\n"))
+			}
+			done <- w.Flush()
+		}()
+		return done
+	}
+
+	t.Run("slow reader gets every response", func(t *testing.T) {
+		const n = 100000
+		eb, h, p, send := setup(t, time.Hour)
+		wrote := burst(p, send, n)
+		time.Sleep(300 * time.Millisecond) // responses pile up far beyond 2 × WriteQueue and the socket buffers
+		for i := 0; i < n; i++ {
+			p.expect(fmt.Sprintf("t%07d", i), 200)
+		}
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
+		if got := h.n.Load(); got != n+1 {
+			t.Fatalf("handler saw %d messages, want %d", got, n+1)
+		}
+		if eb.NumConns() != 1 {
+			t.Fatalf("%d connections, want the one still open", eb.NumConns())
+		}
+	})
+
+	t.Run("peer that never reads is closed", func(t *testing.T) {
+		eb, _, p, send := setup(t, 300*time.Millisecond)
+		burst(p, send, 200000)
+		waitUntil(t, "connection closed", func() bool { return eb.NumConns() == 0 })
+	})
 }
