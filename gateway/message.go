@@ -53,12 +53,18 @@ func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if !g.checkTrusted(req, tx) {
 		return
 	}
-	if done := g.recent.begin(req, tx); done {
+	if a, dup, ok := g.recent.begin(req); dup {
+		if ok {
+			g.respond(req, tx, a.code, a.reason, a.warning, a.hdrs...)
+		}
 		return
 	}
+	// Once answered, the answer lives in g.recent, which gives it again to a retransmission: sipgo's
+	// transaction need not be kept for Timer J (see recentRequests).
+	defer tx.Terminate()
 	code, reason, warning, hdrs := g.handleMessage(req, tx, leave)
 	if code != 0 {
-		g.recent.finish(req, code, reason)
+		g.recent.finish(req, answer{code, reason, warning, hdrs})
 		if warning != "" {
 			g.refuse(req, tx, code, reason, warning, hdrs...)
 		} else {
@@ -168,7 +174,7 @@ func (g *Gateway) reply(req *sip.Request, tx sip.ServerTransaction, pm *pageMess
 		if m.Reply == "ok" {
 			code, reason = 200, "OK"
 		}
-		g.recent.finish(req, code, reason)
+		g.recent.finish(req, answer{code: code, reason: reason})
 		g.respond(req, tx, code, reason, "")
 		return 0, "", "", nil
 	}
@@ -181,7 +187,7 @@ func (g *Gateway) reply(req *sip.Request, tx sip.ServerTransaction, pm *pageMess
 	case <-t.C:
 	}
 	if pm.replied.CompareAndSwap(replyWaiting, replyAnswered) {
-		g.recent.finish(req, 202, "Accepted")
+		g.recent.finish(req, answer{code: 202, reason: "Accepted"})
 		g.respond(req, tx, 202, "Accepted", "")
 		return 0, "", "", nil
 	}

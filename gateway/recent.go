@@ -9,18 +9,28 @@ import (
 
 // recentRequests makes MESSAGE handling idempotent (SPEC §8): a request repeating a recent one's Call-ID,
 // CSeq and From-tag within 32 s is answered as the first was and never produces a second SEND.
-// (Retransmissions with the same branch never get here: sipgo's transaction layer absorbs them.)
+//
+// It also stands in for sipgo's server transaction once a MESSAGE is answered: over UDP that transaction
+// would stay in memory for Timer J (64·T1 = 32 s) only to answer retransmissions, at several KiB each (the
+// whole parsed request, timers). The gateway ends it as soon as the final response is out, and a
+// retransmission arriving later is answered from here with the same response.
 type recentRequests struct {
 	mu      sync.Mutex
 	entries map[string]*recentEntry
 	order   []recentKey
 }
 
+// answer is a final response as the gateway gave it: enough to give it again to a repeat.
+type answer struct {
+	code    int
+	reason  string
+	warning string       // the Warning header's text, if any
+	hdrs    []sip.Header // further headers (Retry-After, Accept, …)
+}
+
 type recentEntry struct {
-	done   chan struct{}
-	code   int
-	reason string
-	at     time.Time
+	done chan struct{} // closed once a is set
+	a    answer
 }
 
 type recentKey struct {
@@ -42,45 +52,45 @@ func requestKey(req *sip.Request) string {
 	return callID(req) + "\x00" + fromTag(req) + "\x00" + itoa(int(cseq.SeqNo))
 }
 
-// begin registers req. When it repeats a recent request it answers it like the first (waiting for that
-// answer if needed) and returns true.
-func (r *recentRequests) begin(req *sip.Request, tx sip.ServerTransaction) bool {
+// begin registers req. When it repeats a recent request it returns that request's answer (waiting for it
+// if the first is still being handled) and dup = true; ok is false when the first got no answer in time.
+func (r *recentRequests) begin(req *sip.Request) (a answer, dup, ok bool) {
 	k := requestKey(req)
 	if k == "" {
-		return false
+		return answer{}, false, false
 	}
 	now := time.Now()
 	r.mu.Lock()
 	r.expireLocked(now)
 	e, dup := r.entries[k]
 	if !dup {
-		r.entries[k] = &recentEntry{done: make(chan struct{}), at: now}
+		r.entries[k] = &recentEntry{done: make(chan struct{})}
 		r.order = append(r.order, recentKey{k, now})
 	}
 	r.mu.Unlock()
 	if !dup {
-		return false
+		return answer{}, false, false
 	}
+	t := time.NewTimer(recentWindow)
+	defer t.Stop()
 	select {
 	case <-e.done:
-	case <-time.After(recentWindow):
-		return true
+		return e.a, true, true
+	case <-t.C:
+		return answer{}, true, false
 	}
-	res := sip.NewResponseFromRequest(req, e.code, e.reason, nil)
-	tx.Respond(res)
-	return true
 }
 
 // finish records the final response given to req.
-func (r *recentRequests) finish(req *sip.Request, code int, reason string) {
+func (r *recentRequests) finish(req *sip.Request, a answer) {
 	k := requestKey(req)
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e := r.entries[k]
-	r.mu.Unlock()
-	if e == nil || e.code != 0 {
+	if e == nil || e.a.code != 0 {
 		return
 	}
-	e.code, e.reason = code, reason
+	e.a = a
 	close(e.done)
 }
 
@@ -88,7 +98,7 @@ func (r *recentRequests) expireLocked(now time.Time) {
 	i := 0
 	for ; i < len(r.order) && now.Sub(r.order[i].at) > recentWindow; i++ {
 		k := r.order[i].k
-		if e := r.entries[k]; e != nil && e.code != 0 {
+		if e := r.entries[k]; e != nil && e.a.code != 0 {
 			delete(r.entries, k)
 		} else if e != nil {
 			break // still unanswered: keep it and everything after

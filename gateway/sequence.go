@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -23,8 +24,18 @@ type sequencer struct {
 	left     map[uint64]bool          // numbers at or above low that have left
 	waiters  map[uint64]chan struct{} // handlers waiting for low to reach their number
 	tickets  map[*sip.Request]*ticket
-	branches map[string]int64 // Via branches seen recently -> unix nanoseconds
+	seed     maphash.Seed
+	branches map[uint64]int64 // hashes of Via branches seen recently -> unix nanoseconds
 	fifo     []branchSeen
+	decided  []decision // tickets the hook made before their handler claimed them, oldest first
+}
+
+// decision is a ticket the hook made; if no handler claims it (sipgo answered the request itself), it is
+// dropped after ticketWaitHook.
+type decision struct {
+	req *sip.Request
+	t   *ticket
+	at  int64
 }
 
 type ticket struct {
@@ -34,7 +45,7 @@ type ticket struct {
 }
 
 type branchSeen struct {
-	branch string
+	branch uint64
 	at     int64
 }
 
@@ -49,11 +60,14 @@ func newSequencer() *sequencer {
 		left:     make(map[uint64]bool),
 		waiters:  make(map[uint64]chan struct{}),
 		tickets:  make(map[*sip.Request]*ticket),
-		branches: make(map[string]int64),
+		seed:     maphash.MakeSeed(),
+		branches: make(map[uint64]int64),
 	}
 }
 
-// arrived is the transport-layer hook: it runs on the reader goroutine, in arrival order.
+// arrived is the transport-layer hook: it runs on the reader goroutine, in arrival order, just after sipgo
+// started the request's handler goroutine. It decides whether the MESSAGE gets a number and hands the
+// decision to the handler through its ticket.
 func (q *sequencer) arrived(msg sip.Message) {
 	req, ok := msg.(*sip.Request)
 	if !ok || req.Method != sip.MESSAGE {
@@ -63,22 +77,17 @@ func (q *sequencer) arrived(msg sip.Message) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.forgetLocked(now)
-	if !q.number(req, now) {
-		// No handler will run for it (sipgo refuses it, or answers a retransmission from its transaction);
-		// should one be waiting after all, let it go unordered.
-		if t := q.tickets[req]; t != nil {
-			delete(q.tickets, req)
-			close(t.ready)
-		}
-		return
-	}
 	t := q.tickets[req]
 	if t == nil {
 		t = &ticket{ready: make(chan struct{})}
 		q.tickets[req] = t
+		q.decided = append(q.decided, decision{req, t, now})
 	}
-	t.n, t.numbered = q.next, true
-	q.next++
+	if q.number(req, now) {
+		t.n, t.numbered = q.next, true
+		q.next++
+	}
+	// Unnumbered (sipgo refuses it, or it is a retransmission): a handler that runs goes unordered.
 	close(t.ready)
 }
 
@@ -93,11 +102,13 @@ func (q *sequencer) number(req *sip.Request, now int64) bool {
 	if branch == "" {
 		return true
 	}
-	if _, seen := q.branches[branch]; seen {
+	// A hash keeps this memory small (32 s of traffic); a collision only leaves one MESSAGE unordered.
+	h := maphash.String(q.seed, branch)
+	if _, seen := q.branches[h]; seen {
 		return false
 	}
-	q.branches[branch] = now
-	q.fifo = append(q.fifo, branchSeen{branch, now})
+	q.branches[h] = now
+	q.fifo = append(q.fifo, branchSeen{h, now})
 	return true
 }
 
@@ -106,9 +117,21 @@ func (q *sequencer) forgetLocked(now int64) {
 	for ; i < len(q.fifo) && now-q.fifo[i].at > int64(branchMemory); i++ {
 		delete(q.branches, q.fifo[i].branch)
 	}
-	if i > 0 {
-		q.fifo = append(q.fifo[:0], q.fifo[i:]...)
+	q.fifo = q.fifo[i:] // no copy here: append moves the live part when it next grows the array
+	// Handlers claim their tickets within microseconds, so the front is mostly claimed already.
+	i = 0
+	for ; i < len(q.decided); i++ {
+		d := q.decided[i]
+		if q.tickets[d.req] != d.t {
+			continue // claimed
+		}
+		if now-d.at <= int64(ticketWaitHook) {
+			break
+		}
+		delete(q.tickets, d.req) // never claimed: no handler ran for it
 	}
+	clear(q.decided[:i])
+	q.decided = q.decided[i:]
 }
 
 // enter waits until every MESSAGE received before req has left the ordered section. The returned function
