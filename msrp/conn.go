@@ -24,7 +24,7 @@ type conn struct {
 
 	wake    chan struct{} // capacity 1: "queue not empty"
 	drained chan struct{} // capacity 1: "the writer took the queue"
-	done chan struct{} // closed by close()
+	done    chan struct{} // closed by close()
 
 	mu       sync.Mutex
 	queue    []frame

@@ -975,8 +975,8 @@ func TestSessionCloseFailsPendingSends(t *testing.T) {
 type countHandler struct{ n atomic.Int64 }
 
 func (h *countHandler) HandleMessage(s *Session, m *Incoming) int { h.n.Add(1); return 200 }
-func (h *countHandler) HandleReport(s *Session, r *Report)         {}
-func (h *countHandler) HandleClose(s *Session, err error)          {}
+func (h *countHandler) HandleReport(s *Session, r *Report)        {}
+func (h *countHandler) HandleClose(s *Session, err error)         {}
 
 // A peer may send requests faster than it reads their responses: the endpoint then stops reading until the
 // responses are taken (TCP backpressure), and closes the connection only when none is taken for
