@@ -61,6 +61,7 @@ type Gateway struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // every goroutine the gateway starts
 	handlers chan struct{}  // bounds concurrent SIP handlers
+	workers  *workerPool    // runs the handlers on goroutines whose stacks have grown already
 	draining atomic.Bool
 	started  atomic.Bool
 	inflight atomic.Int64 // SIP handlers still holding a transaction
@@ -121,6 +122,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		limit = 10000
 	}
 	g.handlers = make(chan struct{}, limit)
+	g.workers = newWorkerPool()
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.out = newSIPOut(g)
 	g.recent = newRecentRequests()
@@ -523,6 +525,7 @@ func (g *Gateway) Close() {
 		g.ua.Close()
 	}
 	g.wg.Wait()
+	g.workers.close()
 	g.out.close()
 }
 

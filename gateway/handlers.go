@@ -50,7 +50,7 @@ func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) fu
 		}
 		g.inflight.Add(1)
 		defer func() { g.inflight.Add(-1); <-g.handlers }()
-		h(req, tx)
+		g.workers.run(func() { h(req, tx) })
 	}
 }
 
