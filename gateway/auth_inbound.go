@@ -185,7 +185,7 @@ func (a *inboundAuth) verify(req *sip.Request) (user string, stale bool, err err
 
 // checkAuth lets a request through when sip.auth is off, when it is an INVITE inside one of our dialogs, or
 // when its Digest credentials are valid; otherwise it answers 401 with a challenge and returns false.
-func (g *Gateway) checkAuth(req *sip.Request, tx sip.ServerTransaction) bool {
+func (g *Gateway) checkAuth(req *sip.Request, tx responder) bool {
 	a := g.auth
 	if a == nil {
 		return true

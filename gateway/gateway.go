@@ -52,10 +52,14 @@ type Gateway struct {
 	msrp     *msrp.Endpoint
 
 	dialogs sync.Map // dialog key -> *Session, for in-dialog requests (ACK, BYE, re-INVITE)
-	out     *sipOut
-	recent  *recentRequests
-	limits  *limiter
-	seq     *sequencer
+	parser  *sip.Parser
+	// udpListeners maps each UDP listener's local address to its socket: MESSAGEs arriving there are taken
+	// straight from the transport (udpintake.go). Set once, before serving.
+	udpListeners atomic.Pointer[map[string]net.PacketConn]
+	out          *sipOut
+	recent       *recentRequests
+	limits       *limiter
+	seq          *sequencer
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -226,7 +230,7 @@ func (g *Gateway) startSIP() error {
 		sipgo.WithUserAgenTLSConfig(clientTLS), // requests to sips: URIs and ;transport=tls
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
 		// Parse errors (e.g. a TCP message over the parse limit, dropped with its connection) go to our log.
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog), sip.WithTransportLayerReadFilter(g.takeUDP)),
 	)
 	if err != nil {
 		return err
@@ -237,6 +241,7 @@ func (g *Gateway) startSIP() error {
 		return err
 	}
 	g.ua, g.srv = ua, srv
+	g.parser = sip.NewParser()
 	g.registerHandlers()
 
 	opened, err := g.openSIPListeners()
@@ -245,10 +250,15 @@ func (g *Gateway) startSIP() error {
 		return err
 	}
 	var serves []func() error
+	udp := make(map[string]net.PacketConn)
 	for _, o := range opened {
 		g.track(o.network, o.addr, o.closer)
 		serves = append(serves, o.serve)
+		if o.pc != nil {
+			udp[o.pc.LocalAddr().String()] = o.pc
+		}
 	}
+	g.udpListeners.Store(&udp)
 	// The Contact names a plain (udp/tcp) listener when there is one: a tls one would need ;transport=tls.
 	first := opened[0]
 	for _, o := range opened {
@@ -296,6 +306,7 @@ type sipListener struct {
 	network, addr string
 	serve         func() error
 	closer        io.Closer
+	pc            net.PacketConn // udp
 }
 
 // openSIPListeners opens every sip.listen entry. Entries asking for port 0 on one host share the port the first
@@ -363,7 +374,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if err != nil {
 			return o, err
 		}
-		o.addr, o.closer = pc.LocalAddr().String(), pc
+		o.addr, o.closer, o.pc = pc.LocalAddr().String(), pc, pc
 		o.serve = func() error { return g.srv.ServeUDP(pc) }
 		return o, nil
 	case "tcp":

@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -20,7 +18,8 @@ var knownMethods = map[string]bool{
 }
 
 func (g *Gateway) registerHandlers() {
-	// Number MESSAGEs on the transport's reader goroutine, in arrival order (sequence.go).
+	// MESSAGEs over UDP are taken before sipgo sees them (udpintake.go). Any other MESSAGE is numbered on the
+	// transport's reader goroutine, in arrival order (sequence.go).
 	g.ua.TransportLayer().OnMessage(g.seq.arrived)
 	g.srv.OnMessage(g.bounded(g.onMessage))
 	g.srv.OnInvite(g.bounded(g.onInvite))
@@ -35,27 +34,47 @@ func (g *Gateway) registerHandlers() {
 // Retry-After at once, and everything already admitted keeps working.
 func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) func(req *sip.Request, tx sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		select {
-		case g.handlers <- struct{}{}:
-		default:
-			retry := int(g.cfg.Limits.RetryAfter / time.Second)
-			if retry <= 0 {
-				retry = 5
-			}
-			g.log.Warn("too many concurrent SIP requests, refusing", "method", string(req.Method), "limit", cap(g.handlers))
+		if !g.takeHandler() {
 			g.seq.drop(req)
-			g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers"})
-			g.respond(req, tx, 503, "Service Unavailable", "", sip.NewHeader("Retry-After", strconv.Itoa(retry)))
+			g.overloaded(req)
+			g.respond(req, tx, 503, "Service Unavailable", "", g.retryAfter())
 			return
 		}
-		g.inflight.Add(1)
-		defer func() { g.inflight.Add(-1); <-g.handlers }()
+		defer g.releaseHandler()
 		g.workers.run(func() { h(req, tx) })
 	}
 }
 
+// takeHandler takes one of limits.max_sip_handlers slots for a request being handled, if one is free.
+func (g *Gateway) takeHandler() bool {
+	select {
+	case g.handlers <- struct{}{}:
+		g.inflight.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *Gateway) releaseHandler() {
+	g.inflight.Add(-1)
+	<-g.handlers
+}
+
+// overloaded logs and counts a request refused over limits.max_sip_handlers (503 with Retry-After).
+func (g *Gateway) overloaded(req *sip.Request) {
+	g.log.Warn("too many concurrent SIP requests, refusing", "method", string(req.Method), "limit", cap(g.handlers))
+	g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers"})
+}
+
+// responder sends the final response to a request: sipgo's server transaction, or, for MESSAGEs taken
+// straight from a UDP listener, a udpResponder (udpintake.go).
+type responder interface {
+	Respond(res *sip.Response) error
+}
+
 // respond sends a final response; warning (if set) goes into a Warning header (RFC 3261 §20.43, code 399).
-func (g *Gateway) respond(req *sip.Request, tx sip.ServerTransaction, code int, reason, warning string, hdrs ...sip.Header) {
+func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warning string, hdrs ...sip.Header) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	if warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
@@ -69,7 +88,7 @@ func (g *Gateway) respond(req *sip.Request, tx sip.ServerTransaction, code int, 
 }
 
 // refuse answers a request the gateway will not serve, logs why and counts it.
-func (g *Gateway) refuse(req *sip.Request, tx sip.ServerTransaction, code int, reason, why string, hdrs ...sip.Header) {
+func (g *Gateway) refuse(req *sip.Request, tx responder, code int, reason, why string, hdrs ...sip.Header) {
 	g.log.Info("request refused", "method", string(req.Method), "code", code, "why", why, "call_id", callID(req), "source", req.Source())
 	// Counted before the answer leaves, so whoever sees the answer also sees the count.
 	g.publish(event.Event{Kind: event.RequestRefused, Code: code, Reason: why, CallID: callID(req)})

@@ -58,8 +58,8 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 	rt, err := g.router.RouteInvite(req)
 	if err != nil {
-		code, reason, warning, _ := refusalOf(err)
-		g.refuse(req, tx, code, reason, warning)
+		a := refusalOf(err)
+		g.refuse(req, tx, a.code, a.reason, a.warning)
 		return
 	}
 	accept, wrapped := rt.AcceptTypes, rt.AcceptWrappedTypes

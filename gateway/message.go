@@ -32,10 +32,12 @@ type pageMessage struct {
 	notifyTo    Coords // where a failure notification goes (the sender)
 	key         string
 
-	done    atomic.Bool  // the outcome is known (exactly once)
-	replied atomic.Int32 // replyWaiting, replyAnswered (the handler answered first), replyResolved
-	result  chan outcome // hands the outcome to a handler still waiting (wait mode)
-	stall   *time.Timer  // ends a session whose peer stopped reading (stall.go); set before the SEND
+	r        responder                  // where the final response goes
+	released func()                     // runs once the final response is out
+	done     atomic.Bool                // the outcome is known (exactly once)
+	replied  atomic.Int32               // replyWaiting, replyAnswered (answered before the outcome), replyResolved
+	wait     atomic.Pointer[time.Timer] // wait mode: answers 202 once reply_wait passed without an outcome
+	stall    *time.Timer                // ends a session whose peer stopped reading (stall.go); set before the SEND
 }
 
 const (
@@ -44,62 +46,96 @@ const (
 	replyResolved
 )
 
+// onMessage is sipgo's handler for MESSAGEs that did not come the UDP way (udpintake.go): TCP, TLS, and UDP
+// requests sipgo parsed itself. It takes the MESSAGE in arrival order (see sequencer) and holds sipgo's
+// transaction until the answer is out.
 func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	// Route and queue in arrival order (see sequencer); leave the ordered section before waiting for a reply.
 	var once sync.Once
 	release := g.seq.enter(req)
 	leave := func() { once.Do(release) }
+	answered := make(chan struct{})
+	g.takeMessage(req, tx, leave, func() { close(answered) })
+	<-answered
+	// The answer lives in g.recent, which gives it again to a retransmission: sipgo's transaction need not be
+	// kept for Timer J (see recentRequests).
+	tx.Terminate()
+}
+
+// takeMessage handles one MESSAGE without waiting for its outcome: the final response goes out through r,
+// now or once the outcome is known (wait mode), and released (if not nil) runs after it, exactly once. The
+// caller takes MESSAGEs in the order they arrived; leave (called once the MESSAGE is queued on its session,
+// or refused) lets the next one in. With released nil the caller holds no limits.max_sip_handlers slot (the
+// UDP path, udpintake.go): one is taken here, after a repeat or retransmission was answered without one.
+func (g *Gateway) takeMessage(req *sip.Request, r responder, leave, released func()) {
 	defer leave()
-	if !g.checkTrusted(req, tx) {
+	needSlot := released == nil
+	if needSlot {
+		released = func() {}
+	}
+	if !g.checkTrusted(req, r) {
+		released()
 		return
 	}
-	if a, dup, ok := g.recent.begin(req); dup {
-		if ok {
-			g.respond(req, tx, a.code, a.reason, a.warning, a.hdrs...)
-		}
-		return
+	repeat := g.recent.begin(req, func(a answer) {
+		g.respond(req, r, a.code, a.reason, a.warning, a.hdrs...)
+		released()
+	})
+	if repeat {
+		return // answered as the first was, once the first is answered
 	}
-	// Once answered, the answer lives in g.recent, which gives it again to a retransmission: sipgo's
-	// transaction need not be kept for Timer J (see recentRequests).
-	defer tx.Terminate()
-	code, reason, warning, hdrs := g.handleMessage(req, tx, leave)
-	if code != 0 {
-		g.recent.finish(req, answer{code, reason, warning, hdrs})
-		if warning != "" {
-			g.refuse(req, tx, code, reason, warning, hdrs...)
-		} else {
-			g.respond(req, tx, code, reason, "", hdrs...)
+	if needSlot {
+		if !g.takeHandler() {
+			g.overloaded(req)
+			g.answerMessage(req, r, answer{503, "Service Unavailable", "", []sip.Header{g.retryAfter()}}, released)
+			return
 		}
+		released = g.releaseHandler
+	}
+	if a, pending := g.handleMessage(req, r, leave, released); !pending {
+		g.answerMessage(req, r, a, released)
 	}
 }
 
-// handleMessage does the work and returns the final response, or code 0 when it already answered. It calls
-// leave once the MESSAGE is queued on its session.
-func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction, leave func()) (int, string, string, []sip.Header) {
+// answerMessage sends a MESSAGE's final response, remembers it for repeats and retransmissions, and
+// releases the request.
+func (g *Gateway) answerMessage(req *sip.Request, r responder, a answer, released func()) {
+	g.recent.finish(req, a)
+	if a.warning != "" {
+		g.refuse(req, r, a.code, a.reason, a.warning, a.hdrs...)
+	} else {
+		g.respond(req, r, a.code, a.reason, "", a.hdrs...)
+	}
+	released()
+}
+
+// handleMessage checks, routes and queues the MESSAGE. It returns the final answer, or pending when the
+// answer comes later (wait mode: from the outcome or the reply_wait timer). It calls leave once the MESSAGE
+// is queued on its session.
+func (g *Gateway) handleMessage(req *sip.Request, r responder, leave, released func()) (a answer, pending bool) {
 	from, to := req.From(), req.To()
 	if from == nil || to == nil || from.Address.Host == "" || to.Address.Host == "" {
-		return 400, "Bad Request", "broken From or To header", nil
+		return answer{400, "Bad Request", "broken From or To header", nil}, false
 	}
 	ct := req.ContentType()
 	if ct == nil || strings.TrimSpace(ct.Value()) == "" {
-		return 400, "Bad Request", "MESSAGE without Content-Type", nil
+		return answer{400, "Bad Request", "MESSAGE without Content-Type", nil}, false
 	}
 	body := req.Body()
 	if len(body) == 0 {
-		return 400, "Bad Request", "MESSAGE with an empty body", nil
+		return answer{400, "Bad Request", "MESSAGE with an empty body", nil}, false
 	}
 	if max := g.cfg.Gateway.MaxMessageSize; int64(len(body)) > max {
-		return 413, "Request Entity Too Large", "message body of " + itoa(len(body)) + " bytes exceeds gateway.max_message_size " + itoa(int(max)), nil
+		return answer{413, "Request Entity Too Large", "message body of " + itoa(len(body)) + " bytes exceeds gateway.max_message_size " + itoa(int(max)), nil}, false
 	}
 	rt, err := g.router.RouteMessage(req)
 	if err != nil {
-		return refusalOf(err)
+		return refusalOf(err), false
 	}
 	ctype := strings.TrimSpace(ct.Value())
 	pm := &pageMessage{
 		req: req, contentType: ctype, body: body, arrived: time.Now(), key: rt.Key,
 		notifyTo: Coords{From: uriString(&to.Address), To: uriString(&from.Address), RURI: uriString(&from.Address)},
-		result:   make(chan outcome, 1),
+		r:        r, released: released,
 	}
 	if g.cfg.Gateway.Message.Reply != "wait" {
 		// accept / ok: the answer does not depend on the outcome; a later failure becomes a notification.
@@ -109,7 +145,7 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction, leav
 	if mediaType(ctype) == ctypeIsComposing && g.table.Get(rt.Key) == nil {
 		// RFC 3994 indications never create a session (SPEC §3.1): there is nobody to tell.
 		g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
-		return 202, "Accepted", "", nil
+		return answer{code: 202, reason: "Accepted"}, false
 	}
 
 	var s *Session
@@ -133,10 +169,10 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction, leav
 			return ns
 		})
 		if bound != nil {
-			return 503, "Service Unavailable", "new session refused: " + bound.Error(), []sip.Header{g.retryAfter()}
+			return answer{503, "Service Unavailable", "new session refused: " + bound.Error(), []sip.Header{g.retryAfter()}}, false
 		}
 		if s == nil {
-			return 503, "Service Unavailable", "draining: no new sessions", nil
+			return answer{503, "Service Unavailable", "draining: no new sessions", nil}, false
 		}
 		o, accepted, bound := s.submit(pm)
 		if created {
@@ -150,52 +186,43 @@ func (g *Gateway) handleMessage(req *sip.Request, tx sip.ServerTransaction, leav
 			}
 		}
 		if bound != nil {
-			return 503, "Service Unavailable", "message refused: " + bound.Error(), []sip.Header{g.retryAfter()}
+			return answer{503, "Service Unavailable", "message refused: " + bound.Error(), []sip.Header{g.retryAfter()}}, false
 		} else if accepted {
 			break
 		} else if attempt > 0 || o.Code != outcomeSessionEnded.Code {
-			return o.Code, o.Reason, "", acceptHeader(o, s)
+			return answer{code: o.Code, reason: o.Reason, hdrs: acceptHeader(o, s)}, false
 		}
 		// The session ended between lookup and submit: the next attempt makes a new one.
 	}
 	leave()
 	s.touchMessage()
 	s.toMSRP.Add(1)
-	code, reason, warning, hdrs := g.reply(req, tx, pm)
-	return code, reason, warning, append(hdrs, acceptHeader(outcome{Code: code}, s)...)
+	switch m := g.cfg.Gateway.Message; m.Reply {
+	case "ok":
+		return answer{code: 200, reason: "OK"}, false
+	case "accept":
+		return answer{code: 202, reason: "Accepted"}, false
+	}
+	pm.waitReply(g)
+	return answer{}, true
 }
 
-// reply answers the MESSAGE as gateway.message.reply says (SPEC §5). It returns code 0 when it answered.
-func (g *Gateway) reply(req *sip.Request, tx sip.ServerTransaction, pm *pageMessage) (int, string, string, []sip.Header) {
-	m := g.cfg.Gateway.Message
-	switch m.Reply {
-	case "ok", "accept":
-		code, reason := 202, "Accepted"
-		if m.Reply == "ok" {
-			code, reason = 200, "OK"
+// waitReply arms the reply_wait timer of a queued MESSAGE (wait mode): the outcome answers it (finish), or
+// reply_wait passes first and 202 goes out. finish may run before the timer is stored; whichever of the two
+// comes second stops it.
+func (pm *pageMessage) waitReply(g *Gateway) {
+	t := time.AfterFunc(g.cfg.Gateway.Message.ReplyWait, func() {
+		if pm.replied.CompareAndSwap(replyWaiting, replyAnswered) {
+			g.answerMessage(pm.req, pm.r, answer{code: 202, reason: "Accepted"}, pm.released)
 		}
-		g.recent.finish(req, answer{code: code, reason: reason})
-		g.respond(req, tx, code, reason, "")
-		return 0, "", "", nil
+	})
+	pm.wait.Store(t)
+	if pm.replied.Load() != replyWaiting {
+		t.Stop()
 	}
-	// wait: hold the transaction until the MSRP side decided, or reply_wait passed.
-	t := time.NewTimer(m.ReplyWait)
-	defer t.Stop()
-	select {
-	case o := <-pm.result:
-		return o.Code, o.Reason, "", nil
-	case <-t.C:
-	}
-	if pm.replied.CompareAndSwap(replyWaiting, replyAnswered) {
-		g.recent.finish(req, answer{code: 202, reason: "Accepted"})
-		g.respond(req, tx, 202, "Accepted", "")
-		return 0, "", "", nil
-	}
-	o := <-pm.result
-	return o.Code, o.Reason, "", nil
 }
 
-// finish records the fate of a MESSAGE, exactly once: the waiting handler answers with it, or, when the
+// finish records the fate of a MESSAGE, exactly once: it is the MESSAGE's answer (wait mode), or, when the
 // MESSAGE was answered already, a failure reaches the sender as a notification MESSAGE (SPEC §5) unless a
 // setup-failed notification covers it.
 func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup bool) {
@@ -219,7 +246,10 @@ func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup 
 	}
 	g.publish(e)
 	if pm.replied.CompareAndSwap(replyWaiting, replyResolved) {
-		pm.result <- o
+		if t := pm.wait.Load(); t != nil {
+			t.Stop()
+		}
+		g.answerMessage(pm.req, pm.r, answer{code: o.Code, reason: o.Reason, hdrs: acceptHeader(o, s)}, pm.released)
 		return
 	}
 	if !o.delivered() && !coveredBySetup {
@@ -354,9 +384,9 @@ func mediaType(ct string) string {
 }
 
 // refusalOf turns a routing error into a response.
-func refusalOf(err error) (int, string, string, []sip.Header) {
+func refusalOf(err error) answer {
 	if r, ok := err.(*Refusal); ok {
-		return r.Code, r.Reason, r.Warning, nil
+		return answer{code: r.Code, reason: r.Reason, warning: r.Warning}
 	}
-	return 500, "Server Internal Error", "routing failed: " + err.Error(), nil
+	return answer{500, "Server Internal Error", "routing failed: " + err.Error(), nil}
 }

@@ -10,10 +10,11 @@ import (
 // recentRequests makes MESSAGE handling idempotent (SPEC §8): a request repeating a recent one's Call-ID,
 // CSeq and From-tag within 32 s is answered as the first was and never produces a second SEND.
 //
-// It also stands in for sipgo's server transaction once a MESSAGE is answered: over UDP that transaction
-// would stay in memory for Timer J (64·T1 = 32 s) only to answer retransmissions, at several KiB each (the
-// whole parsed request, timers). The gateway ends it as soon as the final response is out, and a
-// retransmission arriving later is answered from here with the same response.
+// It also does what a server transaction would do for a MESSAGE: a retransmission is answered from here
+// with the same response (once the first is answered). MESSAGEs over UDP never get a sipgo transaction
+// (udpintake.go); over TCP and TLS sipgo's transaction ends as soon as the answer is out. Kept for Timer J
+// (64·T1 = 32 s), a sipgo transaction would cost several KiB per MESSAGE (the whole parsed request, timers);
+// an entry here is a key and the answer.
 type recentRequests struct {
 	mu      sync.Mutex
 	entries map[string]*recentEntry
@@ -29,8 +30,8 @@ type answer struct {
 }
 
 type recentEntry struct {
-	done chan struct{} // closed once a is set
-	a    answer
+	a       answer         // code 0 until answered
+	waiting []func(answer) // repeats that came before the answer
 }
 
 type recentKey struct {
@@ -52,46 +53,50 @@ func requestKey(req *sip.Request) string {
 	return callID(req) + "\x00" + fromTag(req) + "\x00" + itoa(int(cseq.SeqNo))
 }
 
-// begin registers req. When it repeats a recent request it returns that request's answer (waiting for it
-// if the first is still being handled) and dup = true; ok is false when the first got no answer in time.
-func (r *recentRequests) begin(req *sip.Request) (a answer, dup, ok bool) {
+// begin registers req and returns false, or, when req repeats a recent request, returns true and calls
+// repeat with that request's answer: at once, or when the first is answered. It never blocks.
+func (r *recentRequests) begin(req *sip.Request, repeat func(answer)) bool {
 	k := requestKey(req)
 	if k == "" {
-		return answer{}, false, false
+		return false
 	}
 	now := time.Now()
 	r.mu.Lock()
 	r.expireLocked(now)
 	e, dup := r.entries[k]
-	if !dup {
-		r.entries[k] = &recentEntry{done: make(chan struct{})}
+	switch {
+	case !dup:
+		r.entries[k] = &recentEntry{}
 		r.order = append(r.order, recentKey{k, now})
+		r.mu.Unlock()
+		return false
+	case e.a.code == 0:
+		e.waiting = append(e.waiting, repeat)
+		r.mu.Unlock()
+		return true
 	}
+	a := e.a
 	r.mu.Unlock()
-	if !dup {
-		return answer{}, false, false
-	}
-	t := time.NewTimer(recentWindow)
-	defer t.Stop()
-	select {
-	case <-e.done:
-		return e.a, true, true
-	case <-t.C:
-		return answer{}, true, false
-	}
+	repeat(a)
+	return true
 }
 
-// finish records the final response given to req.
+// finish records the final response given to req and gives it to the repeats waiting for it.
 func (r *recentRequests) finish(req *sip.Request, a answer) {
 	k := requestKey(req)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	e := r.entries[k]
 	if e == nil || e.a.code != 0 {
+		r.mu.Unlock()
 		return
 	}
 	e.a = a
-	close(e.done)
+	waiting := e.waiting
+	e.waiting = nil
+	r.mu.Unlock()
+	for _, f := range waiting {
+		f(a)
+	}
 }
 
 func (r *recentRequests) expireLocked(now time.Time) {

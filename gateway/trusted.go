@@ -9,12 +9,12 @@ import (
 
 // checkTrusted lets only sip.trusted sources create sessions or send messages (SPEC §8); others get 403.
 // With sip.auth, such a request must also carry valid Digest credentials (checkAuth): both must pass.
-func (g *Gateway) checkTrusted(req *sip.Request, tx sip.ServerTransaction) bool {
+func (g *Gateway) checkTrusted(req *sip.Request, tx responder) bool {
 	return g.checkSource(req, tx) && g.checkAuth(req, tx)
 }
 
 // checkSource answers 403 to requests from sources outside sip.trusted.
-func (g *Gateway) checkSource(req *sip.Request, tx sip.ServerTransaction) bool {
+func (g *Gateway) checkSource(req *sip.Request, tx responder) bool {
 	trusted := g.cfg.SIP.Trusted
 	if len(trusted) == 0 {
 		return true

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 	"time"
@@ -56,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PID, "pid", 0, "gateway process id: CPU µs per message, RSS and fds from /proc/PID")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
 	verbose := fs.Bool("v", false, "log the tool's warnings on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file (to see what the tool costs)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,6 +69,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// as the gateway (4× its default 32 KiB maximum).
 	if sip.ParseMaxMessageLength < 4*32768 {
 		sip.ParseMaxMessageLength = 4 * 32768
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "msrpgw-load:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "msrpgw-load:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -11,9 +11,9 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// The gateway ends sipgo's server transaction as soon as a MESSAGE is answered and answers a later UDP
-// retransmission (same Via branch, RFC 3261 §17.2.2) from its own memory of recent requests: the same
-// response, and no second SEND.
+// MESSAGEs over UDP get no sipgo server transaction (udpintake.go; over TCP it ends once answered): a
+// retransmission (same Via branch, RFC 3261 §17.2.2) is answered from the gateway's memory of recent
+// requests with the same response, and makes no second SEND.
 func TestRetransmissionAfterAnswer(t *testing.T) {
 	h := newHarness(t, nil)
 	bob := newClient(t, "retx-bob")
@@ -89,4 +89,62 @@ func TestRetransmissionAfterAnswer(t *testing.T) {
 			t.Fatalf("retransmission answered %d with Warning %v, want the first answer again", again.StatusCode, again.GetHeader("Warning"))
 		}
 	})
+}
+
+// A response to a MESSAGE taken from a UDP listener goes where RFC 3261 §18.2.2 and RFC 3581 say: to the
+// source address and port when the Via asks for rport, else to the Via's sent-by port — and out of the
+// listener's own socket either way.
+func TestUDPResponseAddress(t *testing.T) {
+	h := newHarness(t, nil)
+	bob := newClient(t, "addr-bob")
+	sender, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	other, err := net.ListenPacket("udp", "127.0.0.1:0") // the port the Via names
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	gw, err := net.ResolveUDPAddr("udp", h.udp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPort := other.LocalAddr().(*net.UDPAddr).Port
+	send := func(via, callID string) {
+		body := "hello"
+		raw := strings.ReplaceAll(fmt.Sprintf("MESSAGE %s SIP/2.0\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bK%s\nMax-Forwards: 70\n"+
+			"From: <sip:addr-alice@127.0.0.1>;tag=a1\nTo: <%s>\nCall-ID: %s\nCSeq: 1 MESSAGE\n"+
+			"Content-Type: text/plain\nContent-Length: %d\n\n%s", bob.uri, via, callID, bob.uri, callID, len(body), body), "\n", "\r\n")
+		if _, err := sender.WriteTo([]byte(raw), gw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(pc net.PacketConn, callID string) {
+		t.Helper()
+		buf := make([]byte, 65535)
+		pc.SetReadDeadline(time.Now().Add(waitFor))
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no response for %s on %s: %v", callID, pc.LocalAddr(), err)
+		}
+		if from.String() != h.udp() {
+			t.Fatalf("response came from %s, want the listener %s", from, h.udp())
+		}
+		msg, err := sip.ParseMessage(bytes.Clone(buf[:n]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, ok := msg.(*sip.Response); !ok || res.CallID().Value() != callID {
+			t.Fatalf("got %q, want the response to %s", buf[:min(n, 60)], callID)
+		}
+	}
+
+	send(fmt.Sprintf("127.0.0.1:%d", otherPort), "addr-via-port")
+	expect(other, "addr-via-port")
+	bob.waitInvite()
+	send(fmt.Sprintf("127.0.0.1:%d;rport", otherPort), "addr-rport")
+	expect(sender, "addr-rport")
 }
