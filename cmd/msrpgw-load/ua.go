@@ -46,6 +46,9 @@ func newSIPUA(name string, register func(u *sipUA)) (*sipUA, error) {
 			return nil, fmt.Errorf("bind TCP next to UDP %s for %s: %w", u.pc.LocalAddr(), name, err)
 		}
 	}
+	if uc, ok := u.pc.(*net.UDPConn); ok {
+		uc.SetReadBuffer(4 << 20) // as the gateway does: no drops while a burst waits to be read
+	}
 	u.addr = u.pc.LocalAddr().String()
 	if u.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1")); err != nil {
 		u.close()
