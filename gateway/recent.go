@@ -8,7 +8,8 @@ import (
 )
 
 // recentRequests makes MESSAGE handling idempotent (SPEC §8): a request repeating a recent one's Call-ID,
-// CSeq and From-tag within 32 s is answered as the first was and never produces a second SEND.
+// CSeq and From-tag within 32 s is answered as the first was and never produces a second SEND. It does the
+// same for BYE (a retransmission of an answered BYE gets its 200 again, not 481 for the ended dialog).
 //
 // It also does what a server transaction would do for a MESSAGE: a retransmission is answered from here
 // with the same response (once the first is answered). MESSAGEs over UDP never get a sipgo transaction
@@ -50,7 +51,7 @@ func requestKey(req *sip.Request) string {
 	if cseq == nil {
 		return ""
 	}
-	return callID(req) + "\x00" + fromTag(req) + "\x00" + itoa(int(cseq.SeqNo))
+	return callID(req) + "\x00" + fromTag(req) + "\x00" + itoa(int(cseq.SeqNo)) + string(cseq.MethodName)
 }
 
 // begin registers req and returns false, or, when req repeats a recent request, returns true and calls

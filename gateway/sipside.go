@@ -57,7 +57,7 @@ func (o *sipOut) enqueue(j *sipJob) {
 	o.dests[j.coords.RURI] = q
 	o.wg.Add(1)
 	o.mu.Unlock()
-	go o.run(j.coords.RURI, q)
+	o.g.workers.start(func() { o.run(j.coords.RURI, q) })
 }
 
 // run sends a destination's MESSAGEs one after the other until its queue is empty.

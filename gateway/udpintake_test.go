@@ -148,3 +148,58 @@ func TestUDPResponseAddress(t *testing.T) {
 	send(fmt.Sprintf("127.0.0.1:%d;rport", otherPort), "addr-rport")
 	expect(sender, "addr-rport")
 }
+
+// A BYE's transaction is not kept after its 200 (recent.go): a retransmission of it, arriving when the
+// dialog is gone, is answered 200 again, not 481; a BYE for a dialog that never existed still gets 481.
+func TestByeRetransmission(t *testing.T) {
+	h := newHarness(t, nil)
+	bob := newClient(t, "bye-bob")
+	cs, err := bob.invite(h.udp(), "sip:bye-alice@127.0.0.1", "active")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, res := cs.uac.InviteRequest, cs.uac.InviteResponse
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	gw, err := net.ResolveUDPAddr("udp", h.udp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bye := func(callID, toTag string) []byte {
+		return []byte(strings.ReplaceAll(fmt.Sprintf("BYE %s SIP/2.0\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bKbye-%s;rport\nMax-Forwards: 70\n"+
+			"From: %s\nTo: <%s>;tag=%s\nCall-ID: %s\nCSeq: 2 BYE\nContent-Length: 0\n\n",
+			res.Contact().Address.String(), pc.LocalAddr(), callID, inv.From().Value(), inv.To().Address.String(), toTag, callID), "\n", "\r\n"))
+	}
+	exchange := func(raw []byte) int {
+		t.Helper()
+		if _, err := pc.WriteTo(raw, gw); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 65535)
+		pc.SetReadDeadline(time.Now().Add(waitFor))
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := sip.ParseMessage(bytes.Clone(buf[:n]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg.(*sip.Response).StatusCode
+	}
+	toTag, _ := res.To().Params.Get("tag")
+	raw := bye(inv.CallID().Value(), toTag)
+	if code := exchange(raw); code != 200 {
+		t.Fatalf("BYE answered %d", code)
+	}
+	if code := exchange(raw); code != 200 {
+		t.Fatalf("retransmitted BYE answered %d, want 200 again", code)
+	}
+	if code := exchange(bye("never-existed", "nosuchtag")); code != 481 {
+		t.Fatalf("BYE for an unknown dialog answered %d, want 481", code)
+	}
+}

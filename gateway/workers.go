@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// workerPool runs SIP request handlers on long-lived goroutines. sipgo starts a goroutine for every request;
+// workerPool runs SIP request handlers, and the loops sending generated MESSAGEs, on long-lived goroutines. sipgo starts a goroutine for every request;
 // a new goroutine's stack is small, and the gateway's handler path is deep enough that every request grew
 // it two or three times, copying it each time: about 11 % of the gateway's CPU at 5,000 MESSAGEs/s
 // (runtime.newstack in the profile, docs/PERFORMANCE.md). A worker's stack has grown once and stays grown.
@@ -31,23 +31,26 @@ func newWorkerPool() *workerPool {
 // run runs f on a worker and returns when it has returned.
 func (p *workerPool) run(f func()) {
 	done := make(chan struct{})
-	job := func() { f(); close(done) }
+	p.start(func() { f(); close(done) })
+	<-done
+}
+
+// start runs f on a worker without waiting for it.
+func (p *workerPool) start(f func()) {
 	select {
-	case p.jobs <- job:
-		<-done
+	case p.jobs <- f:
 		return
 	default:
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		f()
+		go f()
 		return
 	}
 	p.wg.Add(1)
 	p.mu.Unlock()
-	go p.worker(job)
-	<-done
+	go p.worker(f)
 }
 
 func (p *workerPool) worker(job func()) {
@@ -67,7 +70,7 @@ func (p *workerPool) worker(job func()) {
 	}
 }
 
-// close ends the idle workers and waits for the busy ones; a later run runs its job on the caller.
+// close ends the idle workers and waits for the busy ones; a job started later gets a goroutine of its own.
 func (p *workerPool) close() {
 	p.mu.Lock()
 	if !p.closed {

@@ -47,7 +47,7 @@ func TestWorkerPool(t *testing.T) {
 		t.Fatalf("%d goroutines after close, %d before", now, before)
 	}
 	ran := false
-	p.run(func() { ran = true }) // after close: on the caller
+	p.run(func() { ran = true }) // after close: on a goroutine of its own
 	if !ran {
 		t.Fatal("job after close did not run")
 	}
