@@ -56,6 +56,7 @@ type Gateway struct {
 	// udpListeners maps each UDP listener's local address to its socket: MESSAGEs arriving there are taken
 	// straight from the transport (udpintake.go). Set once, before serving.
 	udpListeners atomic.Pointer[map[string]net.PacketConn]
+	udpc         *udpClient // sends generated MESSAGEs over UDP (udpclient.go); set before serving
 	out          *sipOut
 	recent       *recentRequests
 	limits       *limiter
@@ -285,6 +286,15 @@ func (g *Gateway) startSIP() error {
 	}
 	g.client = client
 	g.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: g.contact}
+	for _, o := range opened {
+		if o.pc != nil && (g.udpc == nil || o.addr == net.JoinHostPort(firstHost, strconv.Itoa(contact.Port))) {
+			port := contact.Port
+			if port == 0 {
+				port = o.pc.LocalAddr().(*net.UDPAddr).Port
+			}
+			g.udpc = newUDPClient(o.pc, contact.Host, port)
+		}
+	}
 	// Serve only now: handlers may use everything set above.
 	for _, f := range serves {
 		g.serve(f)

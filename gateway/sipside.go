@@ -112,7 +112,7 @@ func (g *Gateway) sendMessage(j *sipJob) outcome {
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
 	defer cancel()
-	res, err := g.client.Do(ctx, req)
+	res, err := g.do(ctx, req)
 	if err == nil && res == nil {
 		// sipgo hands back a nil response when the transaction is torn down under it (shutdown).
 		err = errors.New("transaction ended without a response")
@@ -122,7 +122,7 @@ func (g *Gateway) sendMessage(j *sipJob) outcome {
 		if aerr := g.authorize(req, res); aerr != nil {
 			g.log.Warn("MESSAGE challenge not answered", "err", aerr, "code", res.StatusCode, "ruri", j.coords.RURI)
 		} else {
-			res, err = g.client.Do(ctx, req)
+			res, err = g.do(ctx, req)
 		}
 		if err == nil && res == nil {
 			err = errors.New("transaction ended without a response")
@@ -138,6 +138,17 @@ func (g *Gateway) sendMessage(j *sipJob) outcome {
 		return outcome{503, "Service Unavailable"}
 	}
 	return outcome{res.StatusCode, res.Reason}
+}
+
+// do sends a non-INVITE request and returns its final response: over UDP to an IP address with the
+// gateway's own client transaction (udpclient.go), otherwise through sipgo.
+func (g *Gateway) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if g.udpc != nil {
+		if res, err, ok := g.udpc.do(ctx, g.client, req); ok {
+			return res, err
+		}
+	}
+	return g.client.Do(ctx, req)
 }
 
 // buildMessage makes a MESSAGE with a session's coordinates: no Contact (RFC 3428 §4).

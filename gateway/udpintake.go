@@ -25,12 +25,24 @@ import (
 // datagrams this path does not take (unparsable, missing a header sipgo answers 400 for, or arriving on a
 // socket that is not one of our listeners).
 
-var messagePrefix = []byte("MESSAGE ")
+var (
+	messagePrefix  = []byte("MESSAGE ")
+	responsePrefix = []byte("SIP/2.0 ")
+)
 
 // takeUDP is the transport read filter. It returns data for sipgo to handle, or nothing when it took the
 // datagram itself.
 func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, error) {
-	if !strings.EqualFold(info.Transport, "udp") || !bytes.HasPrefix(data, messagePrefix) || info.LocalAddr == nil || info.RemoteAddr == nil {
+	if !strings.EqualFold(info.Transport, "udp") || info.LocalAddr == nil || info.RemoteAddr == nil {
+		return data, nil
+	}
+	if bytes.HasPrefix(data, responsePrefix) {
+		if g.udpc != nil && g.udpc.receive(data, g.parser) {
+			return nil, nil // a response to a MESSAGE the gateway sent (udpclient.go)
+		}
+		return data, nil
+	}
+	if !bytes.HasPrefix(data, messagePrefix) {
 		return data, nil
 	}
 	listeners := g.udpListeners.Load()

@@ -1,0 +1,194 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// The MESSAGEs the gateway generates (from SENDs) are sent, over UDP to an IP address, with a client
+// transaction of the gateway's own (RFC 3261 §17.1.2, non-INVITE over an unreliable transport), for the
+// same reason MESSAGEs are received without sipgo's server transactions (udpintake.go): sipgo's client
+// transaction costs a transaction store entry, a goroutine for every response, and a hop through two
+// channels before the sender learns the outcome, and these loops send one MESSAGE after the other
+// (one outstanding per destination, RFC 3428 §8), so every hop delays the next message.
+//
+// The request goes out of the gateway's UDP listener, its Via naming the advertised contact with rport;
+// the response comes back to that listener, where the read filter hands it here by its branch. Timer E
+// retransmits (T1 doubling up to T2, T2 once a provisional response came), Timer F (64·T1) ends the
+// transaction without a response. Anything else — TCP or TLS, a destination that needs DNS — goes through
+// sipgo's client as before.
+
+// clientBranchPrefix marks the Via branches of these transactions (RFC 3261 magic cookie first).
+const clientBranchPrefix = "z9hG4bK-msrpgw-"
+
+var clientBranchMark = []byte(clientBranchPrefix)
+
+type udpClient struct {
+	pc   net.PacketConn // the UDP listener requests leave from
+	host string         // Via sent-by
+	port int
+
+	mu  sync.Mutex
+	txs map[string]*clientTx // by Via branch
+}
+
+type clientTx struct {
+	branch     string
+	raw        []byte
+	dest       net.Addr
+	start      time.Time
+	interval   time.Duration // Timer E
+	proceeding bool          // a provisional response came: retransmit every T2
+	done       bool
+	timer      *time.Timer
+	res        chan *sip.Response // the final response, or nil at Timer F
+}
+
+func newUDPClient(pc net.PacketConn, host string, port int) *udpClient {
+	return &udpClient{pc: pc, host: host, port: port, txs: make(map[string]*clientTx)}
+}
+
+// do sends req in a transaction of its own and returns the final response. ok is false when req is not for
+// this client (not UDP, or the next hop is not an IP address): the caller sends it through sipgo.
+func (c *udpClient) do(ctx context.Context, client *sipgo.Client, req *sip.Request) (res *sip.Response, err error, ok bool) {
+	dest, ok := udpNextHop(req)
+	if !ok {
+		return nil, nil, false
+	}
+	if err := sipgo.ClientRequestBuild(client, req); err != nil {
+		return nil, err, true
+	}
+	via := req.Via()
+	via.Transport, via.Host, via.Port = "UDP", c.host, c.port
+	branch := clientBranchPrefix + sip.GenerateTagN(16)
+	via.Params.Add("branch", branch)
+	if !via.Params.Has("rport") {
+		via.Params.Add("rport", "")
+	}
+	t := &clientTx{branch: branch, raw: []byte(req.String()), dest: dest, start: time.Now(), interval: sip.T1,
+		res: make(chan *sip.Response, 1)}
+	c.mu.Lock()
+	c.txs[branch] = t
+	t.timer = time.AfterFunc(sip.T1, func() { c.timerE(t) })
+	c.mu.Unlock()
+	if _, err := c.pc.WriteTo(t.raw, dest); err != nil {
+		c.end(t)
+		return nil, err, true
+	}
+	select {
+	case res := <-t.res:
+		if res == nil {
+			return nil, sip.ErrTransactionTimeout, true
+		}
+		return res, nil, true
+	case <-ctx.Done():
+		c.end(t)
+		return nil, ctx.Err(), true
+	}
+}
+
+// timerE retransmits the request, or ends the transaction once Timer F passed.
+func (c *udpClient) timerE(t *clientTx) {
+	c.mu.Lock()
+	if t.done {
+		c.mu.Unlock()
+		return
+	}
+	elapsed := time.Since(t.start)
+	if elapsed >= sip.Timer_F {
+		t.done = true
+		delete(c.txs, t.branch)
+		c.mu.Unlock()
+		t.res <- nil
+		return
+	}
+	if t.proceeding {
+		t.interval = sip.T2
+	} else {
+		t.interval = min(2*t.interval, sip.T2)
+	}
+	t.timer.Reset(min(t.interval, sip.Timer_F-elapsed))
+	c.mu.Unlock()
+	c.pc.WriteTo(t.raw, t.dest)
+}
+
+func (c *udpClient) end(t *clientTx) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !t.done {
+		t.done = true
+		t.timer.Stop()
+		delete(c.txs, t.branch)
+	}
+}
+
+// receive takes a response read from a UDP listener. It reports whether the response belongs to one of
+// this client's transactions (a late one, after the transaction ended, is dropped here too).
+func (c *udpClient) receive(data []byte, parser *sip.Parser) bool {
+	if !bytes.Contains(data, clientBranchMark) {
+		return false
+	}
+	msg, err := parser.ParseSIP(data)
+	if err != nil {
+		return false
+	}
+	res, ok := msg.(*sip.Response)
+	if !ok || res.Via() == nil {
+		return false
+	}
+	branch, _ := res.Via().Params.Get("branch")
+	if !strings.HasPrefix(branch, clientBranchPrefix) {
+		return false
+	}
+	c.mu.Lock()
+	t := c.txs[branch]
+	switch {
+	case t == nil || t.done:
+	case res.StatusCode < 200:
+		t.proceeding = true
+	default:
+		t.done = true
+		t.timer.Stop()
+		delete(c.txs, branch)
+		c.mu.Unlock()
+		t.res <- res
+		return true
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// udpNextHop is where a request goes when it goes over UDP to an IP address: the first Route (a loose
+// router, the outbound proxy) or else the Request-URI.
+func udpNextHop(req *sip.Request) (net.Addr, bool) {
+	if !strings.EqualFold(req.Transport(), "UDP") {
+		return nil, false
+	}
+	u := req.Recipient
+	if r := req.Route(); r != nil {
+		u = r.Address
+	}
+	if u.IsEncrypted() {
+		return nil, false
+	}
+	if tp, ok := u.UriParams.Get("transport"); ok && !strings.EqualFold(tp, "udp") {
+		return nil, false
+	}
+	ip, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	if err != nil {
+		return nil, false // a name: sipgo resolves it (RFC 3263)
+	}
+	port := u.Port
+	if port == 0 {
+		port = sip.DefaultUdpPort
+	}
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))), true
+}
