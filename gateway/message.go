@@ -29,7 +29,6 @@ type pageMessage struct {
 	contentType string
 	body        []byte
 	arrived     time.Time
-	notifyTo    Coords // where a failure notification goes (the sender)
 	key         string
 
 	r        responder                  // where the final response goes
@@ -134,7 +133,6 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, leave, released f
 	ctype := strings.TrimSpace(ct.Value())
 	pm := &pageMessage{
 		req: req, contentType: ctype, body: body, arrived: time.Now(), key: rt.Key,
-		notifyTo: Coords{From: uriString(&to.Address), To: uriString(&from.Address), RURI: uriString(&from.Address)},
 		r:        r, released: released,
 	}
 	if g.cfg.Gateway.Message.Reply != "wait" {
@@ -163,7 +161,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, leave, released f
 			if bound = g.limits.admitSession(ns, sourceHost(req), false); bound != nil {
 				return nil
 			}
-			ns.coords = pm.notifyTo
+			ns.coords = pm.notifyTo()
 			ns.route = rt
 			ns.callID = callID(req)
 			return ns
@@ -220,6 +218,12 @@ func (pm *pageMessage) waitReply(g *Gateway) {
 	if pm.replied.Load() != replyWaiting {
 		t.Stop()
 	}
+}
+
+// notifyTo is where a failure notification goes: back to the sender. Rendered only when needed.
+func (pm *pageMessage) notifyTo() Coords {
+	from, to := pm.req.From(), pm.req.To()
+	return Coords{From: uriString(&to.Address), To: uriString(&from.Address), RURI: uriString(&from.Address)}
 }
 
 // finish records the fate of a MESSAGE, exactly once: it is the MESSAGE's answer (wait mode), or, when the

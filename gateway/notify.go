@@ -35,5 +35,5 @@ func (g *Gateway) notifyFailure(pm *pageMessage, o outcome) {
 	if !fn.Notify {
 		return
 	}
-	g.notify(pm.notifyTo, fn.Body, pm.req, pm.key, o, pm.body)
+	g.notify(pm.notifyTo(), fn.Body, pm.req, pm.key, o, pm.body)
 }
