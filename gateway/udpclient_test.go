@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"net"
 	"testing"
 	"time"
@@ -12,48 +11,23 @@ import (
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
-// rawPhone is a page-mode peer on a bare UDP socket: the test decides what it answers, and when.
-type rawPhone struct {
-	t   *testing.T
-	pc  net.PacketConn
-	uri string
+func (u *rawUDP) answer(req *sip.Request, to net.Addr, code int, reason string) {
+	u.t.Helper()
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if _, err := u.pc.WriteTo([]byte(res.String()), to); err != nil {
+		u.t.Fatal(err)
+	}
 }
 
-func newRawPhone(t *testing.T, user string) *rawPhone {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	return &rawPhone{t: t, pc: pc, uri: "sip:" + user + "@" + pc.LocalAddr().String()}
-}
-
-// read returns the next request and where it came from.
-func (p *rawPhone) read() (*sip.Request, net.Addr) {
-	p.t.Helper()
-	buf := make([]byte, 65535)
-	p.pc.SetReadDeadline(time.Now().Add(waitFor))
-	n, from, err := p.pc.ReadFrom(buf)
-	if err != nil {
-		p.t.Fatalf("raw phone: %v", err)
-	}
-	msg, err := sip.ParseMessage(bytes.Clone(buf[:n]))
-	if err != nil {
-		p.t.Fatal(err)
-	}
+// request returns the next request and where it came from.
+func (u *rawUDP) request() (*sip.Request, net.Addr) {
+	u.t.Helper()
+	msg, from := u.read()
 	req, ok := msg.(*sip.Request)
 	if !ok {
-		p.t.Fatalf("raw phone got a response: %s", buf[:n])
+		u.t.Fatalf("raw peer got a response: %v", msg)
 	}
 	return req, from
-}
-
-func (p *rawPhone) answer(req *sip.Request, to net.Addr, code int, reason string) {
-	p.t.Helper()
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if _, err := p.pc.WriteTo([]byte(res.String()), to); err != nil {
-		p.t.Fatal(err)
-	}
 }
 
 // A generated MESSAGE over UDP is retransmitted (Timer E) until the page-mode side answers; a provisional
@@ -61,17 +35,17 @@ func (p *rawPhone) answer(req *sip.Request, to net.Addr, code int, reason string
 // copy of the final response changes nothing.
 func TestGeneratedMessageRetransmitted(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newRawPhone(t, "retx-alice")
+	alice := newRawUDP(t)
 	bob := newClient(t, "retx-bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "active")
+	cs, err := bob.invite(h.udp(), "sip:retx-alice@"+alice.addr(), "active")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go cs.sendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("say it again"), SuccessReport: true})
 
-	first, from := alice.read()
+	first, from := alice.request()
 	branch, _ := first.Via().Params.Get("branch")
-	again, _ := alice.read() // Timer E: T1 later
+	again, _ := alice.request() // Timer E: T1 later
 	if b, _ := again.Via().Params.Get("branch"); b != branch || string(again.Body()) != "say it again" {
 		t.Fatalf("retransmission has branch %q body %q, want branch %q and the same body", b, again.Body(), branch)
 	}

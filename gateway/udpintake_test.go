@@ -1,12 +1,8 @@
 package gateway
 
 import (
-	"bytes"
 	"fmt"
-	"net"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -17,59 +13,24 @@ import (
 func TestRetransmissionAfterAnswer(t *testing.T) {
 	h := newHarness(t, nil)
 	bob := newClient(t, "retx-bob")
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	gw, err := net.ResolveUDPAddr("udp", h.udp())
-	if err != nil {
-		t.Fatal(err)
-	}
-	self := pc.LocalAddr().String()
-	message := func(branch, callID, ctype, body string) []byte {
-		return []byte(strings.ReplaceAll(fmt.Sprintf("MESSAGE %s SIP/2.0\n"+
-			"Via: SIP/2.0/UDP %s;branch=%s\nMax-Forwards: 70\n"+
-			"From: <sip:retx-alice@%s>;tag=a1\nTo: <%s>\nCall-ID: %s\nCSeq: 1 MESSAGE\n"+
-			"Content-Type: %s\nContent-Length: %d\n\n%s", bob.uri, self, branch, self, bob.uri, callID, ctype, len(body), body), "\n", "\r\n"))
-	}
-	exchange := func(raw []byte) *sip.Response {
-		t.Helper()
-		if _, err := pc.WriteTo(raw, gw); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 65535)
-		for {
-			pc.SetReadDeadline(time.Now().Add(waitFor))
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg, err := sip.ParseMessage(bytes.Clone(buf[:n]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res, ok := msg.(*sip.Response); ok && res.StatusCode >= 200 {
-				return res
-			}
-		}
-	}
+	alice := newRawUDP(t)
+	from := "sip:retx-alice@" + alice.addr()
 
 	t.Run("delivered", func(t *testing.T) {
-		raw := message("z9hG4bKretx1", "retx-call-1", "text/plain", "only once")
-		first := exchange(raw)
+		raw := message(bob.uri, alice.addr(), "z9hG4bKretx1", from, "retx-call-1", "text/plain", "only once")
+		first := alice.exchange(h.udp(), raw)
 		cs := bob.waitInvite()
 		if m := cs.recv(); string(m.Body) != "only once" {
 			t.Fatalf("got %q", m.Body)
 		}
-		again := exchange(raw)
+		again := alice.exchange(h.udp(), raw)
 		if again.StatusCode != first.StatusCode || again.Reason != first.Reason {
 			t.Fatalf("retransmission answered %d %s, first %d %s", again.StatusCode, again.Reason, first.StatusCode, first.Reason)
 		}
 		if b, _ := again.Via().Params.Get("branch"); b != "z9hG4bKretx1" {
 			t.Fatalf("answer to the retransmission has branch %q", b)
 		}
-		next := exchange(message("z9hG4bKretx2", "retx-call-1b", "text/plain", "next"))
+		next := alice.exchange(h.udp(), message(bob.uri, alice.addr(), "z9hG4bKretx2", from, "retx-call-1b", "text/plain", "next"))
 		if next.StatusCode/100 != 2 {
 			t.Fatalf("next MESSAGE: %d", next.StatusCode)
 		}
@@ -79,12 +40,12 @@ func TestRetransmissionAfterAnswer(t *testing.T) {
 	})
 
 	t.Run("refused", func(t *testing.T) {
-		raw := message("z9hG4bKretx3", "retx-call-2", "text/plain", "")
-		first := exchange(raw)
+		raw := message(bob.uri, alice.addr(), "z9hG4bKretx3", from, "retx-call-2", "text/plain", "")
+		first := alice.exchange(h.udp(), raw)
 		if first.StatusCode != 400 || first.GetHeader("Warning") == nil {
 			t.Fatalf("empty MESSAGE answered %d with Warning %v, want 400 with a Warning", first.StatusCode, first.GetHeader("Warning"))
 		}
-		again := exchange(raw)
+		again := alice.exchange(h.udp(), raw)
 		if again.StatusCode != 400 || again.GetHeader("Warning") == nil || again.GetHeader("Warning").Value() != first.GetHeader("Warning").Value() {
 			t.Fatalf("retransmission answered %d with Warning %v, want the first answer again", again.StatusCode, again.GetHeader("Warning"))
 		}
@@ -97,55 +58,23 @@ func TestRetransmissionAfterAnswer(t *testing.T) {
 func TestUDPResponseAddress(t *testing.T) {
 	h := newHarness(t, nil)
 	bob := newClient(t, "addr-bob")
-	sender, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close()
-	other, err := net.ListenPacket("udp", "127.0.0.1:0") // the port the Via names
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	gw, err := net.ResolveUDPAddr("udp", h.udp())
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherPort := other.LocalAddr().(*net.UDPAddr).Port
-	send := func(via, callID string) {
-		body := "hello"
-		raw := strings.ReplaceAll(fmt.Sprintf("MESSAGE %s SIP/2.0\n"+
-			"Via: SIP/2.0/UDP %s;branch=z9hG4bK%s\nMax-Forwards: 70\n"+
-			"From: <sip:addr-alice@127.0.0.1>;tag=a1\nTo: <%s>\nCall-ID: %s\nCSeq: 1 MESSAGE\n"+
-			"Content-Type: text/plain\nContent-Length: %d\n\n%s", bob.uri, via, callID, bob.uri, callID, len(body), body), "\n", "\r\n")
-		if _, err := sender.WriteTo([]byte(raw), gw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	expect := func(pc net.PacketConn, callID string) {
+	sender := newRawUDP(t)
+	other := newRawUDP(t) // the port the Via names
+	expect := func(u *rawUDP, callID string) {
 		t.Helper()
-		buf := make([]byte, 65535)
-		pc.SetReadDeadline(time.Now().Add(waitFor))
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			t.Fatalf("no response for %s on %s: %v", callID, pc.LocalAddr(), err)
-		}
+		msg, from := u.read()
 		if from.String() != h.udp() {
 			t.Fatalf("response came from %s, want the listener %s", from, h.udp())
 		}
-		msg, err := sip.ParseMessage(bytes.Clone(buf[:n]))
-		if err != nil {
-			t.Fatal(err)
-		}
 		if res, ok := msg.(*sip.Response); !ok || res.CallID().Value() != callID {
-			t.Fatalf("got %q, want the response to %s", buf[:min(n, 60)], callID)
+			t.Fatalf("got %v, want the response to %s", msg, callID)
 		}
 	}
-
-	send(fmt.Sprintf("127.0.0.1:%d", otherPort), "addr-via-port")
+	from := "sip:addr-alice@127.0.0.1"
+	sender.write(h.udp(), message(bob.uri, other.addr(), "z9hG4bKaddr1", from, "addr-via-port", "text/plain", "hello"))
 	expect(other, "addr-via-port")
 	bob.waitInvite()
-	send(fmt.Sprintf("127.0.0.1:%d;rport", otherPort), "addr-rport")
+	sender.write(h.udp(), message(bob.uri, other.addr()+";rport", "z9hG4bKaddr2", from, "addr-rport", "text/plain", "hello"))
 	expect(sender, "addr-rport")
 }
 
@@ -159,47 +88,21 @@ func TestByeRetransmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv, res := cs.uac.InviteRequest, cs.uac.InviteResponse
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	gw, err := net.ResolveUDPAddr("udp", h.udp())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bye := func(callID, toTag string) []byte {
-		return []byte(strings.ReplaceAll(fmt.Sprintf("BYE %s SIP/2.0\n"+
-			"Via: SIP/2.0/UDP %s;branch=z9hG4bKbye-%s;rport\nMax-Forwards: 70\n"+
+	peer := newRawUDP(t)
+	bye := func(callID, toTag string) string {
+		return fmt.Sprintf("BYE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bKbye-%s;rport\nMax-Forwards: 70\n"+
 			"From: %s\nTo: <%s>;tag=%s\nCall-ID: %s\nCSeq: 2 BYE\nContent-Length: 0\n\n",
-			res.Contact().Address.String(), pc.LocalAddr(), callID, inv.From().Value(), inv.To().Address.String(), toTag, callID), "\n", "\r\n"))
-	}
-	exchange := func(raw []byte) int {
-		t.Helper()
-		if _, err := pc.WriteTo(raw, gw); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 65535)
-		pc.SetReadDeadline(time.Now().Add(waitFor))
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := sip.ParseMessage(bytes.Clone(buf[:n]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return msg.(*sip.Response).StatusCode
+			res.Contact().Address.String(), peer.addr(), callID, inv.From().Value(), inv.To().Address.String(), toTag, callID)
 	}
 	toTag, _ := res.To().Params.Get("tag")
 	raw := bye(inv.CallID().Value(), toTag)
-	if code := exchange(raw); code != 200 {
-		t.Fatalf("BYE answered %d", code)
+	if r := peer.exchange(h.udp(), raw); r.StatusCode != 200 {
+		t.Fatalf("BYE answered %d", r.StatusCode)
 	}
-	if code := exchange(raw); code != 200 {
-		t.Fatalf("retransmitted BYE answered %d, want 200 again", code)
+	if r := peer.exchange(h.udp(), raw); r.StatusCode != 200 {
+		t.Fatalf("retransmitted BYE answered %d, want 200 again", r.StatusCode)
 	}
-	if code := exchange(bye("never-existed", "nosuchtag")); code != 481 {
-		t.Fatalf("BYE for an unknown dialog answered %d, want 481", code)
+	if r := peer.exchange(h.udp(), bye("never-existed", "nosuchtag")); r.StatusCode != 481 {
+		t.Fatalf("BYE for an unknown dialog answered %d, want 481", r.StatusCode)
 	}
 }
