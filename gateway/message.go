@@ -133,7 +133,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, leave, released f
 	ctype := strings.TrimSpace(ct.Value())
 	pm := &pageMessage{
 		req: req, contentType: ctype, body: body, arrived: time.Now(), key: rt.Key,
-		r:        r, released: released,
+		r: r, released: released,
 	}
 	if g.cfg.Gateway.Message.Reply != "wait" {
 		// accept / ok: the answer does not depend on the outcome; a later failure becomes a notification.
