@@ -14,6 +14,7 @@ vet:
 	$(GO) vet ./...
 
 lint: tools
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GOBIN)/staticcheck ./...
 
 unit:
