@@ -542,6 +542,9 @@ func (g *Gateway) pendingWork() int {
 // use Shutdown for that.
 func (g *Gateway) Close() {
 	g.cancel()
+	if g.udpc != nil {
+		g.udpc.close() // generated MESSAGEs still waiting for an answer end as drained
+	}
 	g.closeListeners()
 	g.table.Range(func(s *Session) bool {
 		g.endSession(s, "closed", outcomeDraining, false)

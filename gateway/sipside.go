@@ -60,29 +60,66 @@ func (o *sipOut) enqueue(j *sipJob) {
 	o.g.workers.start(func() { o.run(j.coords.RURI, q) })
 }
 
-// run sends a destination's MESSAGEs one after the other until its queue is empty.
+// run sends a destination's MESSAGEs one after the other until its queue is empty. A MESSAGE that goes out
+// through the UDP client (udpclient.go) is not waited for: its response's callback finishes it and sends
+// the next one right there, on the goroutine that read the response, so the next MESSAGE leaves without a
+// goroutine hop. Anything else is sent and waited for here, on a worker.
 func (o *sipOut) run(dest string, q *destQueue) {
-	defer o.wg.Done()
 	for {
-		o.mu.Lock()
-		if len(q.jobs) == 0 {
-			delete(o.dests, dest)
-			o.mu.Unlock()
+		j := o.pop(dest, q)
+		if j == nil {
 			return
 		}
-		j := q.jobs[0]
-		q.jobs[0] = nil
-		q.jobs = q.jobs[1:]
-		o.mu.Unlock()
-
-		res := o.g.sendMessage(j)
-		if j.s != nil && !j.notice {
-			j.reportBack(o.g, res)
+		req, ok := o.sendAsync(dest, q, j)
+		if ok {
+			return
 		}
-		o.mu.Lock()
-		o.n--
-		o.mu.Unlock()
+		o.finish(j, o.g.sendMessage(j, req))
 	}
+}
+
+// sendAsync starts j through the UDP client; the response's callback finishes it and goes on with the
+// queue. ok false: j was not started, and req (nil if it could not be built) is for the waiting path.
+func (o *sipOut) sendAsync(dest string, q *destQueue, j *sipJob) (req *sip.Request, ok bool) {
+	return o.g.sendMessageAsync(j, func(res outcome) {
+		o.finish(j, res)
+		next := o.pop(dest, q)
+		if next == nil {
+			return
+		}
+		if req, ok := o.sendAsync(dest, q, next); !ok {
+			// It would block this goroutine (it reads a SIP listener): a worker goes on with the queue.
+			o.g.workers.start(func() {
+				o.finish(next, o.g.sendMessage(next, req))
+				o.run(dest, q)
+			})
+		}
+	})
+}
+
+// pop takes the destination's next MESSAGE, or retires the queue when it is empty.
+func (o *sipOut) pop(dest string, q *destQueue) *sipJob {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(q.jobs) == 0 {
+		delete(o.dests, dest)
+		o.wg.Done()
+		return nil
+	}
+	j := q.jobs[0]
+	q.jobs[0] = nil
+	q.jobs = q.jobs[1:]
+	return j
+}
+
+// finish reports a sent MESSAGE's outcome back to its session.
+func (o *sipOut) finish(j *sipJob, res outcome) {
+	if j.s != nil && !j.notice {
+		j.reportBack(o.g, res)
+	}
+	o.mu.Lock()
+	o.n--
+	o.mu.Unlock()
 }
 
 func (o *sipOut) pending() int {
@@ -103,36 +140,82 @@ func (o *sipOut) drain(ctx context.Context) {
 
 func (o *sipOut) close() { o.wg.Wait() }
 
-// sendMessage generates one MESSAGE and returns the page-mode side's final response.
-func (g *Gateway) sendMessage(j *sipJob) outcome {
-	req, err := g.buildMessage(j.coords, j.contentType, j.body)
-	if err != nil {
-		g.log.Warn("cannot build MESSAGE", "err", err, "ruri", j.coords.RURI)
-		return outcome{500, "Server Internal Error"}
+// sendMessage generates one MESSAGE (req, when already built) and returns the page-mode side's final
+// response.
+func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
+	if req == nil {
+		var err error
+		if req, err = g.buildMessage(j.coords, j.contentType, j.body); err != nil {
+			g.log.Warn("cannot build MESSAGE", "err", err, "ruri", j.coords.RURI)
+			return outcome{500, "Server Internal Error"}
+		}
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
 	defer cancel()
 	res, err := g.do(ctx, req)
+	if err == nil && isChallenge(res) {
+		// One answer per challenge, never a loop (SPEC §8): a second challenge is the final response.
+		if g.answerChallenge(req, res) {
+			res, err = g.do(ctx, req)
+		}
+	}
+	return g.messageOutcome(res, err)
+}
+
+// sendMessageAsync starts j's MESSAGE through the UDP client (udpclient.go); done gets the outcome from the
+// goroutine that read the response (or from a timer). ok is false when the MESSAGE does not go that way:
+// req is then the built request for sendMessage (nil when it could not be built).
+func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Request, ok bool) {
+	if g.udpc == nil {
+		return nil, false
+	}
+	req, err := g.buildMessage(j.coords, j.contentType, j.body)
+	if err != nil {
+		return nil, false
+	}
+	started, err := g.udpc.start(g.client, req, func(res *sip.Response, err error) {
+		if err == nil && isChallenge(res) && g.answerChallenge(req, res) {
+			started, serr := g.udpc.start(g.client, req, func(res *sip.Response, err error) { done(g.messageOutcome(res, err)) })
+			if started {
+				return
+			}
+			res, err = nil, serr
+		}
+		done(g.messageOutcome(res, err))
+	})
+	switch {
+	case started:
+		return req, true
+	case err != nil:
+		// Built for UDP but not sent (the client closed, or the socket refused it): that is the outcome.
+		go done(g.messageOutcome(nil, err))
+		return req, true
+	}
+	return req, false
+}
+
+// answerChallenge adds credentials for a 401/407 (SPEC §8); false when it cannot, and the challenge is
+// then the final response.
+func (g *Gateway) answerChallenge(req *sip.Request, res *sip.Response) bool {
+	if err := g.authorize(req, res); err != nil {
+		g.log.Warn("MESSAGE challenge not answered", "err", err, "code", res.StatusCode, "ruri", req.Recipient.String())
+		return false
+	}
+	return true
+}
+
+// messageOutcome turns a generated MESSAGE's final response, or the error that ended its transaction, into
+// an outcome.
+func (g *Gateway) messageOutcome(res *sip.Response, err error) outcome {
 	if err == nil && res == nil {
 		// sipgo hands back a nil response when the transaction is torn down under it (shutdown).
 		err = errors.New("transaction ended without a response")
-	}
-	if err == nil && isChallenge(res) {
-		// One answer per challenge, never a loop (SPEC §8): a second challenge is the final response.
-		if aerr := g.authorize(req, res); aerr != nil {
-			g.log.Warn("MESSAGE challenge not answered", "err", aerr, "code", res.StatusCode, "ruri", j.coords.RURI)
-		} else {
-			res, err = g.do(ctx, req)
-		}
-		if err == nil && res == nil {
-			err = errors.New("transaction ended without a response")
-		}
 	}
 	if err != nil {
 		if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			return outcome{408, "Request Timeout"}
 		}
-		if g.ctx.Err() != nil {
+		if g.ctx.Err() != nil || errors.Is(err, errClientClosed) {
 			return outcomeDraining
 		}
 		return outcome{503, "Service Unavailable"}

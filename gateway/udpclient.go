@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -36,8 +37,9 @@ type udpClient struct {
 	host string         // Via sent-by
 	port int
 
-	mu  sync.Mutex
-	txs map[string]*clientTx // by Via branch
+	mu     sync.Mutex
+	txs    map[string]*clientTx // by Via branch
+	closed bool
 }
 
 type clientTx struct {
@@ -49,22 +51,27 @@ type clientTx struct {
 	proceeding bool          // a provisional response came: retransmit every T2
 	done       bool
 	timer      *time.Timer
-	res        chan *sip.Response // the final response, or nil at Timer F
+	// done is called once, outside the lock, with the final response, or with an error (Timer F:
+	// sip.ErrTransactionTimeout; the client closed: errClientClosed).
+	cb func(*sip.Response, error)
 }
+
+var errClientClosed = errors.New("UDP client closed")
 
 func newUDPClient(pc net.PacketConn, host string, port int) *udpClient {
 	return &udpClient{pc: pc, host: host, port: port, txs: make(map[string]*clientTx)}
 }
 
-// do sends req in a transaction of its own and returns the final response. ok is false when req is not for
-// this client (not UDP, or the next hop is not an IP address): the caller sends it through sipgo.
-func (c *udpClient) do(ctx context.Context, client *sipgo.Client, req *sip.Request) (res *sip.Response, err error, ok bool) {
+// start sends req in a transaction of its own; done gets the outcome later, never before start returned.
+// ok is false when req is not for this client (not UDP, or the next hop is not an IP address), or the
+// request could not be sent (err says why): done is not called then.
+func (c *udpClient) start(client *sipgo.Client, req *sip.Request, done func(*sip.Response, error)) (ok bool, err error) {
 	dest, ok := udpNextHop(req)
 	if !ok {
-		return nil, nil, false
+		return false, nil
 	}
 	if err := sipgo.ClientRequestBuild(client, req); err != nil {
-		return nil, err, true
+		return false, err
 	}
 	via := req.Via()
 	via.Transport, via.Host, via.Port = "UDP", c.host, c.port
@@ -73,25 +80,68 @@ func (c *udpClient) do(ctx context.Context, client *sipgo.Client, req *sip.Reque
 	if !via.Params.Has("rport") {
 		via.Params.Add("rport", "")
 	}
-	t := &clientTx{branch: branch, raw: []byte(req.String()), dest: dest, start: time.Now(), interval: sip.T1,
-		res: make(chan *sip.Response, 1)}
+	t := &clientTx{branch: branch, raw: []byte(req.String()), dest: dest, start: time.Now(), interval: sip.T1, cb: done}
 	c.mu.Lock()
-	c.txs[branch] = t
-	t.timer = time.AfterFunc(sip.T1, func() { c.timerE(t) })
-	c.mu.Unlock()
-	if _, err := c.pc.WriteTo(t.raw, dest); err != nil {
-		c.end(t)
-		return nil, err, true
+	if c.closed {
+		c.mu.Unlock()
+		return false, errClientClosed
 	}
+	c.txs[branch] = t
+	// Holding the lock until the write is done keeps a fast response from completing the transaction
+	// before start has returned.
+	t.timer = time.AfterFunc(sip.T1, func() { c.timerE(t) })
+	_, err = c.pc.WriteTo(t.raw, dest)
+	if err != nil {
+		t.done = true
+		t.timer.Stop()
+		delete(c.txs, branch)
+	}
+	c.mu.Unlock()
+	return err == nil, err
+}
+
+// do is start, waiting for the outcome. ok is false as for start, with err nil when req is not for this
+// client.
+func (c *udpClient) do(ctx context.Context, client *sipgo.Client, req *sip.Request) (res *sip.Response, err error, ok bool) {
+	type result struct {
+		res *sip.Response
+		err error
+	}
+	ch := make(chan result, 1)
+	var t *clientTx
+	started, err := c.start(client, req, func(res *sip.Response, err error) { ch <- result{res, err} })
+	if !started {
+		return nil, err, err != nil
+	}
+	branch, _ := req.Via().Params.Get("branch")
+	c.mu.Lock()
+	t = c.txs[branch]
+	c.mu.Unlock()
 	select {
-	case res := <-t.res:
-		if res == nil {
-			return nil, sip.ErrTransactionTimeout, true
-		}
-		return res, nil, true
+	case r := <-ch:
+		return r.res, r.err, true
 	case <-ctx.Done():
-		c.end(t)
+		if t != nil {
+			c.end(t)
+		}
 		return nil, ctx.Err(), true
+	}
+}
+
+// close ends every pending transaction with errClientClosed; later starts fail.
+func (c *udpClient) close() {
+	c.mu.Lock()
+	c.closed = true
+	var ended []*clientTx
+	for branch, t := range c.txs {
+		t.done = true
+		t.timer.Stop()
+		delete(c.txs, branch)
+		ended = append(ended, t)
+	}
+	c.mu.Unlock()
+	for _, t := range ended {
+		t.cb(nil, errClientClosed)
 	}
 }
 
@@ -107,7 +157,7 @@ func (c *udpClient) timerE(t *clientTx) {
 		t.done = true
 		delete(c.txs, t.branch)
 		c.mu.Unlock()
-		t.res <- nil
+		t.cb(nil, sip.ErrTransactionTimeout)
 		return
 	}
 	if t.proceeding {
@@ -159,7 +209,7 @@ func (c *udpClient) receive(data []byte, parser *sip.Parser) bool {
 		t.timer.Stop()
 		delete(c.txs, branch)
 		c.mu.Unlock()
-		t.res <- res
+		t.cb(res, nil)
 		return true
 	}
 	c.mu.Unlock()
