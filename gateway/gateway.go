@@ -54,8 +54,8 @@ type Gateway struct {
 	dialogs sync.Map // dialog key -> *Session, for in-dialog requests (ACK, BYE, re-INVITE)
 	parser  *sip.Parser
 	// udpListeners maps each UDP listener's local address to its socket: MESSAGEs arriving there are taken
-	// straight from the transport (udpintake.go). Set once, before serving.
-	udpListeners atomic.Pointer[map[string]net.PacketConn]
+	// straight from the transport and answered through it (udpintake.go). Set once, before serving.
+	udpListeners atomic.Pointer[map[string]*sip.UDPConnection]
 	udpc         *udpClient // sends generated MESSAGEs over UDP (udpclient.go); set before serving
 	out          *sipOut
 	recent       *recentRequests
@@ -251,12 +251,12 @@ func (g *Gateway) startSIP() error {
 		return err
 	}
 	var serves []func() error
-	udp := make(map[string]net.PacketConn)
+	udp := make(map[string]*sip.UDPConnection)
 	for _, o := range opened {
 		g.track(o.network, o.addr, o.closer)
 		serves = append(serves, o.serve)
 		if o.pc != nil {
-			udp[o.pc.LocalAddr().String()] = o.pc
+			udp[o.pc.LocalAddr().String()] = &sip.UDPConnection{PacketConn: o.pc, Listener: true}
 		}
 	}
 	g.udpListeners.Store(&udp)

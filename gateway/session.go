@@ -59,6 +59,7 @@ type Session struct {
 	mu        sync.Mutex
 	st        state
 	coords    Coords
+	uris      atomic.Pointer[messageURIs] // coords parsed, for the MESSAGEs the session generates
 	callID    string
 	ms        *msrp.Session
 	route     Route      // accept types we offered

@@ -145,7 +145,7 @@ func (o *sipOut) close() { o.wg.Wait() }
 func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
 	if req == nil {
 		var err error
-		if req, err = g.buildMessage(j.coords, j.contentType, j.body); err != nil {
+		if req, err = g.buildMessage(j); err != nil {
 			g.log.Warn("cannot build MESSAGE", "err", err, "ruri", j.coords.RURI)
 			return outcome{500, "Server Internal Error"}
 		}
@@ -169,7 +169,7 @@ func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Requ
 	if g.udpc == nil {
 		return nil, false
 	}
-	req, err := g.buildMessage(j.coords, j.contentType, j.body)
+	req, err := g.buildMessage(j)
 	if err != nil {
 		return nil, false
 	}
@@ -234,27 +234,54 @@ func (g *Gateway) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 	return g.client.Do(ctx, req)
 }
 
-// buildMessage makes a MESSAGE with a session's coordinates: no Contact (RFC 3428 §4).
-func (g *Gateway) buildMessage(c Coords, contentType string, body []byte) (*sip.Request, error) {
-	var ruri, fromURI, toURI sip.Uri
-	if err := sip.ParseUri(c.RURI, &ruri); err != nil {
+// messageURIs are a MESSAGE's Request-URI, From and To, parsed from Coords.
+type messageURIs struct{ ruri, from, to sip.Uri }
+
+func parseCoords(c Coords) (*messageURIs, error) {
+	u := &messageURIs{}
+	if err := sip.ParseUri(c.RURI, &u.ruri); err != nil {
 		return nil, err
 	}
-	if err := sip.ParseUri(c.From, &fromURI); err != nil {
+	if err := sip.ParseUri(c.From, &u.from); err != nil {
 		return nil, err
 	}
-	if err := sip.ParseUri(c.To, &toURI); err != nil {
+	if err := sip.ParseUri(c.To, &u.to); err != nil {
 		return nil, err
 	}
-	req := sip.NewRequest(sip.MESSAGE, ruri)
-	from := &sip.FromHeader{Address: fromURI, Params: sip.NewParams()}
+	return u, nil
+}
+
+// uris parses the job's coordinates. A session's job carries the session's coordinates, which never change:
+// they are parsed once per session.
+func (j *sipJob) uris() (*messageURIs, error) {
+	if j.s == nil {
+		return parseCoords(j.coords)
+	}
+	if u := j.s.uris.Load(); u != nil {
+		return u, nil
+	}
+	u, err := parseCoords(j.coords)
+	if err == nil {
+		j.s.uris.Store(u)
+	}
+	return u, err
+}
+
+// buildMessage makes the job's MESSAGE: no Contact (RFC 3428 §4).
+func (g *Gateway) buildMessage(j *sipJob) (*sip.Request, error) {
+	u, err := j.uris()
+	if err != nil {
+		return nil, err
+	}
+	req := sip.NewRequest(sip.MESSAGE, *u.ruri.Clone())
+	from := &sip.FromHeader{Address: *u.from.Clone(), Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: toURI, Params: sip.NewParams()})
+	req.AppendHeader(&sip.ToHeader{Address: *u.to.Clone(), Params: sip.NewParams()})
 	cid := sip.CallIDHeader(newCallID())
 	req.AppendHeader(&cid)
-	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
-	req.SetBody(body)
+	req.AppendHeader(sip.NewHeader("Content-Type", j.contentType))
+	req.SetBody(j.body)
 	g.route(req)
 	return req, nil
 }

@@ -49,8 +49,8 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 	if listeners == nil {
 		return data, nil
 	}
-	pc := (*listeners)[info.LocalAddr.String()]
-	if pc == nil {
+	conn := (*listeners)[info.LocalAddr.String()]
+	if conn == nil {
 		return data, nil
 	}
 	msg, err := g.parser.ParseSIP(data)
@@ -63,7 +63,7 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 	}
 	req.SetTransport("UDP")
 	req.SetSource(info.RemoteAddr.String())
-	r := &udpResponder{conn: &sip.UDPConnection{PacketConn: pc, Listener: true}, dest: responseAddr(req)}
+	r := &udpResponder{conn: conn, dest: responseAddr(req)}
 
 	g.takeMessage(req, r, func() {}, nil)
 	return nil, nil
