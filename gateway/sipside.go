@@ -140,8 +140,8 @@ func (o *sipOut) drain(ctx context.Context) {
 
 func (o *sipOut) close() { o.wg.Wait() }
 
-// sendMessage generates one MESSAGE (req, when already built) and returns the page-mode side's final
-// response.
+// sendMessage generates one MESSAGE (req, when already built) through sipgo and returns the page-mode
+// side's final response. MESSAGEs over UDP to an IP address go through sendMessageAsync instead.
 func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
 	if req == nil {
 		var err error
@@ -152,11 +152,11 @@ func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
 	defer cancel()
-	res, err := g.do(ctx, req)
+	res, err := g.client.Do(ctx, req)
 	if err == nil && isChallenge(res) {
 		// One answer per challenge, never a loop (SPEC §8): a second challenge is the final response.
 		if g.answerChallenge(req, res) {
-			res, err = g.do(ctx, req)
+			res, err = g.client.Do(ctx, req)
 		}
 	}
 	return g.messageOutcome(res, err)
@@ -221,17 +221,6 @@ func (g *Gateway) messageOutcome(res *sip.Response, err error) outcome {
 		return outcome{503, "Service Unavailable"}
 	}
 	return outcome{res.StatusCode, res.Reason}
-}
-
-// do sends a non-INVITE request and returns its final response: over UDP to an IP address with the
-// gateway's own client transaction (udpclient.go), otherwise through sipgo.
-func (g *Gateway) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	if g.udpc != nil {
-		if res, err, ok := g.udpc.do(ctx, g.client, req); ok {
-			return res, err
-		}
-	}
-	return g.client.Do(ctx, req)
 }
 
 // messageURIs are a MESSAGE's Request-URI, From and To, parsed from Coords.

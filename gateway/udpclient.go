@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -18,8 +17,9 @@ import (
 // transaction of the gateway's own (RFC 3261 §17.1.2, non-INVITE over an unreliable transport), for the
 // same reason MESSAGEs are received without sipgo's server transactions (udpintake.go): sipgo's client
 // transaction costs a transaction store entry, a goroutine for every response, and a hop through two
-// channels before the sender learns the outcome, and these loops send one MESSAGE after the other
-// (one outstanding per destination, RFC 3428 §8), so every hop delays the next message.
+// channels before the sender learns the outcome, and the send loops send one MESSAGE after the other
+// (one outstanding per destination, RFC 3428 §8), so every hop delays the next message. Here the
+// response's callback runs on the listener's reader goroutine and sends the next MESSAGE (sipside.go).
 //
 // The request goes out of the gateway's UDP listener, its Via naming the advertised contact with rport;
 // the response comes back to that listener, where the read filter hands it here by its branch. Timer E
@@ -100,34 +100,6 @@ func (c *udpClient) start(client *sipgo.Client, req *sip.Request, done func(*sip
 	return err == nil, err
 }
 
-// do is start, waiting for the outcome. ok is false as for start, with err nil when req is not for this
-// client.
-func (c *udpClient) do(ctx context.Context, client *sipgo.Client, req *sip.Request) (res *sip.Response, err error, ok bool) {
-	type result struct {
-		res *sip.Response
-		err error
-	}
-	ch := make(chan result, 1)
-	var t *clientTx
-	started, err := c.start(client, req, func(res *sip.Response, err error) { ch <- result{res, err} })
-	if !started {
-		return nil, err, err != nil
-	}
-	branch, _ := req.Via().Params.Get("branch")
-	c.mu.Lock()
-	t = c.txs[branch]
-	c.mu.Unlock()
-	select {
-	case r := <-ch:
-		return r.res, r.err, true
-	case <-ctx.Done():
-		if t != nil {
-			c.end(t)
-		}
-		return nil, ctx.Err(), true
-	}
-}
-
 // close ends every pending transaction with errClientClosed; later starts fail.
 func (c *udpClient) close() {
 	c.mu.Lock()
@@ -168,16 +140,6 @@ func (c *udpClient) timerE(t *clientTx) {
 	t.timer.Reset(min(t.interval, sip.Timer_F-elapsed))
 	c.mu.Unlock()
 	c.pc.WriteTo(t.raw, t.dest)
-}
-
-func (c *udpClient) end(t *clientTx) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !t.done {
-		t.done = true
-		t.timer.Stop()
-		delete(c.txs, t.branch)
-	}
 }
 
 // receive takes a response read from a UDP listener. It reports whether the response belongs to one of
