@@ -16,6 +16,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -68,11 +69,11 @@ func TestParseUsers(t *testing.T) {
 }
 
 // answerChallenge answers res's challenge to req with user and password, as a phone does.
-func answerChallenge(t *testing.T, p *phone, req *sip.Request, res *sip.Response, user, password string) *sip.Response {
+func answerChallenge(t *testing.T, p *testpeer.Phone, req *sip.Request, res *sip.Response, user, password string) *sip.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	res2, err := p.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
+	res2, err := p.SIPClient().DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
 	if err != nil {
 		t.Fatalf("answering the challenge: %v", err)
 	}
@@ -84,12 +85,12 @@ func answerChallenge(t *testing.T, p *phone, req *sip.Request, res *sip.Response
 // password or an unknown user gets a new challenge.
 func TestInboundAuthMessage(t *testing.T) {
 	h := newHarness(t, withAuth(t))
-	alice := newPhone(t, "alice")
+	alice := testpeer.NewPhone(t, "alice")
 	bob := newClient(t, "bob")
 
-	req := alice.newMessage(bob.uri, "text/plain", "who am I?")
+	req := alice.NewMessage(bob.uri, "text/plain", "who am I?")
 	req.SetDestination(h.udp())
-	res, err := doReq(alice.client, req)
+	res, err := doReq(alice.SIPClient(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +115,9 @@ func TestInboundAuthMessage(t *testing.T) {
 	}
 
 	for _, bad := range []struct{ user, password string }{{"alice", "wrong"}, {"mallory", "s3cret:with:colons"}} {
-		req := alice.newMessage(bob.uri, "text/plain", "let me in")
+		req := alice.NewMessage(bob.uri, "text/plain", "let me in")
 		req.SetDestination(h.udp())
-		res, err := doReq(alice.client, req)
+		res, err := doReq(alice.SIPClient(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,10 +134,10 @@ func TestInboundAuthMessage(t *testing.T) {
 		t.Fatalf("bob got %q", m.Body)
 	}
 
-	carol := newPhone(t, "carol")
-	req = carol.newMessage(bob.uri, "text/plain", "HA1 entry")
+	carol := testpeer.NewPhone(t, "carol")
+	req = carol.NewMessage(bob.uri, "text/plain", "HA1 entry")
 	req.SetDestination(h.udp())
-	if res, err = doReq(carol.client, req); err != nil || res.StatusCode != 401 {
+	if res, err = doReq(carol.SIPClient(), req); err != nil || res.StatusCode != 401 {
 		t.Fatalf("carol's first MESSAGE: %v %v", res, err)
 	}
 	if res2 := answerChallenge(t, carol, req, res, "carol", "pw2"); res2.StatusCode >= 300 {
@@ -157,11 +158,11 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 		auth(c)
 		c.SIP.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	})
-	alice := newPhone(t, "alice")
+	alice := testpeer.NewPhone(t, "alice")
 	bob := newClient(t, "bob")
-	req := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req := alice.NewMessage(bob.uri, "text/plain", "trusted?")
 	req.SetDestination(h.udp())
-	res, err := doReq(alice.client, req)
+	res, err := doReq(alice.SIPClient(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +171,9 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 	}
 	// Credentials computed for a challenge from a gateway that trusts us do not open the other one.
 	h2 := newHarness(t, auth)
-	req2 := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req2 := alice.NewMessage(bob.uri, "text/plain", "trusted?")
 	req2.SetDestination(h2.udp())
-	res2, err := doReq(alice.client, req2)
+	res2, err := doReq(alice.SIPClient(), req2)
 	if err != nil || res2.StatusCode != 401 {
 		t.Fatalf("trusted gateway: %v %v", res2, err)
 	}
@@ -185,10 +186,10 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req3 := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req3 := alice.NewMessage(bob.uri, "text/plain", "trusted?")
 	req3.AppendHeader(sip.NewHeader("Authorization", cred.String()))
 	req3.SetDestination(h.udp())
-	if res3, err := doReq(alice.client, req3); err != nil || res3.StatusCode != 403 {
+	if res3, err := doReq(alice.SIPClient(), req3); err != nil || res3.StatusCode != 403 {
 		t.Fatalf("untrusted source with credentials: %v %v, want 403", res3, err)
 	}
 	select {
@@ -202,15 +203,15 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 // session comes up and carries a message; the in-dialog BYE needs none.
 func TestInboundAuthInvite(t *testing.T) {
 	h := newHarness(t, withAuth(t))
-	alice := newPhone(t, "alice")
+	alice := testpeer.NewPhone(t, "alice")
 	bob := newClient(t, "bob")
-	if _, err := bob.invite(h.udp(), alice.uri, "active"); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := bob.invite(h.udp(), alice.URI, "active"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("INVITE without credentials: %v, want 401", err)
 	}
 
 	cs := bob.newSession()
 	var ruri, from sip.Uri
-	sip.ParseUri(alice.uri, &ruri)
+	sip.ParseUri(alice.URI, &ruri)
 	sip.ParseUri(bob.uri, &from)
 	req := sip.NewRequest(sip.INVITE, ruri)
 	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
@@ -248,7 +249,7 @@ func TestInboundAuthInvite(t *testing.T) {
 	if r := cs.send("text/plain", "authenticated chat"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
-	if m := alice.recv(); string(m.Body()) != "authenticated chat" {
+	if m := alice.Recv(); string(m.Body()) != "authenticated chat" {
 		t.Fatalf("alice got %q", m.Body())
 	}
 	if err := dlg.Bye(ctx); err != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -86,12 +88,12 @@ func BenchmarkSDPOfferAnswer(b *testing.B) {
 
 // benchChat is a real gateway (reply: wait) on loopback with one up session-first chat between a phone and
 // an MSRP client.
-func benchChat(b *testing.B) (*harness, *phone, *client, *clientSession) {
+func benchChat(b *testing.B) (*harness, *testpeer.Phone, *client, *clientSession) {
 	b.Helper()
 	h := newHarness(b, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
-	alice := newPhone(b, "alice")
+	alice := testpeer.NewPhone(b, "alice")
 	bob := newClient(b, "bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
+	cs, err := bob.invite(h.udp(), alice.URI, "actpass")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func BenchmarkMessageToSend(b *testing.B) {
 	h, alice, bob, cs := benchChat(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := alice.send(h.udp(), bob.uri, "text/plain", "hello bob"); res.StatusCode != 200 {
+		if res := alice.Send(h.udp(), bob.uri, "text/plain", "hello bob"); res.StatusCode != 200 {
 			b.Fatalf("MESSAGE answered %d", res.StatusCode)
 		}
 		cs.recv()
@@ -132,7 +134,9 @@ func BenchmarkMessageToSendParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			res, err := alice.trySend(h.udp(), bob.uri, "text/plain", "hello bob")
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			res, err := alice.TrySend(ctx, h.udp(), bob.uri, "text/plain", "hello bob")
+			cancel()
 			if err != nil || res.StatusCode != 200 {
 				b.Errorf("MESSAGE: %v %v", res, err)
 				return
@@ -152,7 +156,7 @@ func BenchmarkSendToMessage(b *testing.B) {
 		if r := cs.send("text/plain", "hello alice"); r.StatusCode != 200 {
 			b.Fatalf("SEND: %+v", r)
 		}
-		alice.recv()
+		alice.Recv()
 	}
 }
 
@@ -175,7 +179,7 @@ func BenchmarkSendToMessagePipelined(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
-		go func() { alice.recv(); <-sem }()
+		go func() { alice.Recv(); <-sem }()
 	}
 	for range window {
 		sem <- struct{}{}

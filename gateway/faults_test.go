@@ -19,6 +19,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -258,11 +259,10 @@ func (p *rawPeer) readSENDs(n int) []*msrp.Message {
 }
 
 // waitNotifications waits for n failure notifications at the phone and returns their bodies.
-func (p *phone) waitNotifications(n int) []string {
-	p.t.Helper()
+func waitNotifications(p *testpeer.Phone, n int) []string {
 	var out []string
 	for len(out) < n {
-		out = append(out, string(p.recv().Body()))
+		out = append(out, string(p.Recv().Body()))
 	}
 	return out
 }
@@ -272,9 +272,9 @@ func (p *phone) waitNotifications(n int) []string {
 func TestFaultResetMidChunkedMessage(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "rst-alice")
+	alice := testpeer.NewPhone(t, "rst-alice")
 	bob := newRawAnswerer(t, h, "rst-bob", 0)
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "hello"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.uri, "text/plain", "hello"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE: %d", res.StatusCode)
 	}
 	p := bob.waitReady()
@@ -289,7 +289,7 @@ func TestFaultResetMidChunkedMessage(t *testing.T) {
 	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "msrp_lost" {
 		t.Fatalf("session ended with %q, want msrp_lost", e.Reason)
 	}
-	alice.quiet(200 * time.Millisecond) // the half message never arrives
+	alice.Quiet(200 * time.Millisecond) // the half message never arrives
 	a := waitAccounted(t, h, 1, 0)
 	if a.delivered[event.ToMSRP] != 1 {
 		t.Fatalf("the answered message is not counted delivered: %+v", a)
@@ -301,11 +301,11 @@ func TestFaultResetMidChunkedMessage(t *testing.T) {
 func TestFaultResetWithSendsInFlight(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "fl-alice")
+	alice := testpeer.NewPhone(t, "fl-alice")
 	bob := newRawAnswerer(t, h, "fl-bob", 0)
 	const n = 5
 	for i := 0; i < n; i++ {
-		if res := alice.send(h.udp(), bob.uri, "text/plain", fmt.Sprintf("in flight %d", i)); res.StatusCode != 202 {
+		if res := alice.Send(h.udp(), bob.uri, "text/plain", fmt.Sprintf("in flight %d", i)); res.StatusCode != 202 {
 			t.Fatalf("MESSAGE %d: %d", i, res.StatusCode)
 		}
 	}
@@ -313,7 +313,7 @@ func TestFaultResetWithSendsInFlight(t *testing.T) {
 	p.readSENDs(n)
 	p.reset()
 	bob.waitBye()
-	for _, body := range alice.waitNotifications(n) {
+	for _, body := range waitNotifications(alice, n) {
 		if !strings.Contains(body, "480") || !strings.Contains(body, "in flight") {
 			t.Fatalf("notification %q", body)
 		}
@@ -330,9 +330,9 @@ func TestFaultResetWithSendsInFlight(t *testing.T) {
 func TestFaultPeerStopsReading(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "sr-alice")
+	alice := testpeer.NewPhone(t, "sr-alice")
 	bob := newRawAnswerer(t, h, "sr-bob", 4096)
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "first"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.uri, "text/plain", "first"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE: %d", res.StatusCode)
 	}
 	p := bob.waitReady() // from here on nobody reads
@@ -340,10 +340,10 @@ func TestFaultPeerStopsReading(t *testing.T) {
 	accepted := 1
 	full := false
 	for i := 0; i < 2000 && !full; i++ {
-		req := alice.newMessage(bob.uri, "text/plain", fmt.Sprintf("%04d %s", i, body))
+		req := alice.NewMessage(bob.uri, "text/plain", fmt.Sprintf("%04d %s", i, body))
 		req.SetTransport("TCP")
 		req.SetDestination(h.gw.SIPAddr("tcp"))
-		res, err := doReq(alice.client, req)
+		res, err := doReq(alice.SIPClient(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +356,7 @@ func TestFaultPeerStopsReading(t *testing.T) {
 	if !full {
 		t.Fatalf("%d MESSAGEs of %d bytes did not fill the write queue", accepted, len(body))
 	}
-	note := string(alice.recv().Body())
+	note := string(alice.Recv().Body())
 	if !strings.Contains(note, "503") || !strings.Contains(note, "queue full") {
 		t.Fatalf("notification %q, want the 503 of a full write queue", note)
 	}
@@ -374,10 +374,10 @@ func TestFaultPeerStopsReading(t *testing.T) {
 func TestFaultPeerRestartsWithoutBye(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "rs-alice")
+	alice := testpeer.NewPhone(t, "rs-alice")
 	bob := newClient(t, "rs-bob")
 	bob.setAnswer(200, "active") // bob dials the gateway: closing his session closes his connection
-	alice.send(h.udp(), bob.uri, "text/plain", "before")
+	alice.Send(h.udp(), bob.uri, "text/plain", "before")
 	cs := bob.waitInvite()
 	if m := cs.recv(); string(m.Body) != "before" {
 		t.Fatalf("got %q", m.Body)
@@ -392,7 +392,7 @@ func TestFaultPeerRestartsWithoutBye(t *testing.T) {
 	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "msrp_lost" {
 		t.Fatalf("session ended with %q", e.Reason)
 	}
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "after"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.uri, "text/plain", "after"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE after the restart: %d", res.StatusCode)
 	}
 	cs2 := bob.waitInvite()
@@ -402,7 +402,7 @@ func TestFaultPeerRestartsWithoutBye(t *testing.T) {
 	if r := cs2.send("text/plain", "back"); r.StatusCode != 200 {
 		t.Fatalf("SEND on the new session: %+v", r)
 	}
-	if m := alice.recv(); string(m.Body()) != "back" {
+	if m := alice.Recv(); string(m.Body()) != "back" {
 		t.Fatalf("alice got %q", m.Body())
 	}
 	waitAccounted(t, h, 2, 1)
@@ -432,17 +432,17 @@ func TestFaultSIPSideStopsAnswering(t *testing.T) {
 	sip.SetTimers(10*time.Millisecond, 40*time.Millisecond, 50*time.Millisecond) // Timer F: 640 ms
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "mute-alice")
-	alice.setAnswer(0) // receives, never answers
+	alice := testpeer.NewPhone(t, "mute-alice")
+	alice.SetAnswer(0) // receives, never answers
 	bob := newClient(t, "mute-bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "active")
+	cs, err := bob.invite(h.udp(), alice.URI, "active")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := cs.send("text/plain", "anyone there?"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v (the gateway answers before delivery)", r)
 	}
-	alice.recv()
+	alice.Recv()
 	rep := cs.report()
 	if rep.StatusCode != 408 {
 		t.Fatalf("REPORT %d %s, want 408", rep.StatusCode, rep.Comment)
@@ -454,7 +454,7 @@ func TestFaultSIPSideStopsAnswering(t *testing.T) {
 	if r := cs.sendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("no report please"), FailureReport: "no"}); r.Err != nil {
 		t.Fatalf("SEND: %+v", r)
 	}
-	alice.recv()
+	alice.Recv()
 	cs.noReport(300 * time.Millisecond)
 	waitAccounted(t, h, 0, 2)
 	cs.bye()
@@ -467,14 +467,14 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.ShutdownTimeout = time.Second })
 	const sessions = 4
 	type chat struct {
-		alice *phone
+		alice *testpeer.Phone
 		bob   *client
 		cs    *clientSession
 	}
 	var chats []chat
 	for i := 0; i < sessions; i++ {
-		c := chat{alice: newPhone(t, fmt.Sprintf("sd-alice%d", i)), bob: newClient(t, fmt.Sprintf("sd-bob%d", i))}
-		c.alice.send(h.udp(), c.bob.uri, "text/plain", "hello")
+		c := chat{alice: testpeer.NewPhone(t, fmt.Sprintf("sd-alice%d", i)), bob: newClient(t, fmt.Sprintf("sd-bob%d", i))}
+		c.alice.Send(h.udp(), c.bob.uri, "text/plain", "hello")
 		c.cs = c.bob.waitInvite()
 		c.cs.recv()
 		chats = append(chats, c)
@@ -497,7 +497,9 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 				default:
 				}
 				attemptedToMSRP.Add(1)
-				res, err := c.alice.trySend(h.udp(), c.bob.uri, "text/plain", fmt.Sprintf("m%d", i))
+				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+				res, err := c.alice.TrySend(ctx, h.udp(), c.bob.uri, "text/plain", fmt.Sprintf("m%d", i))
+				cancel()
 				if err != nil || res.StatusCode >= 300 {
 					return
 				}
@@ -537,7 +539,7 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 				select {
 				case <-c.cs.inbox:
 					gotMSRP.Add(1)
-				case <-c.alice.inbox:
+				case <-c.alice.Inbox():
 					gotSIP.Add(1)
 				case <-drained:
 					return
@@ -590,9 +592,9 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 func TestFaultPeerStopsReadingForever(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, func(c *config.Config) { c.MSRP.TransactionTimeout = 300 * time.Millisecond })
-	alice := newPhone(t, "sf-alice")
+	alice := testpeer.NewPhone(t, "sf-alice")
 	bob := newRawAnswerer(t, h, "sf-bob", 4096)
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "first"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.uri, "text/plain", "first"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE: %d", res.StatusCode)
 	}
 	bob.waitReady() // from here on nobody reads, and nobody closes
@@ -601,10 +603,10 @@ func TestFaultPeerStopsReadingForever(t *testing.T) {
 	// Enough to fill the kernel's buffers and then the write queue (the first 503): from then on SENDs
 	// wait in the queue behind a write that never completes.
 	for i := 0; i < 2000 && h.events.accounting().failed[event.ToMSRP] == 0; i++ {
-		req := alice.newMessage(bob.uri, "text/plain", fmt.Sprintf("%04d %s", i, body))
+		req := alice.NewMessage(bob.uri, "text/plain", fmt.Sprintf("%04d %s", i, body))
 		req.SetTransport("TCP")
 		req.SetDestination(h.gw.SIPAddr("tcp"))
-		res, err := doReq(alice.client, req)
+		res, err := doReq(alice.SIPClient(), req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -26,7 +27,7 @@ import (
 type sideChat struct {
 	t     *testing.T
 	h     *harness
-	alice *phone
+	alice *testpeer.Phone
 	bob   *client
 	cs    *clientSession
 	n     int
@@ -34,8 +35,8 @@ type sideChat struct {
 
 func startSideChat(t *testing.T, h *harness) *sideChat {
 	t.Helper()
-	c := &sideChat{t: t, h: h, alice: newPhone(t, "side-alice"), bob: newClient(t, "side-bob")}
-	c.alice.send(h.udp(), c.bob.uri, "text/plain", "side 0")
+	c := &sideChat{t: t, h: h, alice: testpeer.NewPhone(t, "side-alice"), bob: newClient(t, "side-bob")}
+	c.alice.Send(h.udp(), c.bob.uri, "text/plain", "side 0")
 	c.cs = c.bob.waitInvite()
 	if m := c.cs.recv(); string(m.Body) != "side 0" {
 		t.Fatalf("side chat: got %q", m.Body)
@@ -49,7 +50,7 @@ func (c *sideChat) exchange() {
 	c.t.Helper()
 	c.n++
 	want := fmt.Sprintf("side %d", c.n)
-	if res := c.alice.send(c.h.udp(), c.bob.uri, "text/plain", want); res.StatusCode >= 300 {
+	if res := c.alice.Send(c.h.udp(), c.bob.uri, "text/plain", want); res.StatusCode >= 300 {
 		c.t.Fatalf("side chat MESSAGE: %d %s", res.StatusCode, res.Reason)
 	}
 	if m := c.cs.recv(); string(m.Body) != want {
@@ -59,7 +60,7 @@ func (c *sideChat) exchange() {
 	if r := c.cs.send("text/plain", back); r.StatusCode != 200 {
 		c.t.Fatalf("side chat SEND: %+v", r)
 	}
-	if m := c.alice.recv(); string(m.Body()) != back {
+	if m := c.alice.Recv(); string(m.Body()) != back {
 		c.t.Fatalf("side chat to SIP: got %q, want %q", m.Body(), back)
 	}
 }
@@ -154,7 +155,7 @@ func (r *rawMSRP) probe(gw msrp.URI) *msrp.Message {
 func TestBadSIPInputBesideChat(t *testing.T) {
 	h := newHarness(t, nil)
 	chat := startSideChat(t, h)
-	alice := newPhone(t, "bad-alice")
+	alice := testpeer.NewPhone(t, "bad-alice")
 	bob := newClient(t, "bad-bob")
 
 	cases := []struct {
@@ -174,7 +175,7 @@ func TestBadSIPInputBesideChat(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req := alice.newMessage(bob.uri, c.ctype, c.body)
+			req := alice.NewMessage(bob.uri, c.ctype, c.body)
 			req.SetDestination(h.udp())
 			if len(c.body) > 1000 {
 				req.SetTransport("TCP")
@@ -183,7 +184,7 @@ func TestBadSIPInputBesideChat(t *testing.T) {
 			if c.edit != nil {
 				c.edit(req)
 			}
-			res, err := doReq(alice.client, req)
+			res, err := doReq(alice.SIPClient(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,7 +282,7 @@ func invitePeer(t *testing.T, c *client, gwAddr, toURI, ctype string, body []byt
 func TestBadInviteBesideChat(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = time.Second })
 	chat := startSideChat(t, h)
-	carol := newPhone(t, "inv-carol")
+	carol := testpeer.NewPhone(t, "inv-carol")
 	dave := newClient(t, "inv-dave")
 
 	// A port that is certainly closed: listen, note it, close.
@@ -298,7 +299,7 @@ func TestBadInviteBesideChat(t *testing.T) {
 		AcceptTypes: []string{"text/plain"}, Setup: "passive"}).Marshal(1, 1)
 
 	t.Run("SDP garbage", func(t *testing.T) {
-		res := invitePeer(t, dave, h.udp(), carol.uri, "application/sdp", []byte("this is \x00 not SDP at all\r\n"))
+		res := invitePeer(t, dave, h.udp(), carol.URI, "application/sdp", []byte("this is \x00 not SDP at all\r\n"))
 		if res.StatusCode != 488 {
 			t.Fatalf("got %d %s, want 488", res.StatusCode, res.Reason)
 		}
@@ -307,7 +308,7 @@ func TestBadInviteBesideChat(t *testing.T) {
 	t.Run("1000 a= lines", func(t *testing.T) {
 		// The SDP is well-formed: the gateway answers it; the peer never connects, so the session ends
 		// at setup_timeout. What matters: it neither crashes nor stalls anything.
-		res := invitePeer(t, dave, h.gw.SIPAddr("tcp"), carol.uri, "application/sdp", []byte(many))
+		res := invitePeer(t, dave, h.gw.SIPAddr("tcp"), carol.URI, "application/sdp", []byte(many))
 		t.Logf("1000 a= lines: %d %s", res.StatusCode, res.Reason)
 		if res.StatusCode != 200 && res.StatusCode != 488 {
 			t.Fatalf("got %d %s, want 200 or 488", res.StatusCode, res.Reason)
@@ -317,7 +318,7 @@ func TestBadInviteBesideChat(t *testing.T) {
 	t.Run("a=path to a closed port", func(t *testing.T) {
 		// We answer passive, so the gateway connects: to a closed port. The INVITE is answered 200 (SDP
 		// negotiation succeeded), then the connection fails and the session ends with BYE.
-		res := invitePeer(t, dave, h.udp(), carol.uri, "application/sdp", closedPort)
+		res := invitePeer(t, dave, h.udp(), carol.URI, "application/sdp", closedPort)
 		if res.StatusCode != 200 {
 			t.Fatalf("got %d %s, want 200", res.StatusCode, res.Reason)
 		}
@@ -441,13 +442,13 @@ func TestTenThousandChunks(t *testing.T) {
 	const maxChunks = 100
 	h := newHarness(t, func(c *config.Config) { c.Limits.MaxChunksPerMessage = maxChunks })
 	chat := startSideChat(t, h)
-	carol := newPhone(t, "chunk-carol")
+	carol := testpeer.NewPhone(t, "chunk-carol")
 	dave := newClient(t, "chunk-dave")
-	p := newRawPeer(t, h, dave, carol.uri)
+	p := newRawPeer(t, h, dave, carol.URI)
 	if code := p.send("tidfirst1", "first"); code != 200 {
 		t.Fatalf("first SEND: %d", code)
 	}
-	if m := carol.recv(); string(m.Body()) != "first" {
+	if m := carol.Recv(); string(m.Body()) != "first" {
 		t.Fatalf("carol got %q", m.Body())
 	}
 
@@ -498,7 +499,7 @@ func TestTenThousandChunks(t *testing.T) {
 	if code := p.send("tidafter1", "after"); code != 200 {
 		t.Fatalf("SEND after: %d", code)
 	}
-	if m := carol.recv(); string(m.Body()) != "after" {
+	if m := carol.Recv(); string(m.Body()) != "after" {
 		t.Fatalf("carol got %d bytes %.20q, want \"after\"", len(m.Body()), m.Body())
 	}
 	chat.exchange()

@@ -22,8 +22,8 @@ import (
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
-// This file holds the test harness: a gateway on ephemeral loopback ports, page-mode phones (sipgo UAs that
-// only speak MESSAGE) and session-mode clients (sipgo UAs with an msrp endpoint).
+// This file holds the test harness: a gateway on ephemeral loopback ports and session-mode clients (sipgo UAs
+// with an msrp endpoint). The page-mode phones are internal/testpeer's.
 
 func TestMain(m *testing.M) {
 	// sipgo's limits are process-wide: set once, here, as the daemon does in main.
@@ -176,44 +176,6 @@ func newUA(t testing.TB, name string, register func(srv *sipgo.Server, client *s
 	return ua, client, pc.LocalAddr().String()
 }
 
-// phone is a page-mode user agent: it only sends and receives MESSAGEs.
-type phone struct {
-	t      testing.TB
-	client *sipgo.Client
-	addr   string
-	uri    string
-	inbox  chan *sip.Request
-	mu     sync.Mutex
-	answer int // final response to MESSAGEs it receives (default 200)
-}
-
-func newPhone(t testing.TB, user string) *phone {
-	p := &phone{t: t, inbox: make(chan *sip.Request, 1024), answer: 200}
-	_, client, addr := newUA(t, "phone-"+user, func(srv *sipgo.Server, _ *sipgo.Client, addr string) {
-		p.addr, p.uri = addr, "sip:"+user+"@"+addr
-		srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
-			p.mu.Lock()
-			code := p.answer
-			p.mu.Unlock()
-			// Into the inbox before answering: the gateway sends the next MESSAGE only after this answer, so
-			// the inbox keeps the wire order (each request has its own handler goroutine).
-			p.inbox <- req
-			if code > 0 {
-				tx.Respond(sip.NewResponseFromRequest(req, code, reasonFor(code), nil))
-			}
-		})
-	})
-	p.client = client
-	_ = addr
-	return p
-}
-
-func (p *phone) setAnswer(code int) {
-	p.mu.Lock()
-	p.answer = code
-	p.mu.Unlock()
-}
-
 func reasonFor(code int) string {
 	switch code {
 	case 200:
@@ -232,67 +194,6 @@ func reasonFor(code int) string {
 		return "Service Unavailable"
 	}
 	return "Status"
-}
-
-// send sends a MESSAGE to the user at toURI through the gateway and returns the final response.
-func (p *phone) send(gwAddr, toURI, ctype, body string, extra ...sip.Header) *sip.Response {
-	p.t.Helper()
-	res, err := p.trySend(gwAddr, toURI, ctype, body, extra...)
-	if err != nil {
-		p.t.Fatalf("MESSAGE to %s: %v", toURI, err)
-	}
-	return res
-}
-
-func (p *phone) trySend(gwAddr, toURI, ctype, body string, extra ...sip.Header) (*sip.Response, error) {
-	req := p.newMessage(toURI, ctype, body, extra...)
-	req.SetDestination(gwAddr)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	return p.client.Do(ctx, req)
-}
-
-func (p *phone) newMessage(toURI, ctype, body string, extra ...sip.Header) *sip.Request {
-	var ruri, from sip.Uri
-	if err := sip.ParseUri(toURI, &ruri); err != nil {
-		p.t.Fatal(err)
-	}
-	sip.ParseUri(p.uri, &from)
-	req := sip.NewRequest(sip.MESSAGE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(fh)
-	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	if ctype != "" {
-		req.AppendHeader(sip.NewHeader("Content-Type", ctype))
-	}
-	for _, h := range extra {
-		req.AppendHeader(h)
-	}
-	req.SetBody([]byte(body))
-	return req
-}
-
-// recv waits for the next MESSAGE the phone receives.
-func (p *phone) recv() *sip.Request {
-	p.t.Helper()
-	select {
-	case r := <-p.inbox:
-		return r
-	case <-time.After(waitFor):
-		p.t.Fatalf("phone %s received no MESSAGE within %s", p.uri, waitFor)
-		return nil
-	}
-}
-
-// quiet asserts that nothing arrives for a short while.
-func (p *phone) quiet(d time.Duration) {
-	p.t.Helper()
-	select {
-	case r := <-p.inbox:
-		p.t.Fatalf("phone %s received an unexpected MESSAGE: %q", p.uri, r.Body())
-	case <-time.After(d):
-	}
 }
 
 // client is a session-mode user agent (RCS / UC client): INVITE + MSRP.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
@@ -28,7 +30,7 @@ const soakEnv = "MSRPGW_SOAK"
 // lossLane is one session's pair of peers and what they saw.
 type lossLane struct {
 	i        int
-	alice    *phone
+	alice    *testpeer.Phone
 	bob      *client
 	sendErr  int32 // bob answers every SEND with this (0: 200)
 	phoneErr int   // alice answers every MESSAGE with this (0: 200)
@@ -83,13 +85,13 @@ func TestLossAccounting(t *testing.T) {
 	lanes := make([]*lossLane, sessions)
 	sendErrs, phoneErrs := []int32{403, 413, 415, 481}, []int{404, 486, 500, 503}
 	for i := range lanes {
-		l := &lossLane{i: i, alice: newPhone(t, fmt.Sprintf("loss-alice%02d", i)), bob: newClient(t, fmt.Sprintf("loss-bob%02d", i)), sendIDs: map[string]string{}}
+		l := &lossLane{i: i, alice: testpeer.NewPhone(t, fmt.Sprintf("loss-alice%02d", i)), bob: newClient(t, fmt.Sprintf("loss-bob%02d", i)), sendIDs: map[string]string{}}
 		switch r := rng.IntN(100); {
 		case r < 10:
 			l.sendErr = sendErrs[rng.IntN(len(sendErrs))]
 		case r < 20:
 			l.phoneErr = phoneErrs[rng.IntN(len(phoneErrs))]
-			l.alice.setAnswer(l.phoneErr)
+			l.alice.SetAnswer(l.phoneErr)
 		case r < 26:
 			l.drop = true
 			l.bob.setAnswer(200, "active") // bob dials: closing his session closes his connection
@@ -240,7 +242,7 @@ func (l *lossLane) drainPhone(seen *lossSeen, stop chan struct{}, wg *sync.WaitG
 	const notice = "Message not delivered ("
 	for {
 		select {
-		case req := <-l.alice.inbox:
+		case req := <-l.alice.Inbox():
 			body := string(req.Body())
 			seen.mu.Lock()
 			switch {
@@ -270,7 +272,9 @@ func (l *lossLane) sendMessages(t *testing.T, h *harness, per int) {
 			}
 		}
 		body := fmt.Sprintf("m%02d-%05d", l.i, seq)
-		res, err := l.alice.trySend(h.udp(), l.bob.uri, "text/plain", body)
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		res, err := l.alice.TrySend(ctx, h.udp(), l.bob.uri, "text/plain", body)
+		cancel()
 		switch {
 		case err != nil:
 			l.ambiguousToMSRP = append(l.ambiguousToMSRP, body)

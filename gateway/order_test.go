@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // A burst of MESSAGEs written back to back on one UDP socket, each its own transaction and none waiting for the
@@ -17,9 +19,9 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
 			h := newHarness(t, nil)
-			alice := newPhone(t, "alice")
+			alice := testpeer.NewPhone(t, "alice")
 			bob := newClient(t, "bob")
-			alice.send(h.udp(), bob.uri, "text/plain", "warm-up")
+			alice.Send(h.udp(), bob.uri, "text/plain", "warm-up")
 			cs := bob.waitInvite()
 			cs.recv()
 
@@ -49,7 +51,7 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 					"Max-Forwards: 70\r\n"+
 					"Content-Type: text/plain\r\n"+
 					"Content-Length: %d\r\n\r\n%s",
-					bob.uri, strings.ToUpper(network), local, i, alice.uri, i, bob.uri, i, local, len(body), body)
+					bob.uri, strings.ToUpper(network), local, i, alice.URI, i, bob.uri, i, local, len(body), body)
 				if _, err := conn.Write([]byte(msg)); err != nil {
 					t.Fatal(err)
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/internal/certs"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -18,11 +19,11 @@ import (
 // A late-offer INVITE (no SDP): the gateway offers in its 200 and takes the answer from the ACK (SPEC §3.2 step 2).
 func TestLateOfferInvite(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
+	alice := testpeer.NewPhone(t, "alice")
 	bob := newClient(t, "bob")
 
 	var ruri, from sip.Uri
-	sip.ParseUri(alice.uri, &ruri)
+	sip.ParseUri(alice.URI, &ruri)
 	sip.ParseUri(bob.uri, &from)
 	req := sip.NewRequest(sip.INVITE, ruri)
 	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
@@ -67,7 +68,7 @@ func TestLateOfferInvite(t *testing.T) {
 	if r := cs.send("text/plain", "late offer works"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
-	if got := string(alice.recv().Body()); got != "late offer works" {
+	if got := string(alice.Recv().Body()); got != "late offer works" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -76,9 +77,9 @@ func TestLateOfferInvite(t *testing.T) {
 // path (SPEC §3.2 step 6); messages then flow on the new MSRP session.
 func TestReinvitePathChangeReconnects(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
+	alice := testpeer.NewPhone(t, "alice")
 	bob := newClient(t, "bob") // answers passive: the gateway is active
-	alice.send(h.udp(), bob.uri, "text/plain", "before")
+	alice.Send(h.udp(), bob.uri, "text/plain", "before")
 	cs := bob.waitInvite()
 	if got := string(cs.recv().Body); got != "before" {
 		t.Fatalf("got %q", got)
@@ -104,7 +105,7 @@ func TestReinvitePathChangeReconnects(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the gateway did not connect to the new path")
 	}
-	alice.send(h.udp(), bob.uri, "text/plain", "after")
+	alice.Send(h.udp(), bob.uri, "text/plain", "after")
 	if got := string(moved.recv().Body); got != "after" {
 		t.Fatalf("got %q on the new session", got)
 	}

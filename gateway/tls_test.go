@@ -16,6 +16,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/certs"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -206,9 +207,9 @@ func TestMSRPOverTLSMessageFirst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, withMSRPS(gwPair))
-			alice := newPhone(t, "alice")
+			alice := testpeer.NewPhone(t, "alice")
 			bob := newTLSClient(t, "bob", clientPair, tc.fp)
-			res := alice.send(h.udp(), bob.uri, "text/plain", "over tls")
+			res := alice.Send(h.udp(), bob.uri, "text/plain", "over tls")
 			if res.StatusCode >= 300 {
 				t.Fatalf("MESSAGE answered %d", res.StatusCode)
 			}
@@ -238,7 +239,7 @@ func TestMSRPOverTLSMessageFirst(t *testing.T) {
 			if r := cs.send("text/plain", "back over tls"); r.StatusCode != 200 {
 				t.Fatalf("SEND answered %+v", r)
 			}
-			if m := alice.recv(); string(m.Body()) != "back over tls" {
+			if m := alice.Recv(); string(m.Body()) != "back over tls" {
 				t.Fatalf("alice got %q", m.Body())
 			}
 			cs.bye() // before the client's cleanup, so the gateway has no BYE left to send to a closed UA
@@ -252,10 +253,10 @@ func TestMSRPOverTLSMessageFirst(t *testing.T) {
 func TestMSRPOverTLSSessionFirst(t *testing.T) {
 	gwPair, clientPair, otherPair := newTestPair(t), newTestPair(t), newTestPair(t)
 	h := newHarness(t, withMSRPS(gwPair))
-	alice := newPhone(t, "alice")
+	alice := testpeer.NewPhone(t, "alice")
 
 	bob := newTLSClient(t, "bob", clientPair, clientPair.fingerprint)
-	cs, err := bob.invite(h.udp(), alice.uri)
+	cs, err := bob.invite(h.udp(), alice.URI)
 	if err != nil {
 		t.Fatalf("session-first over msrps: %v", err)
 	}
@@ -265,12 +266,12 @@ func TestMSRPOverTLSSessionFirst(t *testing.T) {
 	if r := cs.send("text/plain", "hello alice"); r.StatusCode != 200 {
 		t.Fatalf("SEND answered %+v", r)
 	}
-	if m := alice.recv(); string(m.Body()) != "hello alice" {
+	if m := alice.Recv(); string(m.Body()) != "hello alice" {
 		t.Fatalf("alice got %q", m.Body())
 	}
 
 	carol := newTLSClient(t, "carol", clientPair, otherPair.fingerprint)
-	cs2, err := carol.invite(h.udp(), alice.uri)
+	cs2, err := carol.invite(h.udp(), alice.URI)
 	// The gateway answers the binding SEND 403 and ends the session at once: its BYE may close our
 	// session before the 403 is read.
 	var se *msrp.StatusError
@@ -278,7 +279,7 @@ func TestMSRPOverTLSSessionFirst(t *testing.T) {
 		t.Fatalf("connect with a certificate that is not the a=fingerprint: %v, want the gateway's 403 (or its BYE)", err)
 	}
 	cs2.waitBye()
-	alice.quiet(100 * time.Millisecond)
+	alice.Quiet(100 * time.Millisecond)
 	cs.bye()
 }
 
@@ -319,7 +320,7 @@ func asStatus(err error, se **msrp.StatusError) bool {
 
 // newTLSPhone is a page-mode phone reachable only over TLS at sip:user@127.0.0.1:PORT;transport=tls. It
 // trusts roots for the servers it connects to and shows own (when not nil) as its client certificate.
-func newTLSPhone(t *testing.T, user string, own *testPair, roots *x509.CertPool) *phone {
+func newTLSPhone(t *testing.T, user string, own *testPair, roots *x509.CertPool) *testpeer.Phone {
 	t.Helper()
 	clientConf := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	serverPair := newTestPair(t)
@@ -327,48 +328,25 @@ func newTLSPhone(t *testing.T, user string, own *testPair, roots *x509.CertPool)
 		clientConf.Certificates = []tls.Certificate{own.cert}
 		serverPair = *own
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("phone-"+user), sipgo.WithUserAgenTLSConfig(clientConf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{serverPair.cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &phone{t: t, inbox: make(chan *sip.Request, 1024), answer: 200, client: client}
-	p.addr = ln.Addr().String()
-	p.uri = "sip:" + user + "@" + p.addr + ";transport=tls"
-	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
-		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-		p.inbox <- req
+	return testpeer.NewPhoneWith(t, user, testpeer.PhoneConfig{
+		TLS:       &tls.Config{Certificates: []tls.Certificate{serverPair.cert}},
+		ClientTLS: clientConf,
 	})
-	go srv.ServeTLS(ln)
-	t.Cleanup(func() { ln.Close(); ua.Close() })
-	return p
 }
 
-// sendTLS sends a MESSAGE to toURI through the gateway's tls listener.
-func (p *phone) sendTLS(gwAddr, toURI, body string) (*sip.Response, error) {
-	return p.sendTLSWithin(waitFor, gwAddr, toURI, body)
+// sendTLS sends a MESSAGE from p to toURI through the gateway's tls listener.
+func sendTLS(p *testpeer.Phone, gwAddr, toURI, body string) (*sip.Response, error) {
+	return sendTLSWithin(p, waitFor, gwAddr, toURI, body)
 }
 
 // sendTLSWithin is sendTLS waiting at most d for the answer. (With TLS 1.3 a client learns that its
 // certificate was refused only when it reads: its request is written, and no answer ever comes.)
-func (p *phone) sendTLSWithin(d time.Duration, gwAddr, toURI, body string) (*sip.Response, error) {
-	req := p.newMessage(toURI, "text/plain", body)
+func sendTLSWithin(p *testpeer.Phone, d time.Duration, gwAddr, toURI, body string) (*sip.Response, error) {
+	req := p.NewMessage(toURI, "text/plain", body)
 	req.SetTransport("TLS")
-	req.SetDestination(gwAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return p.client.Do(ctx, req)
+	return p.Do(ctx, gwAddr, req)
 }
 
 // TestSIPOverTLS: a phone sends its MESSAGE over the gateway's tls listener, showing a client certificate
@@ -389,7 +367,7 @@ func TestSIPOverTLS(t *testing.T) {
 	alice := newTLSPhone(t, "alice", &phonePair, gwPair.pool())
 	bob := newClient(t, "bob")
 
-	res, err := alice.sendTLS(gwTLS, bob.uri, "over sip tls")
+	res, err := sendTLS(alice, gwTLS, bob.uri, "over sip tls")
 	if err != nil || res.StatusCode >= 300 {
 		t.Fatalf("MESSAGE over TLS: %v %v", res, err)
 	}
@@ -400,7 +378,7 @@ func TestSIPOverTLS(t *testing.T) {
 	if r := cs.send("text/plain", "reply over sip tls"); r.StatusCode != 200 {
 		t.Fatalf("SEND answered %+v", r)
 	}
-	m := alice.recv()
+	m := alice.Recv()
 	if string(m.Body()) != "reply over sip tls" {
 		t.Fatalf("alice got %q", m.Body())
 	}
@@ -413,7 +391,7 @@ func TestSIPOverTLS(t *testing.T) {
 		own  *testPair
 	}{{"no client certificate", nil}, {"certificate the CA did not sign", &strangerPair}} {
 		mallory := newTLSPhone(t, "mallory", who.own, gwPair.pool())
-		if res, err := mallory.sendTLSWithin(time.Second, gwTLS, bob.uri, "let me in"); err == nil {
+		if res, err := sendTLSWithin(mallory, time.Second, gwTLS, bob.uri, "let me in"); err == nil {
 			t.Errorf("%s: MESSAGE answered %d, want the handshake refused", who.name, res.StatusCode)
 		}
 	}
@@ -423,7 +401,7 @@ func TestSIPOverTLS(t *testing.T) {
 	default:
 	}
 	// Still serving.
-	if res, err := alice.sendTLS(gwTLS, bob.uri, "still here"); err != nil || res.StatusCode >= 300 {
+	if res, err := sendTLS(alice, gwTLS, bob.uri, "still here"); err != nil || res.StatusCode >= 300 {
 		t.Fatalf("MESSAGE after the refusals: %v %v", res, err)
 	}
 	if m := cs.recv(); string(m.Body) != "still here" {
@@ -442,7 +420,7 @@ func TestSIPTLSWithoutClientCA(t *testing.T) {
 	})
 	alice := newTLSPhone(t, "alice", nil, gwPair.pool())
 	bob := newClient(t, "bob")
-	if res, err := alice.sendTLS(h.gw.SIPAddr("tls"), bob.uri, "anonymous tls"); err != nil || res.StatusCode >= 300 {
+	if res, err := sendTLS(alice, h.gw.SIPAddr("tls"), bob.uri, "anonymous tls"); err != nil || res.StatusCode >= 300 {
 		t.Fatalf("MESSAGE over TLS: %v %v", res, err)
 	}
 	cs := bob.waitInvite()
@@ -451,7 +429,7 @@ func TestSIPTLSWithoutClientCA(t *testing.T) {
 	}
 	// A client that does not trust the gateway's certificate does not get through.
 	eve := newTLSPhone(t, "eve", nil, newTestPair(t).pool())
-	if _, err := eve.sendTLSWithin(time.Second, h.gw.SIPAddr("tls"), bob.uri, "x"); err == nil {
+	if _, err := sendTLSWithin(eve, time.Second, h.gw.SIPAddr("tls"), bob.uri, "x"); err == nil {
 		t.Error("a client that does not trust the gateway's certificate got an answer")
 	}
 	cs.bye()
