@@ -56,7 +56,7 @@ func TestInviteChallengeAnsweredOnce(t *testing.T) {
 			h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
 			alice := testpeer.NewPhone(t, "auth-alice")
 			ch := &challenger{always: true, code: code}
-			_, _, addr := newUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
+			addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
 			alice.Send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
 			e := h.events.waitKind(t, event.SetupFailed)
 			if e.Code != 403 {
@@ -86,11 +86,11 @@ func TestMessageChallengeAnswered(t *testing.T) {
 		ch.handle(req, tx)
 		return req.GetHeader("Proxy-Authorization") != nil
 	}})
-	bob := newClient(t, "auth-bob")
-	alice.Send(h.udp(), bob.uri, "text/plain", "hi")
-	cs := bob.waitInvite()
-	cs.recv()
-	if r := cs.send("text/plain", "back"); r.StatusCode != 200 {
+	bob := testpeer.NewClient(t, "auth-bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	if r := cs.Send("text/plain", "back"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
 	if m := alice.Recv(); string(m.Body()) != "back" {

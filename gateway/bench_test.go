@@ -88,15 +88,12 @@ func BenchmarkSDPOfferAnswer(b *testing.B) {
 
 // benchChat is a real gateway (reply: wait) on loopback with one up session-first chat between a phone and
 // an MSRP client.
-func benchChat(b *testing.B) (*harness, *testpeer.Phone, *client, *clientSession) {
+func benchChat(b *testing.B) (*harness, *testpeer.Phone, *testpeer.Client, *testpeer.ClientSession) {
 	b.Helper()
 	h := newHarness(b, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
 	alice := testpeer.NewPhone(b, "alice")
-	bob := newClient(b, "bob")
-	cs, err := bob.invite(h.udp(), alice.URI, "actpass")
-	if err != nil {
-		b.Fatal(err)
-	}
+	bob := testpeer.NewClient(b, "bob")
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
 	return h, alice, bob, cs
 }
 
@@ -107,10 +104,10 @@ func BenchmarkMessageToSend(b *testing.B) {
 	h, alice, bob, cs := benchChat(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := alice.Send(h.udp(), bob.uri, "text/plain", "hello bob"); res.StatusCode != 200 {
+		if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello bob"); res.StatusCode != 200 {
 			b.Fatalf("MESSAGE answered %d", res.StatusCode)
 		}
-		cs.recv()
+		cs.Recv()
 	}
 }
 
@@ -125,7 +122,7 @@ func BenchmarkMessageToSendParallel(b *testing.B) {
 		defer wg.Done()
 		for {
 			select {
-			case <-cs.inbox:
+			case <-cs.Inbox():
 			case <-stop:
 				return
 			}
@@ -135,7 +132,7 @@ func BenchmarkMessageToSendParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-			res, err := alice.TrySend(ctx, h.udp(), bob.uri, "text/plain", "hello bob")
+			res, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "hello bob")
 			cancel()
 			if err != nil || res.StatusCode != 200 {
 				b.Errorf("MESSAGE: %v %v", res, err)
@@ -153,7 +150,7 @@ func BenchmarkSendToMessage(b *testing.B) {
 	_, alice, _, cs := benchChat(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if r := cs.send("text/plain", "hello alice"); r.StatusCode != 200 {
+		if r := cs.Send("text/plain", "hello alice"); r.StatusCode != 200 {
 			b.Fatalf("SEND: %+v", r)
 		}
 		alice.Recv()
@@ -172,7 +169,7 @@ func BenchmarkSendToMessagePipelined(b *testing.B) {
 		sem <- struct{}{}
 		body := []byte("hello alice " + strconv.Itoa(i))
 		i++
-		if err := cs.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: body}, func(r msrp.SendResult) {
+		if err := cs.MSRP.Send(&msrp.Outgoing{ContentType: "text/plain", Body: body}, func(r msrp.SendResult) {
 			if r.StatusCode != 200 {
 				b.Errorf("SEND: %+v", r)
 			}

@@ -15,16 +15,16 @@ func TestRepeatedMessageIsIdempotent(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = mode })
 			alice := testpeer.NewPhone(t, "idem-alice")
-			bob := newClient(t, "idem-bob")
+			bob := testpeer.NewClient(t, "idem-bob")
 
-			req := alice.NewMessage(bob.uri, "text/plain", "only once")
+			req := alice.NewMessage(bob.URI, "text/plain", "only once")
 			req.SetDestination(h.udp())
 			first, err := doReq(alice.SIPClient(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cs := bob.waitInvite()
-			if m := cs.recv(); string(m.Body) != "only once" {
+			cs := bob.WaitInvite()
+			if m := cs.Recv(); string(m.Body) != "only once" {
 				t.Fatalf("got %q", m.Body)
 			}
 			again := req.Clone()      // after sending: it has the Call-ID and CSeq the client filled in
@@ -36,8 +36,8 @@ func TestRepeatedMessageIsIdempotent(t *testing.T) {
 			if second.StatusCode != first.StatusCode {
 				t.Fatalf("repeat answered %d, first %d", second.StatusCode, first.StatusCode)
 			}
-			alice.Send(h.udp(), bob.uri, "text/plain", "next")
-			if m := cs.recv(); string(m.Body) != "next" {
+			alice.Send(h.udp(), bob.URI, "text/plain", "next")
+			if m := cs.Recv(); string(m.Body) != "next" {
 				t.Fatalf("after the repeat the peer got %q, want \"next\" (a second SEND was made)", m.Body)
 			}
 		})

@@ -25,7 +25,7 @@ func TestMaxSIPHandlers(t *testing.T) {
 	alice := testpeer.NewPhone(t, "lim-alice")
 	// bob never answers the INVITE: the first MESSAGE holds its handler for reply_wait.
 	invited := make(chan struct{}, 4)
-	_, _, addr := newUA(t, "lim-bob", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+	addr := testpeer.NewUA(t, "lim-bob", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
 		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 			invited <- struct{}{}
 			<-tx.Done()

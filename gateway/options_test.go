@@ -17,17 +17,17 @@ func TestInviteHeadersAndContactParams(t *testing.T) {
 		c.Gateway.Message.ContactParams = `+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session"`
 	})
 	alice := testpeer.NewPhone(t, "alice")
-	bob := newClient(t, "bob")
-	alice.Send(h.udp(), bob.uri, "text/plain", "hi")
-	cs := bob.waitInvite()
-	inv := cs.server().InviteRequest
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	inv := cs.ServerDialog().InviteRequest
 	if hd := inv.GetHeader("P-Preferred-Service"); hd == nil || hd.Value() != "urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session" {
 		t.Fatalf("P-Preferred-Service: %v", hd)
 	}
 	if c := inv.Contact(); c == nil || !strings.Contains(c.Value(), "+g.3gpp.icsi-ref") {
 		t.Fatalf("Contact %v lacks the feature tag", c)
 	}
-	if got := string(cs.recv().Body); got != "hi" {
+	if got := string(cs.Recv().Body); got != "hi" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -36,21 +36,18 @@ func TestInviteHeadersAndContactParams(t *testing.T) {
 func TestCPIMPassthrough(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.CPIMPassthrough = true })
 	alice := testpeer.NewPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
-	cs, err := bob.invite(h.udp(), alice.URI, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := cpim.Wrap("text/plain", []byte("wrapped"), cpim.WrapOptions{From: bob.uri, To: alice.URI, Now: time.Now(), IMDNMessageID: "x1", Disposition: []string{"positive-delivery"}})
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	w := cpim.Wrap("text/plain", []byte("wrapped"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(), IMDNMessageID: "x1", Disposition: []string{"positive-delivery"}})
 	doc := string(w.Marshal())
-	cs.send("message/cpim", doc)
+	cs.Send("message/cpim", doc)
 	m := alice.Recv()
 	if m.ContentType().Value() != "message/cpim" || string(m.Body()) != doc {
 		t.Fatalf("got %s %q", m.ContentType().Value(), m.Body())
 	}
 	select {
-	case in := <-cs.inbox:
+	case in := <-cs.Inbox():
 		t.Fatalf("IMDN generated for passed-through CPIM: %q", in.Body)
 	case <-time.After(300 * time.Millisecond):
 	}
@@ -60,13 +57,10 @@ func TestCPIMPassthrough(t *testing.T) {
 func TestForwardControl(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.ForwardControl = true })
 	alice := testpeer.NewPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setTypes([]string{"text/plain", "application/im-iscomposing+xml"}, nil)
-	cs, err := bob.invite(h.udp(), alice.URI, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.send("application/im-iscomposing+xml", "<isComposing/>")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"text/plain", "application/im-iscomposing+xml"}, nil)
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	cs.Send("application/im-iscomposing+xml", "<isComposing/>")
 	if m := alice.Recv(); m.ContentType().Value() != "application/im-iscomposing+xml" {
 		t.Fatalf("got %s", m.ContentType().Value())
 	}
@@ -78,10 +72,10 @@ func TestIMDNRequest(t *testing.T) {
 		t.Run(map[bool]string{false: "off", true: "on"}[request], func(t *testing.T) {
 			h := newHarness(t, func(c *config.Config) { c.Gateway.IMDN.Request = request })
 			alice := testpeer.NewPhone(t, "alice")
-			bob := newClient(t, "bob")
-			bob.setTypes([]string{"message/cpim"}, []string{"text/plain", "message/imdn+xml"})
-			alice.Send(h.udp(), bob.uri, "text/plain", "please confirm")
-			m := bob.waitInvite().recv()
+			bob := testpeer.NewClient(t, "bob")
+			bob.SetTypes([]string{"message/cpim"}, []string{"text/plain", "message/imdn+xml"})
+			alice.Send(h.udp(), bob.URI, "text/plain", "please confirm")
+			m := bob.WaitInvite().Recv()
 			c, err := cpim.Parse(m.Body)
 			if err != nil {
 				t.Fatal(err)

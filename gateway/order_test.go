@@ -20,10 +20,10 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			h := newHarness(t, nil)
 			alice := testpeer.NewPhone(t, "alice")
-			bob := newClient(t, "bob")
-			alice.Send(h.udp(), bob.uri, "text/plain", "warm-up")
-			cs := bob.waitInvite()
-			cs.recv()
+			bob := testpeer.NewClient(t, "bob")
+			alice.Send(h.udp(), bob.URI, "text/plain", "warm-up")
+			cs := bob.WaitInvite()
+			cs.Recv()
 
 			conn, err := net.Dial(network, h.gw.SIPAddr(network))
 			if err != nil {
@@ -51,7 +51,7 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 					"Max-Forwards: 70\r\n"+
 					"Content-Type: text/plain\r\n"+
 					"Content-Length: %d\r\n\r\n%s",
-					bob.uri, strings.ToUpper(network), local, i, alice.URI, i, bob.uri, i, local, len(body), body)
+					bob.URI, strings.ToUpper(network), local, i, alice.URI, i, bob.URI, i, local, len(body), body)
 				if _, err := conn.Write([]byte(msg)); err != nil {
 					t.Fatal(err)
 				}
@@ -63,7 +63,7 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 			// not a reorder); and with the pacing above, all of them.
 			last := -1
 			for got := 0; got < n; got++ {
-				m := cs.recv()
+				m := cs.Recv()
 				var i int
 				if _, err := fmt.Sscanf(string(m.Body), "burst %d", &i); err != nil {
 					t.Fatalf("unexpected SEND %q", m.Body)

@@ -20,9 +20,9 @@ func TestUntrustedSourceRefused(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
 	chat := startSideChat(t, h)
 	mallory := testpeer.NewPhoneWith(t, "mallory", testpeer.PhoneConfig{Host: "127.0.0.2"})
-	bob := newClient(t, "trusted-bob")
+	bob := testpeer.NewClient(t, "trusted-bob")
 
-	res := mallory.Send(h.udp(), bob.uri, "text/plain", "let me in")
+	res := mallory.Send(h.udp(), bob.URI, "text/plain", "let me in")
 	if res.StatusCode != 403 {
 		t.Fatalf("MESSAGE from 127.0.0.2: got %d %s, want 403", res.StatusCode, res.Reason)
 	}
@@ -31,19 +31,13 @@ func TestUntrustedSourceRefused(t *testing.T) {
 	}
 
 	// An INVITE from the same source: 403 too.
-	var ruri, from sip.Uri
-	sip.ParseUri(bob.uri, &ruri)
-	sip.ParseUri(mallory.URI, &from)
-	inv := sip.NewRequest(sip.INVITE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	inv.AppendHeader(fh)
-	inv.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	inv.AppendHeader(&sip.ContactHeader{Address: from})
-	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	inv.SetBody([]byte("v=0\r\n"))
+	inv, err := testpeer.NewRequest(sip.INVITE, mallory.URI, bob.URI, "application/sdp", []byte("v=0\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.AppendHeader(&sip.ContactHeader{Address: inv.From().Address})
 	inv.SetDestination(h.udp())
-	res, err := doReq(mallory.SIPClient(), inv)
+	res, err = doReq(mallory.SIPClient(), inv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +48,7 @@ func TestUntrustedSourceRefused(t *testing.T) {
 		t.Fatalf("%d refusals counted, want 2", n)
 	}
 	select {
-	case <-bob.invites:
+	case <-bob.Invites():
 		t.Fatal("an untrusted MESSAGE set up a session")
 	default:
 	}
@@ -65,11 +59,11 @@ func TestUntrustedSourceRefused(t *testing.T) {
 func TestDefaultTrustedIsLoopback(t *testing.T) {
 	h := newHarness(t, nil)
 	carol := testpeer.NewPhoneWith(t, "carol2", testpeer.PhoneConfig{Host: "127.0.0.2"})
-	bob := newClient(t, "loop-bob")
-	if res := carol.Send(h.udp(), bob.uri, "text/plain", "hi"); res.StatusCode != 202 {
+	bob := testpeer.NewClient(t, "loop-bob")
+	if res := carol.Send(h.udp(), bob.URI, "text/plain", "hi"); res.StatusCode != 202 {
 		t.Fatalf("got %d %s, want 202", res.StatusCode, res.Reason)
 	}
-	if m := bob.waitInvite().recv(); string(m.Body) != "hi" {
+	if m := bob.WaitInvite().Recv(); string(m.Body) != "hi" {
 		t.Fatalf("got %q", m.Body)
 	}
 }
