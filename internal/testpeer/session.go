@@ -103,21 +103,7 @@ func (cs *ClientSession) SendOut(o *msrp.Outgoing) msrp.SendResult {
 }
 
 // TryRecv waits up to d for the next SEND the session receives.
-func (cs *ClientSession) TryRecv(d time.Duration) (*msrp.Incoming, bool) {
-	select { // what is already there first: with d == 0 the timer would race the inbox
-	case m := <-cs.inbox:
-		return m, true
-	default:
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case m := <-cs.inbox:
-		return m, true
-	case <-t.C:
-		return nil, false
-	}
-}
+func (cs *ClientSession) TryRecv(d time.Duration) (*msrp.Incoming, bool) { return tryRecv(cs.inbox, d) }
 
 // Recv waits for the next SEND the session receives; it fails the test after WaitFor.
 func (cs *ClientSession) Recv() *msrp.Incoming {
@@ -132,24 +118,18 @@ func (cs *ClientSession) Recv() *msrp.Incoming {
 // Report waits for the next REPORT; it fails the test after WaitFor.
 func (cs *ClientSession) Report() *msrp.Report {
 	cs.c.t.Helper()
-	select {
-	case r := <-cs.reports:
-		return r
-	case <-time.After(WaitFor):
+	r, ok := tryRecv(cs.reports, WaitFor)
+	if !ok {
 		cs.c.t.Fatalf("testpeer: client %s received no REPORT within %s", cs.c.URI, WaitFor)
-		return nil
 	}
+	return r
 }
 
 // NoReport fails the test if a REPORT arrives within d.
 func (cs *ClientSession) NoReport(d time.Duration) {
 	cs.c.t.Helper()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case r := <-cs.reports:
+	if r, ok := tryRecv(cs.reports, d); ok {
 		cs.c.t.Fatalf("testpeer: client %s received an unexpected REPORT %d %s", cs.c.URI, r.StatusCode, r.Comment)
-	case <-t.C:
 	}
 }
 

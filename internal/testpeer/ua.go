@@ -114,6 +114,24 @@ func listenUDPAndTCP(host string) (net.PacketConn, net.Listener, error) {
 	}
 }
 
+// tryRecv waits up to d for the next value on ch.
+func tryRecv[T any](ch <-chan T, d time.Duration) (T, bool) {
+	select { // what is already there first: with d == 0 the timer would race the channel
+	case v := <-ch:
+		return v, true
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case v := <-ch:
+		return v, true
+	case <-t.C:
+		var zero T
+		return zero, false
+	}
+}
+
 // NewRequest builds a request from fromURI to toURI (its Request-URI and To) with a fresh From tag, the
 // Content-Type ctype (none when empty) and body. The sipgo client that sends it adds Via, Call-ID, CSeq and
 // Max-Forwards.
