@@ -16,8 +16,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/msrpgw/msrpgw/config"
-	"github.com/msrpgw/msrpgw/msrp"
-	"github.com/msrpgw/msrpgw/msrp/sdp"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 const testRealm = "gw.test"
@@ -68,11 +67,11 @@ func TestParseUsers(t *testing.T) {
 }
 
 // answerChallenge answers res's challenge to req with user and password, as a phone does.
-func answerChallenge(t *testing.T, p *phone, req *sip.Request, res *sip.Response, user, password string) *sip.Response {
+func answerChallenge(t *testing.T, p *testpeer.Phone, req *sip.Request, res *sip.Response, user, password string) *sip.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	res2, err := p.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
+	res2, err := p.SIPClient().DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
 	if err != nil {
 		t.Fatalf("answering the challenge: %v", err)
 	}
@@ -84,12 +83,12 @@ func answerChallenge(t *testing.T, p *phone, req *sip.Request, res *sip.Response
 // password or an unknown user gets a new challenge.
 func TestInboundAuthMessage(t *testing.T) {
 	h := newHarness(t, withAuth(t))
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
 
-	req := alice.newMessage(bob.uri, "text/plain", "who am I?")
+	req := alice.NewMessage(bob.URI, "text/plain", "who am I?")
 	req.SetDestination(h.udp())
-	res, err := doReq(alice.client, req)
+	res, err := doReq(alice.SIPClient(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,15 +107,15 @@ func TestInboundAuthMessage(t *testing.T) {
 		t.Errorf("challenge %+v, want realm %s, qop auth, a nonce, not stale", chal, testRealm)
 	}
 	select {
-	case <-bob.invites:
+	case <-bob.Invites():
 		t.Fatal("an unauthenticated MESSAGE made the gateway INVITE")
 	case <-time.After(100 * time.Millisecond):
 	}
 
 	for _, bad := range []struct{ user, password string }{{"alice", "wrong"}, {"mallory", "s3cret:with:colons"}} {
-		req := alice.newMessage(bob.uri, "text/plain", "let me in")
+		req := alice.NewMessage(bob.URI, "text/plain", "let me in")
 		req.SetDestination(h.udp())
-		res, err := doReq(alice.client, req)
+		res, err := doReq(alice.SIPClient(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,26 +127,26 @@ func TestInboundAuthMessage(t *testing.T) {
 	if res2 := answerChallenge(t, alice, req, res, "alice", "s3cret:with:colons"); res2.StatusCode >= 300 {
 		t.Fatalf("MESSAGE with alice's credentials: %d", res2.StatusCode)
 	}
-	cs := bob.waitInvite()
-	if m := cs.recv(); string(m.Body) != "who am I?" {
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); string(m.Body) != "who am I?" {
 		t.Fatalf("bob got %q", m.Body)
 	}
 
-	carol := newPhone(t, "carol")
-	req = carol.newMessage(bob.uri, "text/plain", "HA1 entry")
+	carol := testpeer.NewPhone(t, "carol")
+	req = carol.NewMessage(bob.URI, "text/plain", "HA1 entry")
 	req.SetDestination(h.udp())
-	if res, err = doReq(carol.client, req); err != nil || res.StatusCode != 401 {
+	if res, err = doReq(carol.SIPClient(), req); err != nil || res.StatusCode != 401 {
 		t.Fatalf("carol's first MESSAGE: %v %v", res, err)
 	}
 	if res2 := answerChallenge(t, carol, req, res, "carol", "pw2"); res2.StatusCode >= 300 {
 		t.Fatalf("MESSAGE with carol's credentials (HA1 entry): %d", res2.StatusCode)
 	}
-	cs2 := bob.waitInvite()
-	if m := cs2.recv(); string(m.Body) != "HA1 entry" {
+	cs2 := bob.WaitInvite()
+	if m := cs2.Recv(); string(m.Body) != "HA1 entry" {
 		t.Fatalf("bob got %q", m.Body)
 	}
-	cs.bye()
-	cs2.bye()
+	cs.Bye()
+	cs2.Bye()
 }
 
 // TestInboundAuthTrustedCombine: a source outside sip.trusted gets 403 even with valid credentials.
@@ -157,11 +156,11 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 		auth(c)
 		c.SIP.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	})
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	req := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	req := alice.NewMessage(bob.URI, "text/plain", "trusted?")
 	req.SetDestination(h.udp())
-	res, err := doReq(alice.client, req)
+	res, err := doReq(alice.SIPClient(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +169,9 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 	}
 	// Credentials computed for a challenge from a gateway that trusts us do not open the other one.
 	h2 := newHarness(t, auth)
-	req2 := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req2 := alice.NewMessage(bob.URI, "text/plain", "trusted?")
 	req2.SetDestination(h2.udp())
-	res2, err := doReq(alice.client, req2)
+	res2, err := doReq(alice.SIPClient(), req2)
 	if err != nil || res2.StatusCode != 401 {
 		t.Fatalf("trusted gateway: %v %v", res2, err)
 	}
@@ -185,14 +184,14 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req3 := alice.newMessage(bob.uri, "text/plain", "trusted?")
+	req3 := alice.NewMessage(bob.URI, "text/plain", "trusted?")
 	req3.AppendHeader(sip.NewHeader("Authorization", cred.String()))
 	req3.SetDestination(h.udp())
-	if res3, err := doReq(alice.client, req3); err != nil || res3.StatusCode != 403 {
+	if res3, err := doReq(alice.SIPClient(), req3); err != nil || res3.StatusCode != 403 {
 		t.Fatalf("untrusted source with credentials: %v %v, want 403", res3, err)
 	}
 	select {
-	case <-bob.invites:
+	case <-bob.Invites():
 		t.Fatal("an untrusted source made the gateway INVITE")
 	case <-time.After(100 * time.Millisecond):
 	}
@@ -202,59 +201,29 @@ func TestInboundAuthTrustedCombine(t *testing.T) {
 // session comes up and carries a message; the in-dialog BYE needs none.
 func TestInboundAuthInvite(t *testing.T) {
 	h := newHarness(t, withAuth(t))
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	if _, err := bob.invite(h.udp(), alice.uri, "active"); err == nil || !strings.Contains(err.Error(), "401") {
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := bob.Invite(ctx, h.udp(), alice.URI, "active"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("INVITE without credentials: %v, want 401", err)
 	}
 
-	cs := bob.newSession()
-	var ruri, from sip.Uri
-	sip.ParseUri(alice.uri, &ruri)
-	sip.ParseUri(bob.uri, &from)
-	req := sip.NewRequest(sip.INVITE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(fh)
-	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(bob.media(cs, "active").Marshal(2, 1))
-	req.SetDestination(h.udp())
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel = context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	dlg, err := bob.dua.WriteInvite(ctx, req)
+	cs, err := bob.InviteWith(ctx, h.udp(), alice.URI, "active", sipgo.AnswerOptions{Username: "carol", Password: "pw2"})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{Username: "carol", Password: "pw2"}); err != nil {
 		t.Fatalf("INVITE with credentials: %v", err)
 	}
-	cs.uac = dlg
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := sdp.Parse(dlg.InviteResponse.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.ms.SetPeerPath(path)
-	if err := cs.ms.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if r := cs.send("text/plain", "authenticated chat"); r.StatusCode != 200 {
+	if r := cs.Send("text/plain", "authenticated chat"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
-	if m := alice.recv(); string(m.Body()) != "authenticated chat" {
+	if m := alice.Recv(); string(m.Body()) != "authenticated chat" {
 		t.Fatalf("alice got %q", m.Body())
 	}
-	if err := dlg.Bye(ctx); err != nil {
+	if err := cs.TryBye(ctx); err != nil {
 		t.Fatalf("in-dialog BYE: %v", err)
 	}
-	cs.ms.Close()
 }
 
 // TestInboundAuthStaleNonce: right credentials on a nonce older than its lifetime are refused as stale,

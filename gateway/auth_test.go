@@ -10,6 +10,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // challenger is a UA that answers every INVITE or MESSAGE with a digest challenge until it sees credentials
@@ -53,10 +54,10 @@ func TestInviteChallengeAnsweredOnce(t *testing.T) {
 	for _, code := range []int{401, 407} {
 		t.Run(itoa(code), func(t *testing.T) {
 			h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
-			alice := newPhone(t, "auth-alice")
+			alice := testpeer.NewPhone(t, "auth-alice")
 			ch := &challenger{always: true, code: code}
-			_, _, addr := newUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
-			alice.send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
+			addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
+			alice.Send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
 			e := h.events.waitKind(t, event.SetupFailed)
 			if e.Code != 403 {
 				t.Fatalf("setup failed with %d %s, want 403", e.Code, e.Reason)
@@ -81,24 +82,18 @@ func TestInviteChallengeAnsweredOnce(t *testing.T) {
 func TestMessageChallengeAnswered(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
 	ch := &challenger{code: 407}
-	alice := &phone{t: t, inbox: make(chan *sip.Request, 16), answer: 200}
-	_, client, addr := newUA(t, "auth-alice", func(srv *sipgo.Server, _ *sipgo.Client, addr string) {
-		srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
-			ch.handle(req, tx)
-			if req.GetHeader("Proxy-Authorization") != nil {
-				alice.inbox <- req
-			}
-		})
-	})
-	alice.client, alice.addr, alice.uri = client, addr, "sip:auth-alice@"+addr
-	bob := newClient(t, "auth-bob")
-	alice.send(h.udp(), bob.uri, "text/plain", "hi")
-	cs := bob.waitInvite()
-	cs.recv()
-	if r := cs.send("text/plain", "back"); r.StatusCode != 200 {
+	alice := testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		ch.handle(req, tx)
+		return req.GetHeader("Proxy-Authorization") != nil
+	}})
+	bob := testpeer.NewClient(t, "auth-bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	if r := cs.Send("text/plain", "back"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
-	if m := alice.recv(); string(m.Body()) != "back" {
+	if m := alice.Recv(); string(m.Body()) != "back" {
 		t.Fatalf("got %q", m.Body())
 	}
 	if e := h.events.waitKind(t, event.MessageDelivered); e.Direction != event.ToSIP && e.Direction != event.ToMSRP {

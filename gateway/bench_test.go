@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -86,15 +88,12 @@ func BenchmarkSDPOfferAnswer(b *testing.B) {
 
 // benchChat is a real gateway (reply: wait) on loopback with one up session-first chat between a phone and
 // an MSRP client.
-func benchChat(b *testing.B) (*harness, *phone, *client, *clientSession) {
+func benchChat(b *testing.B) (*harness, *testpeer.Phone, *testpeer.Client, *testpeer.ClientSession) {
 	b.Helper()
 	h := newHarness(b, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
-	alice := newPhone(b, "alice")
-	bob := newClient(b, "bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		b.Fatal(err)
-	}
+	alice := testpeer.NewPhone(b, "alice")
+	bob := testpeer.NewClient(b, "bob")
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
 	return h, alice, bob, cs
 }
 
@@ -105,10 +104,10 @@ func BenchmarkMessageToSend(b *testing.B) {
 	h, alice, bob, cs := benchChat(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := alice.send(h.udp(), bob.uri, "text/plain", "hello bob"); res.StatusCode != 200 {
+		if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello bob"); res.StatusCode != 200 {
 			b.Fatalf("MESSAGE answered %d", res.StatusCode)
 		}
-		cs.recv()
+		cs.Recv()
 	}
 }
 
@@ -123,7 +122,7 @@ func BenchmarkMessageToSendParallel(b *testing.B) {
 		defer wg.Done()
 		for {
 			select {
-			case <-cs.inbox:
+			case <-cs.Inbox():
 			case <-stop:
 				return
 			}
@@ -132,7 +131,9 @@ func BenchmarkMessageToSendParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			res, err := alice.trySend(h.udp(), bob.uri, "text/plain", "hello bob")
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			res, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "hello bob")
+			cancel()
 			if err != nil || res.StatusCode != 200 {
 				b.Errorf("MESSAGE: %v %v", res, err)
 				return
@@ -149,10 +150,10 @@ func BenchmarkSendToMessage(b *testing.B) {
 	_, alice, _, cs := benchChat(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if r := cs.send("text/plain", "hello alice"); r.StatusCode != 200 {
+		if r := cs.Send("text/plain", "hello alice"); r.StatusCode != 200 {
 			b.Fatalf("SEND: %+v", r)
 		}
-		alice.recv()
+		alice.Recv()
 	}
 }
 
@@ -168,14 +169,14 @@ func BenchmarkSendToMessagePipelined(b *testing.B) {
 		sem <- struct{}{}
 		body := []byte("hello alice " + strconv.Itoa(i))
 		i++
-		if err := cs.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: body}, func(r msrp.SendResult) {
+		if err := cs.MSRP.Send(&msrp.Outgoing{ContentType: "text/plain", Body: body}, func(r msrp.SendResult) {
 			if r.StatusCode != 200 {
 				b.Errorf("SEND: %+v", r)
 			}
 		}); err != nil {
 			b.Fatal(err)
 		}
-		go func() { alice.recv(); <-sem }()
+		go func() { alice.Recv(); <-sem }()
 	}
 	for range window {
 		sem <- struct{}{}

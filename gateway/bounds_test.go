@@ -12,6 +12,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
@@ -43,8 +44,8 @@ func refusedEvent(t *testing.T, h *harness, key string) {
 }
 
 // inviteOffer is an SDP offer of c with a fresh MSRP session (a=setup active: c connects).
-func inviteOffer(c *client) []byte {
-	return c.media(c.newSession(), "active").Marshal(1, 1)
+func inviteOffer(c *testpeer.Client) []byte {
+	return c.Media(c.NewSession(), "active").Marshal(1, 1)
 }
 
 func TestMaxSessions(t *testing.T) {
@@ -52,31 +53,31 @@ func TestMaxSessions(t *testing.T) {
 		c.Limits.MaxSessions = 2
 		c.Limits.RetryAfter = 3 * time.Second
 	})
-	alice := newPhone(t, "ms-alice")
-	bobs := []*client{newClient(t, "ms-bob0"), newClient(t, "ms-bob1"), newClient(t, "ms-bob2")}
+	alice := testpeer.NewPhone(t, "ms-alice")
+	bobs := []*testpeer.Client{testpeer.NewClient(t, "ms-bob0"), testpeer.NewClient(t, "ms-bob1"), testpeer.NewClient(t, "ms-bob2")}
 
-	var sessions []*clientSession
+	var sessions []*testpeer.ClientSession
 	for i := 0; i < 2; i++ {
-		if res := alice.send(h.udp(), bobs[i].uri, "text/plain", "hi"); res.StatusCode != 202 {
+		if res := alice.Send(h.udp(), bobs[i].URI, "text/plain", "hi"); res.StatusCode != 202 {
 			t.Fatalf("session %d: %d %s", i, res.StatusCode, res.Reason)
 		}
-		cs := bobs[i].waitInvite()
-		if m := cs.recv(); string(m.Body) != "hi" {
+		cs := bobs[i].WaitInvite()
+		if m := cs.Recv(); string(m.Body) != "hi" {
 			t.Fatalf("got %q", m.Body)
 		}
 		sessions = append(sessions, cs)
 	}
 
 	// A third session, MESSAGE first: 503.
-	want503(t, alice.send(h.udp(), bobs[2].uri, "text/plain", "third"), "max_sessions")
+	want503(t, alice.Send(h.udp(), bobs[2].URI, "text/plain", "third"), "max_sessions")
 	refusedEvent(t, h, "max_sessions")
 	// A third session, INVITE first: 503.
-	carol := newPhone(t, "ms-carol")
-	res := invitePeer(t, bobs[2], h.udp(), carol.uri, "application/sdp", inviteOffer(bobs[2]))
+	carol := testpeer.NewPhone(t, "ms-carol")
+	res := invitePeer(t, bobs[2], h.udp(), carol.URI, "application/sdp", inviteOffer(bobs[2]))
 	want503(t, res, "max_sessions")
 	refusedEvent(t, h, "max_sessions")
 	select {
-	case <-bobs[2].invites:
+	case <-bobs[2].Invites():
 		t.Fatal("a refused MESSAGE set up a session")
 	default:
 	}
@@ -84,27 +85,27 @@ func TestMaxSessions(t *testing.T) {
 	// The live sessions are unaffected, both ways.
 	for i, cs := range sessions {
 		body := fmt.Sprintf("still %d", i)
-		if res := alice.send(h.udp(), bobs[i].uri, "text/plain", body); res.StatusCode != 202 {
+		if res := alice.Send(h.udp(), bobs[i].URI, "text/plain", body); res.StatusCode != 202 {
 			t.Fatalf("live session %d: %d", i, res.StatusCode)
 		}
-		if m := cs.recv(); string(m.Body) != body {
+		if m := cs.Recv(); string(m.Body) != body {
 			t.Fatalf("live session %d got %q", i, m.Body)
 		}
-		if r := cs.send("text/plain", "back"); r.StatusCode != 200 {
+		if r := cs.Send("text/plain", "back"); r.StatusCode != 200 {
 			t.Fatalf("live session %d SEND: %+v", i, r)
 		}
-		if m := alice.recv(); string(m.Body()) != "back" {
+		if m := alice.Recv(); string(m.Body()) != "back" {
 			t.Fatalf("alice got %q", m.Body())
 		}
 	}
 
 	// A session that ends frees its place.
-	sessions[0].bye()
+	sessions[0].Bye()
 	h.events.waitKind(t, event.SessionEnded)
-	if res := alice.send(h.udp(), bobs[2].uri, "text/plain", "now"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bobs[2].URI, "text/plain", "now"); res.StatusCode != 202 {
 		t.Fatalf("after a session ended: %d %s", res.StatusCode, res.Reason)
 	}
-	if m := bobs[2].waitInvite().recv(); string(m.Body) != "now" {
+	if m := bobs[2].WaitInvite().Recv(); string(m.Body) != "now" {
 		t.Fatalf("got %q", m.Body)
 	}
 	waitQueuedZero(t, h)
@@ -128,37 +129,37 @@ func TestMaxSessionsPerSource(t *testing.T) {
 		c.Limits.RetryAfter = 3 * time.Second
 	})
 	chat := startSideChat(t, h) // one session from 127.0.0.1
-	two := newPhoneOn(t, "src-two", "127.0.0.2")
-	three := newPhoneOn(t, "src-three", "127.0.0.3")
-	bobA, bobB, bobC := newClient(t, "src-bobA"), newClient(t, "src-bobB"), newClient(t, "src-bobC")
+	two := testpeer.NewPhoneWith(t, "src-two", testpeer.PhoneConfig{Host: "127.0.0.2"})
+	three := testpeer.NewPhoneWith(t, "src-three", testpeer.PhoneConfig{Host: "127.0.0.3"})
+	bobA, bobB, bobC := testpeer.NewClient(t, "src-bobA"), testpeer.NewClient(t, "src-bobB"), testpeer.NewClient(t, "src-bobC")
 
-	if res := two.send(h.udp(), bobA.uri, "text/plain", "from two"); res.StatusCode != 202 {
+	if res := two.Send(h.udp(), bobA.URI, "text/plain", "from two"); res.StatusCode != 202 {
 		t.Fatalf("first session from 127.0.0.2: %d %s", res.StatusCode, res.Reason)
 	}
-	csA := bobA.waitInvite()
-	if m := csA.recv(); string(m.Body) != "from two" {
+	csA := bobA.WaitInvite()
+	if m := csA.Recv(); string(m.Body) != "from two" {
 		t.Fatalf("got %q", m.Body)
 	}
 	// A second session from 127.0.0.2: refused.
-	want503(t, two.send(h.udp(), bobB.uri, "text/plain", "second from two"), "max_sessions_per_source")
+	want503(t, two.Send(h.udp(), bobB.URI, "text/plain", "second from two"), "max_sessions_per_source")
 	refusedEvent(t, h, "max_sessions_per_source")
 	// Messages in 127.0.0.2's existing session still pass.
-	if res := two.send(h.udp(), bobA.uri, "text/plain", "again"); res.StatusCode != 202 {
+	if res := two.Send(h.udp(), bobA.URI, "text/plain", "again"); res.StatusCode != 202 {
 		t.Fatalf("existing session from 127.0.0.2: %d", res.StatusCode)
 	}
-	if m := csA.recv(); string(m.Body) != "again" {
+	if m := csA.Recv(); string(m.Body) != "again" {
 		t.Fatalf("got %q", m.Body)
 	}
 	// Another source has its own count.
-	if res := three.send(h.udp(), bobC.uri, "text/plain", "from three"); res.StatusCode != 202 {
+	if res := three.Send(h.udp(), bobC.URI, "text/plain", "from three"); res.StatusCode != 202 {
 		t.Fatalf("session from 127.0.0.3: %d %s", res.StatusCode, res.Reason)
 	}
-	if m := bobC.waitInvite().recv(); string(m.Body) != "from three" {
+	if m := bobC.WaitInvite().Recv(); string(m.Body) != "from three" {
 		t.Fatalf("got %q", m.Body)
 	}
 	chat.exchange()
 	select {
-	case <-bobB.invites:
+	case <-bobB.Invites():
 		t.Fatal("the refused MESSAGE set up a session")
 	default:
 	}
@@ -171,16 +172,16 @@ func TestMaxQueuedPerSession(t *testing.T) {
 		c.Gateway.SetupTimeout = time.Second
 	})
 	chat := startSideChat(t, h)
-	alice := newPhone(t, "q-alice")
-	bob := newClient(t, "q-bob")
-	bob.setAnswer(0, "") // never answers the INVITE: the session stays in setup and queues
+	alice := testpeer.NewPhone(t, "q-alice")
+	bob := testpeer.NewClient(t, "q-bob")
+	bob.SetAnswer(0, "") // never answers the INVITE: the session stays in setup and queues
 
 	for i := 0; i < 3; i++ {
-		if res := alice.send(h.udp(), bob.uri, "text/plain", fmt.Sprintf("q%d", i)); res.StatusCode != 202 {
+		if res := alice.Send(h.udp(), bob.URI, "text/plain", fmt.Sprintf("q%d", i)); res.StatusCode != 202 {
 			t.Fatalf("message %d: %d %s", i, res.StatusCode, res.Reason)
 		}
 	}
-	want503(t, alice.send(h.udp(), bob.uri, "text/plain", "one too many"), "max_queued_per_session")
+	want503(t, alice.Send(h.udp(), bob.URI, "text/plain", "one too many"), "max_queued_per_session")
 	refusedEvent(t, h, "max_queued_per_session")
 	chat.exchange()
 
@@ -189,7 +190,7 @@ func TestMaxQueuedPerSession(t *testing.T) {
 	if e := h.events.waitKind(t, event.SetupFailed); e.Code != 408 {
 		t.Fatalf("setup failed with %d", e.Code)
 	}
-	if n := alice.recv(); !strings.Contains(string(n.Body()), "408") {
+	if n := alice.Recv(); !strings.Contains(string(n.Body()), "408") {
 		t.Fatalf("notification %q", n.Body())
 	}
 	if n := h.events.count(event.MessageFailed); n != 3 {
@@ -204,30 +205,30 @@ func TestMaxQueuedTotal(t *testing.T) {
 		c.Limits.RetryAfter = 3 * time.Second
 		c.Gateway.SetupTimeout = time.Second
 	})
-	alice := newPhone(t, "qt-alice")
-	stuck1, stuck2, good := newClient(t, "qt-stuck1"), newClient(t, "qt-stuck2"), newClient(t, "qt-good")
-	stuck1.setAnswer(0, "")
-	stuck2.setAnswer(0, "")
+	alice := testpeer.NewPhone(t, "qt-alice")
+	stuck1, stuck2, good := testpeer.NewClient(t, "qt-stuck1"), testpeer.NewClient(t, "qt-stuck2"), testpeer.NewClient(t, "qt-good")
+	stuck1.SetAnswer(0, "")
+	stuck2.SetAnswer(0, "")
 
-	for i, to := range []*client{stuck1, stuck1, stuck2} {
-		if res := alice.send(h.udp(), to.uri, "text/plain", fmt.Sprintf("m%d", i)); res.StatusCode != 202 {
+	for i, to := range []*testpeer.Client{stuck1, stuck1, stuck2} {
+		if res := alice.Send(h.udp(), to.URI, "text/plain", fmt.Sprintf("m%d", i)); res.StatusCode != 202 {
 			t.Fatalf("message %d: %d %s", i, res.StatusCode, res.Reason)
 		}
 	}
 	// Over the total: refused whichever session it is for, a new one included.
-	want503(t, alice.send(h.udp(), stuck2.uri, "text/plain", "over"), "max_queued_total")
+	want503(t, alice.Send(h.udp(), stuck2.URI, "text/plain", "over"), "max_queued_total")
 	refusedEvent(t, h, "max_queued_total")
-	want503(t, alice.send(h.udp(), good.uri, "text/plain", "over too"), "max_queued_total")
+	want503(t, alice.Send(h.udp(), good.URI, "text/plain", "over too"), "max_queued_total")
 	refusedEvent(t, h, "max_queued_total")
 
 	// When the stuck setups fail, their messages are finished and the bound frees up.
 	h.events.waitKind(t, event.SetupFailed)
 	h.events.waitKind(t, event.SetupFailed)
 	waitQueuedZero(t, h)
-	if res := alice.send(h.udp(), good.uri, "text/plain", "fits again"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), good.URI, "text/plain", "fits again"); res.StatusCode != 202 {
 		t.Fatalf("after the setups failed: %d %s", res.StatusCode, res.Reason)
 	}
-	if m := good.waitInvite().recv(); string(m.Body) != "fits again" {
+	if m := good.WaitInvite().Recv(); string(m.Body) != "fits again" {
 		t.Fatalf("got %q", m.Body)
 	}
 }
@@ -365,13 +366,13 @@ func TestMaxHeaderBytes(t *testing.T) {
 func TestMaxPartialPerSession(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Limits.MaxPartialPerSession = 2 })
 	chat := startSideChat(t, h)
-	carol := newPhone(t, "part-carol")
-	dave := newClient(t, "part-dave")
-	p := newRawPeer(t, h, dave, carol.uri)
+	carol := testpeer.NewPhone(t, "part-carol")
+	dave := testpeer.NewClient(t, "part-dave")
+	p := newRawPeer(t, h, dave, carol.URI)
 	if code := p.send("tidfirst1", "first"); code != 200 {
 		t.Fatalf("first SEND: %d", code)
 	}
-	if m := carol.recv(); string(m.Body()) != "first" {
+	if m := carol.Recv(); string(m.Body()) != "first" {
 		t.Fatalf("carol got %q", m.Body())
 	}
 	chunk := func(tid, mid, body string, from, total int, flag byte) int {
@@ -399,11 +400,11 @@ func TestMaxPartialPerSession(t *testing.T) {
 		if code := chunk(fmt.Sprintf("tidrest%d", i), mid, "2/2\n", 9, 12, '$'); code != 200 {
 			t.Fatalf("last chunk of %s: %d", mid, code)
 		}
-		if m := carol.recv(); string(m.Body()) != mid+"-1/2/2\n" {
+		if m := carol.Recv(); string(m.Body()) != mid+"-1/2/2\n" {
 			t.Fatalf("carol got %q", m.Body())
 		}
 	}
-	carol.quiet(200 * time.Millisecond) // partC never arrives
+	carol.Quiet(200 * time.Millisecond) // partC never arrives
 	chat.exchange()
 }
 
@@ -411,18 +412,15 @@ func TestMaxPartialPerSession(t *testing.T) {
 // once (never a silent drop), and the place frees up when the queue moves.
 func TestMaxQueuedTotalToSIP(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Limits.MaxQueuedTotal = 1 })
-	alice := newPhone(t, "alice")
-	alice.setAnswer(0) // alice's phone takes the MESSAGE but never answers: it stays outstanding
-	bob := newClient(t, "bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := cs.send("text/plain", "one"); r.StatusCode != 200 {
+	alice := testpeer.NewPhone(t, "alice")
+	alice.SetAnswer(0) // alice's phone takes the MESSAGE but never answers: it stays outstanding
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	if r := cs.Send("text/plain", "one"); r.StatusCode != 200 {
 		t.Fatalf("first SEND: %+v", r)
 	}
-	alice.recv()
-	if r := cs.send("text/plain", "two"); r.StatusCode != 403 {
+	alice.Recv()
+	if r := cs.Send("text/plain", "two"); r.StatusCode != 403 {
 		t.Fatalf("SEND over the bound: %+v, want 403", r)
 	}
 	if n := h.events.countWhere(func(e event.Event) bool {

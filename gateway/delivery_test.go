@@ -8,6 +8,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
@@ -20,8 +21,8 @@ func TestWaitModeResponses(t *testing.T) {
 	}
 	cases := []struct {
 		name    string
-		prepare func(bob *client)
-		sendRep int32 // the client's response to SENDs (0: 200)
+		prepare func(bob *testpeer.Client)
+		sendRep int // the client's response to SENDs (0: 200)
 		want    int
 	}{
 		{"delivered", nil, 0, 200},
@@ -30,30 +31,23 @@ func TestWaitModeResponses(t *testing.T) {
 		{"SEND 403", nil, 403, 403},
 		{"SEND 481", nil, 481, 480},
 		{"SEND 501", nil, 501, 500},
-		{"INVITE 486", func(b *client) { b.setAnswer(486, "") }, 0, 486},
-		{"INVITE 603", func(b *client) { b.setAnswer(603, "") }, 0, 603},
-		{"INVITE 488", func(b *client) { b.setAnswer(488, "") }, 0, 415},
-		{"INVITE 302", func(b *client) { b.setAnswer(302, "") }, 0, 480},
-		{"no answer", func(b *client) { b.setAnswer(0, "") }, 0, 408},
-		{"TCP refused", func(b *client) { b.ep.Close() }, 0, 480},
+		{"INVITE 486", func(b *testpeer.Client) { b.SetAnswer(486, "") }, 0, 486},
+		{"INVITE 603", func(b *testpeer.Client) { b.SetAnswer(603, "") }, 0, 603},
+		{"INVITE 488", func(b *testpeer.Client) { b.SetAnswer(488, "") }, 0, 415},
+		{"INVITE 302", func(b *testpeer.Client) { b.SetAnswer(302, "") }, 0, 480},
+		{"no answer", func(b *testpeer.Client) { b.SetAnswer(0, "") }, 0, 408},
+		{"TCP refused", func(b *testpeer.Client) { b.Endpoint.Close() }, 0, 480},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, wait)
-			alice := newPhone(t, "alice")
-			bob := newClient(t, "bob")
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
 			if c.prepare != nil {
 				c.prepare(bob)
 			}
-			if c.sendRep != 0 {
-				go func() {
-					cs := bob.waitInvite()
-					cs.reply.Store(c.sendRep)
-					bob.invites <- cs
-				}()
-				time.Sleep(10 * time.Millisecond)
-			}
-			res := alice.send(h.udp(), bob.uri, "text/plain", "hello")
+			bob.SetReply(c.sendRep)
+			res := alice.Send(h.udp(), bob.URI, "text/plain", "hello")
 			if res.StatusCode != c.want {
 				t.Fatalf("MESSAGE answered %d %s, want %d", res.StatusCode, res.Reason, c.want)
 			}
@@ -71,34 +65,31 @@ func TestWaitModeSlowPeerThen202(t *testing.T) {
 		c.Gateway.Message.ReplyWait = 200 * time.Millisecond
 		c.Gateway.SetupTimeout = 800 * time.Millisecond
 	})
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setAnswer(0, "") // never answers: the setup outlives reply_wait
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetAnswer(0, "") // never answers: the setup outlives reply_wait
 
-	res := alice.send(h.udp(), bob.uri, "text/plain", "slow one")
+	res := alice.Send(h.udp(), bob.URI, "text/plain", "slow one")
 	if res.StatusCode != 202 {
 		t.Fatalf("got %d, want 202 after reply_wait", res.StatusCode)
 	}
 	// The setup then fails: one setup-failed notification covers the message.
-	if got := string(alice.recv().Body()); got != "Failed to establish session, error: 408 Request Timeout" {
+	if got := string(alice.Recv().Body()); got != "Failed to establish session, error: 408 Request Timeout" {
 		t.Fatalf("notification %q", got)
 	}
-	alice.quiet(300 * time.Millisecond)
+	alice.Quiet(300 * time.Millisecond)
 }
 
 // After a 202 (accept mode), a failed SEND reaches the sender as one failure notification.
 func TestFailureNotification(t *testing.T) {
 	h := newHarness(t, nil) // reply: accept
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	go func() {
-		cs := bob.waitInvite()
-		cs.reply.Store(415)
-	}()
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "this will be refused by the peer"); res.StatusCode != 202 {
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetReply(415)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "this will be refused by the peer"); res.StatusCode != 202 {
 		t.Fatalf("got %d", res.StatusCode)
 	}
-	n := alice.recv()
+	n := alice.Recv()
 	if got, want := string(n.Body()), "Message not delivered (415 Unsupported Media Type): this will be refused by the peer"; got != want {
 		t.Fatalf("notification %q, want %q", got, want)
 	}
@@ -125,29 +116,26 @@ func TestReportRules(t *testing.T) {
 		{503, 408, false},
 	}
 	for _, c := range cases {
-		name := reasonFor(c.answer)
+		name := testpeer.Reason(c.answer)
 		if c.success {
 			name += " success-report"
 		}
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, nil)
-			alice := newPhone(t, "alice")
-			alice.setAnswer(c.answer)
-			bob := newClient(t, "bob")
-			cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := cs.sendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("report me"), SuccessReport: c.success})
+			alice := testpeer.NewPhone(t, "alice")
+			alice.SetAnswer(c.answer)
+			bob := testpeer.NewClient(t, "bob")
+			cs := bob.Call(h.udp(), alice.URI, "actpass")
+			r := cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("report me"), SuccessReport: c.success})
 			if r.StatusCode != 200 {
 				t.Fatalf("SEND answered %d", r.StatusCode)
 			}
-			alice.recv()
+			alice.Recv()
 			if c.wantStatus == 0 {
-				cs.noReport(300 * time.Millisecond)
+				cs.NoReport(300 * time.Millisecond)
 				return
 			}
-			rep := cs.report()
+			rep := cs.Report()
 			if rep.StatusCode != c.wantStatus {
 				t.Fatalf("REPORT %d %q, want %d", rep.StatusCode, rep.Comment, c.wantStatus)
 			}
@@ -161,21 +149,18 @@ func TestReportRules(t *testing.T) {
 // Failure-Report partial and no: exactly the responses and REPORTs the rules allow.
 func TestFailureReportPartialAndNo(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	alice.setAnswer(404)
-	bob := newClient(t, "bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := testpeer.NewPhone(t, "alice")
+	alice.SetAnswer(404)
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
 	// no: no response at all, no REPORT.
-	cs.sendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("fr no"), FailureReport: "no"})
-	alice.recv()
-	cs.noReport(300 * time.Millisecond)
+	cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("fr no"), FailureReport: "no"})
+	alice.Recv()
+	cs.NoReport(300 * time.Millisecond)
 	// partial: no 200, but the failure comes back as a REPORT.
-	cs.sendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("fr partial"), FailureReport: "partial"})
-	alice.recv()
-	if rep := cs.report(); rep.StatusCode != 403 {
+	cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("fr partial"), FailureReport: "partial"})
+	alice.Recv()
+	if rep := cs.Report(); rep.StatusCode != 403 {
 		t.Fatalf("REPORT %d, want 403", rep.StatusCode)
 	}
 }
@@ -184,17 +169,14 @@ func TestFailureReportPartialAndNo(t *testing.T) {
 // 100 KiB gets 413 both ways.
 func TestLargeMessages(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
 	big := strings.Repeat("0123456789", 600)
-	if r := cs.send("text/plain", big); r.StatusCode != 200 {
+	if r := cs.Send("text/plain", big); r.StatusCode != 200 {
 		t.Fatalf("chunked SEND: %+v", r)
 	}
-	m := alice.recv()
+	m := alice.Recv()
 	if string(m.Body()) != big {
 		t.Fatalf("MESSAGE body %d bytes, want %d", len(m.Body()), len(big))
 	}
@@ -202,14 +184,14 @@ func TestLargeMessages(t *testing.T) {
 		t.Fatalf("a %d-byte MESSAGE went over %s, want TCP", len(big), tr)
 	}
 	huge := strings.Repeat("x", 100*1024)
-	if r := cs.send("text/plain", huge); r.StatusCode != 413 {
+	if r := cs.Send("text/plain", huge); r.StatusCode != 413 {
 		t.Fatalf("100 KiB SEND: %+v, want 413", r)
 	}
-	alice.quiet(300 * time.Millisecond)
-	req := alice.newMessage(bob.uri, "text/plain", huge)
+	alice.Quiet(300 * time.Millisecond)
+	req := alice.NewMessage(bob.URI, "text/plain", huge)
 	req.SetTransport("TCP")
 	req.SetDestination(h.gw.SIPAddr("tcp"))
-	res, err := doReq(alice.client, req)
+	res, err := doReq(alice.SIPClient(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,13 +204,13 @@ func TestLargeMessages(t *testing.T) {
 // unwraps CPIM, sends the IMDN `delivered` on a 200, and never shows isComposing as text.
 func TestRCSClientCPIM(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setTypes([]string{"message/cpim", "application/im-iscomposing+xml"}, []string{"text/plain", "message/imdn+xml"})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "application/im-iscomposing+xml"}, []string{"text/plain", "message/imdn+xml"})
 
-	alice.send(h.udp(), bob.uri, "text/plain", "hi rcs")
-	cs := bob.waitInvite()
-	m := cs.recv()
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi rcs")
+	cs := bob.WaitInvite()
+	m := cs.Recv()
 	if m.ContentType != "message/cpim" {
 		t.Fatalf("SEND to an RCS peer is %s, want message/cpim", m.ContentType)
 	}
@@ -236,20 +218,20 @@ func TestRCSClientCPIM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(c.Body) != "hi rcs" || !strings.HasPrefix(c.ContentType(), "text/plain") || c.From() != alice.uri || c.To() != bob.uri {
+	if string(c.Body) != "hi rcs" || !strings.HasPrefix(c.ContentType(), "text/plain") || c.From() != alice.URI || c.To() != bob.URI {
 		t.Fatalf("CPIM: from %s to %s %s %q", c.From(), c.To(), c.ContentType(), c.Body)
 	}
 
 	// The RCS side answers in CPIM asking for a delivery notification.
-	w := cpim.Wrap("text/plain", []byte("hello page mode"), cpim.WrapOptions{From: bob.uri, To: alice.uri, Now: time.Now(), IMDNMessageID: "imdn-1", Disposition: []string{"positive-delivery"}})
-	if r := cs.send("message/cpim", string(w.Marshal())); r.StatusCode != 200 {
+	w := cpim.Wrap("text/plain", []byte("hello page mode"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(), IMDNMessageID: "imdn-1", Disposition: []string{"positive-delivery"}})
+	if r := cs.Send("message/cpim", string(w.Marshal())); r.StatusCode != 200 {
 		t.Fatalf("CPIM SEND: %+v", r)
 	}
-	got := alice.recv()
+	got := alice.Recv()
 	if string(got.Body()) != "hello page mode" || !strings.HasPrefix(got.ContentType().Value(), "text/plain") {
 		t.Fatalf("page-mode user got %s %q", got.ContentType().Value(), got.Body())
 	}
-	imdn := cs.recv()
+	imdn := cs.Recv()
 	n, err := cpim.Parse(imdn.Body)
 	if err != nil {
 		t.Fatalf("IMDN: %v", err)
@@ -260,13 +242,13 @@ func TestRCSClientCPIM(t *testing.T) {
 	}
 
 	// isComposing never reaches the phone as text.
-	isc := cpim.Wrap("application/im-iscomposing+xml", []byte(`<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`), cpim.WrapOptions{From: bob.uri, To: alice.uri, Now: time.Now()})
-	if r := cs.send("message/cpim", string(isc.Marshal())); r.StatusCode != 200 {
+	isc := cpim.Wrap("application/im-iscomposing+xml", []byte(`<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now()})
+	if r := cs.Send("message/cpim", string(isc.Marshal())); r.StatusCode != 200 {
 		t.Fatalf("isComposing SEND: %+v", r)
 	}
-	if r := cs.send("application/im-iscomposing+xml", `<?xml version="1.0"?><isComposing/>`); r.StatusCode != 200 {
+	if r := cs.Send("application/im-iscomposing+xml", `<?xml version="1.0"?><isComposing/>`); r.StatusCode != 200 {
 		t.Fatalf("bare isComposing SEND: %+v", r)
 	}
-	alice.quiet(300 * time.Millisecond)
+	alice.Quiet(300 * time.Millisecond)
 	h.events.waitKind(t, event.MessageDropped)
 }

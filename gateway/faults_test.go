@@ -19,6 +19,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -115,7 +116,7 @@ func waitAccounted(t *testing.T, h *harness, toMSRP, toSIP int) accounting {
 // and then does by hand whatever the fault needs.
 type rawAnswerer struct {
 	t      *testing.T
-	uri    string
+	URI    string
 	rcvbuf int // SO_RCVBUF of the MSRP connection; 0 = the system's
 	h      *harness
 	ready  chan *rawPeer // one per INVITE answered and bound
@@ -126,10 +127,10 @@ type rawAnswerer struct {
 
 func newRawAnswerer(t *testing.T, h *harness, user string, rcvbuf int) *rawAnswerer {
 	a := &rawAnswerer{t: t, h: h, rcvbuf: rcvbuf, ready: make(chan *rawPeer, 4), byes: make(chan string, 4), dlgs: map[string]*sipgo.DialogServerSession{}}
-	newUA(t, "raw-"+user, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
-		a.uri = "sip:" + user + "@" + addr
+	testpeer.NewUA(t, "raw-"+user, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
+		a.URI = "sip:" + user + "@" + addr
 		var contact sip.Uri
-		sip.ParseUri(a.uri, &contact)
+		sip.ParseUri(a.URI, &contact)
 		dua := &sipgo.DialogUA{Client: sc, ContactHDR: sip.ContactHeader{Address: contact}}
 		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { a.onInvite(dua, req, tx) })
 		srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -222,7 +223,7 @@ func (a *rawAnswerer) waitReady() *rawPeer {
 	case p := <-a.ready:
 		return p
 	case <-time.After(waitFor):
-		a.t.Fatalf("%s: no session within %s", a.uri, waitFor)
+		a.t.Fatalf("%s: no session within %s", a.URI, waitFor)
 		return nil
 	}
 }
@@ -232,7 +233,7 @@ func (a *rawAnswerer) waitBye() {
 	select {
 	case <-a.byes:
 	case <-time.After(waitFor):
-		a.t.Fatalf("%s: no BYE within %s", a.uri, waitFor)
+		a.t.Fatalf("%s: no BYE within %s", a.URI, waitFor)
 	}
 }
 
@@ -258,11 +259,10 @@ func (p *rawPeer) readSENDs(n int) []*msrp.Message {
 }
 
 // waitNotifications waits for n failure notifications at the phone and returns their bodies.
-func (p *phone) waitNotifications(n int) []string {
-	p.t.Helper()
+func waitNotifications(p *testpeer.Phone, n int) []string {
 	var out []string
 	for len(out) < n {
-		out = append(out, string(p.recv().Body()))
+		out = append(out, string(p.Recv().Body()))
 	}
 	return out
 }
@@ -272,9 +272,9 @@ func (p *phone) waitNotifications(n int) []string {
 func TestFaultResetMidChunkedMessage(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "rst-alice")
+	alice := testpeer.NewPhone(t, "rst-alice")
 	bob := newRawAnswerer(t, h, "rst-bob", 0)
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "hello"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE: %d", res.StatusCode)
 	}
 	p := bob.waitReady()
@@ -289,7 +289,7 @@ func TestFaultResetMidChunkedMessage(t *testing.T) {
 	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "msrp_lost" {
 		t.Fatalf("session ended with %q, want msrp_lost", e.Reason)
 	}
-	alice.quiet(200 * time.Millisecond) // the half message never arrives
+	alice.Quiet(200 * time.Millisecond) // the half message never arrives
 	a := waitAccounted(t, h, 1, 0)
 	if a.delivered[event.ToMSRP] != 1 {
 		t.Fatalf("the answered message is not counted delivered: %+v", a)
@@ -301,11 +301,11 @@ func TestFaultResetMidChunkedMessage(t *testing.T) {
 func TestFaultResetWithSendsInFlight(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "fl-alice")
+	alice := testpeer.NewPhone(t, "fl-alice")
 	bob := newRawAnswerer(t, h, "fl-bob", 0)
 	const n = 5
 	for i := 0; i < n; i++ {
-		if res := alice.send(h.udp(), bob.uri, "text/plain", fmt.Sprintf("in flight %d", i)); res.StatusCode != 202 {
+		if res := alice.Send(h.udp(), bob.URI, "text/plain", fmt.Sprintf("in flight %d", i)); res.StatusCode != 202 {
 			t.Fatalf("MESSAGE %d: %d", i, res.StatusCode)
 		}
 	}
@@ -313,7 +313,7 @@ func TestFaultResetWithSendsInFlight(t *testing.T) {
 	p.readSENDs(n)
 	p.reset()
 	bob.waitBye()
-	for _, body := range alice.waitNotifications(n) {
+	for _, body := range waitNotifications(alice, n) {
 		if !strings.Contains(body, "480") || !strings.Contains(body, "in flight") {
 			t.Fatalf("notification %q", body)
 		}
@@ -330,9 +330,9 @@ func TestFaultResetWithSendsInFlight(t *testing.T) {
 func TestFaultPeerStopsReading(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "sr-alice")
+	alice := testpeer.NewPhone(t, "sr-alice")
 	bob := newRawAnswerer(t, h, "sr-bob", 4096)
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "first"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "first"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE: %d", res.StatusCode)
 	}
 	p := bob.waitReady() // from here on nobody reads
@@ -340,10 +340,10 @@ func TestFaultPeerStopsReading(t *testing.T) {
 	accepted := 1
 	full := false
 	for i := 0; i < 2000 && !full; i++ {
-		req := alice.newMessage(bob.uri, "text/plain", fmt.Sprintf("%04d %s", i, body))
+		req := alice.NewMessage(bob.URI, "text/plain", fmt.Sprintf("%04d %s", i, body))
 		req.SetTransport("TCP")
 		req.SetDestination(h.gw.SIPAddr("tcp"))
-		res, err := doReq(alice.client, req)
+		res, err := doReq(alice.SIPClient(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +356,7 @@ func TestFaultPeerStopsReading(t *testing.T) {
 	if !full {
 		t.Fatalf("%d MESSAGEs of %d bytes did not fill the write queue", accepted, len(body))
 	}
-	note := string(alice.recv().Body())
+	note := string(alice.Recv().Body())
 	if !strings.Contains(note, "503") || !strings.Contains(note, "queue full") {
 		t.Fatalf("notification %q, want the 503 of a full write queue", note)
 	}
@@ -374,12 +374,12 @@ func TestFaultPeerStopsReading(t *testing.T) {
 func TestFaultPeerRestartsWithoutBye(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "rs-alice")
-	bob := newClient(t, "rs-bob")
-	bob.setAnswer(200, "active") // bob dials the gateway: closing his session closes his connection
-	alice.send(h.udp(), bob.uri, "text/plain", "before")
-	cs := bob.waitInvite()
-	if m := cs.recv(); string(m.Body) != "before" {
+	alice := testpeer.NewPhone(t, "rs-alice")
+	bob := testpeer.NewClient(t, "rs-bob")
+	bob.SetAnswer(200, "active") // bob dials the gateway: closing his session closes his connection
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); string(m.Body) != "before" {
 		t.Fatalf("got %q", m.Body)
 	}
 	// Closed before its 200 went out, "before" would be failed-and-reported (the gateway cannot know it
@@ -387,22 +387,22 @@ func TestFaultPeerRestartsWithoutBye(t *testing.T) {
 	if e := h.events.waitKind(t, event.MessageDelivered); e.Direction != event.ToMSRP {
 		t.Fatalf("delivered %s", e.Direction)
 	}
-	cs.ms.Close() // the restart: no BYE
-	cs.waitBye()
+	cs.MSRP.Close() // the restart: no BYE
+	cs.WaitBye()
 	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "msrp_lost" {
 		t.Fatalf("session ended with %q", e.Reason)
 	}
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "after"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "after"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE after the restart: %d", res.StatusCode)
 	}
-	cs2 := bob.waitInvite()
-	if m := cs2.recv(); string(m.Body) != "after" {
+	cs2 := bob.WaitInvite()
+	if m := cs2.Recv(); string(m.Body) != "after" {
 		t.Fatalf("got %q", m.Body)
 	}
-	if r := cs2.send("text/plain", "back"); r.StatusCode != 200 {
+	if r := cs2.Send("text/plain", "back"); r.StatusCode != 200 {
 		t.Fatalf("SEND on the new session: %+v", r)
 	}
-	if m := alice.recv(); string(m.Body()) != "back" {
+	if m := alice.Recv(); string(m.Body()) != "back" {
 		t.Fatalf("alice got %q", m.Body())
 	}
 	waitAccounted(t, h, 2, 1)
@@ -432,18 +432,15 @@ func TestFaultSIPSideStopsAnswering(t *testing.T) {
 	sip.SetTimers(10*time.Millisecond, 40*time.Millisecond, 50*time.Millisecond) // Timer F: 640 ms
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
-	alice := newPhone(t, "mute-alice")
-	alice.setAnswer(0) // receives, never answers
-	bob := newClient(t, "mute-bob")
-	cs, err := bob.invite(h.udp(), alice.uri, "active")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := cs.send("text/plain", "anyone there?"); r.StatusCode != 200 {
+	alice := testpeer.NewPhone(t, "mute-alice")
+	alice.SetAnswer(0) // receives, never answers
+	bob := testpeer.NewClient(t, "mute-bob")
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	if r := cs.Send("text/plain", "anyone there?"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v (the gateway answers before delivery)", r)
 	}
-	alice.recv()
-	rep := cs.report()
+	alice.Recv()
+	rep := cs.Report()
 	if rep.StatusCode != 408 {
 		t.Fatalf("REPORT %d %s, want 408", rep.StatusCode, rep.Comment)
 	}
@@ -451,13 +448,13 @@ func TestFaultSIPSideStopsAnswering(t *testing.T) {
 		t.Fatalf("failure counted as %d %s", e.Code, e.Direction)
 	}
 	// Failure-Report: no asks for nothing: no REPORT.
-	if r := cs.sendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("no report please"), FailureReport: "no"}); r.Err != nil {
+	if r := cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("no report please"), FailureReport: "no"}); r.Err != nil {
 		t.Fatalf("SEND: %+v", r)
 	}
-	alice.recv()
-	cs.noReport(300 * time.Millisecond)
+	alice.Recv()
+	cs.NoReport(300 * time.Millisecond)
 	waitAccounted(t, h, 0, 2)
-	cs.bye()
+	cs.Bye()
 }
 
 // Shutdown under traffic both ways: every session gets BYE, and every message accepted on either side is
@@ -467,16 +464,16 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.ShutdownTimeout = time.Second })
 	const sessions = 4
 	type chat struct {
-		alice *phone
-		bob   *client
-		cs    *clientSession
+		alice *testpeer.Phone
+		bob   *testpeer.Client
+		cs    *testpeer.ClientSession
 	}
 	var chats []chat
 	for i := 0; i < sessions; i++ {
-		c := chat{alice: newPhone(t, fmt.Sprintf("sd-alice%d", i)), bob: newClient(t, fmt.Sprintf("sd-bob%d", i))}
-		c.alice.send(h.udp(), c.bob.uri, "text/plain", "hello")
-		c.cs = c.bob.waitInvite()
-		c.cs.recv()
+		c := chat{alice: testpeer.NewPhone(t, fmt.Sprintf("sd-alice%d", i)), bob: testpeer.NewClient(t, fmt.Sprintf("sd-bob%d", i))}
+		c.alice.Send(h.udp(), c.bob.URI, "text/plain", "hello")
+		c.cs = c.bob.WaitInvite()
+		c.cs.Recv()
 		chats = append(chats, c)
 	}
 	// attempted - accepted is what was in flight when the gateway went: its answer may be lost with the
@@ -497,7 +494,9 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 				default:
 				}
 				attemptedToMSRP.Add(1)
-				res, err := c.alice.trySend(h.udp(), c.bob.uri, "text/plain", fmt.Sprintf("m%d", i))
+				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+				res, err := c.alice.TrySend(ctx, h.udp(), c.bob.URI, "text/plain", fmt.Sprintf("m%d", i))
+				cancel()
 				if err != nil || res.StatusCode >= 300 {
 					return
 				}
@@ -514,7 +513,7 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 				}
 				done := make(chan msrp.SendResult, 1)
 				attemptedToSIP.Add(1)
-				if err := c.cs.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: []byte(fmt.Sprintf("s%d", i))}, func(r msrp.SendResult) { done <- r }); err != nil {
+				if err := c.cs.MSRP.Send(&msrp.Outgoing{ContentType: "text/plain", Body: []byte(fmt.Sprintf("s%d", i))}, func(r msrp.SendResult) { done <- r }); err != nil {
 					return
 				}
 				if r := <-done; r.StatusCode != 200 {
@@ -535,9 +534,9 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 			defer drainers.Done()
 			for {
 				select {
-				case <-c.cs.inbox:
+				case <-c.cs.Inbox():
 					gotMSRP.Add(1)
-				case <-c.alice.inbox:
+				case <-c.alice.Inbox():
 					gotSIP.Add(1)
 				case <-drained:
 					return
@@ -554,7 +553,7 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for _, c := range chats {
-		c.cs.waitBye()
+		c.cs.WaitBye()
 	}
 	deadline := time.Now().Add(waitFor)
 	a := h.events.accounting()
@@ -590,9 +589,9 @@ func TestFaultShutdownUnderTraffic(t *testing.T) {
 func TestFaultPeerStopsReadingForever(t *testing.T) {
 	noLeftoverGoroutines(t)
 	h := newHarness(t, func(c *config.Config) { c.MSRP.TransactionTimeout = 300 * time.Millisecond })
-	alice := newPhone(t, "sf-alice")
+	alice := testpeer.NewPhone(t, "sf-alice")
 	bob := newRawAnswerer(t, h, "sf-bob", 4096)
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "first"); res.StatusCode != 202 {
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "first"); res.StatusCode != 202 {
 		t.Fatalf("MESSAGE: %d", res.StatusCode)
 	}
 	bob.waitReady() // from here on nobody reads, and nobody closes
@@ -601,10 +600,10 @@ func TestFaultPeerStopsReadingForever(t *testing.T) {
 	// Enough to fill the kernel's buffers and then the write queue (the first 503): from then on SENDs
 	// wait in the queue behind a write that never completes.
 	for i := 0; i < 2000 && h.events.accounting().failed[event.ToMSRP] == 0; i++ {
-		req := alice.newMessage(bob.uri, "text/plain", fmt.Sprintf("%04d %s", i, body))
+		req := alice.NewMessage(bob.URI, "text/plain", fmt.Sprintf("%04d %s", i, body))
 		req.SetTransport("TCP")
 		req.SetDestination(h.gw.SIPAddr("tcp"))
-		res, err := doReq(alice.client, req)
+		res, err := doReq(alice.SIPClient(), req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,23 +10,24 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // MESSAGE first (SPEC §3.1): a phone chats with an MSRP client that has never called it.
 func TestMessageFirstBothWays(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
 
 	for i := 1; i <= 3; i++ {
-		res := alice.send(h.udp(), bob.uri, "text/plain", fmt.Sprintf("hello %d", i))
+		res := alice.Send(h.udp(), bob.URI, "text/plain", fmt.Sprintf("hello %d", i))
 		if res.StatusCode != 202 {
 			t.Fatalf("MESSAGE %d: got %d, want 202 (reply: accept)", i, res.StatusCode)
 		}
 	}
-	cs := bob.waitInvite()
+	cs := bob.WaitInvite()
 	for i := 1; i <= 3; i++ {
-		m := cs.recv()
+		m := cs.Recv()
 		if got, want := string(m.Body), fmt.Sprintf("hello %d", i); got != want || m.ContentType != "text/plain" {
 			t.Fatalf("SEND %d: %q (%s), want %q text/plain", i, got, m.ContentType, want)
 		}
@@ -35,17 +36,17 @@ func TestMessageFirstBothWays(t *testing.T) {
 
 	// The MSRP side answers: it becomes a MESSAGE From bob To alice, to alice's URI.
 	for i := 1; i <= 3; i++ {
-		if r := cs.send("text/plain", fmt.Sprintf("reply %d", i)); r.StatusCode != 200 || r.Err != nil {
+		if r := cs.Send("text/plain", fmt.Sprintf("reply %d", i)); r.StatusCode != 200 || r.Err != nil {
 			t.Fatalf("SEND reply %d: %+v", i, r)
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		m := alice.recv()
+		m := alice.Recv()
 		if got, want := string(m.Body()), fmt.Sprintf("reply %d", i); got != want {
 			t.Fatalf("MESSAGE %d to alice: %q, want %q", i, got, want)
 		}
-		if m.From().Address.String() != bob.uri || m.To().Address.String() != alice.uri || m.Recipient.String() != alice.uri {
-			t.Fatalf("MESSAGE coordinates: From %s To %s R-URI %s; want From %s To %s", m.From().Address.String(), m.To().Address.String(), m.Recipient.String(), bob.uri, alice.uri)
+		if m.From().Address.String() != bob.URI || m.To().Address.String() != alice.URI || m.Recipient.String() != alice.URI {
+			t.Fatalf("MESSAGE coordinates: From %s To %s R-URI %s; want From %s To %s", m.From().Address.String(), m.To().Address.String(), m.Recipient.String(), bob.URI, alice.URI)
 		}
 		if m.Contact() != nil {
 			t.Fatal("a MESSAGE must not carry Contact (RFC 3428 §4)")
@@ -53,8 +54,8 @@ func TestMessageFirstBothWays(t *testing.T) {
 	}
 
 	// A later MESSAGE goes into the same session, not a new INVITE.
-	alice.send(h.udp(), bob.uri, "text/plain", "same session")
-	if m := cs.recv(); string(m.Body) != "same session" {
+	alice.Send(h.udp(), bob.URI, "text/plain", "same session")
+	if m := cs.Recv(); string(m.Body) != "same session" {
 		t.Fatalf("got %q", m.Body)
 	}
 	if n := h.events.count(event.SessionStarted); n != 1 {
@@ -62,11 +63,11 @@ func TestMessageFirstBothWays(t *testing.T) {
 	}
 
 	// BYE from the MSRP side ends it; the next MESSAGE sets up a new one.
-	cs.bye()
+	cs.Bye()
 	h.events.waitKind(t, event.SessionEnded)
-	alice.send(h.udp(), bob.uri, "text/plain", "after bye")
-	cs2 := bob.waitInvite()
-	if m := cs2.recv(); string(m.Body) != "after bye" {
+	alice.Send(h.udp(), bob.URI, "text/plain", "after bye")
+	cs2 := bob.WaitInvite()
+	if m := cs2.Recv(); string(m.Body) != "after bye" {
 		t.Fatalf("got %q", m.Body)
 	}
 }
@@ -74,34 +75,31 @@ func TestMessageFirstBothWays(t *testing.T) {
 // Session first (SPEC §3.2): an MSRP client calls a phone.
 func TestSessionFirstBothWays(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
 
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
 	for i := 1; i <= 3; i++ {
-		if r := cs.send("text/plain", fmt.Sprintf("hi %d", i)); r.StatusCode != 200 {
+		if r := cs.Send("text/plain", fmt.Sprintf("hi %d", i)); r.StatusCode != 200 {
 			t.Fatalf("SEND %d: %+v", i, r)
 		}
 	}
 	for i := 1; i <= 3; i++ {
-		m := alice.recv()
+		m := alice.Recv()
 		if got, want := string(m.Body()), fmt.Sprintf("hi %d", i); got != want {
 			t.Fatalf("MESSAGE %d: %q, want %q", i, got, want)
 		}
-		if m.From().Address.String() != bob.uri || m.To().Address.String() != alice.uri {
+		if m.From().Address.String() != bob.URI || m.To().Address.String() != alice.URI {
 			t.Fatalf("From %s To %s", m.From().Address.String(), m.To().Address.String())
 		}
 	}
 	// alice answers: key $tu:$fu = bob:alice = the INVITE's $fu:$tu, so it rides the same session.
-	alice.send(h.udp(), bob.uri, "text/plain", "hello bob")
-	if m := cs.recv(); string(m.Body) != "hello bob" {
+	alice.Send(h.udp(), bob.URI, "text/plain", "hello bob")
+	if m := cs.Recv(); string(m.Body) != "hello bob" {
 		t.Fatalf("got %q", m.Body)
 	}
 	select {
-	case cs2 := <-bob.invites:
+	case cs2 := <-bob.Invites():
 		t.Fatalf("the reply made a new session %v", cs2)
 	default:
 	}
@@ -109,7 +107,7 @@ func TestSessionFirstBothWays(t *testing.T) {
 	if len(list) != 1 || list[0].State != "up" || list[0].Origin != originInvite {
 		t.Fatalf("sessions: %+v", list)
 	}
-	cs.bye()
+	cs.Bye()
 	h.events.waitKind(t, event.SessionEnded)
 	if n := len(h.gw.Sessions()); n != 0 {
 		t.Fatalf("%d sessions after BYE", n)
@@ -119,44 +117,44 @@ func TestSessionFirstBothWays(t *testing.T) {
 // setup-failed (SPEC §5): the INVITE is refused, the phone is told with code and reason.
 func TestSetupFailedBusy(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setAnswer(486, "")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetAnswer(486, "")
 
-	alice.send(h.udp(), bob.uri, "text/plain", "are you there?")
+	alice.Send(h.udp(), bob.URI, "text/plain", "are you there?")
 	e := h.events.waitKind(t, event.SetupFailed)
-	if e.Code != 486 || e.Reason != "Busy Here" || e.Key != bob.uri+":"+alice.uri {
+	if e.Code != 486 || e.Reason != "Busy Here" || e.Key != bob.URI+":"+alice.URI {
 		t.Fatalf("setup_failed event: %+v", e)
 	}
-	if e.FromURI != bob.uri || e.ToURI != alice.uri || e.RURI != alice.uri {
+	if e.FromURI != bob.URI || e.ToURI != alice.URI || e.RURI != alice.URI {
 		t.Fatalf("setup_failed coordinates: %+v", e)
 	}
-	n := alice.recv()
+	n := alice.Recv()
 	if got := string(n.Body()); got != "Failed to establish session, error: 486 Busy Here" {
 		t.Fatalf("notification body %q", got)
 	}
-	if n.From().Address.String() != bob.uri || n.To().Address.String() != alice.uri {
+	if n.From().Address.String() != bob.URI || n.To().Address.String() != alice.URI {
 		t.Fatalf("notification From %s To %s", n.From().Address.String(), n.To().Address.String())
 	}
 	if strings.Contains(n.String(), "sip:sip:") {
 		t.Fatalf("malformed URI in notification:\n%s", n.String())
 	}
-	alice.quiet(300 * time.Millisecond) // exactly one notification
+	alice.Quiet(300 * time.Millisecond) // exactly one notification
 }
 
 // setup_timeout with no answer at all: the gateway's own 408, never empty.
 func TestSetupFailedTimeout(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 500 * time.Millisecond })
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setAnswer(0, "") // never answers
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetAnswer(0, "") // never answers
 
-	alice.send(h.udp(), bob.uri, "text/plain", "anyone?")
+	alice.Send(h.udp(), bob.URI, "text/plain", "anyone?")
 	e := h.events.waitKind(t, event.SetupFailed)
 	if e.Code != 408 || e.Reason != "Request Timeout" {
 		t.Fatalf("setup_failed: %d %q", e.Code, e.Reason)
 	}
-	if got := string(alice.recv().Body()); got != "Failed to establish session, error: 408 Request Timeout" {
+	if got := string(alice.Recv().Body()); got != "Failed to establish session, error: 408 Request Timeout" {
 		t.Fatalf("notification %q", got)
 	}
 }
@@ -164,16 +162,16 @@ func TestSetupFailedTimeout(t *testing.T) {
 // The peer answers, but the MSRP connection cannot be made (closed port): 480 MSRP connection failed.
 func TestSetupFailedConnectionRefused(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.ep.Close() // bob's a=path now points at a closed port
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.Endpoint.Close() // bob's a=path now points at a closed port
 
-	alice.send(h.udp(), bob.uri, "text/plain", "hello?")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hello?")
 	e := h.events.waitKind(t, event.SetupFailed)
 	if e.Code != 480 || e.Reason != "MSRP connection failed" {
 		t.Fatalf("setup_failed: %d %q", e.Code, e.Reason)
 	}
-	if got := string(alice.recv().Body()); got != "Failed to establish session, error: 480 MSRP connection failed" {
+	if got := string(alice.Recv().Body()); got != "Failed to establish session, error: 480 MSRP connection failed" {
 		t.Fatalf("notification %q", got)
 	}
 }
@@ -181,8 +179,8 @@ func TestSetupFailedConnectionRefused(t *testing.T) {
 // Bad input gets the response SPEC §8 names, and the gateway keeps serving.
 func TestBadSIPInput(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
 
 	cases := []struct {
 		name  string
@@ -197,13 +195,13 @@ func TestBadSIPInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req := alice.newMessage(bob.uri, c.ctype, c.body)
+			req := alice.NewMessage(bob.URI, c.ctype, c.body)
 			req.SetDestination(h.udp())
 			if len(c.body) > 1000 {
 				req.SetTransport("TCP")
 				req.SetDestination(h.gw.SIPAddr("tcp"))
 			}
-			res, err := doReq(alice.client, req)
+			res, err := doReq(alice.SIPClient(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -223,7 +221,7 @@ func TestBadSIPInput(t *testing.T) {
 		sip.ParseUri("sip:gw@"+h.udp(), &ruri)
 		req := sip.NewRequest(sip.RequestMethod(m.method), ruri)
 		req.SetDestination(h.udp())
-		res, err := doReq(alice.client, req)
+		res, err := doReq(alice.SIPClient(), req)
 		if err != nil {
 			t.Fatalf("%s: %v", m.method, err)
 		}
@@ -235,8 +233,8 @@ func TestBadSIPInput(t *testing.T) {
 		}
 	}
 	// Still serving.
-	alice.send(h.udp(), bob.uri, "text/plain", "still there")
-	if m := bob.waitInvite().recv(); string(m.Body) != "still there" {
+	alice.Send(h.udp(), bob.URI, "text/plain", "still there")
+	if m := bob.WaitInvite().Recv(); string(m.Body) != "still there" {
 		t.Fatalf("got %q", m.Body)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -26,18 +27,18 @@ import (
 type sideChat struct {
 	t     *testing.T
 	h     *harness
-	alice *phone
-	bob   *client
-	cs    *clientSession
+	alice *testpeer.Phone
+	bob   *testpeer.Client
+	cs    *testpeer.ClientSession
 	n     int
 }
 
 func startSideChat(t *testing.T, h *harness) *sideChat {
 	t.Helper()
-	c := &sideChat{t: t, h: h, alice: newPhone(t, "side-alice"), bob: newClient(t, "side-bob")}
-	c.alice.send(h.udp(), c.bob.uri, "text/plain", "side 0")
-	c.cs = c.bob.waitInvite()
-	if m := c.cs.recv(); string(m.Body) != "side 0" {
+	c := &sideChat{t: t, h: h, alice: testpeer.NewPhone(t, "side-alice"), bob: testpeer.NewClient(t, "side-bob")}
+	c.alice.Send(h.udp(), c.bob.URI, "text/plain", "side 0")
+	c.cs = c.bob.WaitInvite()
+	if m := c.cs.Recv(); string(m.Body) != "side 0" {
 		t.Fatalf("side chat: got %q", m.Body)
 	}
 	c.exchange()
@@ -49,25 +50,25 @@ func (c *sideChat) exchange() {
 	c.t.Helper()
 	c.n++
 	want := fmt.Sprintf("side %d", c.n)
-	if res := c.alice.send(c.h.udp(), c.bob.uri, "text/plain", want); res.StatusCode >= 300 {
+	if res := c.alice.Send(c.h.udp(), c.bob.URI, "text/plain", want); res.StatusCode >= 300 {
 		c.t.Fatalf("side chat MESSAGE: %d %s", res.StatusCode, res.Reason)
 	}
-	if m := c.cs.recv(); string(m.Body) != want {
+	if m := c.cs.Recv(); string(m.Body) != want {
 		c.t.Fatalf("side chat to MSRP: got %q, want %q", m.Body, want)
 	}
 	back := fmt.Sprintf("side back %d", c.n)
-	if r := c.cs.send("text/plain", back); r.StatusCode != 200 {
+	if r := c.cs.Send("text/plain", back); r.StatusCode != 200 {
 		c.t.Fatalf("side chat SEND: %+v", r)
 	}
-	if m := c.alice.recv(); string(m.Body()) != back {
+	if m := c.alice.Recv(); string(m.Body()) != back {
 		c.t.Fatalf("side chat to SIP: got %q, want %q", m.Body(), back)
 	}
 }
 
 // gwPath is the gateway's MSRP URI of the side chat's session; peerURI the client's (the legitimate
 // From-Path).
-func (c *sideChat) gwPath() msrp.URI   { return c.cs.ms.PeerPath()[0] }
-func (c *sideChat) peerURI() msrp.URI  { return c.cs.ms.LocalURI() }
+func (c *sideChat) gwPath() msrp.URI   { return c.cs.MSRP.PeerPath()[0] }
+func (c *sideChat) peerURI() msrp.URI  { return c.cs.MSRP.LocalURI() }
 func (c *sideChat) msrpAddr() string   { return c.h.gw.MSRPAddr() }
 func (c *sideChat) sipTCPAddr() string { return c.h.gw.SIPAddr("tcp") }
 
@@ -154,8 +155,8 @@ func (r *rawMSRP) probe(gw msrp.URI) *msrp.Message {
 func TestBadSIPInputBesideChat(t *testing.T) {
 	h := newHarness(t, nil)
 	chat := startSideChat(t, h)
-	alice := newPhone(t, "bad-alice")
-	bob := newClient(t, "bad-bob")
+	alice := testpeer.NewPhone(t, "bad-alice")
+	bob := testpeer.NewClient(t, "bad-bob")
 
 	cases := []struct {
 		name  string
@@ -174,7 +175,7 @@ func TestBadSIPInputBesideChat(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req := alice.newMessage(bob.uri, c.ctype, c.body)
+			req := alice.NewMessage(bob.URI, c.ctype, c.body)
 			req.SetDestination(h.udp())
 			if len(c.body) > 1000 {
 				req.SetTransport("TCP")
@@ -183,7 +184,7 @@ func TestBadSIPInputBesideChat(t *testing.T) {
 			if c.edit != nil {
 				c.edit(req)
 			}
-			res, err := doReq(alice.client, req)
+			res, err := doReq(alice.SIPClient(), req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -197,7 +198,7 @@ func TestBadSIPInputBesideChat(t *testing.T) {
 		})
 	}
 	select {
-	case <-bob.invites:
+	case <-bob.Invites():
 		t.Fatal("a refused MESSAGE set up a session")
 	default:
 	}
@@ -240,26 +241,20 @@ func TestHugeMessageOverTCPDropped(t *testing.T) {
 }
 
 // invitePeer sends an INVITE with a raw body through c's SIP stack and returns the final response.
-func invitePeer(t *testing.T, c *client, gwAddr, toURI, ctype string, body []byte) *sip.Response {
+func invitePeer(t *testing.T, c *testpeer.Client, gwAddr, toURI, ctype string, body []byte) *sip.Response {
 	t.Helper()
-	var ruri, from sip.Uri
-	sip.ParseUri(toURI, &ruri)
-	sip.ParseUri(c.uri, &from)
-	req := sip.NewRequest(sip.INVITE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(fh)
-	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	req.AppendHeader(&sip.ContactHeader{Address: from})
-	req.AppendHeader(sip.NewHeader("Content-Type", ctype))
-	req.SetBody(body)
+	req, err := testpeer.NewRequest(sip.INVITE, c.URI, toURI, ctype, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AppendHeader(&sip.ContactHeader{Address: req.From().Address})
 	req.SetDestination(gwAddr)
 	if len(body) > 1000 {
 		req.SetTransport("TCP")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	dlg, err := c.dua.WriteInvite(ctx, req)
+	dlg, err := c.DialogUA().WriteInvite(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,8 +276,8 @@ func invitePeer(t *testing.T, c *client, gwAddr, toURI, ctype string, body []byt
 func TestBadInviteBesideChat(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = time.Second })
 	chat := startSideChat(t, h)
-	carol := newPhone(t, "inv-carol")
-	dave := newClient(t, "inv-dave")
+	carol := testpeer.NewPhone(t, "inv-carol")
+	dave := testpeer.NewClient(t, "inv-dave")
 
 	// A port that is certainly closed: listen, note it, close.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -298,7 +293,7 @@ func TestBadInviteBesideChat(t *testing.T) {
 		AcceptTypes: []string{"text/plain"}, Setup: "passive"}).Marshal(1, 1)
 
 	t.Run("SDP garbage", func(t *testing.T) {
-		res := invitePeer(t, dave, h.udp(), carol.uri, "application/sdp", []byte("this is \x00 not SDP at all\r\n"))
+		res := invitePeer(t, dave, h.udp(), carol.URI, "application/sdp", []byte("this is \x00 not SDP at all\r\n"))
 		if res.StatusCode != 488 {
 			t.Fatalf("got %d %s, want 488", res.StatusCode, res.Reason)
 		}
@@ -307,7 +302,7 @@ func TestBadInviteBesideChat(t *testing.T) {
 	t.Run("1000 a= lines", func(t *testing.T) {
 		// The SDP is well-formed: the gateway answers it; the peer never connects, so the session ends
 		// at setup_timeout. What matters: it neither crashes nor stalls anything.
-		res := invitePeer(t, dave, h.gw.SIPAddr("tcp"), carol.uri, "application/sdp", []byte(many))
+		res := invitePeer(t, dave, h.gw.SIPAddr("tcp"), carol.URI, "application/sdp", []byte(many))
 		t.Logf("1000 a= lines: %d %s", res.StatusCode, res.Reason)
 		if res.StatusCode != 200 && res.StatusCode != 488 {
 			t.Fatalf("got %d %s, want 200 or 488", res.StatusCode, res.Reason)
@@ -317,7 +312,7 @@ func TestBadInviteBesideChat(t *testing.T) {
 	t.Run("a=path to a closed port", func(t *testing.T) {
 		// We answer passive, so the gateway connects: to a closed port. The INVITE is answered 200 (SDP
 		// negotiation succeeded), then the connection fails and the session ends with BYE.
-		res := invitePeer(t, dave, h.udp(), carol.uri, "application/sdp", closedPort)
+		res := invitePeer(t, dave, h.udp(), carol.URI, "application/sdp", closedPort)
 		if res.StatusCode != 200 {
 			t.Fatalf("got %d %s, want 200", res.StatusCode, res.Reason)
 		}
@@ -403,7 +398,7 @@ type rawPeer struct {
 	gw, self msrp.URI
 }
 
-func newRawPeer(t *testing.T, h *harness, c *client, toURI string) *rawPeer {
+func newRawPeer(t *testing.T, h *harness, c *testpeer.Client, toURI string) *rawPeer {
 	t.Helper()
 	self, _ := msrp.ParseURI("msrp://127.0.0.1:9/" + msrp.NewSessionID() + ";tcp")
 	offer := (&sdp.Media{Host: "127.0.0.1", Port: 9, Path: []string{self.String()}, AcceptTypes: []string{"text/plain"}, Setup: "active"}).Marshal(1, 1)
@@ -441,13 +436,13 @@ func TestTenThousandChunks(t *testing.T) {
 	const maxChunks = 100
 	h := newHarness(t, func(c *config.Config) { c.Limits.MaxChunksPerMessage = maxChunks })
 	chat := startSideChat(t, h)
-	carol := newPhone(t, "chunk-carol")
-	dave := newClient(t, "chunk-dave")
-	p := newRawPeer(t, h, dave, carol.uri)
+	carol := testpeer.NewPhone(t, "chunk-carol")
+	dave := testpeer.NewClient(t, "chunk-dave")
+	p := newRawPeer(t, h, dave, carol.URI)
 	if code := p.send("tidfirst1", "first"); code != 200 {
 		t.Fatalf("first SEND: %d", code)
 	}
-	if m := carol.recv(); string(m.Body()) != "first" {
+	if m := carol.Recv(); string(m.Body()) != "first" {
 		t.Fatalf("carol got %q", m.Body())
 	}
 
@@ -498,7 +493,7 @@ func TestTenThousandChunks(t *testing.T) {
 	if code := p.send("tidafter1", "after"); code != 200 {
 		t.Fatalf("SEND after: %d", code)
 	}
-	if m := carol.recv(); string(m.Body()) != "after" {
+	if m := carol.Recv(); string(m.Body()) != "after" {
 		t.Fatalf("carol got %d bytes %.20q, want \"after\"", len(m.Body()), m.Body())
 	}
 	chat.exchange()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // limits.max_sip_handlers: over the bound a request gets 503 with Retry-After at once, is counted, and the
@@ -20,10 +22,10 @@ func TestMaxSIPHandlers(t *testing.T) {
 		c.Gateway.Message.Reply = "wait"
 		c.Gateway.Message.ReplyWait = 2 * time.Second
 	})
-	alice := newPhone(t, "lim-alice")
+	alice := testpeer.NewPhone(t, "lim-alice")
 	// bob never answers the INVITE: the first MESSAGE holds its handler for reply_wait.
 	invited := make(chan struct{}, 4)
-	_, _, addr := newUA(t, "lim-bob", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+	addr := testpeer.NewUA(t, "lim-bob", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
 		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 			invited <- struct{}{}
 			<-tx.Done()
@@ -33,7 +35,9 @@ func TestMaxSIPHandlers(t *testing.T) {
 
 	first := make(chan int, 1)
 	go func() {
-		res, err := alice.trySend(h.udp(), bob, "text/plain", "held")
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		res, err := alice.TrySend(ctx, h.udp(), bob, "text/plain", "held")
 		if err != nil {
 			first <- 0
 			return
@@ -46,7 +50,7 @@ func TestMaxSIPHandlers(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("no INVITE")
 	}
-	res := alice.send(h.udp(), bob, "text/plain", "over the bound")
+	res := alice.Send(h.udp(), bob, "text/plain", "over the bound")
 	if res.StatusCode != 503 {
 		t.Fatalf("got %d %s, want 503", res.StatusCode, res.Reason)
 	}

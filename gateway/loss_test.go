@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
@@ -28,21 +30,21 @@ const soakEnv = "MSRPGW_SOAK"
 // lossLane is one session's pair of peers and what they saw.
 type lossLane struct {
 	i        int
-	alice    *phone
-	bob      *client
-	sendErr  int32 // bob answers every SEND with this (0: 200)
-	phoneErr int   // alice answers every MESSAGE with this (0: 200)
-	drop     bool  // bob's MSRP connection is dropped half-way
+	alice    *testpeer.Phone
+	bob      *testpeer.Client
+	sendErr  int  // bob answers every SEND with this (0: 200)
+	phoneErr int  // alice answers every MESSAGE with this (0: 200)
+	drop     bool // bob's MSRP connection is dropped half-way
 
 	mu  sync.Mutex
-	cur *clientSession
+	cur *testpeer.ClientSession
 
 	acceptedToMSRP, ambiguousToMSRP []string // 202-answered MESSAGE bodies; MESSAGEs with no answer
 	acceptedToSIP, ambiguousToSIP   []string // 200-answered SEND bodies; SENDs whose result was lost
 	sendIDs                         map[string]string
 }
 
-func (l *lossLane) current() *clientSession {
+func (l *lossLane) current() *testpeer.ClientSession {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.cur
@@ -81,18 +83,19 @@ func TestLossAccounting(t *testing.T) {
 	var helpers sync.WaitGroup // drainers and INVITE watchers
 
 	lanes := make([]*lossLane, sessions)
-	sendErrs, phoneErrs := []int32{403, 413, 415, 481}, []int{404, 486, 500, 503}
+	sendErrs, phoneErrs := []int{403, 413, 415, 481}, []int{404, 486, 500, 503}
 	for i := range lanes {
-		l := &lossLane{i: i, alice: newPhone(t, fmt.Sprintf("loss-alice%02d", i)), bob: newClient(t, fmt.Sprintf("loss-bob%02d", i)), sendIDs: map[string]string{}}
+		l := &lossLane{i: i, alice: testpeer.NewPhone(t, fmt.Sprintf("loss-alice%02d", i)), bob: testpeer.NewClient(t, fmt.Sprintf("loss-bob%02d", i)), sendIDs: map[string]string{}}
 		switch r := rng.IntN(100); {
 		case r < 10:
 			l.sendErr = sendErrs[rng.IntN(len(sendErrs))]
+			l.bob.SetReply(l.sendErr) // from the first SEND of every session on
 		case r < 20:
 			l.phoneErr = phoneErrs[rng.IntN(len(phoneErrs))]
-			l.alice.setAnswer(l.phoneErr)
+			l.alice.SetAnswer(l.phoneErr)
 		case r < 26:
 			l.drop = true
-			l.bob.setAnswer(200, "active") // bob dials: closing his session closes his connection
+			l.bob.SetAnswer(200, "active") // bob dials: closing his session closes his connection
 		}
 		lanes[i] = l
 		helpers.Add(2)
@@ -198,8 +201,7 @@ func (l *lossLane) watchInvites(seen *lossSeen, stop chan struct{}, wg *sync.Wai
 	defer wg.Done()
 	for {
 		select {
-		case cs := <-l.bob.invites:
-			cs.reply.Store(l.sendErr)
+		case cs := <-l.bob.Invites():
 			l.mu.Lock()
 			l.cur = cs
 			l.mu.Unlock()
@@ -211,11 +213,11 @@ func (l *lossLane) watchInvites(seen *lossSeen, stop chan struct{}, wg *sync.Wai
 	}
 }
 
-func (l *lossLane) drainSession(cs *clientSession, seen *lossSeen, stop chan struct{}, wg *sync.WaitGroup) {
+func (l *lossLane) drainSession(cs *testpeer.ClientSession, seen *lossSeen, stop chan struct{}, wg *sync.WaitGroup) {
 	defer wg.Done()
 	for {
 		select {
-		case m := <-cs.inbox:
+		case m := <-cs.Inbox():
 			seen.mu.Lock()
 			if l.sendErr == 0 {
 				seen.atClients[string(m.Body)]++
@@ -223,7 +225,7 @@ func (l *lossLane) drainSession(cs *clientSession, seen *lossSeen, stop chan str
 				seen.atClientsErr[string(m.Body)]++
 			}
 			seen.mu.Unlock()
-		case r := <-cs.reports:
+		case r := <-cs.Reports():
 			if r.StatusCode != 200 {
 				seen.mu.Lock()
 				seen.reports[r.MessageID]++
@@ -240,7 +242,7 @@ func (l *lossLane) drainPhone(seen *lossSeen, stop chan struct{}, wg *sync.WaitG
 	const notice = "Message not delivered ("
 	for {
 		select {
-		case req := <-l.alice.inbox:
+		case req := <-l.alice.Inbox():
 			body := string(req.Body())
 			seen.mu.Lock()
 			switch {
@@ -266,11 +268,13 @@ func (l *lossLane) sendMessages(t *testing.T, h *harness, per int) {
 	for seq := 0; seq < per; seq++ {
 		if l.drop && seq == per/2 {
 			if cs := l.current(); cs != nil {
-				cs.ms.Close()
+				cs.MSRP.Close()
 			}
 		}
 		body := fmt.Sprintf("m%02d-%05d", l.i, seq)
-		res, err := l.alice.trySend(h.udp(), l.bob.uri, "text/plain", body)
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		res, err := l.alice.TrySend(ctx, h.udp(), l.bob.URI, "text/plain", body)
+		cancel()
 		switch {
 		case err != nil:
 			l.ambiguousToMSRP = append(l.ambiguousToMSRP, body)
@@ -291,7 +295,7 @@ func (l *lossLane) sendSENDs(per int) {
 			cs := l.current()
 			done := make(chan msrp.SendResult, 1)
 			if cs != nil {
-				if err := cs.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: []byte(body)}, func(r msrp.SendResult) { done <- r }); err == nil {
+				if err := cs.MSRP.Send(&msrp.Outgoing{ContentType: "text/plain", Body: []byte(body)}, func(r msrp.SendResult) { done <- r }); err == nil {
 					r := <-done
 					l.mu.Lock()
 					l.sendIDs[body] = r.MessageID

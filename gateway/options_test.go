@@ -7,6 +7,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // message.invite_headers and message.contact_params reach the generated INVITE (what RCS cores expect).
@@ -15,18 +16,18 @@ func TestInviteHeadersAndContactParams(t *testing.T) {
 		c.Gateway.Message.InviteHeaders = []string{"P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session"}
 		c.Gateway.Message.ContactParams = `+g.3gpp.icsi-ref="urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session"`
 	})
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	alice.send(h.udp(), bob.uri, "text/plain", "hi")
-	cs := bob.waitInvite()
-	inv := cs.server().InviteRequest
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	inv := cs.ServerDialog().InviteRequest
 	if hd := inv.GetHeader("P-Preferred-Service"); hd == nil || hd.Value() != "urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session" {
 		t.Fatalf("P-Preferred-Service: %v", hd)
 	}
 	if c := inv.Contact(); c == nil || !strings.Contains(c.Value(), "+g.3gpp.icsi-ref") {
 		t.Fatalf("Contact %v lacks the feature tag", c)
 	}
-	if got := string(cs.recv().Body); got != "hi" {
+	if got := string(cs.Recv().Body); got != "hi" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -34,22 +35,19 @@ func TestInviteHeadersAndContactParams(t *testing.T) {
 // gateway.cpim_passthrough: CPIM reaches the page-mode user unchanged (and no IMDN is generated).
 func TestCPIMPassthrough(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.CPIMPassthrough = true })
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := cpim.Wrap("text/plain", []byte("wrapped"), cpim.WrapOptions{From: bob.uri, To: alice.uri, Now: time.Now(), IMDNMessageID: "x1", Disposition: []string{"positive-delivery"}})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	w := cpim.Wrap("text/plain", []byte("wrapped"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(), IMDNMessageID: "x1", Disposition: []string{"positive-delivery"}})
 	doc := string(w.Marshal())
-	cs.send("message/cpim", doc)
-	m := alice.recv()
+	cs.Send("message/cpim", doc)
+	m := alice.Recv()
 	if m.ContentType().Value() != "message/cpim" || string(m.Body()) != doc {
 		t.Fatalf("got %s %q", m.ContentType().Value(), m.Body())
 	}
 	select {
-	case in := <-cs.inbox:
+	case in := <-cs.Inbox():
 		t.Fatalf("IMDN generated for passed-through CPIM: %q", in.Body)
 	case <-time.After(300 * time.Millisecond):
 	}
@@ -58,15 +56,12 @@ func TestCPIMPassthrough(t *testing.T) {
 // gateway.forward_control: isComposing reaches the page-mode user only when switched on.
 func TestForwardControl(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.ForwardControl = true })
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setTypes([]string{"text/plain", "application/im-iscomposing+xml"}, nil)
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.send("application/im-iscomposing+xml", "<isComposing/>")
-	if m := alice.recv(); m.ContentType().Value() != "application/im-iscomposing+xml" {
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"text/plain", "application/im-iscomposing+xml"}, nil)
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	cs.Send("application/im-iscomposing+xml", "<isComposing/>")
+	if m := alice.Recv(); m.ContentType().Value() != "application/im-iscomposing+xml" {
 		t.Fatalf("got %s", m.ContentType().Value())
 	}
 }
@@ -76,11 +71,11 @@ func TestIMDNRequest(t *testing.T) {
 	for _, request := range []bool{false, true} {
 		t.Run(map[bool]string{false: "off", true: "on"}[request], func(t *testing.T) {
 			h := newHarness(t, func(c *config.Config) { c.Gateway.IMDN.Request = request })
-			alice := newPhone(t, "alice")
-			bob := newClient(t, "bob")
-			bob.setTypes([]string{"message/cpim"}, []string{"text/plain", "message/imdn+xml"})
-			alice.send(h.udp(), bob.uri, "text/plain", "please confirm")
-			m := bob.waitInvite().recv()
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			bob.SetTypes([]string{"message/cpim"}, []string{"text/plain", "message/imdn+xml"})
+			alice.Send(h.udp(), bob.URI, "text/plain", "please confirm")
+			m := bob.WaitInvite().Recv()
 			c, err := cpim.Parse(m.Body)
 			if err != nil {
 				t.Fatal(err)

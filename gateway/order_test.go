@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // A burst of MESSAGEs written back to back on one UDP socket, each its own transaction and none waiting for the
@@ -17,11 +19,11 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
 			h := newHarness(t, nil)
-			alice := newPhone(t, "alice")
-			bob := newClient(t, "bob")
-			alice.send(h.udp(), bob.uri, "text/plain", "warm-up")
-			cs := bob.waitInvite()
-			cs.recv()
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			alice.Send(h.udp(), bob.URI, "text/plain", "warm-up")
+			cs := bob.WaitInvite()
+			cs.Recv()
 
 			conn, err := net.Dial(network, h.gw.SIPAddr(network))
 			if err != nil {
@@ -49,7 +51,7 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 					"Max-Forwards: 70\r\n"+
 					"Content-Type: text/plain\r\n"+
 					"Content-Length: %d\r\n\r\n%s",
-					bob.uri, strings.ToUpper(network), local, i, alice.uri, i, bob.uri, i, local, len(body), body)
+					bob.URI, strings.ToUpper(network), local, i, alice.URI, i, bob.URI, i, local, len(body), body)
 				if _, err := conn.Write([]byte(msg)); err != nil {
 					t.Fatal(err)
 				}
@@ -61,7 +63,7 @@ func TestBurstKeepsArrivalOrder(t *testing.T) {
 			// not a reorder); and with the pacing above, all of them.
 			last := -1
 			for got := 0; got < n; got++ {
-				m := cs.recv()
+				m := cs.Recv()
 				var i int
 				if _, err := fmt.Sscanf(string(m.Body), "burst %d", &i); err != nil {
 					t.Fatalf("unexpected SEND %q", m.Body)

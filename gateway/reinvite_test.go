@@ -11,6 +11,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/internal/certs"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -18,21 +19,17 @@ import (
 // A late-offer INVITE (no SDP): the gateway offers in its 200 and takes the answer from the ACK (SPEC §3.2 step 2).
 func TestLateOfferInvite(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
 
-	var ruri, from sip.Uri
-	sip.ParseUri(alice.uri, &ruri)
-	sip.ParseUri(bob.uri, &from)
-	req := sip.NewRequest(sip.INVITE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(fh)
-	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "", nil) // no SDP: a late offer
+	if err != nil {
+		t.Fatal(err)
+	}
 	req.SetDestination(h.udp())
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	dlg, err := bob.dua.WriteInvite(ctx, req)
+	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,27 +44,27 @@ func TestLateOfferInvite(t *testing.T) {
 		t.Fatalf("offer a=setup:%s, want actpass", offer.Setup)
 	}
 	// Answer passive in the ACK: the gateway (the offerer) connects to us.
-	cs := bob.newSession()
+	cs := bob.NewSession()
 	path, err := msrp.ParsePath(strings.Join(offer.Path, " "))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs.ms.SetPeerPath(path)
+	cs.MSRP.SetPeerPath(path)
 	ack := sip.NewRequest(sip.ACK, dlg.InviteResponse.Contact().Address)
 	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	ack.SetBody(bob.media(cs, "passive").Marshal(3, 1))
+	ack.SetBody(bob.Media(cs, "passive").Marshal(3, 1))
 	if err := dlg.WriteAck(ctx, ack); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-cs.ms.Bound():
+	case <-cs.MSRP.Bound():
 	case <-ctx.Done():
 		t.Fatal("the gateway never connected after the ACK's answer")
 	}
-	if r := cs.send("text/plain", "late offer works"); r.StatusCode != 200 {
+	if r := cs.Send("text/plain", "late offer works"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
-	if got := string(alice.recv().Body()); got != "late offer works" {
+	if got := string(alice.Recv().Body()); got != "late offer works" {
 		t.Fatalf("got %q", got)
 	}
 }
@@ -76,20 +73,20 @@ func TestLateOfferInvite(t *testing.T) {
 // path (SPEC §3.2 step 6); messages then flow on the new MSRP session.
 func TestReinvitePathChangeReconnects(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob") // answers passive: the gateway is active
-	alice.send(h.udp(), bob.uri, "text/plain", "before")
-	cs := bob.waitInvite()
-	if got := string(cs.recv().Body); got != "before" {
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob") // answers passive: the gateway is active
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs := bob.WaitInvite()
+	if got := string(cs.Recv().Body); got != "before" {
 		t.Fatalf("got %q", got)
 	}
-	moved := bob.newSession() // bob's chat moves to a new MSRP session (new path)
+	moved := bob.NewSession() // bob's chat moves to a new MSRP session (new path)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	req := sip.NewRequest(sip.INVITE, cs.server().InviteRequest.Contact().Address)
+	req := sip.NewRequest(sip.INVITE, cs.ServerDialog().InviteRequest.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(bob.media(moved, "passive").Marshal(1, 2))
-	res, err := cs.server().Do(ctx, req)
+	req.SetBody(bob.Media(moved, "passive").Marshal(1, 2))
+	res, err := cs.ServerDialog().Do(ctx, req)
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-INVITE: %v %v", res, err)
 	}
@@ -98,14 +95,14 @@ func TestReinvitePathChangeReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	path, _ := msrp.ParsePath(strings.Join(ans.Path, " "))
-	moved.ms.SetPeerPath(path)
+	moved.MSRP.SetPeerPath(path)
 	select {
-	case <-moved.ms.Bound():
+	case <-moved.MSRP.Bound():
 	case <-ctx.Done():
 		t.Fatal("the gateway did not connect to the new path")
 	}
-	alice.send(h.udp(), bob.uri, "text/plain", "after")
-	if got := string(moved.recv().Body); got != "after" {
+	alice.Send(h.udp(), bob.URI, "text/plain", "after")
+	if got := string(moved.Recv().Body); got != "after" {
 		t.Fatalf("got %q on the new session", got)
 	}
 }

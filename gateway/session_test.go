@@ -10,6 +10,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -30,16 +31,16 @@ func TestTimers(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, c.set)
-			alice := newPhone(t, "alice")
-			bob := newClient(t, "bob")
-			alice.send(h.udp(), bob.uri, "text/plain", "start")
-			cs := bob.waitInvite()
-			cs.recv()
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			alice.Send(h.udp(), bob.URI, "text/plain", "start")
+			cs := bob.WaitInvite()
+			cs.Recv()
 			e := h.events.waitKind(t, event.SessionEnded)
 			if e.Reason != c.reason {
 				t.Fatalf("ended by %q, want %q", e.Reason, c.reason)
 			}
-			cs.waitBye()
+			cs.WaitBye()
 		})
 	}
 }
@@ -47,15 +48,15 @@ func TestTimers(t *testing.T) {
 // message_timeout is counted from the last MESSAGE: traffic keeps the session alive.
 func TestMessageTimeoutCountsFromLastMessage(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.MessageTimeout = 400 * time.Millisecond })
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	alice.send(h.udp(), bob.uri, "text/plain", "0")
-	cs := bob.waitInvite()
-	cs.recv()
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "0")
+	cs := bob.WaitInvite()
+	cs.Recv()
 	for i := 0; i < 5; i++ { // 5 × 200 ms > 400 ms, but never 400 ms without a MESSAGE
 		time.Sleep(200 * time.Millisecond)
-		alice.send(h.udp(), bob.uri, "text/plain", "keepalive")
-		cs.recv()
+		alice.Send(h.udp(), bob.URI, "text/plain", "keepalive")
+		cs.Recv()
 	}
 	if n := h.events.count(event.SessionEnded); n != 0 {
 		t.Fatalf("session ended %d times while MESSAGEs kept coming", n)
@@ -66,19 +67,19 @@ func TestMessageTimeoutCountsFromLastMessage(t *testing.T) {
 // An operator ends a session by key: BYE to the client, gone from the list.
 func TestManualEnd(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	alice.send(h.udp(), bob.uri, "text/plain", "hello")
-	cs := bob.waitInvite()
-	cs.recv()
-	key := bob.uri + ":" + alice.uri
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hello")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	key := bob.URI + ":" + alice.URI
 	if _, ok := h.gw.Session(key); !ok {
 		t.Fatalf("no session %q in %+v", key, h.gw.Sessions())
 	}
 	if !h.gw.EndSession(key) {
 		t.Fatal("EndSession returned false")
 	}
-	cs.waitBye()
+	cs.WaitBye()
 	if h.gw.EndSession(key) {
 		t.Fatal("a second EndSession found the session again")
 	}
@@ -87,19 +88,13 @@ func TestManualEnd(t *testing.T) {
 // A newer INVITE for a key replaces the session (SPEC §3.2 step 3): the old one gets BYE.
 func TestSecondInviteReplaces(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	first, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.waitBye()
-	alice.send(h.udp(), bob.uri, "text/plain", "to the newer session")
-	if m := second.recv(); string(m.Body) != "to the newer session" {
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	first := bob.Call(h.udp(), alice.URI, "actpass")
+	second := bob.Call(h.udp(), alice.URI, "actpass")
+	first.WaitBye()
+	alice.Send(h.udp(), bob.URI, "text/plain", "to the newer session")
+	if m := second.Recv(); string(m.Body) != "to the newer session" {
 		t.Fatalf("got %q", m.Body)
 	}
 	if n := len(h.gw.Sessions()); n != 1 {
@@ -111,17 +106,14 @@ func TestSecondInviteReplaces(t *testing.T) {
 // wins and the queued message moves to it.
 func TestGlareInviteWinsOverSetup(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 5 * time.Second })
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	bob.setAnswer(0, "") // the gateway's INVITE hangs
-	if res := alice.send(h.udp(), bob.uri, "text/plain", "queued during setup"); res.StatusCode != 202 {
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetAnswer(0, "") // the gateway's INVITE hangs
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "queued during setup"); res.StatusCode != 202 {
 		t.Fatalf("got %d", res.StatusCode)
 	}
-	cs, err := bob.invite(h.udp(), alice.uri, "actpass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m := cs.recv(); string(m.Body) != "queued during setup" {
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	if m := cs.Recv(); string(m.Body) != "queued during setup" {
 		t.Fatalf("got %q", m.Body)
 	}
 	if n := h.events.count(event.SetupFailed); n != 0 {
@@ -132,18 +124,18 @@ func TestGlareInviteWinsOverSetup(t *testing.T) {
 // A re-INVITE is answered with our current SDP; a changed path makes the active side reconnect.
 func TestReinvite(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	alice.send(h.udp(), bob.uri, "text/plain", "one")
-	cs := bob.waitInvite()
-	cs.recv()
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "one")
+	cs := bob.WaitInvite()
+	cs.Recv()
 	// bob re-INVITEs with the same SDP: same answer.
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	req := sip.NewRequest(sip.INVITE, cs.server().InviteRequest.Contact().Address)
+	req := sip.NewRequest(sip.INVITE, cs.ServerDialog().InviteRequest.Contact().Address)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(bob.media(cs, "passive").Marshal(1, 2))
-	res, err := cs.server().Do(ctx, req)
+	req.SetBody(bob.Media(cs, "passive").Marshal(1, 2))
+	res, err := cs.ServerDialog().Do(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +150,8 @@ func TestReinvite(t *testing.T) {
 	if !strings.Contains(strings.Join(m.Path, " "), sess.MSRPSessionID) {
 		t.Fatalf("re-INVITE answer path %v does not carry our session %s", m.Path, sess.MSRPSessionID)
 	}
-	alice.send(h.udp(), bob.uri, "text/plain", "two")
-	if got := cs.recv(); string(got.Body) != "two" {
+	alice.Send(h.udp(), bob.URI, "text/plain", "two")
+	if got := cs.Recv(); string(got.Body) != "two" {
 		t.Fatalf("after re-INVITE got %q", got.Body)
 	}
 }
@@ -168,18 +160,18 @@ func TestReinvite(t *testing.T) {
 // gets 400; isComposing never creates a session; OPTIONS gets 200.
 func TestBadInviteAndTemplates(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Key = "$hdr(X-Chat-Id)" })
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
 
 	for _, body := range []string{"this is not SDP", "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"} {
 		var ruri sip.Uri
-		sip.ParseUri(alice.uri, &ruri)
+		sip.ParseUri(alice.URI, &ruri)
 		req := sip.NewRequest(sip.INVITE, ruri)
 		req.AppendHeader(&sip.ContactHeader{Address: ruri})
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody([]byte(body))
 		req.SetDestination(h.udp())
-		res, err := doReq(bob.sipc, req)
+		res, err := doReq(bob.SIPClient(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,11 +179,11 @@ func TestBadInviteAndTemplates(t *testing.T) {
 			t.Fatalf("INVITE with %q: %d, want 488 with Warning", body[:10], res.StatusCode)
 		}
 	}
-	res := alice.send(h.udp(), bob.uri, "text/plain", "no chat id")
+	res := alice.Send(h.udp(), bob.URI, "text/plain", "no chat id")
 	if res.StatusCode != 400 || res.GetHeader("Warning") == nil || !strings.Contains(res.GetHeader("Warning").Value(), "X-Chat-Id") {
 		t.Fatalf("missing header: %d %v", res.StatusCode, res.GetHeader("Warning"))
 	}
-	res = alice.send(h.udp(), bob.uri, "application/im-iscomposing+xml", "<isComposing/>", sip.NewHeader("X-Chat-Id", "c1"))
+	res = alice.Send(h.udp(), bob.URI, "application/im-iscomposing+xml", "<isComposing/>", sip.NewHeader("X-Chat-Id", "c1"))
 	if res.StatusCode/100 != 2 || len(h.gw.Sessions()) != 0 {
 		t.Fatalf("isComposing: %d, %d sessions", res.StatusCode, len(h.gw.Sessions()))
 	}
@@ -199,7 +191,7 @@ func TestBadInviteAndTemplates(t *testing.T) {
 	sip.ParseUri("sip:gw@"+h.udp(), &ruri)
 	opt := sip.NewRequest(sip.OPTIONS, ruri)
 	opt.SetDestination(h.udp())
-	if res, err := doReq(alice.client, opt); err != nil || res.StatusCode != 200 {
+	if res, err := doReq(alice.SIPClient(), opt); err != nil || res.StatusCode != 200 {
 		t.Fatalf("OPTIONS: %v %v", res, err)
 	}
 }
@@ -207,17 +199,17 @@ func TestBadInviteAndTemplates(t *testing.T) {
 // Shutdown drains: a queued MESSAGE fails and is reported, every session gets BYE, nothing is left running.
 func TestShutdownByesEverySession(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	alice.send(h.udp(), bob.uri, "text/plain", "hello")
-	cs := bob.waitInvite()
-	cs.recv()
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hello")
+	cs := bob.WaitInvite()
+	cs.Recv()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	if err := h.gw.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cs.waitBye()
+	cs.WaitBye()
 	if h.gw.Ready() {
 		t.Fatal("ready after shutdown")
 	}
@@ -226,15 +218,15 @@ func TestShutdownByesEverySession(t *testing.T) {
 // Losing the MSRP connection ends the session with BYE (SPEC §3.3); the next MESSAGE sets up a new one.
 func TestMSRPConnectionLostEndsSession(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := newPhone(t, "alice")
-	bob := newClient(t, "bob")
-	alice.send(h.udp(), bob.uri, "text/plain", "one")
-	cs := bob.waitInvite()
-	cs.recv()
-	bob.ep.Close() // bob's MSRP side dies without BYE
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "one")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	bob.Endpoint.Close() // bob's MSRP side dies without BYE
 	e := h.events.waitKind(t, event.SessionEnded)
 	if e.Reason != "msrp_lost" {
 		t.Fatalf("ended by %q", e.Reason)
 	}
-	cs.waitBye()
+	cs.WaitBye()
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // A real page-mode peer: sipp sends MESSAGEs through the gateway to an MSRP client, in order.
@@ -17,7 +19,7 @@ func TestSippPageModeUser(t *testing.T) {
 		t.Fatal("sipp is required (Debian sip-tester; `make test` installs it)")
 	}
 	h := newHarness(t, nil)
-	bob := newClient(t, "bob")
+	bob := testpeer.NewClient(t, "bob")
 
 	const n = 5
 	port := freeUDPPort(t)
@@ -25,7 +27,7 @@ func TestSippPageModeUser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sipp,
 		"-sf", "testdata/sipp/message.xml",
-		"-key", "ruri", bob.uri,
+		"-key", "ruri", bob.URI,
 		"-i", "127.0.0.1", "-p", fmt.Sprint(port),
 		"-m", fmt.Sprint(n), "-l", "1", "-r", "50",
 		"-timeout", "30s", "-nostdin", "-trace_err",
@@ -35,9 +37,9 @@ func TestSippPageModeUser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sipp failed: %v\n%s", err, out)
 	}
-	cs := bob.waitInvite()
+	cs := bob.WaitInvite()
 	for i := 1; i <= n; i++ {
-		m := cs.recv()
+		m := cs.Recv()
 		if got, want := strings.TrimRight(string(m.Body), "\r\n"), fmt.Sprintf("sipp message %d", i); got != want {
 			t.Fatalf("SEND %d: %q, want %q", i, got, want)
 		}

@@ -1,60 +1,28 @@
 package gateway
 
 import (
-	"net"
 	"net/netip"
 	"testing"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // This file tests what depends on the source address of a request (sip.trusted, per-source bounds): phones
-// bound to other loopback addresses (127.0.0.2 …).
-
-// newPhoneOn is newPhone on another loopback address.
-func newPhoneOn(t *testing.T, user, host string) *phone {
-	t.Helper()
-	p := &phone{t: t, inbox: make(chan *sip.Request, 1024), answer: 200}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("phone-" + user))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenPacket("udp", host+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientConnectionAddr(host+":0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.client, p.addr, p.uri = client, addr, "sip:"+user+"@"+addr
-	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
-		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-		p.inbox <- req
-	})
-	go srv.ServeUDP(pc)
-	t.Cleanup(func() { pc.Close(); ua.Close() })
-	return p
-}
+// bound to other loopback addresses (127.0.0.2 …, testpeer.PhoneConfig.Host).
 
 // sip.trusted: a MESSAGE or INVITE from a source outside it gets 403 and is counted; trusted sources are
 // served as before.
 func TestUntrustedSourceRefused(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
 	chat := startSideChat(t, h)
-	mallory := newPhoneOn(t, "mallory", "127.0.0.2")
-	bob := newClient(t, "trusted-bob")
+	mallory := testpeer.NewPhoneWith(t, "mallory", testpeer.PhoneConfig{Host: "127.0.0.2"})
+	bob := testpeer.NewClient(t, "trusted-bob")
 
-	res := mallory.send(h.udp(), bob.uri, "text/plain", "let me in")
+	res := mallory.Send(h.udp(), bob.URI, "text/plain", "let me in")
 	if res.StatusCode != 403 {
 		t.Fatalf("MESSAGE from 127.0.0.2: got %d %s, want 403", res.StatusCode, res.Reason)
 	}
@@ -63,19 +31,13 @@ func TestUntrustedSourceRefused(t *testing.T) {
 	}
 
 	// An INVITE from the same source: 403 too.
-	var ruri, from sip.Uri
-	sip.ParseUri(bob.uri, &ruri)
-	sip.ParseUri(mallory.uri, &from)
-	inv := sip.NewRequest(sip.INVITE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	inv.AppendHeader(fh)
-	inv.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	inv.AppendHeader(&sip.ContactHeader{Address: from})
-	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	inv.SetBody([]byte("v=0\r\n"))
+	inv, err := testpeer.NewRequest(sip.INVITE, mallory.URI, bob.URI, "application/sdp", []byte("v=0\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.AppendHeader(&sip.ContactHeader{Address: inv.From().Address})
 	inv.SetDestination(h.udp())
-	res, err := doReq(mallory.client, inv)
+	res, err = doReq(mallory.SIPClient(), inv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +48,7 @@ func TestUntrustedSourceRefused(t *testing.T) {
 		t.Fatalf("%d refusals counted, want 2", n)
 	}
 	select {
-	case <-bob.invites:
+	case <-bob.Invites():
 		t.Fatal("an untrusted MESSAGE set up a session")
 	default:
 	}
@@ -96,12 +58,12 @@ func TestUntrustedSourceRefused(t *testing.T) {
 // The default sip.trusted is loopback only, which covers 127.0.0.2.
 func TestDefaultTrustedIsLoopback(t *testing.T) {
 	h := newHarness(t, nil)
-	carol := newPhoneOn(t, "carol2", "127.0.0.2")
-	bob := newClient(t, "loop-bob")
-	if res := carol.send(h.udp(), bob.uri, "text/plain", "hi"); res.StatusCode != 202 {
+	carol := testpeer.NewPhoneWith(t, "carol2", testpeer.PhoneConfig{Host: "127.0.0.2"})
+	bob := testpeer.NewClient(t, "loop-bob")
+	if res := carol.Send(h.udp(), bob.URI, "text/plain", "hi"); res.StatusCode != 202 {
 		t.Fatalf("got %d %s, want 202", res.StatusCode, res.Reason)
 	}
-	if m := bob.waitInvite().recv(); string(m.Body) != "hi" {
+	if m := bob.WaitInvite().Recv(); string(m.Body) != "hi" {
 		t.Fatalf("got %q", m.Body)
 	}
 }

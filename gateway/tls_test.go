@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/certs"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -55,130 +55,37 @@ func withMSRPS(pair testPair) func(*config.Config) {
 }
 
 // tlsClient is a session-mode client whose MSRP endpoint listens and dials msrps with its own self-signed
-// certificate, and advertises fp as its a=fingerprint ("" for none).
+// certificate, advertises fp as its a=fingerprint ("" for none), and checks the gateway's certificate against
+// the gateway's a=fingerprint.
 type tlsClient struct {
-	*client
-	fp      string
-	gwFP    chan string // the a=fingerprint of each SDP the gateway sent
-	verify  bool        // check the gateway's certificate against its a=fingerprint
-	connErr chan error  // result of the client's own Connect (active answers)
+	*testpeer.Client
+	gwFP chan string // the a=fingerprint of each SDP the gateway sent
 }
 
 func newTLSClient(t *testing.T, user string, own testPair, fp string) *tlsClient {
 	t.Helper()
-	srvConf := &tls.Config{Certificates: []tls.Certificate{own.cert}, ClientAuth: tls.RequestClientCert}
-	cliConf := &tls.Config{Certificates: []tls.Certificate{own.cert}, InsecureSkipVerify: true}
-	ep := msrp.NewEndpoint(msrp.Config{CheckFromPath: true, TLSConfig: srvConf, ClientTLSConfig: cliConf, Logger: testLogger(t).With("who", "client-msrps")})
-	if _, err := ep.Listen("tcp", "127.0.0.1:0", true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ep.Close() })
-	tc := &tlsClient{
-		client: &client{t: t, ep: ep, invites: make(chan *clientSession, 16), answer: 200, setup: "passive",
-			acceptTypes: []string{"text/plain"}, dialogs: make(map[string]*clientSession)},
-		fp: fp, gwFP: make(chan string, 16), verify: true, connErr: make(chan error, 16),
-	}
-	tc.client.serve(user, tc.onInvite)
+	tc := &tlsClient{gwFP: make(chan string, 16)}
+	tc.Client = testpeer.NewClientWith(t, user, testpeer.ClientConfig{
+		TLS:         &tls.Config{Certificates: []tls.Certificate{own.cert}, ClientAuth: tls.RequestClientCert},
+		ClientTLS:   &tls.Config{Certificates: []tls.Certificate{own.cert}, InsecureSkipVerify: true},
+		Fingerprint: fp,
+		PeerMedia:   tc.gatewayMedia,
+	})
 	return tc
 }
 
-// media is the client's SDP: msrps path, TCP/TLS/MSRP, its a=fingerprint.
-func (tc *tlsClient) media(cs *clientSession, setup string) *sdp.Media {
-	m := tc.client.media(cs, setup)
-	m.Secure = true
-	m.Fingerprint = tc.fp
-	return m
-}
-
-// gatewayMedia records and checks the gateway's SDP and makes the client check the gateway's certificate.
-func (tc *tlsClient) gatewayMedia(cs *clientSession, body []byte) (*sdp.Media, error) {
-	m, err := sdp.Parse(body)
-	if err != nil {
-		return nil, err
-	}
+// gatewayMedia records the gateway's a=fingerprint and makes the client check the gateway's certificate
+// against it.
+func (tc *tlsClient) gatewayMedia(cs *testpeer.ClientSession, m *sdp.Media) error {
 	tc.gwFP <- m.Fingerprint
-	path, err := msrp.ParsePath(strings.Join(m.Path, " "))
-	if err != nil {
-		return nil, err
-	}
-	cs.ms.SetPeerPath(path)
-	if tc.verify {
-		fp := m.Fingerprint
-		cs.ms.SetPeerVerifier(func(st *tls.ConnectionState, dialled bool) error {
-			if st == nil || len(st.PeerCertificates) == 0 {
-				return errNoPeerCertificate
-			}
-			return certs.Match(fp, st.PeerCertificates[0])
-		})
-	}
-	return m, nil
-}
-
-func (tc *tlsClient) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	c := tc.client
-	cs := c.newSession()
-	if _, err := tc.gatewayMedia(cs, req.Body()); err != nil {
-		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
-		return
-	}
-	dlg, err := c.dua.ReadInvite(req, tx)
-	if err != nil {
-		c.t.Errorf("ReadInvite: %v", err)
-		return
-	}
-	cs.uas = dlg
-	c.mu.Lock()
-	c.dialogs[callID(req)] = cs
-	setup := c.setup
-	c.mu.Unlock()
-	c.invites <- cs
-	err = dlg.RespondSDP(tc.media(cs, setup).Marshal(1, 1))
-	close(cs.settled)
-	if err != nil {
-		return
-	}
-	if setup == "active" {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		tc.connErr <- cs.ms.Connect(ctx)
-	}
-}
-
-// invite starts a session-first chat over msrps; the client connects when the gateway answers passive.
-func (tc *tlsClient) invite(gwAddr, toURI string) (*clientSession, error) {
-	c := tc.client
-	cs := c.newSession()
-	var ruri, from sip.Uri
-	sip.ParseUri(toURI, &ruri)
-	sip.ParseUri(c.uri, &from)
-	req := sip.NewRequest(sip.INVITE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(fh)
-	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(tc.media(cs, "active").Marshal(2, 1))
-	req.SetDestination(gwAddr)
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	dlg, err := c.dua.WriteInvite(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		return nil, err
-	}
-	cs.uac = dlg
-	c.mu.Lock()
-	c.dialogs[callID(req)] = cs
-	c.mu.Unlock()
-	if err := dlg.Ack(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := tc.gatewayMedia(cs, dlg.InviteResponse.Body()); err != nil {
-		return nil, err
-	}
-	return cs, cs.ms.Connect(ctx)
+	fp := m.Fingerprint
+	cs.MSRP.SetPeerVerifier(func(st *tls.ConnectionState, dialled bool) error {
+		if st == nil || len(st.PeerCertificates) == 0 {
+			return errNoPeerCertificate
+		}
+		return certs.Match(fp, st.PeerCertificates[0])
+	})
+	return nil
 }
 
 // TestMSRPOverTLSMessageFirst: with msrps:// and msrp.tls the gateway offers TCP/TLS/MSRP, an msrps path and
@@ -206,17 +113,17 @@ func TestMSRPOverTLSMessageFirst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, withMSRPS(gwPair))
-			alice := newPhone(t, "alice")
+			alice := testpeer.NewPhone(t, "alice")
 			bob := newTLSClient(t, "bob", clientPair, tc.fp)
-			res := alice.send(h.udp(), bob.uri, "text/plain", "over tls")
+			res := alice.Send(h.udp(), bob.URI, "text/plain", "over tls")
 			if res.StatusCode >= 300 {
 				t.Fatalf("MESSAGE answered %d", res.StatusCode)
 			}
-			cs := bob.waitInvite()
+			cs := bob.WaitInvite()
 			if got := <-bob.gwFP; got != gwPair.fingerprint {
 				t.Errorf("gateway's a=fingerprint %q, want %q", got, gwPair.fingerprint)
 			}
-			if p := cs.ms.PeerPath(); len(p) != 1 || !p[0].Secure {
+			if p := cs.MSRP.PeerPath(); len(p) != 1 || !p[0].Secure {
 				t.Errorf("gateway's path %v, want one msrps URI", p)
 			}
 			if !tc.ok {
@@ -224,24 +131,24 @@ func TestMSRPOverTLSMessageFirst(t *testing.T) {
 				if e.Code != 480 {
 					t.Errorf("setup_failed %d %s, want 480", e.Code, e.Reason)
 				}
-				cs.waitBye()
+				cs.WaitBye()
 				select {
-				case m := <-cs.inbox:
+				case m := <-cs.Inbox():
 					t.Fatalf("the client got %q over a refused connection", m.Body)
 				default:
 				}
 				return
 			}
-			if m := cs.recv(); string(m.Body) != "over tls" {
+			if m := cs.Recv(); string(m.Body) != "over tls" {
 				t.Fatalf("client got %q", m.Body)
 			}
-			if r := cs.send("text/plain", "back over tls"); r.StatusCode != 200 {
+			if r := cs.Send("text/plain", "back over tls"); r.StatusCode != 200 {
 				t.Fatalf("SEND answered %+v", r)
 			}
-			if m := alice.recv(); string(m.Body()) != "back over tls" {
+			if m := alice.Recv(); string(m.Body()) != "back over tls" {
 				t.Fatalf("alice got %q", m.Body())
 			}
-			cs.bye() // before the client's cleanup, so the gateway has no BYE left to send to a closed UA
+			cs.Bye() // before the client's cleanup, so the gateway has no BYE left to send to a closed UA
 		})
 	}
 }
@@ -252,41 +159,40 @@ func TestMSRPOverTLSMessageFirst(t *testing.T) {
 func TestMSRPOverTLSSessionFirst(t *testing.T) {
 	gwPair, clientPair, otherPair := newTestPair(t), newTestPair(t), newTestPair(t)
 	h := newHarness(t, withMSRPS(gwPair))
-	alice := newPhone(t, "alice")
+	alice := testpeer.NewPhone(t, "alice")
 
 	bob := newTLSClient(t, "bob", clientPair, clientPair.fingerprint)
-	cs, err := bob.invite(h.udp(), alice.uri)
-	if err != nil {
-		t.Fatalf("session-first over msrps: %v", err)
-	}
+	cs := bob.Call(h.udp(), alice.URI, "active")
 	if got := <-bob.gwFP; got != gwPair.fingerprint {
 		t.Errorf("gateway's answer has a=fingerprint %q, want %q", got, gwPair.fingerprint)
 	}
-	if r := cs.send("text/plain", "hello alice"); r.StatusCode != 200 {
+	if r := cs.Send("text/plain", "hello alice"); r.StatusCode != 200 {
 		t.Fatalf("SEND answered %+v", r)
 	}
-	if m := alice.recv(); string(m.Body()) != "hello alice" {
+	if m := alice.Recv(); string(m.Body()) != "hello alice" {
 		t.Fatalf("alice got %q", m.Body())
 	}
 
 	carol := newTLSClient(t, "carol", clientPair, otherPair.fingerprint)
-	cs2, err := carol.invite(h.udp(), alice.uri)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	cs2, err := carol.Invite(ctx, h.udp(), alice.URI, "active")
 	// The gateway answers the binding SEND 403 and ends the session at once: its BYE may close our
 	// session before the 403 is read.
 	var se *msrp.StatusError
 	if cs2 == nil || !(asStatus(err, &se) && se.Code == 403 || errors.Is(err, msrp.ErrClosed)) {
 		t.Fatalf("connect with a certificate that is not the a=fingerprint: %v, want the gateway's 403 (or its BYE)", err)
 	}
-	cs2.waitBye()
-	alice.quiet(100 * time.Millisecond)
-	cs.bye()
+	cs2.WaitBye()
+	alice.Quiet(100 * time.Millisecond)
+	cs.Bye()
 }
 
 // TestMSRPSNeedsCertificate: msrps:// without msrp.tls does not start.
 func TestMSRPSNeedsCertificate(t *testing.T) {
 	cfg := testConfig()
 	cfg.MSRP.Listen = "msrps://127.0.0.1:0;tcp"
-	gw, err := New(cfg, Options{Logger: testLogger(t)})
+	gw, err := New(cfg, Options{Logger: testpeer.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +201,7 @@ func TestMSRPSNeedsCertificate(t *testing.T) {
 		t.Fatalf("Start: %v, want an error naming msrp.tls", err)
 	}
 	cfg.MSRP.TLS = config.TLS{Cert: filepath.Join(t.TempDir(), "missing.pem"), Key: "missing.key"}
-	gw, _ = New(cfg, Options{Logger: testLogger(t)})
+	gw, _ = New(cfg, Options{Logger: testpeer.Logger(t)})
 	if err := gw.Start(); err == nil || !strings.Contains(err.Error(), "missing.pem") {
 		gw.Close()
 		t.Fatalf("Start with a missing certificate: %v, want an error naming the file", err)
@@ -319,7 +225,7 @@ func asStatus(err error, se **msrp.StatusError) bool {
 
 // newTLSPhone is a page-mode phone reachable only over TLS at sip:user@127.0.0.1:PORT;transport=tls. It
 // trusts roots for the servers it connects to and shows own (when not nil) as its client certificate.
-func newTLSPhone(t *testing.T, user string, own *testPair, roots *x509.CertPool) *phone {
+func newTLSPhone(t *testing.T, user string, own *testPair, roots *x509.CertPool) *testpeer.Phone {
 	t.Helper()
 	clientConf := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	serverPair := newTestPair(t)
@@ -327,48 +233,25 @@ func newTLSPhone(t *testing.T, user string, own *testPair, roots *x509.CertPool)
 		clientConf.Certificates = []tls.Certificate{own.cert}
 		serverPair = *own
 	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("phone-"+user), sipgo.WithUserAgenTLSConfig(clientConf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{serverPair.cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &phone{t: t, inbox: make(chan *sip.Request, 1024), answer: 200, client: client}
-	p.addr = ln.Addr().String()
-	p.uri = "sip:" + user + "@" + p.addr + ";transport=tls"
-	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
-		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-		p.inbox <- req
+	return testpeer.NewPhoneWith(t, user, testpeer.PhoneConfig{
+		TLS:       &tls.Config{Certificates: []tls.Certificate{serverPair.cert}},
+		ClientTLS: clientConf,
 	})
-	go srv.ServeTLS(ln)
-	t.Cleanup(func() { ln.Close(); ua.Close() })
-	return p
 }
 
-// sendTLS sends a MESSAGE to toURI through the gateway's tls listener.
-func (p *phone) sendTLS(gwAddr, toURI, body string) (*sip.Response, error) {
-	return p.sendTLSWithin(waitFor, gwAddr, toURI, body)
+// sendTLS sends a MESSAGE from p to toURI through the gateway's tls listener.
+func sendTLS(p *testpeer.Phone, gwAddr, toURI, body string) (*sip.Response, error) {
+	return sendTLSWithin(p, waitFor, gwAddr, toURI, body)
 }
 
 // sendTLSWithin is sendTLS waiting at most d for the answer. (With TLS 1.3 a client learns that its
 // certificate was refused only when it reads: its request is written, and no answer ever comes.)
-func (p *phone) sendTLSWithin(d time.Duration, gwAddr, toURI, body string) (*sip.Response, error) {
-	req := p.newMessage(toURI, "text/plain", body)
+func sendTLSWithin(p *testpeer.Phone, d time.Duration, gwAddr, toURI, body string) (*sip.Response, error) {
+	req := p.NewMessage(toURI, "text/plain", body)
 	req.SetTransport("TLS")
-	req.SetDestination(gwAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	return p.client.Do(ctx, req)
+	return p.Do(ctx, gwAddr, req)
 }
 
 // TestSIPOverTLS: a phone sends its MESSAGE over the gateway's tls listener, showing a client certificate
@@ -387,20 +270,20 @@ func TestSIPOverTLS(t *testing.T) {
 		t.Fatal("no tls listener")
 	}
 	alice := newTLSPhone(t, "alice", &phonePair, gwPair.pool())
-	bob := newClient(t, "bob")
+	bob := testpeer.NewClient(t, "bob")
 
-	res, err := alice.sendTLS(gwTLS, bob.uri, "over sip tls")
+	res, err := sendTLS(alice, gwTLS, bob.URI, "over sip tls")
 	if err != nil || res.StatusCode >= 300 {
 		t.Fatalf("MESSAGE over TLS: %v %v", res, err)
 	}
-	cs := bob.waitInvite()
-	if m := cs.recv(); string(m.Body) != "over sip tls" {
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); string(m.Body) != "over sip tls" {
 		t.Fatalf("bob got %q", m.Body)
 	}
-	if r := cs.send("text/plain", "reply over sip tls"); r.StatusCode != 200 {
+	if r := cs.Send("text/plain", "reply over sip tls"); r.StatusCode != 200 {
 		t.Fatalf("SEND answered %+v", r)
 	}
-	m := alice.recv()
+	m := alice.Recv()
 	if string(m.Body()) != "reply over sip tls" {
 		t.Fatalf("alice got %q", m.Body())
 	}
@@ -413,23 +296,23 @@ func TestSIPOverTLS(t *testing.T) {
 		own  *testPair
 	}{{"no client certificate", nil}, {"certificate the CA did not sign", &strangerPair}} {
 		mallory := newTLSPhone(t, "mallory", who.own, gwPair.pool())
-		if res, err := mallory.sendTLSWithin(time.Second, gwTLS, bob.uri, "let me in"); err == nil {
+		if res, err := sendTLSWithin(mallory, time.Second, gwTLS, bob.URI, "let me in"); err == nil {
 			t.Errorf("%s: MESSAGE answered %d, want the handshake refused", who.name, res.StatusCode)
 		}
 	}
 	select {
-	case m := <-cs.inbox:
+	case m := <-cs.Inbox():
 		t.Fatalf("a refused client's message reached bob: %q", m.Body)
 	default:
 	}
 	// Still serving.
-	if res, err := alice.sendTLS(gwTLS, bob.uri, "still here"); err != nil || res.StatusCode >= 300 {
+	if res, err := sendTLS(alice, gwTLS, bob.URI, "still here"); err != nil || res.StatusCode >= 300 {
 		t.Fatalf("MESSAGE after the refusals: %v %v", res, err)
 	}
-	if m := cs.recv(); string(m.Body) != "still here" {
+	if m := cs.Recv(); string(m.Body) != "still here" {
 		t.Fatalf("bob got %q", m.Body)
 	}
-	cs.bye()
+	cs.Bye()
 }
 
 // TestSIPTLSWithoutClientCA: without sip.tls.client_ca any TLS client may connect (the listener shows the
@@ -441,18 +324,18 @@ func TestSIPTLSWithoutClientCA(t *testing.T) {
 		c.SIP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile}
 	})
 	alice := newTLSPhone(t, "alice", nil, gwPair.pool())
-	bob := newClient(t, "bob")
-	if res, err := alice.sendTLS(h.gw.SIPAddr("tls"), bob.uri, "anonymous tls"); err != nil || res.StatusCode >= 300 {
+	bob := testpeer.NewClient(t, "bob")
+	if res, err := sendTLS(alice, h.gw.SIPAddr("tls"), bob.URI, "anonymous tls"); err != nil || res.StatusCode >= 300 {
 		t.Fatalf("MESSAGE over TLS: %v %v", res, err)
 	}
-	cs := bob.waitInvite()
-	if m := cs.recv(); string(m.Body) != "anonymous tls" {
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); string(m.Body) != "anonymous tls" {
 		t.Fatalf("bob got %q", m.Body)
 	}
 	// A client that does not trust the gateway's certificate does not get through.
 	eve := newTLSPhone(t, "eve", nil, newTestPair(t).pool())
-	if _, err := eve.sendTLSWithin(time.Second, h.gw.SIPAddr("tls"), bob.uri, "x"); err == nil {
+	if _, err := sendTLSWithin(eve, time.Second, h.gw.SIPAddr("tls"), bob.URI, "x"); err == nil {
 		t.Error("a client that does not trust the gateway's certificate got an answer")
 	}
-	cs.bye()
+	cs.Bye()
 }

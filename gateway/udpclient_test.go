@@ -8,6 +8,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
@@ -36,12 +37,9 @@ func (u *rawUDP) request() (*sip.Request, net.Addr) {
 func TestGeneratedMessageRetransmitted(t *testing.T) {
 	h := newHarness(t, nil)
 	alice := newRawUDP(t)
-	bob := newClient(t, "retx-bob")
-	cs, err := bob.invite(h.udp(), "sip:retx-alice@"+alice.addr(), "active")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go cs.sendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("say it again"), SuccessReport: true})
+	bob := testpeer.NewClient(t, "retx-bob")
+	cs := bob.Call(h.udp(), "sip:retx-alice@"+alice.addr(), "active")
+	go cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("say it again"), SuccessReport: true})
 
 	first, from := alice.request()
 	branch, _ := first.Via().Params.Get("branch")
@@ -53,7 +51,7 @@ func TestGeneratedMessageRetransmitted(t *testing.T) {
 	alice.answer(again, from, 200, "OK")
 	alice.answer(again, from, 200, "OK") // a late copy
 
-	if rep := cs.report(); rep.StatusCode != 200 {
+	if rep := cs.Report(); rep.StatusCode != 200 {
 		t.Fatalf("REPORT %d %s, want the success report", rep.StatusCode, rep.Comment)
 	}
 	if e := h.events.waitKind(t, event.MessageDelivered); e.Direction != event.ToSIP || e.Code != 200 {

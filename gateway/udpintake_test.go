@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // MESSAGEs over UDP get no sipgo server transaction (udpintake.go; over TCP it ends once answered): a
@@ -12,15 +14,15 @@ import (
 // requests with the same response, and makes no second SEND.
 func TestRetransmissionAfterAnswer(t *testing.T) {
 	h := newHarness(t, nil)
-	bob := newClient(t, "retx-bob")
+	bob := testpeer.NewClient(t, "retx-bob")
 	alice := newRawUDP(t)
 	from := "sip:retx-alice@" + alice.addr()
 
 	t.Run("delivered", func(t *testing.T) {
-		raw := message(bob.uri, alice.addr(), "z9hG4bKretx1", from, "retx-call-1", "text/plain", "only once")
+		raw := message(bob.URI, alice.addr(), "z9hG4bKretx1", from, "retx-call-1", "text/plain", "only once")
 		first := alice.exchange(h.udp(), raw)
-		cs := bob.waitInvite()
-		if m := cs.recv(); string(m.Body) != "only once" {
+		cs := bob.WaitInvite()
+		if m := cs.Recv(); string(m.Body) != "only once" {
 			t.Fatalf("got %q", m.Body)
 		}
 		again := alice.exchange(h.udp(), raw)
@@ -30,17 +32,17 @@ func TestRetransmissionAfterAnswer(t *testing.T) {
 		if b, _ := again.Via().Params.Get("branch"); b != "z9hG4bKretx1" {
 			t.Fatalf("answer to the retransmission has branch %q", b)
 		}
-		next := alice.exchange(h.udp(), message(bob.uri, alice.addr(), "z9hG4bKretx2", from, "retx-call-1b", "text/plain", "next"))
+		next := alice.exchange(h.udp(), message(bob.URI, alice.addr(), "z9hG4bKretx2", from, "retx-call-1b", "text/plain", "next"))
 		if next.StatusCode/100 != 2 {
 			t.Fatalf("next MESSAGE: %d", next.StatusCode)
 		}
-		if m := cs.recv(); string(m.Body) != "next" {
+		if m := cs.Recv(); string(m.Body) != "next" {
 			t.Fatalf("after the retransmission the peer got %q, want \"next\" (a second SEND was made)", m.Body)
 		}
 	})
 
 	t.Run("refused", func(t *testing.T) {
-		raw := message(bob.uri, alice.addr(), "z9hG4bKretx3", from, "retx-call-2", "text/plain", "")
+		raw := message(bob.URI, alice.addr(), "z9hG4bKretx3", from, "retx-call-2", "text/plain", "")
 		first := alice.exchange(h.udp(), raw)
 		if first.StatusCode != 400 || first.GetHeader("Warning") == nil {
 			t.Fatalf("empty MESSAGE answered %d with Warning %v, want 400 with a Warning", first.StatusCode, first.GetHeader("Warning"))
@@ -57,7 +59,7 @@ func TestRetransmissionAfterAnswer(t *testing.T) {
 // listener's own socket either way.
 func TestUDPResponseAddress(t *testing.T) {
 	h := newHarness(t, nil)
-	bob := newClient(t, "addr-bob")
+	bob := testpeer.NewClient(t, "addr-bob")
 	sender := newRawUDP(t)
 	other := newRawUDP(t) // the port the Via names
 	expect := func(u *rawUDP, callID string) {
@@ -71,10 +73,10 @@ func TestUDPResponseAddress(t *testing.T) {
 		}
 	}
 	from := "sip:addr-alice@127.0.0.1"
-	sender.write(h.udp(), message(bob.uri, other.addr(), "z9hG4bKaddr1", from, "addr-via-port", "text/plain", "hello"))
+	sender.write(h.udp(), message(bob.URI, other.addr(), "z9hG4bKaddr1", from, "addr-via-port", "text/plain", "hello"))
 	expect(other, "addr-via-port")
-	bob.waitInvite()
-	sender.write(h.udp(), message(bob.uri, other.addr()+";rport", "z9hG4bKaddr2", from, "addr-rport", "text/plain", "hello"))
+	bob.WaitInvite()
+	sender.write(h.udp(), message(bob.URI, other.addr()+";rport", "z9hG4bKaddr2", from, "addr-rport", "text/plain", "hello"))
 	expect(sender, "addr-rport")
 }
 
@@ -82,12 +84,9 @@ func TestUDPResponseAddress(t *testing.T) {
 // dialog is gone, is answered 200 again, not 481; a BYE for a dialog that never existed still gets 481.
 func TestByeRetransmission(t *testing.T) {
 	h := newHarness(t, nil)
-	bob := newClient(t, "bye-bob")
-	cs, err := bob.invite(h.udp(), "sip:bye-alice@127.0.0.1", "active")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, res := cs.uac.InviteRequest, cs.uac.InviteResponse
+	bob := testpeer.NewClient(t, "bye-bob")
+	cs := bob.Call(h.udp(), "sip:bye-alice@127.0.0.1", "active")
+	inv, res := cs.ClientDialog().InviteRequest, cs.ClientDialog().InviteResponse
 	peer := newRawUDP(t)
 	bye := func(callID, toTag string) string {
 		return fmt.Sprintf("BYE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bKbye-%s;rport\nMax-Forwards: 70\n"+

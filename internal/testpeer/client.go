@@ -2,6 +2,7 @@ package testpeer
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -26,34 +27,69 @@ type Client struct {
 	Endpoint *msrp.Endpoint
 
 	t       testing.TB
+	cfg     ClientConfig
+	sipc    *sipgo.Client
 	dua     *sipgo.DialogUA
 	invites chan *ClientSession
 
 	mu          sync.Mutex
 	answer      int    // final response to INVITEs (200; 0 = never answer)
 	setup       string // a=setup we answer with ("passive": the gateway connects)
+	reply       int    // MSRP status new sessions answer SENDs with (0 = 200)
 	acceptTypes []string
 	wrapped     []string
 	dialogs     map[string]*ClientSession // Call-ID -> session
+	failures    []string                  // what the gateway did wrong, seen where the test could not be told
+}
+
+// ClientConfig is what NewClientWith can change about a client; the zero value is NewClient's client.
+type ClientConfig struct {
+	// TLS, when not nil, makes the client's MSRP endpoint listen for msrps with this server configuration:
+	// its URIs, and so its SDP, are then secure (TCP/TLS/MSRP).
+	TLS *tls.Config
+	// ClientTLS is the configuration of the msrps connections the client dials.
+	ClientTLS *tls.Config
+	// Fingerprint is the a=fingerprint of every SDP the client sends ("" for none).
+	Fingerprint string
+	// PeerMedia, when not nil, is called with the gateway's SDP (the offer in its INVITE, or its answer to
+	// ours) once the session's peer path is set and before any MSRP connection is made: to record it, or to
+	// set a peer verifier on cs.MSRP. An error refuses the INVITE with 488, or fails Invite.
+	PeerMedia func(cs *ClientSession, m *sdp.Media) error
 }
 
 // NewClient starts a client for user: SIP on an ephemeral loopback port (UDP and TCP), MSRP on another. It
 // answers INVITEs 200 with a=setup:passive and accepts text/plain until told otherwise.
+//
+// What the gateway gets wrong where no test can be told at once (an unusable a=path in its offer, an MSRP
+// connection it does not take) fails the test at its end.
 func NewClient(t testing.TB, user string) *Client {
 	t.Helper()
-	ep := msrp.NewEndpoint(msrp.Config{CheckFromPath: true, Logger: Logger(t).With("who", "client-msrp", "user", user)})
-	if _, err := ep.Listen("tcp", "127.0.0.1:0", false); err != nil {
+	return NewClientWith(t, user, ClientConfig{})
+}
+
+// NewClientWith is NewClient with the changes cfg asks for.
+func NewClientWith(t testing.TB, user string, cfg ClientConfig) *Client {
+	t.Helper()
+	ep := msrp.NewEndpoint(msrp.Config{CheckFromPath: true, TLSConfig: cfg.TLS, ClientTLSConfig: cfg.ClientTLS,
+		Logger: Logger(t).With("who", "client-msrp", "user", user)})
+	if _, err := ep.Listen("tcp", "127.0.0.1:0", cfg.TLS != nil); err != nil {
 		t.Fatalf("testpeer: client %s MSRP listen: %v", user, err)
 	}
-	t.Cleanup(func() { ep.Close() })
 	c := &Client{
-		t: t, Endpoint: ep, invites: make(chan *ClientSession, 64), answer: 200, setup: sdp.SetupPassive,
+		t: t, cfg: cfg, Endpoint: ep, invites: make(chan *ClientSession, 64), answer: 200, setup: sdp.SetupPassive,
 		acceptTypes: []string{"text/plain"}, dialogs: make(map[string]*ClientSession),
 	}
-	newUA(t, "client-"+user, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
+	t.Cleanup(func() {
+		ep.Close()
+		for _, f := range c.takeFailures() {
+			t.Errorf("testpeer: client %s: %s", c.URI, f)
+		}
+	})
+	newUA(t, "client-"+user, uaConfig{}, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
 		c.Addr, c.URI = addr, "sip:"+user+"@"+addr
 		var contact sip.Uri
 		sip.ParseUri(c.URI, &contact)
+		c.sipc = sc
 		c.dua = &sipgo.DialogUA{Client: sc, ContactHDR: sip.ContactHeader{Address: contact}}
 		srv.OnInvite(c.onInvite)
 		srv.OnAck(c.onAck)
@@ -80,11 +116,50 @@ func (c *Client) SetTypes(accept, wrapped []string) {
 	c.acceptTypes, c.wrapped = accept, wrapped
 }
 
+// SetReply sets the MSRP status that sessions made from now on answer SENDs with (200 by default), so that
+// even the first SEND of a session the gateway sets up gets it. ClientSession.SetReply changes one session.
+func (c *Client) SetReply(code int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reply = code
+}
+
+// SIPClient is the client's sipgo client, for requests the methods here do not cover.
+func (c *Client) SIPClient() *sipgo.Client { return c.sipc }
+
+// DialogUA is the client's sipgo dialog UA, for a test that drives an INVITE by hand (a late offer, a raw
+// SDP body). Sessions it sets up that way are not known to the client's ACK and BYE handlers.
+func (c *Client) DialogUA() *sipgo.DialogUA { return c.dua }
+
+// Invites is the queue of sessions the gateway INVITEd us to that WaitInvite reads, for a test that waits on
+// several things at once or makes sure no INVITE came.
+func (c *Client) Invites() <-chan *ClientSession { return c.invites }
+
 func (c *Client) dialog(req *sip.Request) *ClientSession {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.dialogs[CallID(req)]
 }
+
+// fail records something the gateway got wrong where no test could be told (a handler goroutine); the test
+// fails with it at its end.
+func (c *Client) fail(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failures = append(c.failures, fmt.Sprintf(format, args...))
+}
+
+func (c *Client) takeFailures() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := c.failures
+	c.failures = nil
+	return f
+}
+
+// NewSession makes a session on the client's MSRP endpoint that no dialog knows, for a test that sets up the
+// SIP side by hand (see DialogUA) or moves a chat to a new path. Its peer path is not set.
+func (c *Client) NewSession() *ClientSession { return c.newSession("") }
 
 func (c *Client) newSession(callID string) *ClientSession {
 	cs := &ClientSession{
@@ -92,22 +167,39 @@ func (c *Client) newSession(callID string) *ClientSession {
 		inbox: make(chan *msrp.Incoming, 4096), reports: make(chan *msrp.Report, 4096),
 		closed: make(chan error, 1), bye: make(chan struct{}),
 	}
+	c.mu.Lock()
+	cs.reply.Store(int32(c.reply))
+	c.mu.Unlock()
 	cs.MSRP = c.Endpoint.NewSession(cs)
 	return cs
 }
 
-func (c *Client) media(cs *ClientSession, setup string) *sdp.Media {
+// Media is the SDP the client sends for cs with the given a=setup: cs's path, the client's accept types and
+// fingerprint.
+func (c *Client) Media(cs *ClientSession, setup string) *sdp.Media {
 	u := cs.MSRP.LocalURI()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &sdp.Media{Host: u.Host, Port: u.Port, Path: []string{u.String()}, AcceptTypes: c.acceptTypes, AcceptWrappedTypes: c.wrapped, Setup: setup}
+	return &sdp.Media{Secure: u.Secure, Host: u.Host, Port: u.Port, Path: []string{u.String()},
+		AcceptTypes: c.acceptTypes, AcceptWrappedTypes: c.wrapped, Setup: setup, Fingerprint: c.cfg.Fingerprint}
 }
 
-// onInvite answers an INVITE (the gateway's, in the MESSAGE-first flow).
+// setPeerPath sets cs's peer path from the gateway's SDP m.
+func setPeerPath(cs *ClientSession, m *sdp.Media) error {
+	path, err := msrp.ParsePath(strings.Join(m.Path, " "))
+	if err != nil {
+		return fmt.Errorf("the gateway's a=path %q: %w", m.Path, err)
+	}
+	cs.MSRP.SetPeerPath(path)
+	return nil
+}
+
+// onInvite answers an INVITE (the gateway's, in the MESSAGE-first flow). The session reaches WaitInvite once
+// our 200 is ACKed (and, when we answered active, our MSRP connection is made).
 func (c *Client) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if cs := c.dialog(req); cs != nil {
 		// A re-INVITE: answer with our current SDP.
-		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", c.media(cs, sdp.SetupPassive).Marshal(1, 2)))
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", c.Media(cs, sdp.SetupPassive).Marshal(1, 2)))
 		return
 	}
 	c.mu.Lock()
@@ -126,15 +218,23 @@ func (c *Client) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
 	}
-	path, err := msrp.ParsePath(strings.Join(offer.Path, " "))
-	if err != nil {
+	cs := c.newSession(CallID(req))
+	if err := setPeerPath(cs, offer); err != nil {
+		c.fail("INVITE %s: %v", cs.CallID, err)
+		cs.MSRP.Close()
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
 	}
-	cs := c.newSession(CallID(req))
-	cs.MSRP.SetPeerPath(path)
+	if c.cfg.PeerMedia != nil {
+		if err := c.cfg.PeerMedia(cs, offer); err != nil {
+			cs.MSRP.Close()
+			tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+			return
+		}
+	}
 	dlg, err := c.dua.ReadInvite(req, tx)
 	if err != nil {
+		c.fail("INVITE %s: ReadInvite: %v", cs.CallID, err)
 		cs.MSRP.Close()
 		tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
 		return
@@ -143,14 +243,14 @@ func (c *Client) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Lock()
 	c.dialogs[cs.CallID] = cs
 	c.mu.Unlock()
-	if err := dlg.RespondSDP(c.media(cs, setup).Marshal(1, 1)); err != nil {
+	if err := dlg.RespondSDP(c.Media(cs, setup).Marshal(1, 1)); err != nil {
 		return
 	}
 	if setup == sdp.SetupActive {
 		ctx, cancel := context.WithTimeout(context.Background(), WaitFor)
 		defer cancel()
 		if err := cs.MSRP.Connect(ctx); err != nil {
-			return // the gateway's setup fails; the test sees it there
+			c.fail("INVITE %s: MSRP connect to the gateway: %v", cs.CallID, err)
 		}
 	}
 	c.invites <- cs
@@ -198,39 +298,42 @@ func (c *Client) WaitInvite() *ClientSession {
 // Invite starts a session-first chat: an INVITE to the page-mode user toURI through the gateway at gwAddr
 // (host:port, UDP), offering a=setup (empty: none). It returns once the session is up: INVITE answered, ACK
 // sent, and, when we are the active side, the MSRP connection made. A final non-2xx comes back as a
-// sipgo.ErrDialogResponse carrying the response.
+// sipgo.ErrDialogResponse carrying the response (see InviteCode). A failure after the 2xx (the ACK, the
+// gateway's SDP, the MSRP connection) returns the session along with the error: its dialog is known, so
+// WaitBye sees the gateway's BYE.
 func (c *Client) Invite(ctx context.Context, gwAddr, toURI, setup string) (*ClientSession, error) {
-	var ruri, from sip.Uri
-	if err := sip.ParseUri(toURI, &ruri); err != nil {
-		return nil, fmt.Errorf("testpeer: INVITE to %q: %w", toURI, err)
-	}
-	sip.ParseUri(c.URI, &from)
-	req := sip.NewRequest(sip.INVITE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(fh)
-	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetDestination(gwAddr)
+	return c.InviteWith(ctx, gwAddr, toURI, setup, sipgo.AnswerOptions{})
+}
+
+// InviteWith is Invite with options for waiting for the answer: digest credentials for a gateway that
+// challenges, for one.
+func (c *Client) InviteWith(ctx context.Context, gwAddr, toURI, setup string, opts sipgo.AnswerOptions) (*ClientSession, error) {
 	// The Call-ID is set by WriteInvite; the session learns it below.
 	cs := c.newSession("")
-	req.SetBody(c.media(cs, setup).Marshal(2, 1))
-	fail := func(err error) (*ClientSession, error) {
+	req, err := NewRequest(sip.INVITE, c.URI, toURI, "application/sdp", c.Media(cs, setup).Marshal(2, 1))
+	if err != nil {
 		cs.MSRP.Close()
 		return nil, err
 	}
+	req.SetDestination(gwAddr)
 	dlg, err := c.dua.WriteInvite(ctx, req)
 	if err != nil {
-		return fail(fmt.Errorf("testpeer: INVITE to %s via %s: %w", toURI, gwAddr, err))
+		cs.MSRP.Close()
+		return nil, fmt.Errorf("testpeer: INVITE to %s via %s: %w", toURI, gwAddr, err)
 	}
 	cs.CallID = CallID(req)
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		return fail(fmt.Errorf("testpeer: INVITE to %s via %s: %w", toURI, gwAddr, err))
+	if err := dlg.WaitAnswer(ctx, opts); err != nil {
+		cs.MSRP.Close()
+		return nil, fmt.Errorf("testpeer: INVITE to %s via %s: %w", toURI, gwAddr, err)
 	}
 	cs.uac = dlg
 	c.mu.Lock()
 	c.dialogs[cs.CallID] = cs
 	c.mu.Unlock()
+	fail := func(err error) (*ClientSession, error) {
+		cs.MSRP.Close()
+		return cs, err
+	}
 	if err := dlg.Ack(ctx); err != nil {
 		return fail(fmt.Errorf("testpeer: ACK: %w", err))
 	}
@@ -238,17 +341,32 @@ func (c *Client) Invite(ctx context.Context, gwAddr, toURI, setup string) (*Clie
 	if err != nil {
 		return fail(fmt.Errorf("testpeer: the gateway's SDP answer: %w", err))
 	}
-	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
-	if err != nil {
-		return fail(fmt.Errorf("testpeer: the gateway's a=path %q: %w", ans.Path, err))
+	if err := setPeerPath(cs, ans); err != nil {
+		return fail(fmt.Errorf("testpeer: %w", err))
 	}
-	cs.MSRP.SetPeerPath(path)
+	if c.cfg.PeerMedia != nil {
+		if err := c.cfg.PeerMedia(cs, ans); err != nil {
+			return fail(fmt.Errorf("testpeer: the gateway's SDP answer: %w", err))
+		}
+	}
 	if sdp.OffererActive(ans.Setup) {
 		if err := cs.MSRP.Connect(ctx); err != nil {
 			return fail(fmt.Errorf("testpeer: MSRP connect to the gateway: %w", err))
 		}
 	}
 	return cs, nil
+}
+
+// Call is Invite that fails the test when the session is not up within WaitFor.
+func (c *Client) Call(gwAddr, toURI, setup string) *ClientSession {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitFor)
+	defer cancel()
+	cs, err := c.Invite(ctx, gwAddr, toURI, setup)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cs
 }
 
 // InviteCode returns the status code of a failed Invite's final response, or 0 when err carries none.

@@ -2,6 +2,7 @@ package testpeer
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,14 +14,16 @@ import (
 )
 
 // Phone is a page-mode user agent: it only sends and receives SIP MESSAGEs (RFC 3428). It listens for UDP and
-// TCP on one ephemeral 127.0.0.1 port, records every MESSAGE it receives and answers it with a settable code.
+// TCP on one ephemeral 127.0.0.1 port (PhoneConfig can change that), records every MESSAGE it receives and
+// answers it with a settable code.
 type Phone struct {
 	// URI is the phone's own address of record, sip:USER@127.0.0.1:PORT; MESSAGEs sent to it reach it.
 	URI string
-	// Addr is the host:port the phone listens on (UDP and TCP).
+	// Addr is the host:port the phone listens on (UDP and TCP, or TLS).
 	Addr string
 
 	t        testing.TB
+	cfg      PhoneConfig
 	client   *sipgo.Client
 	inbox    chan *sip.Request
 	answer   atomic.Int32 // final response to received MESSAGEs; 0 = never answer
@@ -30,22 +33,59 @@ type Phone struct {
 	all []*sip.Request
 }
 
+// PhoneConfig is what NewPhoneWith can change about a phone; the zero value is NewPhone's phone.
+type PhoneConfig struct {
+	// Host is the loopback address the phone listens on and sends from, for tests about source addresses
+	// (127.0.0.2, ...); "" is 127.0.0.1.
+	Host string
+	// TLS, when not nil, makes the phone listen for SIP over TLS only, with this server configuration; its
+	// URI then carries ;transport=tls.
+	TLS *tls.Config
+	// ClientTLS is the configuration of the TLS connections the phone makes (nil: sipgo's default).
+	ClientTLS *tls.Config
+	// OnMessage, when not nil, answers every MESSAGE the phone receives in place of the SetAnswer code, and
+	// says whether it counts as received (Recv, Received, Messages). A challenging phone is one use.
+	OnMessage func(req *sip.Request, tx sip.ServerTransaction) (received bool)
+}
+
 // NewPhone starts a phone for user on an ephemeral loopback port; it answers 200 until SetAnswer.
 func NewPhone(t testing.TB, user string) *Phone {
 	t.Helper()
-	p := &Phone{t: t, inbox: make(chan *sip.Request, 4096)}
+	return NewPhoneWith(t, user, PhoneConfig{})
+}
+
+// NewPhoneWith is NewPhone with the changes cfg asks for.
+func NewPhoneWith(t testing.TB, user string, cfg PhoneConfig) *Phone {
+	t.Helper()
+	p := &Phone{t: t, cfg: cfg, inbox: make(chan *sip.Request, 4096)}
 	p.answer.Store(200)
-	newUA(t, "phone-"+user, func(srv *sipgo.Server, client *sipgo.Client, addr string) {
+	ua := uaConfig{host: cfg.Host, serverTLS: cfg.TLS, clientTLS: cfg.ClientTLS}
+	newUA(t, "phone-"+user, ua, func(srv *sipgo.Server, client *sipgo.Client, addr string) {
 		p.Addr, p.URI, p.client = addr, "sip:"+user+"@"+addr, client
+		if cfg.TLS != nil {
+			p.URI += ";transport=tls"
+		}
 		srv.OnMessage(p.onMessage)
 	})
 	return p
 }
 
 func (p *Phone) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+	if p.cfg.OnMessage != nil {
+		if p.cfg.OnMessage(req, tx) {
+			p.record(req)
+		}
+		return
+	}
+	// Recorded before the answer: a sender that waits for the answer before its next MESSAGE (RFC 3428 §8)
+	// then finds them in wire order, although every request has a handler goroutine of its own.
+	p.record(req)
 	if code := int(p.answer.Load()); code > 0 {
 		tx.Respond(sip.NewResponseFromRequest(req, code, Reason(code), nil))
 	}
+}
+
+func (p *Phone) record(req *sip.Request) {
 	p.received.Add(1)
 	p.mu.Lock()
 	p.all = append(p.all, req)
@@ -69,35 +109,39 @@ func (p *Phone) Messages() []*sip.Request {
 	return append([]*sip.Request(nil), p.all...)
 }
 
+// Inbox is the queue of received MESSAGEs that Recv reads, for a test that waits on several things at once.
+func (p *Phone) Inbox() <-chan *sip.Request { return p.inbox }
+
+// SIPClient is the phone's sipgo client, for requests NewMessage and Do do not cover (a digest answer, an
+// OPTIONS).
+func (p *Phone) SIPClient() *sipgo.Client { return p.client }
+
 // NewMessage builds a MESSAGE from the phone to toURI (Request-URI and To), with a fresh From tag, the given
-// Content-Type (none when empty), extra headers and body.
-func (p *Phone) NewMessage(toURI, ctype, body string, extra ...sip.Header) (*sip.Request, error) {
-	var ruri, from sip.Uri
-	if err := sip.ParseUri(toURI, &ruri); err != nil {
-		return nil, fmt.Errorf("testpeer: MESSAGE to %q: %w", toURI, err)
+// Content-Type (none when empty), extra headers and body. It fails the test when toURI does not parse.
+func (p *Phone) NewMessage(toURI, ctype, body string, extra ...sip.Header) *sip.Request {
+	p.t.Helper()
+	req, err := p.newMessage(toURI, ctype, body, extra...)
+	if err != nil {
+		p.t.Fatal(err)
 	}
-	if err := sip.ParseUri(p.URI, &from); err != nil {
-		return nil, fmt.Errorf("testpeer: phone URI %q: %w", p.URI, err)
-	}
-	req := sip.NewRequest(sip.MESSAGE, ruri)
-	fh := &sip.FromHeader{Address: from, Params: sip.NewParams()}
-	fh.Params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(fh)
-	req.AppendHeader(&sip.ToHeader{Address: ruri, Params: sip.NewParams()})
-	if ctype != "" {
-		req.AppendHeader(sip.NewHeader("Content-Type", ctype))
+	return req
+}
+
+func (p *Phone) newMessage(toURI, ctype, body string, extra ...sip.Header) (*sip.Request, error) {
+	req, err := NewRequest(sip.MESSAGE, p.URI, toURI, ctype, []byte(body))
+	if err != nil {
+		return nil, err
 	}
 	for _, h := range extra {
 		req.AppendHeader(h)
 	}
-	req.SetBody([]byte(body))
 	return req, nil
 }
 
 // TrySend sends a MESSAGE to toURI through the gateway at gwAddr (host:port, UDP) and returns its final
 // response. It never touches the test, so any goroutine may call it.
 func (p *Phone) TrySend(ctx context.Context, gwAddr, toURI, ctype, body string, extra ...sip.Header) (*sip.Response, error) {
-	req, err := p.NewMessage(toURI, ctype, body, extra...)
+	req, err := p.newMessage(toURI, ctype, body, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,21 +172,7 @@ func (p *Phone) Send(gwAddr, toURI, ctype, body string, extra ...sip.Header) *si
 }
 
 // TryRecv waits up to d for the next MESSAGE the phone receives.
-func (p *Phone) TryRecv(d time.Duration) (*sip.Request, bool) {
-	select { // what is already there first: with d == 0 the timer would race the inbox
-	case r := <-p.inbox:
-		return r, true
-	default:
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case r := <-p.inbox:
-		return r, true
-	case <-t.C:
-		return nil, false
-	}
-}
+func (p *Phone) TryRecv(d time.Duration) (*sip.Request, bool) { return tryRecv(p.inbox, d) }
 
 // Recv waits for the next MESSAGE the phone receives and fails the test after WaitFor.
 func (p *Phone) Recv() *sip.Request {

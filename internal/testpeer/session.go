@@ -63,7 +63,7 @@ func (cs *ClientSession) HandleClose(_ *msrp.Session, err error) {
 	}
 }
 
-// SetReply sets the MSRP status the session answers SENDs with (200 by default).
+// SetReply sets the MSRP status the session answers SENDs with (Client.SetReply's, 200 by default).
 func (cs *ClientSession) SetReply(code int) { cs.reply.Store(int32(code)) }
 
 // Received returns how many SENDs (whole messages) the session has received.
@@ -103,21 +103,7 @@ func (cs *ClientSession) SendOut(o *msrp.Outgoing) msrp.SendResult {
 }
 
 // TryRecv waits up to d for the next SEND the session receives.
-func (cs *ClientSession) TryRecv(d time.Duration) (*msrp.Incoming, bool) {
-	select { // what is already there first: with d == 0 the timer would race the inbox
-	case m := <-cs.inbox:
-		return m, true
-	default:
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case m := <-cs.inbox:
-		return m, true
-	case <-t.C:
-		return nil, false
-	}
-}
+func (cs *ClientSession) TryRecv(d time.Duration) (*msrp.Incoming, bool) { return tryRecv(cs.inbox, d) }
 
 // Recv waits for the next SEND the session receives; it fails the test after WaitFor.
 func (cs *ClientSession) Recv() *msrp.Incoming {
@@ -132,14 +118,33 @@ func (cs *ClientSession) Recv() *msrp.Incoming {
 // Report waits for the next REPORT; it fails the test after WaitFor.
 func (cs *ClientSession) Report() *msrp.Report {
 	cs.c.t.Helper()
-	select {
-	case r := <-cs.reports:
-		return r
-	case <-time.After(WaitFor):
+	r, ok := tryRecv(cs.reports, WaitFor)
+	if !ok {
 		cs.c.t.Fatalf("testpeer: client %s received no REPORT within %s", cs.c.URI, WaitFor)
-		return nil
+	}
+	return r
+}
+
+// NoReport fails the test if a REPORT arrives within d.
+func (cs *ClientSession) NoReport(d time.Duration) {
+	cs.c.t.Helper()
+	if r, ok := tryRecv(cs.reports, d); ok {
+		cs.c.t.Fatalf("testpeer: client %s received an unexpected REPORT %d %s", cs.c.URI, r.StatusCode, r.Comment)
 	}
 }
+
+// Inbox is the queue of received SENDs that Recv reads, for a test that waits on several things at once.
+func (cs *ClientSession) Inbox() <-chan *msrp.Incoming { return cs.inbox }
+
+// Reports is the queue of received REPORTs that Report reads.
+func (cs *ClientSession) Reports() <-chan *msrp.Report { return cs.reports }
+
+// ServerDialog is the dialog of a session the gateway INVITEd us to (nil for one we INVITEd): its
+// InviteRequest, or a request of ours inside it (a re-INVITE).
+func (cs *ClientSession) ServerDialog() *sipgo.DialogServerSession { return cs.uas }
+
+// ClientDialog is the dialog of a session we INVITEd the gateway to (nil for one it INVITEd us to).
+func (cs *ClientSession) ClientDialog() *sipgo.DialogClientSession { return cs.uac }
 
 // TryBye sends BYE on the session's dialog and closes its MSRP side.
 func (cs *ClientSession) TryBye(ctx context.Context) error {

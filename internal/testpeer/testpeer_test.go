@@ -2,7 +2,11 @@ package testpeer
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -83,4 +87,59 @@ func TestInviteRefused(t *testing.T) {
 	if code := InviteCode(err); code != 486 {
 		t.Fatalf("Invite = %v (code %d), want 486", err, code)
 	}
+}
+
+func TestPhoneConfig(t *testing.T) {
+	a := NewPhoneWith(t, "alice", PhoneConfig{Host: "127.0.0.2"})
+	if !strings.HasPrefix(a.Addr, "127.0.0.2:") {
+		t.Fatalf("Addr %s, want one on 127.0.0.2", a.Addr)
+	}
+	// b refuses the first MESSAGE and takes the second; only that one counts as received.
+	var calls atomic.Int32
+	b := NewPhoneWith(t, "bob", PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		if calls.Add(1) == 1 {
+			tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+			return false
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		return true
+	}})
+	if res := a.Send(b.Addr, b.URI, "text/plain", "one"); res.StatusCode != 403 {
+		t.Fatalf("first MESSAGE: %d, want 403", res.StatusCode)
+	}
+	if res := a.Send(b.Addr, b.URI, "text/plain", "two"); res.StatusCode != 200 {
+		t.Fatalf("second MESSAGE: %d, want 200", res.StatusCode)
+	}
+	if m := b.Recv(); string(m.Body()) != "two" || b.Received() != 1 {
+		t.Fatalf("b got %q, %d received", m.Body(), b.Received())
+	}
+	if src := b.Messages()[0].Source(); !strings.HasPrefix(src, "127.0.0.2:") {
+		t.Fatalf("MESSAGE from %s, want from 127.0.0.2", src)
+	}
+}
+
+func TestClientConfig(t *testing.T) {
+	var seen atomic.Int32
+	a := NewClient(t, "alice")
+	b := NewClientWith(t, "bob", ClientConfig{Fingerprint: "SHA-256 00:11", PeerMedia: func(cs *ClientSession, m *sdp.Media) error {
+		seen.Add(1)
+		return nil
+	}})
+	b.SetReply(415) // from the first SEND on
+	as := a.Call(b.Addr, b.URI, sdp.SetupActPass)
+	bs := b.WaitInvite()
+	if seen.Load() != 1 {
+		t.Fatalf("PeerMedia called %d times, want 1", seen.Load())
+	}
+	if bs.ServerDialog() == nil || as.ClientDialog() == nil {
+		t.Fatal("dialogs missing")
+	}
+	if fp := bs.ServerDialog().InviteResponse.Body(); !strings.Contains(string(fp), "a=fingerprint:SHA-256 00:11") {
+		t.Fatalf("b's answer lacks its fingerprint:\n%s", fp)
+	}
+	if r := as.Send("text/plain", "one"); r.StatusCode != 415 {
+		t.Fatalf("SEND answered %+v, want 415", r)
+	}
+	as.Bye()
+	bs.WaitBye()
 }
