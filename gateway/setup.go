@@ -65,6 +65,18 @@ func (g *Gateway) setupFromMessage(s *Session, first *sip.Request) {
 	s.markUp(start)
 }
 
+// waitAnswer is dlg.WaitAnswer, safe from a sipgo v1.7.3 bug: when WaitAnswer's context ends after a
+// provisional response, sipgo sends a CANCEL and dereferences its response, which is nil when the transport
+// closed under it (the gateway closing during a setup; seen in the tests as a panic killing the process).
+func waitAnswer(ctx context.Context, dlg *sipgo.DialogClientSession, opts sipgo.AnswerOptions) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sipgo WaitAnswer failed while cancelling: %v", r)
+		}
+	}()
+	return dlg.WaitAnswer(ctx, opts)
+}
+
 // errReplaced cancels a setup whose key a newer INVITE took over.
 var errReplaced = errors.New("replaced by a newer INVITE")
 
@@ -97,7 +109,9 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	waitCtx, cancelWait := context.WithCancelCause(context.Background())
 	defer cancelWait(nil)
 	stop := context.AfterFunc(timeoutCtx, func() {
-		if !provisional.Load() {
+		if !provisional.Load() || g.ctx.Err() != nil {
+			// No CANCEL: none can be sent before a provisional response, and none when the gateway is
+			// closing (its transport goes away under the CANCEL).
 			cancelWait(sipgo.WaitAnswerForceCancelErr)
 		} else {
 			cancelWait(context.Cause(timeoutCtx))
@@ -114,7 +128,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			return nil
 		},
 	}
-	err = dlg.WaitAnswer(waitCtx, answerOpts)
+	err = waitAnswer(waitCtx, dlg, answerOpts)
 	// A 401/407 is answered once with sip.credentials (auth.go); a second challenge fails the setup (403).
 	var challenged *sipgo.ErrDialogResponse
 	if errors.As(err, &challenged) && isChallenge(challenged.Res) {
@@ -124,7 +138,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
 		} else {
 			provisional.Store(false)
-			err = dlg.WaitAnswer(waitCtx, answerOpts)
+			err = waitAnswer(waitCtx, dlg, answerOpts)
 		}
 	}
 	if err != nil {
