@@ -99,6 +99,32 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
+	// The clients' SENDs are collected while they come: a stream carries thousands, more than a peer's inbox
+	// holds unread.
+	got := make([]map[string]int, len(pairs))
+	collectStop := make(chan struct{})
+	var collectors sync.WaitGroup
+	for i, p := range pairs {
+		got[i] = map[string]int{}
+		collectors.Add(1)
+		go func() {
+			defer collectors.Done()
+			for {
+				select {
+				case m := <-p.cs.Inbox():
+					got[i][string(m.Body)]++
+				case <-collectStop:
+					for {
+						m, ok := p.cs.TryRecv(0)
+						if !ok {
+							return
+						}
+						got[i][string(m.Body)]++
+					}
+				}
+			}
+		}()
+	}
 	for i := range progress { // traffic is flowing on every stream
 		for progress[i].Load() < 5 {
 			time.Sleep(5 * time.Millisecond)
@@ -148,17 +174,12 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	stop = make(chan struct{}) // for the deferred close
+	close(collectStop) // the daemon is gone: everything it delivered is in the inboxes
+	collectors.Wait()
 
 	// Accounting: nothing sent before the signal was lost, nothing was delivered twice.
-	for i, p := range pairs {
-		got := map[string]int{}
-		for {
-			m, ok := p.cs.TryRecv(0)
-			if !ok {
-				break
-			}
-			got[string(m.Body)]++
-		}
+	for i := range pairs {
+		got := got[i]
 		var pre, delivered, failed int
 		for _, s := range results[i] {
 			if got[s.body] > 1 {

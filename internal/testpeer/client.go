@@ -171,6 +171,12 @@ func (c *Client) newSession(callID string) *ClientSession {
 	cs.reply.Store(int32(c.reply))
 	c.mu.Unlock()
 	cs.MSRP = c.Endpoint.NewSession(cs)
+	c.t.Cleanup(func() {
+		if n := cs.dropped.Load(); n > 0 {
+			c.t.Errorf("testpeer: %d SENDs to %s were dropped: the session's inbox (%d) was not read while they came",
+				n, cs.MSRP.LocalURI(), cap(cs.inbox))
+		}
+	})
 	return cs
 }
 
