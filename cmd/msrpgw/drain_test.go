@@ -174,7 +174,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	stop = make(chan struct{}) // for the deferred close
-	close(collectStop) // the daemon is gone: everything it delivered is in the inboxes
+	close(collectStop)         // the daemon is gone: everything it delivered is in the inboxes
 	collectors.Wait()
 
 	// Accounting: nothing sent before the signal was lost, nothing was delivered twice.
