@@ -35,6 +35,7 @@ type Config struct {
 	Idle             int           // idle soak: this many sessions set up session first, held for Duration, ended
 	ConnPerSession   bool          // each session dials its own MSRP connection instead of sharing one
 	PID              int           // the gateway's process id, for CPU/RSS/fds from /proc (0 = not measured)
+	Metrics          string        // the gateway's Prometheus URL, for go_goroutines ("" = not measured)
 	Progress         io.Writer     // one line a second (nil = none)
 	Logger           *slog.Logger  // nil = discard
 }
@@ -129,6 +130,10 @@ type ProcReport struct {
 	FDsStart    int     `json:"fds_start"`
 	FDsLoaded   int     `json:"fds_loaded"`
 	FDsEnd      int     `json:"fds_end"`
+	// Goroutines, from go_goroutines at -metrics (a Go gateway); omitted without -metrics.
+	GoroutinesStart  int `json:"goroutines_start,omitempty"`
+	GoroutinesLoaded int `json:"goroutines_loaded,omitempty"`
+	GoroutinesEnd    int `json:"goroutines_end,omitempty"`
 }
 
 // loader is one run's state.
@@ -249,7 +254,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.PID > 0 {
 		p := &ProcReport{PID: cfg.PID, Messages: delivered,
 			RSSKiBStart: gw0.rssKiB, RSSKiBPeak: gw1.rssKiB, RSSKiBEnd: gw3.rssKiB,
-			FDsStart: gw0.fds, FDsLoaded: gw1.fds, FDsEnd: gw3.fds}
+			FDsStart: gw0.fds, FDsLoaded: gw1.fds, FDsEnd: gw3.fds,
+			GoroutinesStart: gw0.goroutines, GoroutinesLoaded: gw1.goroutines, GoroutinesEnd: gw3.goroutines}
 		l.mu.Lock()
 		p.RSSKiBMax = max(l.rssMax, gw0.rssKiB, gw1.rssKiB, gw2.rssKiB, gw3.rssKiB)
 		l.mu.Unlock()
@@ -271,6 +277,11 @@ func (l *loader) sampleGW() procSample {
 	s, err := readProc(l.cfg.PID)
 	if err != nil {
 		l.cfg.Logger.Warn("gateway process", "err", err)
+	}
+	if l.cfg.Metrics != "" {
+		if s.goroutines, err = readGoroutines(l.cfg.Metrics); err != nil {
+			l.cfg.Logger.Warn("gateway metrics", "err", err)
+		}
 	}
 	return s
 }
@@ -297,7 +308,7 @@ func (l *loader) watchRSS(ctx context.Context) {
 }
 
 // settleGW samples the gateway after teardown, giving it up to the drain time to close what the sessions
-// held (its fd count back to where it started).
+// held (its fd count, and with -metrics its goroutine count, back to where they started).
 func (l *loader) settleGW(ctx context.Context, before procSample) procSample {
 	if l.cfg.PID <= 0 {
 		return procSample{}
@@ -305,7 +316,8 @@ func (l *loader) settleGW(ctx context.Context, before procSample) procSample {
 	deadline := time.Now().Add(l.cfg.Drain)
 	for {
 		s := l.sampleGW()
-		if s.fds <= before.fds || time.Now().After(deadline) || ctx.Err() != nil {
+		settled := s.fds <= before.fds && (l.cfg.Metrics == "" || s.goroutines <= before.goroutines)
+		if settled || time.Now().After(deadline) || ctx.Err() != nil {
 			return s
 		}
 		time.Sleep(100 * time.Millisecond)

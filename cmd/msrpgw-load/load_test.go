@@ -5,12 +5,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/gateway"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func TestMain(m *testing.M) {
@@ -183,5 +186,25 @@ func TestConfigRefused(t *testing.T) {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("%+v accepted", c)
 		}
+	}
+}
+
+// With -pid and -metrics the report carries the gateway process's figures; here the gateway runs in this
+// test process, which also serves its Go metrics.
+func TestGatewayProcessFigures(t *testing.T) {
+	gw := startGateway(t)
+	metrics := httptest.NewServer(promhttp.Handler())
+	defer metrics.Close()
+	rep := runLoad(t, Config{Mode: "msg2msrp", Sessions: 2, Rate: 200, Count: 10, Transport: "udp", Setup: "invite",
+		GW: gw.SIPAddr("udp"), PID: os.Getpid(), Metrics: metrics.URL})
+	p := rep.GatewayProc
+	if p == nil {
+		t.Fatal("no gateway_process in the report")
+	}
+	if p.FDsStart <= 0 || p.FDsLoaded <= 0 || p.RSSKiBStart <= 0 || p.Messages != 20 {
+		t.Errorf("process figures %+v", p)
+	}
+	if p.GoroutinesStart <= 0 || p.GoroutinesLoaded <= 0 || p.GoroutinesEnd <= 0 {
+		t.Errorf("goroutines %d / %d / %d, want all read from the metrics", p.GoroutinesStart, p.GoroutinesLoaded, p.GoroutinesEnd)
 	}
 }

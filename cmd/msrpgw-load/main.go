@@ -55,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Idle, "idle", 0, "idle soak: set up N sessions session first (the tool dialling), hold -duration, end them")
 	fs.BoolVar(&cfg.ConnPerSession, "conn-per-session", false, "each session dials its own MSRP connection (default: one shared, RFC 4975 reuse)")
 	fs.IntVar(&cfg.PID, "pid", 0, "gateway process id: CPU µs per message, RSS and fds from /proc/PID")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "gateway Prometheus URL (e.g. http://127.0.0.1:8080/metrics): goroutines before, loaded, after (with -pid)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
 	verbose := fs.Bool("v", false, "log the tool's warnings on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file (to see what the tool costs)")

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -17,6 +20,40 @@ type procSample struct {
 	cpu    time.Duration // utime + stime
 	rssKiB int64         // VmRSS
 	fds    int           // entries in /proc/PID/fd (-1 when unreadable)
+	// goroutines is go_goroutines from the gateway's metrics (-metrics; 0 when not read).
+	goroutines int
+}
+
+// readGoroutines reads go_goroutines from a Prometheus text exposition at url.
+func readGoroutines(url string) (int, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	res, err := c.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		return 0, fmt.Errorf("%s: %s", url, res.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, 8<<20))
+	if err != nil {
+		return 0, err
+	}
+	return parseGoroutines(body)
+}
+
+// parseGoroutines finds the go_goroutines sample in a Prometheus text exposition.
+func parseGoroutines(body []byte) (int, error) {
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0, fmt.Errorf("go_goroutines %q: %w", v, err)
+			}
+			return int(f), nil
+		}
+	}
+	return 0, errors.New("no go_goroutines sample in the metrics")
 }
 
 // readProc samples /proc/PID (pid 0 = this process).

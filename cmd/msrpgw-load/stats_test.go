@@ -60,3 +60,16 @@ func TestSummarise(t *testing.T) {
 		t.Errorf("%+v", l)
 	}
 }
+
+func TestParseGoroutines(t *testing.T) {
+	body := []byte("# HELP go_goroutines Number of goroutines that currently exist.\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_threads 9\n")
+	if n, err := parseGoroutines(body); err != nil || n != 42 {
+		t.Fatalf("parseGoroutines: %d, %v; want 42", n, err)
+	}
+	if _, err := parseGoroutines([]byte("go_threads 9\n")); err == nil {
+		t.Fatal("no go_goroutines sample, and no error")
+	}
+	if _, err := parseGoroutines([]byte("go_goroutines many\n")); err == nil {
+		t.Fatal("a sample that is no number, and no error")
+	}
+}
