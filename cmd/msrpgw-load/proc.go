@@ -26,7 +26,8 @@ type procSample struct {
 
 // readGoroutines reads go_goroutines from a Prometheus text exposition at url.
 func readGoroutines(url string) (int, error) {
-	c := http.Client{Timeout: 5 * time.Second}
+	// No keep-alive: an idle connection of ours would count as one of the gateway's fds.
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	res, err := c.Get(url)
 	if err != nil {
 		return 0, err
