@@ -8,7 +8,8 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// sequencer keeps MESSAGEs in the order the gateway received them. sipgo parses each message on the
+// sequencer keeps MESSAGEs that reach sipgo's handlers (over TCP and TLS; UDP ones are taken in order
+// before, udpintake.go) in the order the gateway received them. sipgo parses each message on the
 // connection's reader goroutine, in arrival order, and then hands every request to a goroutine of its own, so
 // two MESSAGEs of one session race to their session. The sequencer numbers MESSAGEs on the reader goroutine
 // (a transport-layer hook) and lets each handler enter the section that routes and queues it only after every
