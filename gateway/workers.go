@@ -13,7 +13,8 @@ import (
 // goroutine switches instead.
 //
 // There is no fixed number of workers: a job that finds none idle starts one, so the pool never limits
-// concurrency (limits.max_sip_handlers does); a worker idle for workerIdle ends.
+// concurrency (limits.max_sip_handlers does); a worker idle for workerIdle ends: long enough to outlast a
+// pause in steady traffic, short enough that a burst's workers are soon gone.
 type workerPool struct {
 	jobs   chan func()
 	stop   chan struct{}
@@ -22,7 +23,7 @@ type workerPool struct {
 	wg     sync.WaitGroup
 }
 
-const workerIdle = 10 * time.Second
+const workerIdle = 2 * time.Second
 
 func newWorkerPool() *workerPool {
 	return &workerPool{jobs: make(chan func()), stop: make(chan struct{})}
