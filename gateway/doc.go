@@ -5,10 +5,9 @@
 // request belongs to is decided by a Router: by default the config's templates (the OpenSIPS variables $fu,
 // $tu, $ru, …), or any Go function (see the example). The files follow what happens to a message:
 //
-//	udpintake.go MESSAGEs over UDP taken straight from the listener, in arrival order (no sipgo transaction)
+//	udpintake.go MESSAGEs taken straight from the transport, in arrival order (over UDP: no sipgo transaction)
 //	message.go   a page-mode MESSAGE: checked, routed, queued, sent as a SEND, answered (SPEC §3.1, §5)
 //	recent.go    answers to recent MESSAGEs and BYEs: idempotency, and retransmissions answered alike
-//	sequence.go  arrival order for MESSAGEs that come through sipgo's handlers (TCP, TLS)
 //	setup.go     the MSRP side of a MESSAGE-first session: INVITE, answer, connection, setup-failed
 //	invite.go    an INVITE from the session-mode side, re-INVITE, ACK, BYE (SPEC §3.2)
 //	msrpside.go  a SEND from the session-mode side: answered, turned into a MESSAGE, reported back

@@ -60,7 +60,6 @@ type Gateway struct {
 	out          *sipOut
 	recent       *recentRequests
 	limits       *limiter
-	seq          *sequencer
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -132,7 +131,6 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	g.out = newSIPOut(g)
 	g.recent = newRecentRequests()
 	g.limits = newLimiter(cfg.Limits)
-	g.seq = newSequencer()
 	return g, nil
 }
 

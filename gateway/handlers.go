@@ -18,10 +18,10 @@ var knownMethods = map[string]bool{
 }
 
 func (g *Gateway) registerHandlers() {
-	// MESSAGEs over UDP are taken before sipgo sees them (udpintake.go). Any other MESSAGE is numbered on the
-	// transport's reader goroutine, in arrival order (sequence.go).
-	g.ua.TransportLayer().OnMessage(g.seq.arrived)
-	g.srv.OnMessage(g.bounded(g.onMessage))
+	// MESSAGEs are taken from the transport in arrival order (udpintake.go): over UDP before sipgo sees
+	// them, otherwise by this hook, on the connection's reader goroutine; sipgo's own handler does nothing.
+	g.ua.TransportLayer().OnMessage(g.takeFromTransport)
+	g.srv.OnMessage(g.onMessage)
 	g.srv.OnInvite(g.bounded(g.onInvite))
 	g.srv.OnAck(g.onAck)
 	g.srv.OnBye(g.bounded(g.onBye))
@@ -35,7 +35,6 @@ func (g *Gateway) registerHandlers() {
 func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) func(req *sip.Request, tx sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if !g.takeHandler() {
-			g.seq.drop(req)
 			g.overloaded(req)
 			g.respond(req, tx, 503, "Service Unavailable", "", g.retryAfter())
 			return

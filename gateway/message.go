@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,26 +44,16 @@ const (
 	replyResolved
 )
 
-// onMessage is sipgo's handler for MESSAGEs that did not come the UDP way (udpintake.go): TCP, TLS, and UDP
-// requests sipgo parsed itself. It takes the MESSAGE in arrival order (see sequencer) and holds sipgo's
-// transaction until the answer is out.
-func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	var once sync.Once
-	release := g.seq.enter(req)
-	leave := func() { once.Do(release) }
-	answered := make(chan struct{})
-	g.takeMessage(req, tx, leave, func() { close(answered) })
-	<-answered
-	// The answer lives in g.recent, which gives it again to a retransmission: sipgo's transaction need not be
-	// kept for Timer J (see recentRequests).
-	tx.Terminate()
-}
+// onMessage is sipgo's handler for MESSAGE. Every MESSAGE that reaches it was taken already, in arrival
+// order, from the transport (udpintake.go); it does nothing, and sipgo drops its transaction as it returns.
+func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {}
 
 // takeMessage handles one MESSAGE without waiting for its outcome: the final response goes out through r,
 // now or once the outcome is known (wait mode), and released (if not nil) runs after it, exactly once. The
 // caller takes MESSAGEs in the order they arrived; leave (called once the MESSAGE is queued on its session,
 // or refused) lets the next one in. With released nil the caller holds no limits.max_sip_handlers slot (the
-// UDP path, udpintake.go): one is taken here, after a repeat or retransmission was answered without one.
+// transport paths, udpintake.go): one is taken here, after a repeat or retransmission was answered without
+// one.
 func (g *Gateway) takeMessage(req *sip.Request, r responder, leave, released func()) {
 	defer leave()
 	needSlot := released == nil

@@ -10,12 +10,12 @@ import (
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
-// A burst of MESSAGEs written back to back on one UDP socket, each its own transaction and none waiting for the
-// previous answer (as phones do), reaches the MSRP side in the order the gateway received them — although sipgo
-// runs every request in its own goroutine. Raw UDP makes the wire order certain.
+// A burst of MESSAGEs written back to back on one UDP socket or TCP connection, each its own transaction and
+// none waiting for the previous answer (as phones do), reaches the MSRP side in the order the gateway received
+// them — although sipgo runs every request in its own goroutine. Raw sockets make the wire order certain.
 func TestBurstKeepsArrivalOrder(t *testing.T) {
-	// UDP MESSAGEs are taken on the listener's reader goroutine (udpintake.go); TCP ones go through sipgo's
-	// handler goroutines and the sequencer (sequence.go). Both must keep the order of arrival.
+	// UDP MESSAGEs are taken by the transport read filter, TCP ones by the transport-layer hook, both on the
+	// connection's reader goroutine (udpintake.go). Both must keep the order of arrival.
 	for _, network := range []string{"udp", "tcp"} {
 		t.Run(network, func(t *testing.T) {
 			h := newHarness(t, nil)

@@ -9,21 +9,23 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// MESSAGEs over UDP are the gateway's bulk traffic, and sipgo's way with a request is costly for them: a
-// goroutine per request, a server transaction with its timers and a context, a handler that must stay until
-// the answer, and requests racing each other to their session (they need the sequencer to stay in order).
-// That was about half of the gateway's CPU per MESSAGE (docs/PERFORMANCE.md).
+// MESSAGEs are the gateway's bulk traffic, and sipgo's way with a request is costly for them: a goroutine
+// per request, a server transaction with its timers and a context, a handler that must stay until the answer,
+// and requests racing each other to their session. That was about half of the gateway's CPU per MESSAGE
+// (docs/PERFORMANCE.md). So the gateway takes MESSAGEs from sipgo's transport, on the connection's reader
+// goroutine, in the order they arrived, and hands them to takeMessage, which routes and queues them without
+// waiting; the final response is written back on the transport when it is known. What a server transaction
+// would still do is done by the recent-request memory (recent.go): a retransmission is answered with the
+// same response, never handled twice.
 //
-// So the gateway takes UDP MESSAGEs straight from its listeners, through sipgo's transport read filter: on
-// the listener's reader goroutine, in the order they arrived, it parses the datagram (with sipgo's parser)
-// and hands it to takeMessage, which routes and queues it without waiting; the final response is written
-// back through the same socket when it is known. sipgo never sees these datagrams. What a server
-// transaction would still do is done by the recent-request memory (recent.go): a retransmission is
-// answered with the same response, never handled twice.
+//   - Over UDP, through sipgo's transport read filter (takeUDP): the datagram is parsed here (with sipgo's
+//     parser) and sipgo never sees it — no goroutine, no transaction.
+//   - Over TCP and TLS (a stream, which the read filter sees in arbitrary pieces), and for the few UDP
+//     datagrams takeUDP leaves to sipgo, through a transport-layer hook (takeFromTransport) that gets each
+//     parsed message on the connection's reader goroutine. sipgo still starts its goroutine and transaction
+//     for such a MESSAGE; its handler does nothing and the transaction ends at once.
 //
-// Everything else goes to sipgo as before: other methods and responses, MESSAGEs over TCP and TLS, and
-// datagrams this path does not take (unparsable, missing a header sipgo answers 400 for, or arriving on a
-// socket that is not one of our listeners).
+// Requests sipgo answers 400 itself (missing Via, CSeq, Call-ID, From or To) are left to it.
 
 var (
 	messagePrefix  = []byte("MESSAGE ")
@@ -31,7 +33,8 @@ var (
 )
 
 // takeUDP is the transport read filter. It returns data for sipgo to handle, or nothing when it took the
-// datagram itself.
+// datagram itself: a MESSAGE arriving on one of our UDP listeners, or a response to a MESSAGE the gateway
+// sent (udpclient.go).
 func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, error) {
 	if !strings.EqualFold(info.Transport, "udp") || info.LocalAddr == nil || info.RemoteAddr == nil {
 		return data, nil
@@ -58,8 +61,8 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 		return data, nil // sipgo logs and drops it
 	}
 	req, ok := msg.(*sip.Request)
-	if !ok || req.Method != sip.MESSAGE || req.Via() == nil || req.CSeq() == nil || req.CallID() == nil || req.From() == nil || req.To() == nil {
-		return data, nil // sipgo answers 400 to a request missing what a transaction needs
+	if !ok || !takeable(req) {
+		return data, nil
 	}
 	req.SetTransport("UDP")
 	req.SetSource(info.RemoteAddr.String())
@@ -67,6 +70,27 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 
 	g.takeMessage(req, r, func() {}, nil)
 	return nil, nil
+}
+
+// takeFromTransport is the transport-layer hook: MESSAGEs over TCP and TLS (and UDP ones takeUDP left to
+// sipgo) as the connection's reader parsed them, in arrival order.
+func (g *Gateway) takeFromTransport(msg sip.Message) {
+	req, ok := msg.(*sip.Request)
+	if !ok || !takeable(req) {
+		return
+	}
+	r := &connResponder{tp: g.ua.TransportLayer(), network: req.Transport(), source: req.Source()}
+	if !sip.IsReliable(sip.NetworkToLower(req.Transport())) {
+		r.dest = responseAddr(req)
+	}
+	g.takeMessage(req, r, func() {}, nil)
+}
+
+// takeable says whether req is a MESSAGE the gateway takes from the transport: not one sipgo answers 400 to
+// for missing what a transaction needs.
+func takeable(req *sip.Request) bool {
+	return req.Method == sip.MESSAGE && req.Via() != nil && req.CSeq() != nil && req.CallID() != nil &&
+		req.From() != nil && req.To() != nil
 }
 
 // responseAddr is where a response to a request received over UDP goes (RFC 3261 §18.2.2 with RFC 3581):
@@ -86,6 +110,27 @@ func responseAddr(req *sip.Request) string {
 		port = sip.DefaultUdpPort
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// connResponder writes a response on the transport connection its request came in on (RFC 3261 §18.2.2: on
+// a reliable transport, that connection), looked up when the response is ready; dest, for UDP, is where it
+// goes.
+type connResponder struct {
+	tp              *sip.TransportLayer
+	network, source string
+	dest            string
+}
+
+func (r *connResponder) Respond(res *sip.Response) error {
+	conn, err := r.tp.GetConnection(r.network, r.source)
+	if err != nil {
+		return err
+	}
+	defer conn.TryClose()
+	if r.dest != "" {
+		res.SetDestination(r.dest)
+	}
+	return conn.WriteMsg(res)
 }
 
 // udpResponder writes responses through the listener a request came in on.
