@@ -51,7 +51,7 @@ type clientTx struct {
 	proceeding bool          // a provisional response came: retransmit every T2
 	done       bool
 	timer      *time.Timer
-	// done is called once, outside the lock, with the final response, or with an error (Timer F:
+	// cb is called once, outside the lock, with the final response, or with an error (Timer F:
 	// sip.ErrTransactionTimeout; the client closed: errClientClosed).
 	cb func(*sip.Response, error)
 }
