@@ -48,39 +48,27 @@ const (
 // order, from the transport (udpintake.go); it does nothing, and sipgo drops its transaction as it returns.
 func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {}
 
-// takeMessage handles one MESSAGE without waiting for its outcome: the final response goes out through r,
-// now or once the outcome is known (wait mode), and released (if not nil) runs after it, exactly once. The
-// caller takes MESSAGEs in the order they arrived; leave (called once the MESSAGE is queued on its session,
-// or refused) lets the next one in. With released nil the caller holds no limits.max_sip_handlers slot (the
-// transport paths, udpintake.go): one is taken here, after a repeat or retransmission was answered without
-// one.
-func (g *Gateway) takeMessage(req *sip.Request, r responder, leave, released func()) {
-	defer leave()
-	needSlot := released == nil
-	if needSlot {
-		released = func() {}
-	}
+// takeMessage handles one MESSAGE without waiting for its outcome; its caller is a transport reader, taking
+// MESSAGEs in the order they arrived (udpintake.go). The final response goes out through r, now or once the
+// outcome is known (wait mode). A repeat or retransmission is answered like the first; any other MESSAGE
+// holds one of limits.max_sip_handlers slots until it is answered.
+func (g *Gateway) takeMessage(req *sip.Request, r responder) {
 	if !g.checkTrusted(req, r) {
-		released()
 		return
 	}
 	repeat := g.recent.begin(req, func(a answer) {
 		g.respond(req, r, a.code, a.reason, a.warning, a.hdrs...)
-		released()
 	})
 	if repeat {
 		return // answered as the first was, once the first is answered
 	}
-	if needSlot {
-		if !g.takeHandler() {
-			g.overloaded(req)
-			g.answerMessage(req, r, answer{503, "Service Unavailable", "", []sip.Header{g.retryAfter()}}, released)
-			return
-		}
-		released = g.releaseHandler
+	if !g.takeHandler() {
+		g.overloaded(req)
+		g.answerMessage(req, r, answer{503, "Service Unavailable", "", []sip.Header{g.retryAfter()}}, func() {})
+		return
 	}
-	if a, pending := g.handleMessage(req, r, leave, released); !pending {
-		g.answerMessage(req, r, a, released)
+	if a, pending := g.handleMessage(req, r, g.releaseHandler); !pending {
+		g.answerMessage(req, r, a, g.releaseHandler)
 	}
 }
 
@@ -97,9 +85,8 @@ func (g *Gateway) answerMessage(req *sip.Request, r responder, a answer, release
 }
 
 // handleMessage checks, routes and queues the MESSAGE. It returns the final answer, or pending when the
-// answer comes later (wait mode: from the outcome or the reply_wait timer). It calls leave once the MESSAGE
-// is queued on its session.
-func (g *Gateway) handleMessage(req *sip.Request, r responder, leave, released func()) (a answer, pending bool) {
+// answer comes later (wait mode: from the outcome or the reply_wait timer), which then runs released.
+func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) (a answer, pending bool) {
 	from, to := req.From(), req.To()
 	if from == nil || to == nil || from.Address.Host == "" || to.Address.Host == "" {
 		return answer{400, "Bad Request", "broken From or To header", nil}, false
@@ -181,7 +168,6 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, leave, released f
 		}
 		// The session ended between lookup and submit: the next attempt makes a new one.
 	}
-	leave()
 	s.touchMessage()
 	s.toMSRP.Add(1)
 	switch m := g.cfg.Gateway.Message; m.Reply {

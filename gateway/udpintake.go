@@ -68,7 +68,7 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 	req.SetSource(info.RemoteAddr.String())
 	r := &udpResponder{conn: conn, dest: responseAddr(req)}
 
-	g.takeMessage(req, r, func() {}, nil)
+	g.takeMessage(req, r)
 	return nil, nil
 }
 
@@ -83,7 +83,7 @@ func (g *Gateway) takeFromTransport(msg sip.Message) {
 	if !sip.IsReliable(sip.NetworkToLower(req.Transport())) {
 		r.dest = responseAddr(req)
 	}
-	g.takeMessage(req, r, func() {}, nil)
+	g.takeMessage(req, r)
 }
 
 // takeable says whether req is a MESSAGE the gateway takes from the transport: not one sipgo answers 400 to
