@@ -13,7 +13,7 @@ import (
 //
 // It also does what a server transaction would do for a MESSAGE: a retransmission is answered from here
 // with the same response (once the first is answered). MESSAGEs over UDP never get a sipgo transaction
-// (udpintake.go); over TCP and TLS sipgo's transaction ends as soon as the answer is out. Kept for Timer J
+// (udpintake.go); over TCP and TLS sipgo's transaction ends at once (its handler does nothing). Kept for Timer J
 // (64·T1 = 32 s), a sipgo transaction would cost several KiB per MESSAGE (the whole parsed request, timers);
 // an entry here is a key and the answer.
 type recentRequests struct {
