@@ -1,0 +1,5 @@
+//go:build !linux
+
+package rawio
+
+const isLinux = false

@@ -1,0 +1,251 @@
+//go:build linux
+
+package rawio
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// WrapPacketConn returns a *net.UDPConn with raw ReadFrom and WriteTo; any other conn is returned as it is.
+// All other methods are the UDPConn's own.
+func WrapPacketConn(pc net.PacketConn) net.PacketConn {
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return pc
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return pc
+	}
+	c := &packetConn{UDPConn: uc, rc: rc, family: syscall.AF_INET}
+	if err := rc.Control(func(fd uintptr) {
+		if sa, err := syscall.Getsockname(int(fd)); err == nil {
+			if _, v6 := sa.(*syscall.SockaddrInet6); v6 {
+				c.family = syscall.AF_INET6
+			}
+		}
+	}); err != nil {
+		return pc
+	}
+	return c
+}
+
+// WrapConn returns a *net.TCPConn with raw Read and Write; any other conn is returned as it is. All other
+// methods are the TCPConn's own.
+func WrapConn(nc net.Conn) net.Conn {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return nc
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nc
+	}
+	return &conn{TCPConn: tc, rc: rc}
+}
+
+// WrapListener returns ln whose Accept wraps each connection with WrapConn.
+func WrapListener(ln net.Listener) net.Listener { return listener{ln} }
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return WrapConn(nc), nil
+}
+
+// retry runs one non-blocking call until it is not interrupted. It reports whether the caller is done
+// (false: the call would block, and RawConn waits for the socket to be ready, then calls again).
+func retry(call func() (uintptr, syscall.Errno), n *int, errno *syscall.Errno) bool {
+	for {
+		r, e := call()
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		*n, *errno = int(r), e
+		return true
+	}
+}
+
+// opError builds what the net package would return: an *net.OpError around the errno or the poller's
+// error (deadline exceeded, closed).
+func opError(op, network string, source, addr net.Addr, err error, errno syscall.Errno) error {
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err == nil {
+		return nil
+	}
+	return &net.OpError{Op: op, Net: network, Source: source, Addr: addr, Err: err}
+}
+
+// bufPtr is the address of b's first byte, or 0 for an empty b.
+func bufPtr(b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&b[0]))
+}
+
+type packetConn struct {
+	*net.UDPConn
+	rc     syscall.RawConn
+	family int // the socket's: AF_INET6 sockets take IPv4 destinations as mapped addresses
+}
+
+// ReadFrom implements net.PacketConn with recvfrom(2).
+func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	var (
+		n     int
+		errno syscall.Errno
+		rsa   syscall.RawSockaddrAny
+	)
+	err := c.rc.Read(func(fd uintptr) bool {
+		return retry(func() (uintptr, syscall.Errno) {
+			alen := uint32(syscall.SizeofSockaddrAny)
+			r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, bufPtr(b), uintptr(len(b)), 0,
+				uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&alen)))
+			return r, e
+		}, &n, &errno)
+	})
+	if err := opError("read", "udp", c.LocalAddr(), nil, err, errno); err != nil {
+		return 0, nil, err
+	}
+	return n, udpAddr(&rsa), nil
+}
+
+// WriteTo implements net.PacketConn with sendto(2).
+func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || ua == nil {
+		return c.UDPConn.WriteTo(b, addr)
+	}
+	var rsa syscall.RawSockaddrAny
+	sl := sockaddr(c.family, ua, &rsa)
+	sa := unsafe.Pointer(&rsa)
+	var (
+		n     int
+		errno syscall.Errno
+	)
+	err := c.rc.Write(func(fd uintptr) bool {
+		return retry(func() (uintptr, syscall.Errno) {
+			r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(b), uintptr(len(b)), 0, uintptr(sa), sl)
+			return r, e
+		}, &n, &errno)
+	})
+	if err := opError("write", "udp", c.LocalAddr(), addr, err, errno); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// sockaddr fills rsa with ua's address as sendto(2) on a socket of the given family takes it, and returns
+// its length.
+func sockaddr(family int, ua *net.UDPAddr, rsa *syscall.RawSockaddrAny) uintptr {
+	ap := ua.AddrPort()
+	if ip := ap.Addr(); family == syscall.AF_INET && (ip.Is4() || ip.Is4In6()) {
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		sa.Family, sa.Addr = syscall.AF_INET, ip.Unmap().As4()
+		putPort(&sa.Port, ap.Port())
+		return syscall.SizeofSockaddrInet4
+	}
+	sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+	sa.Family, sa.Addr = syscall.AF_INET6, ap.Addr().As16()
+	putPort(&sa.Port, ap.Port())
+	if z := ua.Zone; z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.Scope_id = uint32(ifi.Index)
+		}
+	}
+	return syscall.SizeofSockaddrInet6
+}
+
+// putPort stores a port in network byte order.
+func putPort(dst *uint16, port uint16) {
+	p := (*[2]byte)(unsafe.Pointer(dst))
+	p[0], p[1] = byte(port>>8), byte(port)
+}
+
+// udpAddr converts the address recvfrom(2) filled in.
+func udpAddr(rsa *syscall.RawSockaddrAny) *net.UDPAddr {
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return &net.UDPAddr{IP: net.IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), Port: int(p[0])<<8 | int(p[1])}
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		a := &net.UDPAddr{IP: make(net.IP, net.IPv6len), Port: int(p[0])<<8 | int(p[1])}
+		copy(a.IP, sa.Addr[:])
+		if sa.Scope_id != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
+				a.Zone = ifi.Name
+			}
+		}
+		return a
+	}
+	return nil
+}
+
+type conn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+}
+
+// Read implements net.Conn with read(2).
+func (c *conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	var (
+		n     int
+		errno syscall.Errno
+	)
+	err := c.rc.Read(func(fd uintptr) bool {
+		return retry(func() (uintptr, syscall.Errno) {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, bufPtr(b), uintptr(len(b)))
+			return r, e
+		}, &n, &errno)
+	})
+	if err := opError("read", "tcp", c.LocalAddr(), c.RemoteAddr(), err, errno); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// Write implements net.Conn with write(2), writing all of b unless an error or deadline stops it.
+func (c *conn) Write(b []byte) (int, error) {
+	var (
+		done  int
+		errno syscall.Errno
+	)
+	err := c.rc.Write(func(fd uintptr) bool {
+		for done < len(b) && errno == 0 {
+			var n int
+			if !retry(func() (uintptr, syscall.Errno) {
+				r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(b[done:]), uintptr(len(b)-done))
+				return r, e
+			}, &n, &errno) {
+				return false // the socket buffer is full: wait until it drains
+			}
+			if errno == 0 {
+				done += n
+			}
+		}
+		return true
+	})
+	return done, opError("write", "tcp", c.LocalAddr(), c.RemoteAddr(), err, errno)
+}

@@ -1,0 +1,174 @@
+package rawio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func listenUDP(t *testing.T) net.PacketConn {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return WrapPacketConn(pc)
+}
+
+func TestPacketConnRoundTrip(t *testing.T) {
+	a, b := listenUDP(t), listenUDP(t)
+	if _, plain := a.(*net.UDPConn); plain && isLinux {
+		t.Fatal("WrapPacketConn returned the plain UDPConn")
+	}
+	for _, msg := range [][]byte{[]byte("MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\n\r\n"), {}} {
+		if n, err := a.WriteTo(msg, b.LocalAddr()); err != nil || n != len(msg) {
+			t.Fatalf("WriteTo = %d, %v", n, err)
+		}
+		buf := make([]byte, 2048)
+		n, from, err := b.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf[:n], msg) {
+			t.Fatalf("read %q, want %q", buf[:n], msg)
+		}
+		if from.String() != a.LocalAddr().String() {
+			t.Fatalf("from %s, want %s", from, a.LocalAddr())
+		}
+		if _, ok := from.(*net.UDPAddr); !ok {
+			t.Fatalf("from is a %T, want *net.UDPAddr", from)
+		}
+	}
+}
+
+// A UDP socket bound to all addresses is IPv6 (dual stack) in Go: IPv4 destinations must reach it as
+// IPv4-mapped addresses.
+func TestPacketConnDualStackToIPv4(t *testing.T) {
+	pc, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	a := WrapPacketConn(pc)
+	b := listenUDP(t)
+	if _, err := a.WriteTo([]byte("x"), b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := b.ReadFrom(buf); err != nil || string(buf[:n]) != "x" {
+		t.Fatalf("ReadFrom = %q, %v", buf[:n], err)
+	}
+}
+
+func TestPacketConnDeadlineAndClose(t *testing.T) {
+	pc := listenUDP(t)
+	pc.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, _, err := pc.ReadFrom(make([]byte, 16))
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("ReadFrom past the deadline = %v, want a timeout", err)
+	}
+	pc.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := pc.ReadFrom(make([]byte, 16))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	pc.Close()
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("ReadFrom on close = %v, want net.ErrClosed", err)
+	}
+}
+
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wl := WrapListener(ln)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := wl.Accept()
+		accepted <- c
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, server = WrapConn(nc), <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	if isLinux {
+		for _, c := range []net.Conn{client, server} {
+			if _, plain := c.(*net.TCPConn); plain {
+				t.Fatal("connection not wrapped")
+			}
+		}
+	}
+	return client, server
+}
+
+// A write larger than both sockets' buffers must block until the reader drains them, then complete.
+func TestConnLargeWrite(t *testing.T) {
+	client, server := tcpPair(t)
+	want := make([]byte, 32<<20)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		n, err := client.Write(want)
+		if err == nil && n != len(want) {
+			err = io.ErrShortWrite
+		}
+		client.Close()
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let the writer fill the buffers and wait
+	got, err := io.ReadAll(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes that differ from the %d written", len(got), len(want))
+	}
+}
+
+func TestConnDeadlinesAndPeerGone(t *testing.T) {
+	client, server := tcpPair(t)
+	server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := server.Read(make([]byte, 16)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline = %v", err)
+	}
+	server.SetReadDeadline(time.Time{})
+	if n, err := server.Read(nil); n != 0 || err != nil {
+		t.Fatalf("empty Read = %d, %v", n, err)
+	}
+	client.Close()
+	if _, err := server.Read(make([]byte, 16)); err != io.EOF {
+		t.Fatalf("Read after the peer closed = %v, want io.EOF", err)
+	}
+	// Writing to a peer that has gone fails (EPIPE or ECONNRESET) and does not kill the process.
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = server.Write([]byte("SEND"))
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil {
+		t.Fatal("writes to a closed peer kept succeeding")
+	}
+}
