@@ -19,6 +19,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/rawio"
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
@@ -390,6 +391,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if uc, ok := pc.(*net.UDPConn); ok {
 			uc.SetReadBuffer(udpReadBuffer) // best effort: the kernel caps it at net.core.rmem_max
 		}
+		pc = rawio.WrapPacketConn(pc)
 		o.addr, o.closer, o.pc = pc.LocalAddr().String(), pc, pc
 		o.serve = func() error { return g.srv.ServeUDP(pc) }
 		return o, nil
@@ -398,6 +400,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if err != nil {
 			return o, err
 		}
+		ln = rawio.WrapListener(ln)
 		o.addr, o.closer = ln.Addr().String(), ln
 		o.serve = func() error { return g.srv.ServeTCP(ln) }
 		return o, nil
@@ -406,10 +409,11 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if err != nil {
 			return o, err
 		}
-		ln, err := tls.Listen("tcp", addr, conf)
+		tl, err := net.Listen("tcp", addr)
 		if err != nil {
 			return o, err
 		}
+		ln := tls.NewListener(rawio.WrapListener(tl), conf)
 		o.addr, o.closer = ln.Addr().String(), ln
 		o.serve = func() error { return g.srv.ServeTLS(ln) }
 		return o, nil

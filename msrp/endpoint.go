@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/msrpgw/msrpgw/internal/rawio"
 )
 
 // Config configures an Endpoint. Zero values take the documented defaults.
@@ -120,6 +122,7 @@ func (e *Endpoint) Listen(network, addr string, secure bool) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msrp: listen %s %s: %w", network, addr, err)
 	}
+	ln = rawio.WrapListener(ln)
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -261,9 +264,11 @@ func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 	}
 	e.mu.Unlock()
 
-	var nc net.Conn
-	var err error
-	d := &net.Dialer{}
+	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Authority())
+	if err != nil {
+		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
+	}
+	nc = rawio.WrapConn(nc)
 	if u.Secure {
 		cfg := e.cfg.ClientTLSConfig
 		if cfg == nil {
@@ -273,12 +278,12 @@ func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 			cfg = cfg.Clone()
 			cfg.ServerName = u.Host
 		}
-		nc, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", u.Authority())
-	} else {
-		nc, err = d.DialContext(ctx, "tcp", u.Authority())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
+		}
+		nc = tc
 	}
 	c := newConn(e, nc, key)
 	e.mu.Lock()
