@@ -1,0 +1,115 @@
+// Package procs adapts GOMAXPROCS to the load: one P while one core is enough, more as the load grows, up to
+// the runtime's default (the CPUs, or the cgroup's quota).
+//
+// Why: a gateway spends most of its time waiting for the next packet. With several Ps, every goroutine woken
+// by the network makes the runtime wake another thread to look for work, which finds little and sleeps
+// again; at a few thousand messages a second that costs 20–28 % more CPU per message than one P does for the
+// same work (docs/PERFORMANCE.md). One P is not enough under heavy load, so the Adapter measures the process's
+// CPU use and adds Ps when the busy ones are more than 70 % used, and gives them back when the load has been
+// lower for a while.
+package procs
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+// busy is the share of its Ps' time the process may use before the Adapter adds one.
+const busy = 0.7
+
+// Want is the number of Ps for a process using util cores: enough that they are at most 70 % busy, at least
+// one, at most limit.
+func Want(util float64, limit int) int {
+	return min(limit, max(1, int(math.Ceil(util/busy))))
+}
+
+// Adapter sets GOMAXPROCS from the process's measured CPU use.
+type Adapter struct {
+	Max      int           // the most Ps it uses: the runtime's default GOMAXPROCS when Start is called
+	Interval time.Duration // how often CPU use is measured: 100 ms
+	Hold     time.Duration // how long the load must stay lower before a P is given back: 3 s
+	Log      *slog.Logger
+
+	cpu func() time.Duration // the process's CPU time so far
+	set func(n int)          // sets GOMAXPROCS
+}
+
+// Start runs an Adapter until ctx ends, unless the operator fixed GOMAXPROCS in the environment or the
+// process has one CPU only. It reports whether it runs.
+func Start(ctx context.Context, log *slog.Logger) bool {
+	max := runtime.GOMAXPROCS(0)
+	if os.Getenv("GOMAXPROCS") != "" || max < 2 {
+		return false
+	}
+	a := &Adapter{Max: max, Interval: 100 * time.Millisecond, Hold: 3 * time.Second, Log: log}
+	log.Info("GOMAXPROCS adapts to the load", "min", 1, "max", max)
+	go a.Run(ctx)
+	return true
+}
+
+// Run starts with one P and adjusts every Interval until ctx ends, then restores Max.
+func (a *Adapter) Run(ctx context.Context) {
+	cpu, set := a.cpu, a.set
+	if cpu == nil {
+		cpu = processCPU
+	}
+	if set == nil {
+		set = func(n int) { runtime.GOMAXPROCS(n) }
+	}
+	cur := 1
+	set(cur)
+	defer set(a.Max)
+	hold := max(1, int(a.Hold/a.Interval)) // samples
+	var window []int                       // the last hold wants, since cur was set
+	t := time.NewTicker(a.Interval)
+	defer t.Stop()
+	lastCPU, lastAt := cpu(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			used := cpu()
+			util := float64(used-lastCPU) / float64(now.Sub(lastAt))
+			lastCPU, lastAt = used, now
+			want := Want(util, a.Max)
+			if window = append(window, want); len(window) > hold {
+				window = window[1:]
+			}
+			next := cur
+			if want > cur {
+				next = want // more load: at once
+			} else if m := maxOf(window); len(window) == hold && m < cur {
+				next = m // less load for all of Hold
+			}
+			if next != cur {
+				a.Log.Debug("GOMAXPROCS changed", "from", cur, "to", next, "cpu_cores_used", math.Round(util*100)/100)
+				cur = next
+				set(cur)
+				window = window[:0]
+			}
+		}
+	}
+}
+
+func maxOf(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+// processCPU is the user and system CPU time of the whole process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
