@@ -26,7 +26,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/gateway"
-	"github.com/msrpgw/msrpgw/internal/procs"
+	"github.com/msrpgw/msrpgw/internal/tune"
 )
 
 func main() {
@@ -137,9 +137,9 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	// sipgo logs some transport events through its process-wide default logger; without this they come out
 	// in Go's default text format, breaking log.format json (found by TestJSONLogs).
 	sip.SetDefaultLogger(log.With("component", "sip"))
-	procsCtx, stopProcs := context.WithCancel(context.Background())
-	defer stopProcs()
-	procs.Start(procsCtx, log)
+	tuneCtx, stopTuning := context.WithCancel(context.Background())
+	defer stopTuning()
+	tune.Start(tuneCtx, log)
 
 	var gw *gateway.Gateway
 	metrics := admin.NewMetrics(func() admin.Stats { return adminView{gw}.Stats() })

@@ -1,13 +1,4 @@
-// Package procs adapts GOMAXPROCS to the load: one P while one core is enough, more as the load grows, up to
-// the runtime's default (the CPUs, or the cgroup's quota).
-//
-// Why: a gateway spends most of its time waiting for the next packet. With several Ps, every goroutine woken
-// by the network makes the runtime wake another thread to look for work, which finds little and sleeps
-// again; at a few thousand messages a second that costs 20–28 % more CPU per message than one P does for the
-// same work (docs/PERFORMANCE.md). One P is not enough under heavy load, so the Adapter measures the process's
-// CPU use and adds Ps when the busy ones are more than 70 % used, and gives them back when the load has been
-// lower for a while.
-package procs
+package tune
 
 import (
 	"context"
@@ -22,6 +13,13 @@ import (
 // busy is the share of its Ps' time the process may use before the Adapter adds one.
 const busy = 0.7
 
+// The Adapter's timing: how often it measures, and how long the load must stay lower before it gives a P
+// back.
+const (
+	procsInterval = 100 * time.Millisecond
+	procsHold     = 3 * time.Second
+)
+
 // Want is the number of Ps for a process using util cores: enough that they are at most 70 % busy, at least
 // one, at most limit.
 func Want(util float64, limit int) int {
@@ -31,22 +29,22 @@ func Want(util float64, limit int) int {
 // Adapter sets GOMAXPROCS from the process's measured CPU use.
 type Adapter struct {
 	Max      int           // the most Ps it uses: the runtime's default GOMAXPROCS when Start is called
-	Interval time.Duration // how often CPU use is measured: 100 ms
-	Hold     time.Duration // how long the load must stay lower before a P is given back: 3 s
+	Interval time.Duration // how often CPU use is measured
+	Hold     time.Duration // how long the load must stay lower before a P is given back
 	Log      *slog.Logger
 
 	cpu func() time.Duration // the process's CPU time so far
 	set func(n int)          // sets GOMAXPROCS
 }
 
-// Start runs an Adapter until ctx ends, unless the operator fixed GOMAXPROCS in the environment or the
+// startProcs runs an Adapter until ctx ends, unless the operator fixed GOMAXPROCS in the environment or the
 // process has one CPU only. It reports whether it runs.
-func Start(ctx context.Context, log *slog.Logger) bool {
+func startProcs(ctx context.Context, log *slog.Logger) bool {
 	max := runtime.GOMAXPROCS(0)
 	if os.Getenv("GOMAXPROCS") != "" || max < 2 {
 		return false
 	}
-	a := &Adapter{Max: max, Interval: 100 * time.Millisecond, Hold: 3 * time.Second, Log: log}
+	a := &Adapter{Max: max, Interval: procsInterval, Hold: procsHold, Log: log}
 	log.Info("GOMAXPROCS adapts to the load", "min", 1, "max", max)
 	go a.Run(ctx)
 	return true

@@ -1,4 +1,4 @@
-package procs
+package tune
 
 import (
 	"context"
@@ -112,11 +112,11 @@ func TestAdapterFollowsLoad(t *testing.T) {
 	}
 }
 
-// Start leaves GOMAXPROCS alone when the operator set it.
-func TestStartRespectsEnvironment(t *testing.T) {
+// The Adapter leaves GOMAXPROCS alone when the operator set it.
+func TestProcsRespectEnvironment(t *testing.T) {
 	t.Setenv("GOMAXPROCS", "2")
 	before := runtime.GOMAXPROCS(0)
-	if Start(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))) {
+	if startProcs(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))) {
 		t.Fatal("Start ran although GOMAXPROCS was set")
 	}
 	if runtime.GOMAXPROCS(0) != before {
