@@ -74,6 +74,15 @@ type responder interface {
 
 // respond sends a final response; warning (if set) goes into a Warning header (RFC 3261 §20.43, code 399).
 func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warning string, hdrs ...sip.Header) {
+	if u, ok := tx.(*udpResponder); ok && code >= 200 {
+		if warning != "" {
+			hdrs = append(hdrs[:len(hdrs):len(hdrs)], sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
+		}
+		if err := u.respondTo(req, code, reason, hdrs); err != nil {
+			g.log.Debug("sending response failed", "code", code, "err", err)
+		}
+		return
+	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	if warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))

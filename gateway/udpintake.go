@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -133,7 +134,7 @@ func (r *connResponder) Respond(res *sip.Response) error {
 	return conn.WriteMsg(res)
 }
 
-// udpResponder writes responses through the listener a request came in on.
+// udpResponder writes responses through the listener a request came in on, to dest.
 type udpResponder struct {
 	conn *sip.UDPConnection
 	dest string
@@ -142,4 +143,21 @@ type udpResponder struct {
 func (r *udpResponder) Respond(res *sip.Response) error {
 	res.SetDestination(r.dest)
 	return r.conn.WriteMsg(res)
+}
+
+// respondTo writes a final response to req without building a sip.Response (response.go).
+func (r *udpResponder) respondTo(req *sip.Request, code int, reason string, hdrs []sip.Header) error {
+	ap, err := netip.ParseAddrPort(r.dest)
+	if err != nil {
+		return err
+	}
+	b := responseBuffers.Get().(*bytes.Buffer)
+	defer responseBuffers.Put(b)
+	b.Reset()
+	appendResponse(b, req, code, reason, hdrs)
+	if b.Len() > sip.UDPMTUSize-200 { // as sipgo refuses it (RFC 3261 §18.1.1)
+		return sip.ErrUDPMTUCongestion
+	}
+	_, err = r.conn.PacketConn.WriteTo(b.Bytes(), net.UDPAddrFromAddrPort(ap))
+	return err
 }
