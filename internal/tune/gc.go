@@ -13,9 +13,10 @@ import (
 // so small that GOGC's own target would be lower.
 const HeapFloor = 64 << 20
 
-// maxGCPercent bounds the GOGC the floor sets (the runtime keeps it in an int32); reached only with a live
-// heap of under 64 KiB.
-const maxGCPercent = 100_000
+// maxGCPercent bounds the GOGC the floor sets. The runtime never lets the heap goal fall under a minimum of
+// 4 MiB × GOGC/100, so with a higher GOGC a nearly empty heap would grow past the floor before its first
+// collection (seen: 190 MiB at GOGC 12,800); at this bound that minimum is the floor itself.
+const maxGCPercent = 100 * HeapFloor / (4 << 20)
 
 // gcPercent is the GOGC that makes the heap goal max(HeapFloor, what base gives). The runtime's goal is
 // live + (live + roots) × GOGC/100, roots being the goroutine stacks and globals it scans.
@@ -24,7 +25,7 @@ func gcPercent(live, roots uint64, base int) int {
 	if scan == 0 || base < 0 || live+scan*uint64(base)/100 >= HeapFloor {
 		return base
 	}
-	return int(min((HeapFloor-live)*100/scan, maxGCPercent))
+	return max(base, int(min((HeapFloor-live)*100/scan, maxGCPercent)))
 }
 
 // startHeapFloor keeps GOGC at gcPercent after every collection until ctx ends, unless the operator set GOGC

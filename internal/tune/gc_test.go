@@ -27,6 +27,7 @@ func TestGCPercent(t *testing.T) {
 		{0, 0, 100, 100}, // nothing measured
 		{mib, 0, -1, -1}, // collection off stays off
 		{1, 0, 100, maxGCPercent},
+		{1, 0, 2000, 2000},
 	} {
 		if got := gcPercent(tc.live, tc.roots, tc.base); got != tc.want {
 			t.Errorf("gcPercent(%d MiB, %d MiB, %d) = %d, want %d", tc.live/mib, tc.roots/mib, tc.base, got, tc.want)
