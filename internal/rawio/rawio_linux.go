@@ -5,6 +5,7 @@ package rawio
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -60,20 +61,88 @@ func (l listener) Accept() (net.Conn, error) {
 	return WrapConn(nc), nil
 }
 
-// retry runs one non-blocking call until it is not interrupted. It reports whether the caller is done
-// (false: the call would block, and RawConn waits for the socket to be ready, then calls again).
-func retry(call func() (uintptr, syscall.Errno), n *int, errno *syscall.Errno) bool {
+// op is one system call's buffer, address and results. Ops are pooled and their callbacks are method values
+// made once, so a read or write allocates nothing of its own.
+type op struct {
+	b     []byte
+	rsa   syscall.RawSockaddrAny // recvfrom's source, sendto's destination
+	alen  uint32                 // recvfrom's address length
+	sl    uintptr                // sendto's address length
+	n     int
+	errno syscall.Errno
+
+	recvfrom, sendto, read, write func(fd uintptr) bool
+}
+
+var ops = sync.Pool{New: func() any {
+	o := new(op)
+	o.recvfrom, o.sendto, o.read, o.write = o.doRecvfrom, o.doSendto, o.doRead, o.doWrite
+	return o
+}}
+
+func getOp(b []byte) *op {
+	o := ops.Get().(*op)
+	o.b, o.n, o.errno = b, 0, 0
+	return o
+}
+
+func (o *op) put() {
+	o.b = nil
+	ops.Put(o)
+}
+
+// The do methods are syscall.RawConn callbacks: each makes its call until it is not interrupted, and
+// returns false when the socket is not ready (EAGAIN), so that RawConn waits for it and calls again.
+
+func (o *op) doRecvfrom(fd uintptr) bool {
 	for {
-		r, e := call()
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
+		o.alen = syscall.SizeofSockaddrAny
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, bufPtr(o.b), uintptr(len(o.b)), 0,
+			uintptr(unsafe.Pointer(&o.rsa)), uintptr(unsafe.Pointer(&o.alen)))
+		if e != syscall.EINTR {
+			o.n, o.errno = int(r), e
+			return e != syscall.EAGAIN
 		}
-		*n, *errno = int(r), e
-		return true
 	}
+}
+
+func (o *op) doSendto(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(o.b), uintptr(len(o.b)), 0,
+			uintptr(unsafe.Pointer(&o.rsa)), o.sl)
+		if e != syscall.EINTR {
+			o.n, o.errno = int(r), e
+			return e != syscall.EAGAIN
+		}
+	}
+}
+
+func (o *op) doRead(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, bufPtr(o.b), uintptr(len(o.b)))
+		if e != syscall.EINTR {
+			o.n, o.errno = int(r), e
+			return e != syscall.EAGAIN
+		}
+	}
+}
+
+// doWrite writes all of o.b, o.n counting what went out, unless an error stops it.
+func (o *op) doWrite(fd uintptr) bool {
+	for o.n < len(o.b) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(o.b[o.n:]), uintptr(len(o.b)-o.n))
+		switch e {
+		case 0:
+			o.n += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // the socket buffer is full: wait until it drains
+		default:
+			o.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // opError builds what the net package would return: an *net.OpError around the errno or the poller's
@@ -104,23 +173,12 @@ type packetConn struct {
 
 // ReadFrom implements net.PacketConn with recvfrom(2).
 func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	var (
-		n     int
-		errno syscall.Errno
-		rsa   syscall.RawSockaddrAny
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		return retry(func() (uintptr, syscall.Errno) {
-			alen := uint32(syscall.SizeofSockaddrAny)
-			r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, bufPtr(b), uintptr(len(b)), 0,
-				uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&alen)))
-			return r, e
-		}, &n, &errno)
-	})
-	if err := opError("read", "udp", c.LocalAddr(), nil, err, errno); err != nil {
+	o := getOp(b)
+	defer o.put()
+	if err := opError("read", "udp", c.LocalAddr(), nil, c.rc.Read(o.recvfrom), o.errno); err != nil {
 		return 0, nil, err
 	}
-	return n, udpAddr(&rsa), nil
+	return o.n, udpAddr(&o.rsa), nil
 }
 
 // WriteTo implements net.PacketConn with sendto(2).
@@ -129,23 +187,13 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !ok || ua == nil {
 		return c.UDPConn.WriteTo(b, addr)
 	}
-	var rsa syscall.RawSockaddrAny
-	sl := sockaddr(c.family, ua, &rsa)
-	sa := unsafe.Pointer(&rsa)
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := c.rc.Write(func(fd uintptr) bool {
-		return retry(func() (uintptr, syscall.Errno) {
-			r, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, bufPtr(b), uintptr(len(b)), 0, uintptr(sa), sl)
-			return r, e
-		}, &n, &errno)
-	})
-	if err := opError("write", "udp", c.LocalAddr(), addr, err, errno); err != nil {
+	o := getOp(b)
+	defer o.put()
+	o.sl = sockaddr(c.family, ua, &o.rsa)
+	if err := opError("write", "udp", c.LocalAddr(), addr, c.rc.Write(o.sendto), o.errno); err != nil {
 		return 0, err
 	}
-	return n, nil
+	return o.n, nil
 }
 
 // sockaddr fills rsa with ua's address as sendto(2) on a socket of the given family takes it, and returns
@@ -207,45 +255,21 @@ func (c *conn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	var (
-		n     int
-		errno syscall.Errno
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		return retry(func() (uintptr, syscall.Errno) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, bufPtr(b), uintptr(len(b)))
-			return r, e
-		}, &n, &errno)
-	})
-	if err := opError("read", "tcp", c.LocalAddr(), c.RemoteAddr(), err, errno); err != nil {
+	o := getOp(b)
+	defer o.put()
+	if err := opError("read", "tcp", c.LocalAddr(), c.RemoteAddr(), c.rc.Read(o.read), o.errno); err != nil {
 		return 0, err
 	}
-	if n == 0 {
+	if o.n == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
+	return o.n, nil
 }
 
 // Write implements net.Conn with write(2), writing all of b unless an error or deadline stops it.
 func (c *conn) Write(b []byte) (int, error) {
-	var (
-		done  int
-		errno syscall.Errno
-	)
-	err := c.rc.Write(func(fd uintptr) bool {
-		for done < len(b) && errno == 0 {
-			var n int
-			if !retry(func() (uintptr, syscall.Errno) {
-				r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(b[done:]), uintptr(len(b)-done))
-				return r, e
-			}, &n, &errno) {
-				return false // the socket buffer is full: wait until it drains
-			}
-			if errno == 0 {
-				done += n
-			}
-		}
-		return true
-	})
-	return done, opError("write", "tcp", c.LocalAddr(), c.RemoteAddr(), err, errno)
+	o := getOp(b)
+	defer o.put()
+	err := opError("write", "tcp", c.LocalAddr(), c.RemoteAddr(), c.rc.Write(o.write), o.errno)
+	return o.n, err
 }
