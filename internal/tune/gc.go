@@ -9,28 +9,29 @@ import (
 	"runtime/metrics"
 )
 
-// HeapFloor is the heap size below which the collector does not run: GOGC is raised while the live heap is
-// so small that GOGC's own target would be lower.
+// HeapFloor is the daemon's heap floor: the heap size below which the collector does not run. GOGC is raised
+// while the live heap is so small that GOGC's own goal would be lower.
 const HeapFloor = 64 << 20
 
-// maxGCPercent bounds the GOGC the floor sets. The runtime never lets the heap goal fall under a minimum of
-// 4 MiB × GOGC/100, so with a higher GOGC a nearly empty heap would grow past the floor before its first
-// collection (seen: 190 MiB at GOGC 12,800); at this bound that minimum is the floor itself.
-const maxGCPercent = 100 * HeapFloor / (4 << 20)
+// runtimeMinGoal is the runtime's minimum heap goal at GOGC=100: it never lets the goal fall under
+// 4 MiB × GOGC/100.
+const runtimeMinGoal = 4 << 20
 
-// gcPercent is the GOGC that makes the heap goal max(HeapFloor, what base gives). The runtime's goal is
-// live + (live + roots) × GOGC/100, roots being the goroutine stacks and globals it scans.
-func gcPercent(live, roots uint64, base int) int {
+// gcPercent is the GOGC that makes the heap goal max(floor, what base gives). The runtime's goal is
+// live + (live + roots) × GOGC/100, roots being the goroutine stacks and globals it scans. It is at most
+// 100 × floor / 4 MiB, where the runtime's minimum goal reaches the floor: with a higher GOGC a nearly empty
+// heap would grow past the floor before its first collection (seen: 190 MiB at GOGC 12,800).
+func gcPercent(live, roots, floor uint64, base int) int {
 	scan := live + roots
-	if scan == 0 || base < 0 || live+scan*uint64(base)/100 >= HeapFloor {
+	if scan == 0 || base < 0 || live+scan*uint64(base)/100 >= floor {
 		return base
 	}
-	return max(base, int(min((HeapFloor-live)*100/scan, maxGCPercent)))
+	return max(base, int(min((floor-live)*100/scan, 100*floor/runtimeMinGoal)))
 }
 
-// startHeapFloor keeps GOGC at gcPercent after every collection until ctx ends, unless the operator set GOGC
+// StartHeapFloor keeps GOGC at gcPercent after every collection until ctx ends, unless the operator set GOGC
 // in the environment. It reports whether it runs.
-func startHeapFloor(ctx context.Context, log *slog.Logger) bool {
+func StartHeapFloor(ctx context.Context, log *slog.Logger, floor uint64) bool {
 	if os.Getenv("GOGC") != "" {
 		return false
 	}
@@ -39,7 +40,7 @@ func startHeapFloor(ctx context.Context, log *slog.Logger) bool {
 	if base < 0 {
 		return false
 	}
-	log.Info("garbage collector keeps a heap floor", "heap_floor_mib", HeapFloor>>20, "gogc", base)
+	log.Info("garbage collector keeps a heap floor", "heap_floor_mib", floor>>20, "gogc", base)
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 	cur := base
 	var after func()
@@ -56,7 +57,7 @@ func startHeapFloor(ctx context.Context, log *slog.Logger) bool {
 			}
 		}
 		if v[0] > 0 {
-			if p := gcPercent(v[0], v[1]+v[2], base); p != cur {
+			if p := gcPercent(v[0], v[1]+v[2], floor, base); p != cur {
 				cur = p
 				debug.SetGCPercent(p)
 			}

@@ -26,10 +26,10 @@ func TestGCPercent(t *testing.T) {
 		{8 * mib, 0, 1000, 1000},
 		{0, 0, 100, 100}, // nothing measured
 		{mib, 0, -1, -1}, // collection off stays off
-		{1, 0, 100, maxGCPercent},
+		{1, 0, 100, 100 * HeapFloor / runtimeMinGoal},
 		{1, 0, 2000, 2000},
 	} {
-		if got := gcPercent(tc.live, tc.roots, tc.base); got != tc.want {
+		if got := gcPercent(tc.live, tc.roots, HeapFloor, tc.base); got != tc.want {
 			t.Errorf("gcPercent(%d MiB, %d MiB, %d) = %d, want %d", tc.live/mib, tc.roots/mib, tc.base, got, tc.want)
 		}
 	}
@@ -60,7 +60,7 @@ func TestHeapFloorFollowsCollections(t *testing.T) {
 	t.Setenv("GOGC", "") // as when the operator did not set it
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if !startHeapFloor(ctx, slog.New(slog.NewTextHandler(io.Discard, nil))) {
+	if !StartHeapFloor(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), HeapFloor) {
 		t.Fatal("startHeapFloor did not run")
 	}
 	waitGOGC(t, func(p int) bool { return p > 300 }, "above 300 (a live heap under 16 MiB)")
@@ -70,7 +70,7 @@ func TestHeapFloorFollowsCollections(t *testing.T) {
 
 func TestHeapFloorRespectsEnvironment(t *testing.T) {
 	t.Setenv("GOGC", "100")
-	if startHeapFloor(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))) {
+	if StartHeapFloor(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), HeapFloor) {
 		t.Fatal("startHeapFloor ran although GOGC was set")
 	}
 }

@@ -20,5 +20,5 @@ import (
 // Start adapts the runtime until ctx ends.
 func Start(ctx context.Context, log *slog.Logger) {
 	startProcs(ctx, log)
-	startHeapFloor(ctx, log)
+	StartHeapFloor(ctx, log, HeapFloor)
 }
