@@ -21,17 +21,7 @@ func WrapPacketConn(pc net.PacketConn) net.PacketConn {
 	if err != nil {
 		return pc
 	}
-	c := &packetConn{UDPConn: uc, rc: rc, family: syscall.AF_INET}
-	if err := rc.Control(func(fd uintptr) {
-		if sa, err := syscall.Getsockname(int(fd)); err == nil {
-			if _, v6 := sa.(*syscall.SockaddrInet6); v6 {
-				c.family = syscall.AF_INET6
-			}
-		}
-	}); err != nil {
-		return pc
-	}
-	return c
+	return &packetConn{UDPConn: uc, rc: rc}
 }
 
 // WrapConn returns a *net.TCPConn with raw Read and Write; any other conn is returned as it is. All other
@@ -167,8 +157,7 @@ func bufPtr(b []byte) uintptr {
 
 type packetConn struct {
 	*net.UDPConn
-	rc     syscall.RawConn
-	family int // the socket's: AF_INET6 sockets take IPv4 destinations as mapped addresses
+	rc syscall.RawConn
 }
 
 // ReadFrom implements net.PacketConn with recvfrom(2).
@@ -189,18 +178,18 @@ func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	o := getOp(b)
 	defer o.put()
-	o.sl = sockaddr(c.family, ua, &o.rsa)
+	o.sl = sockaddr(ua, &o.rsa)
 	if err := opError("write", "udp", c.LocalAddr(), addr, c.rc.Write(o.sendto), o.errno); err != nil {
 		return 0, err
 	}
 	return o.n, nil
 }
 
-// sockaddr fills rsa with ua's address as sendto(2) on a socket of the given family takes it, and returns
-// its length.
-func sockaddr(family int, ua *net.UDPAddr, rsa *syscall.RawSockaddrAny) uintptr {
+// sockaddr fills rsa with ua's address as sendto(2) takes it, and returns its length. An IPv4 address goes
+// as AF_INET on any socket: Linux sends it from a dual-stack IPv6 socket too.
+func sockaddr(ua *net.UDPAddr, rsa *syscall.RawSockaddrAny) uintptr {
 	ap := ua.AddrPort()
-	if ip := ap.Addr(); family == syscall.AF_INET && (ip.Is4() || ip.Is4In6()) {
+	if ip := ap.Addr(); ip.Is4() || ip.Is4In6() {
 		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
 		sa.Family, sa.Addr = syscall.AF_INET, ip.Unmap().As4()
 		putPort(&sa.Port, ap.Port())

@@ -46,8 +46,8 @@ func TestPacketConnRoundTrip(t *testing.T) {
 	}
 }
 
-// A UDP socket bound to all addresses is IPv6 (dual stack) in Go: IPv4 destinations must reach it as
-// IPv4-mapped addresses.
+// A UDP socket bound to all addresses is IPv6 (dual stack) in Go; IPv4 destinations must be reachable from
+// it (the gateway's default SIP listeners may be such sockets).
 func TestPacketConnDualStackToIPv4(t *testing.T) {
 	pc, err := net.ListenPacket("udp", ":0")
 	if err != nil {
