@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"runtime"
-	"syscall"
 	"time"
 )
 
@@ -41,7 +40,7 @@ type Adapter struct {
 // process has one CPU only. It reports whether it runs.
 func startProcs(ctx context.Context, log *slog.Logger) bool {
 	max := runtime.GOMAXPROCS(0)
-	if os.Getenv("GOMAXPROCS") != "" || max < 2 {
+	if os.Getenv("GOMAXPROCS") != "" || max < 2 || !canMeasureCPU {
 		return false
 	}
 	a := &Adapter{Max: max, Interval: procsInterval, Hold: procsHold, Log: log}
@@ -101,13 +100,4 @@ func maxOf(xs []int) int {
 		m = max(m, x)
 	}
 	return m
-}
-
-// processCPU is the user and system CPU time of the whole process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

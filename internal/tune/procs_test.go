@@ -125,6 +125,9 @@ func TestProcsRespectEnvironment(t *testing.T) {
 }
 
 func TestProcessCPU(t *testing.T) {
+	if !canMeasureCPU {
+		t.Skip("this system has no process CPU time here; the Adapter does not run on it")
+	}
 	before := processCPU()
 	end := time.Now().Add(30 * time.Millisecond)
 	x := 0
