@@ -39,12 +39,12 @@ type Adapter struct {
 // startProcs runs an Adapter until ctx ends, unless the operator fixed GOMAXPROCS in the environment or the
 // process has one CPU only. It reports whether it runs.
 func startProcs(ctx context.Context, log *slog.Logger) bool {
-	max := runtime.GOMAXPROCS(0)
-	if os.Getenv("GOMAXPROCS") != "" || max < 2 || !canMeasureCPU {
+	limit := runtime.GOMAXPROCS(0) // Go's default: the CPUs, or the cgroup's quota
+	if os.Getenv("GOMAXPROCS") != "" || limit < 2 || !canMeasureCPU {
 		return false
 	}
-	a := &Adapter{Max: max, Interval: procsInterval, Hold: procsHold, Log: log}
-	log.Info("GOMAXPROCS adapts to the load", "min", 1, "max", max)
+	a := &Adapter{Max: limit, Interval: procsInterval, Hold: procsHold, Log: log}
+	log.Info("GOMAXPROCS adapts to the load", "min", 1, "max", limit)
 	go a.Run(ctx)
 	return true
 }
