@@ -9,5 +9,6 @@
 // gained by telling the scheduler about it. When a call would block, the goroutine waits in the runtime's
 // network poller exactly as with the net package (syscall.RawConn), deadlines included.
 //
-// On systems other than Linux the wrappers return what they are given.
+// On systems other than Linux, and on 32-bit x86 Linux (whose socket calls go through socketcall(2)), the
+// wrappers return what they are given.
 package rawio
