@@ -2,6 +2,7 @@ package msrp
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/msrpgw/msrpgw/internal/rawio"
 )
 
 // conn is one transport connection: a reader goroutine (parsing, routing, handler calls) and a writer
@@ -34,6 +37,9 @@ type conn struct {
 	closed   bool
 	closeErr error
 	unbound  *time.Timer
+
+	rxRaw net.Conn  // the TCP connection whose receive timestamps Received uses (Config.RxTimestamps), or nil
+	rx    time.Time // reader goroutine only: when the frame being handled arrived (Config.RxTimestamps)
 }
 
 // frame is one queued outgoing frame.
@@ -86,7 +92,7 @@ func newConn(e *Endpoint, nc net.Conn, key string) *conn {
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		ip = h
 	}
-	return &conn{
+	c := &conn{
 		e: e, nc: nc, remote: remote, ip: ip, key: key, dialled: key != "",
 		log:      e.log.With("remote", remote),
 		wake:     make(chan struct{}, 1),
@@ -95,6 +101,26 @@ func newConn(e *Endpoint, nc net.Conn, key string) *conn {
 		txs:      make(map[string]*tx),
 		sessions: make(map[*Session]struct{}),
 	}
+	if e.cfg.RxTimestamps {
+		raw := nc
+		if tc, ok := nc.(*tls.Conn); ok {
+			raw = tc.NetConn()
+		}
+		if rawio.EnableRxTimestamps(raw) {
+			c.rxRaw = raw
+		}
+	}
+	return c
+}
+
+// received is when the frame just read arrived: the kernel's timestamp of the newest bytes read, or now.
+func (c *conn) received() time.Time {
+	if c.rxRaw != nil {
+		if t := rawio.RxTime(c.rxRaw); !t.IsZero() {
+			return t
+		}
+	}
+	return time.Now()
 }
 
 // start runs the reader and writer goroutines (the caller did e.wg.Add(2)).
@@ -498,6 +524,9 @@ func (c *conn) readLoop() {
 			}
 			break
 		}
+		if c.e.cfg.RxTimestamps {
+			c.rx = c.received()
+		}
 		c.handle(m)
 	}
 	c.shutdown(err)
@@ -630,6 +659,7 @@ func (c *conn) handle(m *Message) {
 			FailureReport: m.FailureReport(),
 			FromPath:      m.FromPath,
 			Chunks:        res.chunks,
+			Received:      c.rx,
 		}
 		for _, h := range res.first.Headers {
 			if isMIMEHeader(h.Name) {

@@ -31,6 +31,10 @@ type Config struct {
 	TLSConfig          *tls.Config   // server side for msrps listeners
 	ClientTLSConfig    *tls.Config   // for dialling msrps peers
 	Logger             *slog.Logger  // nil = discard
+	// RxTimestamps sets Incoming.Received on every message: the kernel's receive time of the bytes that
+	// completed it (SO_TIMESTAMPNS, Linux; read with recvmsg, a little dearer than read), else the time it
+	// was parsed. For measuring latency (cmd/msrpgw-load); the gateway leaves it off.
+	RxTimestamps bool
 	// OnRefused, when set, is told of every request or connection the stack refuses on its own (connection
 	// bounds, 481, 403, 506, chunk limits), so an application can count them. code is the MSRP status sent
 	// (0 for a refused connection). It is called from the stack's goroutines and must not block.

@@ -741,6 +741,48 @@ func TestEndpointTLS(t *testing.T) {
 	}
 }
 
+// With RxTimestamps every delivered message says when it arrived, on the dialled and the accepted side, over
+// TCP and TLS (from the kernel where rawio can read its timestamps); without it Received stays zero.
+func TestEndpointRxTimestamps(t *testing.T) {
+	kernel := runtime.GOOS == "linux" && runtime.GOARCH != "386" // where internal/rawio stamps reads
+	srv, cli := selfSigned(t)
+	for _, secure := range []bool{false, true} {
+		cfg := Config{RxTimestamps: true, TLSConfig: srv, ClientTLSConfig: cli}
+		ea, eb := newEP(t, cfg, secure), newEP(t, cfg, secure)
+		ha, hb := newRec(), newRec()
+		a, b := pair(t, ea, eb, ha, hb)
+		for i, dir := range []struct {
+			from *Session
+			to   *recHandler
+		}{{a, hb}, {b, ha}, {a, hb}} {
+			before := time.Now()
+			if r := sendWait(t, dir.from, &Outgoing{ContentType: "text/plain", Body: []byte("hi")}); r.StatusCode != 200 {
+				t.Fatalf("secure=%v send %d: %+v", secure, i, r)
+			}
+			m := recv(t, dir.to.msgs, "message")
+			if m.Received.Before(before) || m.Received.After(time.Now()) {
+				t.Fatalf("secure=%v message %d: Received %v, sent at %v", secure, i, m.Received, before)
+			}
+		}
+		for _, e := range []*Endpoint{ea, eb} {
+			e.mu.Lock()
+			for c := range e.conns {
+				if kernel && c.rxRaw == nil {
+					t.Errorf("secure=%v: connection to %s reads without kernel timestamps", secure, c.remote)
+				}
+			}
+			e.mu.Unlock()
+		}
+	}
+	ea, eb := newEP(t, Config{}, false), newEP(t, Config{}, false)
+	ha, hb := newRec(), newRec()
+	a, _ := pair(t, ea, eb, ha, hb)
+	sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("hi")})
+	if m := recv(t, hb.msgs, "message"); !m.Received.IsZero() {
+		t.Fatalf("Received %v without RxTimestamps", m.Received)
+	}
+}
+
 func TestEndpointReleasesGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {

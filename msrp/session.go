@@ -57,6 +57,9 @@ type Incoming struct {
 	FailureReport string // "yes", "partial", "no"
 	FromPath      []URI
 	Chunks        int
+	// Received is when the last chunk arrived, with Config.RxTimestamps (zero without): the kernel's
+	// receive time of the newest bytes read by then, so a little late when the same read brought more.
+	Received time.Time
 }
 
 // Report is a received REPORT.

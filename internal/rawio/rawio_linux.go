@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !386
 
 package rawio
 
@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -61,12 +63,17 @@ type op struct {
 	n     int
 	errno syscall.Errno
 
-	recvfrom, sendto, read, write func(fd uintptr) bool
+	// recvmsg's header, buffer vector and control buffer (receive timestamps)
+	msg syscall.Msghdr
+	iov syscall.Iovec
+	oob [64]byte
+
+	recvfrom, sendto, read, write, recvmsg func(fd uintptr) bool
 }
 
 var ops = sync.Pool{New: func() any {
 	o := new(op)
-	o.recvfrom, o.sendto, o.read, o.write = o.doRecvfrom, o.doSendto, o.doRead, o.doWrite
+	o.recvfrom, o.sendto, o.read, o.write, o.recvmsg = o.doRecvfrom, o.doSendto, o.doRead, o.doWrite, o.doRecvmsg
 	return o
 }}
 
@@ -115,6 +122,46 @@ func (o *op) doRead(fd uintptr) bool {
 			return e != syscall.EAGAIN
 		}
 	}
+}
+
+// doRecvmsg reads like doRead, with the control messages (the receive timestamp) in o.oob; o.msg's
+// Controllen says how much of it the kernel filled.
+func (o *op) doRecvmsg(fd uintptr) bool {
+	for {
+		o.iov.Base = nil
+		if len(o.b) > 0 {
+			o.iov.Base = &o.b[0]
+		}
+		o.iov.SetLen(len(o.b))
+		o.msg = syscall.Msghdr{Iov: &o.iov}
+		o.msg.Iovlen = 1
+		o.msg.Control = &o.oob[0]
+		o.msg.SetControllen(len(o.oob))
+		r, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&o.msg)), 0)
+		if e != syscall.EINTR {
+			o.n, o.errno = int(r), e
+			return e != syscall.EAGAIN
+		}
+	}
+}
+
+// rxTimestamp returns the SCM_TIMESTAMPNS control message of the last recvmsg, in nanoseconds since the
+// Unix epoch, or 0 when there is none.
+func (o *op) rxTimestamp() int64 {
+	oob := o.oob[:min(int(o.msg.Controllen), len(o.oob))]
+	for len(oob) >= syscall.SizeofCmsghdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < syscall.SizeofCmsghdr || int(h.Len) > len(oob) {
+			return 0
+		}
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS &&
+			int(h.Len) >= syscall.CmsgLen(int(unsafe.Sizeof(syscall.Timespec{}))) {
+			ts := (*syscall.Timespec)(unsafe.Pointer(&oob[syscall.CmsgLen(0)]))
+			return ts.Nano()
+		}
+		oob = oob[min(syscall.CmsgSpace(int(h.Len)-syscall.CmsgLen(0)), len(oob)):]
+	}
+	return 0
 }
 
 // doWrite writes all of o.b, o.n counting what went out, unless an error stops it.
@@ -236,18 +283,57 @@ func udpAddr(rsa *syscall.RawSockaddrAny) *net.UDPAddr {
 
 type conn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	rx   bool         // receive timestamps on: Read uses recvmsg (set before the first Read)
+	rxNs atomic.Int64 // the newest receive timestamp, ns since the Unix epoch
 }
 
-// Read implements net.Conn with read(2).
+// EnableRxTimestamps makes the kernel timestamp what arrives on nc, a connection from WrapConn or
+// WrapListener, and nc's reads use recvmsg(2) to collect the timestamps for RxTime. Call it before the first
+// Read. It reports false, and changes nothing, for any other connection or when the socket refuses.
+func EnableRxTimestamps(nc net.Conn) bool {
+	c, ok := nc.(*conn)
+	if !ok {
+		return false
+	}
+	var serr error
+	if err := c.rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+	}); err != nil || serr != nil {
+		return false
+	}
+	c.rx = true
+	return true
+}
+
+// RxTime is when the kernel received the newest data nc's last read returned (SO_TIMESTAMPNS); the zero Time
+// when that is unknown: before the first read, when EnableRxTimestamps was not called on nc, or for data that
+// came before the kernel started stamping (it turns timestamping on shortly after the first request).
+func RxTime(nc net.Conn) time.Time {
+	if c, ok := nc.(*conn); ok {
+		if ns := c.rxNs.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+	}
+	return time.Time{}
+}
+
+// Read implements net.Conn with read(2), or recvmsg(2) with receive timestamps on.
 func (c *conn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
 	o := getOp(b)
 	defer o.put()
-	if err := opError("read", "tcp", c.LocalAddr(), c.RemoteAddr(), c.rc.Read(o.read), o.errno); err != nil {
+	call := o.read
+	if c.rx {
+		call = o.recvmsg
+	}
+	if err := opError("read", "tcp", c.LocalAddr(), c.RemoteAddr(), c.rc.Read(call), o.errno); err != nil {
 		return 0, err
+	}
+	if c.rx && o.n > 0 {
+		c.rxNs.Store(o.rxTimestamp()) // 0 (unknown) when the kernel did not stamp this data
 	}
 	if o.n == 0 {
 		return 0, io.EOF

@@ -1,8 +1,11 @@
-//go:build !linux
+//go:build !linux || 386
 
 package rawio
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // WrapPacketConn returns pc unchanged on this system.
 func WrapPacketConn(pc net.PacketConn) net.PacketConn { return pc }
@@ -12,3 +15,9 @@ func WrapConn(nc net.Conn) net.Conn { return nc }
 
 // WrapListener returns ln unchanged on this system.
 func WrapListener(ln net.Listener) net.Listener { return ln }
+
+// EnableRxTimestamps reports false: receive timestamps are collected on Linux only.
+func EnableRxTimestamps(nc net.Conn) bool { return false }
+
+// RxTime returns the zero Time on this system.
+func RxTime(nc net.Conn) time.Time { return time.Time{} }

@@ -173,6 +173,64 @@ func TestConnDeadlinesAndPeerGone(t *testing.T) {
 	}
 }
 
+// With receive timestamps on, reads still return the stream intact (EOF included) and RxTime is the kernel's
+// arrival time of the newest data read: after the peer started writing, before the read returned.
+func TestConnRxTimestamps(t *testing.T) {
+	client, server := tcpPair(t)
+	if !EnableRxTimestamps(server) {
+		if isLinux {
+			t.Fatal("EnableRxTimestamps refused a wrapped TCP connection")
+		}
+		if !RxTime(server).IsZero() {
+			t.Fatal("RxTime without timestamps is not zero")
+		}
+		return
+	}
+	if !RxTime(server).IsZero() {
+		t.Fatal("RxTime before any read is not zero")
+	}
+	if EnableRxTimestamps(&net.TCPConn{}) {
+		t.Fatal("EnableRxTimestamps took a connection it did not wrap")
+	}
+	// The kernel switches timestamping on a moment after it is first asked to (a deferred static key), so
+	// data may come unstamped at first: send until some is stamped, then every later read must be.
+	var last time.Time
+	stamped := 0
+	for i := 0; stamped < 3; i++ {
+		if i == 200 {
+			t.Fatal("no read carried a receive timestamp")
+		}
+		before := time.Now()
+		msg := bytes.Repeat([]byte{byte('a' + i%26)}, 100+i)
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(server, got); err != nil {
+			t.Fatal(err)
+		}
+		after := time.Now()
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("read %q, want %q", got, msg)
+		}
+		rx := RxTime(server)
+		if rx.IsZero() && stamped == 0 {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if rx.Before(before) || rx.After(after) || !rx.After(last) {
+			t.Fatalf("message %d: RxTime %v, want within [%v, %v] and after %v", i, rx, before, after, last)
+		}
+		last = rx
+		stamped++
+		time.Sleep(2 * time.Millisecond)
+	}
+	client.Close()
+	if n, err := server.Read(make([]byte, 16)); n != 0 || err != io.EOF {
+		t.Fatalf("Read after the peer closed = %d, %v, want io.EOF", n, err)
+	}
+}
+
 // BenchmarkPacketConn is one datagram out and in over loopback, of a SIP MESSAGE's size, with the net
 // package's calls and with this package's.
 func BenchmarkPacketConn(b *testing.B) {
