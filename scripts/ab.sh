@@ -30,8 +30,11 @@ for _ in $(seq "$n"); do
     printf '%s\n' "$out" | python3 -c '
 import json, sys
 d = json.load(sys.stdin); g = d["gateway_process"]
-flows = " ".join("%s lost=%d reordered=%d p50=%.2f p99=%.2f delivered=%.0f/s" % (k, f["lost"], f["reordered"],
-    f["latency"]["p50_ms"], f["latency"]["p99_ms"], f["delivered_rate"]) for k, f in d["flows"].items())
+def wire(f):
+    w = f.get("wire_latency")
+    return " wire_p50=%.2f wire_p99=%.2f" % (w["p50_ms"], w["p99_ms"]) if w else ""
+flows = " ".join("%s lost=%d reordered=%d p50=%.2f p99=%.2f%s delivered=%.0f/s" % (k, f["lost"], f["reordered"],
+    f["latency"]["p50_ms"], f["latency"]["p99_ms"], wire(f), f["delivered_rate"]) for k, f in d["flows"].items())
 print(sys.argv[1], "cpu_us_per_msg=%.1f" % g["cpu_us_per_msg"], "rss_max=%dMiB" % (g["rss_kib_max"] // 1024), flows,
     "tool_cpu_ms=%d" % d.get("tool_cpu_ms", 0))
 ' "$(basename "$gw")"

@@ -143,6 +143,7 @@ type loader struct {
 	flows map[flowID]*flowStats
 	page  *pageSide
 	sess  *sessionSide
+	wire  *wireClock
 
 	mu     sync.Mutex
 	chats  []*chat
@@ -168,7 +169,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	l := &loader{cfg: cfg, start: time.Now(), flows: make(map[flowID]*flowStats), setups: newSetupStats(), churn: newSetupStats()}
+	l := &loader{cfg: cfg, start: time.Now(), flows: make(map[flowID]*flowStats), setups: newSetupStats(),
+		churn: newSetupStats(), wire: newWireClock()}
 	for _, f := range cfg.flows() {
 		l.flows[f] = newFlowStats(cfg.Sessions)
 	}
@@ -178,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		l.warmed[i] = make(chan struct{})
 	}
 	var err error
-	if l.page, err = newPageSide(cfg.GW, cfg.Transport, l.pageReceived); err != nil {
+	if l.page, err = newPageSide(cfg.GW, cfg.Transport, l.pageReceived, l.wire); err != nil {
 		return nil, err
 	}
 	defer l.page.close()
@@ -343,7 +345,7 @@ func (l *loader) pageReceived(req *sip.Request) int {
 	st, err := parseBody(req.Body())
 	if f := l.flows[msrpToMsg]; f != nil {
 		if err == nil && st.flow == msrpToMsg {
-			f.received(st, now)
+			f.received(st, now, -1) // no wire latency: the phones' UA reads through sipgo
 		} else {
 			f.receivedForeign() // notifications and anything else the gateway generated
 		}
@@ -367,7 +369,11 @@ func (l *loader) msrpReceived(c *chat, m *msrp.Incoming) int {
 			l.mu.Unlock()
 		}
 	case err == nil && st.flow == msgToMSRP && l.flows[msgToMSRP] != nil:
-		l.flows[msgToMSRP].received(st, now)
+		wire, ok := l.wire.latency(st, m.Received)
+		if !ok {
+			wire = -1
+		}
+		l.flows[msgToMSRP].received(st, now, wire)
 	default:
 		if f := l.flows[msgToMSRP]; f != nil {
 			f.receivedForeign()

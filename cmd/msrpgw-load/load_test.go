@@ -132,6 +132,15 @@ func TestRealGatewayClean(t *testing.T) {
 				if f.Latency.N != int(want) || f.Latency.Max <= 0 || f.Latency.P50 > f.Latency.P99 {
 					t.Errorf("%s: latency %+v", name, f.Latency)
 				}
+				// The wire latency (MESSAGEs over UDP) spans part of each message's latency, so none of its
+				// quantiles can exceed the latency's.
+				w := f.WireLatency
+				if wired := name == "msg2msrp" && cfg.Transport == "udp"; wired != (w != nil) {
+					t.Fatalf("%s over %s: wire latency %+v", name, cfg.Transport, w)
+				}
+				if w != nil && (w.N != int(want) || w.P50 <= 0 || w.P50 > f.Latency.P50 || w.P99 > f.Latency.P99 || w.Max > f.Latency.Max) {
+					t.Errorf("%s: wire latency %+v against latency %+v", name, *w, f.Latency)
+				}
 			}
 		})
 	}

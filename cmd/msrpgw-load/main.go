@@ -139,6 +139,10 @@ func printReport(w io.Writer, r *Report) {
 			n, f.Sent, f.AchievedRate, f.SendErrors, f.Delivered, f.DeliveredRate, f.Lost, f.Duplicated, f.Reordered, f.Foreign)
 		fmt.Fprintf(w, "  latency p50 %.3f p90 %.3f p99 %.3f max %.3f ms; final responses %v, none %d\n",
 			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max, f.Responses, f.NoResponse)
+		if wl := f.WireLatency; wl != nil {
+			fmt.Fprintf(w, "  wire latency p50 %.3f p90 %.3f p99 %.3f max %.3f ms (%d of %d messages)\n",
+				wl.P50, wl.P90, wl.P99, wl.Max, wl.N, f.Delivered)
+		}
 	}
 	if c := r.Churn; c != nil {
 		fmt.Fprintf(w, "churn: %d ok, %d failed %v, each p50 %.2f p99 %.2f ms; byes %d (failed %d)\n",

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -17,10 +18,11 @@ type pageSide struct {
 }
 
 // newPageSide starts the phones' UA. onMessage gets each MESSAGE the gateway delivers and returns the code to
-// answer with.
-func newPageSide(gw, transport string, onMessage func(req *sip.Request) int) (*pageSide, error) {
+// answer with; clock learns when each MESSAGE leaves over UDP.
+func newPageSide(gw, transport string, onMessage func(req *sip.Request) int, clock *wireClock) (*pageSide, error) {
 	p := &pageSide{gw: gw, transport: transport}
 	u, err := newSIPUA("msrpgw-load-phones", func(u *sipUA) {
+		u.pc = clockedConn{PacketConn: u.pc, clock: clock}
 		u.srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 			code := onMessage(req)
 			tx.Respond(sip.NewResponseFromRequest(req, code, reason(code), nil))
@@ -54,6 +56,10 @@ func (p *pageSide) send(ctx context.Context, fromURI, toURI, body string, done f
 	req.SetDestination(p.gw)
 	if strings.EqualFold(p.transport, "tcp") {
 		req.SetTransport("TCP")
+	} else if la, ok := p.pc.LocalAddr().(*net.UDPAddr); ok {
+		// Out of the phones' listening socket, as a phone sends (and through clockedConn), not a socket
+		// sipgo would open for the destination.
+		req.Laddr = sip.Addr{IP: la.IP, Port: la.Port}
 	}
 	tx, err := p.client.TransactionRequest(ctx, req)
 	if err != nil {

@@ -112,8 +112,9 @@ func newSessionSide(gw, transport string, connPerSession bool, log *slog.Logger)
 }
 
 func (s *sessionSide) msrpConfig() msrp.Config {
-	// A deep write queue: open-loop senders queue SENDs faster than one round trip.
-	return msrp.Config{CheckFromPath: true, WriteQueue: 1 << 16, Logger: s.log}
+	// A deep write queue: open-loop senders queue SENDs faster than one round trip. Receive timestamps for
+	// the wire latency (wire.go).
+	return msrp.Config{CheckFromPath: true, WriteQueue: 1 << 16, Logger: s.log, RxTimestamps: true}
 }
 
 func (s *sessionSide) close() {

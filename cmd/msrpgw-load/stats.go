@@ -39,6 +39,7 @@ type flowStats struct {
 	foreign   int64 // messages received that do not carry a stamp of this flow
 	recv      []recvState
 	lat       []int64
+	wire      []int64 // wire latencies, where both ends are known (wire.go)
 	firstSend time.Duration
 	lastSend  time.Duration
 	lastRecv  time.Duration
@@ -86,8 +87,9 @@ func (f *flowStats) final(code int) {
 	f.mu.Unlock()
 }
 
-// received records a message that came out of the gateway at now (since the run's start).
-func (f *flowStats) received(s stamp, now time.Duration) {
+// received records a message that came out of the gateway at now (since the run's start), with its wire
+// latency (negative: unknown).
+func (f *flowStats) received(s stamp, now, wire time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if s.session >= len(f.recv) {
@@ -112,6 +114,9 @@ func (f *flowStats) received(s stamp, now time.Duration) {
 	}
 	if len(f.lat) < maxLatencySamples {
 		f.lat = append(f.lat, int64(now)-s.sentNs)
+		if wire >= 0 {
+			f.wire = append(f.wire, int64(wire))
+		}
 	}
 	f.lastRecv = now
 }
@@ -159,6 +164,7 @@ type FlowReport struct {
 	AchievedRate  float64          `json:"achieved_rate"`  // sent per second over the sending span
 	DeliveredRate float64          `json:"delivered_rate"` // delivered per second from first send to last delivery
 	Latency       Latency          `json:"latency"`
+	WireLatency   *Latency         `json:"wire_latency,omitempty"` // MESSAGE→MSRP only (wire.go)
 	Responses     map[string]int64 `json:"final_responses"`
 	NoResponse    int64            `json:"no_final_response"`
 }
@@ -182,6 +188,10 @@ func (f *flowStats) report() FlowReport {
 		r.DeliveredRate = float64(f.delivered) / span.Seconds()
 	}
 	r.Latency = summarise(f.lat)
+	if len(f.wire) > 0 {
+		w := summarise(f.wire)
+		r.WireLatency = &w
+	}
 	return r
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestBodyRoundTrip(t *testing.T) {
@@ -41,9 +42,9 @@ func TestCounting(t *testing.T) {
 		f.sent(0)
 	}
 	for _, seq := range []int64{0, 2, 1, 2, 4} { // 1 late (reordered), 2 twice, 3 and 5 never
-		f.received(stamp{flow: msgToMSRP, session: 0, seq: seq}, 1)
+		f.received(stamp{flow: msgToMSRP, session: 0, seq: seq}, 1, -1)
 	}
-	f.received(stamp{flow: msgToMSRP, session: 9, seq: 0}, 1) // no such session
+	f.received(stamp{flow: msgToMSRP, session: 9, seq: 0}, 1, -1) // no such session
 	r := f.report()
 	if r.Delivered != 4 || r.Duplicated != 1 || r.Reordered != 1 || r.Lost != 2 || r.Foreign != 1 {
 		t.Errorf("%+v", r)
@@ -71,5 +72,35 @@ func TestParseGoroutines(t *testing.T) {
 	}
 	if _, err := parseGoroutines([]byte("go_goroutines many\n")); err == nil {
 		t.Fatal("a sample that is no number, and no error")
+	}
+}
+
+// The wire clock keeps the first write of each MESSAGE→MSRP request and ignores everything else it sees.
+func TestWireClock(t *testing.T) {
+	w := newWireClock()
+	msg := func(f flowID, session int, seq int64) []byte {
+		return []byte("MESSAGE sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: 30\r\n\r\n" +
+			stamp{flow: f, session: session, seq: seq, sentNs: 5}.format())
+	}
+	t0 := time.Unix(1000, 0)
+	w.wrote(msg(msgToMSRP, 1, 7), t0)
+	w.wrote(msg(msgToMSRP, 1, 7), t0.Add(time.Second)) // a retransmission
+	w.wrote(msg(msrpToMsg, 1, 8), t0)                  // another flow
+	w.wrote([]byte("SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"), t0)
+	if d, ok := w.latency(stamp{flow: msgToMSRP, session: 1, seq: 7}, t0.Add(300*time.Microsecond)); !ok || d != 300*time.Microsecond {
+		t.Fatalf("latency = %v, %v; want 300µs from the first write", d, ok)
+	}
+	if _, ok := w.latency(stamp{flow: msgToMSRP, session: 1, seq: 7}, t0); ok {
+		t.Fatal("a message's send time was used twice")
+	}
+	if _, ok := w.latency(stamp{flow: msgToMSRP, session: 1, seq: 8}, t0); ok {
+		t.Fatal("a MSRP→MESSAGE datagram was taken for a MESSAGE→MSRP request")
+	}
+	w.wrote(msg(msgToMSRP, 2, 0), t0)
+	if _, ok := w.latency(stamp{flow: msgToMSRP, session: 2, seq: 0}, time.Time{}); ok {
+		t.Fatal("a latency without a receive time")
+	}
+	if len(w.sent) != 0 {
+		t.Fatalf("%d send times left behind", len(w.sent))
 	}
 }

@@ -19,8 +19,8 @@ type sipUA struct {
 	addr   string // 127.0.0.1:port
 }
 
-// newSIPUA binds the ports and lets register install handlers before the first packet can arrive; start
-// begins serving.
+// newSIPUA binds the ports and lets register install handlers (and wrap pc) before the first packet can
+// arrive; then it serves.
 func newSIPUA(name string, register func(u *sipUA)) (*sipUA, error) {
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name))
 	if err != nil {
