@@ -29,7 +29,7 @@ func newWireClock() *wireClock { return &wireClock{sent: make(map[wireKey]int64)
 
 var msgToMSRPMark = []byte(bodyPrefix + " " + string(msgToMSRP) + " ")
 
-// wrote notes a datagram written at t; only the tool's MESSAGE→MSRP requests count, each at its first write
+// wrote notes a datagram written at t (or about to be); only the tool's MESSAGE→MSRP requests count, each at its first write
 // (a retransmission is not a new request).
 func (w *wireClock) wrote(b []byte, t time.Time) {
 	i := bytes.Index(b, []byte("\r\n\r\n"))
@@ -67,11 +67,9 @@ type clockedConn struct {
 	clock *wireClock
 }
 
+// WriteTo notes the datagram before writing it: over loopback its SEND can come out of the gateway before
+// this goroutine runs again.
 func (c clockedConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	t := time.Now()
-	n, err := c.PacketConn.WriteTo(b, addr)
-	if err == nil {
-		c.clock.wrote(b, t)
-	}
-	return n, err
+	c.clock.wrote(b, time.Now())
+	return c.PacketConn.WriteTo(b, addr)
 }
