@@ -23,6 +23,7 @@ type Config struct {
 	Mode             string        // msg2msrp | msrp2msg | both
 	Sessions         int           // gateway sessions the traffic is spread over
 	Rate             float64       // open loop: messages per second per flow, over all sessions (0 = unpaced)
+	Arrival          string        // open loop: even (every 1/Rate) | poisson (independent users; default even)
 	Window           int           // closed loop: requests outstanding per flow (0 = no bound)
 	Duration         time.Duration // sending time
 	Count            int64         // messages per session per flow (0 = until Duration); Duration still bounds the run
@@ -63,10 +64,15 @@ func (c *Config) check() error {
 		return bad("neither -rate (open loop) nor -window (closed loop) given")
 	case c.Transport != "udp" && c.Transport != "tcp":
 		return bad("transport %q is not udp or tcp", c.Transport)
+	case c.Arrival != "" && c.Arrival != "even" && c.Arrival != "poisson":
+		return bad("arrival %q is not even or poisson", c.Arrival)
 	case c.Setup != "invite" && c.Setup != "message":
 		return bad("setup %q is not invite or message", c.Setup)
 	case c.Duration <= 0:
 		return bad("duration %s, want > 0", c.Duration)
+	}
+	if c.Arrival == "" {
+		c.Arrival = "even"
 	}
 	if c.SetupConcurrency <= 0 {
 		c.SetupConcurrency = 100
@@ -106,6 +112,7 @@ type Report struct {
 	Window          int                   `json:"window"`
 	DurationS       float64               `json:"duration_s"`
 	SetupMode       string                `json:"setup_mode"`
+	Arrival         string                `json:"arrival"`
 	Setups          SetupReport           `json:"setups"`
 	Flows           map[string]FlowReport `json:"flows"`
 	Churn           *SetupReport          `json:"churn,omitempty"`
@@ -199,7 +206,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		Date: time.Now().UTC().Format(time.RFC3339), Gateway: cfg.GW, Mode: cfg.Mode, Transport: cfg.Transport,
 		Sessions: cfg.Sessions, Rate: cfg.Rate, Window: cfg.Window, DurationS: cfg.Duration.Seconds(),
-		SetupMode: cfg.Setup, Flows: make(map[string]FlowReport),
+		SetupMode: cfg.Setup, Arrival: cfg.Arrival, Flows: make(map[string]FlowReport),
 	}
 	if cfg.Idle > 0 {
 		rep.Mode = "idle"

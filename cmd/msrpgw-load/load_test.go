@@ -98,6 +98,7 @@ func TestRealGatewayClean(t *testing.T) {
 		cfg  Config
 	}{
 		{"both open loop udp session first", Config{Mode: "both", Sessions: 3, Rate: 150, Count: 20, Transport: "udp", Setup: "invite"}},
+		{"msg2msrp poisson arrivals", Config{Mode: "msg2msrp", Sessions: 5, Rate: 300, Arrival: "poisson", Count: 20, Transport: "udp", Setup: "invite"}},
 		{"msg2msrp closed loop tcp message first", Config{Mode: "msg2msrp", Sessions: 2, Window: 1, Count: 20, Transport: "tcp", Setup: "message"}},
 		{"msrp2msg own connections", Config{Mode: "msrp2msg", Sessions: 2, Window: 2, Count: 20, Transport: "udp", Setup: "invite", ConnPerSession: true}},
 	}
@@ -191,6 +192,7 @@ func TestConfigRefused(t *testing.T) {
 		{GW: "127.0.0.1:1", Mode: "both", Sessions: 1, Transport: "udp", Setup: "invite", Duration: time.Second},
 		{GW: "127.0.0.1:1", Mode: "both", Sessions: 1, Rate: 1, Transport: "sctp", Setup: "invite", Duration: time.Second},
 		{GW: "127.0.0.1:1", Mode: "both", Sessions: 1, Rate: 1, Transport: "udp", Setup: "carrier-pigeon", Duration: time.Second},
+		{GW: "127.0.0.1:1", Mode: "both", Sessions: 1, Rate: 1, Arrival: "bursty", Transport: "udp", Setup: "invite", Duration: time.Second},
 	} {
 		if _, err := Run(context.Background(), c); err == nil {
 			t.Errorf("%+v accepted", c)

@@ -49,6 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Mode, "mode", "msg2msrp", "msg2msrp | msrp2msg | both")
 	fs.IntVar(&cfg.Sessions, "sessions", 1, "gateway sessions to spread the messages over")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: messages per second per direction, over all sessions")
+	fs.StringVar(&cfg.Arrival, "arrival", "even", "open loop: even (one every 1/rate) | poisson (independent users: random gaps, mean 1/rate)")
 	fs.IntVar(&cfg.Window, "window", 0, "closed loop: requests outstanding per direction")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "sending time (idle soak: hold time)")
 	fs.Int64Var(&cfg.Count, "count", 0, "messages per session per direction (0 = until -duration)")
@@ -123,8 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // printReport writes the summary for a human.
 func printReport(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "%s  gw %s  mode %s  %s  sessions %d  rate %g  window %d  duration %gs  setup %s\n",
-		r.Date, r.Gateway, r.Mode, r.Transport, r.Sessions, r.Rate, r.Window, r.DurationS, r.SetupMode)
+	fmt.Fprintf(w, "%s  gw %s  mode %s  %s  sessions %d  rate %g (%s)  window %d  duration %gs  setup %s\n",
+		r.Date, r.Gateway, r.Mode, r.Transport, r.Sessions, r.Rate, r.Arrival, r.Window, r.DurationS, r.SetupMode)
 	s := r.Setups
 	fmt.Fprintf(w, "setups: %d ok, %d failed %v, %.1f ms (%.0f/s), each p50 %.2f p99 %.2f max %.2f ms; byes %d (failed %d)\n",
 		s.Count, s.Failures, s.Why, s.PhaseMs, s.PerSecond, s.Duration.P50, s.Duration.P99, s.Duration.Max, s.Byes, s.ByeFailure)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -72,11 +73,19 @@ func (l *loader) setupOne(ctx context.Context, i int) error {
 }
 
 // sendAll runs every flow's senders until Duration passes or each session sent Count messages.
+//
+// Open loop, Arrival even spaces a flow's messages evenly at Rate: shard k of K starts k/Rate after the
+// first, so the shards interleave instead of sending K messages at once every K/Rate (which the tool did
+// before: bursts that cost the gateway latency and saved it wake-ups); a second flow is offset by half a
+// period. Arrival poisson gives each shard exponential gaps, so the flow is the sum of K independent Poisson
+// senders: a Poisson process at Rate, as many independent users make.
 func (l *loader) sendAll(ctx context.Context) {
-	deadline := time.Now().Add(l.cfg.Duration)
+	start := time.Now()
+	deadline := start.Add(l.cfg.Duration)
 	shards := min(l.cfg.Sessions, maxShards)
+	flows := l.cfg.flows()
 	var wg sync.WaitGroup
-	for f := range l.flows {
+	for fi, f := range flows {
 		var sem chan struct{}
 		if l.cfg.Window > 0 {
 			sem = make(chan struct{}, l.cfg.Window)
@@ -86,22 +95,31 @@ func (l *loader) sendAll(ctx context.Context) {
 			for i := k; i < l.cfg.Sessions; i += shards {
 				own = append(own, i)
 			}
+			t0 := start.Add(shardOffset(k, fi, len(flows), l.cfg.Rate))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				l.shard(ctx, f, own, l.cfg.Rate/float64(shards), sem, deadline)
+				l.shard(ctx, f, own, l.cfg.Rate/float64(shards), t0, sem, deadline)
 			}()
 		}
 	}
 	wg.Wait()
 }
 
-// shard sends flow f's messages for its sessions, round robin: open loop at rate (each request on schedule,
-// never waiting for the previous one's answer) and/or closed loop through sem.
-func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, sem chan struct{}, deadline time.Time) {
+// shardOffset is when shard k of flow fi (of flows) starts sending, after the first: k periods of the flow's
+// rate, plus fi/flows of a period.
+func shardOffset(k, fi, flows int, rate float64) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	return time.Duration((float64(k) + float64(fi)/float64(flows)) / rate * float64(time.Second))
+}
+
+// shard sends flow f's messages for its sessions, round robin: open loop at rate from t0 (each request on
+// schedule, never waiting for the previous one's answer) and/or closed loop through sem.
+func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t0 time.Time, sem chan struct{}, deadline time.Time) {
 	seq := make([]int64, len(own))
-	t0 := time.Now()
-	var n int64
+	var at time.Duration // the next message's send time, from t0
 	j := 0
 	stop := time.NewTimer(time.Until(deadline))
 	defer stop.Stop()
@@ -123,8 +141,7 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, s
 			}
 		}
 		if rate > 0 {
-			next := t0.Add(time.Duration(float64(n) / rate * float64(time.Second)))
-			if d := time.Until(next); d > 0 {
+			if d := time.Until(t0.Add(at)); d > 0 {
 				time.Sleep(min(d, time.Until(deadline)))
 				continue
 			}
@@ -141,7 +158,13 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, s
 		i := own[j]
 		l.sendOne(ctx, f, i, seq[j], sem)
 		seq[j]++
-		n++
+		if rate > 0 {
+			gap := 1.0
+			if l.cfg.Arrival == "poisson" {
+				gap = rand.ExpFloat64()
+			}
+			at += time.Duration(gap / rate * float64(time.Second))
+		}
 		j = (j + 1) % len(own)
 	}
 }

@@ -104,3 +104,24 @@ func TestWireClock(t *testing.T) {
 		t.Fatalf("%d send times left behind", len(w.sent))
 	}
 }
+
+// Shards interleave: at 4,000/s over four shards, shard k starts k×250 µs in, and a second flow half a period
+// after the first.
+func TestShardOffset(t *testing.T) {
+	for _, tc := range []struct {
+		k, fi, flows int
+		rate         float64
+		want         time.Duration
+	}{
+		{0, 0, 1, 4000, 0},
+		{1, 0, 1, 4000, 250 * time.Microsecond},
+		{3, 0, 1, 4000, 750 * time.Microsecond},
+		{0, 1, 2, 4000, 125 * time.Microsecond},
+		{2, 1, 2, 4000, 625 * time.Microsecond},
+		{3, 0, 1, 0, 0}, // closed loop: no schedule
+	} {
+		if got := shardOffset(tc.k, tc.fi, tc.flows, tc.rate); got != tc.want {
+			t.Errorf("shardOffset(%d, %d, %d, %g) = %v, want %v", tc.k, tc.fi, tc.flows, tc.rate, got, tc.want)
+		}
+	}
+}
