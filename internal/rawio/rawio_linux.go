@@ -84,7 +84,7 @@ func getOp(b []byte) *op {
 }
 
 func (o *op) put() {
-	o.b = nil
+	o.b, o.iov.Base = nil, nil // the pool must not keep the caller's buffer alive
 	ops.Put(o)
 }
 
