@@ -10,7 +10,7 @@
 //	go run ./scripts/floor -relay & go run ./scripts/floor -rate 5000 -duration 8s
 //
 // The datagrams are -size bytes, each starting with its send time (Unix ns, little endian); the relay
-// must pass them through whole and in order. Linux only (SO_TIMESTAMPNS).
+// must pass them through whole and in order. Linux only (kernel receive timestamps, internal/rawio).
 package main
 
 import (
@@ -18,14 +18,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"os"
 	"slices"
-	"syscall"
 	"time"
-	"unsafe"
+
+	"github.com/msrpgw/msrpgw/internal/rawio"
 )
 
 func main() {
@@ -52,22 +51,17 @@ func main() {
 		len(lat), *rate, q(0.50), q(0.90), q(0.99), float64(lat[len(lat)-1])/1e3)
 }
 
-// measure sends n datagrams on schedule and returns each one's latency in ns.
+// measure sends n datagrams on schedule and returns each one's latency in ns. It reads the relay's TCP
+// connection the way msrpgw-load's MSRP side does (internal/rawio receive timestamps).
 func measure(udpAddr, tcpAddr string, rate float64, duration time.Duration, size int) ([]int64, error) {
 	tc, err := net.Dial("tcp", tcpAddr)
 	if err != nil {
 		return nil, err
 	}
+	tc = rawio.WrapConn(tc)
 	defer tc.Close()
-	rc, err := tc.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
-	}); err != nil || serr != nil {
-		return nil, fmt.Errorf("SO_TIMESTAMPNS: %v %v", err, serr)
+	if !rawio.EnableRxTimestamps(tc) {
+		return nil, errors.New("no kernel receive timestamps on this system")
 	}
 	uc, err := net.Dial("udp", udpAddr)
 	if err != nil {
@@ -80,27 +74,18 @@ func measure(udpAddr, tcpAddr string, rate float64, duration time.Duration, size
 	done := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 1<<20)
-		oob := make([]byte, 64)
 		have := 0
 		for len(lat) < n {
-			var m, oobn int
-			var rerr error
-			if err := rc.Read(func(fd uintptr) bool {
-				m, oobn, _, _, rerr = syscall.Recvmsg(int(fd), buf[have:], oob, 0)
-				return rerr != syscall.EAGAIN
-			}); err != nil {
+			m, err := tc.Read(buf[have:])
+			if err != nil {
 				done <- err
 				return
 			}
-			if rerr != nil || m == 0 {
-				done <- errors.Join(rerr, io.ErrUnexpectedEOF)
-				return
-			}
-			rx := kernelTime(oob[:oobn])
+			rx := rawio.RxTime(tc)
 			have += m
 			for have >= size {
-				if rx != 0 { // the first bytes may come before the kernel starts stamping
-					lat = append(lat, rx-int64(binary.LittleEndian.Uint64(buf)))
+				if !rx.IsZero() { // the first bytes may come before the kernel starts stamping
+					lat = append(lat, rx.UnixNano()-int64(binary.LittleEndian.Uint64(buf)))
 				}
 				copy(buf, buf[size:have])
 				have -= size
@@ -133,21 +118,6 @@ func measure(udpAddr, tcpAddr string, rate float64, duration time.Duration, size
 		return nil, errors.New("no datagram came back with a kernel timestamp")
 	}
 	return lat, nil
-}
-
-// kernelTime finds SCM_TIMESTAMPNS in a control buffer; 0 when absent.
-func kernelTime(oob []byte) int64 {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err != nil {
-		return 0
-	}
-	for _, m := range msgs {
-		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS &&
-			len(m.Data) >= int(unsafe.Sizeof(syscall.Timespec{})) {
-			return (*syscall.Timespec)(unsafe.Pointer(&m.Data[0])).Nano()
-		}
-	}
-	return 0
 }
 
 // runRelay is relay.c in Go: one goroutine, the net package's calls. It returns only with an error.
