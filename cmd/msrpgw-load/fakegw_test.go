@@ -71,6 +71,9 @@ func newFakeGW(t *testing.T, plan func(n int64) fault) *fakeGW {
 		t.Fatal(err)
 	}
 	ua, err := newSIPUA("fake-gw", func(u *sipUA) {
+		// Set before the UA serves: handlers read it, and packets make no happens-before edge for the race
+		// detector (setting it after newSIPUA returned was a data race).
+		g.ua = u
 		var contact sip.Uri
 		sip.ParseUri("sip:gw@"+u.addr, &contact)
 		g.dua = &sipgo.DialogUA{Client: u.client, ContactHDR: sip.ContactHeader{Address: contact}}
@@ -94,7 +97,6 @@ func newFakeGW(t *testing.T, plan func(n int64) fault) *fakeGW {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.ua = ua
 	t.Cleanup(func() { ua.close(); g.ep.Close() })
 	return g
 }
