@@ -9,7 +9,8 @@
 #   scripts/ab.sh 3 gw.yaml /tmp/gw-old /tmp/gw-new -- -mode msg2msrp -sessions 100 -rate 5000 -duration 10s
 # CONFIG must listen SIP on 127.0.0.1:15060 (the tool's -gw below). LOAD is the tool's binary (default
 # /tmp/load). A "build" may be a script that sets the environment and execs the binary (GOGC=off ...).
-# Prints one line per run: gateway CPU per message, RSS, and each flow's loss, reorders and latency.
+# Prints one line per run: gateway CPU per message (and time waiting for a CPU), RSS, and each flow's loss,
+# reorders and latency.
 set -euo pipefail
 n=$1 config=$2 a=$3 b=$4
 shift 4
@@ -35,7 +36,8 @@ def wire(f):
     return " wire_p50=%.2f wire_p99=%.2f" % (w["p50_ms"], w["p99_ms"]) if w else ""
 flows = " ".join("%s lost=%d reordered=%d p50=%.2f p99=%.2f%s delivered=%.0f/s" % (k, f["lost"], f["reordered"],
     f["latency"]["p50_ms"], f["latency"]["p99_ms"], wire(f), f["delivered_rate"]) for k, f in d["flows"].items())
-print(sys.argv[1], "cpu_us_per_msg=%.1f" % g["cpu_us_per_msg"], "rss_max=%dMiB" % (g["rss_kib_max"] // 1024), flows,
+rq = " runqueue_wait_us_per_msg=%.1f" % g["runqueue_wait_us_per_msg"] if "runqueue_wait_us_per_msg" in g else ""
+print(sys.argv[1], "cpu_us_per_msg=%.1f" % g["cpu_us_per_msg"] + rq, "rss_max=%dMiB" % (g["rss_kib_max"] // 1024), flows,
     "tool_cpu_ms=%d" % d.get("tool_cpu_ms", 0))
 ' "$(basename "$gw")"
   done

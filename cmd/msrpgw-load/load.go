@@ -130,13 +130,18 @@ type ProcReport struct {
 	CPUMs       float64 `json:"cpu_ms"`
 	Messages    int64   `json:"messages"`
 	CPUUsPerMsg float64 `json:"cpu_us_per_msg"`
-	RSSKiBStart int64   `json:"rss_kib_start"`
-	RSSKiBPeak  int64   `json:"rss_kib_loaded"`
-	RSSKiBMax   int64   `json:"rss_kib_max"` // highest of the once-a-second samples during the run
-	RSSKiBEnd   int64   `json:"rss_kib_end"`
-	FDsStart    int     `json:"fds_start"`
-	FDsLoaded   int     `json:"fds_loaded"`
-	FDsEnd      int     `json:"fds_end"`
+	// Over the same phase, per delivered message: how long the gateway's threads were ready to run but
+	// waiting for a CPU (a share of its latency that is the machine's, e.g. the load tool on the same cores)
+	// and how often they were put on one (its wake-ups). Omitted where the kernel keeps no schedstat.
+	RunQueueUsPerMsg *float64 `json:"runqueue_wait_us_per_msg,omitempty"`
+	SlicesPerMsg     *float64 `json:"cpu_slices_per_msg,omitempty"`
+	RSSKiBStart      int64    `json:"rss_kib_start"`
+	RSSKiBPeak       int64    `json:"rss_kib_loaded"`
+	RSSKiBMax        int64    `json:"rss_kib_max"` // highest of the once-a-second samples during the run
+	RSSKiBEnd        int64    `json:"rss_kib_end"`
+	FDsStart         int      `json:"fds_start"`
+	FDsLoaded        int      `json:"fds_loaded"`
+	FDsEnd           int      `json:"fds_end"`
 	// Goroutines, from go_goroutines at -metrics (a Go gateway); omitted without -metrics.
 	GoroutinesStart  int `json:"goroutines_start,omitempty"`
 	GoroutinesLoaded int `json:"goroutines_loaded,omitempty"`
@@ -272,6 +277,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			p.CPUMs = float64(gw2.cpu-gw1.cpu) / 1e6
 			if delivered > 0 {
 				p.CPUUsPerMsg = float64(gw2.cpu-gw1.cpu) / 1e3 / float64(delivered)
+				if gw1.schedOK && gw2.schedOK {
+					wait := float64(gw2.runWait-gw1.runWait) / 1e3 / float64(delivered)
+					slices := float64(gw2.slices-gw1.slices) / float64(delivered)
+					p.RunQueueUsPerMsg, p.SlicesPerMsg = &wait, &slices
+				}
 			}
 		}
 		rep.GatewayProc = p

@@ -215,6 +215,10 @@ func TestGatewayProcessFigures(t *testing.T) {
 	if p.FDsStart <= 0 || p.FDsLoaded <= 0 || p.RSSKiBStart <= 0 || p.Messages != 20 {
 		t.Errorf("process figures %+v", p)
 	}
+	// This process's threads ran during the load: put on a CPU at least once.
+	if p.SlicesPerMsg == nil || *p.SlicesPerMsg <= 0 || p.RunQueueUsPerMsg == nil || *p.RunQueueUsPerMsg < 0 {
+		t.Errorf("schedstat figures %v / %v, want read and positive", p.RunQueueUsPerMsg, p.SlicesPerMsg)
+	}
 	if p.GoroutinesStart <= 0 || p.GoroutinesLoaded <= 0 || p.GoroutinesEnd <= 0 {
 		t.Errorf("goroutines %d / %d / %d, want all read from the metrics", p.GoroutinesStart, p.GoroutinesLoaded, p.GoroutinesEnd)
 	}

@@ -153,5 +153,8 @@ func printReport(w io.Writer, r *Report) {
 	if p := r.GatewayProc; p != nil {
 		fmt.Fprintf(w, "gateway pid %d: CPU %.0f ms for %d messages = %.1f µs/msg; RSS %d -> %d -> %d KiB (max %d); fds %d -> %d -> %d\n",
 			p.PID, p.CPUMs, p.Messages, p.CPUUsPerMsg, p.RSSKiBStart, p.RSSKiBPeak, p.RSSKiBEnd, p.RSSKiBMax, p.FDsStart, p.FDsLoaded, p.FDsEnd)
+		if p.RunQueueUsPerMsg != nil {
+			fmt.Fprintf(w, "  per message: %.1f µs waiting for a CPU, put on a CPU %.2f times\n", *p.RunQueueUsPerMsg, *p.SlicesPerMsg)
+		}
 	}
 }

@@ -22,6 +22,46 @@ type procSample struct {
 	fds    int           // entries in /proc/PID/fd (-1 when unreadable)
 	// goroutines is go_goroutines from the gateway's metrics (-metrics; 0 when not read).
 	goroutines int
+	// runWait and slices are the sums over the process's threads of /proc/PID/task/TID/schedstat: time spent
+	// ready to run but waiting for a CPU, and times put on a CPU. ok is false where the kernel has no
+	// schedstat.
+	runWait time.Duration
+	slices  int64
+	schedOK bool
+}
+
+// readSchedstat sums the schedstat of every thread of the process at dir (/proc/PID).
+func readSchedstat(dir string) (wait time.Duration, slices int64, ok bool) {
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended since the listing
+		}
+		w, n, err := parseSchedstat(b)
+		if err != nil {
+			return 0, 0, false
+		}
+		wait, slices, ok = wait+w, slices+n, true
+	}
+	return wait, slices, ok
+}
+
+// parseSchedstat reads one thread's schedstat: "on-CPU ns, run-queue wait ns, timeslices".
+func parseSchedstat(b []byte) (wait time.Duration, slices int64, err error) {
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return 0, 0, fmt.Errorf("schedstat %q: want 3 fields", b)
+	}
+	w, err1 := strconv.ParseInt(f[1], 10, 64)
+	n, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("schedstat %q: not numbers", b)
+	}
+	return time.Duration(w), n, nil
 }
 
 // readGoroutines reads go_goroutines from a Prometheus text exposition at url.
@@ -93,5 +133,6 @@ func readProc(pid int) (procSample, error) {
 	if ents, err := os.ReadDir(dir + "/fd"); err == nil {
 		s.fds = len(ents)
 	}
+	s.runWait, s.slices, s.schedOK = readSchedstat(dir)
 	return s, nil
 }

@@ -125,3 +125,15 @@ func TestShardOffset(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSchedstat(t *testing.T) {
+	wait, slices, err := parseSchedstat([]byte("2497330000 960144556 40543\n"))
+	if err != nil || wait != 960144556*time.Nanosecond || slices != 40543 {
+		t.Errorf("got %v %d %v", wait, slices, err)
+	}
+	for _, bad := range []string{"", "1 2", "1 x 3", "1 2 y"} {
+		if _, _, err := parseSchedstat([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
