@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
@@ -23,21 +24,21 @@ import (
 // hdrs and an empty body.
 func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, hdrs []sip.Header) {
 	b.WriteString("SIP/2.0 ")
-	b.WriteString(strconv.Itoa(code))
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(code), 10))
 	b.WriteByte(' ')
 	b.WriteString(reason)
 	b.WriteString("\r\n")
 	for i, h := range req.GetHeaders("Via") {
-		if via, ok := h.(*sip.ViaHeader); ok && i == 0 {
-			if v, ok := via.Params.Get("rport"); ok && v == "" {
-				via = via.Clone()
-				host, port, _ := net.SplitHostPort(req.Source())
-				via.Params.Add("rport", port)
-				via.Params.Add("received", host)
-				h = via
-			}
+		via, ok := h.(*sip.ViaHeader)
+		if !ok || via == nil {
+			writeHeader(b, h)
+			continue
 		}
-		writeHeader(b, h)
+		var src string
+		if v, ok := via.Params.Get("rport"); ok && v == "" && i == 0 {
+			src = req.Source()
+		}
+		writeVia(b, via, src)
 	}
 	if code < 300 {
 		for _, h := range req.GetHeaders("Record-Route") {
@@ -49,7 +50,7 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 		to.StringWrite(b)
 		if !to.Params.Has("tag") {
 			b.WriteString(";tag=")
-			b.WriteString(responseTag(req))
+			b.Write(appendResponseTag(b.AvailableBuffer(), req))
 		}
 		b.WriteString("\r\n")
 	}
@@ -61,6 +62,64 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 	b.WriteString("Content-Length: 0\r\n\r\n")
 }
 
+// writeVia writes a Via header line as sipgo renders it, without the copies and strings sipgo's rendering
+// makes. With src, the address the request came from, it fills in rport and received (RFC 3581 §4): rport's
+// value is src's port, received is set to src's host, in place when the header has one, else at the end.
+func writeVia(b *bytes.Buffer, via *sip.ViaHeader, src string) {
+	host, port, err := net.SplitHostPort(src)
+	fill := src != "" && err == nil
+	b.WriteString("Via: ")
+	b.WriteString(via.ProtocolName)
+	b.WriteByte('/')
+	b.WriteString(via.ProtocolVersion)
+	b.WriteByte('/')
+	b.WriteString(via.Transport)
+	b.WriteByte(' ')
+	writeHost(b, via.Host)
+	if via.Port > 0 {
+		b.WriteByte(':')
+		b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(via.Port), 10))
+	}
+	received := false
+	for _, kv := range via.Params {
+		v := kv.V
+		switch {
+		case fill && kv.K == "rport":
+			v = port
+		case fill && kv.K == "received":
+			v, received = host, true
+		}
+		b.WriteByte(';')
+		b.WriteString(kv.K)
+		switch {
+		case v == "":
+		case strings.ContainsAny(v, " \t"): // as sipgo quotes values
+			b.WriteString(`="`)
+			b.WriteString(v)
+			b.WriteByte('"')
+		default:
+			b.WriteByte('=')
+			b.WriteString(v)
+		}
+	}
+	if fill && !received {
+		b.WriteString(";received=")
+		b.WriteString(host)
+	}
+	b.WriteString("\r\n")
+}
+
+// writeHost writes a Via sent-by host, an IPv6 address in brackets (RFC 3261 §25.1).
+func writeHost(b *bytes.Buffer, host string) {
+	if strings.IndexByte(host, ':') >= 0 && !strings.HasPrefix(host, "[") {
+		b.WriteByte('[')
+		b.WriteString(host)
+		b.WriteByte(']')
+		return
+	}
+	b.WriteString(host)
+}
+
 func writeHeader[H sip.Header](b *bytes.Buffer, h H) {
 	var zero H
 	if any(h) == any(zero) {
@@ -70,7 +129,7 @@ func writeHeader[H sip.Header](b *bytes.Buffer, h H) {
 	b.WriteString("\r\n")
 }
 
-// tagSeed keys responseTag: tags do not reveal the request, and differ between gateway runs.
+// tagSeed keys appendResponseTag: tags do not reveal the request, and differ between gateway runs.
 var tagSeed = maphash.MakeSeed()
 
 // tagSalt keeps tags of different gateway processes apart even if their seeds collided.
@@ -80,10 +139,10 @@ var tagSalt = func() [8]byte {
 	return s
 }()
 
-// responseTag is the gateway's To tag for a response to req: derived from the request's transaction (Call-ID,
+// appendResponseTag appends the gateway's To tag for a response to req: derived from the request's transaction (Call-ID,
 // From tag, CSeq, top Via branch), so every response to a request and to its retransmissions carries the
 // same tag (RFC 3261 §8.2.6.2), without remembering it.
-func responseTag(req *sip.Request) string {
+func appendResponseTag(dst []byte, req *sip.Request) []byte {
 	var h maphash.Hash
 	h.SetSeed(tagSeed)
 	h.Write(tagSalt[:])
@@ -106,7 +165,7 @@ func responseTag(req *sip.Request) string {
 	}
 	var out [8]byte
 	binary.BigEndian.PutUint64(out[:], h.Sum64())
-	return hex.EncodeToString(out[:])
+	return hex.AppendEncode(dst, out[:])
 }
 
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -215,5 +216,8 @@ func uriPart(u *sip.Uri, part byte) string {
 func uriString(u *sip.Uri) string {
 	c := *u
 	c.Headers = nil
-	return c.String()
+	var b strings.Builder
+	b.Grow(len(c.Scheme) + len(c.User) + len(c.Password) + len(c.Host) + 16) // one allocation for the usual URI
+	c.StringWrite(&b)
+	return b.String()
 }
