@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ type Gateway struct {
 	parser  *sip.Parser
 	// udpListeners maps each UDP listener's local address to its socket: MESSAGEs arriving there are taken
 	// straight from the transport and answered through it (udpintake.go). Set once, before serving.
-	udpListeners atomic.Pointer[map[string]*sip.UDPConnection]
+	udpListeners atomic.Pointer[map[netip.AddrPort]*udpListener]
 	udpc         *udpClient // sends generated MESSAGEs over UDP (udpclient.go); set before serving
 	out          *sipOut
 	recent       *recentRequests
@@ -250,12 +251,12 @@ func (g *Gateway) startSIP() error {
 		return err
 	}
 	var serves []func() error
-	udp := make(map[string]*sip.UDPConnection)
+	udp := make(map[netip.AddrPort]*udpListener)
 	for _, o := range opened {
 		g.track(o.network, o.addr, o.closer)
 		serves = append(serves, o.serve)
 		if o.pc != nil {
-			udp[o.pc.LocalAddr().String()] = &sip.UDPConnection{PacketConn: o.pc, Listener: true}
+			udp[addrPort(o.pc.LocalAddr())] = &udpListener{conn: &sip.UDPConnection{PacketConn: o.pc, Listener: true}}
 		}
 	}
 	g.udpListeners.Store(&udp)

@@ -53,8 +53,8 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 	if listeners == nil {
 		return data, nil
 	}
-	conn := (*listeners)[info.LocalAddr.String()]
-	if conn == nil {
+	l := (*listeners)[addrPort(info.LocalAddr)]
+	if l == nil {
 		return data, nil
 	}
 	msg, err := g.parser.ParseSIP(data)
@@ -66,11 +66,44 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 		return data, nil
 	}
 	req.SetTransport("UDP")
-	req.SetSource(info.RemoteAddr.String())
-	r := &udpResponder{conn: conn, dest: responseAddr(req)}
+	req.SetSource(l.source(info.RemoteAddr))
+	r := &udpResponder{conn: l.conn, dest: responseAddr(req)}
 
 	g.takeMessage(req, r)
 	return nil, nil
+}
+
+// udpListener is one of the gateway's SIP UDP sockets, as takeUDP sees it. Only the listener's reader
+// goroutine (sipgo runs one per socket) calls source.
+type udpListener struct {
+	conn *sip.UDPConnection
+	// The last source address and its text: most MESSAGEs on a socket come from the same few peers (a
+	// proxy in front of the gateway), and formatting an address allocates.
+	lastSrc    netip.AddrPort
+	lastSrcStr string
+}
+
+// source is addr as host:port text, as net.UDPAddr.String writes it.
+func (l *udpListener) source(addr net.Addr) string {
+	ap := addrPort(addr)
+	if !ap.IsValid() {
+		return addr.String()
+	}
+	if ap != l.lastSrc || l.lastSrcStr == "" {
+		l.lastSrc, l.lastSrcStr = ap, ap.String()
+	}
+	return l.lastSrcStr
+}
+
+// addrPort is a UDP address as a comparable value, an IPv4-mapped IPv6 address as IPv4 (as net.IP prints
+// it); the zero AddrPort for anything else.
+func addrPort(addr net.Addr) netip.AddrPort {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || ua == nil {
+		return netip.AddrPort{}
+	}
+	ap := ua.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // takeFromTransport is the transport-layer hook: MESSAGEs over TCP and TLS (and UDP ones takeUDP left to
