@@ -221,14 +221,19 @@ func runRelay(udpAddr, tcpAddr string, resp, ans int, raw bool) error {
 	if err != nil {
 		return err
 	}
-	if raw {
-		pc = rawio.WrapPacketConn(pc)
-	}
 	ln, err := net.Listen("tcp", tcpAddr)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "relay: waiting on", tcpAddr)
+	return relay(pc, ln, resp, ans, raw)
+}
+
+// relay accepts one connection on ln and relays pc's datagrams to it (and, with resp > 0, the answers back).
+func relay(pc net.PacketConn, ln net.Listener, resp, ans int, raw bool) error {
+	if raw {
+		pc = rawio.WrapPacketConn(pc)
+	}
 	c, err := ln.Accept()
 	if err != nil {
 		return err
