@@ -23,8 +23,8 @@ type procSample struct {
 	// goroutines is go_goroutines from the gateway's metrics (-metrics; 0 when not read).
 	goroutines int
 	// runWait and slices are the sums over the process's threads of /proc/PID/task/TID/schedstat: time spent
-	// ready to run but waiting for a CPU, and times put on a CPU. ok is false where the kernel has no
-	// schedstat.
+	// ready to run but waiting for a CPU, and times put on a CPU. schedOK is false where the kernel keeps
+	// no schedstat.
 	runWait time.Duration
 	slices  int64
 	schedOK bool
