@@ -80,7 +80,11 @@ func (c *udpClient) start(client *sipgo.Client, req *sip.Request, done func(*sip
 	if !via.Params.Has("rport") {
 		via.Params.Add("rport", "")
 	}
-	t := &clientTx{branch: branch, raw: []byte(req.String()), dest: dest, start: time.Now(), interval: sip.T1, cb: done}
+	// Serialised once into a buffer of about the right size: String would grow a builder and then be copied.
+	var raw bytes.Buffer
+	raw.Grow(len(req.Body()) + 768)
+	req.StringWrite(&raw)
+	t := &clientTx{branch: branch, raw: raw.Bytes(), dest: dest, start: time.Now(), interval: sip.T1, cb: done}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
