@@ -80,10 +80,9 @@ func (c *udpClient) start(client *sipgo.Client, req *sip.Request, done func(*sip
 	if !via.Params.Has("rport") {
 		via.Params.Add("rport", "")
 	}
-	// Serialised once into a buffer of about the right size: String would grow a builder and then be copied.
 	var raw bytes.Buffer
 	raw.Grow(len(req.Body()) + 768)
-	req.StringWrite(&raw)
+	writeRequest(&raw, req)
 	t := &clientTx{branch: branch, raw: raw.Bytes(), dest: dest, start: time.Now(), interval: sip.T1, cb: done}
 	c.mu.Lock()
 	if c.closed {
@@ -180,6 +179,32 @@ func (c *udpClient) receive(data []byte, parser *sip.Parser) bool {
 	}
 	c.mu.Unlock()
 	return true
+}
+
+// writeRequest writes req as sipgo's Request.StringWrite does (in full-length header form), with less
+// garbage: the Via through writeVia, the Request-URI and the body written in place rather than through
+// strings. A generated MESSAGE is serialised once, into a buffer of about its size.
+func writeRequest(b *bytes.Buffer, req *sip.Request) {
+	if req.CompactHeaders {
+		req.StringWrite(b)
+		return
+	}
+	b.WriteString(string(req.Method))
+	b.WriteByte(' ')
+	req.Recipient.StringWrite(b)
+	b.WriteByte(' ')
+	b.WriteString(req.SipVersion)
+	b.WriteString("\r\n")
+	for _, h := range req.Headers() {
+		if via, ok := h.(*sip.ViaHeader); ok && via != nil {
+			writeVia(b, via, "")
+			continue
+		}
+		h.StringWrite(b)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(req.Body())
 }
 
 // udpNextHop is where a request goes when it goes over UDP to an IP address: the first Route (a loose

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"net"
 	"testing"
 	"time"
@@ -61,5 +62,54 @@ func TestGeneratedMessageRetransmitted(t *testing.T) {
 	alice.pc.SetReadDeadline(time.Now().Add(2 * sip.T1))
 	if n, _, err := alice.pc.ReadFrom(make([]byte, 65535)); err == nil {
 		t.Fatalf("a datagram after the final response (%d bytes): the transaction kept retransmitting", n)
+	}
+}
+
+// writeRequest writes the bytes sipgo's String writes, for generated MESSAGEs of every shape the gateway
+// builds (Route to an outbound proxy, IPv6, URI parameters, a display name, a body or none).
+func TestWriteRequestMatchesSipgo(t *testing.T) {
+	for _, tc := range []struct{ name, ruri, route, body string }{
+		{"plain", "sip:bob@127.0.0.2:5062", "", "hello"},
+		{"outbound proxy", "sip:bob@127.0.0.2:5062;transport=udp", "sip:127.0.0.3;lr", "hello"},
+		{"IPv6, no body", "sip:bob@[2001:db8::2]:5060", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ruri, from sip.Uri
+			if err := sip.ParseUri(tc.ruri, &ruri); err != nil {
+				t.Fatal(err)
+			}
+			if err := sip.ParseUri("sip:alice@127.0.0.1", &from); err != nil {
+				t.Fatal(err)
+			}
+			req := sip.NewRequest(sip.MESSAGE, ruri)
+			req.AppendHeader(&sip.FromHeader{DisplayName: "Alice A", Address: from, Params: sip.HeaderParams{{K: "tag", V: "t1"}}})
+			req.AppendHeader(&sip.ToHeader{Address: ruri})
+			cid := sip.CallIDHeader("c1@127.0.0.1")
+			req.AppendHeader(&cid)
+			req.AppendHeader(&sip.CSeqHeader{SeqNo: 7, MethodName: sip.MESSAGE})
+			mf := sip.MaxForwardsHeader(70)
+			req.AppendHeader(&mf)
+			req.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
+				Host: "127.0.0.1", Port: 5060, Params: sip.HeaderParams{{K: "branch", V: "z9hG4bK.1"}, {K: "rport"}}})
+			if tc.route != "" {
+				var r sip.Uri
+				if err := sip.ParseUri(tc.route, &r); err != nil {
+					t.Fatal(err)
+				}
+				req.PrependHeader(&sip.RouteHeader{Address: r})
+			}
+			if tc.body != "" {
+				req.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
+				req.SetBody([]byte(tc.body))
+			} else {
+				cl := sip.ContentLengthHeader(0)
+				req.AppendHeader(&cl)
+			}
+			var b bytes.Buffer
+			writeRequest(&b, req)
+			if want := req.String(); b.String() != want {
+				t.Errorf("writeRequest:\n%q\nsipgo:\n%q", b.String(), want)
+			}
+		})
 	}
 }
