@@ -66,8 +66,13 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 // makes. With src, the address the request came from, it fills in rport and received (RFC 3581 §4): rport's
 // value is src's port, received is set to src's host, in place when the header has one, else at the end.
 func writeVia(b *bytes.Buffer, via *sip.ViaHeader, src string) {
-	host, port, err := net.SplitHostPort(src)
-	fill := src != "" && err == nil
+	var host, port string
+	fill := false
+	if src != "" {
+		var err error
+		host, port, err = net.SplitHostPort(src)
+		fill = err == nil
+	}
 	b.WriteString("Via: ")
 	b.WriteString(via.ProtocolName)
 	b.WriteByte('/')
