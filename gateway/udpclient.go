@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -70,15 +71,29 @@ func (c *udpClient) start(client *sipgo.Client, req *sip.Request, done func(*sip
 	if !ok {
 		return false, nil
 	}
+	// Our own Via, CSeq and Max-Forwards first, as sipgo would place them (RFC 3261 §8.1.1); sipgo then adds
+	// whatever else a request lacks. A request sent again (with credentials) has a CSeq and no Via.
+	branch := clientBranchPrefix + sip.GenerateTagN(16)
+	if via := req.Via(); via != nil {
+		via.Transport, via.Host, via.Port = "UDP", c.host, c.port
+		via.Params.Add("branch", branch)
+		if !via.Params.Has("rport") {
+			via.Params.Add("rport", "")
+		}
+	} else {
+		must := []sip.Header{&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP",
+			Host: c.host, Port: c.port, Params: sip.HeaderParams{{K: "branch", V: branch}, {K: "rport"}}}}
+		if req.CSeq() == nil {
+			must = append(must, &sip.CSeqHeader{SeqNo: rand.Uint32() & 0x7FFF, MethodName: req.Method})
+		}
+		if req.MaxForwards() == nil {
+			mf := sip.MaxForwardsHeader(70)
+			must = append(must, &mf)
+		}
+		req.PrependHeader(must...)
+	}
 	if err := sipgo.ClientRequestBuild(client, req); err != nil {
 		return false, err
-	}
-	via := req.Via()
-	via.Transport, via.Host, via.Port = "UDP", c.host, c.port
-	branch := clientBranchPrefix + sip.GenerateTagN(16)
-	via.Params.Add("branch", branch)
-	if !via.Params.Has("rport") {
-		via.Params.Add("rport", "")
 	}
 	var raw bytes.Buffer
 	raw.Grow(len(req.Body()) + 768)

@@ -43,6 +43,19 @@ func TestGeneratedMessageRetransmitted(t *testing.T) {
 	go cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("say it again"), SuccessReport: true})
 
 	first, from := alice.request()
+	// RFC 3261 §8.1.1: the headers a UAC must send, the gateway's one Via first, asking for rport.
+	if h := first.Headers(); len(h) == 0 || h[0].Name() != "Via" || len(first.GetHeaders("Via")) != 1 {
+		t.Errorf("headers %v: want one Via, first", h)
+	}
+	if v := first.Via(); v.Transport != "UDP" || !v.Params.Has("rport") {
+		t.Errorf("Via %s: want UDP with rport", v.Value())
+	}
+	if c := first.CSeq(); c == nil || c.MethodName != sip.MESSAGE || c.SeqNo > 0x7FFF {
+		t.Errorf("CSeq %v", c)
+	}
+	if mf := first.MaxForwards(); mf == nil || mf.Val() != 70 {
+		t.Errorf("Max-Forwards %v, want 70", mf)
+	}
 	branch, _ := first.Via().Params.Get("branch")
 	again, _ := alice.request() // Timer E: T1 later
 	if b, _ := again.Via().Params.Get("branch"); b != branch || string(again.Body()) != "say it again" {
