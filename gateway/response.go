@@ -144,9 +144,9 @@ var tagSalt = func() [8]byte {
 	return s
 }()
 
-// appendResponseTag appends the gateway's To tag for a response to req: derived from the request's transaction (Call-ID,
-// From tag, CSeq, top Via branch), so every response to a request and to its retransmissions carries the
-// same tag (RFC 3261 §8.2.6.2), without remembering it.
+// appendResponseTag appends the gateway's To tag for a response to req to dst: derived from the request's
+// transaction (Call-ID, From tag, CSeq, top Via branch), so every response to a request and to its
+// retransmissions carries the same tag (RFC 3261 §8.2.6.2), without remembering it.
 func appendResponseTag(dst []byte, req *sip.Request) []byte {
 	var h maphash.Hash
 	h.SetSeed(tagSeed)
