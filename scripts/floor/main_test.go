@@ -45,8 +45,9 @@ func TestRelayAndMeasure(t *testing.T) {
 			if len(r.roundTrip) != want {
 				t.Errorf("%d answers, want %d", len(r.roundTrip), want)
 			}
+			// Not a speed check: a latency that is negative or over a minute means the clocks are mixed up.
 			for _, l := range append(r.oneWay, r.roundTrip...) {
-				if l <= 0 || l > int64(2*time.Second) {
+				if l <= 0 || l > int64(time.Minute) {
 					t.Fatalf("latency %v", time.Duration(l))
 				}
 			}
