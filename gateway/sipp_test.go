@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,17 +27,19 @@ func TestSippPageModeUser(t *testing.T) {
 	port := freeUDPPort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// sipp writes its error log into the working directory unless told where: keep it out of the tree.
+	errLog := filepath.Join(t.TempDir(), "sipp_errors.log")
 	cmd := exec.CommandContext(ctx, sipp,
 		"-sf", "testdata/sipp/message.xml",
 		"-key", "ruri", bob.URI,
 		"-i", "127.0.0.1", "-p", fmt.Sprint(port),
 		"-m", fmt.Sprint(n), "-l", "1", "-r", "50",
-		"-timeout", "30s", "-nostdin", "-trace_err",
+		"-timeout", "30s", "-nostdin", "-trace_err", "-error_file", errLog,
 		h.udp())
-	cmd.Dir = "."
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("sipp failed: %v\n%s", err, out)
+		errs, _ := os.ReadFile(errLog)
+		t.Fatalf("sipp failed: %v\n%s\nsipp's error log:\n%s", err, out, errs)
 	}
 	cs := bob.WaitInvite()
 	for i := 1; i <= n; i++ {
