@@ -37,6 +37,7 @@ def wire(f):
 flows = " ".join("%s lost=%d reordered=%d p50=%.2f p99=%.2f%s delivered=%.0f/s" % (k, f["lost"], f["reordered"],
     f["latency"]["p50_ms"], f["latency"]["p99_ms"], wire(f), f["delivered_rate"]) for k, f in d["flows"].items())
 rq = " runqueue_wait_us_per_msg=%.1f" % g["runqueue_wait_us_per_msg"] if "runqueue_wait_us_per_msg" in g else ""
+rq += " steal=%.2f%%" % d["machine_steal_pct"] if "machine_steal_pct" in d else ""
 print(sys.argv[1], "cpu_us_per_msg=%.1f" % g["cpu_us_per_msg"] + rq, "rss_max=%dMiB" % (g["rss_kib_max"] // 1024), flows,
     "tool_cpu_ms=%d" % d.get("tool_cpu_ms", 0))
 ' "$(basename "$gw")"

@@ -120,6 +120,9 @@ type Report struct {
 	ByesFromGateway int64                 `json:"byes_from_gateway"`
 	GatewayProc     *ProcReport           `json:"gateway_process,omitempty"`
 	ToolCPUMs       float64               `json:"tool_cpu_ms"`
+	// StealPct is the share of the machine's CPU time during the load phase that the host took from its
+	// vCPUs (steal time in /proc/stat): 0 on bare metal; omitted where /proc/stat cannot be read.
+	StealPct *float64 `json:"machine_steal_pct,omitempty"`
 }
 
 // ProcReport is what /proc/PID said about the gateway: CPU over the load phase (setups excluded) per
@@ -221,6 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	l.setupAll(ctx)
 	gw1 := l.sampleGW()
+	cpu1, cpu1Err := readCPUTimes()
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var bg sync.WaitGroup
@@ -243,6 +247,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	stopLoad()
 	bg.Wait()
 	gw2 := l.sampleGW()
+	if cpu2, err := readCPUTimes(); err == nil && cpu1Err == nil {
+		rep.StealPct = stealPercent(cpu1, cpu2)
+	}
 	if cfg.Idle > 0 {
 		gw1 = gw2 // the idle soak's loaded figures are those at the end of the hold
 	}

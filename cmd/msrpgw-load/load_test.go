@@ -219,6 +219,9 @@ func TestGatewayProcessFigures(t *testing.T) {
 	if p.SlicesPerMsg == nil || *p.SlicesPerMsg <= 0 || p.RunQueueUsPerMsg == nil || *p.RunQueueUsPerMsg < 0 {
 		t.Errorf("schedstat figures %v / %v, want read and positive", p.RunQueueUsPerMsg, p.SlicesPerMsg)
 	}
+	if rep.StealPct == nil || *rep.StealPct < 0 || *rep.StealPct > 100 {
+		t.Errorf("machine_steal_pct %v, want read from /proc/stat, 0–100", rep.StealPct)
+	}
 	if p.GoroutinesStart <= 0 || p.GoroutinesLoaded <= 0 || p.GoroutinesEnd <= 0 {
 		t.Errorf("goroutines %d / %d / %d, want all read from the metrics", p.GoroutinesStart, p.GoroutinesLoaded, p.GoroutinesEnd)
 	}

@@ -150,6 +150,9 @@ func printReport(w io.Writer, r *Report) {
 			c.Count, c.Failures, c.Why, c.Duration.P50, c.Duration.P99, c.Byes, c.ByeFailure)
 	}
 	fmt.Fprintf(w, "MSRP connections lost %d, BYEs from the gateway %d, tool CPU %.0f ms\n", r.ConnLost, r.ByesFromGateway, r.ToolCPUMs)
+	if r.StealPct != nil {
+		fmt.Fprintf(w, "machine: %.2f %% of its CPU time stolen by the host during the load\n", *r.StealPct)
+	}
 	if p := r.GatewayProc; p != nil {
 		fmt.Fprintf(w, "gateway pid %d: CPU %.0f ms for %d messages = %.1f µs/msg; RSS %d -> %d -> %d KiB (max %d); fds %d -> %d -> %d\n",
 			p.PID, p.CPUMs, p.Messages, p.CPUUsPerMsg, p.RSSKiBStart, p.RSSKiBPeak, p.RSSKiBEnd, p.RSSKiBMax, p.FDsStart, p.FDsLoaded, p.FDsEnd)

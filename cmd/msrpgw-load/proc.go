@@ -30,6 +30,48 @@ type procSample struct {
 	schedOK bool
 }
 
+// cpuTimes is the machine's CPU time since boot from the first line of /proc/stat, in clock ticks: all of
+// it, and the part stolen, when this is a virtual machine, by the host running something else while a vCPU
+// had work.
+type cpuTimes struct{ total, steal int64 }
+
+func readCPUTimes() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	return parseCPUTimes(b)
+}
+
+// parseCPUTimes reads "cpu user nice system idle iowait irq softirq steal [guest guest_nice]". Guest time is
+// already counted in user and nice, so the total is the first eight.
+func parseCPUTimes(b []byte) (cpuTimes, error) {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: first line %q is not the cpu line with steal time", line)
+	}
+	var t cpuTimes
+	for i := 1; i <= 8; i++ {
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("/proc/stat: cpu field %d %q: %w", i, f[i], err)
+		}
+		t.total += v
+	}
+	t.steal, _ = strconv.ParseInt(f[8], 10, 64)
+	return t, nil
+}
+
+// stealPercent is the share of the machine's CPU time between a and b that the host stole; nil when unknown.
+func stealPercent(a, b cpuTimes) *float64 {
+	if b.total <= a.total {
+		return nil
+	}
+	pct := 100 * float64(b.steal-a.steal) / float64(b.total-a.total)
+	return &pct
+}
+
 // readSchedstat sums the schedstat of every thread of the process at dir (/proc/PID).
 func readSchedstat(dir string) (wait time.Duration, slices int64, ok bool) {
 	tasks, err := os.ReadDir(dir + "/task")

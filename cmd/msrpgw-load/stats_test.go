@@ -137,3 +137,23 @@ func TestParseSchedstat(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCPUTimes(t *testing.T) {
+	// A real first line: guest time (after steal) is already in user and is not added again.
+	c, err := parseCPUTimes([]byte("cpu  1424479 214915 512240 5078926 9198 0 90610 42798 7 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"))
+	if err != nil || c.total != 1424479+214915+512240+5078926+9198+0+90610+42798 || c.steal != 42798 {
+		t.Errorf("got %+v %v", c, err)
+	}
+	for _, bad := range []string{"", "cpu 1 2 3 4 5 6 7", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3 4 x 6 7 8"} {
+		if _, err := parseCPUTimes([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	a, b := cpuTimes{total: 1000, steal: 10}, cpuTimes{total: 1400, steal: 30}
+	if p := stealPercent(a, b); p == nil || *p != 5 {
+		t.Errorf("steal between %+v and %+v: %v, want 5 %%", a, b, p)
+	}
+	if p := stealPercent(b, b); p != nil {
+		t.Errorf("no time passed: %v, want nil", *p)
+	}
+}
