@@ -33,6 +33,7 @@ type conn struct {
 	queue    []frame
 	spare    []frame
 	txs      map[string]*tx
+	pending  map[pendingKey]*outMsg // messages sent with Failure-Report yes that no response settled yet
 	sessions map[*Session]struct{}
 	closed   bool
 	closeErr error
@@ -63,6 +64,12 @@ type outMsg struct {
 	anyWritten bool
 	abortSent  bool
 	txs        []*tx
+}
+
+// pendingKey names a message we are sending: a failure REPORT finds it by its session and Message-ID.
+type pendingKey struct {
+	s  *Session
+	id string
 }
 
 // tx is one pending transaction. Guarded by conn.mu.
@@ -99,6 +106,7 @@ func newConn(e *Endpoint, nc net.Conn, key string) *conn {
 		drained:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		txs:      make(map[string]*tx),
+		pending:  make(map[pendingKey]*outMsg),
 		sessions: make(map[*Session]struct{}),
 	}
 	if e.cfg.RxTimestamps {
@@ -158,6 +166,9 @@ func (c *conn) finish(out *outMsg, r SendResult, cbs []callback) []callback {
 		return cbs
 	}
 	out.finished = true
+	if k := (pendingKey{out.s, out.id}); c.pending[k] == out {
+		delete(c.pending, k)
+	}
 	if r.Err != nil || (r.StatusCode != 200 && r.StatusCode != 0) {
 		out.aborted = true
 	}
@@ -205,6 +216,9 @@ func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(Se
 			f.tx.tid = f.m.TransactionID
 		}
 		c.txs[f.tx.tid] = f.tx
+	}
+	if fr == "yes" {
+		c.pending[pendingKey{s, id}] = out
 	}
 	c.queue = append(c.queue, frames...)
 	c.mu.Unlock()
@@ -633,6 +647,9 @@ func (c *conn) handle(m *Message) {
 			return
 		}
 		r.StatusCode, r.Comment = code, comment
+		if code != 200 {
+			c.failPending(s, r)
+		}
 		s.deliverReport(r)
 		return
 	}
@@ -674,6 +691,21 @@ func (c *conn) handle(m *Message) {
 	default: // accepted chunk, or '#' abort
 		c.respondFR(m, 200, "OK")
 	}
+}
+
+// failPending ends the Send of the message a failure REPORT names, if no response settled it yet: the REPORT
+// is then its outcome (RFC 4975 §7.1.2: the endpoint, or a relay, could not deliver it), not the
+// transaction timeout that would follow when the SEND's own response never comes. Responses to its
+// transactions that come later are ignored.
+func (c *conn) failPending(s *Session, r *Report) {
+	var cbs []callback
+	c.mu.Lock()
+	if out := c.pending[pendingKey{s, r.MessageID}]; out != nil {
+		c.log.Info("msrp: failure REPORT ends a pending send", "session", s.id, "message_id", r.MessageID, "status", r.StatusCode)
+		cbs = c.finish(out, SendResult{StatusCode: r.StatusCode, Comment: r.Comment}, cbs)
+	}
+	c.mu.Unlock()
+	runCallbacks(cbs)
 }
 
 // handleResponse matches a response to its transaction.

@@ -673,6 +673,52 @@ func TestEndpointTransactionTimeout(t *testing.T) {
 	}
 }
 
+// A failure REPORT for a message whose SEND is still unanswered ends its Send with the REPORT's status at
+// once, not with the transaction timeout; the SEND's late 200 is ignored and the REPORT still reaches the
+// handler.
+func TestEndpointFailureReportEndsPendingSend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		rd := NewReader(nc, Limits{})
+		bind, _ := rd.ReadMessage() // the bodiless SEND that binds
+		WriteMessage(nc, &Message{TransactionID: bind.TransactionID, StatusCode: 200, ToPath: bind.FromPath[:1], FromPath: bind.ToPath})
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		WriteMessage(nc, &Message{Method: MethodReport, TransactionID: NewTransactionID(), ToPath: m.FromPath, FromPath: m.ToPath[:1],
+			Headers: []Header{{Name: HdrMessageID, Value: m.MessageID()}, {Name: HdrByteRange, Value: "1-7/7"}, {Name: HdrStatus, Value: "000 481 Session does not exist"}}})
+		<-done
+		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
+	}()
+	ea := newEP(t, Config{TransactionTimeout: time.Minute}, false)
+	h := newRec()
+	a := ea.NewSession(h)
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("anyone?")}); r.StatusCode != 481 || r.Err != nil || r.MessageID == "" {
+		t.Fatalf("%+v, want 481 from the failure REPORT", r)
+	}
+	if r := recv(t, h.reports, "the REPORT"); r.StatusCode != 481 {
+		t.Fatalf("REPORT %+v passed to the handler, want status 481", r)
+	}
+}
+
 func TestEndpoint413StopsChunks(t *testing.T) {
 	ea := newEP(t, Config{}, false)
 	eb := newEP(t, Config{MaxMessageSize: 1000}, false)
