@@ -116,11 +116,12 @@ type chunkResult struct {
 // add takes one SEND with a body.
 func (ra *reassembler) add(m *Message, now time.Time, lim reassemblyLimits) chunkResult {
 	id := m.MessageID()
-	br, err := m.ByteRange()
-	hasBR := err == nil
+	// Without Byte-Range a chunk starts at byte 1 (RFC 4975 §7.1.1: ByteRange gives 1-*/*); it is the whole
+	// message only when its flag says so. The reader refused malformed ones.
+	br, _ := m.ByteRange()
 	p := ra.partials[id]
 	if p == nil {
-		if !hasBR || (br.Start == 1 && m.Flag == '$') {
+		if br.Start == 1 && m.Flag == '$' {
 			if int64(len(m.Body)) > lim.maxSize {
 				return chunkResult{refuse: 413, reason: fmt.Sprintf("message of %d bytes over %d", len(m.Body), lim.maxSize)}
 			}
@@ -202,6 +203,9 @@ func (ra *reassembler) refuse(id string, p *partial, m *Message, maxTombs int, r
 	}
 	return chunkResult{refuse: 413, reason: reason}
 }
+
+// reset forgets every partial message and refused entry (the connection is gone).
+func (ra *reassembler) reset() { ra.partials, ra.tombs = nil, 0 }
 
 // expire drops partial messages whose last chunk is older than their deadline.
 func (ra *reassembler) expire(now time.Time) int {

@@ -39,6 +39,8 @@ type conn struct {
 	closeErr error
 	unbound  *time.Timer
 
+	secure bool // TLS
+
 	rxRaw net.Conn  // the TCP connection whose receive timestamps Received uses (Config.RxTimestamps), or nil
 	rx    time.Time // reader goroutine only: when the frame being handled arrived (Config.RxTimestamps)
 }
@@ -61,6 +63,7 @@ type outMsg struct {
 	ok         int
 	finished   bool
 	aborted    bool // stop the remaining chunks
+	quiet      bool // the peer said stop (413): not even a '#' chunk (RFC 4975 §10.5)
 	anyWritten bool
 	abortSent  bool
 	txs        []*tx
@@ -109,6 +112,7 @@ func newConn(e *Endpoint, nc net.Conn, key string) *conn {
 		pending:  make(map[pendingKey]*outMsg),
 		sessions: make(map[*Session]struct{}),
 	}
+	_, c.secure = nc.(*tls.Conn)
 	if e.cfg.RxTimestamps {
 		raw := nc
 		if tc, ok := nc.(*tls.Conn); ok {
@@ -171,6 +175,7 @@ func (c *conn) finish(out *outMsg, r SendResult, cbs []callback) []callback {
 	}
 	if r.Err != nil || (r.StatusCode != 200 && r.StatusCode != 0) {
 		out.aborted = true
+		out.quiet = r.StatusCode == 413
 	}
 	for _, t := range out.txs {
 		if c.txs[t.tid] == t {
@@ -424,7 +429,9 @@ func (c *conn) writeLoop() {
 		if err != nil {
 			c.log.Debug("msrp: write failed", "err", err)
 			c.close(err)
-			c.failFrames(batch, err)
+			// written holds frames of earlier batches too (not flushed yet): a Send without transactions
+			// (Failure-Report partial or no) is finished only here.
+			c.failFrames(append(written, batch...), err)
 			return
 		}
 		if !more {
@@ -443,8 +450,9 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// admit decides, just before writing, what a chunk becomes: itself, an empty '#' chunk (its message was
-// refused or timed out after some chunks went out), or nothing. Checking per frame lets a 413 stop a
+// admit decides, just before writing, what a chunk becomes: itself, an empty '#' chunk (its message failed,
+// e.g. timed out, after some chunks went out), or nothing (after a 413: "MUST NOT send any further chunks",
+// RFC 4975 §10.5; our chunks are written whole, so none is ever cut short needing a '#'). Checking per frame lets a 413 stop a
 // message in the middle of a batch.
 func (c *conn) admit(f *frame) bool {
 	c.mu.Lock()
@@ -453,7 +461,7 @@ func (c *conn) admit(f *frame) bool {
 	case !out.finished:
 		out.anyWritten = true
 		return true
-	case out.aborted && out.anyWritten && !out.abortSent:
+	case out.aborted && out.anyWritten && !out.abortSent && !out.quiet:
 		out.abortSent = true
 		f.m = abortFrame(f.m)
 		f.tx = nil
@@ -619,8 +627,20 @@ func (c *conn) handle(m *Message) {
 	}
 	to := m.ToPath[0]
 	s := c.e.lookup(to.SessionID)
+	why := "unknown session-id"
+	// We are the last hop: the To-Path is exactly one URI, of our session's scheme, and an msrps session
+	// takes requests over TLS only (RFC 4975 §6, §7.3). Anything else is not addressed to our session.
+	switch {
+	case s == nil:
+	case len(m.ToPath) != 1:
+		s, why = nil, "To-Path of more than one URI (we are no relay)"
+	case to.Secure != s.local.Secure:
+		s, why = nil, "To-Path scheme is not the session's"
+	case s.local.Secure && !c.secure:
+		s, why = nil, "msrps session over a connection without TLS"
+	}
 	if s == nil {
-		c.log.Info("msrp: request for unknown session", "method", m.Method, "to", to.String())
+		c.log.Info("msrp: request for unknown session", "method", m.Method, "to", FormatPath(m.ToPath), "why", why)
 		c.e.refused(481, "unknown session")
 		if m.Method == MethodSend {
 			c.respondFR(m, 481, reasonPhrase(481))

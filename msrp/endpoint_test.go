@@ -913,15 +913,23 @@ func TestSessionCloseInsideHandler(t *testing.T) {
 	}
 }
 
-func TestEndpoint413AbortsMidMessage(t *testing.T) {
+// After a 413 (in a response or a REPORT) the sender stops the message: no further chunk of it, not even a
+// '#' one (RFC 4975 §10.5); the next message follows.
+func TestEndpoint413StopsMidMessage(t *testing.T) {
+	for _, viaReport := range []bool{false, true} {
+		t.Run(map[bool]string{false: "response", true: "REPORT"}[viaReport], func(t *testing.T) { test413StopsMidMessage(t, viaReport) })
+	}
+}
+
+func test413StopsMidMessage(t *testing.T, viaReport bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	type outcome struct {
-		frames int
-		flag   byte
+		frames int    // of the big message
+		flags  string // the flags other than '+' among them
 		err    error
 	}
 	res := make(chan outcome, 1)
@@ -943,21 +951,34 @@ func TestEndpoint413AbortsMidMessage(t *testing.T) {
 			return
 		}
 		reply(m, 200) // bind
-		for n := 1; ; n++ {
+		var o outcome
+		var big string
+		for {
 			m, err := rd.ReadMessage()
 			if err != nil {
-				res <- outcome{n, 0, err}
+				o.err = err
+				res <- o
 				return
 			}
-			if n == 1 {
-				// Answer 413 and read on only once the sender saw it, so the sender cannot have written
-				// more than the socket buffers hold before it stopped.
-				reply(m, 413)
+			if big == "" {
+				big = m.MessageID()
+				// Say stop and read on only once the sender saw it, so the sender cannot have written more
+				// than the socket buffers hold before it stopped.
+				if viaReport {
+					WriteMessage(nc, &Message{Method: MethodReport, TransactionID: NewTransactionID(), ToPath: m.FromPath, FromPath: m.ToPath[:1],
+						Headers: []Header{{Name: HdrMessageID, Value: big}, {Name: HdrByteRange, Value: "1-2048/*"}, {Name: HdrStatus, Value: "000 413 Stop"}}})
+				} else {
+					reply(m, 413)
+				}
 				<-sawResult
 			}
-			if m.Flag != '+' {
-				res <- outcome{n, m.Flag, nil}
+			if m.MessageID() != big {
+				res <- o // the next message: the big one is over
 				return
+			}
+			o.frames++
+			if m.Flag != '+' {
+				o.flags += string(m.Flag)
 			}
 		}
 	}()
@@ -970,14 +991,17 @@ func TestEndpoint413AbortsMidMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	const chunks = 16384 // 32 MiB: far more than loopback socket buffers hold
-	r := sendWait(t, a, &Outgoing{ContentType: "application/octet-stream", Body: make([]byte, chunks*2048)})
+	r := sendWait(t, a, &Outgoing{ContentType: "application/octet-stream", Body: make([]byte, chunks*2048), FailureReport: "yes"})
 	if r.StatusCode != 413 {
 		t.Fatalf("%+v", r)
 	}
 	close(sawResult)
+	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("next")}, func(SendResult) {}); err != nil {
+		t.Fatal(err)
+	}
 	o := recv(t, res, "peer outcome")
-	if o.err != nil || o.flag != '#' || o.frames >= chunks {
-		t.Fatalf("peer saw %d frames ending with %q (%v); want an early '#'", o.frames, o.flag, o.err)
+	if o.err != nil || o.flags != "" || o.frames >= chunks {
+		t.Fatalf("peer saw %d frames of the stopped message, flags %q (%v); want fewer than %d, all '+'", o.frames, o.flags, o.err, chunks)
 	}
 	t.Logf("message stopped after %d of %d chunks", o.frames, chunks)
 }
@@ -1120,4 +1144,131 @@ func TestEndpointResponseBackpressure(t *testing.T) {
 		burst(p, send, 200000)
 		waitUntil(t, "connection closed", func() bool { return eb.NumConns() == 0 })
 	})
+}
+
+// rawTo dials one listener address of an endpoint.
+func rawTo(t *testing.T, addr string) *rawPeer {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawPeer{t: t, nc: nc, rd: NewReader(nc, Limits{})}
+}
+
+// noDelivery fails when the handler gets a message within a short while.
+func noDelivery(t *testing.T, h *recHandler, what string) {
+	t.Helper()
+	select {
+	case m := <-h.msgs:
+		t.Errorf("%s: delivered as a complete message: %q (%d chunks)", what, m.Body, m.Chunks)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A request is for one of our sessions only when its To-Path is exactly one URI, of the session's scheme,
+// and an msrps session's requests come over TLS (RFC 4975 §6, §7.3): anything else gets 481 and binds nothing.
+func TestEndpointRequestNotForOurSession(t *testing.T) {
+	srv, _ := selfSigned(t)
+	e := NewEndpoint(Config{TLSConfig: srv, Logger: testLogger(t)})
+	t.Cleanup(func() { e.Close() })
+	if _, err := e.Listen("tcp", "127.0.0.1:0", true); err != nil { // the first listener makes msrps URIs
+		t.Fatal(err)
+	}
+	plain, err := e.Listen("tcp", "127.0.0.1:0", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newRec()
+	s := e.NewSession(h)
+	if !s.LocalURI().Secure {
+		t.Fatalf("session URI %v, want msrps", s.LocalURI())
+	}
+	insecure := s.LocalURI()
+	insecure.Secure = false
+	for _, tc := range []struct{ what, to string }{
+		{"msrps session over plain TCP", s.LocalURI().String()},
+		{"msrp scheme for an msrps session", insecure.String()},
+	} {
+		p := rawTo(t, plain.String())
+		p.write(fmt.Sprintf("MSRP tx000001 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer;tcp\nMessage-ID: m1\nByte-Range: 1-6/6\nContent-Type: text/plain\n\nsecret\n-------tx000001$\n", tc.to))
+		if r := p.read(); r.StatusCode != 481 {
+			t.Errorf("%s: answered %d, want 481", tc.what, r.StatusCode)
+		}
+		noDelivery(t, h, tc.what)
+		select {
+		case <-s.Bound():
+			t.Fatalf("%s: the session bound", tc.what)
+		default:
+		}
+	}
+}
+
+// A To-Path of two URIs asks us to relay, which an endpoint does not: 481 (RFC 4975 §7.3).
+func TestEndpointRequestToRelay(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	h := newRec()
+	s := e.NewSession(h)
+	p := dialRaw(t, e)
+	p.write(fmt.Sprintf("MSRP tx000001 SEND\nTo-Path: %s msrp://127.0.0.2:2855/next;tcp\nFrom-Path: msrp://127.0.0.1:9/peer;tcp\nMessage-ID: m1\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nhi\n-------tx000001$\n", s.LocalURI()))
+	p.expect("tx000001", 481)
+	noDelivery(t, h, "To-Path of two URIs")
+}
+
+// Without Byte-Range a chunk starts at byte 1 and is the whole message only with '$' (RFC 4975 §7.1.1): a '#'
+// one is discarded, a '+' one waits for the rest.
+func TestEndpointChunkWithoutByteRange(t *testing.T) {
+	eb := newEP(t, Config{}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	p := dialRaw(t, eb)
+	to, from := b.LocalURI().String(), "msrp://127.0.0.1:9/peer;tcp"
+	send := func(tid, mid, extra, body string, flag byte) {
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: %s\n%sContent-Type: text/plain\n\n%s\n-------%s%c\n", tid, to, from, mid, extra, body, tid, flag))
+		p.expect(tid, 200)
+	}
+	send("abrt0001", "midA", "", "half a mess", '#')
+	noDelivery(t, hb, "'#' chunk without Byte-Range")
+	send("cont0001", "midB", "", "Hello ", '+')
+	noDelivery(t, hb, "'+' chunk without Byte-Range")
+	send("cont0002", "midB", "Byte-Range: 7-11/11\n", "world", '$')
+	if m := recv(t, hb.msgs, "the message"); string(m.Body) != "Hello world" || m.Chunks != 2 {
+		t.Fatalf("got %q in %d chunks, want \"Hello world\" in 2", m.Body, m.Chunks)
+	}
+}
+
+// Losing the connection forgets the refused messages too, so MaxPartial still bounds partial messages after
+// the peer reconnects.
+func TestEndpointRefusedMessagesForgottenWithConnection(t *testing.T) {
+	eb := newEP(t, Config{MaxMessageSize: 100, MaxPartial: 2}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	to, from := b.LocalURI().String(), "msrp://127.0.0.1:9/peer;tcp"
+	send := func(p *rawPeer, tid, mid, br string) int {
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\nx\n-------%s+\n", tid, to, from, mid, br, tid))
+		return p.read().StatusCode
+	}
+	bind := func(p *rawPeer) {
+		p.write(fmt.Sprintf("MSRP bind0001 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: m0\n-------bind0001$\n", to, from))
+		p.expect("bind0001", 200)
+	}
+	p1 := dialRaw(t, eb)
+	bind(p1)
+	for i := range 2 { // two refused messages, remembered so that their later chunks get 413 too
+		if c := send(p1, fmt.Sprintf("big%05d", i), fmt.Sprintf("big%d", i), "1-1/1000"); c != 413 {
+			t.Fatalf("message over the size limit: %d, want 413", c)
+		}
+	}
+	p1.nc.Close()
+	recv(t, hb.closed, "HandleClose after the connection's loss")
+	p2 := dialRaw(t, eb)
+	bind(p2)
+	codes := make([]int, 3)
+	for i := range codes {
+		codes[i] = send(p2, fmt.Sprintf("prt%05d", i), fmt.Sprintf("part%d", i), "1-1/5")
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 413 {
+		t.Fatalf("three partial messages with MaxPartial 2 after a reconnect: %v, want [200 200 413]", codes)
+	}
 }

@@ -318,7 +318,7 @@ func (s *Session) Close() {
 	s.mu.Unlock()
 	s.e.removeSession(s)
 	s.raMu.Lock()
-	s.ra.partials = nil
+	s.ra.reset()
 	s.raMu.Unlock()
 	var cbs []callback
 	if c != nil {
@@ -351,7 +351,7 @@ func (s *Session) connLost(c *conn, err error) {
 	s.closeNotified = true
 	s.mu.Unlock()
 	s.raMu.Lock()
-	s.ra.partials = nil
+	s.ra.reset()
 	s.raMu.Unlock()
 	if notify {
 		s.deliverMu.Lock()
