@@ -24,19 +24,23 @@ func TestWaitModeResponses(t *testing.T) {
 		prepare func(bob *testpeer.Client)
 		sendRep int // the client's response to SENDs (0: 200)
 		want    int
+		report  int // a failure REPORT the client sends before its response (0: none)
 	}{
-		{"delivered", nil, 0, 200},
-		{"SEND 413", nil, 413, 413},
-		{"SEND 415", nil, 415, 415},
-		{"SEND 403", nil, 403, 403},
-		{"SEND 481", nil, 481, 480},
-		{"SEND 501", nil, 501, 500},
-		{"INVITE 486", func(b *testpeer.Client) { b.SetAnswer(486, "") }, 0, 486},
-		{"INVITE 603", func(b *testpeer.Client) { b.SetAnswer(603, "") }, 0, 603},
-		{"INVITE 488", func(b *testpeer.Client) { b.SetAnswer(488, "") }, 0, 415},
-		{"INVITE 302", func(b *testpeer.Client) { b.SetAnswer(302, "") }, 0, 480},
-		{"no answer", func(b *testpeer.Client) { b.SetAnswer(0, "") }, 0, 408},
-		{"TCP refused", func(b *testpeer.Client) { b.Endpoint.Close() }, 0, 480},
+		{"delivered", nil, 0, 200, 0},
+		{"SEND 413", nil, 413, 413, 0},
+		{"SEND 415", nil, 415, 415, 0},
+		{"SEND 403", nil, 403, 403, 0},
+		{"SEND 481", nil, 481, 480, 0},
+		{"SEND 501", nil, 501, 500, 0},
+		{"failure REPORT 481", nil, 0, 480, 481},
+		{"failure REPORT 408", nil, 0, 408, 408},
+		{"failure REPORT 500", nil, 0, 500, 500},
+		{"INVITE 486", func(b *testpeer.Client) { b.SetAnswer(486, "") }, 0, 486, 0},
+		{"INVITE 603", func(b *testpeer.Client) { b.SetAnswer(603, "") }, 0, 603, 0},
+		{"INVITE 488", func(b *testpeer.Client) { b.SetAnswer(488, "") }, 0, 415, 0},
+		{"INVITE 302", func(b *testpeer.Client) { b.SetAnswer(302, "") }, 0, 480, 0},
+		{"no answer", func(b *testpeer.Client) { b.SetAnswer(0, "") }, 0, 408, 0},
+		{"TCP refused", func(b *testpeer.Client) { b.Endpoint.Close() }, 0, 480, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -47,6 +51,7 @@ func TestWaitModeResponses(t *testing.T) {
 				c.prepare(bob)
 			}
 			bob.SetReply(c.sendRep)
+			bob.SetReportFailure(c.report)
 			res := alice.Send(h.udp(), bob.URI, "text/plain", "hello")
 			if res.StatusCode != c.want {
 				t.Fatalf("MESSAGE answered %d %s, want %d", res.StatusCode, res.Reason, c.want)

@@ -77,9 +77,14 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 	return 200
 }
 
-// HandleReport gets REPORTs for our SENDs. A transaction 200 from the peer endpoint already settled each
-// message (no relays yet), so REPORTs are logged only.
+// HandleReport gets REPORTs for our SENDs. A failure REPORT for a message not settled yet has already ended
+// its Send in the MSRP stack, with the REPORT's status as its outcome (SPEC §5: 481 → 480, 408 → 408); a
+// message the peer endpoint answered 200 is settled (no relays yet), so what remains is logged.
 func (h *msrpHandler) HandleReport(ms *msrp.Session, r *msrp.Report) {
+	if r.StatusCode != 200 {
+		h.s.log.Info("failure REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "key", h.s.key, "msrp_session_id", ms.ID())
+		return
+	}
 	h.s.log.Debug("REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "msrp_session_id", ms.ID())
 }
 

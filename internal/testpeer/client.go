@@ -36,6 +36,7 @@ type Client struct {
 	answer      int    // final response to INVITEs (200; 0 = never answer)
 	setup       string // a=setup we answer with ("passive": the gateway connects)
 	reply       int    // MSRP status new sessions answer SENDs with (0 = 200)
+	report      int    // failure REPORT status new sessions send before answering each SEND (0 = none)
 	acceptTypes []string
 	wrapped     []string
 	dialogs     map[string]*ClientSession // Call-ID -> session
@@ -124,6 +125,14 @@ func (c *Client) SetReply(code int) {
 	c.reply = code
 }
 
+// SetReportFailure makes sessions made from now on send a failure REPORT with this status for each SEND
+// before answering it (0: none); ClientSession.SetReportFailure changes one session.
+func (c *Client) SetReportFailure(code int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.report = code
+}
+
 // SIPClient is the client's sipgo client, for requests the methods here do not cover.
 func (c *Client) SIPClient() *sipgo.Client { return c.sipc }
 
@@ -169,6 +178,7 @@ func (c *Client) newSession(callID string) *ClientSession {
 	}
 	c.mu.Lock()
 	cs.reply.Store(int32(c.reply))
+	cs.report.Store(int32(c.report))
 	c.mu.Unlock()
 	cs.MSRP = c.Endpoint.NewSession(cs)
 	c.t.Cleanup(func() {

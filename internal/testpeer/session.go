@@ -30,14 +30,20 @@ type ClientSession struct {
 	reports chan *msrp.Report
 	closed  chan error
 	reply   atomic.Int32 // code HandleMessage returns (0 = 200)
+	report  atomic.Int32 // failure REPORT status sent before answering each SEND (0 = none)
 	bye     chan struct{}
 	byeOnce sync.Once
 	recvd   atomic.Int64
 }
 
 // HandleMessage implements msrp.Handler.
-func (cs *ClientSession) HandleMessage(_ *msrp.Session, m *msrp.Incoming) int {
+func (cs *ClientSession) HandleMessage(ms *msrp.Session, m *msrp.Incoming) int {
 	cs.recvd.Add(1)
+	if code := cs.report.Load(); code != 0 {
+		if err := ms.Report(m, int(code), "reported by the test"); err != nil {
+			cs.c.fail("failure REPORT %d for %s: %v", code, m.MessageID, err)
+		}
+	}
 	select {
 	case cs.inbox <- m:
 	default: // Received still counts it; the test fails at its end (newSession)
@@ -64,6 +70,10 @@ func (cs *ClientSession) HandleClose(_ *msrp.Session, err error) {
 	default:
 	}
 }
+
+// SetReportFailure makes the session send a failure REPORT with this status for each SEND before it answers
+// the SEND (0: none). The REPORT leaves first, so it is what the sender learns first.
+func (cs *ClientSession) SetReportFailure(code int) { cs.report.Store(int32(code)) }
 
 // SetReply sets the MSRP status the session answers SENDs with (Client.SetReply's, 200 by default).
 func (cs *ClientSession) SetReply(code int) { cs.reply.Store(int32(code)) }
