@@ -205,6 +205,26 @@ func TestLargeMessages(t *testing.T) {
 	}
 }
 
+// A generated MESSAGE goes over TCP whenever it would be over 1300 bytes on the wire, whatever makes it long:
+// here a short body and a long Request-URI and To (SPEC §4, RFC 3261 §18.1.1); a short one stays on UDP.
+func TestGeneratedMessageSizeDecidesTransport(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI+";x="+strings.Repeat("a", 300), "actpass")
+	for _, body := range []string{"short", strings.Repeat("b", 500)} {
+		if r := cs.Send("text/plain", body); r.StatusCode != 200 {
+			t.Fatalf("SEND: %+v", r)
+		}
+		m := alice.Recv()
+		size, tr := len(m.String()), m.Transport()
+		t.Logf("%d-byte body: %d bytes over %s", len(body), size, tr)
+		if want := map[bool]string{false: "UDP", true: "TCP"}[size > 1300]; !strings.EqualFold(tr, want) {
+			t.Errorf("a %d-byte MESSAGE (body %d) went over %s, want %s", size, len(body), tr, want)
+		}
+	}
+}
+
 // An RCS-style client (CPIM only at top level) chats both ways with a page-mode phone: the gateway wraps and
 // unwraps CPIM, sends the IMDN `delivered` on a 200, and never shows isComposing as text.
 func TestRCSClientCPIM(t *testing.T) {

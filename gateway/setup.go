@@ -326,16 +326,40 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 	}
 }
 
-// route points a generated request at the outbound proxy when one is set, and moves it off UDP when it is
-// larger than RFC 3428 §8 allows there.
+// route points a generated request at the outbound proxy when one is set, and moves it off UDP when it could
+// be larger than 1300 bytes on the wire (RFC 3261 §18.1.1, RFC 3428 §8): its size as built so far, long URIs
+// and extra headers included, plus what is added when it is sent.
 func (g *Gateway) route(req *sip.Request) {
 	if g.proxy != nil {
 		req.PrependHeader(&sip.RouteHeader{Address: *g.proxy})
 	}
-	if len(req.Body())+600 > 1300 && strings.EqualFold(req.Transport(), "UDP") {
+	if strings.EqualFold(req.Transport(), "UDP") && requestSize(req)+sentHeadersSize > udpMaxRequest {
 		req.SetTransport("TCP")
 	}
 }
+
+// udpMaxRequest is the largest request sent over UDP (RFC 3261 §18.1.1).
+const udpMaxRequest = 1300
+
+// sentHeadersSize bounds what the client adds to a request when it sends it: Via (with branch and rport;
+// the host is the advertised contact's), CSeq, Max-Forwards and Content-Length.
+const sentHeadersSize = 220
+
+// requestSize is the length of req as written now.
+func requestSize(req *sip.Request) int {
+	var n byteCounter
+	req.StringWrite(&n)
+	return int(n)
+}
+
+// byteCounter is an io.StringWriter that only counts.
+type byteCounter int
+
+func (c *byteCounter) WriteString(s string) (int, error) {
+	*c += byteCounter(len(s))
+	return len(s), nil
+}
+func (c *byteCounter) Write(b []byte) (int, error) { *c += byteCounter(len(b)); return len(b), nil }
 
 func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
 	g.goBackground(func() {
