@@ -392,6 +392,7 @@ func TestValidateErrors(t *testing.T) {
 		{"contact doubled scheme", "sip:\n  contact: sip:sip:127.0.0.1\n", "has the scheme twice"},
 		{"contact bad host", "sip:\n  contact: \"sip:gw@bad_host\"\n", `"bad_host" is neither an IP address nor a DNS name`},
 		{"outbound proxy", "sip:\n  outbound_proxy: \"proxy.example.net\"\n", `key sip.outbound_proxy (line 2, column 19): "proxy.example.net" is not a sip: or sips: URI`},
+		{"trusted empty", "sip:\n  trusted: []\n", "key sip.trusted (line 2, column 12): is empty: no source could create a session"},
 		{"trusted garbage", "sip:\n  trusted: [localhost]\n", `key sip.trusted[0] (line 2, column 13): "localhost" is neither an IP address nor a CIDR prefix`},
 		{"trusted host bits", "sip:\n  trusted: [10.0.0.1/8]\n", `key sip.trusted[0] (line 2, column 13): "10.0.0.1/8" has host bits set; did you mean 10.0.0.0/8?`},
 		{"msrp scheme", "msrp:\n  listen: http://127.0.0.1:2855;tcp\n", `key msrp.listen (line 2, column 11): "http://127.0.0.1:2855;tcp": scheme "http" is not msrp or msrps`},

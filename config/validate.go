@@ -135,6 +135,9 @@ func (v *validation) sip() {
 			v.bad("sip.outbound_proxy", "%w", err)
 		}
 	}
+	if len(s.Trusted) == 0 {
+		v.bad("sip.trusted", "is empty: no source could create a session or send a message; list the networks that may (0.0.0.0/0 and ::/0 for any source)")
+	}
 	for i, p := range s.Trusted {
 		if !p.IsValid() {
 			v.bad(fmt.Sprintf("sip.trusted[%d]", i), "%v is not a valid prefix", p)
