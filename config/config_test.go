@@ -410,6 +410,12 @@ func TestValidateErrors(t *testing.T) {
 		{"empty from template", "gateway:\n  answer:\n    from: ''\n", "key gateway.answer.from (line 3, column 11): must not be empty"},
 		{"bad to template", "gateway:\n  answer:\n    to: \"$hdr(X\"\n", `key gateway.answer.to (line 3, column 10): unclosed "$hdr("`},
 		{"bad ruri template", "gateway:\n  answer:\n    ruri: \"sip:$\"\n", "key gateway.answer.ruri (line 3, column 16): '$' not followed by a variable name"},
+		{"unknown variable in a literal block", "gateway:\n  setup_failed:\n    body: |\n      hello $code\n      and $nope here\n",
+			"key gateway.setup_failed.body (line 5, column 11): unknown variable $nope"},
+		{"unknown variable in a literal block after a blank line", "gateway:\n  setup_failed:\n    body: |\n\n      x\n        $nope\n",
+			"key gateway.setup_failed.body (line 6, column 9): unknown variable $nope"},
+		{"unknown variable in a folded block", "gateway:\n  setup_failed:\n    body: >\n      hello\n      $nope\n",
+			"key gateway.setup_failed.body (line 3, column 11): unknown variable $nope"},
 		{"bad setup_failed body", "gateway:\n  setup_failed:\n    body: \"$code $why\"\n", "key gateway.setup_failed.body (line 3, column 18): unknown variable $why"},
 		{"empty notify body", "gateway:\n  setup_failed:\n    body: \"\"\n", "key gateway.setup_failed.body (line 3, column 11): must not be empty"},
 		{"bad media type", "gateway:\n  answer:\n    accept_types: [text]\n", `key gateway.answer.accept_types[0] (line 3, column 20): "text" is not a media type`},
@@ -477,7 +483,8 @@ func TestTemplateErrorPositionInFile(t *testing.T) {
 		{"gateway:\n  answer:\n    key: '$fu:$tx'\n", 3, 15},    // single-quoted
 		{"gateway:\n  answer:\n    key: $fu:$tx\n", 3, 14},      // plain
 		{"gateway:\n  answer: {key: \"a$fx\"}\n", 2, 19},        // flow mapping
-		{"gateway:\n  answer:\n    key: |\n      $fx\n", 3, 10}, // block scalar: the indicator
+		{"gateway:\n  answer:\n    key: |\n      $fx\n", 4, 7},  // literal block: its text
+		{"gateway:\n  answer:\n    key: >\n      $fx\n", 3, 10}, // folded block: the indicator
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		var te *TemplateError

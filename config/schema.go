@@ -41,6 +41,7 @@ func (e *KeyError) Unwrap() error { return e.Err }
 type position struct {
 	line, column int
 	style        yaml.Style
+	indent       int // a literal block scalar's: the column of its text (0 when unknown)
 }
 
 // positions maps key paths to positions.
@@ -53,9 +54,10 @@ func (p positions) keyError(key string, err error) *KeyError {
 }
 
 // templateError places a template compile error, whose Column counts within the template, in the file: a
-// quoted scalar's text starts one column after its quote. Escapes in double-quoted scalars and multi-line
-// scalars make the column approximate; the line is still right for single-line values.
-func (p positions) templateError(key string, te *TemplateError) *TemplateError {
+// quoted scalar's text starts one column after its quote; a literal block's lines are the file's, below its
+// '|' and indented. Escapes in double-quoted scalars make the column approximate; for a folded block ('>')
+// the position is its indicator's.
+func (p positions) templateError(key string, te *TemplateError, src string) *TemplateError {
 	out := &TemplateError{Key: key, Column: te.Column, Msg: te.Msg}
 	if ps, ok := p[key]; ok && ps.line > 0 {
 		out.Line = ps.line
@@ -64,11 +66,37 @@ func (p positions) templateError(key string, te *TemplateError) *TemplateError {
 			out.Column = ps.column + te.Column
 		case 0, yaml.FlowStyle:
 			out.Column = ps.column + te.Column - 1
-		default: // literal or folded block: the text starts on the next lines
+		case yaml.LiteralStyle:
+			if ps.indent > 0 && te.Column <= len(src)+1 {
+				before := src[:te.Column-1]
+				nl := strings.LastIndexByte(before, '\n')
+				out.Line = ps.line + 1 + strings.Count(before, "\n")
+				out.Column = ps.indent + len(before) - nl - 1
+				break
+			}
+			out.Column = ps.column
+		default: // folded block: where it starts
 			out.Column = ps.column
 		}
 	}
 	return out
+}
+
+// blockIndent is the column of a block scalar's text: that of the first non-blank line after the line of its
+// indicator (line counts from 1), or 0.
+func blockIndent(data []byte, line int) int {
+	rest := data
+	for i := 0; i < line && len(rest) > 0; i++ { // skip the indicator's line and those before it
+		_, rest, _ = bytes.Cut(rest, []byte("\n"))
+	}
+	for len(rest) > 0 {
+		var l []byte
+		l, rest, _ = bytes.Cut(rest, []byte("\n"))
+		if t := bytes.TrimLeft(l, " "); len(bytes.TrimSpace(t)) > 0 {
+			return len(l) - len(t) + 1
+		}
+	}
+	return 0
 }
 
 var (
@@ -108,7 +136,7 @@ func decodeOver(c *Config, data []byte) (positions, error) {
 	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 		return positions{}, nil // a file of only comments
 	}
-	w := &walker{pos: positions{}, expanding: map[*yaml.Node]bool{}, budget: maxWalkNodes}
+	w := &walker{data: data, pos: positions{}, expanding: map[*yaml.Node]bool{}, budget: maxWalkNodes}
 	w.walk(root, reflect.TypeFor[Config](), "")
 	if len(w.errs) > 0 {
 		return nil, errors.Join(w.errs...)
@@ -121,6 +149,7 @@ func decodeOver(c *Config, data []byte) (positions, error) {
 
 // walker checks a YAML tree against the Go model and records positions.
 type walker struct {
+	data []byte // the file
 	pos  positions
 	errs []error
 	// expanding holds the aliases being walked, to refuse one that contains itself; budget bounds the nodes
@@ -156,7 +185,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		n = n.Alias
 	}
 	if path != "" {
-		w.pos[path] = position{line: n.Line, column: n.Column, style: n.Style}
+		ps := position{line: n.Line, column: n.Column, style: n.Style}
+		if n.Style == yaml.LiteralStyle {
+			ps.indent = blockIndent(w.data, n.Line)
+		}
+		w.pos[path] = ps
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return // yaml leaves scalars and sections as they were and empties lists

@@ -81,7 +81,7 @@ func (v *validation) template(key, src string, allowed VarSet, mayBeEmpty bool) 
 	if err != nil {
 		var te *TemplateError
 		if errors.As(err, &te) {
-			v.errs = append(v.errs, v.c.pos.templateError(key, te))
+			v.errs = append(v.errs, v.c.pos.templateError(key, te, src))
 		} else {
 			v.errs = append(v.errs, v.c.pos.keyError(key, err))
 		}
