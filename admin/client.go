@@ -37,7 +37,7 @@ func (c *Client) List(ctx context.Context) ([]Session, error) {
 // Show returns one session; the error wraps ErrNotFound when there is none.
 func (c *Client) Show(ctx context.Context, key string) (Session, error) {
 	var s Session
-	if err := c.do(ctx, http.MethodGet, "/api/sessions/"+url.PathEscape(key), &s); err != nil {
+	if err := c.do(ctx, http.MethodGet, SessionPath(key), &s); err != nil {
 		return Session{}, keyed(err, key)
 	}
 	return s, nil
@@ -45,7 +45,7 @@ func (c *Client) Show(ctx context.Context, key string) (Session, error) {
 
 // End ends one session with BYE; the error wraps ErrNotFound when there is none.
 func (c *Client) End(ctx context.Context, key string) error {
-	return keyed(c.do(ctx, http.MethodDelete, "/api/sessions/"+url.PathEscape(key), nil), key)
+	return keyed(c.do(ctx, http.MethodDelete, SessionPath(key), nil), key)
 }
 
 // keyed names the key in a not-found error; the server's own wording would only repeat it.
@@ -142,4 +142,14 @@ func NormalizeAdminURL(s string) (string, error) {
 		u.Host = host
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// SessionPath is the API path of one session: its key path-escaped, with a key of "." or ".." written as %2E
+// escapes, which path cleaning would otherwise take for the current or parent directory.
+func SessionPath(key string) string {
+	k := url.PathEscape(key)
+	if key == "." || key == ".." {
+		k = strings.Repeat("%2E", len(key))
+	}
+	return "/api/sessions/" + k
 }

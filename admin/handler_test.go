@@ -79,6 +79,22 @@ func sessionEqual(a, b Session) bool {
 		a.MessagesToMSRP == b.MessagesToMSRP && a.MessagesToSIP == b.MessagesToSIP
 }
 
+// Keys that path cleaning would turn into directories still reach their session through SessionPath and the
+// client.
+func TestDotKeys(t *testing.T) {
+	for _, key := range []string{".", "..", "a/../b"} {
+		gw := newFakeGateway(Session{Key: key, State: "up"})
+		srv := newTestServer(t, gw, nil, Options{})
+		if status, _, body := do(t, "GET", srv.URL+SessionPath(key), "", ""); status != 200 {
+			t.Errorf("GET %s: status %d body %s", SessionPath(key), status, body)
+		}
+		c := &Client{BaseURL: srv.URL, HTTP: srv.Client()}
+		if s, err := c.Show(t.Context(), key); err != nil || s.Key != key {
+			t.Errorf("Show(%q): %+v, %v", key, s, err)
+		}
+	}
+}
+
 func TestListSessionsEmptyIsArray(t *testing.T) {
 	srv := newTestServer(t, newFakeGateway(), nil, Options{})
 	status, _, body := do(t, "GET", srv.URL+"/api/sessions", "", "")
