@@ -77,6 +77,10 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 	return 200
 }
 
+// HandleKeepAlive counts a bodiless SEND (a binding or a keep-alive) as a SEND for session_timeout: the peer
+// is there (SPEC §3.3).
+func (h *msrpHandler) HandleKeepAlive(*msrp.Session) { h.s.touchSend() }
+
 // HandleReport gets REPORTs for our SENDs. A failure REPORT for a message not settled yet has already ended
 // its Send in the MSRP stack, with the REPORT's status as its outcome (SPEC §5: 481 → 480, 408 → 408); a
 // message the peer endpoint answered 200 is settled (no relays yet), so what remains is logged.

@@ -11,6 +11,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -62,6 +63,32 @@ func TestMessageTimeoutCountsFromLastMessage(t *testing.T) {
 		t.Fatalf("session ended %d times while MESSAGEs kept coming", n)
 	}
 	h.events.waitKind(t, event.SessionEnded)
+}
+
+// session_timeout is counted from the last SEND, bodiless keep-alives included: a peer that only keeps its
+// connection alive keeps the session.
+func TestSessionTimeoutCountsKeepAlives(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.MessageTimeout = 10 * time.Second
+		c.Gateway.SessionTimeout = 400 * time.Millisecond
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "0")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	for i := 0; i < 5; i++ { // 5 × 200 ms > 400 ms, but never 400 ms without a SEND
+		time.Sleep(200 * time.Millisecond)
+		if r := cs.SendOut(&msrp.Outgoing{}); r.StatusCode != 200 {
+			t.Fatalf("bodiless SEND: %+v", r)
+		}
+	}
+	if n := h.events.count(event.SessionEnded); n != 0 {
+		t.Fatalf("session ended %d times while keep-alives kept coming", n)
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "session_timeout" {
+		t.Fatalf("ended by %q, want session_timeout", e.Reason)
+	}
 }
 
 // An operator ends a session by key: BYE to the client, gone from the list.

@@ -674,6 +674,9 @@ func (c *conn) handle(m *Message) {
 		return
 	}
 	if m.Body == nil { // binding or keep-alive SEND
+		if ka, ok := s.h.(KeepAliveHandler); ok {
+			ka.HandleKeepAlive(s)
+		}
 		c.respondFR(m, 200, "OK")
 		return
 	}

@@ -39,12 +39,19 @@ type Handler interface {
 	// message (200 to accept, 413/415/403/... to refuse), sent only if its Failure-Report allows a response
 	// (yes/absent: any; partial: only non-200; no: none). Earlier chunks are answered 200 by the stack.
 	HandleMessage(s *Session, m *Incoming) (code int)
-	// HandleReport gets every REPORT received for this session (the stack never answers REPORTs and does
-	// not track Message-IDs: REPORTs for unknown Message-IDs are passed too; ignore them).
+	// HandleReport gets every REPORT received for this session (the stack never answers REPORTs). A failure
+	// REPORT for a message whose Send is still pending has also ended that Send, with the REPORT's status;
+	// REPORTs for other Message-IDs are passed as they are.
 	HandleReport(s *Session, r *Report)
 	// HandleClose is called once when the session's connection is lost (err wraps ErrConnLost, or is
 	// ErrClosed when the endpoint closes) or the session is closed with Close (err == nil).
 	HandleClose(s *Session, err error)
+}
+
+// KeepAliveHandler is what a Handler may also implement to learn of each bodiless SEND (a binding or a
+// keep-alive), which the stack answers itself and never passes to HandleMessage.
+type KeepAliveHandler interface {
+	HandleKeepAlive(s *Session)
 }
 
 // Incoming is a complete received message.
@@ -236,7 +243,8 @@ func (s *Session) unbind(c *conn) {
 // stack owns, with the outcome: Failure-Report yes: the first non-200 response of any chunk, 200 when all
 // chunks got 200, 408 when TransactionTimeout passed, Err when the connection was lost or the session
 // closed; partial/no: StatusCode 0 when written (partial: or the first error response if it came first).
-// An error response stops the remaining chunks (with a '#' abort frame if some were sent).
+// An error response, or a failure REPORT while the Send is pending, stops the remaining chunks (with a '#'
+// abort frame if some were sent, except after a 413: RFC 4975 §10.5).
 // The caller must not modify m.Body until done ran.
 func (s *Session) Send(m *Outgoing, done func(SendResult)) error {
 	s.mu.Lock()
