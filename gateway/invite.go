@@ -80,7 +80,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.weActive = weActive
 	s.ms = g.msrp.NewSession(&msrpHandler{s: s})
 	if offer != nil {
-		if err := s.applyPeerMedia(offer); err != nil {
+		if err := s.applyPeerMedia(offer, weActive); err != nil {
 			s.ms.Close()
 			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable a=path: "+err.Error())
 			return
@@ -155,12 +155,9 @@ func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if late && len(req.Body()) > 0 {
 		if m, err := parseSIPBodySDP(req.ContentType(), req.Body()); err != nil {
 			s.log.Warn("unusable SDP answer in ACK", "err", err)
-		} else if err := s.applyPeerMedia(m); err != nil {
+		} else if err := s.applyPeerMedia(m, sdp.OffererActive(m.Setup)); err != nil {
+			// We offered actpass in the 200: the answer decides who connects.
 			s.log.Warn("unusable a=path in ACK", "err", err)
-		} else {
-			s.mu.Lock()
-			s.weActive = sdp.OffererActive(m.Setup) // we offered actpass in the 200: the answer decides
-			s.mu.Unlock()
 		}
 	}
 	if uas != nil {
@@ -171,7 +168,12 @@ func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // onReinvite answers a re-INVITE with our current SDP (SPEC §3.2 step 6) and follows a changed peer path.
+// The peer is the offerer now: our answer says active or passive, keeping the current roles unless the
+// re-offer decides otherwise (sdp.ReanswerSetup).
 func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransaction) {
+	s.mu.Lock()
+	local, weActive := *s.local, s.weActive
+	s.mu.Unlock()
 	var changed bool
 	if len(req.Body()) > 0 {
 		m, err := parseSIPBodySDP(req.ContentType(), req.Body())
@@ -179,19 +181,31 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP in re-INVITE: "+err.Error())
 			return
 		}
+		setup, active := sdp.ReanswerSetup(m.Setup, weActive)
 		s.mu.Lock()
 		old := s.peer
 		s.mu.Unlock()
 		changed = old == nil || strings.Join(old.Path, " ") != strings.Join(m.Path, " ")
 		if changed {
-			if err := s.applyPeerMedia(m); err != nil {
+			if err := s.applyPeerMedia(m, active); err != nil {
 				g.refuse(req, tx, 488, "Not Acceptable Here", err.Error())
 				return
 			}
 		}
+		s.mu.Lock()
+		s.weActive = active
+		if local.Setup != setup {
+			local.Setup = setup
+			s.local = &local
+			s.sdpVer++ // RFC 3264 §8: a changed description gets the next version
+		}
+		s.mu.Unlock()
+	} else {
+		// No offer: our SDP is the offer (RFC 6135 §4.2.2: actpass, the gateway is reachable).
+		local.Setup = sdp.SetupActPass
 	}
 	s.mu.Lock()
-	body := s.local.Marshal(s.sdpID, s.sdpVer)
+	body := local.Marshal(s.sdpID, s.sdpVer)
 	active := s.weActive
 	s.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(req, body)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -100,6 +101,125 @@ func TestReinvitePathChangeReconnects(t *testing.T) {
 	case <-moved.MSRP.Bound():
 	case <-ctx.Done():
 		t.Fatal("the gateway did not connect to the new path")
+	}
+	alice.Send(h.udp(), bob.URI, "text/plain", "after")
+	if got := string(moved.Recv().Body); got != "after" {
+		t.Fatalf("got %q on the new session", got)
+	}
+}
+
+// reinvite sends a re-INVITE offering m on cs's dialog (whichever side set it up) and returns the gateway's
+// SDP answer.
+func reinvite(t *testing.T, cs *testpeer.ClientSession, m *sdp.Media, version uint64) *sdp.Media {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	var res *sip.Response
+	var err error
+	if d := cs.ServerDialog(); d != nil {
+		req := sip.NewRequest(sip.INVITE, d.InviteRequest.Contact().Address)
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(m.Marshal(1, version))
+		res, err = d.Do(ctx, req)
+	} else {
+		d := cs.ClientDialog()
+		req := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(m.Marshal(2, version))
+		res, err = d.Do(ctx, req)
+	}
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatalf("re-INVITE answer: %v", err)
+	}
+	return ans
+}
+
+// moveTo points a new session of the client at the gateway's path in ans.
+func moveTo(t *testing.T, moved *testpeer.ClientSession, ans *sdp.Media) {
+	t.Helper()
+	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved.MSRP.SetPeerPath(path)
+}
+
+// A re-INVITE's answer says active or passive, never actpass (RFC 4145 §4.1, RFC 6135): to actpass the
+// gateway keeps its role, so the side that connected stays active and the connection stays in use; a
+// re-offer that says active makes it passive. Session set up from the MESSAGE side (our offer said actpass).
+func TestReinviteAnswerSetup(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob") // answers passive: the gateway connected
+	alice.Send(h.udp(), bob.URI, "text/plain", "one")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	for i, tc := range []struct{ offer, want string }{
+		{sdp.SetupActPass, sdp.SetupActive},
+		{sdp.SetupActive, sdp.SetupPassive},
+	} {
+		ans := reinvite(t, cs, bob.Media(cs, tc.offer), uint64(2+i))
+		if ans.Setup != tc.want {
+			t.Fatalf("re-offer a=setup:%s answered a=setup:%q, want %s", tc.offer, ans.Setup, tc.want)
+		}
+		body := "after re-offer " + tc.offer
+		alice.Send(h.udp(), bob.URI, "text/plain", body)
+		if got := string(cs.Recv().Body); got != body {
+			t.Fatalf("got %q on the kept connection", got)
+		}
+	}
+}
+
+// The peer is the offerer of a re-INVITE: its a=setup decides who connects, as for an INVITE. Session first,
+// the gateway passive; the re-offer moves the chat to a new path and says passive: the gateway answers active
+// and connects to the new path.
+func TestReinviteOfferMakesUsActive(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs.Recv()
+	moved := bob.NewSession()
+	ans := reinvite(t, cs, bob.Media(moved, sdp.SetupPassive), 2)
+	if ans.Setup != sdp.SetupActive {
+		t.Fatalf("re-offer a=setup:passive answered a=setup:%q, want active", ans.Setup)
+	}
+	moveTo(t, moved, ans)
+	select {
+	case <-moved.MSRP.Bound():
+	case <-time.After(waitFor):
+		t.Fatal("the gateway did not connect to the new path")
+	}
+	alice.Send(h.udp(), bob.URI, "text/plain", "after")
+	if got := string(moved.Recv().Body); got != "after" {
+		t.Fatalf("got %q on the new session", got)
+	}
+}
+
+// A re-offer without a=setup: the RFC 4145 default makes the offerer (the peer) connect, also on a session the
+// gateway set up as the active side. The answer says passive and the peer's new connection carries the chat.
+func TestReinviteOfferWithoutSetup(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob") // answers passive: the gateway connected
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	moved := bob.NewSession()
+	ans := reinvite(t, cs, bob.Media(moved, ""), 2)
+	if ans.Setup != sdp.SetupPassive {
+		t.Fatalf("re-offer without a=setup answered a=setup:%q, want passive", ans.Setup)
+	}
+	moveTo(t, moved, ans)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := moved.MSRP.Connect(ctx); err != nil {
+		t.Fatalf("connecting to the gateway's path: %v", err)
 	}
 	alice.Send(h.udp(), bob.URI, "text/plain", "after")
 	if got := string(moved.Recv().Body); got != "after" {

@@ -176,7 +176,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		g.byeLater(s)
 		return failSetup(outcome{480, "Bad SDP answer"}, err)
 	}
-	if err := s.applyPeerMedia(media); err != nil {
+	if err := s.applyPeerMedia(media, sdp.OffererActive(media.Setup)); err != nil {
 		g.byeLater(s)
 		return failSetup(outcome{480, "Bad SDP answer"}, err)
 	}
@@ -209,8 +209,9 @@ func (g *Gateway) connectMSRP(ctx context.Context, s *Session) error {
 	}
 }
 
-// applyPeerMedia records the peer's SDP and the MSRP path it gives.
-func (s *Session) applyPeerMedia(m *sdp.Media) error {
+// applyPeerMedia records the peer's SDP, the MSRP path it gives, and whether we are the active side as the
+// offer/answer exchange that brought m decided (the caller knows which side offered).
+func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 	path, err := msrp.ParsePath(strings.Join(m.Path, " "))
 	if err != nil {
 		return fmt.Errorf("a=path: %w", err)
@@ -221,9 +222,7 @@ func (s *Session) applyPeerMedia(m *sdp.Media) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.peer = m
-	if s.origin == originMessage {
-		s.weActive = sdp.OffererActive(m.Setup)
-	}
+	s.weActive = weActive
 	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprint, path[0]))
 	s.ms.SetPeerPath(path)
 	return nil

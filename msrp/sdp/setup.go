@@ -16,6 +16,20 @@ func AnswerSetup(offer string) (answer string, weActive bool) {
 	return SetupPassive, false
 }
 
+// ReanswerSetup is AnswerSetup for a re-offer on an established session, where weActive says whether we are
+// the active side now. An answer says active or passive, never actpass (RFC 4145 §4.1). To "actpass" we keep
+// our role, so the side that connected stays active and the current connection stays in use; "active",
+// "passive" and absent decide as in AnswerSetup (absent: the offerer, now the peer, connects).
+func ReanswerSetup(offer string, weActive bool) (answer string, active bool) {
+	if strings.EqualFold(strings.TrimSpace(offer), SetupActPass) {
+		if weActive {
+			return SetupActive, true
+		}
+		return SetupPassive, false
+	}
+	return AnswerSetup(offer)
+}
+
 // OffererActive tells the offerer whether it connects, given the a=setup of the answer: "active" in the
 // answer means the peer connects (false); "passive" or absent means we connect (true, RFC 4145 and RFC 4975
 // §8.5 defaults). An answer cannot legitimately say "actpass"; we then connect, as for "passive".

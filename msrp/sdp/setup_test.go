@@ -24,6 +24,31 @@ func TestAnswerSetup(t *testing.T) {
 	}
 }
 
+func TestReanswerSetup(t *testing.T) {
+	tests := []struct {
+		offer    string
+		weActive bool
+		answer   string
+		active   bool
+	}{
+		{"actpass", true, "active", true}, // we connected: we stay active
+		{"actpass", false, "passive", false},
+		{" ActPass ", true, "active", true},
+		{"active", true, "passive", false},
+		{"active", false, "passive", false},
+		{"passive", false, "active", true},
+		{"passive", true, "active", true},
+		{"", true, "passive", false}, // absent: the offerer (the peer) connects
+		{"holdconn", true, "passive", false},
+	}
+	for _, tt := range tests {
+		answer, active := ReanswerSetup(tt.offer, tt.weActive)
+		if answer != tt.answer || active != tt.active {
+			t.Errorf("ReanswerSetup(%q, %v) = %q, %v; want %q, %v", tt.offer, tt.weActive, answer, active, tt.answer, tt.active)
+		}
+	}
+}
+
 func TestOffererActive(t *testing.T) {
 	tests := []struct {
 		answer string
