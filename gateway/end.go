@@ -33,7 +33,7 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 	s.mu.Unlock()
 
 	if cancel != nil {
-		// A setup in progress: sipgo sends the CANCEL (SPEC §3.2 step 3).
+		// A setup in progress (sipgo sends the CANCEL, SPEC §3.2 step 3), or a rebind after a re-INVITE.
 		cancel(errEnded)
 	}
 	covered := reason == "setup_failed"

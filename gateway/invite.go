@@ -206,7 +206,6 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	}
 	s.mu.Lock()
 	body := local.Marshal(s.sdpID, s.sdpVer)
-	active := s.weActive
 	s.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(req, body)
 	res.AppendHeader(&g.contact)
@@ -214,17 +213,57 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 		s.log.Warn("re-INVITE answer failed", "err", err)
 		return
 	}
-	if changed && active {
-		s.log.Info("peer path changed, reconnecting")
-		g.goBackground(func() {
-			ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Gateway.SetupTimeout)
-			defer cancel()
-			if err := s.ms.Connect(ctx); err != nil {
-				s.log.Warn("reconnect after re-INVITE failed", "err", err)
-				g.endSession(s, "msrp_lost", outcomeMSRPConnFailed, true)
-			}
-		})
+	s.mu.Lock()
+	rebinding := s.rebinding
+	s.mu.Unlock()
+	if changed && rebinding {
+		g.goBackground(func() { g.rebind(s) })
 	}
+}
+
+// errRebound cancels a rebind that a newer re-INVITE took over.
+var errRebound = errors.New("peer path changed again")
+
+// rebind binds a session whose first hop a re-INVITE changed (SPEC §3.2 step 6): the active side reconnects,
+// we when we are it, else we wait for the peer's new connection; at most gateway.setup_timeout, as a setup.
+// MESSAGEs queue meanwhile and go out once bound. A session that cannot rebind ends with BYE, its queued
+// messages failing with the mapped code (480 for a connection that could not be made).
+func (g *Gateway) rebind(s *Session) {
+	ctx, cancel := context.WithCancelCause(g.ctx)
+	defer cancel(nil)
+	s.mu.Lock()
+	if s.st != stateUp || !s.rebinding {
+		s.mu.Unlock()
+		return
+	}
+	if s.cancel != nil {
+		s.cancel(errRebound) // the rebind of an earlier re-INVITE: this one follows the newest path
+	}
+	s.cancel = cancel
+	active := s.weActive
+	s.mu.Unlock()
+	timer := time.AfterFunc(g.cfg.Gateway.SetupTimeout, func() { cancel(errSetupTimeout) })
+	defer timer.Stop()
+	s.log.Info("peer path changed, rebinding", "active", active, "msrp_session_id", s.ms.ID())
+
+	err := g.connectMSRP(ctx, s)
+	s.mu.Lock()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, errSetupTimeout) {
+		// A newer rebind, the session's end or its replacement decides what happens to the queue.
+		s.mu.Unlock()
+		return
+	}
+	if err == nil {
+		s.rebinding = false
+		s.cancel = nil
+		s.flushLocked()
+		s.mu.Unlock()
+		s.log.Info("MSRP side rebound", "msrp_session_id", s.ms.ID())
+		return
+	}
+	s.mu.Unlock()
+	s.log.Warn("MSRP side did not rebind after re-INVITE", "err", err, "active", active, "msrp_session_id", s.ms.ID())
+	g.endSession(s, "msrp_failed", sendOutcome(0, err), true)
 }
 
 func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {

@@ -236,7 +236,8 @@ func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup 
 	}
 }
 
-// submit hands a MESSAGE to the session: queued while it is being set up, sent at once when it is up.
+// submit hands a MESSAGE to the session: queued while it is being set up or rebound after a re-INVITE, sent
+// at once when it is up.
 // accepted is false when the session cannot take it; the outcome says why, and bound is set when a queue
 // bound (limits.max_queued_per_session counts queued and in-flight messages, max_queued_total all sessions')
 // refused it.
@@ -252,7 +253,7 @@ func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool, bound error
 			return outcome{503, "Service Unavailable"}, false, err
 		}
 		s.queued.Add(1)
-		if s.st == stateSettingUp {
+		if s.st == stateSettingUp || s.rebinding {
 			s.queue = append(s.queue, pm)
 		} else {
 			s.sendLocked(pm)

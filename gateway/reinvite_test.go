@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"net"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/certs"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
@@ -224,6 +228,212 @@ func TestReinviteOfferWithoutSetup(t *testing.T) {
 	alice.Send(h.udp(), bob.URI, "text/plain", "after")
 	if got := string(moved.Recv().Body); got != "after" {
 		t.Fatalf("got %q on the new session", got)
+	}
+}
+
+// sendTaken sends a MESSAGE from alice to bob in the background and returns once the gateway has taken it
+// for its only session (queued or sent); the MESSAGE's final response comes on the channel.
+func sendTaken(t *testing.T, h *harness, alice *testpeer.Phone, bobURI, body string) <-chan *sip.Response {
+	t.Helper()
+	list := h.gw.Sessions()
+	if len(list) != 1 {
+		t.Fatalf("%d sessions, want 1", len(list))
+	}
+	before := list[0].MessagesToMSRP
+	resc := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		res, err := alice.TrySend(ctx, h.udp(), bobURI, "text/plain", body)
+		if err != nil {
+			t.Errorf("MESSAGE %q: %v", body, err)
+		}
+		resc <- res
+	}()
+	deadline := time.Now().Add(waitFor)
+	for {
+		if list := h.gw.Sessions(); len(list) == 1 && list[0].MessagesToMSRP > before {
+			return resc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not take MESSAGE %q within %s", body, waitFor)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// finalResponse waits for a MESSAGE's final response from sendTaken.
+func finalResponse(t *testing.T, resc <-chan *sip.Response) *sip.Response {
+	t.Helper()
+	select {
+	case res := <-resc:
+		if res == nil {
+			t.Fatal("MESSAGE got no response")
+		}
+		return res
+	case <-time.After(waitFor):
+		t.Fatalf("MESSAGE got no response within %s", waitFor)
+		return nil
+	}
+}
+
+// After a re-INVITE that moves the chat to a new path with the peer as the active side, the gateway waits for
+// the peer's new connection (SPEC §3.2 step 6). A MESSAGE arriving in that window is queued, as during setup,
+// and sent once the peer's connection binds.
+func TestReinvitePassiveWindow(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "before"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE before the re-INVITE answered %d", res.StatusCode)
+	}
+	cs.Recv()
+	moved := bob.NewSession()
+	ans := reinvite(t, cs, bob.Media(moved, sdp.SetupActive), 2)
+	if ans.Setup != sdp.SetupPassive {
+		t.Fatalf("re-offer a=setup:active answered a=setup:%q", ans.Setup)
+	}
+	moveTo(t, moved, ans)
+	resc := sendTaken(t, h, alice, bob.URI, "during")
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := moved.MSRP.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res := finalResponse(t, resc); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE in the reconnect window answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if got := string(moved.Recv().Body); got != "during" {
+		t.Fatalf("got %q on the new connection", got)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "after"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE after the reconnect answered %d", res.StatusCode)
+	}
+	if got := string(moved.Recv().Body); got != "after" {
+		t.Fatalf("got %q on the new connection", got)
+	}
+}
+
+// The peer never makes the new connection it announced in its re-INVITE: once gateway.setup_timeout passed
+// the session ends with BYE and the MESSAGE queued meanwhile fails with 480 (SPEC §5: a connection that could
+// not be made).
+func TestReinvitePassiveWindowTimeout(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.SetupTimeout = 300 * time.Millisecond
+		c.Gateway.Message.Reply = "wait"
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass)
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs.Recv()
+	moved := bob.NewSession()
+	moveTo(t, moved, reinvite(t, cs, bob.Media(moved, sdp.SetupActive), 2))
+	resc := sendTaken(t, h, alice, bob.URI, "never carried")
+	cs.WaitBye()
+	if res := finalResponse(t, resc); res.StatusCode != 480 {
+		t.Fatalf("MESSAGE queued for a connection that never came answered %d %s, want 480", res.StatusCode, res.Reason)
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "msrp_failed" {
+		t.Fatalf("session ended with reason %q", e.Reason)
+	}
+	if n := len(h.gw.Sessions()); n != 0 {
+		t.Fatalf("%d sessions left", n)
+	}
+}
+
+// heldProxy is a TCP proxy to target whose connections are held, read from by nobody, until release: an
+// MSRP connection that takes as long as the test wants to come up.
+type heldProxy struct {
+	addr    *net.TCPAddr
+	release chan struct{}
+}
+
+func newHeldProxy(t *testing.T, target string) *heldProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &heldProxy{addr: ln.Addr().(*net.TCPAddr), release: make(chan struct{})}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) }) // runs first: unblocks the pipes before wg.Wait
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				select {
+				case <-p.release:
+				case <-done:
+					return
+				}
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					t.Errorf("proxy: %v", err)
+					return
+				}
+				defer up.Close()
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					io.Copy(up, c)
+					up.Close()
+				}()
+				go func() {
+					defer wg.Done()
+					<-done
+					c.Close()
+					up.Close()
+				}()
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return p
+}
+
+// When the gateway is the active side of a re-INVITE's new path it reconnects; a MESSAGE arriving while it
+// connects is queued and sent once the connection is up, not failed. Over msrps, with the TLS handshake held
+// by a proxy, so that the connection takes as long as the test needs.
+func TestReinviteActiveReconnectQueues(t *testing.T) {
+	gwPair, clientPair := newTestPair(t), newTestPair(t)
+	h := newHarness(t, func(c *config.Config) {
+		withMSRPS(gwPair)(c)
+		c.Gateway.Message.Reply = "wait"
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := newTLSClient(t, "bob", clientPair, clientPair.fingerprint) // answers passive: the gateway connects
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	moved := bob.NewSession()
+	u := moved.MSRP.LocalURI()
+	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	m := bob.Media(moved, sdp.SetupPassive)
+	u.Port = proxy.addr.Port
+	m.Port, m.Path = u.Port, []string{u.String()}
+	moveTo(t, moved, reinvite(t, cs, m, 2))
+	resc := sendTaken(t, h, alice, bob.URI, "while connecting")
+	close(proxy.release)
+	if res := finalResponse(t, resc); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE during the reconnect answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if got := string(moved.Recv().Body); got != "while connecting" {
+		t.Fatalf("got %q on the new connection", got)
 	}
 }
 

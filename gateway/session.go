@@ -71,8 +71,9 @@ type Session struct {
 	uac       *sipgo.DialogClientSession
 	uas       *sipgo.DialogServerSession
 	dialogKey string
-	queue     []*pageMessage // MESSAGEs waiting for the session to come up, in arrival order
-	cancel    context.CancelCauseFunc
+	queue     []*pageMessage          // MESSAGEs waiting for the session to come up (or to rebind), in arrival order
+	rebinding bool                    // up, but binding to the peer path a re-INVITE changed: MESSAGEs queue meanwhile
+	cancel    context.CancelCauseFunc // ends the setup, or the rebind, in progress
 	timer     *time.Timer
 	upAt      time.Time
 	byeSent   bool

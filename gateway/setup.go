@@ -225,6 +225,15 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 	s.weActive = weActive
 	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprint, path[0]))
 	s.ms.SetPeerPath(path)
+	if s.st == stateUp {
+		select {
+		case <-s.ms.Bound():
+		default:
+			// A new first hop unbound the session (a re-INVITE, SPEC §3.2 step 6). Under the same lock as
+			// submit: no MESSAGE meets the unbound session, they queue until rebind is done.
+			s.rebinding = true
+		}
+	}
 	return nil
 }
 
