@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
 // MESSAGE first (SPEC §3.1): a phone chats with an MSRP client that has never called it.
@@ -174,6 +177,33 @@ func TestSetupFailedConnectionRefused(t *testing.T) {
 	if got := string(alice.Recv().Body()); got != "Failed to establish session, error: 480 MSRP connection failed" {
 		t.Fatalf("notification %q", got)
 	}
+}
+
+// The MSRP connection is made but the peer refuses our first SEND (403): the setup fails with the code the
+// SEND's response maps to (SPEC §3.1 step 6, §5), for the setup-failed event, the notification and the
+// queued MESSAGE alike, and the dialog gets BYE.
+func TestSetupFailedFirstSendRefused(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClientWith(t, "bob", testpeer.ClientConfig{
+		PeerMedia: func(cs *testpeer.ClientSession, _ *sdp.Media) error {
+			cs.MSRP.SetPeerVerifier(func(*tls.ConnectionState, bool) error { return errors.New("not this peer") })
+			return nil
+		},
+	})
+
+	res := alice.Send(h.udp(), bob.URI, "text/plain", "refused")
+	if res.StatusCode != 403 {
+		t.Fatalf("MESSAGE answered %d %s, want 403", res.StatusCode, res.Reason)
+	}
+	e := h.events.waitKind(t, event.SetupFailed)
+	if e.Code != 403 || e.Reason != "Forbidden" {
+		t.Fatalf("setup_failed: %d %q", e.Code, e.Reason)
+	}
+	if got := string(alice.Recv().Body()); got != "Failed to establish session, error: 403 Forbidden" {
+		t.Fatalf("notification %q", got)
+	}
+	bob.WaitInvite().WaitBye()
 }
 
 // Bad input gets the response SPEC §8 names, and the gateway keeps serving.

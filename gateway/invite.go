@@ -137,7 +137,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if err := g.connectMSRP(ctx, s); err != nil {
 		s.log.Warn("MSRP side did not come up", "err", err, "call_id", s.callID, "msrp_session_id", s.ms.ID())
-		g.endSession(s, "msrp_failed", outcomeMSRPConnFailed, true)
+		g.endSession(s, "msrp_failed", sendOutcome(0, err), true)
 		return
 	}
 	s.markUp(start)

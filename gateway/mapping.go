@@ -47,8 +47,13 @@ func inviteOutcome(code int, reason string) outcome {
 }
 
 // sendOutcome maps the result of a SEND (its transaction response, a failure REPORT, or a local failure) to
-// the MESSAGE's final response (SPEC §5 table 1, MSRP rows).
+// the MESSAGE's final response (SPEC §5 table 1, MSRP rows). A *msrp.StatusError (Connect's error when the
+// first SEND of a connection is refused) maps as the response it carries.
 func sendOutcome(code int, err error) outcome {
+	var se *msrp.StatusError
+	if errors.As(err, &se) {
+		code, err = se.Code, nil
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, msrp.ErrQueueFull):

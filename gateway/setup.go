@@ -185,7 +185,8 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		if errors.Is(context.Cause(timeoutCtx), errSetupTimeout) {
 			return failSetup(outcome{480, "MSRP connection not established in time"}, err)
 		}
-		return failSetup(outcomeMSRPConnFailed, err)
+		// An error response to our first SEND fails the setup with its mapped code (SPEC §3.1 step 6).
+		return failSetup(sendOutcome(0, err), err)
 	}
 	return nil
 }
