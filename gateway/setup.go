@@ -77,6 +77,34 @@ func waitAnswer(ctx context.Context, dlg *sipgo.DialogClientSession, opts sipgo.
 	return dlg.WaitAnswer(ctx, opts)
 }
 
+// waitOrAbandon is waitAnswer, given up when abandoned closes first: the setup ended (setup_timeout, or the
+// session replaced or ended) before any provisional response, when no CANCEL can be sent yet (RFC 3261 §9.1).
+// It then returns errAbandoned at once and the INVITE transaction goes on in the background, where sipgo
+// CANCELs it when a provisional response comes (ctx is cancelled already, without forcing) and a 2xx arriving
+// after all is ACKed and ended with BYE at once: the peer is never left with a dialog nobody ends.
+func (g *Gateway) waitOrAbandon(ctx context.Context, s *Session, dlg *sipgo.DialogClientSession, opts sipgo.AnswerOptions, abandoned <-chan struct{}) error {
+	done := make(chan error, 1)
+	go func() { done <- waitAnswer(ctx, dlg, opts) }()
+	select {
+	case err := <-done:
+		return err
+	case <-abandoned:
+	}
+	g.goBackground(func() {
+		err := <-done // bounded by the INVITE transaction (Timer B), or the gateway closing its transport
+		if res := dlg.InviteResponse; res != nil && res.IsSuccess() {
+			s.log.Info("2xx to an abandoned INVITE: ACK and BYE", "call_id", s.callID)
+			g.ackAndBye(dlg)
+			return
+		}
+		s.log.Debug("abandoned INVITE ended", "err", err, "call_id", s.callID)
+	})
+	return errAbandoned
+}
+
+// errAbandoned is waitOrAbandon's: the setup ended before the INVITE got any response.
+var errAbandoned = errors.New("INVITE abandoned before any provisional response")
+
 // errReplaced cancels a setup whose key a newer INVITE took over.
 var errReplaced = errors.New("replaced by a newer INVITE")
 
@@ -95,7 +123,8 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	s.log.Info("session setup: sending INVITE", "call_id", s.callID, "msrp_session_id", s.ms.ID(), "ruri", invite.Recipient.String())
 
 	// setup_timeout: before a final response CANCEL (408), after the 2xx BYE (480). sipgo can only CANCEL
-	// after a provisional response; with none, the transaction is abandoned at once.
+	// after a provisional response (RFC 3261 §9.1); with none yet, the setup fails at once and the INVITE is
+	// abandoned to waitOrAbandon, which cancels or ends it when its peer answers after all.
 	var provisional, final atomic.Bool // written by WaitAnswer, read by the timeout callback
 	timeoutCtx, cancelTimeout := context.WithCancelCause(ctx)
 	defer cancelTimeout(nil)
@@ -108,13 +137,17 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	}
 	waitCtx, cancelWait := context.WithCancelCause(context.Background())
 	defer cancelWait(nil)
+	abandoned := make(chan struct{})
 	stop := context.AfterFunc(timeoutCtx, func() {
-		if !provisional.Load() || g.ctx.Err() != nil {
-			// No CANCEL: none can be sent before a provisional response, and none when the gateway is
-			// closing (its transport goes away under the CANCEL).
+		if g.ctx.Err() != nil {
+			// No CANCEL when the gateway is closing: its transport goes away under the CANCEL.
 			cancelWait(sipgo.WaitAnswerForceCancelErr)
-		} else {
-			cancelWait(context.Cause(timeoutCtx))
+			return
+		}
+		// sipgo sends the CANCEL once there is a provisional response; without one the setup does not wait.
+		cancelWait(context.Cause(timeoutCtx))
+		if !provisional.Load() {
+			close(abandoned)
 		}
 	})
 	defer stop()
@@ -128,7 +161,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			return nil
 		},
 	}
-	err = waitAnswer(waitCtx, dlg, answerOpts)
+	err = g.waitOrAbandon(waitCtx, s, dlg, answerOpts, abandoned)
 	// A 401/407 is answered once with sip.credentials (auth.go); a second challenge fails the setup (403).
 	var challenged *sipgo.ErrDialogResponse
 	if errors.As(err, &challenged) && isChallenge(challenged.Res) {
@@ -138,8 +171,11 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
 		} else {
 			provisional.Store(false)
-			err = waitAnswer(waitCtx, dlg, answerOpts)
+			err = g.waitOrAbandon(waitCtx, s, dlg, answerOpts, abandoned)
 		}
+	}
+	if errors.Is(err, errAbandoned) {
+		return failSetup(outcomeSetupTimeout, err) // dlg belongs to waitOrAbandon's goroutine now
 	}
 	if err != nil {
 		var rerr *sipgo.ErrDialogResponse

@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// abandonedInvite makes the gateway INVITE a bare UDP peer that answers nothing, not even 100 Trying (a sipgo
+// UA would send one after 200 ms), within setup_timeout: the setup fails with 408 and, as no CANCEL may be
+// sent before a provisional response (RFC 3261 §9.1), the INVITE is abandoned. It returns the peer, the
+// INVITE and where it came from, for the test to answer it late.
+func abandonedInvite(t *testing.T) (*rawUDP, *sip.Request, net.Addr) {
+	t.Helper()
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 300 * time.Millisecond })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := newRawUDP(t)
+	alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "anyone?")
+	m, from := bob.read()
+	inv, ok := m.(*sip.Request)
+	if !ok || !inv.IsInvite() {
+		t.Fatalf("peer got %s, want the gateway's INVITE", firstLine(m))
+	}
+	inv.SetSource(from.String())
+	if e := h.events.waitKind(t, event.SetupFailed); e.Code != 408 {
+		t.Fatalf("setup_failed %d %s, want 408", e.Code, e.Reason)
+	}
+	return bob, inv, from
+}
+
+// send writes a SIP message to addr as it is.
+func (u *rawUDP) send(addr net.Addr, m sip.Message) {
+	u.t.Helper()
+	if _, err := u.pc.WriteTo([]byte(m.String()), addr); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// next returns the next request other than a retransmission of the INVITE inv.
+func (u *rawUDP) next(inv *sip.Request) *sip.Request {
+	u.t.Helper()
+	for {
+		m, _ := u.read()
+		req, ok := m.(*sip.Request)
+		if !ok {
+			u.t.Fatalf("peer got %s, want a request", firstLine(m))
+		}
+		if req.IsInvite() && req.CSeq().SeqNo == inv.CSeq().SeqNo {
+			continue
+		}
+		return req
+	}
+}
+
+func firstLine(m sip.Message) string {
+	line, _, _ := strings.Cut(m.String(), "\r\n")
+	return line
+}
+
+// A provisional response to an INVITE abandoned at setup_timeout makes the gateway send the CANCEL it could
+// not send before.
+func TestAbandonedInviteCancelledOnProvisional(t *testing.T) {
+	bob, inv, gw := abandonedInvite(t)
+	bob.send(gw, sip.NewResponseFromRequest(inv, 180, "Ringing", nil))
+	cancel := bob.next(inv)
+	if !cancel.IsCancel() || cancel.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("after the 180 the peer got %s, want the INVITE's CANCEL", cancel.StartLine())
+	}
+	cancel.SetSource(gw.String())
+	bob.send(gw, sip.NewResponseFromRequest(cancel, 200, "OK", nil))
+	bob.send(gw, sip.NewResponseFromRequest(inv, 487, "Request Terminated", nil))
+}
+
+// A 2xx to an INVITE abandoned at setup_timeout is ACKed and its dialog ended with BYE at once: the peer is
+// not left with a session nobody ends.
+func TestAbandonedInviteAnsweredGetsBye(t *testing.T) {
+	bob, inv, gw := abandonedInvite(t)
+	answerLateExpectBye(t, bob, inv, gw)
+}
+
+// The same for an INVITE abandoned because the peer's own INVITE for the key replaced the setup (SPEC §3.2
+// step 3) before any provisional response.
+func TestReplacedInviteAnsweredGetsBye(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := newRawUDP(t)
+	bobURI := "sip:bob@" + bob.addr()
+	alice.Send(h.udp(), bobURI, "text/plain", "queued")
+	m, gw := bob.read()
+	inv, ok := m.(*sip.Request)
+	if !ok || !inv.IsInvite() {
+		t.Fatalf("peer got %s, want the gateway's INVITE", firstLine(m))
+	}
+	inv.SetSource(gw.String())
+
+	// bob's INVITE for the same key, from another UA of his.
+	other := testpeer.NewClient(t, "bob-other")
+	cs := other.NewSession()
+	req, err := testpeer.NewRequest(sip.INVITE, bobURI, alice.URI, "application/sdp", other.Media(cs, sdp.SetupActive).Marshal(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := other.DialogUA().WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "replaced" {
+		t.Fatalf("session ended with reason %q, want replaced", e.Reason)
+	}
+	answerLateExpectBye(t, bob, inv, gw)
+}
+
+// answerLateExpectBye answers the gateway's INVITE inv 200 and expects its ACK and then its BYE.
+func answerLateExpectBye(t *testing.T, bob *rawUDP, inv *sip.Request, gw net.Addr) {
+	t.Helper()
+	answer := &sdp.Media{Host: "127.0.0.1", Port: 9, Path: []string{"msrp://127.0.0.1:9/late;tcp"}, AcceptTypes: []string{"text/plain"}, Setup: sdp.SetupActive}
+	ok := sip.NewSDPResponseFromRequest(inv, answer.Marshal(1, 1))
+	ok.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: bob.pc.LocalAddr().(*net.UDPAddr).Port}})
+	bob.send(gw, ok)
+	if ack := bob.next(inv); !ack.IsAck() || ack.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("after the 200 the peer got %s, want the ACK", ack.StartLine())
+	}
+	bye := bob.next(inv)
+	if bye.Method != sip.BYE || bye.CallID().Value() != inv.CallID().Value() {
+		t.Fatalf("after the ACK the peer got %s, want the BYE", bye.StartLine())
+	}
+	bye.SetSource(gw.String())
+	bob.send(gw, sip.NewResponseFromRequest(bye, 200, "OK", nil))
+}
