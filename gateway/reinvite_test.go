@@ -178,6 +178,29 @@ func TestReinviteAnswerSetup(t *testing.T) {
 	}
 }
 
+// A re-INVITE without SDP gets our offer, and an offer never says passive (RFC 6135 §4.2.2): actpass, also on
+// a session where the gateway answered passive.
+func TestReinviteWithoutSDPOffersActpass(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answered passive
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	d := cs.ClientDialog()
+	res, err := d.Do(ctx, sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	offer, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offer.Setup != sdp.SetupActPass {
+		t.Fatalf("offer in the 200 to a re-INVITE without SDP says a=setup:%q, want actpass", offer.Setup)
+	}
+}
+
 // The peer is the offerer of a re-INVITE: its a=setup decides who connects, as for an INVITE. Session first,
 // the gateway passive; the re-offer moves the chat to a new path and says passive: the gateway answers active
 // and connects to the new path.
