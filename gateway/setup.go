@@ -260,7 +260,7 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 	defer s.mu.Unlock()
 	s.peer = m
 	s.weActive = weActive
-	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprint, path[0]))
+	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprints, path[0]))
 	s.ms.SetPeerPath(path)
 	if s.st == stateUp {
 		select {
@@ -367,7 +367,7 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 		AcceptWrappedTypes: wrapped,
 		MaxSize:            g.cfg.Gateway.MaxMessageSize,
 		Setup:              setup,
-		Fingerprint:        g.msrpTLS.fingerprint,
+		Fingerprints:       g.msrpTLS.fingerprints,
 	}
 }
 

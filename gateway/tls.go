@@ -86,10 +86,10 @@ func sipClientTLS(tc config.TLS) (*tls.Config, error) {
 }
 
 // msrpTLS is the MSRP endpoint's TLS: what it listens with, what it dials with, and the a=fingerprint of
-// our certificate that goes into our SDP ("" without one).
+// our certificate that goes into our SDP (none without one).
 type msrpTLS struct {
 	server, client *tls.Config
-	fingerprint    string
+	fingerprints   []string
 }
 
 // loadMSRPTLS builds the MSRP TLS configuration from msrp.tls. The server asks for, but does not require,
@@ -115,7 +115,7 @@ func loadMSRPTLS(tc config.TLS) (*msrpTLS, error) {
 			return nil, fmt.Errorf("msrp.tls.cert %s: %w", tc.Cert, err)
 		}
 	}
-	m.fingerprint = certs.SHA256(leaf)
+	m.fingerprints = []string{certs.SHA256(leaf)}
 	m.client.Certificates = []tls.Certificate{cert}
 	m.server = &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -126,22 +126,23 @@ func loadMSRPTLS(tc config.TLS) (*msrpTLS, error) {
 }
 
 // verifyMSRPPeer checks the TLS state of a connection a session is about to use (RFC 4975 §14.4, §7.3 of
-// PROTOCOL.md §1.10): with the peer's a=fingerprint, its certificate must be the one it names; without,
+// PROTOCOL.md §1.10): with the peer's a=fingerprint lines, its certificate must be one they name (RFC 8122
+// §5: by the strongest hash among them); without,
 // a server we dialled must have a certificate valid for host under roots (nil: the system's), and a client
 // that connected to us needs none. Plain TCP (msrp://) has nothing to check.
-func verifyMSRPPeer(st *tls.ConnectionState, dialled bool, fingerprint, host string, roots *x509.CertPool) error {
+func verifyMSRPPeer(st *tls.ConnectionState, dialled bool, fingerprints []string, host string, roots *x509.CertPool) error {
 	if st == nil {
 		return nil
 	}
 	if len(st.PeerCertificates) == 0 {
-		if fingerprint != "" || dialled {
+		if len(fingerprints) > 0 || dialled {
 			return errNoPeerCertificate
 		}
 		return nil
 	}
 	leaf := st.PeerCertificates[0]
-	if fingerprint != "" {
-		return certs.Match(fingerprint, leaf)
+	if len(fingerprints) > 0 {
+		return certs.MatchAny(fingerprints, leaf)
 	}
 	if !dialled {
 		return nil
@@ -158,9 +159,9 @@ func verifyMSRPPeer(st *tls.ConnectionState, dialled bool, fingerprint, host str
 
 // msrpPeerVerifier is the verifier of session s for the peer whose SDP gave fingerprint and first hop. A
 // refusal is logged and, while the session is being set up, ends the wait for the peer's connection.
-func (g *Gateway) msrpPeerVerifier(s *Session, fingerprint string, hop msrp.URI) msrp.PeerVerifier {
+func (g *Gateway) msrpPeerVerifier(s *Session, fingerprints []string, hop msrp.URI) msrp.PeerVerifier {
 	return func(st *tls.ConnectionState, dialled bool) error {
-		err := verifyMSRPPeer(st, dialled, fingerprint, hop.Host, nil)
+		err := verifyMSRPPeer(st, dialled, fingerprints, hop.Host, nil)
 		if err != nil {
 			s.mu.Lock()
 			cid := s.callID

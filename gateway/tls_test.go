@@ -77,13 +77,13 @@ func newTLSClient(t *testing.T, user string, own testPair, fp string) *tlsClient
 // gatewayMedia records the gateway's a=fingerprint and makes the client check the gateway's certificate
 // against it.
 func (tc *tlsClient) gatewayMedia(cs *testpeer.ClientSession, m *sdp.Media) error {
-	tc.gwFP <- m.Fingerprint
-	fp := m.Fingerprint
+	tc.gwFP <- strings.Join(m.Fingerprints, ", ")
+	fps := m.Fingerprints
 	cs.MSRP.SetPeerVerifier(func(st *tls.ConnectionState, dialled bool) error {
 		if st == nil || len(st.PeerCertificates) == 0 {
 			return errNoPeerCertificate
 		}
-		return certs.Match(fp, st.PeerCertificates[0])
+		return certs.MatchAny(fps, st.PeerCertificates[0])
 	})
 	return nil
 }

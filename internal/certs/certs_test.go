@@ -197,3 +197,44 @@ func TestMatch(t *testing.T) {
 		t.Errorf("malformed value: %v", err)
 	}
 }
+
+// With several a=fingerprint values, those of the strongest hash decide (RFC 8122 §5): one of them must be
+// the certificate's; weaker ones and values that do not parse are not looked at.
+func TestMatchAny(t *testing.T) {
+	a, _ := Generate(nil, time.Hour)
+	b, _ := Generate(nil, time.Hour)
+	ca, _ := a.TLSCertificate()
+	cb, _ := b.TLSCertificate()
+	fp := func(c tls.Certificate, hash string) string {
+		f, err := Of(c.Leaf.Raw, hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.String()
+	}
+	for _, tc := range []struct {
+		name   string
+		values []string
+		ok     bool
+	}{
+		{"the strongest matches", []string{fp(cb, "sha-1"), fp(ca, "sha-256")}, true},
+		{"only a weaker one matches", []string{fp(ca, "sha-1"), fp(cb, "sha-256")}, false},
+		{"one of two of the strongest hash", []string{fp(cb, "sha-256"), fp(ca, "sha-256")}, true},
+		{"garbage beside a match", []string{"SHA-256 00", fp(ca, "sha-512")}, true},
+		{"unknown hash beside a match", []string{"md5 00:11", fp(ca, "sha-256")}, true},
+	} {
+		err := MatchAny(tc.values, ca.Leaf)
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if !tc.ok && !errors.Is(err, ErrFingerprintMismatch) {
+			t.Errorf("%s: %v, want ErrFingerprintMismatch", tc.name, err)
+		}
+	}
+	if err := MatchAny([]string{"SHA-256 00"}, ca.Leaf); err == nil || errors.Is(err, ErrFingerprintMismatch) {
+		t.Errorf("no usable value: %v, want the parse error", err)
+	}
+	if err := MatchAny(nil, ca.Leaf); err == nil {
+		t.Error("no value: no error")
+	}
+}

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"cmp"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -108,19 +109,45 @@ func SHA256(cert *x509.Certificate) string {
 	return f.String()
 }
 
-// Match checks that cert is the certificate the a=fingerprint value v names. The error wraps
-// ErrFingerprintMismatch when it is not, ErrUnsupportedHash for an unknown hash function.
-func Match(v string, cert *x509.Certificate) error {
-	want, err := ParseFingerprint(v)
-	if err != nil {
-		return err
+// hashStrength orders the hash functions, strongest first.
+var hashStrength = []string{"sha-512", "sha-384", "sha-256", "sha-224", "sha-1"}
+
+// MatchAny checks cert against an SDP's a=fingerprint values, of which RFC 8122 §5 allows several: among
+// those whose hash this package computes, the ones of the strongest hash must include cert's. The error wraps
+// ErrFingerprintMismatch when they do not; with no usable value it is the first value's parse error.
+func MatchAny(values []string, cert *x509.Certificate) error {
+	var firstErr error
+	byHash := map[string][]Fingerprint{}
+	for _, v := range values {
+		f, err := ParseFingerprint(v)
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		byHash[f.Hash] = append(byHash[f.Hash], f)
 	}
-	got, err := Of(cert.Raw, want.Hash)
-	if err != nil {
-		return err
-	}
-	if subtle.ConstantTimeCompare(got.Digest, want.Digest) != 1 {
+	for _, h := range hashStrength {
+		fs := byHash[h]
+		if len(fs) == 0 {
+			continue
+		}
+		got, err := Of(cert.Raw, h)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			if subtle.ConstantTimeCompare(got.Digest, f.Digest) == 1 {
+				return nil
+			}
+		}
 		return fmt.Errorf("%w: the peer's certificate (%s) has %s", ErrFingerprintMismatch, cert.Subject.CommonName, got)
 	}
-	return nil
+	if firstErr == nil {
+		firstErr = errors.New("no a=fingerprint")
+	}
+	return firstErr
 }
+
+// Match checks that cert is the certificate the a=fingerprint value v names. The error wraps
+// ErrFingerprintMismatch when it is not, ErrUnsupportedHash for an unknown hash function.
+func Match(v string, cert *x509.Certificate) error { return MatchAny([]string{v}, cert) }

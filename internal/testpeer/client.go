@@ -196,8 +196,12 @@ func (c *Client) Media(cs *ClientSession, setup string) *sdp.Media {
 	u := cs.MSRP.LocalURI()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return &sdp.Media{Secure: u.Secure, Host: u.Host, Port: u.Port, Path: []string{u.String()},
-		AcceptTypes: c.acceptTypes, AcceptWrappedTypes: c.wrapped, Setup: setup, Fingerprint: c.cfg.Fingerprint}
+	m := &sdp.Media{Secure: u.Secure, Host: u.Host, Port: u.Port, Path: []string{u.String()},
+		AcceptTypes: c.acceptTypes, AcceptWrappedTypes: c.wrapped, Setup: setup}
+	if c.cfg.Fingerprint != "" {
+		m.Fingerprints = []string{c.cfg.Fingerprint}
+	}
+	return m
 }
 
 // setPeerPath sets cs's peer path from the gateway's SDP m.

@@ -18,7 +18,7 @@ import (
 //	a=max-size:...                         (if > 0)
 //	a=setup:...                            (if set)
 //	a=path:...                             (always)
-//	a=fingerprint:...                      (if set)
+//	a=fingerprint:...                      (one line each)
 //	a=sendonly|recvonly|inactive           (if Direction says so; sendrecv is the default and left out)
 //	a=msrp-cema                            (if CEMA: set it only when we really connect per RFC 6714)
 //
@@ -32,7 +32,7 @@ func (m *Media) Marshal(sessID, version uint64) []byte {
 	if strings.Contains(host, ":") {
 		addrType = "IP6"
 	}
-	size := 160 + 2*len(host) + 16*(len(m.AcceptTypes)+len(m.AcceptWrappedTypes)) + len(m.Fingerprint)
+	size := 160 + 2*len(host) + 16*(len(m.AcceptTypes)+len(m.AcceptWrappedTypes)) + 80*len(m.Fingerprints)
 	for _, p := range m.Path {
 		size += len(p) + 1
 	}
@@ -71,9 +71,9 @@ func (m *Media) Marshal(sessID, version uint64) []byte {
 		b = append(b, "\r\n"...)
 	}
 	b = appendList(b, "a=path:", m.Path)
-	if m.Fingerprint != "" {
+	for _, fp := range m.Fingerprints {
 		b = append(b, "a=fingerprint:"...)
-		b = append(b, m.Fingerprint...)
+		b = append(b, fp...)
 		b = append(b, "\r\n"...)
 	}
 	switch m.Direction {

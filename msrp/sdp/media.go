@@ -40,7 +40,7 @@ type Media struct {
 	AcceptWrappedTypes []string // a=accept-wrapped-types
 	MaxSize            int64    // a=max-size, 0 = absent (or not a non-negative number)
 	Setup              string   // a=setup: "active", "passive", "actpass", or "" when absent ("holdconn" -> "")
-	Fingerprint        string   // a=fingerprint value verbatim ("SHA-256 AB:CD:..."), "" when absent
+	Fingerprints       []string // a=fingerprint values verbatim ("SHA-256 AB:CD:..."); RFC 8122 allows several
 	Direction          string   // sendrecv (default) / sendonly / recvonly / inactive
 	CEMA               bool     // a=msrp-cema present
 }
@@ -167,7 +167,7 @@ func (m *Media) apply(attrs []psdp.Attribute, skip attrKind) attrKind {
 				m.Setup = ""
 			}
 		case kindFingerprint:
-			m.Fingerprint = val
+			m.Fingerprints = append(m.Fingerprints, val)
 		case kindDirection:
 			m.Direction = key
 		case kindCEMA:

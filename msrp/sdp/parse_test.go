@@ -53,7 +53,7 @@ func TestParseVectors(t *testing.T) {
 		{"rfc4975-14.4.sdp", Media{Secure: true, Host: "atlanta.example.com", Port: 7654,
 			Path:        []string{"msrps://atlanta.example.com:7654/jshA7weso3ks;tcp"},
 			AcceptTypes: []string{"text/plain"}, Direction: "sendrecv",
-			Fingerprint: "SHA-1 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB"}},
+			Fingerprints: []string{"SHA-1 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB"}}},
 		{"rfc4976-11-offer.sdp", Media{Host: "a.example.com", Port: 1234,
 			Path:        []string{"msrp://a.example.com:1234/agic456;tcp"},
 			AcceptTypes: []string{"message/cpim", "text/plain", "text/html"}, Direction: "sendrecv"}},
@@ -77,13 +77,13 @@ func TestParseVectors(t *testing.T) {
 			AcceptTypes:        []string{"message/cpim", "application/im-iscomposing+xml"},
 			AcceptWrappedTypes: []string{"text/plain", "message/imdn+xml"},
 			MaxSize:            1048576, Setup: "active", Direction: "sendrecv",
-			Fingerprint: "SHA-256 5E:9F:1C:86:6D:0A:2B:77:3C:04:47:AE:91:CD:E3:0F:6B:45:12:D2:88:39:E0:7C:55:1B:8A:64:F2:93:AB:01"}},
+			Fingerprints: []string{"SHA-256 5E:9F:1C:86:6D:0A:2B:77:3C:04:47:AE:91:CD:E3:0F:6B:45:12:D2:88:39:E0:7C:55:1B:8A:64:F2:93:AB:01"}}},
 		// Audio, T.38, a rejected (port 0) and a WebSocket m=message before the usable one; the media-level c=
 		// wins; session-level a=setup and a=fingerprint apply; unknown attributes are ignored.
 		{"rcs-multimedia.sdp", Media{Host: "192.0.2.8", Port: 2856,
 			Path:        []string{"msrp://192.0.2.8:2856/chosen;tcp"},
 			AcceptTypes: []string{"message/cpim", "text/plain"},
-			Setup:       "actpass", Fingerprint: "sha-256 AA:BB:CC", Direction: "recvonly"}},
+			Setup:       "actpass", Fingerprints: []string{"sha-256 AA:BB:CC"}, Direction: "recvonly"}},
 	}
 	for _, tt := range tests {
 		wire := readVector(t, tt.file)
@@ -123,8 +123,23 @@ func TestParseTolerance(t *testing.T) {
 			}},
 		{"space after the colon of single-valued attributes", base + "m=message 7 TCP/MSRP *\r\na=setup: active\r\na=max-size:\t1024\r\na=fingerprint: SHA-1 AB:CD\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
 			func(t *testing.T, m *Media) {
-				if m.Setup != "active" || m.MaxSize != 1024 || m.Fingerprint != "SHA-1 AB:CD" {
+				if m.Setup != "active" || m.MaxSize != 1024 || !reflect.DeepEqual(m.Fingerprints, []string{"SHA-1 AB:CD"}) {
 					t.Errorf("got %+v", m)
+				}
+			}},
+		{"several fingerprints, in order (RFC 8122)", base + "m=message 7 TCP/TLS/MSRP *\r\na=fingerprint:SHA-1 AB:CD\r\na=fingerprint:sha-256 EF:01\r\na=accept-types:text/plain\r\na=path:msrps://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if !reflect.DeepEqual(m.Fingerprints, []string{"SHA-1 AB:CD", "sha-256 EF:01"}) {
+					t.Errorf("fingerprints %q", m.Fingerprints)
+				}
+				if out, err := Parse(m.Marshal(1, 1)); err != nil || !reflect.DeepEqual(out.Fingerprints, m.Fingerprints) {
+					t.Errorf("after a round trip: %+v %v", out, err)
+				}
+			}},
+		{"media-level fingerprints replace the session-level ones", "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\na=fingerprint:SHA-1 00:11\r\nm=message 7 TCP/TLS/MSRP *\r\na=fingerprint:sha-256 EF:01\r\na=accept-types:text/plain\r\na=path:msrps://h:7/s;tcp\r\n",
+			func(t *testing.T, m *Media) {
+				if !reflect.DeepEqual(m.Fingerprints, []string{"sha-256 EF:01"}) {
+					t.Errorf("fingerprints %q", m.Fingerprints)
 				}
 			}},
 		{"a=connection:new ignored", base + "m=message 7 TCP/MSRP *\r\na=connection:new\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n",
@@ -265,7 +280,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 			AcceptWrappedTypes: []string{"text/plain", "message/imdn+xml", "application/im-iscomposing+xml"},
 			MaxSize:            32768, Setup: "actpass", Direction: "sendrecv"},
 		{Secure: true, Host: "::1", Port: 9, Path: []string{"msrps://relay:9000/r;tcp", "msrps://[::1]:9/x;tcp"},
-			AcceptTypes: []string{"text/plain"}, Setup: "active", Fingerprint: "SHA-256 AB:CD:EF",
+			AcceptTypes: []string{"text/plain"}, Setup: "active", Fingerprints: []string{"SHA-256 AB:CD:EF"},
 			Direction: "recvonly", CEMA: true},
 		{Host: "gw.example.net", Port: 2855, Path: []string{"msrp://gw.example.net:2855/s;tcp"},
 			AcceptTypes: []string{"*"}, Direction: "inactive"},
@@ -288,7 +303,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 func TestMarshalExact(t *testing.T) {
 	m := Media{Host: "[2001:db8::1]", Port: 2855, Path: []string{"msrp://[2001:db8::1]:2855/abc;tcp"},
 		AcceptTypes: []string{"message/cpim", "text/plain"}, AcceptWrappedTypes: []string{"text/plain"},
-		MaxSize: 32768, Setup: "actpass", Fingerprint: "SHA-256 AB", Direction: "sendrecv"}
+		MaxSize: 32768, Setup: "actpass", Fingerprints: []string{"SHA-256 AB"}, Direction: "sendrecv"}
 	want := "v=0\r\n" +
 		"o=- 123 4 IN IP6 2001:db8::1\r\n" +
 		"s=-\r\n" +
