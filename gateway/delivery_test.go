@@ -1,15 +1,20 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
 // SPEC §5 table 1 in `wait` mode: the MESSAGE's final response follows what happened on the MSRP side.
@@ -276,4 +281,68 @@ func TestRCSClientCPIM(t *testing.T) {
 	}
 	alice.Quiet(300 * time.Millisecond)
 	h.events.waitKind(t, event.MessageDropped)
+}
+
+// An RCS INVITE whose body is multipart/mixed (SDP plus the first message as message/cpim) is answered from its
+// SDP part, and the first message is delivered like any SEND (SPEC §3.2 step 7), with the IMDN it asks for. The
+// page-mode user answers before the peer's MSRP connection is made: the IMDN waits for it, not lost.
+func TestMultipartInviteFirstMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+	cs := bob.NewSession()
+	first := cpim.Wrap("text/plain", []byte("first message in the INVITE"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(), IMDNMessageID: "imdn-first", Disposition: []string{"positive-delivery"}})
+	body := "--b1\r\nContent-Type: application/sdp\r\n\r\n" + string(bob.Media(cs, sdp.SetupActive).Marshal(1, 1)) +
+		"\r\n--b1\r\nContent-Type: message/cpim\r\n\r\n" + string(first.Marshal()) + "\r\n--b1--\r\n"
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "multipart/mixed;boundary=b1", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := sdp.Parse(dlg.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.MSRP.SetPeerPath(path)
+
+	got := alice.Recv()
+	if string(got.Body()) != "first message in the INVITE" || !strings.HasPrefix(got.ContentType().Value(), "text/plain") {
+		t.Fatalf("page-mode user got %s %q", got.ContentType().Value(), got.Body())
+	}
+	if e := h.events.waitKind(t, event.MessageDelivered); e.Direction != event.ToSIP || e.Code != 200 {
+		t.Fatalf("first message accounted as %s %d", e.Direction, e.Code)
+	}
+	time.Sleep(100 * time.Millisecond) // the 200 was handled (its IMDN made) before the MSRP connection exists
+	if err := cs.MSRP.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	imdn, ok := cs.TryRecv(waitFor)
+	if !ok {
+		t.Fatal("no IMDN for the first message of the INVITE")
+	}
+	n, err := cpim.Parse(imdn.Body)
+	if err != nil {
+		t.Fatalf("IMDN: %v", err)
+	}
+	note, err := cpim.ParseNotification(n.Body)
+	if err != nil || note.Status != "delivered" || note.MessageID != "imdn-first" {
+		t.Fatalf("IMDN %+v %v", note, err)
+	}
 }

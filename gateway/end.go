@@ -21,6 +21,7 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 	s.st = stateEnding
 	queue := s.queue
 	s.queue = nil
+	s.control = nil // IMDNs for a session that never came up: nobody to send them to
 	cancel := s.cancel
 	s.cancel = nil
 	if s.timer != nil {

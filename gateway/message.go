@@ -330,12 +330,18 @@ func (s *Session) sendLocked(pm *pageMessage) {
 	}
 }
 
-// flushLocked sends everything queued during setup, in arrival order.
+// flushLocked sends everything queued during setup: the MESSAGEs in arrival order, then the gateway's own
+// messages (sendControl).
 func (s *Session) flushLocked() {
-	q := s.queue
-	s.queue = nil
+	q, control := s.queue, s.control
+	s.queue, s.control = nil, nil
 	for _, pm := range q {
 		s.sendLocked(pm)
+	}
+	for _, out := range control {
+		if err := s.ms.Send(out, nil); err != nil {
+			s.log.Info("control message not sent", "err", err, "content_type", out.ContentType, "msrp_session_id", s.ms.ID())
+		}
 	}
 }
 

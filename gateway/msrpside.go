@@ -168,9 +168,25 @@ func (g *Gateway) imdnFor(j *sipJob, o outcome) {
 	}
 	s := j.s
 	out := &msrp.Outgoing{ContentType: ctypeCPIM, Body: n.Marshal(), FailureReport: "no"}
-	if err := s.ms.Send(out, func(msrp.SendResult) {}); err != nil {
+	if err := s.sendControl(out); err != nil {
 		s.log.Info("IMDN not sent", "err", err, "msrp_session_id", s.ms.ID())
 		return
 	}
 	s.log.Debug("IMDN sent", "status", status, "imdn_message_id", j.cpim.IMDNMessageID())
+}
+
+// sendControl sends a message of the gateway's own (an IMDN) on the session. Until the session is up it waits
+// in s.control, sent by markUp: the first message of an RCS INVITE is delivered while the MSRP connection is
+// still being made (SPEC §3.2 step 7), and its IMDN must not be lost to msrp.ErrNotBound.
+func (s *Session) sendControl(out *msrp.Outgoing) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.st {
+	case stateSettingUp:
+		s.control = append(s.control, out)
+		return nil
+	case stateUp:
+		return s.ms.Send(out, nil)
+	}
+	return msrp.ErrClosed
 }
