@@ -8,9 +8,10 @@ import (
 )
 
 // This file ends sessions (SPEC §3.3): BYE or CANCEL on the SIP side, the MSRP session closed, every message
-// still queued failed and reported, and the session gone from the table.
+// still queued or unanswered failed and reported, and the session gone from the table.
 
-// endSession ends s once. Queued messages fail with o; bye says whether the dialog should get our BYE.
+// endSession ends s once. Messages still queued or unanswered fail with o, the reason the session ends (a
+// SEND's own result, when it comes later, no longer counts); bye says whether the dialog should get our BYE.
 func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 	s.mu.Lock()
 	if s.st >= stateEnding {
@@ -19,8 +20,8 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 	}
 	prev := s.st
 	s.st = stateEnding
-	queue := s.queue
-	s.queue = nil
+	left := append(s.unacked, s.queue...)
+	s.unacked, s.queue = nil, nil
 	s.control = nil // IMDNs for a session that never came up: nobody to send them to
 	cancel := s.cancel
 	s.cancel = nil
@@ -38,11 +39,11 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 		cancel(errEnded)
 	}
 	covered := reason == "setup_failed"
-	for _, pm := range queue {
+	for _, pm := range left {
 		pm.finish(g, s, o, covered)
 	}
 	if ms != nil {
-		ms.Close() // fails SENDs in flight through their callbacks
+		ms.Close()
 	}
 	g.table.Delete(s)
 	g.limits.releaseSession(s)

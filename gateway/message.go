@@ -322,12 +322,34 @@ func (s *Session) sendLocked(pm *pageMessage) {
 	}
 	s.watchStall(pm)
 	err := s.ms.Send(out, func(r msrp.SendResult) {
-		pm.finish(g, s, sendOutcome(r.StatusCode, r.Err), false)
+		if s.settle(pm) {
+			pm.finish(g, s, sendOutcome(r.StatusCode, r.Err), false)
+		}
 	})
 	if err != nil {
 		s.log.Warn("SEND refused locally", "err", err, "msrp_session_id", s.ms.ID())
 		go pm.finish(g, s, sendOutcome(0, err), false)
+		return
 	}
+	s.unacked = append(s.unacked, pm)
+}
+
+// settle takes pm, whose SEND has its result, off the session's unanswered MESSAGEs. false: pm is not there
+// any more — the session ended and failed pm, or handed it to a newer session (end.go) — and the SEND's
+// result no longer decides pm's outcome.
+func (s *Session) settle(pm *pageMessage) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, p := range s.unacked { // SENDs are mostly answered in order: pm is near the front
+		if p == pm {
+			n := len(s.unacked) - 1
+			copy(s.unacked[i:], s.unacked[i+1:])
+			s.unacked[n] = nil
+			s.unacked = s.unacked[:n]
+			return true
+		}
+	}
+	return false
 }
 
 // flushLocked sends everything queued during setup: the MESSAGEs in arrival order, then the gateway's own

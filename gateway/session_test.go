@@ -3,9 +3,11 @@ package gateway
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
@@ -242,6 +244,46 @@ func TestShutdownByesEverySession(t *testing.T) {
 	}
 }
 
+// A MESSAGE whose SEND is on the wire and unanswered when shutdown_timeout passes fails with 503, not 480
+// (SPEC §3.3: "503 during drain"), and is accounted for once.
+func TestShutdownFailsUnansweredSendWith503(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+		c.Gateway.ShutdownTimeout = time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	peer := newHoldingPeer(t, h, bob, alice.URI)
+	res := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "unanswered at shutdown")
+		if err != nil {
+			t.Error(err)
+		}
+		res <- r
+	}()
+	peer.wait(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := h.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-res
+	if r == nil {
+		t.Fatal("no response to the MESSAGE")
+	}
+	if r.StatusCode != 503 {
+		t.Fatalf("SEND unanswered at the end of the drain: MESSAGE answered %d %s, want 503", r.StatusCode, r.Reason)
+	}
+	a := h.events.accounting()
+	if a.failed[event.ToMSRP] != 1 || a.delivered[event.ToMSRP] != 0 {
+		t.Fatalf("accounted %d failed, %d delivered, want 1 failed", a.failed[event.ToMSRP], a.delivered[event.ToMSRP])
+	}
+}
+
 // Losing the MSRP connection ends the session with BYE (SPEC §3.3); the next MESSAGE sets up a new one.
 func TestMSRPConnectionLostEndsSession(t *testing.T) {
 	h := newHarness(t, nil)
@@ -256,4 +298,82 @@ func TestMSRPConnectionLostEndsSession(t *testing.T) {
 		t.Fatalf("ended by %q", e.Reason)
 	}
 	cs.WaitBye()
+}
+
+// holdingPeer is a session-mode peer whose MSRP side takes SENDs and answers none until the test ends: the
+// MESSAGEs the gateway sent it stay on the wire, unanswered.
+type holdingPeer struct {
+	got     chan *msrp.Incoming
+	release chan struct{}
+}
+
+func (p *holdingPeer) HandleMessage(_ *msrp.Session, in *msrp.Incoming) int {
+	select {
+	case p.got <- in:
+	default:
+	}
+	<-p.release // holds the connection's reader: nothing else is answered either
+	return 200
+}
+
+func (p *holdingPeer) HandleReport(*msrp.Session, *msrp.Report) {}
+func (p *holdingPeer) HandleClose(*msrp.Session, error)         {}
+
+// newHoldingPeer INVITEs the page-mode user toURI through the gateway from client's URI (session first), with
+// its own MSRP endpoint whose session holds SENDs. It connects (a=setup:active) and returns once bound.
+func newHoldingPeer(t *testing.T, h *harness, client *testpeer.Client, toURI string) *holdingPeer {
+	t.Helper()
+	ep := msrp.NewEndpoint(msrp.Config{Logger: testpeer.Logger(t).With("who", "holding-peer")})
+	if _, err := ep.Listen("tcp", "127.0.0.1:0", false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	p := &holdingPeer{got: make(chan *msrp.Incoming, 16), release: make(chan struct{})}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(p.release) }) }) // before ep.Close, which waits for the reader
+	ms := ep.NewSession(p)
+	u := ms.LocalURI()
+	m := &sdp.Media{Host: u.Host, Port: u.Port, Path: []string{u.String()}, AcceptTypes: []string{"text/plain"}, Setup: sdp.SetupActive}
+	req, err := testpeer.NewRequest(sip.INVITE, client.URI, toURI, "application/sdp", m.Marshal(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := client.DialogUA().WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := sdp.Parse(dlg.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms.SetPeerPath(path)
+	if err := ms.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// wait returns the next SEND the peer got; it fails the test after waitFor.
+func (p *holdingPeer) wait(t *testing.T) *msrp.Incoming {
+	t.Helper()
+	select {
+	case in := <-p.got:
+		return in
+	case <-time.After(waitFor):
+		t.Fatal("the holding peer got no SEND")
+		return nil
+	}
 }
