@@ -13,6 +13,19 @@ import (
 // endSession ends s once. Messages still queued or unanswered fail with o, the reason the session ends (a
 // SEND's own result, when it comes later, no longer counts); bye says whether the dialog should get our BYE.
 func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
+	g.end(s, reason, o, bye, nil)
+}
+
+// replace ends old for s, a newer INVITE's session for the same key (SPEC §3.2 step 3): a setup in progress is
+// cancelled, an established dialog gets BYE, and old's messages still queued or unanswered move to s instead
+// of failing (SPEC §3.3), the unanswered first in the order they were sent, ahead of anything s holds.
+func (g *Gateway) replace(old, s *Session) {
+	g.end(old, "replaced", outcomeSessionEnded, true, s)
+}
+
+// end is endSession; a non-nil heir takes over what s leaves (replace). Taking s's messages and marking it
+// ending is one step, so a MESSAGE for s either is among them or finds s ending and looks for the heir.
+func (g *Gateway) end(s *Session, reason string, o outcome, bye bool, heir *Session) {
 	s.mu.Lock()
 	if s.st >= stateEnding {
 		s.mu.Unlock()
@@ -36,7 +49,16 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 
 	if cancel != nil {
 		// A setup in progress (sipgo sends the CANCEL, SPEC §3.2 step 3), or a rebind after a re-INVITE.
-		cancel(errEnded)
+		if heir != nil {
+			cancel(errReplaced) // not a failed setup: its messages carry on with the heir
+		} else {
+			cancel(errEnded)
+		}
+	}
+	if heir != nil {
+		moved := heir.adopt(s, left)
+		s.log.Info("session replaced by a newer INVITE", "moved", moved)
+		left = left[moved:]
 	}
 	covered := reason == "setup_failed"
 	for _, pm := range left {
@@ -105,28 +127,25 @@ func (g *Gateway) byeLater(s *Session) {
 	}
 }
 
-// replace hands old's queued messages to s (SPEC §3.2 step 3) and ends old: a setup in progress is cancelled,
-// an established dialog gets BYE.
-func (g *Gateway) replace(old, s *Session) {
-	old.mu.Lock()
-	if old.st >= stateEnding {
-		old.mu.Unlock()
-		return
+// adopt takes over pms, the messages still queued or unanswered on from, the session s replaces: ahead of its
+// own queue, in their order, sent once s is up. It returns how many it took: none when s is ending already.
+func (s *Session) adopt(from *Session, pms []*pageMessage) int {
+	for _, pm := range pms {
+		pm.stopStall() // it watched from's connection
 	}
-	moved := old.queue
-	old.queue = nil
-	cancel := old.cancel
-	old.mu.Unlock()
-	if cancel != nil {
-		cancel(errReplaced)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st >= stateEnding || len(pms) == 0 {
+		return 0
 	}
-	if len(moved) > 0 {
-		s.mu.Lock()
-		s.queue = append(moved, s.queue...)
-		s.mu.Unlock()
-		old.queued.Add(-int64(len(moved)))
-		s.queued.Add(int64(len(moved)))
+	from.queued.Add(-int64(len(pms)))
+	s.queued.Add(int64(len(pms)))
+	if s.st == stateSettingUp {
+		s.queue = append(pms, s.queue...)
+		return len(pms)
 	}
-	old.log.Info("session replaced by a newer INVITE", "moved", len(moved))
-	g.endSession(old, "replaced", outcomeSessionEnded, true)
+	for _, pm := range pms {
+		s.sendLocked(pm)
+	}
+	return len(pms)
 }

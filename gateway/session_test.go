@@ -150,6 +150,58 @@ func TestGlareInviteWinsOverSetup(t *testing.T) {
 	}
 }
 
+// A newer INVITE for the key takes over the MESSAGEs whose SENDs are on the wire and unanswered on the old
+// session (SPEC §3.3): they move to the new session in the order they were sent, instead of failing with 480,
+// and each is delivered and accounted for once.
+func TestReplaceMovesUnansweredSends(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	peer := newHoldingPeer(t, h, bob, alice.URI)
+	bodies := []string{"first unanswered", "second unanswered"}
+	res := make([]chan *sip.Response, len(bodies))
+	for i, body := range bodies {
+		res[i] = make(chan *sip.Response, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			defer cancel()
+			r, _ := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", body)
+			res[i] <- r
+		}()
+		if i == 0 {
+			peer.wait(t) // the peer's reader now holds: the second SEND is written and not even read
+		}
+	}
+	key := bob.URI + ":" + alice.URI
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(10 * time.Millisecond) {
+		if in, ok := h.gw.Session(key); ok && in.Queued == len(bodies) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the session never held %d unanswered MESSAGEs", len(bodies))
+		}
+	}
+	cs := bob.Call(h.udp(), alice.URI, "actpass") // same key: replaces the holding session
+	for i, body := range bodies {
+		if m := cs.Recv(); string(m.Body) != body {
+			t.Fatalf("new session got %q as message %d, want %q", m.Body, i, body)
+		}
+		if r := <-res[i]; r == nil || r.StatusCode != 200 {
+			t.Fatalf("MESSAGE %q moved to the new session: answered %v, want 200", body, r)
+		}
+	}
+	if m, ok := cs.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("new session got %q besides", m.Body)
+	}
+	a := waitAccounted(t, h, len(bodies), 0)
+	if a.delivered[event.ToMSRP] != len(bodies) {
+		t.Fatalf("%d delivered, %d failed, want %d delivered", a.delivered[event.ToMSRP], a.failed[event.ToMSRP], len(bodies))
+	}
+}
+
 // A re-INVITE is answered with our current SDP; a changed path makes the active side reconnect.
 func TestReinvite(t *testing.T) {
 	h := newHarness(t, nil)
