@@ -47,9 +47,9 @@ type conn struct {
 
 // frame is one queued outgoing frame.
 type frame struct {
-	m   *Message
-	out *outMsg // nil for responses
-	tx  *tx     // non-nil when a response is expected
+	m   *Message // nil for a flush marker (barrier): nothing is written
+	out *outMsg  // nil for responses
+	tx  *tx      // non-nil when a response is expected
 }
 
 // outMsg tracks one Send (all its chunks). Guarded by conn.mu.
@@ -231,6 +231,21 @@ func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(Se
 	return nil
 }
 
+// barrier queues a marker that writes nothing: done gets SendResult{} once every frame queued before it is
+// written and flushed, or the error that ended s's sends on this connection first.
+func (c *conn) barrier(s *Session, done func(SendResult)) error {
+	out := &outMsg{s: s, fr: "no", done: done, chunks: 1}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrNotBound
+	}
+	c.queue = append(c.queue, frame{out: out})
+	c.mu.Unlock()
+	c.signal()
+	return nil
+}
+
 // respond queues a response. It runs on the reader goroutine, so when responses pile up beyond twice
 // WriteQueue it waits for the writer to catch up: the peer's requests wait in TCP until it reads its
 // responses. A peer that reads none for TransactionTimeout is not reading at all, and the connection is
@@ -401,6 +416,10 @@ func (c *conn) writeLoop() {
 		for i := range batch {
 			f := &batch[i]
 			if f.out != nil && !c.admit(f) {
+				continue
+			}
+			if f.m == nil { // a barrier: done once the frames before it are flushed (afterFlush)
+				written = append(written, *f)
 				continue
 			}
 			scratch = f.m.appendHead(scratch[:0])

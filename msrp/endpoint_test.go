@@ -1083,6 +1083,40 @@ func TestSessionCloseFailsPendingSends(t *testing.T) {
 	waitUntil(t, "dialled connection closed", func() bool { return ea.NumConns() == 0 })
 }
 
+// Close drops what is not written yet; Flush before it lets REPORTs leave: the peer gets every one although
+// the session (and with it the connection it dialled) closes right after.
+func TestSessionFlushBeforeClose(t *testing.T) {
+	ea := newEP(t, Config{}, false)
+	eb := newEP(t, Config{}, false)
+	ha, hb := newRec(), newRec()
+	a, b := pair(t, ea, eb, ha, hb)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := ea.NewSession(newRec()).Flush(ctx); !errors.Is(err, ErrNotBound) {
+		t.Fatalf("Flush of an unbound session: %v, want ErrNotBound", err)
+	}
+	r := sendWait(t, b, &Outgoing{ContentType: "text/plain", Body: []byte("reported at close")})
+	m := recv(t, ha.msgs, "msg")
+	const reports = 50
+	for i := 0; i < reports; i++ {
+		if err := a.Report(m, 408, "503 Service Unavailable"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	a.Close()
+	for i := 0; i < reports; i++ {
+		if rep := recv(t, hb.reports, "report"); rep.MessageID != r.MessageID || rep.StatusCode != 408 {
+			t.Fatalf("report %+v", rep)
+		}
+	}
+	if err := a.Flush(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Flush of a closed session: %v, want ErrClosed", err)
+	}
+}
+
 // countHandler takes every message and counts it.
 type countHandler struct{ n atomic.Int64 }
 

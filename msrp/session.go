@@ -308,6 +308,32 @@ func (s *Session) Report(m *Incoming, code int, comment string) error {
 	return c.sendMsgs(s, m.MessageID, "no", []*Message{r}, nil)
 }
 
+// Flush waits until everything queued on the session's connection so far has been written to it, and returns
+// nil; or an error when the connection is lost or the session closed first, or ctx ends. It does not wait for
+// responses. Close drops what is not written yet: Flush before it lets REPORTs and other messages that have
+// no transaction leave.
+func (s *Session) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	c, closed := s.conn, s.closed
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case c == nil:
+		return ErrNotBound
+	}
+	done := make(chan error, 1)
+	if err := c.barrier(s, func(r SendResult) { done <- r.Err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Close unroutes the session, fails its pending sends with ErrClosed, and calls HandleClose(s, nil)
 // (both from another goroutine, so calling Close inside a handler or callback is safe). A dialled
 // connection with no sessions left is closed. Do not call Endpoint.Close from a handler or callback:
