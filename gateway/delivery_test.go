@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
@@ -295,32 +292,7 @@ func TestMultipartInviteFirstMessage(t *testing.T) {
 	first := cpim.Wrap("text/plain", []byte("first message in the INVITE"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(), IMDNMessageID: "imdn-first", Disposition: []string{"positive-delivery"}})
 	body := "--b1\r\nContent-Type: application/sdp\r\n\r\n" + string(bob.Media(cs, sdp.SetupActive).Marshal(1, 1)) +
 		"\r\n--b1\r\nContent-Type: message/cpim\r\n\r\n" + string(first.Marshal()) + "\r\n--b1--\r\n"
-	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "multipart/mixed;boundary=b1", []byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetDestination(h.udp())
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := sdp.Parse(dlg.InviteResponse.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.MSRP.SetPeerPath(path)
+	cs.MSRP.SetPeerPath(inviteByHand(t, h, bob, alice.URI, "multipart/mixed;boundary=b1", []byte(body)))
 
 	got := alice.Recv()
 	if string(got.Body()) != "first message in the INVITE" || !strings.HasPrefix(got.ContentType().Value(), "text/plain") {
@@ -330,6 +302,8 @@ func TestMultipartInviteFirstMessage(t *testing.T) {
 		t.Fatalf("first message accounted as %s %d", e.Direction, e.Code)
 	}
 	time.Sleep(100 * time.Millisecond) // the 200 was handled (its IMDN made) before the MSRP connection exists
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
 	if err := cs.MSRP.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}

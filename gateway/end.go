@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/msrp"
 )
 
 // This file ends sessions (SPEC §3.3): BYE or CANCEL on the SIP side, the MSRP session closed, every message
@@ -13,19 +15,28 @@ import (
 // endSession ends s once. Messages still queued or unanswered fail with o, the reason the session ends (a
 // SEND's own result, when it comes later, no longer counts); bye says whether the dialog should get our BYE.
 func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
-	g.end(s, reason, o, bye, nil)
+	g.end(s, ending{reason: reason, o: o, bye: bye})
 }
 
 // replace ends old for s, a newer INVITE's session for the same key (SPEC §3.2 step 3): a setup in progress is
 // cancelled, an established dialog gets BYE, and old's messages still queued or unanswered move to s instead
 // of failing (SPEC §3.3), the unanswered first in the order they were sent, ahead of anything s holds.
 func (g *Gateway) replace(old, s *Session) {
-	g.end(old, "replaced", outcomeSessionEnded, true, s)
+	g.end(old, ending{reason: "replaced", o: outcomeSessionEnded, bye: true, heir: s})
 }
 
-// end is endSession; a non-nil heir takes over what s leaves (replace). Taking s's messages and marking it
-// ending is one step, so a MESSAGE for s either is among them or finds s ending and looks for the heir.
-func (g *Gateway) end(s *Session, reason string, o outcome, bye bool, heir *Session) {
+// ending is how a session ends: endSession's arguments, and what only replace and Shutdown need.
+type ending struct {
+	reason string
+	o      outcome
+	bye    bool
+	heir   *Session        // takes over the messages left (replace)
+	flush  context.Context // bounds the wait for what is queued on the MSRP connection, REPORTs (Shutdown)
+}
+
+// end ends s once, as e says. Taking s's messages and marking it ending is one step, so a MESSAGE for s either
+// is among them or finds s ending and looks for its session again (the heir, after a replace).
+func (g *Gateway) end(s *Session, e ending) {
 	s.mu.Lock()
 	if s.st >= stateEnding {
 		s.mu.Unlock()
@@ -42,29 +53,34 @@ func (g *Gateway) end(s *Session, reason string, o outcome, bye bool, heir *Sess
 		s.timer.Stop()
 	}
 	uas, uac := s.uas, s.uac
-	sendBye := bye && !s.byeSent && (uas != nil || uac != nil)
+	sendBye := e.bye && !s.byeSent && (uas != nil || uac != nil)
 	s.byeSent = true
 	ms := s.ms
 	s.mu.Unlock()
 
 	if cancel != nil {
 		// A setup in progress (sipgo sends the CANCEL, SPEC §3.2 step 3), or a rebind after a re-INVITE.
-		if heir != nil {
+		if e.heir != nil {
 			cancel(errReplaced) // not a failed setup: its messages carry on with the heir
 		} else {
 			cancel(errEnded)
 		}
 	}
-	if heir != nil {
-		moved := heir.adopt(s, left)
+	if e.heir != nil {
+		moved := e.heir.adopt(s, left)
 		s.log.Info("session replaced by a newer INVITE", "moved", moved)
 		left = left[moved:]
 	}
-	covered := reason == "setup_failed"
+	covered := e.reason == "setup_failed"
 	for _, pm := range left {
-		pm.finish(g, s, o, covered)
+		pm.finish(g, s, e.o, covered)
 	}
 	if ms != nil {
+		if e.flush != nil {
+			if err := ms.Flush(e.flush); err != nil && !errors.Is(err, msrp.ErrNotBound) {
+				s.log.Info("MSRP session closed with messages unwritten", "err", err, "msrp_session_id", ms.ID())
+			}
+		}
 		ms.Close()
 	}
 	g.table.Delete(s)
@@ -77,12 +93,12 @@ func (g *Gateway) end(s *Session, reason string, o outcome, bye bool, heir *Sess
 	s.mu.Lock()
 	s.st = stateEnded
 	s.mu.Unlock()
-	if prev == stateUp || reason != "setup_failed" {
-		e := s.baseEvent(event.SessionEnded)
-		e.Reason = reason
-		g.publish(e)
+	if prev == stateUp || e.reason != "setup_failed" {
+		ev := s.baseEvent(event.SessionEnded)
+		ev.Reason = e.reason
+		g.publish(ev)
 	}
-	s.log.Info("session ended", "reason", reason, "call_id", s.callID, "msrp_session_id", s.msrpID())
+	s.log.Info("session ended", "reason", e.reason, "call_id", s.callID, "msrp_session_id", s.msrpID())
 }
 
 var errEnded = context.Canceled

@@ -482,38 +482,49 @@ func (g *Gateway) Drain() {
 	}
 }
 
-// Shutdown drains (SPEC §3.3): new sessions get 503; MESSAGEs for existing sessions are still carried until
-// gateway.shutdown_timeout (or ctx) ends; then what is left fails with 503, every session gets BYE, and every
-// listener, connection and goroutine is released.
+// shutdownGrace bounds what Shutdown still waits for once shutdown_timeout has passed and what was left has
+// failed: the failure REPORTs to write, the answers to held MESSAGEs, the BYEs and the notifications. What
+// has not finished by then is abandoned by Close.
+const shutdownGrace = 5 * time.Second
+
+// Shutdown drains (SPEC §3.3): new sessions get 503; messages are still carried both ways until
+// gateway.shutdown_timeout (or ctx) ends; then what is left fails with 503: a MESSAGE gets 503 (a notification
+// when it was answered already), a MESSAGE made from a SEND gets its failure REPORT while the MSRP session
+// still exists. Then every session gets BYE, and every listener, connection and goroutine is released.
+// Shutdown returns within shutdown_timeout plus shutdownGrace.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.Drain()
-	wait, cancel := context.WithTimeout(ctx, g.cfg.Gateway.ShutdownTimeout)
+	carry, cancel := context.WithTimeout(ctx, g.cfg.Gateway.ShutdownTimeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
 wait:
 	for g.pendingWork() > 0 {
 		select {
-		case <-wait.Done():
+		case <-carry.Done():
 			break wait
 		case <-tick.C:
 		}
 	}
 	tick.Stop()
+	grace, cancelGrace := context.WithTimeout(ctx, shutdownGrace)
+	defer cancelGrace()
+	// MSRP → MESSAGE first: the REPORTs are queued on sessions that still exist; a SEND coming now is refused.
+	g.out.stop(outcomeDraining)
 	var ended sync.WaitGroup
 	g.table.Range(func(s *Session) bool {
 		ended.Add(1)
 		go func() {
 			defer ended.Done()
-			g.endSession(s, "shutdown", outcomeDraining, true)
+			g.end(s, ending{reason: "shutdown", o: outcomeDraining, bye: true, flush: grace})
 		}()
 		return true
 	})
 	ended.Wait()
-	// Every held MESSAGE gets its answer and every BYE goes out before the transports close: nothing
-	// accepted is lost silently at shutdown.
-	g.waitZero(ctx, &g.inflight)
-	g.waitZero(ctx, &g.byes)
-	g.out.drain(ctx)
+	// Every held MESSAGE gets its answer, every BYE and notification goes out before the transports close,
+	// as far as the grace allows.
+	g.waitZero(grace, &g.inflight)
+	g.waitZero(grace, &g.byes)
+	g.out.drain(grace)
 	g.Close()
 	return nil
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
 // This file holds the test harness: a gateway on ephemeral loopback ports and a log of its events. The peers
@@ -130,4 +133,38 @@ func doReq(c *sipgo.Client, req *sip.Request) (*sip.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	return c.Do(ctx, req)
+}
+
+// inviteByHand INVITEs the page-mode user toURI through the gateway from client's URI, with body of type ctype
+// (the SDP offer, or a multipart/mixed body holding it), ACKs the 200 and returns the path of the gateway's
+// answer. The client's UA does not know the dialog: the gateway's BYE gets 481, and the test's MSRP session
+// stays open after it.
+func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctype string, body []byte) []msrp.URI {
+	t.Helper()
+	req, err := testpeer.NewRequest(sip.INVITE, client.URI, toURI, ctype, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := client.DialogUA().WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := sdp.Parse(dlg.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -72,8 +72,12 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 	s.mu.Lock()
 	job.coords = s.coords
 	s.mu.Unlock()
+	if !g.out.enqueue(job) {
+		// The drain is over (Shutdown ends every session now): refused at once, nothing left to report later.
+		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 481, Reason: "draining: session ending", MSRPSessionID: ms.ID()})
+		return 481
+	}
 	s.toSIP.Add(1)
-	g.out.enqueue(job)
 	return 200
 }
 

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
@@ -336,6 +335,77 @@ func TestShutdownFailsUnansweredSendWith503(t *testing.T) {
 	}
 }
 
+// A MESSAGE answered already (reply: accept) whose SEND is unanswered when shutdown_timeout passes: its
+// sender is told by a notification, which goes out before Shutdown returns.
+func TestShutdownNotifiesAnsweredMessage(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.ShutdownTimeout = 300 * time.Millisecond })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	peer := newHoldingPeer(t, h, bob, alice.URI)
+	if r := alice.Send(h.udp(), bob.URI, "text/plain", "accepted before shutdown"); r.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", r.StatusCode)
+	}
+	peer.wait(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := h.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := alice.TryRecv(0)
+	if !ok {
+		t.Fatal("no failure notification by the time Shutdown returned")
+	}
+	if body := string(m.Body()); !strings.Contains(body, "503") || !strings.Contains(body, "accepted before shutdown") {
+		t.Fatalf("notification %q, want the 503 of the message", body)
+	}
+}
+
+// A SEND answered 200 whose MESSAGE the page-mode user never answers: when shutdown_timeout passes it fails
+// with 503 and its failure REPORT (000 408 "503 ...", SPEC §5) reaches the peer before the session gets BYE;
+// Shutdown does not wait for the MESSAGE's transaction, only for shutdown_timeout and a bounded grace.
+func TestShutdownReportsPendingToSIP(t *testing.T) {
+	const shutdownTimeout = 500 * time.Millisecond
+	h := newHarness(t, func(c *config.Config) { c.Gateway.ShutdownTimeout = shutdownTimeout })
+	alice := testpeer.NewPhone(t, "alice")
+	alice.SetAnswer(0) // never answers
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.NewSession() // outlives the gateway's BYE, to read a REPORT that comes just before it
+	cs.MSRP.SetPeerPath(inviteByHand(t, h, bob, alice.URI, "application/sdp", bob.Media(cs, sdp.SetupActive).Marshal(1, 1)))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*waitFor)
+	defer cancel()
+	if err := cs.MSRP.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := cs.Send("text/plain", "pending at shutdown")
+	if r.StatusCode != 200 {
+		t.Fatalf("SEND %+v", r)
+	}
+	alice.Recv()
+	start := time.Now()
+	if err := h.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if took > shutdownTimeout+shutdownGrace {
+		t.Errorf("Shutdown took %s, more than shutdown_timeout %s plus the grace %s", took, shutdownTimeout, shutdownGrace)
+	}
+	select {
+	case rep := <-cs.Reports():
+		if rep.MessageID != r.MessageID || rep.StatusCode != 408 || rep.Comment != "503 Service Unavailable" {
+			t.Fatalf("REPORT %s %d %q, want %s 408 \"503 Service Unavailable\"", rep.MessageID, rep.StatusCode, rep.Comment, r.MessageID)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("no failure REPORT for the MESSAGE left unanswered at the end of the drain")
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "shutdown" {
+		t.Fatalf("session ended by %q", e.Reason)
+	}
+	a := h.events.accounting()
+	if a.failed[event.ToSIP] != 1 || a.delivered[event.ToSIP] != 0 {
+		t.Fatalf("accounted %d failed, %d delivered to SIP, want 1 failed", a.failed[event.ToSIP], a.delivered[event.ToSIP])
+	}
+}
+
 // Losing the MSRP connection ends the session with BYE (SPEC §3.3); the next MESSAGE sets up a new one.
 func TestMSRPConnectionLostEndsSession(t *testing.T) {
 	h := newHarness(t, nil)
@@ -386,32 +456,9 @@ func newHoldingPeer(t *testing.T, h *harness, client *testpeer.Client, toURI str
 	ms := ep.NewSession(p)
 	u := ms.LocalURI()
 	m := &sdp.Media{Host: u.Host, Port: u.Port, Path: []string{u.String()}, AcceptTypes: []string{"text/plain"}, Setup: sdp.SetupActive}
-	req, err := testpeer.NewRequest(sip.INVITE, client.URI, toURI, "application/sdp", m.Marshal(1, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetDestination(h.udp())
+	ms.SetPeerPath(inviteByHand(t, h, client, toURI, "application/sdp", m.Marshal(1, 1)))
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	dlg, err := client.DialogUA().WriteInvite(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := sdp.Parse(dlg.InviteResponse.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms.SetPeerPath(path)
 	if err := ms.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}

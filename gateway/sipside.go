@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -24,40 +25,54 @@ type sipJob struct {
 	body        []byte
 	coords      Coords
 	arrived     time.Time
-	notice      bool // a notification MESSAGE (no REPORT)
+	notice      bool        // a notification MESSAGE (no REPORT)
+	settled     atomic.Bool // its outcome is known and reported: by its response, or by sipOut.stop
 }
+
+// reports says whether the job's outcome goes back to its session (reportBack): a MESSAGE made from a SEND.
+func (j *sipJob) reports() bool { return j.s != nil && !j.notice }
 
 // sipOut holds a FIFO per destination; a destination with work has one goroutine sending it.
 type sipOut struct {
-	g     *Gateway
-	mu    sync.Mutex
-	dests map[string]*destQueue
-	n     int // jobs queued or in flight
-	wg    sync.WaitGroup
+	g       *Gateway
+	mu      sync.Mutex
+	dests   map[string]*destQueue
+	n       int          // jobs queued or in flight
+	open    atomic.Int64 // jobs whose outcome is not known yet
+	stopped bool         // stop ran: MESSAGEs made from SENDs are refused
+	wg      sync.WaitGroup
 }
 
 type destQueue struct {
 	jobs []*sipJob
+	cur  *sipJob // the job sent last: in flight, unless settled
 }
 
 func newSIPOut(g *Gateway) *sipOut {
 	return &sipOut{g: g, dests: make(map[string]*destQueue)}
 }
 
-func (o *sipOut) enqueue(j *sipJob) {
+// enqueue queues j for its destination. false: stop ran, and j, a MESSAGE made from a SEND, is refused.
+func (o *sipOut) enqueue(j *sipJob) bool {
 	o.mu.Lock()
+	if o.stopped && j.reports() {
+		o.mu.Unlock()
+		return false
+	}
 	o.n++
+	o.open.Add(1)
 	q := o.dests[j.coords.RURI]
 	if q != nil {
 		q.jobs = append(q.jobs, j)
 		o.mu.Unlock()
-		return
+		return true
 	}
 	q = &destQueue{jobs: []*sipJob{j}}
 	o.dests[j.coords.RURI] = q
 	o.wg.Add(1)
 	o.mu.Unlock()
 	o.g.workers.start(func() { o.run(j.coords.RURI, q) })
+	return true
 }
 
 // run sends a destination's MESSAGEs one after the other until its queue is empty. A MESSAGE that goes out
@@ -109,17 +124,56 @@ func (o *sipOut) pop(dest string, q *destQueue) *sipJob {
 	j := q.jobs[0]
 	q.jobs[0] = nil
 	q.jobs = q.jobs[1:]
+	q.cur = j
 	return j
 }
 
-// finish reports a sent MESSAGE's outcome back to its session.
+// finish ends a sent MESSAGE: its outcome goes back to its session, unless stop settled it already.
 func (o *sipOut) finish(j *sipJob, res outcome) {
-	if j.s != nil && !j.notice {
-		j.reportBack(o.g, res)
-	}
+	o.settle(j, res)
 	o.mu.Lock()
 	o.n--
 	o.mu.Unlock()
+}
+
+// settle reports j's outcome, once.
+func (o *sipOut) settle(j *sipJob, res outcome) {
+	if !j.settled.CompareAndSwap(false, true) {
+		return
+	}
+	if j.reports() {
+		j.reportBack(o.g, res)
+	}
+	o.open.Add(-1)
+}
+
+// stop ends the carrying of MESSAGEs made from SENDs, at the end of a drain: those queued are dropped and
+// those in flight settled, all with res and reported back now, while their sessions still exist; later ones
+// are refused (enqueue). The answer to one in flight, when it comes, changes nothing. Notifications still go.
+func (o *sipOut) stop(res outcome) {
+	var left []*sipJob
+	o.mu.Lock()
+	o.stopped = true
+	for _, q := range o.dests {
+		if q.cur != nil && q.cur.reports() {
+			left = append(left, q.cur)
+		}
+		kept := q.jobs[:0]
+		for _, j := range q.jobs {
+			if j.reports() {
+				left = append(left, j)
+				o.n--
+			} else {
+				kept = append(kept, j)
+			}
+		}
+		clear(q.jobs[len(kept):])
+		q.jobs = kept
+	}
+	o.mu.Unlock()
+	for _, j := range left {
+		o.settle(j, res)
+	}
 }
 
 func (o *sipOut) pending() int {
@@ -128,15 +182,8 @@ func (o *sipOut) pending() int {
 	return o.n
 }
 
-// drain waits until every queued MESSAGE was sent, or ctx ends.
-func (o *sipOut) drain(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { o.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-}
+// drain waits until every MESSAGE queued has its outcome, or ctx ends. Those stop settled are not waited for.
+func (o *sipOut) drain(ctx context.Context) { o.g.waitZero(ctx, &o.open) }
 
 func (o *sipOut) close() { o.wg.Wait() }
 
