@@ -226,8 +226,11 @@ func (g *Gateway) startSIP() error {
 	if err != nil {
 		return err
 	}
+	// One parser for sipgo's transports and the gateway's own UDP intake (udpintake.go).
+	g.parser = newSIPParser()
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("msrpgw"),
+		sipgo.WithUserAgentParser(g.parser),
 		sipgo.WithUserAgenTLSConfig(clientTLS), // requests to sips: URIs and ;transport=tls
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
 		// Parse errors (e.g. a TCP message over the parse limit, dropped with its connection) go to our log.
@@ -242,7 +245,6 @@ func (g *Gateway) startSIP() error {
 		return err
 	}
 	g.ua, g.srv = ua, srv
-	g.parser = sip.NewParser()
 	g.registerHandlers()
 
 	opened, err := g.openSIPListeners()

@@ -84,6 +84,7 @@ func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warn
 		return
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	copyUnparsed(req, res)
 	if warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
 	}
@@ -95,12 +96,70 @@ func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warn
 	}
 }
 
+// copyUnparsed gives res the request's From and To as they came when they did not parse (newSIPParser):
+// sipgo's NewResponseFromRequest copies only parsed ones, and a response repeats them (RFC 3261 §8.2.6.2).
+func copyUnparsed(req *sip.Request, res *sip.Response) {
+	for _, name := range []string{"From", "To"} {
+		if res.GetHeader(name) == nil {
+			if h := req.GetHeader(name); h != nil {
+				res.AppendHeader(sip.HeaderClone(h))
+			}
+		}
+	}
+}
+
 // refuse answers a request the gateway will not serve, logs why and counts it.
 func (g *Gateway) refuse(req *sip.Request, tx responder, code int, reason, why string, hdrs ...sip.Header) {
 	g.log.Info("request refused", "method", string(req.Method), "code", code, "why", why, "call_id", callID(req), "source", req.Source())
 	// Counted before the answer leaves, so whoever sees the answer also sees the count.
 	g.publish(event.Event{Kind: event.RequestRefused, Code: code, Reason: why, CallID: callID(req)})
 	g.respond(req, tx, code, reason, why, hdrs...)
+}
+
+// addressProblem says what is wrong with req's From and To (SPEC §8: 400), or "" when both parsed. A header
+// sipgo could not parse is kept as it came (newSIPParser): From() or To() is then nil. With needHost, a URI
+// without a host (tel:, or sip: without one) is wrong too: a MESSAGE's From and To are where its answers and
+// notifications go.
+func addressProblem(req *sip.Request, needHost bool) string {
+	var from, to *sip.Uri
+	if h := req.From(); h != nil {
+		from = &h.Address
+	}
+	if h := req.To(); h != nil {
+		to = &h.Address
+	}
+	if p := headerAddressProblem(req, "From", from, needHost); p != "" {
+		return p
+	}
+	return headerAddressProblem(req, "To", to, needHost)
+}
+
+// maxQuoted bounds how much of a broken header a Warning repeats.
+const maxQuoted = 80
+
+func headerAddressProblem(req *sip.Request, name string, addr *sip.Uri, needHost bool) string {
+	switch {
+	case addr != nil && (addr.Host != "" || !needHost):
+		return ""
+	case addr != nil:
+		return name + " URI " + clip(addr.String(), maxQuoted) + " has no host"
+	}
+	h := req.GetHeader(name)
+	switch {
+	case h == nil:
+		return "no " + name + " header"
+	case strings.TrimSpace(h.Value()) == "":
+		return "empty " + name + " header"
+	}
+	return name + " header does not parse: " + clip(h.Value(), maxQuoted)
+}
+
+// clip is s cut to at most n bytes, marked with "..." when cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
 func warningValue(agent, text string) string {
@@ -119,6 +178,10 @@ func callID(req *sip.Request) string {
 }
 
 func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if p := addressProblem(req, false); p != "" {
+		g.refuse(req, tx, 400, "Bad Request", p)
+		return
+	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp, "+strings.Join(g.cfg.Gateway.Message.AcceptTypes, ", ")))
@@ -138,5 +201,9 @@ func (g *Gateway) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {
 
 // onCancel sees only CANCELs that matched no INVITE transaction (sipgo answers matching ones itself).
 func (g *Gateway) onCancel(req *sip.Request, tx sip.ServerTransaction) {
+	if p := addressProblem(req, false); p != "" {
+		g.refuse(req, tx, 400, "Bad Request", p)
+		return
+	}
 	g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
 }

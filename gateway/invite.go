@@ -18,6 +18,10 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !g.checkTrusted(req, tx) {
 		return
 	}
+	if p := addressProblem(req, false); p != "" {
+		g.refuse(req, tx, 400, "Bad Request", p)
+		return
+	}
 	if s := g.inDialog(req); s != nil {
 		g.onReinvite(s, req, tx)
 		return
@@ -30,8 +34,8 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.refuse(req, tx, 503, "Service Unavailable", "draining: no new sessions")
 		return
 	}
-	if req.From() == nil || req.To() == nil || req.Contact() == nil {
-		g.refuse(req, tx, 400, "Bad Request", "INVITE without From, To or Contact")
+	if req.Contact() == nil {
+		g.refuse(req, tx, 400, "Bad Request", "INVITE without Contact")
 		return
 	}
 
@@ -147,6 +151,11 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	s := g.inDialog(req)
 	if s == nil {
+		return
+	}
+	if p := addressProblem(req, false); p != "" {
+		// An ACK gets no answer: a broken one is ignored, as if lost.
+		s.log.Info("ACK ignored", "why", p, "call_id", s.callID)
 		return
 	}
 	s.mu.Lock()
@@ -267,6 +276,10 @@ func (g *Gateway) rebind(s *Session) {
 }
 
 func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if p := addressProblem(req, false); p != "" {
+		g.refuse(req, tx, 400, "Bad Request", p)
+		return
+	}
 	answered := make(chan struct{})
 	if g.recent.begin(req, func(a answer) {
 		g.respond(req, tx, a.code, a.reason, a.warning, a.hdrs...)

@@ -87,9 +87,8 @@ func (g *Gateway) answerMessage(req *sip.Request, r responder, a answer, release
 // handleMessage checks, routes and queues the MESSAGE. It returns the final answer, or pending when the
 // answer comes later (wait mode: from the outcome or the reply_wait timer), which then runs released.
 func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) (a answer, pending bool) {
-	from, to := req.From(), req.To()
-	if from == nil || to == nil || from.Address.Host == "" || to.Address.Host == "" {
-		return answer{400, "Bad Request", "broken From or To header", nil}, false
+	if p := addressProblem(req, true); p != "" {
+		return answer{400, "Bad Request", p, nil}, false
 	}
 	ct := req.ContentType()
 	if ct == nil || strings.TrimSpace(ct.Value()) == "" {

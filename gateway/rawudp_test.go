@@ -51,7 +51,7 @@ func (u *rawUDP) read() (sip.Message, net.Addr) {
 	if err != nil {
 		u.t.Fatalf("raw UDP peer %s: %v", u.addr(), err)
 	}
-	msg, err := sip.ParseMessage(bytes.Clone(buf[:n]))
+	msg, err := newSIPParser().ParseSIP(bytes.Clone(buf[:n])) // the gateway's: an answer may repeat a broken From
 	if err != nil {
 		u.t.Fatal(err)
 	}

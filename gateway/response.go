@@ -21,7 +21,7 @@ import (
 // appendResponse writes the final response (code ≥ 200) to req as RFC 3261 §8.2.6 builds it: the request's
 // Via headers in order (the top one with rport and received filled in when it asked for rport, RFC 3581),
 // its Record-Route headers for a 2xx (as sipgo does), From, To with the gateway's tag, Call-ID and CSeq, then
-// hdrs and an empty body.
+// hdrs and an empty body. A From or To that did not parse is repeated as it came.
 func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, hdrs []sip.Header) {
 	b.WriteString("SIP/2.0 ")
 	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(code), 10))
@@ -45,7 +45,11 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 			writeHeader(b, h)
 		}
 	}
-	writeHeader(b, req.From())
+	if from := req.From(); from != nil {
+		writeHeader(b, from)
+	} else {
+		writeHeader(b, req.GetHeader("From")) // as it came, when it did not parse (newSIPParser)
+	}
 	if to := req.To(); to != nil {
 		to.StringWrite(b)
 		if !to.Params.Has("tag") {
@@ -53,6 +57,8 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 			b.Write(appendResponseTag(b.AvailableBuffer(), req))
 		}
 		b.WriteString("\r\n")
+	} else {
+		writeHeader(b, req.GetHeader("To"))
 	}
 	writeHeader(b, req.CallID())
 	writeHeader(b, req.CSeq())

@@ -25,3 +25,32 @@ func ConfigureSIPStack(cfg *config.Config) {
 	}
 	sip.TransportBufferReadSize = maxUDPDatagram
 }
+
+// newSIPParser is sipgo's parser, except that a From or To header it cannot parse is kept as it came, as a
+// generic header, instead of failing the whole message. sipgo drops such a datagram unanswered, and on a
+// stream closes the connection with every other request on it; SPEC §8 wants 400. The request then reaches
+// the handlers with From() or To() nil, and they answer 400 (addressProblem). Headers that parse are parsed
+// as sipgo always does.
+func newSIPParser() *sip.Parser {
+	parsers := make(map[string]sip.HeaderParser, len(sip.DefaultHeadersParser()))
+	for name, p := range sip.DefaultHeadersParser() {
+		parsers[name] = p
+	}
+	for _, h := range []struct{ name, compact, canonical string }{{"from", "f", "From"}, {"to", "t", "To"}} {
+		keep := keepUnparsed(h.canonical, parsers[h.name])
+		parsers[h.name], parsers[h.compact] = keep, keep
+	}
+	return sip.NewParser(sip.WithHeadersParsers(parsers))
+}
+
+// keepUnparsed is parse, falling back to a generic header named name (the full form, so that GetHeader(name)
+// finds it whichever form came) with the header's text when parse fails.
+func keepUnparsed(name string, parse sip.HeaderParser) sip.HeaderParser {
+	return func(lowerName []byte, text string) (sip.Header, error) {
+		h, err := parse(lowerName, text)
+		if err != nil {
+			return sip.NewHeader(name, text), nil
+		}
+		return h, nil
+	}
+}

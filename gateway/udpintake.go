@@ -26,7 +26,7 @@ import (
 //     parsed message on the connection's reader goroutine. sipgo still starts its goroutine and transaction
 //     for such a MESSAGE; its handler does nothing and the transaction ends at once.
 //
-// Requests sipgo answers 400 itself (missing Via, CSeq, Call-ID, From or To) are left to it.
+// Requests sipgo answers 400 itself (missing what it keys a transaction by, see takeable) are left to it.
 
 var (
 	messagePrefix  = []byte("MESSAGE ")
@@ -121,10 +121,17 @@ func (g *Gateway) takeFromTransport(msg sip.Message) {
 }
 
 // takeable says whether req is a MESSAGE the gateway takes from the transport: not one sipgo answers 400 to
-// for missing what a transaction needs.
+// for missing what it keys a transaction by (the top Via, CSeq, Call-ID, and the From tag when the branch is
+// not an RFC 3261 one). A broken From or To with an RFC 3261 branch is the gateway's to answer (400).
 func takeable(req *sip.Request) bool {
-	return req.Method == sip.MESSAGE && req.Via() != nil && req.CSeq() != nil && req.CallID() != nil &&
-		req.From() != nil && req.To() != nil
+	via := req.Via()
+	if req.Method != sip.MESSAGE || via == nil || req.CSeq() == nil || req.CallID() == nil {
+		return false
+	}
+	if b, _ := via.Params.Get("branch"); len(b) > len(sip.RFC3261BranchMagicCookie) && strings.HasPrefix(b, sip.RFC3261BranchMagicCookie) {
+		return true
+	}
+	return fromTag(req) != ""
 }
 
 // responseAddr is where a response to a request received over UDP goes (RFC 3261 §18.2.2 with RFC 3581):
