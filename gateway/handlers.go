@@ -79,7 +79,7 @@ func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warn
 			hdrs = append(hdrs[:len(hdrs):len(hdrs)], sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
 		}
 		if err := u.respondTo(req, code, reason, hdrs); err != nil {
-			g.log.Debug("sending response failed", "code", code, "err", err)
+			g.responseFailed(req, code, err)
 		}
 		return
 	}
@@ -92,8 +92,13 @@ func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warn
 		res.AppendHeader(h)
 	}
 	if err := tx.Respond(res); err != nil {
-		g.log.Debug("sending response failed", "code", code, "err", err)
+		g.responseFailed(req, code, err)
 	}
+}
+
+// responseFailed logs a final response that could not be sent: its sender sees only a timeout.
+func (g *Gateway) responseFailed(req *sip.Request, code int, err error) {
+	g.log.Info("sending response failed", "method", string(req.Method), "code", code, "err", err, "call_id", callID(req), "source", req.Source())
 }
 
 // copyUnparsed gives res the request's From and To as they came when they did not parse (newSIPParser):

@@ -156,3 +156,34 @@ func TestBrokenFromOverTCPKeepsConnection(t *testing.T) {
 		t.Fatalf("got %q", m.Body)
 	}
 }
+
+// An answer over 1300 bytes still goes back over UDP (RFC 3261 §18.2.2): the 1300-byte rule of §18.1.1 is
+// for requests. Here a MESSAGE came through eight proxies, each adding a long Via the answer repeats.
+func TestLongResponseOverUDP(t *testing.T) {
+	h := newHarness(t, nil)
+	bob := testpeer.NewClient(t, "longres-bob")
+	peer := newRawUDP(t)
+	raw := message(bob.URI, peer.addr()+";rport", "z9hG4bKlongres", "sip:longres-alice@127.0.0.1", "longres-1", "text/plain", "hi")
+	var vias strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&vias, "Via: SIP/2.0/UDP proxy%d.example.net:5060;branch=z9hG4bKhop%d%s\n", i, i, strings.Repeat("p", 100))
+	}
+	raw = strings.Replace(raw, "\nMax-Forwards:", "\n"+vias.String()+"Max-Forwards:", 1)
+	peer.write(h.udp(), raw)
+	buf := make([]byte, 65535)
+	peer.pc.SetReadDeadline(time.Now().Add(waitFor))
+	n, _, err := peer.pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	res, err := newSIPParser().ParseSIP(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := res.(*sip.Response); !ok || r.StatusCode != 202 || len(r.GetHeaders("Via")) != 9 || n <= 1300 {
+		t.Fatalf("got %d bytes: %v, want a 202 of more than 1300 bytes with the request's 9 Vias", n, res)
+	}
+	if m := bob.WaitInvite().Recv(); string(m.Body) != "hi" {
+		t.Fatalf("got %q", m.Body)
+	}
+}

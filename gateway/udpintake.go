@@ -168,6 +168,9 @@ func (r *connResponder) Respond(res *sip.Response) error {
 		return err
 	}
 	defer conn.TryClose()
+	if u, ok := conn.(*sip.UDPConnection); ok && r.dest != "" {
+		return writeUDPResponse(u, r.dest, res)
+	}
 	if r.dest != "" {
 		res.SetDestination(r.dest)
 	}
@@ -181,11 +184,11 @@ type udpResponder struct {
 }
 
 func (r *udpResponder) Respond(res *sip.Response) error {
-	res.SetDestination(r.dest)
-	return r.conn.WriteMsg(res)
+	return writeUDPResponse(r.conn, r.dest, res)
 }
 
-// respondTo writes a final response to req without building a sip.Response (response.go).
+// respondTo writes a final response to req without building a sip.Response (response.go), whatever its size
+// (writeUDPResponse).
 func (r *udpResponder) respondTo(req *sip.Request, code int, reason string, hdrs []sip.Header) error {
 	ap, err := netip.ParseAddrPort(r.dest)
 	if err != nil {
@@ -195,9 +198,23 @@ func (r *udpResponder) respondTo(req *sip.Request, code int, reason string, hdrs
 	defer responseBuffers.Put(b)
 	b.Reset()
 	appendResponse(b, req, code, reason, hdrs)
-	if b.Len() > sip.UDPMTUSize-200 { // as sipgo refuses it (RFC 3261 §18.1.1)
-		return sip.ErrUDPMTUCongestion
-	}
 	_, err = r.conn.PacketConn.WriteTo(b.Bytes(), net.UDPAddrFromAddrPort(ap))
+	return err
+}
+
+// writeUDPResponse writes res through conn to dest (an IP address and port), whatever its size. sipgo's
+// WriteMsg refuses a datagram over 1300 bytes, but that rule (RFC 3261 §18.1.1) is for requests, which can go
+// over TCP instead; a response goes back over the transport its request came on (§18.2.2), and UDP carries
+// it (fragmented if need be) up to the largest datagram.
+func writeUDPResponse(conn *sip.UDPConnection, dest string, res *sip.Response) error {
+	ap, err := netip.ParseAddrPort(dest)
+	if err != nil {
+		return err
+	}
+	b := responseBuffers.Get().(*bytes.Buffer)
+	defer responseBuffers.Put(b)
+	b.Reset()
+	res.StringWrite(b)
+	_, err = conn.PacketConn.WriteTo(b.Bytes(), net.UDPAddrFromAddrPort(ap))
 	return err
 }
