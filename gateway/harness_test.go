@@ -109,12 +109,23 @@ func testConfig() *config.Config {
 
 func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 	t.Helper()
+	return newHarnessWith(t, mutate, Options{})
+}
+
+// newHarnessWith is newHarness with opts for the gateway (a Router, a Logger); the events always go to the
+// harness's log, and the log to the test's unless opts has a Logger.
+func newHarnessWith(t testing.TB, mutate func(*config.Config), opts Options) *harness {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(cfg)
 	}
 	ev := newEventLog()
-	gw, err := New(cfg, Options{Logger: testpeer.Logger(t).With("who", "gateway"), Events: ev})
+	opts.Events = ev
+	if opts.Logger == nil {
+		opts.Logger = testpeer.Logger(t).With("who", "gateway")
+	}
+	gw, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,23 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
+	// A repeat of a recent INVITE (SPEC §8) waits for the first's final response and gets it again: it is the
+	// same request, not a newer INVITE that replaces the session. Its transaction ends when this returns.
+	repeated := make(chan answer, 1)
+	if g.recent.begin(req, func(a answer) { repeated <- a }) {
+		a := <-repeated
+		g.log.Info("repeated INVITE answered as the first", "code", a.code, "call_id", callID(req), "source", req.Source())
+		if a.res == nil {
+			// The first was no INVITE but a request whose CSeq named INVITE (malformed): answer in kind.
+			g.respond(req, tx, a.code, a.reason, a.warning, a.hdrs...)
+		} else if err := tx.Respond(repeatResponse(req, a.res)); err != nil {
+			g.responseFailed(req, a.code, err)
+		}
+		return
+	}
+	rtx := &recordedTx{ServerTransaction: tx, recent: g.recent, req: req}
+	defer rtx.settle()
+	tx = rtx
 	if g.draining.Load() {
 		g.refuse(req, tx, 503, "Service Unavailable", "draining: no new sessions")
 		return
@@ -314,6 +331,47 @@ func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	// Over UDP sipgo would keep the transaction for Timer J (32 s) only to answer retransmissions: with
 	// 100,000 sessions ending at once, hundreds of MiB. g.recent answers them instead.
 	tx.Terminate()
+}
+
+// recordedTx is the server transaction of an INVITE starting a dialog: the final response sent through it is
+// kept for repeats of the INVITE (recent.go).
+type recordedTx struct {
+	sip.ServerTransaction
+	recent   *recentRequests
+	req      *sip.Request
+	answered bool
+}
+
+// Respond is called on the INVITE's handler goroutine only (onInvite, and sipgo's dialog it calls).
+func (t *recordedTx) Respond(res *sip.Response) error {
+	if res.StatusCode >= 200 && !t.answered {
+		t.answered = true
+		// A copy: sipgo may still touch res, sending it and its retransmissions.
+		t.recent.finish(t.req, answer{code: res.StatusCode, reason: res.Reason, res: res.Clone()})
+	}
+	return t.ServerTransaction.Respond(res)
+}
+
+// settle runs when the INVITE's handler returns. Every final response went through Respond, but the 487
+// sipgo's transaction sends itself when a CANCEL ends the INVITE first: that one is recorded here, so that
+// repeats waiting for an answer get it, and the entry can expire.
+func (t *recordedTx) settle() {
+	if !t.answered {
+		t.recent.finish(t.req, answer{code: 487, reason: "Request Terminated", res: sip.NewResponseFromRequest(t.req, 487, "Request Terminated", nil)})
+	}
+}
+
+// repeatResponse is res, the final response to an earlier request, as the answer to req, which repeats it:
+// with req's Via headers (its branch, its received and rport), all else as res was (To-tag, SDP).
+func repeatResponse(req *sip.Request, res *sip.Response) *sip.Response {
+	r := res.Clone()
+	for r.RemoveHeader("Via") {
+	}
+	vias := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil).GetHeaders("Via")
+	for i := len(vias) - 1; i >= 0; i-- {
+		r.PrependHeader(vias[i]) // the top one last: it is the one Via() returns
+	}
+	return r
 }
 
 // inDialog finds the session of an in-dialog request by Call-ID and our tag (the To tag).

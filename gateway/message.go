@@ -64,7 +64,7 @@ func (g *Gateway) takeMessage(req *sip.Request, r responder) {
 	}
 	if !g.takeHandler() {
 		g.overloaded(req)
-		g.answerMessage(req, r, answer{503, "Service Unavailable", "", []sip.Header{g.retryAfter()}}, func() {})
+		g.answerMessage(req, r, answer{code: 503, reason: "Service Unavailable", hdrs: []sip.Header{g.retryAfter()}}, func() {})
 		return
 	}
 	if a, pending := g.handleMessage(req, r, g.releaseHandler); !pending {
@@ -88,18 +88,18 @@ func (g *Gateway) answerMessage(req *sip.Request, r responder, a answer, release
 // answer comes later (wait mode: from the outcome or the reply_wait timer), which then runs released.
 func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) (a answer, pending bool) {
 	if p := addressProblem(req, true); p != "" {
-		return answer{400, "Bad Request", p, nil}, false
+		return answer{code: 400, reason: "Bad Request", warning: p}, false
 	}
 	ct := req.ContentType()
 	if ct == nil || strings.TrimSpace(ct.Value()) == "" {
-		return answer{400, "Bad Request", "MESSAGE without Content-Type", nil}, false
+		return answer{code: 400, reason: "Bad Request", warning: "MESSAGE without Content-Type"}, false
 	}
 	body := req.Body()
 	if len(body) == 0 {
-		return answer{400, "Bad Request", "MESSAGE with an empty body", nil}, false
+		return answer{code: 400, reason: "Bad Request", warning: "MESSAGE with an empty body"}, false
 	}
 	if max := g.cfg.Gateway.MaxMessageSize; int64(len(body)) > max {
-		return answer{413, "Request Entity Too Large", "message body of " + itoa(len(body)) + " bytes exceeds gateway.max_message_size " + itoa(int(max)), nil}, false
+		return answer{code: 413, reason: "Request Entity Too Large", warning: "message body of " + itoa(len(body)) + " bytes exceeds gateway.max_message_size " + itoa(int(max))}, false
 	}
 	rt, err := g.router.RouteMessage(req)
 	if err != nil {
@@ -142,10 +142,10 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 			return ns
 		})
 		if bound != nil {
-			return answer{503, "Service Unavailable", "new session refused: " + bound.Error(), []sip.Header{g.retryAfter()}}, false
+			return answer{code: 503, reason: "Service Unavailable", warning: "new session refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
 		}
 		if s == nil {
-			return answer{503, "Service Unavailable", "draining: no new sessions", nil}, false
+			return answer{code: 503, reason: "Service Unavailable", warning: "draining: no new sessions"}, false
 		}
 		o, accepted, bound := s.submit(pm)
 		if created {
@@ -159,7 +159,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 			}
 		}
 		if bound != nil {
-			return answer{503, "Service Unavailable", "message refused: " + bound.Error(), []sip.Header{g.retryAfter()}}, false
+			return answer{code: 503, reason: "Service Unavailable", warning: "message refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
 		} else if accepted {
 			break
 		} else if attempt > 0 || o.Code != outcomeSessionEnded.Code {
@@ -395,5 +395,5 @@ func refusalOf(err error) answer {
 	if r, ok := err.(*Refusal); ok {
 		return answer{code: r.Code, reason: r.Reason, warning: r.Warning}
 	}
-	return answer{500, "Server Internal Error", "routing failed: " + err.Error(), nil}
+	return answer{code: 500, reason: "Server Internal Error", warning: "routing failed: " + err.Error()}
 }

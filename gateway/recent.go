@@ -9,7 +9,9 @@ import (
 
 // recentRequests makes MESSAGE handling idempotent (SPEC §8): a request repeating a recent one's Call-ID,
 // CSeq and From-tag within 32 s is answered as the first was and never produces a second SEND. It does the
-// same for BYE (a retransmission of an answered BYE gets its 200 again, not 481 for the ended dialog).
+// same for BYE (a retransmission of an answered BYE gets its 200 again, not 481 for the ended dialog) and for
+// an INVITE starting a dialog (a repeat gets the first's final response, To-tag and SDP included, and never
+// replaces or creates a session).
 //
 // It also does what a server transaction would do for a MESSAGE: a retransmission is answered from here
 // with the same response (once the first is answered). MESSAGEs over UDP never get a sipgo transaction
@@ -26,8 +28,9 @@ type recentRequests struct {
 type answer struct {
 	code    int
 	reason  string
-	warning string       // the Warning header's text, if any
-	hdrs    []sip.Header // further headers (Retry-After, Accept, …)
+	warning string        // the Warning header's text, if any
+	hdrs    []sip.Header  // further headers (Retry-After, Accept, …)
+	res     *sip.Response // the whole response, for a repeat that gets it as it was (an INVITE's); never changed
 }
 
 type recentEntry struct {
