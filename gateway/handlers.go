@@ -62,8 +62,9 @@ func (g *Gateway) releaseHandler() {
 
 // overloaded logs and counts a request refused over limits.max_sip_handlers (503 with Retry-After).
 func (g *Gateway) overloaded(req *sip.Request) {
-	g.log.Warn("too many concurrent SIP requests, refusing", "method", string(req.Method), "limit", cap(g.handlers))
-	g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers"})
+	g.log.Warn("too many concurrent SIP requests, refusing", "method", string(req.Method), "limit", cap(g.handlers),
+		"call_id", callID(req), "source", req.Source())
+	g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers", CallID: callID(req)})
 }
 
 // responder sends the final response to a request: sipgo's server transaction, or, for MESSAGEs taken

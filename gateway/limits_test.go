@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -14,14 +15,15 @@ import (
 )
 
 // limits.max_sip_handlers: over the bound a request gets 503 with Retry-After at once, is counted, and the
-// request already admitted completes normally.
+// request already admitted completes normally. The refusal is logged with its Call-ID and source.
 func TestMaxSIPHandlers(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) {
+	logs := newCapturedLog()
+	h := newHarnessWith(t, func(c *config.Config) {
 		c.Limits.MaxSIPHandlers = 1
 		c.Limits.RetryAfter = 7 * time.Second
 		c.Gateway.Message.Reply = "wait"
 		c.Gateway.Message.ReplyWait = 2 * time.Second
-	})
+	}, Options{Logger: slog.New(logs)})
 	alice := testpeer.NewPhone(t, "lim-alice")
 	// bob never answers the INVITE: the first MESSAGE holds its handler for reply_wait.
 	invited := make(chan struct{}, 4)
@@ -60,6 +62,7 @@ func TestMaxSIPHandlers(t *testing.T) {
 	if e := h.events.waitKind(t, event.RequestRefused); e.Code != 503 {
 		t.Fatalf("refusal counted with %d", e.Code)
 	}
+	logs.wait(t, "too many concurrent SIP requests, refusing", map[string]string{"call_id": res.CallID().Value(), "source": ""})
 	if code := <-first; code != 202 {
 		t.Fatalf("the admitted MESSAGE got %d, want 202 after reply_wait", code)
 	}

@@ -163,6 +163,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 		} else if accepted {
 			break
 		} else if attempt > 0 || o.Code != outcomeSessionEnded.Code {
+			s.logRefused(req, ctype, o)
 			return answer{code: o.Code, reason: o.Reason, hdrs: acceptHeader(o, s)}, false
 		}
 		// The session ended between lookup and submit: the next attempt makes a new one.
@@ -260,6 +261,16 @@ func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool, bound error
 		return outcome{}, true, nil
 	}
 	return outcomeSessionEnded, false, nil
+}
+
+// logRefused logs a MESSAGE its session would not take (415: a content type its peer does not accept). Its
+// answer has no Warning, so refuse does not log it.
+func (s *Session) logRefused(req *sip.Request, ctype string, o outcome) {
+	s.mu.Lock()
+	msrpID := s.msrpID()
+	s.mu.Unlock()
+	s.log.Info("MESSAGE refused by its session", "code", o.Code, "reason", o.Reason, "content_type", ctype,
+		"call_id", callID(req), "msrp_session_id", msrpID)
 }
 
 // checkTypeLocked refuses a content type the session peer (or, before the peer answered, our own

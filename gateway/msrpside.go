@@ -27,7 +27,7 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 		return 481
 	}
 	if !sdp.Match(s.route.AcceptTypes, in.ContentType) {
-		s.log.Info("SEND refused: content type not offered", "content_type", in.ContentType, "msrp_session_id", ms.ID())
+		s.log.Info("SEND refused: content type not offered", "content_type", in.ContentType, "msrp_session_id", ms.ID(), "call_id", s.callID)
 		g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "content type not offered", MSRPSessionID: ms.ID()})
 		return 415
 	}
@@ -35,12 +35,13 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 	if mediaType(in.ContentType) == ctypeCPIM && !g.cfg.Gateway.CPIMPassthrough {
 		m, err := cpim.Parse(in.Body)
 		if err != nil {
-			s.log.Info("SEND refused: bad CPIM", "err", err, "msrp_session_id", ms.ID())
+			s.log.Info("SEND refused: bad CPIM", "err", err, "msrp_session_id", ms.ID(), "call_id", s.callID)
 			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 400, Reason: "bad CPIM", MSRPSessionID: ms.ID()})
 			return 400
 		}
 		inner := m.ContentType()
 		if !sdp.Match(s.route.AcceptWrappedTypes, inner) && !sdp.Match(s.route.AcceptTypes, inner) {
+			s.log.Info("SEND refused: wrapped content type not offered", "content_type", inner, "msrp_session_id", ms.ID(), "call_id", s.callID)
 			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "wrapped content type not offered", MSRPSessionID: ms.ID()})
 			return 415
 		}
@@ -60,6 +61,7 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 		return 200
 	}
 	if int64(len(job.body)) > g.cfg.Gateway.MaxMessageSize {
+		s.log.Info("SEND refused: message too large", "size", len(job.body), "limit", g.cfg.Gateway.MaxMessageSize, "msrp_session_id", ms.ID(), "call_id", s.callID)
 		g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 413, Reason: "message too large", MSRPSessionID: ms.ID()})
 		return 413
 	}
