@@ -65,6 +65,14 @@ func (v *validation) positive(key string, d time.Duration) {
 	}
 }
 
+// wholeSeconds checks a duration that goes on the wire as a number of seconds (Retry-After, RFC 3261 §20.33):
+// anything else would be sent rounded.
+func (v *validation) wholeSeconds(key string, d time.Duration) {
+	if d < time.Second || d%time.Second != 0 {
+		v.bad(key, "%v: want whole seconds, 1s or more (it is sent as a number of seconds)", d)
+	}
+}
+
 func (v *validation) positiveInt(key string, n int64) {
 	if n <= 0 {
 		v.bad(key, "%d: want a number above zero", n)
@@ -274,7 +282,7 @@ func (v *validation) limits() {
 	} {
 		v.positiveInt(f.key, int64(f.n))
 	}
-	v.positive("limits.retry_after", l.RetryAfter)
+	v.wholeSeconds("limits.retry_after", l.RetryAfter)
 }
 
 func (v *validation) log() {
