@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -401,9 +402,10 @@ func mediaType(ct string) string {
 	return strings.ToLower(strings.TrimSpace(ct))
 }
 
-// refusalOf turns a routing error into a response.
+// refusalOf turns a routing error into a response: a *Refusal, even wrapped, is the answer it says.
 func refusalOf(err error) answer {
-	if r, ok := err.(*Refusal); ok {
+	var r *Refusal
+	if errors.As(err, &r) {
 		return answer{code: r.Code, reason: r.Reason, warning: r.Warning}
 	}
 	return answer{code: 500, reason: "Server Internal Error", warning: "routing failed: " + err.Error()}
