@@ -385,11 +385,20 @@ func acceptHeader(o outcome, s *Session) []sip.Header {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	types := s.route.AcceptTypes
+	lists := [][]string{s.route.AcceptTypes, s.route.AcceptWrappedTypes}
 	if s.peer != nil {
-		types = append(append([]string(nil), s.peer.AcceptTypes...), s.peer.AcceptWrappedTypes...)
-	} else {
-		types = append(append([]string(nil), types...), s.route.AcceptWrappedTypes...)
+		lists = [][]string{s.peer.AcceptTypes, s.peer.AcceptWrappedTypes}
+	}
+	// A type is often both accepted and accepted wrapped: named once, where it first comes.
+	var types []string
+	seen := make(map[string]bool)
+	for _, list := range lists {
+		for _, t := range list {
+			if k := strings.ToLower(strings.TrimSpace(t)); !seen[k] {
+				seen[k] = true
+				types = append(types, t)
+			}
+		}
 	}
 	return []sip.Header{sip.NewHeader("Accept", strings.Join(types, ", "))}
 }

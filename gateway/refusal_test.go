@@ -29,3 +29,29 @@ func TestWrappedRefusal(t *testing.T) {
 	check("MESSAGE", alice.Send(h.udp(), bob.URI, "text/plain", "hi"))
 	check("INVITE", invitePeer(t, bob, h.udp(), alice.URI, "application/sdp", inviteOffer(bob)))
 }
+
+// The Accept header of a 415 names each type once, in the order of the accepted then the accepted-wrapped
+// types (the defaults have text/plain and iscomposing in both).
+func TestAcceptHeaderNamesTypesOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	bob := testpeer.NewClient(t, "accept-bob")
+	peer := newRawUDP(t)
+	res := peer.exchange(h.udp(), message(bob.URI, peer.addr(), "z9hG4bKaccept1", "sip:accept-alice@127.0.0.1", "accept-1", "application/x-foo", "hi"))
+	if res.StatusCode != 415 {
+		t.Fatalf("answered %d %s, want 415", res.StatusCode, res.Reason)
+	}
+	var want []string
+	seen := map[string]bool{}
+	for _, ty := range append(append([]string(nil), h.cfg.Gateway.Message.AcceptTypes...), h.cfg.Gateway.Message.AcceptWrappedTypes...) {
+		if !seen[ty] {
+			seen[ty] = true
+			want = append(want, ty)
+		}
+	}
+	if len(want) == len(h.cfg.Gateway.Message.AcceptTypes)+len(h.cfg.Gateway.Message.AcceptWrappedTypes) {
+		t.Fatalf("the default types %v have no type in both lists: the test shows nothing", want)
+	}
+	if a := res.GetHeader("Accept"); a == nil || a.Value() != strings.Join(want, ", ") {
+		t.Fatalf("Accept %v, want %q", a, strings.Join(want, ", "))
+	}
+}
