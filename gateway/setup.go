@@ -352,6 +352,7 @@ func (g *Gateway) buildInvite(s *Session, first *sip.Request) (*sip.Request, err
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
 	g.route(req)
+	offUDPIfLarge(req, requestSize(req))
 	return req, nil
 }
 
@@ -371,14 +372,18 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 	}
 }
 
-// route points a generated request at the outbound proxy when one is set, and moves it off UDP when it could
-// be larger than 1300 bytes on the wire (RFC 3261 §18.1.1, RFC 3428 §8): its size as built so far, long URIs
-// and extra headers included, plus what is added when it is sent.
+// route points a generated request at the outbound proxy when one is set.
 func (g *Gateway) route(req *sip.Request) {
 	if g.proxy != nil {
 		req.PrependHeader(&sip.RouteHeader{Address: *g.proxy})
 	}
-	if strings.EqualFold(req.Transport(), "UDP") && requestSize(req)+sentHeadersSize > udpMaxRequest {
+}
+
+// offUDPIfLarge moves a built request off UDP when it could be larger than 1300 bytes on the wire (RFC 3261
+// §18.1.1, RFC 3428 §8): size, its length as built (requestSize: long URIs and extra headers included), plus
+// what is added when it is sent.
+func offUDPIfLarge(req *sip.Request, size int) {
+	if size+sentHeadersSize > udpMaxRequest && strings.EqualFold(req.Transport(), "UDP") {
 		req.SetTransport("TCP")
 	}
 }

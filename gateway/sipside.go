@@ -271,7 +271,12 @@ func (g *Gateway) messageOutcome(res *sip.Response, err error) outcome {
 }
 
 // messageURIs are a MESSAGE's Request-URI, From and To, parsed from Coords.
-type messageURIs struct{ ruri, from, to sip.Uri }
+type messageURIs struct {
+	ruri, from, to sip.Uri
+	// overhead is the size of a MESSAGE built from these URIs besides its body and Content-Type value: the
+	// same for every message of a session (tags and Call-IDs have fixed lengths). 0 until measured.
+	overhead atomic.Int64
+}
 
 func parseCoords(c Coords) (*messageURIs, error) {
 	u := &messageURIs{}
@@ -319,5 +324,12 @@ func (g *Gateway) buildMessage(j *sipJob) (*sip.Request, error) {
 	req.AppendHeader(sip.NewHeader("Content-Type", j.contentType))
 	req.SetBody(j.body)
 	g.route(req)
+	variable := len(j.body) + len(j.contentType)
+	over := u.overhead.Load()
+	if over == 0 { // measured once per session: a session's MESSAGEs differ in body and type only
+		over = int64(requestSize(req) - variable)
+		u.overhead.Store(over)
+	}
+	offUDPIfLarge(req, int(over)+variable)
 	return req, nil
 }
