@@ -17,16 +17,28 @@ const HeapFloor = 64 << 20
 // 4 MiB × GOGC/100.
 const runtimeMinGoal = 4 << 20
 
-// gcPercent is the GOGC that makes the heap goal max(floor, what base gives). The runtime's goal is
-// live + (live + roots) × GOGC/100, roots being the goroutine stacks and globals it scans. It is at most
-// 100 × floor / 4 MiB, where the runtime's minimum goal reaches the floor: with a higher GOGC a nearly empty
-// heap would grow past the floor before its first collection (seen: 190 MiB at GOGC 12,800).
-func gcPercent(live, roots, floor uint64, base int) int {
+// HeapHeadroom is the most garbage the collector lets pile up above the live heap: with a large live heap
+// (100,000 idle sessions hold ~750 MiB), GOGC=100 would double the process's memory; above 512 MiB of
+// headroom GOGC is lowered instead. Idle sessions allocate little, so the extra collections cost little.
+const HeapHeadroom = 512 << 20
+
+// gcPercent is the GOGC that makes the heap goal max(floor, what base gives), but no more than headroom
+// above the live heap. The runtime's goal is live + (live + roots) × GOGC/100, roots being the goroutine
+// stacks and globals it scans. It is at most 100 × floor / 4 MiB, where the runtime's minimum goal reaches
+// the floor: with a higher GOGC a nearly empty heap would grow past the floor before its first collection
+// (seen: 190 MiB at GOGC 12,800).
+func gcPercent(live, roots, floor, headroom uint64, base int) int {
 	scan := live + roots
-	if scan == 0 || base < 0 || live+scan*uint64(base)/100 >= floor {
+	if scan == 0 || base < 0 {
 		return base
 	}
-	return max(base, int(min((floor-live)*100/scan, 100*floor/runtimeMinGoal)))
+	switch garbage := scan * uint64(base) / 100; {
+	case live+garbage < floor:
+		return max(base, int(min((floor-live)*100/scan, 100*floor/runtimeMinGoal)))
+	case garbage > headroom:
+		return max(1, int(headroom*100/scan))
+	}
+	return base
 }
 
 // StartHeapFloor keeps GOGC at gcPercent after every collection until ctx ends, unless the operator set GOGC
@@ -57,7 +69,7 @@ func StartHeapFloor(ctx context.Context, log *slog.Logger, floor uint64) bool {
 			}
 		}
 		if v[0] > 0 {
-			if p := gcPercent(v[0], v[1]+v[2], floor, base); p != cur {
+			if p := gcPercent(v[0], v[1]+v[2], floor, HeapHeadroom, base); p != cur {
 				cur = p
 				debug.SetGCPercent(p)
 			}

@@ -28,8 +28,13 @@ func TestGCPercent(t *testing.T) {
 		{mib, 0, -1, -1}, // collection off stays off
 		{1, 0, 100, 100 * HeapFloor / runtimeMinGoal},
 		{1, 0, 2000, 2000},
+		{512 * mib, 0, 100, 100},        // 512 MiB of garbage at most: GOGC stands
+		{768 * mib, 0, 100, 66},         // a large live heap: the headroom caps the garbage
+		{768 * mib, 256 * mib, 100, 50}, // roots count toward the goal here too
+		{2048 * mib, 0, 400, 25},        // whatever the base
+		{1 << 40, 0, 100, 1},            // never 0 (off)
 	} {
-		if got := gcPercent(tc.live, tc.roots, HeapFloor, tc.base); got != tc.want {
+		if got := gcPercent(tc.live, tc.roots, HeapFloor, HeapHeadroom, tc.base); got != tc.want {
 			t.Errorf("gcPercent(%d MiB, %d MiB, %d) = %d, want %d", tc.live/mib, tc.roots/mib, tc.base, got, tc.want)
 		}
 	}
