@@ -55,7 +55,15 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 			hdrs = append(hdrs, cpim.Header{Name: hd.Name, Value: hd.Value})
 		}
 	}
-	if len(job.body) == 0 || (cpim.IsControl(job.contentType, hdrs) && !g.cfg.Gateway.ForwardControl) {
+	control := cpim.IsControl(job.contentType, hdrs)
+	if job.cpim == nil && mediaType(in.ContentType) == ctypeCPIM {
+		// Passed through (cpim_passthrough): what it wraps decides. Unparsable CPIM is the page-mode side's
+		// to judge, as all passed-through CPIM is.
+		if m, err := cpim.Parse(in.Body); err == nil {
+			control = m.IsControl()
+		}
+	}
+	if len(job.body) == 0 || (control && !g.cfg.Gateway.ForwardControl) {
 		// Control payloads never reach a page-mode user as chat text (SPEC §4).
 		g.publish(event.Event{Kind: event.MessageDropped, Key: s.key, Direction: event.ToSIP, Reason: "control payload " + mediaType(job.contentType), MSRPSessionID: ms.ID()})
 		return 200

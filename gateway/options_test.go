@@ -51,6 +51,16 @@ func TestCPIMPassthrough(t *testing.T) {
 		t.Fatalf("IMDN generated for passed-through CPIM: %q", in.Body)
 	case <-time.After(300 * time.Millisecond):
 	}
+	// A control payload stays a control payload wrapped: isComposing in CPIM never reaches the phone (SPEC §4).
+	isc := cpim.Wrap("application/im-iscomposing+xml", []byte(`<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`),
+		cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now()})
+	if r := cs.Send("message/cpim", string(isc.Marshal())); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	cs.Send("message/cpim", doc) // a chat message after it, which does arrive
+	if m := alice.Recv(); string(m.Body()) != doc {
+		t.Fatalf("after a wrapped isComposing the phone got %s %q, want the chat message", m.ContentType().Value(), m.Body())
+	}
 }
 
 // gateway.forward_control: isComposing reaches the page-mode user only when switched on.
