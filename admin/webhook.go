@@ -94,7 +94,9 @@ func NewDispatcher(hooks []Webhook, m *Metrics, opts DispatcherOptions) *Dispatc
 		opts.Backoff = 200 * time.Millisecond
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{}
+		// Redirects are not followed: net/http would repeat a POST answered 301/302/303 as a GET without the
+		// event, and count its 200 as delivered. A redirect is an answer to fix the URL by.
+		opts.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -269,6 +271,9 @@ func (d *Dispatcher) post(url string, body []byte, opts DispatcherOptions) (retr
 		return false, nil
 	}
 	retry = resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests
+	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return false, fmt.Errorf("webhook %q answered %s to %s: redirects are not followed, configure the new URL", url, resp.Status, loc)
+	}
 	return retry, fmt.Errorf("webhook %q answered %s", url, resp.Status)
 }
 

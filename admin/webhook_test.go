@@ -227,6 +227,34 @@ func TestWebhookPermanentRefusalIsNotRetried(t *testing.T) {
 	}
 }
 
+// A receiver that redirects: not followed (net/http would repeat the POST as a GET without the event and call
+// it delivered); the event is dropped and counted as such.
+func TestWebhookRedirectIsNotFollowed(t *testing.T) {
+	var posts, others int
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/moved" {
+			others++
+			return
+		}
+		posts++
+		http.Redirect(w, r, "/moved", http.StatusFound)
+	}))
+	defer srv.Close()
+	m := NewMetrics(nil)
+	d := NewDispatcher([]Webhook{{URL: srv.URL + "/hook", Events: []string{"setup_failed"}}}, m, DispatcherOptions{Attempts: 3, Backoff: time.Millisecond})
+	d.Publish(setupFailedEvent(keyAlice))
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if posts != 1 || others != 0 || webhookCount(m, webhookDropped) != 1 || webhookCount(m, webhookSent) != 0 {
+		t.Errorf("posts %d, requests to the new URL %d, dropped %d, sent %d; want 1, 0, 1, 0",
+			posts, others, webhookCount(m, webhookDropped), webhookCount(m, webhookSent))
+	}
+}
+
 // A receiver that hangs and a tiny queue: Publish still returns at once for every event, and what does not fit is
 // dropped and counted. Close with an ended context abandons the in-flight attempt and the queue.
 func TestWebhookHangingReceiverNeverBlocksPublish(t *testing.T) {
