@@ -30,7 +30,7 @@ type answer struct {
 	reason  string
 	warning string        // the Warning header's text, if any
 	hdrs    []sip.Header  // further headers (Retry-After, Accept, …)
-	res     *sip.Response // the whole response, for a repeat that gets it as it was (an INVITE's); never changed
+	res     *sip.Response // the whole response, for a repeat that gets it as it was (an INVITE's); read only
 }
 
 type recentEntry struct {
