@@ -187,3 +187,22 @@ func TestLongResponseOverUDP(t *testing.T) {
 		t.Fatalf("got %q", m.Body)
 	}
 }
+
+// The same for answers sent through sipgo's server transactions (INVITE, BYE, OPTIONS): sipgo refuses any UDP
+// message over 1300 bytes unless told otherwise (ConfigureSIPStack), and an INVITE that came through a few
+// proxies would then never be answered.
+func TestLongResponseThroughSipgoOverUDP(t *testing.T) {
+	h := newHarness(t, nil)
+	peer := newRawUDP(t)
+	var vias strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&vias, "Via: SIP/2.0/UDP proxy%d.example.net:5060;branch=z9hG4bKhop%d%s\n", i, i, strings.Repeat("p", 100))
+	}
+	peer.write(h.udp(), fmt.Sprintf("OPTIONS sip:gw@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP %s;rport;branch=z9hG4bKlongopt\n%s"+
+		"Max-Forwards: 70\nFrom: <sip:probe@127.0.0.1>;tag=p1\nTo: <sip:gw@127.0.0.1>\nCall-ID: longopt-1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+		peer.addr(), vias.String()))
+	res := peer.final()
+	if res.StatusCode != 200 || len(res.GetHeaders("Via")) != 9 || len(res.String()) <= 1300 {
+		t.Fatalf("got %d with %d Vias, %d bytes; want a 200 of more than 1300 bytes with the request's 9 Vias", res.StatusCode, len(res.GetHeaders("Via")), len(res.String()))
+	}
+}

@@ -14,7 +14,8 @@ const maxUDPDatagram = 65535
 // so the limit is raised to at least 4× the largest accepted message: an oversize MESSAGE is then read and
 // refused with 413, not lost (SPEC §4). For the same reason its read buffer holds any UDP datagram: sipgo
 // reads a datagram into one buffer (32 KiB by default), and a larger one arrives truncated and is dropped as
-// unparsable. The buffer is also each SIP TCP/TLS connection's read buffer: 64 KiB per connection.
+// unparsable. The buffer is also each SIP TCP/TLS connection's read buffer: 64 KiB per connection. And sipgo
+// sends UDP answers of any size.
 func ConfigureSIPStack(cfg *config.Config) {
 	want := 4 * int(cfg.Gateway.MaxMessageSize)
 	if want < 65535 {
@@ -24,6 +25,11 @@ func ConfigureSIPStack(cfg *config.Config) {
 		sip.ParseMaxMessageLength = want
 	}
 	sip.TransportBufferReadSize = maxUDPDatagram
+	// sipgo refuses to send any UDP message over UDPMTUSize-200 (1300) bytes. For requests the gateway makes
+	// that choice itself (a generated request over 1300 bytes goes over TCP: offUDPIfLarge), but responses go
+	// back over the request's transport whatever their size (RFC 3261 §18.2.2): a 200 to an INVITE that came
+	// through a few proxies is longer than that, and was never sent.
+	sip.UDPMTUSize = maxUDPDatagram + 200
 }
 
 // newSIPParser is sipgo's parser, except that a From or To header it cannot parse is kept as it came, as a
