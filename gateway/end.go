@@ -25,22 +25,24 @@ func (g *Gateway) replace(old, s *Session) {
 	g.end(old, ending{reason: "replaced", o: outcomeSessionEnded, bye: true, heir: s})
 }
 
-// ending is how a session ends: endSession's arguments, and what only replace and Shutdown need.
+// ending is how a session ends: endSession's arguments, and what only replace, Shutdown and setupFailed need.
 type ending struct {
-	reason string
-	o      outcome
-	bye    bool
-	heir   *Session        // takes over the messages left (replace)
-	flush  context.Context // bounds the wait for what is queued on the MSRP connection, REPORTs (Shutdown)
+	reason  string
+	o       outcome
+	bye     bool
+	heir    *Session        // takes over the messages left (replace)
+	flush   context.Context // bounds the wait for what is queued on the MSRP connection, REPORTs (Shutdown)
+	failure *setupFailure   // the setup failed (setupFailed): setup-failed is raised, and covers the messages left
 }
 
-// end ends s once, as e says. Taking s's messages and marking it ending is one step, so a MESSAGE for s either
-// is among them or finds s ending and looks for its session again (the heir, after a replace).
-func (g *Gateway) end(s *Session, e ending) {
+// end ends s once, as e says, and reports whether it did: false when s was ending already. Taking s's messages
+// and marking it ending is one step, so a MESSAGE for s either is among them or finds s ending and looks for
+// its session again (the heir, after a replace).
+func (g *Gateway) end(s *Session, e ending) bool {
 	s.mu.Lock()
 	if s.st >= stateEnding {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	prev := s.st
 	s.st = stateEnding
@@ -71,7 +73,15 @@ func (g *Gateway) end(s *Session, e ending) {
 		s.log.Info("session replaced by a newer INVITE", "moved", moved)
 		left = left[moved:]
 	}
-	covered := e.reason == "setup_failed"
+	if f := e.failure; f != nil {
+		// setup-failed (SPEC §5) comes before the messages it covers fail, and only from the end that took s:
+		// a setup an operator or Shutdown ended meanwhile did not fail, whatever its INVITE got.
+		s.log.Warn("session setup failed", "code", f.o.Code, "reason", f.o.Reason, "err", f.err, "call_id", s.callID, "msrp_session_id", s.msrpID())
+		ev := s.baseEvent(event.SetupFailed)
+		ev.Code, ev.Reason = f.o.Code, f.o.Reason
+		g.publish(ev)
+	}
+	covered := e.failure != nil
 	for _, pm := range left {
 		pm.finish(g, s, e.o, covered)
 	}
@@ -93,15 +103,18 @@ func (g *Gateway) end(s *Session, e ending) {
 	s.mu.Lock()
 	s.st = stateEnded
 	s.mu.Unlock()
-	if prev == stateUp || e.reason != "setup_failed" {
+	if prev == stateUp || e.failure == nil {
 		ev := s.baseEvent(event.SessionEnded)
 		ev.Reason = e.reason
 		g.publish(ev)
 	}
 	s.log.Info("session ended", "reason", e.reason, "call_id", s.callID, "msrp_session_id", s.msrpID())
+	return true
 }
 
-var errEnded = context.Canceled
+// errEnded cancels the setup, or the rebind, of a session ended otherwise (an operator, Shutdown, a timer). It
+// is not context.Canceled, the cause the gateway closing gives: a setup cut short by that still fails.
+var errEnded = errors.New("session ended")
 
 // bye sends BYE on the session's dialog, in the background; a dead peer does not hold anything up.
 func (g *Gateway) bye(s *Session) {

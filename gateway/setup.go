@@ -55,8 +55,9 @@ func (g *Gateway) setupFromMessage(s *Session, first *sip.Request) {
 		if !errors.As(err, &f) {
 			f = failSetup(outcomeMSRPConnFailed, err)
 		}
-		if cause := context.Cause(ctx); errors.Is(cause, errReplaced) {
-			// A newer INVITE took the key over; its session carries our queue on.
+		if cause := context.Cause(ctx); errors.Is(cause, errReplaced) || errors.Is(cause, errEnded) {
+			// A newer INVITE took the key over, and its session carries our queue on; or the session was
+			// ended (an operator, Shutdown), and that end failed the queue with its own outcome: no setup failed.
 			return
 		}
 		g.setupFailed(s, f, first)
@@ -293,14 +294,13 @@ func (s *Session) markUp(start time.Time) {
 	s.log.Info("session up", "origin", s.origin, "call_id", e.CallID, "msrp_session_id", e.MSRPSessionID, "setup", e.Duration)
 }
 
-// setupFailed raises setup-failed (SPEC §5): every queued message fails with the mapped code, the event is
-// published, and the page-mode user is told once.
+// setupFailed raises setup-failed (SPEC §5): the event is published, every queued message fails with the
+// mapped code, and the page-mode user is told once. Not when the session was ended otherwise meanwhile: that
+// end failed the messages and told the user.
 func (g *Gateway) setupFailed(s *Session, f *setupFailure, first *sip.Request) {
-	s.log.Warn("session setup failed", "code", f.o.Code, "reason", f.o.Reason, "err", f.err, "call_id", s.callID, "msrp_session_id", s.msrpID())
-	e := s.baseEvent(event.SetupFailed)
-	e.Code, e.Reason = f.o.Code, f.o.Reason
-	g.publish(e)
-	g.endSession(s, "setup_failed", f.o, false)
+	if !g.end(s, ending{reason: "setup_failed", o: f.o, failure: f}) {
+		return
+	}
 	sf := g.cfg.Gateway.SetupFailed
 	if s.origin == originMessage && sf.Notify {
 		g.notify(s.coords, sf.Body, first, s.key, f.o, nil)

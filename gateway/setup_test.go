@@ -146,3 +146,73 @@ func answerLateExpectBye(t *testing.T, bob *rawUDP, inv *sip.Request, gw net.Add
 	bye.SetSource(gw.String())
 	bob.send(gw, sip.NewResponseFromRequest(bye, 200, "OK", nil))
 }
+
+// settingUp starts a session from a MESSAGE of alice's towards a bare UDP peer that never answers the
+// gateway's INVITE, and returns once the INVITE is out: the session is being set up, its message queued.
+func settingUp(t *testing.T, h *harness) (alice *testpeer.Phone, key string) {
+	t.Helper()
+	alice = testpeer.NewPhone(t, "alice")
+	bob := newRawUDP(t)
+	if r := alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "queued during setup"); r.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d %s, want 202", r.StatusCode, r.Reason)
+	}
+	if m, _ := bob.read(); !isInvite(m) {
+		t.Fatalf("peer got %s, want the gateway's INVITE", firstLine(m))
+	}
+	list := h.gw.Sessions()
+	if len(list) != 1 || list[0].State != "setting-up" {
+		t.Fatalf("sessions %+v, want one setting up", list)
+	}
+	return alice, list[0].Key
+}
+
+// An operator ending a session still being set up (SPEC §7) fails no setup, whatever its INVITE got (here
+// nothing yet, which a setup_timeout would make 408): the queued message fails once, with the end's 480, its
+// sender gets that one notification (SPEC §5), and no setup_failed is raised.
+func TestEndDuringSetupIsNoSetupFailure(t *testing.T) {
+	h := newHarness(t, nil)
+	alice, key := settingUp(t, h)
+	if !h.gw.EndSession(key) {
+		t.Fatalf("EndSession(%q) found no session", key)
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "admin" {
+		t.Fatalf("session ended with reason %q, want admin", e.Reason)
+	}
+	checkEndedDuringSetup(t, h, alice, outcomeSessionEnded)
+}
+
+// The same for Shutdown (SPEC §3.3): the queued message fails once with 503.
+func TestShutdownDuringSetupIsNoSetupFailure(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.ShutdownTimeout = 300 * time.Millisecond })
+	alice, _ := settingUp(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := h.gw.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkEndedDuringSetup(t, h, alice, outcomeDraining)
+}
+
+// checkEndedDuringSetup checks what settingUp's session left when it was ended during its setup: its message
+// failed once with o, one notification of it, and no setup_failed.
+func checkEndedDuringSetup(t *testing.T, h *harness, alice *testpeer.Phone, o outcome) {
+	t.Helper()
+	if body := string(alice.Recv().Body()); !strings.Contains(body, o.String()) || !strings.Contains(body, "queued during setup") {
+		t.Fatalf("notification %q, want the message's %s", body, o)
+	}
+	alice.Quiet(500 * time.Millisecond) // a setup_failed notification would follow at once
+	if n := h.events.count(event.SetupFailed); n != 0 {
+		t.Fatalf("%d setup_failed event(s) for a session ended during its setup, want none", n)
+	}
+	failed := h.events.countWhere(func(e event.Event) bool {
+		return e.Kind == event.MessageFailed && e.Direction == event.ToMSRP && e.Code == o.Code && e.Reason == o.Reason
+	})
+	if a := h.events.accounting(); failed != 1 || a.total(event.ToMSRP) != 1 {
+		t.Fatalf("%d message_failed %s of %d accounted to MSRP, want the one message failed with it", failed, o, a.total(event.ToMSRP))
+	}
+}
+
+func isInvite(m sip.Message) bool {
+	req, ok := m.(*sip.Request)
+	return ok && req.IsInvite()
+}
