@@ -156,7 +156,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 				g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
 				g.goBackground(func() { g.setupFromMessage(s, req) })
 			} else {
-				g.endSession(s, "not_started", outcomeSessionEnded, false)
+				g.discard(s)
 			}
 		}
 		if bound != nil {

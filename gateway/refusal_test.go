@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
@@ -53,5 +54,24 @@ func TestAcceptHeaderNamesTypesOnce(t *testing.T) {
 	}
 	if a := res.GetHeader("Accept"); a == nil || a.Value() != strings.Join(want, ", ") {
 		t.Fatalf("Accept %v, want %q", a, strings.Join(want, ", "))
+	}
+}
+
+// A first MESSAGE refused with 415 (SPEC §4: before any peer answered, message.accept_types decides) makes
+// no session: the one made for it never starts, so no session event tells of it, nor of its end.
+func TestRefusedFirstMessageStartsNoSession(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "refused-alice")
+	bob := testpeer.NewClient(t, "refused-bob")
+	if r := alice.Send(h.udp(), bob.URI, "application/octet-stream", "bin"); r.StatusCode != 415 {
+		t.Fatalf("first MESSAGE answered %d %s, want 415", r.StatusCode, r.Reason)
+	}
+	for _, k := range []event.Kind{event.SessionStarted, event.SetupFailed, event.SessionEnded} {
+		if n := h.events.count(k); n != 0 {
+			t.Fatalf("%d %s event(s) for a session that never started, want none", n, k)
+		}
+	}
+	if list := h.gw.Sessions(); len(list) != 0 {
+		t.Fatalf("sessions %+v after the refusal, want none", list)
 	}
 }
