@@ -264,14 +264,17 @@ func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool, bound error
 	return outcomeSessionEnded, false, nil
 }
 
-// logRefused logs a MESSAGE its session would not take (415: a content type its peer does not accept). Its
-// answer has no Warning, so refuse does not log it.
+// logRefused logs and counts a MESSAGE its session would not take (415: a content type its peer, or before
+// the peer answered our accept_types, does not take), as refuse does the gateway's other refusals: its answer
+// has no Warning, so it does not go through refuse.
 func (s *Session) logRefused(req *sip.Request, ctype string, o outcome) {
 	s.mu.Lock()
 	msrpID := s.msrpID()
 	s.mu.Unlock()
 	s.log.Info("MESSAGE refused by its session", "code", o.Code, "reason", o.Reason, "content_type", ctype,
 		"call_id", callID(req), "msrp_session_id", msrpID)
+	// Counted before the answer leaves, so whoever sees the answer also sees the count.
+	s.gw.publish(event.Event{Kind: event.RequestRefused, Code: o.Code, Reason: o.Reason, Key: s.key, CallID: callID(req)})
 }
 
 // checkTypeLocked refuses a content type the session peer (or, before the peer answered, our own

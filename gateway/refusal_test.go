@@ -75,3 +75,29 @@ func TestRefusedFirstMessageStartsNoSession(t *testing.T) {
 		t.Fatalf("sessions %+v after the refusal, want none", list)
 	}
 }
+
+// A MESSAGE refused with 415 is counted and published as a refusal, like the gateway's other refusals,
+// whether it came first (message.accept_types decides) or to a session whose peer does not take its type.
+func TestRefused415Counted(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "refused-alice")
+	bob := testpeer.NewClient(t, "refused-bob")
+	bob.SetTypes([]string{"text/plain"}, nil)
+	refused := func() int {
+		return h.events.countWhere(func(e event.Event) bool { return e.Kind == event.RequestRefused && e.Code == 415 })
+	}
+	if r := alice.Send(h.udp(), bob.URI, "application/octet-stream", "bin"); r.StatusCode != 415 {
+		t.Fatalf("first MESSAGE answered %d %s, want 415", r.StatusCode, r.Reason)
+	}
+	if n := refused(); n != 1 {
+		t.Fatalf("%d request_refused 415 for the first MESSAGE, want 1", n)
+	}
+	alice.Send(h.udp(), bob.URI, "text/plain", "hello")
+	bob.WaitInvite().Recv()
+	if r := alice.Send(h.udp(), bob.URI, ctypeIsComposing, "<isComposing/>"); r.StatusCode != 415 {
+		t.Fatalf("MESSAGE of a type the peer does not take answered %d %s, want 415", r.StatusCode, r.Reason)
+	}
+	if n := refused(); n != 2 {
+		t.Fatalf("%d request_refused 415 after the session's refusal too, want 2", n)
+	}
+}
