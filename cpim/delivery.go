@@ -52,6 +52,5 @@ func NewDeliveryIMDN(orig *Message, status string, now time.Time) (*Message, err
 	for _, route := range orig.imdnValues("IMDN-Record-Route") {
 		m.Headers = append(m.Headers, Header{Name: "imdn.IMDN-Route", Value: route})
 	}
-	m.ContentHeaders = append(m.ContentHeaders, Header{Name: "Content-Disposition", Value: "notification"})
 	return m, nil
 }

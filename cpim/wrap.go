@@ -22,7 +22,9 @@ type WrapOptions struct {
 
 // Wrap builds a CPIM document around a plain message, as the gateway sends it towards RCS peers: From and To,
 // DateTime (RFC 3339), the IMDN headers when asked for, and the encapsulated entity with its Content-Type
-// ("text/plain;charset=UTF-8" when contentType is empty) and body (not copied).
+// ("text/plain;charset=UTF-8" when contentType is empty) and body (not copied). An IMDN (message/imdn+xml)
+// also gets Content-Disposition: notification, which is how its recipient tells it from an IM (RFC 5438
+// §7.2.1.1, §9); an IMDN never asks for IMDNs, so opts.Disposition should be empty for one.
 func Wrap(contentType string, body []byte, opts WrapOptions) *Message {
 	now := opts.Now
 	if now.IsZero() {
@@ -35,6 +37,9 @@ func Wrap(contentType string, body []byte, opts WrapOptions) *Message {
 		Headers:        make([]Header, 0, 6),
 		ContentHeaders: []Header{{Name: "Content-Type", Value: contentType}},
 		Body:           body,
+	}
+	if strings.EqualFold(mediaType(contentType), IMDNType) {
+		m.ContentHeaders = append(m.ContentHeaders, Header{Name: "Content-Disposition", Value: "notification"})
 	}
 	m.Headers = append(m.Headers,
 		Header{Name: "From", Value: angle(opts.From)},

@@ -165,3 +165,26 @@ func TestNewDeliveryIMDNErrors(t *testing.T) {
 		t.Error("nil message accepted")
 	}
 }
+
+// A wrapped IMDN carries Content-Disposition: notification (RFC 5438 §7.2.1.1), once, and so is recognised as
+// one (§9); an IM does not.
+func TestWrapIMDNIsNotification(t *testing.T) {
+	opts := WrapOptions{From: "sip:alice@example.com", To: "sip:bob@example.com", Now: testNow}
+	for _, tt := range []struct {
+		ctype string
+		want  []Header
+	}{
+		{IMDNType, []Header{{"Content-Type", IMDNType}, {"Content-Disposition", "notification"}}},
+		{"Message/IMDN+XML; charset=UTF-8", []Header{{"Content-Type", "Message/IMDN+XML; charset=UTF-8"}, {"Content-Disposition", "notification"}}},
+		{"text/plain", []Header{{"Content-Type", "text/plain"}}},
+		{IsComposingType, []Header{{"Content-Type", IsComposingType}}},
+	} {
+		m, err := Parse(Wrap(tt.ctype, []byte("<imdn/>"), opts).Marshal())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(m.ContentHeaders, tt.want) {
+			t.Errorf("Wrap(%q): ContentHeaders = %q, want %q", tt.ctype, m.ContentHeaders, tt.want)
+		}
+	}
+}
