@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +319,43 @@ func TestMultipartInviteFirstMessage(t *testing.T) {
 	note, err := cpim.ParseNotification(n.Body)
 	if err != nil || note.Status != "delivered" || note.MessageID != "imdn-first" {
 		t.Fatalf("IMDN %+v %v", note, err)
+	}
+}
+
+// With gateway.imdn.request, only chat content the gateway wraps asks for IMDNs: an IMDN never does and is
+// marked Content-Disposition: notification (RFC 5438 §7.2.1.1, §9), and an isComposing does not either.
+func TestIMDNRequestOnlyOnChat(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.IMDN.Request = true })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "application/im-iscomposing+xml"}, []string{"text/plain", "message/imdn+xml"})
+	sent := func(cs *testpeer.ClientSession) *cpim.Message {
+		t.Helper()
+		m := cs.Recv()
+		c, err := cpim.Parse(m.Body)
+		if err != nil || m.ContentType != "message/cpim" {
+			t.Fatalf("SEND %s: %v\n%s", m.ContentType, err, m.Body)
+		}
+		return c
+	}
+
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	if c := sent(cs); !c.Wants(cpim.PositiveDelivery) || !c.Wants(cpim.NegativeDelivery) || c.IsControl() {
+		t.Fatalf("chat text asks for %q, want positive and negative delivery", c.DispositionNotification())
+	}
+	note := cpim.Notification{MessageID: "abc", DateTime: "2024-01-01T00:00:00Z", Kind: cpim.KindDelivery, Status: cpim.StatusDelivered}
+	alice.Send(h.udp(), bob.URI, cpim.IMDNType, string(note.Marshal()))
+	c := sent(cs)
+	if d := c.DispositionNotification(); d != nil {
+		t.Fatalf("the gateway asks for IMDNs on an IMDN: %q", d)
+	}
+	want := []cpim.Header{{Name: "Content-Type", Value: cpim.IMDNType}, {Name: "Content-Disposition", Value: "notification"}}
+	if !reflect.DeepEqual(c.ContentHeaders, want) || c.IMDNMessageID() == "" {
+		t.Fatalf("wrapped IMDN: content headers %q, imdn.Message-ID %q; want %q and one", c.ContentHeaders, c.IMDNMessageID(), want)
+	}
+	alice.Send(h.udp(), bob.URI, cpim.IsComposingType, `<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`)
+	if d := sent(cs).DispositionNotification(); d != nil {
+		t.Fatalf("the gateway asks for IMDNs on an isComposing: %q", d)
 	}
 }

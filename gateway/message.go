@@ -329,7 +329,10 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		opts := cpim.WrapOptions{From: s.coords.To, To: s.coords.From, Now: time.Now()}
 		if g.cfg.Gateway.IMDN.Request {
 			opts.IMDN = true
-			opts.Disposition = []string{cpim.PositiveDelivery, cpim.NegativeDelivery}
+			// Only chat content asks for IMDNs: an IMDN never does (RFC 5438 §7.2.1.1), nor an isComposing.
+			if !cpim.IsControl(pm.contentType, nil) {
+				opts.Disposition = []string{cpim.PositiveDelivery, cpim.NegativeDelivery}
+			}
 		}
 		c := cpim.Wrap(pm.contentType, pm.body, opts)
 		out.ContentType, out.Body = ctypeCPIM, c.Marshal()
