@@ -369,17 +369,17 @@ func (s *Session) settle(pm *pageMessage) bool {
 	return false
 }
 
-// flushLocked sends everything queued during setup: the MESSAGEs in arrival order, then the gateway's own
-// messages (sendControl).
+// flushLocked sends everything queued during setup or a rebind: the MESSAGEs in arrival order, then the
+// gateway's own messages (sendControl) in the order made.
 func (s *Session) flushLocked() {
 	q, control := s.queue, s.control
 	s.queue, s.control = nil, nil
 	for _, pm := range q {
 		s.sendLocked(pm)
 	}
-	for _, out := range control {
-		if err := s.ms.Send(out, nil); err != nil {
-			s.log.Info("control message not sent", "err", err, "content_type", out.ContentType, "msrp_session_id", s.ms.ID())
+	for _, c := range control {
+		if err := s.sendControlLocked(c, true); err != nil {
+			s.log.Info("control message not sent", "err", err, "report", c.in != nil, "msrp_session_id", s.ms.ID())
 		}
 	}
 }

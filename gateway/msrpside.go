@@ -132,7 +132,7 @@ func (j *sipJob) reportBack(g *Gateway, o outcome) {
 	if o.delivered() && !in.SuccessReport {
 		return
 	}
-	if err := s.ms.Report(in, status, comment); err != nil && !errors.Is(err, msrp.ErrClosed) {
+	if err := s.sendControl(controlMsg{in: in, status: status, comment: comment}); err != nil && !errors.Is(err, msrp.ErrClosed) {
 		s.log.Debug("REPORT not sent", "err", err, "message_id", in.MessageID)
 	}
 }
@@ -182,25 +182,51 @@ func (g *Gateway) imdnFor(j *sipJob, o outcome) {
 	}
 	s := j.s
 	out := &msrp.Outgoing{ContentType: ctypeCPIM, Body: n.Marshal(), FailureReport: "no"}
-	if err := s.sendControl(out); err != nil {
+	if err := s.sendControl(controlMsg{out: out}); err != nil {
 		s.log.Info("IMDN not sent", "err", err, "msrp_session_id", s.ms.ID())
 		return
 	}
 	s.log.Debug("IMDN sent", "status", status, "imdn_message_id", j.cpim.IMDNMessageID())
 }
 
-// sendControl sends a message of the gateway's own (an IMDN) on the session. Until the session is up it waits
-// in s.control, sent by markUp: the first message of an RCS INVITE is delivered while the MSRP connection is
-// still being made (SPEC §3.2 step 7), and its IMDN must not be lost to msrp.ErrNotBound.
-func (s *Session) sendControl(out *msrp.Outgoing) error {
+// controlMsg is a message of the gateway's own: an IMDN (out), or the REPORT on in, the incoming message it
+// reports, with its status.
+type controlMsg struct {
+	out     *msrp.Outgoing
+	in      *msrp.Incoming
+	status  int
+	comment string
+}
+
+// sendControl sends a message of the gateway's own (an IMDN or a REPORT) on the session. Until the session is
+// up, and while it rebinds after a re-INVITE, it waits in s.control, sent by markUp or the rebind in the order
+// made: the first message of an RCS INVITE is delivered while the MSRP connection is still being made (SPEC
+// §3.2 step 7), a page-mode answer can come while the session follows a new peer path (§3.2 step 6), and
+// neither its IMDN nor its REPORT must be lost to msrp.ErrNotBound.
+func (s *Session) sendControl(c controlMsg) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch s.st {
-	case stateSettingUp:
-		s.control = append(s.control, out)
+	switch {
+	case s.st == stateSettingUp || (s.st == stateUp && s.rebinding):
+		s.control = append(s.control, c)
 		return nil
-	case stateUp:
-		return s.ms.Send(out, nil)
+	case s.st == stateUp:
+		return s.sendControlLocked(c, false)
 	}
 	return msrp.ErrClosed
+}
+
+// sendControlLocked sends c on the bound MSRP session. A REPORT that waited (queued) goes to the peer's current
+// path: reports follow the session (RFC 4975), and a re-INVITE may have moved it since the SEND came.
+func (s *Session) sendControlLocked(c controlMsg, queued bool) error {
+	if c.in == nil {
+		return s.ms.Send(c.out, nil)
+	}
+	in := c.in
+	if p := s.ms.PeerPath(); queued && len(p) > 0 {
+		cp := *in
+		cp.FromPath = p
+		in = &cp
+	}
+	return s.ms.Report(in, c.status, c.comment)
 }

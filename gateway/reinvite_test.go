@@ -14,6 +14,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/certs"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
@@ -485,5 +486,54 @@ func TestEphemeralTLSListenerOwnPort(t *testing.T) {
 	_, sp, _ := net.SplitHostPort(h.gw.SIPAddr("tls"))
 	if up != tp || sp == tp || sp == "" {
 		t.Fatalf("udp %s tcp %s tls %s", up, tp, sp)
+	}
+}
+
+// The page-mode side answers a MESSAGE while the session rebinds after a re-INVITE (up, rebinding): the IMDN and
+// the success REPORT the SEND asked for wait for the rebind, as MESSAGEs do, and leave on the new connection in
+// the order made, the REPORT to the peer's new path (not lost to msrp.ErrNotBound).
+func TestReinviteIMDNAndReportWaitForRebind(t *testing.T) {
+	h := newHarness(t, nil)
+	got := make(chan struct{}, 1)
+	release := make(chan struct{})
+	alice := testpeer.NewPhoneWith(t, "alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		got <- struct{}{}
+		<-release
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		return true
+	}})
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
+
+	first := cpim.Wrap("text/plain", []byte("hello"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(),
+		IMDNMessageID: "imdn-1", Disposition: []string{"positive-delivery"}})
+	if r := cs.SendOut(&msrp.Outgoing{ContentType: "message/cpim", Body: first.Marshal(), SuccessReport: true}); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	select {
+	case <-got:
+	case <-time.After(waitFor):
+		t.Fatal("alice got no MESSAGE")
+	}
+	moved := bob.NewSession()
+	moveTo(t, moved, reinvite(t, cs, bob.Media(moved, sdp.SetupActive), 2)) // bob will connect: rebinding
+	close(release)                                                          // the IMDN and the REPORT are made now
+	h.events.waitKind(t, event.MessageDelivered)
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := moved.MSRP.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := moved.TryRecv(3 * time.Second)
+	if !ok {
+		t.Fatal("the IMDN made during the rebind was never sent")
+	}
+	if c, err := cpim.Parse(m.Body); err != nil || !c.IsControl() {
+		t.Fatalf("got %s %q, want the IMDN", m.ContentType, m.Body)
+	}
+	if r := moved.Report(); r.StatusCode != 200 {
+		t.Fatalf("REPORT %d %s", r.StatusCode, r.Comment)
 	}
 }

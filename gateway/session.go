@@ -73,8 +73,8 @@ type Session struct {
 	dialogKey string
 	queue     []*pageMessage          // MESSAGEs waiting for the session to come up (or to rebind), in arrival order
 	unacked   []*pageMessage          // MESSAGEs sent as SENDs whose outcome is not known yet, in the order sent
-	control   []*msrp.Outgoing        // messages of the gateway's own (IMDNs) waiting for the session to come up
-	rebinding bool                    // up, but binding to the peer path a re-INVITE changed: MESSAGEs queue meanwhile
+	control   []controlMsg            // messages of the gateway's own (IMDNs, REPORTs) waiting for the session to come up or to rebind, in the order made
+	rebinding bool                    // up, but binding to the peer path a re-INVITE changed: MESSAGEs, IMDNs and REPORTs queue meanwhile
 	cancel    context.CancelCauseFunc // ends the setup, or the rebind, in progress
 	timer     *time.Timer
 	upAt      time.Time
