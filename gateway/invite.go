@@ -263,7 +263,7 @@ func (g *Gateway) rebind(s *Session) {
 		return
 	}
 	if s.cancel != nil {
-		s.cancel(errRebound) // the rebind of an earlier re-INVITE: this one follows the newest path
+		s.cancel(errRebound) // the rebind of an earlier re-INVITE (applyPeerMedia cancels it first already)
 	}
 	s.cancel = cancel
 	active := s.weActive

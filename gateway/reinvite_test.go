@@ -537,3 +537,46 @@ func TestReinviteIMDNAndReportWaitForRebind(t *testing.T) {
 		t.Fatalf("REPORT %d %s", r.StatusCode, r.Comment)
 	}
 }
+
+// Two re-INVITEs in a row each move the peer's path, with the gateway active: the second comes while the
+// gateway's connection to the first path is bound but its bodiless SEND unanswered. The second supersedes the
+// first's rebind before it unbinds anything: the session follows the newest path and does not end.
+func TestReinviteSecondDuringActiveRebind(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob") // answers passive: the gateway is active
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs := bob.WaitInvite()
+	cs.Recv()
+
+	// The first new path: a TCP server that accepts and never answers (held until the test ends).
+	moved1 := bob.NewSession()
+	u := moved1.MSRP.LocalURI()
+	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	m1 := bob.Media(moved1, sdp.SetupPassive)
+	u.Port = proxy.addr.Port
+	m1.Port, m1.Path = u.Port, []string{u.String()}
+	reinvite(t, cs, m1, 2)
+	time.Sleep(200 * time.Millisecond) // the gateway dialled, bound, and waits for its bodiless SEND's answer
+
+	moved2 := bob.NewSession() // the second new path: a real one
+	moveTo(t, moved2, reinvite(t, cs, bob.Media(moved2, sdp.SetupPassive), 3))
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	select {
+	case <-moved2.MSRP.Bound():
+	case <-cs.ByeReceived():
+		t.Fatalf("session ended with BYE after the second re-INVITE (session_ended events: %d)", h.events.count(event.SessionEnded))
+	case <-ctx.Done():
+		t.Fatal("the gateway did not connect to the newest path")
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "after"); res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE after the second re-INVITE: %d", res.StatusCode)
+	}
+	if m := moved2.Recv(); string(m.Body) != "after" {
+		t.Fatalf("got %q on the newest path", m.Body)
+	}
+	if n := h.events.count(event.SessionEnded); n != 0 {
+		t.Fatalf("%d session_ended events", n)
+	}
+}

@@ -259,6 +259,12 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.st == stateUp && s.cancel != nil {
+		// The rebind of an earlier re-INVITE: this one supersedes it before SetPeerPath unbinds (and closes)
+		// the connection it made, so that it sees errRebound, not a lost connection that would end the session.
+		s.cancel(errRebound)
+		s.cancel = nil
+	}
 	s.peer = m
 	s.weActive = weActive
 	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprints, path[0]))
