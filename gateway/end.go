@@ -56,7 +56,13 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	s.st = stateEnding
 	left := append(s.unacked, s.queue...)
 	s.unacked, s.queue = nil, nil
-	s.control = nil // IMDNs for a session that never came up: nobody to send them to
+	var imdns []controlMsg // IMDNs not sent yet: the heir carries them, as the messages; REPORTs are this MSRP session's
+	for _, c := range s.control {
+		if c.in == nil {
+			imdns = append(imdns, c)
+		}
+	}
+	s.control = nil
 	cancel := s.cancel
 	s.cancel = nil
 	if s.timer != nil {
@@ -77,8 +83,8 @@ func (g *Gateway) end(s *Session, e ending) bool {
 		}
 	}
 	if e.heir != nil {
-		moved := e.heir.adopt(s, left)
-		s.log.Info("session replaced by a newer INVITE", "moved", moved)
+		moved := e.heir.adopt(s, left, imdns)
+		s.log.Info("session replaced by a newer INVITE", "moved", moved, "imdns", len(imdns))
 		left = left[moved:]
 	}
 	if f := e.failure; f != nil {
@@ -166,25 +172,32 @@ func (g *Gateway) byeLater(s *Session) {
 	}
 }
 
-// adopt takes over pms, the messages still queued or unanswered on from, the session s replaces: ahead of its
-// own queue, in their order, sent once s is up. It returns how many it took: none when s is ending already.
-func (s *Session) adopt(from *Session, pms []*pageMessage) int {
+// adopt takes over pms, the messages still queued or unanswered on from, the session s replaces, and imdns,
+// from's IMDNs not sent yet: ahead of its own, in their order, sent once s is up (or rebound). It returns how
+// many messages it took: none when s is ending already (the IMDNs are dropped then).
+func (s *Session) adopt(from *Session, pms []*pageMessage, imdns []controlMsg) int {
 	for _, pm := range pms {
 		pm.stopStall() // it watched from's connection
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.st >= stateEnding || len(pms) == 0 {
+	if s.st >= stateEnding {
 		return 0
 	}
 	from.queued.Add(-int64(len(pms)))
 	s.queued.Add(int64(len(pms)))
-	if s.st == stateSettingUp {
+	if s.st == stateSettingUp || s.rebinding {
 		s.queue = append(pms, s.queue...)
+		s.control = append(imdns, s.control...)
 		return len(pms)
 	}
 	for _, pm := range pms {
 		s.sendLocked(pm)
+	}
+	for _, c := range imdns {
+		if err := s.sendControlLocked(c, false); err != nil {
+			s.log.Info("IMDN of the replaced session not sent", "err", err, "msrp_session_id", s.ms.ID())
+		}
 	}
 	return len(pms)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
@@ -474,5 +475,32 @@ func (p *holdingPeer) wait(t *testing.T) *msrp.Incoming {
 	case <-time.After(waitFor):
 		t.Fatal("the holding peer got no SEND")
 		return nil
+	}
+}
+
+// An IMDN waiting in the session's control queue (the session not up yet) when a newer INVITE replaces the
+// session: like the queued MESSAGEs (SPEC §3.2 step 3) it moves to the new session, which sends it once up.
+func TestReplaceMovesWaitingIMDN(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+	cs := bob.NewSession()
+	first := cpim.Wrap("text/plain", []byte("first"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(),
+		IMDNMessageID: "imdn-first", Disposition: []string{"positive-delivery"}})
+	body := "--b1\r\nContent-Type: application/sdp\r\n\r\n" + string(bob.Media(cs, sdp.SetupActive).Marshal(1, 1)) +
+		"\r\n--b1\r\nContent-Type: message/cpim\r\n\r\n" + string(first.Marshal()) + "\r\n--b1--\r\n"
+	inviteByHand(t, h, bob, alice.URI, "multipart/mixed;boundary=b1", []byte(body)) // bob never connects for it
+	alice.Recv()
+	h.events.waitKind(t, event.MessageDelivered) // alice's 200 handled: the IMDN is made and waits
+	time.Sleep(100 * time.Millisecond)
+	cs2 := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // a newer INVITE for the key; bob connects
+	h.events.waitKind(t, event.SessionStarted)
+	m, ok := cs2.TryRecv(3 * time.Second)
+	if !ok {
+		t.Fatal("the IMDN waiting on the replaced session was dropped, not carried by the new one")
+	}
+	if c, err := cpim.Parse(m.Body); err != nil || !c.IsControl() {
+		t.Fatalf("got %s %q, want the IMDN", m.ContentType, m.Body)
 	}
 }
