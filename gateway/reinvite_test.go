@@ -580,3 +580,133 @@ func TestReinviteSecondDuringActiveRebind(t *testing.T) {
 		t.Fatalf("%d session_ended events", n)
 	}
 }
+
+// muteProxy is a TCP proxy to target for one connection whose answers (target to client) are dropped once
+// mute is closed: requests still arrive, their responses never do.
+type muteProxy struct {
+	addr *net.TCPAddr
+	mute chan struct{}
+}
+
+func newMuteProxy(t *testing.T, target string) *muteProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &muteProxy{addr: ln.Addr().(*net.TCPAddr), mute: make(chan struct{})}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		up, err := net.Dial("tcp", target)
+		if err != nil {
+			t.Errorf("proxy: %v", err)
+			return
+		}
+		defer up.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			io.Copy(up, c)
+			up.Close()
+		}()
+		buf := make([]byte, 4096)
+		for {
+			n, err := up.Read(buf)
+			select {
+			case <-p.mute:
+			default:
+				c.Write(buf[:n])
+			}
+			if err != nil {
+				c.Close()
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// The gateway is the active side and a SEND is on the wire, unanswered, when a re-INVITE moves the peer's path:
+// the unbind closes the connection the gateway dialled, but the session carries on, so the MESSAGE is not
+// failed (480) but sent again on the new connection, once, and accounted for once (SPEC §5).
+func TestReinviteResendsCutOffSends(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.NewSession()
+	u := cs.MSRP.LocalURI()
+	proxy := newMuteProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	m := bob.Media(cs, sdp.SetupPassive) // the gateway connects, through the proxy
+	u.Port = proxy.addr.Port
+	m.Port, m.Path = u.Port, []string{u.String()}
+
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "application/sdp", m.Marshal(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := sdp.Parse(dlg.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	moveTo(t, cs, ans)
+	h.events.waitKind(t, event.SessionStarted)
+
+	close(proxy.mute) // bob's answers to the gateway's SENDs are lost from now on
+	resc := sendTaken(t, h, alice, bob.URI, "cut off")
+	if got := string(cs.Recv().Body); got != "cut off" {
+		t.Fatalf("got %q", got)
+	}
+	moved := bob.NewSession()
+	re := sip.NewRequest(sip.INVITE, dlg.InviteResponse.Contact().Address)
+	re.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	re.SetBody(bob.Media(moved, sdp.SetupPassive).Marshal(1, 2))
+	res, err := dlg.Do(ctx, re)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	ans, err = sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	moveTo(t, moved, ans)
+	if got := string(moved.Recv().Body); got != "cut off" {
+		t.Fatalf("got %q on the new path", got)
+	}
+	if res := finalResponse(t, resc); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE whose SEND the re-INVITE cut off answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if m, ok := moved.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("new path got %q besides", m.Body)
+	}
+	a := waitAccounted(t, h, 1, 0)
+	if a.delivered[event.ToMSRP] != 1 {
+		t.Fatalf("%d delivered, %d failed, want 1 delivered", a.delivered[event.ToMSRP], a.failed[event.ToMSRP])
+	}
+}
