@@ -637,14 +637,16 @@ func TestEndpointConnectionLoss(t *testing.T) {
 	}
 }
 
-func TestEndpointTransactionTimeout(t *testing.T) {
+// scriptedPeer is a peer endpoint played by hand: it takes one connection, answers the bodiless SEND that
+// binds with 200 and leaves the rest of the connection to script. It returns a session of a new endpoint with
+// cfg and handler h, connected to it.
+func scriptedPeer(t *testing.T, cfg Config, h Handler, script func(nc net.Conn, rd *Reader)) *Session {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	done := make(chan struct{})
-	defer close(done)
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -652,22 +654,31 @@ func TestEndpointTransactionTimeout(t *testing.T) {
 		}
 		defer nc.Close()
 		rd := NewReader(nc, Limits{})
-		m, _ := rd.ReadMessage()
-		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
-		for {
-			if _, err := rd.ReadMessage(); err != nil {
-				return
-			}
+		bind, err := rd.ReadMessage()
+		if err != nil {
+			return
 		}
+		WriteMessage(nc, &Message{TransactionID: bind.TransactionID, StatusCode: 200, ToPath: bind.FromPath[:1], FromPath: bind.ToPath})
+		script(nc, rd)
 	}()
-	ea := newEP(t, Config{TransactionTimeout: 20 * time.Millisecond}, false)
-	a := ea.NewSession(newRec())
+	a := newEP(t, cfg, false).NewSession(h)
 	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	if err := a.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+func TestEndpointTransactionTimeout(t *testing.T) {
+	a := scriptedPeer(t, Config{TransactionTimeout: 20 * time.Millisecond}, newRec(), func(nc net.Conn, rd *Reader) {
+		for { // reads, answers nothing
+			if _, err := rd.ReadMessage(); err != nil {
+				return
+			}
+		}
+	})
 	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("anyone?")}); r.StatusCode != 408 {
 		t.Fatalf("%+v, want 408", r)
 	}
@@ -677,22 +688,10 @@ func TestEndpointTransactionTimeout(t *testing.T) {
 // once, not with the transaction timeout; the SEND's late 200 is ignored and the REPORT still reaches the
 // handler.
 func TestEndpointFailureReportEndsPendingSend(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	done := make(chan struct{})
 	defer close(done)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		rd := NewReader(nc, Limits{})
-		bind, _ := rd.ReadMessage() // the bodiless SEND that binds
-		WriteMessage(nc, &Message{TransactionID: bind.TransactionID, StatusCode: 200, ToPath: bind.FromPath[:1], FromPath: bind.ToPath})
+	h := newRec()
+	a := scriptedPeer(t, Config{TransactionTimeout: time.Minute}, h, func(nc net.Conn, rd *Reader) {
 		m, err := rd.ReadMessage()
 		if err != nil {
 			return
@@ -701,16 +700,7 @@ func TestEndpointFailureReportEndsPendingSend(t *testing.T) {
 			Headers: []Header{{Name: HdrMessageID, Value: m.MessageID()}, {Name: HdrByteRange, Value: "1-7/7"}, {Name: HdrStatus, Value: "000 481 Session does not exist"}}})
 		<-done
 		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
-	}()
-	ea := newEP(t, Config{TransactionTimeout: time.Minute}, false)
-	h := newRec()
-	a := ea.NewSession(h)
-	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	if err := a.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("anyone?")}); r.StatusCode != 481 || r.Err != nil || r.MessageID == "" {
 		t.Fatalf("%+v, want 481 from the failure REPORT", r)
 	}
