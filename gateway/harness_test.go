@@ -156,6 +156,18 @@ func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctyp
 	if err != nil {
 		t.Fatal(err)
 	}
+	ans := inviteAck(t, h, client, req)
+	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// inviteAck sends req, an INVITE, to the gateway's UDP listener from client's dialog UA, ACKs its 200 and
+// returns the gateway's SDP answer.
+func inviteAck(t *testing.T, h *harness, client *testpeer.Client, req *sip.Request) *sdp.Media {
+	t.Helper()
 	req.SetDestination(h.udp())
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -173,9 +185,5 @@ func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctyp
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return ans
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
@@ -110,19 +109,7 @@ func TestReplacedInviteAnsweredGetsBye(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.SetDestination(h.udp())
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	dlg, err := other.DialogUA().WriteInvite(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
+	inviteAck(t, h, other, req)
 	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "replaced" {
 		t.Fatalf("session ended with reason %q, want replaced", e.Reason)
 	}
