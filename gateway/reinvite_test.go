@@ -367,20 +367,24 @@ func TestReinvitePassiveWindowTimeout(t *testing.T) {
 	}
 }
 
-// heldProxy is a TCP proxy to target whose connections are held, read from by nobody, until release: an
-// MSRP connection that takes as long as the test wants to come up.
-type heldProxy struct {
-	addr    *net.TCPAddr
-	release chan struct{}
+// tcpProxy is a TCP proxy to target for a test's MSRP connections. A held one keeps each connection waiting,
+// read by nobody, until release is closed: an MSRP connection that takes as long as the test wants to come
+// up. Once mute is closed, what target sends back is dropped: requests still arrive, their responses never do.
+type tcpProxy struct {
+	addr          *net.TCPAddr
+	release, mute chan struct{}
 }
 
-func newHeldProxy(t *testing.T, target string) *heldProxy {
+func newTCPProxy(t *testing.T, target string, held bool) *tcpProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &heldProxy{addr: ln.Addr().(*net.TCPAddr), release: make(chan struct{})}
+	p := &tcpProxy{addr: ln.Addr().(*net.TCPAddr), release: make(chan struct{}), mute: make(chan struct{})}
+	if !held {
+		close(p.release)
+	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
@@ -423,7 +427,18 @@ func newHeldProxy(t *testing.T, target string) *heldProxy {
 					c.Close()
 					up.Close()
 				}()
-				io.Copy(c, up)
+				buf := make([]byte, 4096)
+				for {
+					n, err := up.Read(buf)
+					select {
+					case <-p.mute:
+					default:
+						c.Write(buf[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
 			}()
 		}
 	}()
@@ -446,7 +461,7 @@ func TestReinviteActiveReconnectQueues(t *testing.T) {
 	cs.Recv()
 	moved := bob.NewSession()
 	u := moved.MSRP.LocalURI()
-	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	proxy := newTCPProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), true)
 	m := bob.Media(moved, sdp.SetupPassive)
 	u.Port = proxy.addr.Port
 	m.Port, m.Path = u.Port, []string{u.String()}
@@ -552,7 +567,7 @@ func TestReinviteSecondDuringActiveRebind(t *testing.T) {
 	// The first new path: a TCP server that accepts and never answers (held until the test ends).
 	moved1 := bob.NewSession()
 	u := moved1.MSRP.LocalURI()
-	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	proxy := newTCPProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), true)
 	m1 := bob.Media(moved1, sdp.SetupPassive)
 	u.Port = proxy.addr.Port
 	m1.Port, m1.Path = u.Port, []string{u.String()}
@@ -581,62 +596,6 @@ func TestReinviteSecondDuringActiveRebind(t *testing.T) {
 	}
 }
 
-// muteProxy is a TCP proxy to target for one connection whose answers (target to client) are dropped once
-// mute is closed: requests still arrive, their responses never do.
-type muteProxy struct {
-	addr *net.TCPAddr
-	mute chan struct{}
-}
-
-func newMuteProxy(t *testing.T, target string) *muteProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &muteProxy{addr: ln.Addr().(*net.TCPAddr), mute: make(chan struct{})}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		up, err := net.Dial("tcp", target)
-		if err != nil {
-			t.Errorf("proxy: %v", err)
-			return
-		}
-		defer up.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			io.Copy(up, c)
-			up.Close()
-		}()
-		buf := make([]byte, 4096)
-		for {
-			n, err := up.Read(buf)
-			select {
-			case <-p.mute:
-			default:
-				c.Write(buf[:n])
-			}
-			if err != nil {
-				c.Close()
-				return
-			}
-		}
-	}()
-	return p
-}
-
 // The gateway is the active side and a SEND is on the wire, unanswered, when a re-INVITE moves the peer's path:
 // the unbind closes the connection the gateway dialled, but the session carries on, so the MESSAGE is not
 // failed (480) but sent again on the new connection, once, and accounted for once (SPEC §5).
@@ -649,7 +608,7 @@ func TestReinviteResendsCutOffSends(t *testing.T) {
 	bob := testpeer.NewClient(t, "bob")
 	cs := bob.NewSession()
 	u := cs.MSRP.LocalURI()
-	proxy := newMuteProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	proxy := newTCPProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)), false)
 	m := bob.Media(cs, sdp.SetupPassive) // the gateway connects, through the proxy
 	u.Port = proxy.addr.Port
 	m.Port, m.Path = u.Port, []string{u.String()}
