@@ -54,8 +54,8 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	}
 	prev := s.st
 	s.st = stateEnding
-	left := append(sentOrder(s.unacked, s.resend), s.queue...)
-	s.unacked, s.resend, s.queue = nil, nil, nil
+	left := append(s.unacked, s.queue...)
+	s.unacked, s.queue = nil, nil
 	var imdns []controlMsg // IMDNs not sent yet: the heir carries them, as the messages; REPORTs are this MSRP session's
 	for _, c := range s.control {
 		if c.in == nil {

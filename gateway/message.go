@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,8 +37,6 @@ type pageMessage struct {
 	replied  atomic.Int32               // replyWaiting, replyAnswered (answered before the outcome), replyResolved
 	wait     atomic.Pointer[time.Timer] // wait mode: answers 202 once reply_wait passed without an outcome
 	stall    *time.Timer                // ends a session whose peer stopped reading (stall.go); set before the SEND
-	seq      uint64                     // the SEND's place in the order the session sent them (Session.sent)
-	binding  uint64                     // the session's binding when it was sent (Session.binding)
 }
 
 const (
@@ -342,10 +338,8 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		out.ContentType, out.Body = ctypeCPIM, c.Marshal()
 	}
 	s.watchStall(pm)
-	s.sent++
-	pm.seq, pm.binding = s.sent, s.binding
 	err := s.ms.Send(out, func(r msrp.SendResult) {
-		if s.settle(pm, r.Err) {
+		if s.settle(pm) {
 			pm.finish(g, s, sendOutcome(r.StatusCode, r.Err), false)
 		}
 	})
@@ -357,11 +351,10 @@ func (s *Session) sendLocked(pm *pageMessage) {
 	s.unacked = append(s.unacked, pm)
 }
 
-// settle takes pm, whose SEND has its result (err, the SEND's error), off the session's unanswered MESSAGEs.
-// false: pm is not there any more — the session ended and failed pm, or handed it to a newer session
-// (end.go) — and the SEND's result no longer decides pm's outcome; or the connection it went on was lost to
-// a re-INVITE's new peer path while the session carries on, and pm is sent again there (resendLocked).
-func (s *Session) settle(pm *pageMessage, err error) bool {
+// settle takes pm, whose SEND has its result, off the session's unanswered MESSAGEs. false: pm is not there
+// any more — the session ended and failed pm, or handed it to a newer session (end.go) — and the SEND's
+// result no longer decides pm's outcome.
+func (s *Session) settle(pm *pageMessage) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, p := range s.unacked { // SENDs are mostly answered in order: pm is near the front
@@ -370,49 +363,17 @@ func (s *Session) settle(pm *pageMessage, err error) bool {
 			copy(s.unacked[i:], s.unacked[i+1:])
 			s.unacked[n] = nil
 			s.unacked = s.unacked[:n]
-			if errors.Is(err, msrp.ErrConnLost) && s.st == stateUp && pm.binding != s.binding {
-				s.resendLocked(pm)
-				return false
-			}
 			return true
 		}
 	}
 	return false
 }
 
-// resendLocked sends pm again, its SEND cut off unanswered when a re-INVITE moved the peer path (the unbind
-// closed the connection we had dialled to the old one): nothing accepted is lost (SPEC §5). While the session
-// rebinds it waits with the others cut off, in the order first sent, ahead of the MESSAGEs queued meanwhile.
-func (s *Session) resendLocked(pm *pageMessage) {
-	pm.stopStall()
-	s.log.Debug("SEND cut off by a re-INVITE, sent again on the new path", "call_id", callID(pm.req), "msrp_session_id", s.ms.ID())
-	if !s.rebinding {
-		s.sendLocked(pm)
-		return
-	}
-	i := sort.Search(len(s.resend), func(i int) bool { return s.resend[i].seq > pm.seq })
-	s.resend = slices.Insert(s.resend, i, pm)
-}
-
-// sentOrder merges unacked and resend, both in the order sent, into one list in that order.
-func sentOrder(unacked, resend []*pageMessage) []*pageMessage {
-	all := make([]*pageMessage, 0, len(unacked)+len(resend))
-	for len(unacked) > 0 && len(resend) > 0 {
-		if unacked[0].seq < resend[0].seq {
-			all, unacked = append(all, unacked[0]), unacked[1:]
-		} else {
-			all, resend = append(all, resend[0]), resend[1:]
-		}
-	}
-	return append(append(all, unacked...), resend...)
-}
-
-// flushLocked sends everything queued during setup or a rebind: the MESSAGEs a re-INVITE cut off in the order
-// sent, the MESSAGEs queued in arrival order, then the
+// flushLocked sends everything queued during setup or a rebind: the MESSAGEs in arrival order, then the
 // gateway's own messages (sendControl) in the order made.
 func (s *Session) flushLocked() {
-	q, control := append(s.resend, s.queue...), s.control
-	s.resend, s.queue, s.control = nil, nil, nil
+	q, control := s.queue, s.control
+	s.queue, s.control = nil, nil
 	for _, pm := range q {
 		s.sendLocked(pm)
 	}

@@ -73,9 +73,6 @@ type Session struct {
 	dialogKey string
 	queue     []*pageMessage          // MESSAGEs waiting for the session to come up (or to rebind), in arrival order
 	unacked   []*pageMessage          // MESSAGEs sent as SENDs whose outcome is not known yet, in the order sent
-	resend    []*pageMessage          // MESSAGEs whose SENDs a re-INVITE's unbind cut off unanswered, sent again once rebound, in the order first sent
-	sent      uint64                  // SENDs of MESSAGEs made so far: orders them (pageMessage.seq)
-	binding   uint64                  // peer paths a re-INVITE moved the session from (pageMessage.binding)
 	control   []controlMsg            // messages of the gateway's own (IMDNs, REPORTs) waiting for the session to come up or to rebind, in the order made
 	rebinding bool                    // up, but binding to the peer path a re-INVITE changed: MESSAGEs, IMDNs and REPORTs queue meanwhile
 	cancel    context.CancelCauseFunc // ends the setup, or the rebind, in progress

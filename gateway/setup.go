@@ -265,9 +265,6 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 		s.cancel(errRebound)
 		s.cancel = nil
 	}
-	if s.st == stateUp {
-		s.binding++ // SENDs cut off unanswered by the unbind below are sent again once rebound (settle)
-	}
 	s.peer = m
 	s.weActive = weActive
 	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprints, path[0]))
