@@ -37,7 +37,10 @@ type conn struct {
 	sessions map[*Session]struct{}
 	closed   bool
 	closeErr error
-	unbound  *time.Timer
+	// lingering: a dialled connection left without sessions while transactions were still open on it; it
+	// closes once they are answered or time out (closeIfLingering), unless a session binds to it again.
+	lingering bool
+	unbound   *time.Timer
 
 	secure bool // TLS
 
@@ -321,6 +324,7 @@ func (c *conn) addSession(s *Session) bool {
 		return false
 	}
 	c.sessions[s] = struct{}{}
+	c.lingering = false
 	if c.unbound != nil {
 		c.unbound.Stop()
 		c.unbound = nil
@@ -329,7 +333,9 @@ func (c *conn) addSession(s *Session) bool {
 }
 
 // removeSession unbinds s; a dialled connection without sessions is closed, an accepted one gets its
-// unbound timer again.
+// unbound timer again. A dialled one with transactions still open waits for their answers first (at most
+// TransactionTimeout): a session moved to another path (SetPeerPath) learns the fate of the SENDs it
+// already wrote here instead of losing them with the connection.
 func (c *conn) removeSession(s *Session) {
 	c.mu.Lock()
 	delete(c.sessions, s)
@@ -337,9 +343,22 @@ func (c *conn) removeSession(s *Session) {
 	if empty && !c.dialled && c.unbound == nil {
 		c.unbound = time.AfterFunc(c.e.cfg.UnboundTimeout, c.unboundExpired)
 	}
+	closeNow := empty && c.dialled && len(c.txs) == 0
+	c.lingering = empty && c.dialled && !closeNow
 	c.mu.Unlock()
-	if empty && c.dialled {
+	if closeNow {
 		c.log.Debug("msrp: closing dialled connection without sessions")
+		c.close(nil)
+	}
+}
+
+// closeIfLingering closes a lingering connection (removeSession) once its last transaction ended.
+func (c *conn) closeIfLingering() {
+	c.mu.Lock()
+	done := c.lingering && len(c.txs) == 0 && len(c.sessions) == 0 && !c.closed
+	c.mu.Unlock()
+	if done {
+		c.log.Debug("msrp: closing dialled connection: its last transaction ended")
 		c.close(nil)
 	}
 }
@@ -535,6 +554,7 @@ func (c *conn) txTimeout(t *tx) {
 	}
 	c.mu.Unlock()
 	runCallbacks(cbs)
+	c.closeIfLingering()
 }
 
 func (c *conn) failFrames(batch []frame, err error) {
@@ -748,6 +768,7 @@ func (c *conn) failPending(s *Session, r *Report) {
 	}
 	c.mu.Unlock()
 	runCallbacks(cbs)
+	c.closeIfLingering()
 }
 
 // handleResponse matches a response to its transaction.
@@ -775,6 +796,7 @@ func (c *conn) handleResponse(m *Message) {
 	}
 	c.mu.Unlock()
 	runCallbacks(cbs)
+	c.closeIfLingering()
 }
 
 // reasonPhrase returns the comment sent with a response code.

@@ -671,6 +671,44 @@ func scriptedPeer(t *testing.T, cfg Config, h Handler, script func(nc net.Conn, 
 	return a
 }
 
+// A session moved to another path (SetPeerPath) while a SEND it wrote is unanswered: the dialled connection
+// stays until the answer comes, so the Send ends with the peer's 200 rather than ErrConnLost; then it closes.
+func TestEndpointMovedSessionGetsPendingAnswer(t *testing.T) {
+	release, closed := make(chan struct{}), make(chan struct{})
+	a := scriptedPeer(t, Config{}, newRec(), func(nc net.Conn, rd *Reader) {
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		<-release
+		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
+		for {
+			if _, err := rd.ReadMessage(); err != nil {
+				close(closed)
+				return
+			}
+		}
+	})
+	res := make(chan SendResult, 1)
+	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("in flight")}, func(r SendResult) { res <- r }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // written and waiting for its answer
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: 9, SessionID: "elsewhere", Transport: "tcp"}})
+	select {
+	case r := <-res:
+		t.Fatalf("Send ended %+v when its session moved, before the answer", r)
+	case <-closed:
+		t.Fatal("the connection closed with a transaction open")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if r := recv(t, res, "the Send's result"); r.StatusCode != 200 || r.Err != nil {
+		t.Fatalf("%+v, want the peer's 200", r)
+	}
+	recv(t, closed, "the connection closing after its last answer")
+}
+
 func TestEndpointTransactionTimeout(t *testing.T) {
 	a := scriptedPeer(t, Config{TransactionTimeout: 20 * time.Millisecond}, newRec(), func(nc net.Conn, rd *Reader) {
 		for { // reads, answers nothing
