@@ -113,6 +113,40 @@ func TestReinvitePathChangeReconnects(t *testing.T) {
 	}
 }
 
+// A SEND written and not yet answered when a re-INVITE moves the peer's path (the gateway is the active side)
+// keeps its connection until the answer comes: the MESSAGE gets the peer's 200, and the message is not sent
+// again on the new path (SPEC §5: never delivered twice, nothing accepted lost).
+func TestReinviteAnswerToMovedSendArrives(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob") // answers passive: the gateway is active
+	alice.Send(h.udp(), bob.URI, "text/plain", "first")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	cs.SetReplyDelay(500 * time.Millisecond)
+	resc := sendTaken(t, h, alice, bob.URI, "in flight")
+	if got := string(cs.Recv().Body); got != "in flight" {
+		t.Fatalf("got %q", got)
+	}
+	moved := bob.NewSession() // the re-INVITE goes out while bob still holds his answer
+	moveTo(t, moved, reinvite(t, cs, bob.Media(moved, sdp.SetupPassive), 2))
+	if res := finalResponse(t, resc); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE whose SEND was answered on the old connection: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if m, ok := moved.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("the new path got %q again", m.Body)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "after"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE after the move: %d", res.StatusCode)
+	}
+	if m := moved.Recv(); string(m.Body) != "after" {
+		t.Fatalf("got %q on the new path", m.Body)
+	}
+}
+
 // reinvite sends a re-INVITE offering m on cs's dialog (whichever side set it up) and returns the gateway's
 // SDP answer.
 func reinvite(t *testing.T, cs *testpeer.ClientSession, m *sdp.Media, version uint64) *sdp.Media {

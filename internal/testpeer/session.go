@@ -31,6 +31,7 @@ type ClientSession struct {
 	closed  chan error
 	reply   atomic.Int32 // code HandleMessage returns (0 = 200)
 	report  atomic.Int32 // failure REPORT status sent before answering each SEND (0 = none)
+	delay   atomic.Int64 // how long HandleMessage holds each answer, in ns (0 = none)
 	bye     chan struct{}
 	byeOnce sync.Once
 	recvd   atomic.Int64
@@ -49,11 +50,15 @@ func (cs *ClientSession) HandleMessage(ms *msrp.Session, m *msrp.Incoming) int {
 	default: // Received still counts it; the test fails at its end (newSession)
 		cs.dropped.Add(1)
 	}
+	time.Sleep(time.Duration(cs.delay.Load()))
 	if code := cs.reply.Load(); code != 0 {
 		return int(code)
 	}
 	return 200
 }
+
+// SetReplyDelay makes the session hold its answer to each SEND for d after the message reached Recv.
+func (cs *ClientSession) SetReplyDelay(d time.Duration) { cs.delay.Store(int64(d)) }
 
 // HandleReport implements msrp.Handler.
 func (cs *ClientSession) HandleReport(_ *msrp.Session, r *msrp.Report) {
