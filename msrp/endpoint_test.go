@@ -1334,3 +1334,58 @@ func TestEndpointRefusedMessagesForgottenWithConnection(t *testing.T) {
 		t.Fatalf("three partial messages with MaxPartial 2 after a reconnect: %v, want [200 200 413]", codes)
 	}
 }
+
+// SetPeerPath moving the first hop while Connect dials (here: a TLS handshake held by a proxy) unbinds nothing,
+// the session being unbound yet: Connect then binds to the new first hop, not to the connection it dialled
+// to the old one.
+func TestConnectFollowsPeerPathChangedWhileDialling(t *testing.T) {
+	srv, cli := selfSigned(t)
+	ea := newEP(t, Config{TLSConfig: srv, ClientTLSConfig: cli}, true)
+	eb := newEP(t, Config{TLSConfig: srv, ClientTLSConfig: cli}, true)
+	a, old, moved := ea.NewSession(newRec()), eb.NewSession(newRec()), eb.NewSession(newRec())
+	target := old.LocalURI()
+
+	// The old first hop: a proxy to eb that holds each connection until release.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted, release := make(chan net.Conn, 1), make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- c
+		<-release
+		up, err := net.Dial("tcp", net.JoinHostPort(target.Host, fmt.Sprint(target.Port)))
+		if err != nil {
+			c.Close()
+			return
+		}
+		go func() { io.Copy(up, c); up.Close() }()
+		io.Copy(c, up)
+		c.Close()
+	}()
+	via := target
+	via.Port = ln.Addr().(*net.TCPAddr).Port
+	a.SetPeerPath([]URI{via})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Connect(ctx) }()
+	held := recv(t, accepted, "Connect's dial")
+	defer held.Close()
+	a.SetPeerPath(moved.LocalPath())
+	close(release)
+	if err := recv(t, done, "Connect"); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	recv(t, moved.Bound(), "bind of the new first hop")
+	select {
+	case <-old.Bound():
+		t.Fatal("bound to the old first hop")
+	default:
+	}
+}

@@ -188,6 +188,15 @@ func (s *Session) Connect(ctx context.Context) error {
 			c.releaseIfIdle()
 			return nil
 		}
+		if len(s.peer) == 0 || !s.peer[0].Equal(peer[0]) {
+			// SetPeerPath moved the first hop while we dialled (it unbinds only a bound session): dial the new one.
+			s.mu.Unlock()
+			c.releaseIfIdle()
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			continue
+		}
 		if !c.addSession(s) {
 			s.mu.Unlock()
 			if attempt < 2 {
