@@ -156,12 +156,10 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	for _, p := range firstParts {
 		g.deliverInvitePart(s, p)
 	}
-	if err := g.connectMSRP(ctx, s); err != nil {
+	if err := g.bindSetup(ctx, s, start); err != nil {
 		s.log.Warn("MSRP side did not come up", "err", err, "call_id", s.callID, "msrp_session_id", s.ms.ID())
 		g.endSession(s, "msrp_failed", sendOutcome(0, err), true)
-		return
 	}
-	s.markUp(start)
 }
 
 // onAck completes our 200 (and carries the answer of a late-offer INVITE).

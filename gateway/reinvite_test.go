@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -404,8 +405,9 @@ func TestReinvitePassiveWindowTimeout(t *testing.T) {
 // heldProxy is a TCP proxy to target whose connections are held, read from by nobody, until release: an
 // MSRP connection that takes as long as the test wants to come up.
 type heldProxy struct {
-	addr    *net.TCPAddr
-	release chan struct{}
+	addr     *net.TCPAddr
+	release  chan struct{}
+	accepted atomic.Int32 // connections taken so far
 }
 
 func newHeldProxy(t *testing.T, target string) *heldProxy {
@@ -430,6 +432,7 @@ func newHeldProxy(t *testing.T, target string) *heldProxy {
 			if err != nil {
 				return
 			}
+			p.accepted.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -609,6 +612,72 @@ func TestReinviteSecondDuringActiveRebind(t *testing.T) {
 	}
 	if m := moved2.Recv(); string(m.Body) != "after" {
 		t.Fatalf("got %q on the newest path", m.Body)
+	}
+	if n := h.events.count(event.SessionEnded); n != 0 {
+		t.Fatalf("%d session_ended events", n)
+	}
+}
+
+// A re-INVITE that moves the peer's path after the INVITE's 200 and ACK but before the session is up (SPEC
+// §3.2 step 6): the setup binds to the new path instead, within setup_timeout, and the MESSAGE queued meanwhile
+// goes there, not into an unbound session. Session first, the gateway active; the first path is a proxy that
+// holds the gateway's connection, so its bodiless SEND is unanswered when the re-INVITE comes.
+func TestReinviteBeforeUpMovesSetup(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	first := bob.NewSession()
+	u := first.MSRP.LocalURI()
+	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	m := bob.Media(first, sdp.SetupPassive) // the gateway connects
+	u.Port = proxy.addr.Port
+	m.Port, m.Path = u.Port, []string{u.String()}
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "application/sdp", m.Marshal(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetDestination(h.udp())
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for proxy.accepted.Load() == 0 { // the gateway dialled the first path: its binding is held there
+		if ctx.Err() != nil {
+			t.Fatal("the gateway never connected to the first path")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	resc := sendTaken(t, h, alice, bob.URI, "queued during setup")
+
+	moved := bob.NewSession()
+	re := sip.NewRequest(sip.INVITE, dlg.InviteResponse.Contact().Address)
+	re.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	re.SetBody(bob.Media(moved, sdp.SetupPassive).Marshal(1, 2))
+	res, err := dlg.Do(ctx, re)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	moveTo(t, moved, ans)
+	if res := finalResponse(t, resc); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE queued during setup answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if got := string(moved.Recv().Body); got != "queued during setup" {
+		t.Fatalf("got %q on the new path", got)
+	}
+	if e := h.events.waitKind(t, event.SessionStarted); e.Key == "" {
+		t.Fatal("session_started without a key")
 	}
 	if n := h.events.count(event.SessionEnded); n != 0 {
 		t.Fatalf("%d session_ended events", n)

@@ -76,6 +76,7 @@ type Session struct {
 	control   []controlMsg            // messages of the gateway's own (IMDNs, REPORTs) waiting for the session to come up or to rebind, in the order made
 	rebinding bool                    // up, but binding to the peer path a re-INVITE changed: MESSAGEs, IMDNs and REPORTs queue meanwhile
 	cancel    context.CancelCauseFunc // ends the setup, or the rebind, in progress
+	moved     chan struct{}           // closed when a re-INVITE changes the peer's path during setup: bindSetup binds again
 	timer     *time.Timer
 	upAt      time.Time
 	byeSent   bool

@@ -49,7 +49,7 @@ func (g *Gateway) setupFromMessage(s *Session, first *sip.Request) {
 	s.ms = g.msrp.NewSession(&msrpHandler{s: s})
 	s.mu.Unlock()
 
-	err := g.inviteAndConnect(ctx, s, first)
+	err := g.inviteAndConnect(ctx, s, first, start)
 	if err != nil {
 		var f *setupFailure
 		if !errors.As(err, &f) {
@@ -61,9 +61,7 @@ func (g *Gateway) setupFromMessage(s *Session, first *sip.Request) {
 			return
 		}
 		g.setupFailed(s, f, first)
-		return
 	}
-	s.markUp(start)
 }
 
 // waitAnswer is dlg.WaitAnswer, safe from a sipgo v1.7.3 bug: when WaitAnswer's context ends after a
@@ -112,7 +110,8 @@ var errReplaced = errors.New("replaced by a newer INVITE")
 // errSetupTimeout cancels a setup that ran past gateway.setup_timeout.
 var errSetupTimeout = errors.New("setup_timeout passed")
 
-func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.Request) error {
+// inviteAndConnect sets the session up and, when it comes up, makes it up (markUp).
+func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.Request, start time.Time) error {
 	cfg := g.cfg.Gateway
 	invite, err := g.buildInvite(s, first)
 	if err != nil {
@@ -217,7 +216,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		g.byeLater(s)
 		return failSetup(outcome{480, "Bad SDP answer"}, err)
 	}
-	if err := g.connectMSRP(timeoutCtx, s); err != nil {
+	if err := g.bindSetup(timeoutCtx, s, start); err != nil {
 		g.byeLater(s)
 		if errors.Is(context.Cause(timeoutCtx), errSetupTimeout) {
 			return failSetup(outcome{480, "MSRP connection not established in time"}, err)
@@ -265,6 +264,13 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 		s.cancel(errRebound)
 		s.cancel = nil
 	}
+	if s.st == stateSettingUp && s.moved != nil {
+		// A re-INVITE before the session is up: the binding in progress, or made, may be to the old path.
+		// Closed before SetPeerPath, so that bindSetup knows why when the change fails its binding; under
+		// the same lock as markUp, which then finds the session unbound when the change unbound it.
+		close(s.moved)
+		s.moved = nil
+	}
 	s.peer = m
 	s.weActive = weActive
 	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprints, path[0]))
@@ -281,12 +287,59 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 	return nil
 }
 
-// markUp makes a session up and sends what was queued during setup.
-func (s *Session) markUp(start time.Time) {
+// bindSetup binds the MSRP side of a session being set up (connectMSRP) and makes it up. A re-INVITE that
+// changes the peer's path meanwhile (SPEC §3.2 step 6) makes it bind again, to the new path, within the same
+// ctx (setup_timeout): we connect when we are the active side, else we wait for the peer's new connection.
+// The queue is only sent once the session is bound to the peer's current path.
+func (g *Gateway) bindSetup(ctx context.Context, s *Session, start time.Time) error {
+	for {
+		s.mu.Lock()
+		if s.moved == nil {
+			s.moved = make(chan struct{})
+		}
+		moved := s.moved
+		s.mu.Unlock()
+		attempt, cancel := context.WithCancelCause(ctx)
+		go func() {
+			select {
+			case <-moved:
+				cancel(errRebound)
+			case <-attempt.Done():
+			}
+		}()
+		err := g.connectMSRP(attempt, s)
+		cancel(nil)
+		if err == nil && s.markUp(start) {
+			return nil
+		}
+		select {
+		case <-moved:
+			if ctx.Err() == nil {
+				s.log.Info("peer path changed during setup, binding again", "msrp_session_id", s.ms.ID())
+				continue
+			}
+		default:
+		}
+		if err == nil {
+			err = fmt.Errorf("%w: unbound before the session was up", msrp.ErrConnLost)
+		}
+		return err
+	}
+}
+
+// markUp makes a session up and sends what was queued during setup. It returns false, and does nothing, when
+// the session is not bound (any more): a re-INVITE changed the peer's path since it bound, or it was lost.
+func (s *Session) markUp(start time.Time) bool {
 	s.mu.Lock()
 	if s.st != stateSettingUp {
 		s.mu.Unlock()
-		return
+		return true
+	}
+	select {
+	case <-s.ms.Bound():
+	default:
+		s.mu.Unlock()
+		return false
 	}
 	s.st = stateUp
 	s.upAt = time.Now()
@@ -298,6 +351,7 @@ func (s *Session) markUp(start time.Time) {
 	e.Duration = time.Since(start)
 	s.gw.publish(e)
 	s.log.Info("session up", "origin", s.origin, "call_id", e.CallID, "msrp_session_id", e.MSRPSessionID, "setup", e.Duration)
+	return true
 }
 
 // setupFailed raises setup-failed (SPEC §5): the event is published, every queued message fails with the
