@@ -156,7 +156,7 @@ func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctyp
 	if err != nil {
 		t.Fatal(err)
 	}
-	ans := inviteAck(t, h, client, req)
+	ans, _ := inviteAck(t, h, client, req)
 	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
 	if err != nil {
 		t.Fatal(err)
@@ -165,8 +165,8 @@ func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctyp
 }
 
 // inviteAck sends req, an INVITE, to the gateway's UDP listener from client's dialog UA, ACKs its 200 and
-// returns the gateway's SDP answer.
-func inviteAck(t *testing.T, h *harness, client *testpeer.Client, req *sip.Request) *sdp.Media {
+// returns the gateway's SDP answer and the dialog.
+func inviteAck(t *testing.T, h *harness, client *testpeer.Client, req *sip.Request) (*sdp.Media, *sipgo.DialogClientSession) {
 	t.Helper()
 	req.SetDestination(h.udp())
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -185,5 +185,5 @@ func inviteAck(t *testing.T, h *harness, client *testpeer.Client, req *sip.Reque
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ans
+	return ans, dlg
 }

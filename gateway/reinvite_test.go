@@ -636,19 +636,9 @@ func TestReinviteBeforeUpMovesSetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.SetDestination(h.udp())
+	_, dlg := inviteAck(t, h, bob, req)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
 	for proxy.accepted.Load() == 0 { // the gateway dialled the first path: its binding is held there
 		if ctx.Err() != nil {
 			t.Fatal("the gateway never connected to the first path")
