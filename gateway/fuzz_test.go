@@ -1,0 +1,37 @@
+package gateway
+
+import (
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// FuzzSIPParser: the gateway's SIP parser (sipgo's, keeping a From or To it cannot parse as a plain header)
+// and what the gateway reads first from every request — address checks, the repeat key, Call-ID and tags —
+// never panic, whatever the bytes; a request the parser takes either has usable From/To or is refused.
+func FuzzSIPParser(f *testing.F) {
+	for _, seed := range []string{
+		"MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:alice@127.0.0.1>;tag=a\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+		"MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: garbage;tag=x\r\nTo: <sip:bob@127.0.0.1\r\nCall-ID: c1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+		"INVITE sip:bob@127.0.0.1 SIP/2.0\r\nv: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK2\r\nf: <sip:a@b>;tag=1\r\nt: \r\ni: x\r\nCSeq: 2 INVITE\r\nl: 0\r\n\r\n",
+		"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK-msrpgw-x\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: y\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	p := newSIPParser()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		msg, err := p.ParseSIP(data)
+		if err != nil {
+			return
+		}
+		req, ok := msg.(*sip.Request)
+		if !ok {
+			return
+		}
+		problem := addressProblem(req, true)
+		_, _, _, _ = requestKey(req), callID(req), fromTag(req), toTag(req)
+		if problem == "" && (req.From() == nil || req.To() == nil) {
+			t.Fatalf("a request without a usable From or To passes the address check:\n%s", data)
+		}
+	})
+}
