@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -177,4 +180,34 @@ func (d *daemon) waitStartedText() bool {
 	}
 	d.t.Fatalf("the daemon did not start within %s:\n%s", waitFor, strings.Join(d.logLines(), "\n"))
 	return false
+}
+
+// A word that is not a flag is a mistake (e.g. the config file without -config), not a reason to start on the
+// embedded default: usage and exit 2, for the daemon and for check.
+func TestStrayArgumentRefused(t *testing.T) {
+	for _, args := range [][]string{{"/etc/msrpgw.yaml"}, {"check", "extra"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, daemonBin, args...).CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "unexpected argument") {
+			t.Errorf("msrpgw %v: %v\n%s\nwant exit 2 and 'unexpected argument'", args, err, out)
+		}
+	}
+}
+
+// admin.listen empty means no admin API (as check says), not one on every interface and a random port.
+func TestAdminListenEmptyIsOff(t *testing.T) {
+	cfg := fmt.Sprintf(baseConfig, "3s", "2s", "", "")
+	if !strings.Contains(cfg, "listen: 127.0.0.1:0\n  token") {
+		t.Fatal("baseConfig's admin section changed")
+	}
+	d := runDaemon(t, "-config", writeConfig(t, strings.Replace(cfg, "listen: 127.0.0.1:0\n  token", "listen: \"\"\n  token", 1)))
+	d.waitJSON(func(m map[string]any) bool { return m["msg"] == "admin API off (admin.listen is empty)" })
+	for _, l := range d.logLines() {
+		if strings.Contains(l, "admin API listening") {
+			t.Fatalf("an admin listener was opened: %s", l)
+		}
+	}
+	d.stop()
 }

@@ -287,3 +287,20 @@ func TestDrainAPI(t *testing.T) {
 	d.stop()
 	d.checkShutdownByes(cs)
 }
+
+// A second SIGINT/SIGTERM during the drain stops waiting for it: the process exits at once with 1, while a
+// MESSAGE held by a setup would have kept it for shutdown_timeout.
+func TestSecondSignalEndsDrain(t *testing.T) {
+	d := startDaemon(t, daemonOpts{setupTimeout: "30s", shutdownTimeout: "20s"})
+	holdSetup(t, d, context.Background())
+	d.signal(syscall.SIGTERM)
+	d.waitJSON(func(m map[string]any) bool { return m["msg"] == "shutting down" })
+	start := time.Now()
+	d.signal(syscall.SIGINT)
+	if code := d.waitExit(); code != 1 {
+		t.Fatalf("exit code %d after a second signal, want 1", code)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the second signal took %s to end the process", took)
+	}
+}

@@ -53,6 +53,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "msrpgw: unexpected argument %q (a config file is given with -config FILE)\n", fs.Arg(0))
+		usage(stderr)
+		return 2
+	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, "msrpgw:", err)
@@ -82,6 +87,10 @@ func check(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML configuration file (default: the embedded default)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "msrpgw check: unexpected argument %q (a config file is given with -config FILE)\n", fs.Arg(0))
 		return 2
 	}
 	cfg, err := loadConfig(*path)
@@ -158,27 +167,38 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		return 1
 	}
 
-	ln, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		log.Error("cannot open the admin listener", "addr", cfg.Admin.Listen, "err", err)
-		gw.Close()
-		return 1
-	}
 	adminSrv := &http.Server{
 		Handler:           admin.NewHandler(adminView{gw}, metrics, admin.Options{Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof, Logger: log.With("component", "admin")}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	go func() {
-		if err := adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin server stopped", "err", err)
+	if cfg.Admin.Listen == "" {
+		// Off, as `check` says: net.Listen("") would open it on every interface, on a random port.
+		log.Info("admin API off (admin.listen is empty)")
+	} else {
+		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			log.Error("cannot open the admin listener", "addr", cfg.Admin.Listen, "err", err)
+			gw.Close()
+			return 1
 		}
-	}()
-	log.Info("admin API listening", "addr", ln.Addr().String())
+		go func() {
+			if err := adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin server stopped", "err", err)
+			}
+		}()
+		log.Info("admin API listening", "addr", ln.Addr().String())
+	}
 
-	sig := make(chan os.Signal, 1)
+	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String(), "shutdown_timeout", cfg.Gateway.ShutdownTimeout)
+	go func() {
+		// A second signal stops waiting for the drain: what is still in flight is not reported.
+		s := <-sig
+		log.Warn("second signal: exiting without finishing the drain", "signal", s.String())
+		os.Exit(1)
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Gateway.ShutdownTimeout+15*time.Second)
 	defer cancel()
 	if err := gw.Shutdown(ctx); err != nil {
