@@ -363,12 +363,27 @@ func (l *loader) inviteFor(user string) (int, bool) {
 	return i, true
 }
 
-// pageReceived counts a MESSAGE the gateway delivered to a phone.
+// phoneIndex maps a phone's user ("lp<i>") to its session; -1 for anything else.
+func phoneIndex(user string) int {
+	n, ok := strings.CutPrefix(user, "lp")
+	if !ok {
+		return -1
+	}
+	i, err := strconv.Atoi(n)
+	if err != nil || i < 0 {
+		return -1
+	}
+	return i
+}
+
+// pageReceived counts a MESSAGE the gateway delivered to a phone: delivered only when it reached the phone of
+// the session stamped in it (a message on another session's phone is the gateway's mistake: lost there, and
+// counted among the others here).
 func (l *loader) pageReceived(req *sip.Request) int {
 	now := l.now()
 	st, err := parseBody(req.Body())
 	if f := l.flows[msrpToMsg]; f != nil {
-		if err == nil && st.flow == msrpToMsg {
+		if err == nil && st.flow == msrpToMsg && st.session == phoneIndex(req.Recipient.User) {
 			f.received(st, now, -1) // no wire latency: the phones' UA reads through sipgo
 		} else {
 			f.receivedForeign() // notifications and anything else the gateway generated
@@ -377,7 +392,8 @@ func (l *loader) pageReceived(req *sip.Request) int {
 	return 200
 }
 
-// msrpReceived counts a message the gateway delivered on an MSRP session.
+// msrpReceived counts a message the gateway delivered on an MSRP session; like pageReceived, only on the
+// session stamped in it.
 func (l *loader) msrpReceived(c *chat, m *msrp.Incoming) int {
 	now := l.now()
 	st, err := parseBody(m.Body)
@@ -392,7 +408,7 @@ func (l *loader) msrpReceived(c *chat, m *msrp.Incoming) int {
 			}
 			l.mu.Unlock()
 		}
-	case err == nil && st.flow == msgToMSRP && l.flows[msgToMSRP] != nil:
+	case err == nil && st.flow == msgToMSRP && l.flows[msgToMSRP] != nil && st.session == c.idx:
 		wire, ok := l.wire.latency(st, m.Received)
 		if !ok {
 			wire = -1

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/msrp"
 )
 
 func TestBodyRoundTrip(t *testing.T) {
@@ -155,5 +159,37 @@ func TestParseCPUTimes(t *testing.T) {
 	}
 	if p := stealPercent(b, b); p != nil {
 		t.Errorf("no time passed: %v, want nil", *p)
+	}
+}
+
+// A message delivered on another session than the one stamped in it is the gateway's mistake: lost for its
+// own session, counted among the other messages, never delivered.
+func TestMisroutedMessagesAreNotDelivered(t *testing.T) {
+	l := &loader{start: time.Now(), flows: map[flowID]*flowStats{msgToMSRP: newFlowStats(2), msrpToMsg: newFlowStats(2)}, wire: newWireClock()}
+	l.flows[msgToMSRP].sent(0)
+	l.msrpReceived(&chat{idx: 1}, &msrp.Incoming{Body: []byte(stamp{flow: msgToMSRP, session: 0}.format())})
+	l.flows[msrpToMsg].sent(0)
+	var ruri sip.Uri
+	if err := sip.ParseUri("sip:lp1@127.0.0.1:5999", &ruri); err != nil {
+		t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.MESSAGE, ruri)
+	req.SetBody([]byte(stamp{flow: msrpToMsg, session: 0}.format()))
+	l.pageReceived(req)
+	for _, f := range []flowID{msgToMSRP, msrpToMsg} {
+		if r := l.flows[f].report(); r.Delivered != 0 || r.Lost != 1 || r.Foreign != 1 {
+			t.Errorf("%s: delivered %d lost %d other %d, want 0, 1, 1", f, r.Delivered, r.Lost, r.Foreign)
+		}
+	}
+	// Where they belong, they are delivered.
+	l.msrpReceived(&chat{idx: 0}, &msrp.Incoming{Body: []byte(stamp{flow: msgToMSRP, session: 0}.format())})
+	ruri.User = "lp0"
+	req = sip.NewRequest(sip.MESSAGE, ruri)
+	req.SetBody([]byte(stamp{flow: msrpToMsg, session: 0}.format()))
+	l.pageReceived(req)
+	for _, f := range []flowID{msgToMSRP, msrpToMsg} {
+		if r := l.flows[f].report(); r.Delivered != 1 || r.Lost != 0 {
+			t.Errorf("%s, after the right delivery: delivered %d lost %d, want 1, 0", f, r.Delivered, r.Lost)
+		}
 	}
 }
