@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,5 +226,21 @@ func TestGatewayProcessFigures(t *testing.T) {
 	}
 	if p.GoroutinesStart <= 0 || p.GoroutinesLoaded <= 0 || p.GoroutinesEnd <= 0 {
 		t.Errorf("goroutines %d / %d / %d, want all read from the metrics", p.GoroutinesStart, p.GoroutinesLoaded, p.GoroutinesEnd)
+	}
+}
+
+// With no gateway at -gw no session comes up: the run fails (exit 1) and says so, instead of reporting an
+// empty, lossless run.
+func TestNoGatewayFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	var out, errb bytes.Buffer
+	code := run([]string{"-gw", closed, "-transport", "tcp", "-mode", "msg2msrp", "-sessions", "2", "-rate", "50", "-duration", "1s", "-drain", "1s"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "no session could be set up") {
+		t.Fatalf("exit %d, stderr:\n%s\nwant 1 and 'no session could be set up'", code, errb.String())
 	}
 }

@@ -119,6 +119,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "msrpgw-load: interrupted:", err)
 		return 1
 	}
+	if rep.Setups.Count == 0 && rep.Setups.Failures > 0 {
+		// Nothing was measured: say so, as a failure (a gateway not running, or refusing every session).
+		fmt.Fprintf(stderr, "msrpgw-load: no session could be set up with %s (%d failed: %v)\n", cfg.GW, rep.Setups.Failures, rep.Setups.Why)
+		return 1
+	}
 	return 0
 }
 
