@@ -28,6 +28,13 @@ func TestCheckCommand(t *testing.T) {
 		{"session_timeout below message_timeout", "gateway:\n  message_timeout: 1h\n  session_timeout: 30m\n", 1,
 			[]string{"gateway.session_timeout", "line 3", "lower than gateway.message_timeout"}},
 		{"YAML syntax", "sip:\n  listen: [udp:127.0.0.1:5060\n", 1, []string{"line"}},
+		// What start would fail on: files it cannot load, two TCP listeners on one address.
+		{"users file missing", "sip:\n  auth: {realm: gw, users_file: /nonexistent/msrpgw-users}\n", 1,
+			[]string{"sip.auth.users_file", "/nonexistent/msrpgw-users"}},
+		{"certificate missing", "msrp:\n  listen: msrps://127.0.0.1:2856;tcp\n  tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem}\n", 1,
+			[]string{"msrp.tls", "/nonexistent/c.pem"}},
+		{"MSRP and admin on one address", "msrp:\n  listen: msrp://127.0.0.1:8181;tcp\nadmin:\n  listen: 127.0.0.1:8181\n", 1,
+			[]string{"admin.listen", "127.0.0.1:8181 is also msrp.listen's TCP address"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.yaml)

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -100,6 +101,16 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	if _, err := gateway.NewTemplateRouter(cfg); err != nil {
 		fmt.Fprintln(stderr, "msrpgw check:", err)
+		return 1
+	}
+	// What start would fail on besides the config itself: the files it names, and two TCP listeners on one
+	// address.
+	if err := checkStartable(cfg); err != nil {
+		where := *path
+		if where == "" {
+			where = "the embedded default"
+		}
+		fmt.Fprintf(stderr, "msrpgw check: config %s would not start: %v\n", where, err)
 		return 1
 	}
 	fmt.Fprint(stdout, cfg.Describe())
@@ -208,4 +219,56 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	dispatcher.Close(ctx)
 	log.Info("stopped")
 	return 0
+}
+
+// checkStartable finds what would stop a valid config from starting: a users file, certificate or CA that
+// cannot be loaded, and two TCP listeners (SIP tcp/tls, MSRP, admin) on one address.
+func checkStartable(cfg *config.Config) error {
+	if gw, err := gateway.New(cfg, gateway.Options{}); err != nil {
+		return err
+	} else {
+		gw.Close()
+	}
+	for _, kp := range []struct{ key, cert, keyFile string }{
+		{"sip.tls", cfg.SIP.TLS.Cert, cfg.SIP.TLS.Key}, {"msrp.tls", cfg.MSRP.TLS.Cert, cfg.MSRP.TLS.Key},
+	} {
+		if kp.cert == "" {
+			continue
+		}
+		if _, err := tls.LoadX509KeyPair(kp.cert, kp.keyFile); err != nil {
+			return fmt.Errorf("key %s: %w", kp.key, err)
+		}
+	}
+	if ca := cfg.SIP.TLS.ClientCA; ca != "" {
+		if _, err := os.ReadFile(ca); err != nil {
+			return fmt.Errorf("key sip.tls.client_ca: %w", err)
+		}
+	}
+	tcp := map[string]string{} // host:port -> the key that listens there
+	add := func(key, addr string) error {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+			return nil
+		}
+		if other, ok := tcp[addr]; ok {
+			return fmt.Errorf("key %s: %s is also %s's TCP address", key, addr, other)
+		}
+		tcp[addr] = key
+		return nil
+	}
+	for _, l := range cfg.SIP.Listen {
+		if l.Network != "udp" {
+			if err := add("sip.listen", l.Addr); err != nil {
+				return err
+			}
+		}
+	}
+	if _, hp, err := cfg.MSRP.ListenAddr(); err == nil {
+		if err := add("msrp.listen", hp); err != nil {
+			return err
+		}
+	}
+	if cfg.Admin.Listen != "" {
+		return add("admin.listen", cfg.Admin.Listen)
+	}
+	return nil
 }
