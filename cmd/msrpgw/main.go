@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -126,6 +127,14 @@ func sessions(args []string, stdout, stderr io.Writer) int {
 		if (args[i] == "-config" || args[i] == "--config") && i+1 < len(args) {
 			cfgPath = args[i+1]
 			i++
+			continue
+		}
+		if v, ok := strings.CutPrefix(args[i], "-config="); ok {
+			cfgPath = v
+			continue
+		}
+		if v, ok := strings.CutPrefix(args[i], "--config="); ok {
+			cfgPath = v
 			continue
 		}
 		rest = append(rest, args[i])

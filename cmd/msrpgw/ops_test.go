@@ -114,6 +114,13 @@ func TestCLI(t *testing.T) {
 	key, cs := upSession(t, d, phone, client)
 	msrpID := d.sessions()[0].MSRPSessionID
 
+	// -config FILE and -config=FILE both pick the config the admin URL comes from.
+	for _, args := range [][]string{{"-config", "/nonexistent/msrpgw.yaml"}, {"-config=/nonexistent/msrpgw.yaml"}} {
+		code, _, stderr := cli(t, append([]string{"sessions", "list"}, args...)...)
+		if code != 1 || !strings.Contains(stderr, "/nonexistent/msrpgw.yaml") {
+			t.Errorf("sessions list %v: exit %d, stderr %q; want 1 naming the config file", args, code, stderr)
+		}
+	}
 	code, out, stderr := cli(t, "sessions", "list", "-admin", d.admin)
 	if code != 0 || !strings.Contains(out, "KEY") || !strings.Contains(out, key) || !strings.Contains(out, "up") || !strings.Contains(out, msrpID) {
 		t.Errorf("sessions list: exit %d\n%s%s", code, out, stderr)
