@@ -60,7 +60,7 @@ func checkHostPort(hp string, zeroPort bool) error {
 	if err != nil {
 		return fmt.Errorf("%q is not HOST:PORT: %w", hp, err)
 	}
-	if err := checkHost(host); err != nil {
+	if err := CheckHost(host); err != nil {
 		return err
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
@@ -73,8 +73,8 @@ func checkHostPort(hp string, zeroPort bool) error {
 	return nil
 }
 
-// checkHost accepts an IP literal or a DNS name.
-func checkHost(host string) error {
+// CheckHost accepts an IP literal or a DNS name.
+func CheckHost(host string) error {
 	if host == "" {
 		return errors.New("the host is empty")
 	}
@@ -168,7 +168,7 @@ func checkSIPURI(uri string) error {
 	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
 		host = host[1 : len(host)-1]
 	}
-	if err := checkHost(host); err != nil {
+	if err := CheckHost(host); err != nil {
 		return fmt.Errorf("%q: %w", uri, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/internal/certs"
 )
 
@@ -33,8 +34,16 @@ func genCert(args []string, stdout, stderr io.Writer) int {
 	var list []string
 	for _, h := range strings.Split(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
+			if err := config.CheckHost(h); err != nil {
+				fmt.Fprintf(stderr, "msrpgw gen-cert: -host: %v\n", err)
+				return 2
+			}
 			list = append(list, h)
 		}
+	}
+	if len(list) == 0 {
+		fmt.Fprintf(stderr, "msrpgw gen-cert: -host %q names no host\n", *hosts)
+		return 2
 	}
 	pair, err := certs.Generate(list, time.Duration(*days)*24*time.Hour)
 	if err != nil {

@@ -49,14 +49,18 @@ func TestGenCert(t *testing.T) {
 		{[]string{"-cert", certFile, "-key", filepath.Join(dir, "k2")}, 1, "exists"},
 		{[]string{"-cert", filepath.Join(dir, "c3")}, 2, "usage"},
 		{[]string{"-days", "0", "-cert", filepath.Join(dir, "c4"), "-key", filepath.Join(dir, "k4")}, 2, "not positive"},
+		{[]string{"-host", "bad host!", "-cert", filepath.Join(dir, "c5"), "-key", filepath.Join(dir, "k5")}, 2, "neither an IP address nor a DNS name"},
+		{[]string{"-host", ",", "-cert", filepath.Join(dir, "c6"), "-key", filepath.Join(dir, "k6")}, 2, "names no host"},
 	} {
 		var o, e bytes.Buffer
 		if code := run(append([]string{"gen-cert"}, tc.args...), &o, &e); code != tc.code || !strings.Contains(e.String(), tc.want) {
 			t.Errorf("gen-cert %v: exit %d, stderr %q; want exit %d mentioning %q", tc.args, code, e.String(), tc.code, tc.want)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "k2")); !os.IsNotExist(err) {
-		t.Error("a refused gen-cert left a key file")
+	for _, k := range []string{"k2", "k5", "k6"} {
+		if _, err := os.Stat(filepath.Join(dir, k)); !os.IsNotExist(err) {
+			t.Errorf("a refused gen-cert left a key file %s", k)
+		}
 	}
 	var o, e bytes.Buffer
 	run([]string{"help"}, &o, &e)
