@@ -244,3 +244,11 @@ func TestNoGatewayFails(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s\nwant 1 and 'no session could be set up'", code, errb.String())
 	}
 }
+
+// -h prints the flags and is no error.
+func TestHelpExitsZero(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-rate") {
+		t.Fatalf("-h: exit %d, stderr %q; want 0 and the flags", code, errb.String())
+	}
+}

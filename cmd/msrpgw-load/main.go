@@ -67,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "log the tool's warnings on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file (to see what the tool costs)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which went to stderr
+		}
 		return 2
 	}
 	cfg.Progress = stderr
