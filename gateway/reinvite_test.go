@@ -402,6 +402,18 @@ func TestReinvitePassiveWindowTimeout(t *testing.T) {
 	}
 }
 
+// passiveBehindHeldProxy is client's SDP for cs answering passive, its path through a held proxy: the gateway
+// connects, and its connection waits until the proxy's release.
+func passiveBehindHeldProxy(t *testing.T, client *testpeer.Client, cs *testpeer.ClientSession) (*sdp.Media, *heldProxy) {
+	t.Helper()
+	u := cs.MSRP.LocalURI()
+	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
+	m := client.Media(cs, sdp.SetupPassive)
+	u.Port = proxy.addr.Port
+	m.Port, m.Path = u.Port, []string{u.String()}
+	return m, proxy
+}
+
 // heldProxy is a TCP proxy to target whose connections are held, read from by nobody, until release: an
 // MSRP connection that takes as long as the test wants to come up.
 type heldProxy struct {
@@ -482,11 +494,7 @@ func TestReinviteActiveReconnectQueues(t *testing.T) {
 	cs := bob.WaitInvite()
 	cs.Recv()
 	moved := bob.NewSession()
-	u := moved.MSRP.LocalURI()
-	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
-	m := bob.Media(moved, sdp.SetupPassive)
-	u.Port = proxy.addr.Port
-	m.Port, m.Path = u.Port, []string{u.String()}
+	m, proxy := passiveBehindHeldProxy(t, bob.Client, moved)
 	moveTo(t, moved, reinvite(t, cs, m, 2))
 	resc := sendTaken(t, h, alice, bob.URI, "while connecting")
 	close(proxy.release)
@@ -588,11 +596,7 @@ func TestReinviteSecondDuringActiveRebind(t *testing.T) {
 
 	// The first new path: a TCP server that accepts and never answers (held until the test ends).
 	moved1 := bob.NewSession()
-	u := moved1.MSRP.LocalURI()
-	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
-	m1 := bob.Media(moved1, sdp.SetupPassive)
-	u.Port = proxy.addr.Port
-	m1.Port, m1.Path = u.Port, []string{u.String()}
+	m1, _ := passiveBehindHeldProxy(t, bob, moved1)
 	reinvite(t, cs, m1, 2)
 	time.Sleep(200 * time.Millisecond) // the gateway dialled, bound, and waits for its bodiless SEND's answer
 
@@ -627,11 +631,7 @@ func TestReinviteBeforeUpMovesSetup(t *testing.T) {
 	alice := testpeer.NewPhone(t, "alice")
 	bob := testpeer.NewClient(t, "bob")
 	first := bob.NewSession()
-	u := first.MSRP.LocalURI()
-	proxy := newHeldProxy(t, net.JoinHostPort(u.Host, strconv.Itoa(u.Port)))
-	m := bob.Media(first, sdp.SetupPassive) // the gateway connects
-	u.Port = proxy.addr.Port
-	m.Port, m.Path = u.Port, []string{u.String()}
+	m, proxy := passiveBehindHeldProxy(t, bob, first) // the gateway connects
 	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "application/sdp", m.Marshal(1, 1))
 	if err != nil {
 		t.Fatal(err)
