@@ -137,10 +137,13 @@ func (g *Gateway) bye(s *Session) {
 	s.mu.Lock()
 	uas, uac := s.uas, s.uac
 	s.mu.Unlock()
-	g.wg.Add(1)
+	forget := func() {
+		if s.dialogKey != "" {
+			g.dialogs.CompareAndDelete(s.dialogKey, s)
+		}
+	}
 	g.byes.Add(1)
-	go func() {
-		defer g.wg.Done()
+	started := g.goBackground(func() {
 		defer g.byes.Add(-1)
 		// Bounded, and abandoned when the gateway is closed outright (Shutdown waits for BYEs before that).
 		ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
@@ -155,10 +158,12 @@ func (g *Gateway) bye(s *Session) {
 		if err != nil {
 			s.log.Debug("BYE failed", "err", err, "call_id", s.callID)
 		}
-		if s.dialogKey != "" {
-			g.dialogs.CompareAndDelete(s.dialogKey, s)
-		}
-	}()
+		forget()
+	})
+	if !started { // the gateway is closed outright: no BYE goes out any more
+		g.byes.Add(-1)
+		forget()
+	}
 }
 
 // byeLater marks the session for BYE when it ends (used while setup still runs).

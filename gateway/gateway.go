@@ -65,9 +65,9 @@ type Gateway struct {
 
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup // every goroutine the gateway starts
-	handlers chan struct{}  // bounds concurrent SIP handlers
-	workers  *workerPool    // runs the handlers on goroutines whose stacks have grown already
+	bg       background    // every goroutine the gateway starts
+	handlers chan struct{} // bounds concurrent SIP handlers
+	workers  *workerPool   // runs the handlers on goroutines whose stacks have grown already
 	draining atomic.Bool
 	started  atomic.Bool
 	inflight atomic.Int64 // SIP handlers still holding a transaction
@@ -434,13 +434,11 @@ func (g *Gateway) track(network, addr string, c io.Closer) {
 }
 
 func (g *Gateway) serve(f func() error) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
+	g.goBackground(func() {
 		if err := f(); err != nil && g.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 			g.log.Error("SIP listener stopped", "err", err)
 		}
-	}()
+	})
 }
 
 func (g *Gateway) closeListeners() {
@@ -572,18 +570,43 @@ func (g *Gateway) Close() {
 	if g.ua != nil {
 		g.ua.Close()
 	}
-	g.wg.Wait()
+	g.bg.closeAndWait()
 	g.workers.close()
 	g.out.close()
 }
 
-// goBackground runs f in a goroutine the gateway owns (Close waits for it).
-func (g *Gateway) goBackground(f func()) {
-	g.wg.Add(1)
+// goBackground runs f in a goroutine the gateway owns (Close waits for it). It reports false, and runs
+// nothing, once Close is waiting: the caller then does without (Close ends every session anyway).
+func (g *Gateway) goBackground(f func()) bool { return g.bg.run(f) }
+
+// background is a sync.WaitGroup that stops taking goroutines when it is waited for. Handlers keep running
+// while Close waits (they end with the worker pool, after it), and a WaitGroup's Add from zero concurrent with
+// its Wait is a misuse (its documentation; the race detector reports it).
+type background struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (b *background) run(f func()) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
+	b.wg.Add(1)
 	go func() {
-		defer g.wg.Done()
+		defer b.wg.Done()
 		f()
 	}()
+	return true
+}
+
+func (b *background) closeAndWait() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
 }
 
 func (g *Gateway) publish(e event.Event) {

@@ -154,7 +154,9 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 			// there (one setup-failed, covering it), not leave it to make a second session.
 			if accepted {
 				g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
-				g.goBackground(func() { g.setupFromMessage(s, req) })
+				if !g.goBackground(func() { g.setupFromMessage(s, req) }) {
+					g.endSession(s, "closed", outcomeDraining, false) // the gateway is closing: answered 503
+				}
 			} else {
 				g.discard(s)
 			}
