@@ -41,6 +41,11 @@ type conn struct {
 	// closes once they are answered or time out (closeIfLingering), unless a session binds to it again.
 	lingering bool
 	unbound   *time.Timer
+	// answering is the message the reader is handing to its handler, until the response to its last chunk is
+	// queued; a REPORT about it made meanwhile (a handler that reports at once) waits in held, so the peer gets
+	// the transaction's response before the delivery report, as it sent them.
+	answering *Incoming
+	held      []frame
 
 	secure bool // TLS
 
@@ -193,7 +198,7 @@ func (c *conn) finish(out *outMsg, r SendResult, cbs []callback) []callback {
 }
 
 // sendMsgs queues the frames of one message, registering a transaction per chunk unless fr is "no".
-func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(SendResult)) error {
+func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(SendResult), about *Incoming) error {
 	out := &outMsg{s: s, id: id, fr: fr, done: done, chunks: len(msgs)}
 	frames := make([]frame, len(msgs))
 	for i, m := range msgs {
@@ -228,10 +233,30 @@ func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(Se
 	if fr == "yes" {
 		c.pending[pendingKey{s, id}] = out
 	}
+	if about != nil && about == c.answering {
+		c.held = append(c.held, frames...) // queued by answered, after the response
+		c.mu.Unlock()
+		return nil
+	}
 	c.queue = append(c.queue, frames...)
 	c.mu.Unlock()
 	c.signal()
 	return nil
+}
+
+// answered queues what was held back for in, whose response is queued now (or not sent: Failure-Report).
+func (c *conn) answered() {
+	c.mu.Lock()
+	c.answering = nil
+	held := c.held
+	c.held = nil
+	if !c.closed && len(held) > 0 {
+		c.queue = append(c.queue, held...)
+	}
+	c.mu.Unlock()
+	if len(held) > 0 {
+		c.signal()
+	}
 }
 
 // barrier queues a marker that writes nothing: done gets SendResult{} once every frame queued before it is
@@ -745,11 +770,15 @@ func (c *conn) handle(m *Message) {
 				in.Headers = append(in.Headers, h)
 			}
 		}
+		c.mu.Lock()
+		c.answering = in
+		c.mu.Unlock()
 		code := s.deliverMessage(in)
 		if code == 0 {
 			code = 200
 		}
 		c.respondFR(m, code, reasonPhrase(code))
+		c.answered()
 	default: // accepted chunk, or '#' abort
 		c.respondFR(m, 200, "OK")
 	}

@@ -1389,3 +1389,38 @@ func TestConnectFollowsPeerPathChangedWhileDialling(t *testing.T) {
 	default:
 	}
 }
+
+// A handler that reports on a message at once, before HandleMessage returns, does not get the REPORT onto the
+// wire ahead of the SEND's response: the peer learns the transaction's result first.
+func TestEndpointReportFollowsResponse(t *testing.T) {
+	paths := make(chan []URI, 1)
+	got := make(chan *Message, 2)
+	h := newRec()
+	h.onMsg = func(s *Session, m *Incoming) int {
+		reported := make(chan error, 1)
+		go func() { reported <- s.Report(m, 403, "Forbidden") }()
+		if err := <-reported; err != nil {
+			t.Errorf("Report: %v", err)
+		}
+		return 200
+	}
+	a := scriptedPeer(t, Config{}, h, func(nc net.Conn, rd *Reader) {
+		local := <-paths
+		peer := URI{Host: "127.0.0.1", Port: 9, SessionID: "peer", Transport: "tcp"}
+		WriteMessage(nc, &Message{Method: MethodSend, TransactionID: NewTransactionID(), ToPath: local, FromPath: []URI{peer},
+			Headers: []Header{{Name: HdrMessageID, Value: "m1"}, {Name: HdrByteRange, Value: "1-2/2"}, {Name: HdrContentType, Value: "text/plain"}},
+			Body:    []byte("hi")})
+		for range 2 {
+			m, err := rd.ReadMessage()
+			if err != nil {
+				return
+			}
+			got <- m
+		}
+	})
+	paths <- a.LocalPath()
+	first, second := recv(t, got, "the first frame"), recv(t, got, "the second frame")
+	if first.StatusCode != 200 || second.Method != MethodReport {
+		t.Fatalf("got %q %d, then %q %d; want the SEND's 200, then the REPORT", first.Method, first.StatusCode, second.Method, second.StatusCode)
+	}
+}
