@@ -41,7 +41,10 @@ type ClientSession struct {
 func (cs *ClientSession) HandleMessage(ms *msrp.Session, m *msrp.Incoming) int {
 	cs.recvd.Add(1)
 	if code := cs.report.Load(); code != 0 {
-		if err := ms.Report(m, int(code), "reported by the test"); err != nil {
+		// Reported about a copy: the msrp stack holds a REPORT about the message it is answering until the
+		// answer is queued, and this peer is one that reports first, as another stack may.
+		about := *m
+		if err := ms.Report(&about, int(code), "reported by the test"); err != nil {
 			cs.c.fail("failure REPORT %d for %s: %v", code, m.MessageID, err)
 		}
 	}
