@@ -29,7 +29,7 @@ func FuzzSIPParser(f *testing.F) {
 			return
 		}
 		problem := addressProblem(req, true)
-		_, _, _, _ = requestKey(req), callID(req), fromTag(req), toTag(req)
+		_, _, _, _ = appendRequestKey(nil, req), callID(req), fromTag(req), toTag(req)
 		if problem == "" && (req.From() == nil || req.To() == nil) {
 			t.Fatalf("a request without a usable From or To passes the address check:\n%s", data)
 		}

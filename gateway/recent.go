@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -49,27 +50,37 @@ func newRecentRequests() *recentRequests {
 	return &recentRequests{entries: make(map[string]*recentEntry)}
 }
 
-func requestKey(req *sip.Request) string {
+// appendRequestKey appends req's key, Call-ID, From-tag, CSeq number and method, to b; it appends nothing
+// when req has no CSeq. Built in a caller's buffer, a lookup costs no allocation (the map index converts it
+// in place) and an insertion one.
+func appendRequestKey(b []byte, req *sip.Request) []byte {
 	cseq := req.CSeq()
 	if cseq == nil {
-		return ""
+		return b
 	}
-	return callID(req) + "\x00" + fromTag(req) + "\x00" + itoa(int(cseq.SeqNo)) + string(cseq.MethodName)
+	b = append(b, callID(req)...)
+	b = append(b, 0)
+	b = append(b, fromTag(req)...)
+	b = append(b, 0)
+	b = strconv.AppendUint(b, uint64(cseq.SeqNo), 10)
+	return append(b, cseq.MethodName...)
 }
 
 // begin registers req and returns false, or, when req repeats a recent request, returns true and calls
 // repeat with that request's answer: at once, or when the first is answered. It never blocks.
 func (r *recentRequests) begin(req *sip.Request, repeat func(answer)) bool {
-	k := requestKey(req)
-	if k == "" {
+	var buf [160]byte
+	kb := appendRequestKey(buf[:0], req)
+	if len(kb) == 0 {
 		return false
 	}
 	now := time.Now()
 	r.mu.Lock()
 	r.expireLocked(now)
-	e, dup := r.entries[k]
+	e, dup := r.entries[string(kb)]
 	switch {
 	case !dup:
+		k := string(kb)
 		r.entries[k] = &recentEntry{}
 		r.order = append(r.order, recentKey{k, now})
 		r.mu.Unlock()
@@ -87,9 +98,10 @@ func (r *recentRequests) begin(req *sip.Request, repeat func(answer)) bool {
 
 // finish records the final response given to req and gives it to the repeats waiting for it.
 func (r *recentRequests) finish(req *sip.Request, a answer) {
-	k := requestKey(req)
+	var buf [160]byte
+	kb := appendRequestKey(buf[:0], req)
 	r.mu.Lock()
-	e := r.entries[k]
+	e := r.entries[string(kb)]
 	if e == nil || e.a.code != 0 {
 		r.mu.Unlock()
 		return

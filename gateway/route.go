@@ -1,10 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
-	"strings"
+	"sync"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -216,8 +217,14 @@ func uriPart(u *sip.Uri, part byte) string {
 func uriString(u *sip.Uri) string {
 	c := *u
 	c.Headers = nil
-	var b strings.Builder
-	b.Grow(len(c.Scheme) + len(c.User) + len(c.Password) + len(c.Host) + 16) // one allocation for the usual URI
-	c.StringWrite(&b)
-	return b.String()
+	b := uriBuffers.Get().(*bytes.Buffer)
+	b.Reset()
+	c.StringWrite(b)
+	s := b.String() // the one allocation: the buffer goes back to the pool
+	uriBuffers.Put(b)
+	return s
 }
+
+// uriBuffers hold URIs while they are rendered: sip.Uri writes to an io.StringWriter, which a buffer of
+// the caller's own would escape to the heap through, once or twice per URI.
+var uriBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -53,6 +53,20 @@ func chunkMessage(o *Outgoing, msgID string, to, from []URI, size int) []*Messag
 	if n == 0 {
 		n = 1
 	}
+	if n == 1 { // the usual message: its headers are base itself, and one allocation holds the rest
+		one := &struct {
+			m Message
+			p [1]*Message
+		}{}
+		br := ByteRange{Start: 1, End: total, Total: total}
+		if total > interruptibleAbove {
+			br.End = -1
+		}
+		base[brIdx].Value = br.String()
+		one.m = Message{Method: MethodSend, ToPath: to, FromPath: from, Headers: base, Body: body, Flag: '$'}
+		one.p[0] = &one.m
+		return one.p[:]
+	}
 	msgs := make([]*Message, 0, n)
 	blocks := make([]Message, n)
 	for i := 0; i < n; i++ {
@@ -64,7 +78,7 @@ func chunkMessage(o *Outgoing, msgID string, to, from []URI, size int) []*Messag
 		if hi-lo > interruptibleAbove {
 			br.End = -1
 		}
-		hdrs[brIdx].Value = string(br.appendTo(make([]byte, 0, 24)))
+		hdrs[brIdx].Value = br.String()
 		m := &blocks[i]
 		*m = Message{Method: MethodSend, ToPath: to, FromPath: from, Headers: hdrs, Body: body[lo:hi:hi], Flag: '+'}
 		if i == n-1 {

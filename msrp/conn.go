@@ -802,7 +802,8 @@ func (c *conn) failPending(s *Session, r *Report) {
 
 // handleResponse matches a response to its transaction.
 func (c *conn) handleResponse(m *Message) {
-	var cbs []callback
+	var buf [1]callback // a response ends one Send at most: no allocation
+	cbs := buf[:0]
 	c.mu.Lock()
 	t := c.txs[m.TransactionID]
 	if t == nil {

@@ -345,6 +345,7 @@ func (e *Endpoint) NewSession(h Handler) *Session {
 		}
 	}
 	s.local = URI{Secure: e.advSecure, Host: e.advHost, Port: e.advPort, SessionID: s.id, Transport: "tcp"}
+	s.path = []URI{s.local}
 	if e.closed {
 		s.closed = true
 		return s

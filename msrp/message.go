@@ -193,7 +193,10 @@ func parseRangeNum(s string, star bool) (int64, bool) {
 }
 
 // String formats the range as in the header.
-func (br ByteRange) String() string { return string(br.appendTo(nil)) }
+func (br ByteRange) String() string {
+	var b [64]byte // three int64s and the separators: the string is the only allocation
+	return string(br.appendTo(b[:0]))
+}
 
 func (br ByteRange) appendTo(b []byte) []byte {
 	b = strconv.AppendInt(b, br.Start, 10)

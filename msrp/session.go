@@ -92,6 +92,7 @@ type Session struct {
 	e     *Endpoint
 	id    string
 	local URI
+	path  []URI // []URI{local}, read only: what the session's own messages carry as From-Path
 	h     Handler
 
 	mu            sync.Mutex
@@ -209,7 +210,7 @@ func (s *Session) Connect(ctx context.Context) error {
 		s.mu.Unlock()
 
 		res := make(chan SendResult, 1)
-		msgs := chunkMessage(&Outgoing{}, newMessageID(), peer, s.LocalPath(), 0)
+		msgs := chunkMessage(&Outgoing{}, newMessageID(), peer, s.path, 0)
 		if err := c.sendMsgs(s, msgs[0].Header(HdrMessageID), "yes", msgs, func(r SendResult) { res <- r }, nil); err != nil {
 			s.unbind(c)
 			return err
@@ -282,7 +283,7 @@ func (s *Session) Send(m *Outgoing, done func(SendResult)) error {
 	if fr != "yes" && fr != "no" && fr != "partial" {
 		return fmt.Errorf("msrp: Failure-Report %q is not yes, no or partial", m.FailureReport)
 	}
-	return c.sendMsgs(s, id, fr, chunkMessage(m, id, peer, s.LocalPath(), s.e.cfg.ChunkSize), done, nil)
+	return c.sendMsgs(s, id, fr, chunkMessage(m, id, peer, s.path, s.e.cfg.ChunkSize), done, nil)
 }
 
 // Report sends a REPORT for an incoming message as RFC 4975 §7.1.3/§7.1.4 allow: a success REPORT
@@ -312,7 +313,7 @@ func (s *Session) Report(m *Incoming, code int, comment string) error {
 	if comment != "" {
 		status += " " + comment
 	}
-	r := &Message{Method: MethodReport, ToPath: m.FromPath, FromPath: s.LocalPath(), Flag: '$',
+	r := &Message{Method: MethodReport, ToPath: m.FromPath, FromPath: s.path, Flag: '$',
 		Headers: []Header{{HdrMessageID, m.MessageID}, {HdrByteRange, ByteRange{1, n, n}.String()}, {HdrStatus, status}}}
 	return c.sendMsgs(s, m.MessageID, "no", []*Message{r}, nil, m)
 }
