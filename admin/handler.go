@@ -22,8 +22,15 @@ type Options struct {
 	Logger *slog.Logger // nil discards
 }
 
-// maxBodyBytes bounds request bodies (/mi is the only endpoint that reads one); an MI request is a few hundred bytes.
-const maxBodyBytes = 1 << 20
+// Bounds on what one admin request may ask for.
+const (
+	// maxBodyBytes bounds request bodies (/mi is the only endpoint that reads one); an MI request is a few
+	// hundred bytes.
+	maxBodyBytes = 1 << 20
+	// maxBatchRequests bounds the requests in one /mi JSON-RPC batch: each may end a session (a BYE), and a
+	// batch runs to its end before it is answered.
+	maxBatchRequests = 100
+)
 
 // NewHandler returns the admin HTTP handler:
 //
@@ -34,7 +41,7 @@ const maxBodyBytes = 1 << 20
 //	GET    /healthz             process up (never needs the token)
 //	GET    /readyz              200 when ready, 503 when not (starting, draining)
 //	GET    /metrics             Prometheus exposition of m's registry
-//	POST   /mi                  OpenSIPS mi_http compatible JSON-RPC 2.0
+//	POST   /mi                  OpenSIPS mi_http compatible JSON-RPC 2.0 (single requests and batches)
 //	       /debug/pprof/        when opts.Pprof
 //
 // m may be nil, in which case /metrics answers 404.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -59,7 +60,7 @@ func parseRPCRequest(body []byte) (rpcRequest, *rpcError, json.RawMessage) {
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
-		// Batches (arrays) are not supported by mi_http either; scalars are not requests at all.
+		// Scalars are not requests at all, nor is an array inside a batch (a batch is split by serveBatch).
 		return rpcRequest{}, &rpcError{Code: rpcInvalidRequest, Message: "Invalid Request"}, null
 	}
 	var raw map[string]json.RawMessage
@@ -134,22 +135,68 @@ func (h *miHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	req, rerr, id := parseRPCRequest(body)
-	if rerr != nil {
-		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: rerr, ID: id})
+	if firstByte(body) == '[' && json.Valid(body) {
+		h.serveBatch(w, body, r.RemoteAddr)
 		return
 	}
-	result, rerr := h.call(req, r.RemoteAddr)
-	if req.ID == nil {
+	resp, ok := h.handle(body, r.RemoteAddr)
+	if !ok {
 		// A notification: JSON-RPC 2.0 says the server must not reply.
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if rerr != nil {
-		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: rerr, ID: id})
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// serveBatch answers a JSON-RPC 2.0 batch (a JSON array of requests): each element goes through the path of a
+// single request, in order, and the answer is the array of their responses, notifications left out. An empty
+// array is one Invalid Request error, not an array; a batch with only notifications gets 204 and no body, as
+// a single notification does. A batch of more than maxBatchRequests elements is refused whole, nothing run.
+func (h *miHandler) serveBatch(w http.ResponseWriter, body []byte, remote string) {
+	var elems []json.RawMessage
+	if err := json.Unmarshal(body, &elems); err != nil {
+		// body was checked to be a valid JSON array; this is not expected.
+		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: rpcParseError, Message: "Parse error"}, ID: json.RawMessage("null")})
 		return
 	}
-	writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Result: result, ID: id})
+	if len(elems) == 0 {
+		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: rpcInvalidRequest, Message: "Invalid Request"}, ID: json.RawMessage("null")})
+		return
+	}
+	if len(elems) > maxBatchRequests {
+		h.log.Warn("MI batch refused: too many requests", "requests", len(elems), "limit", maxBatchRequests, "remote", remote)
+		writeJSON(w, http.StatusOK, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: rpcInvalidRequest,
+			Message: fmt.Sprintf("Invalid Request: batch of %d requests, the limit is %d", len(elems), maxBatchRequests)}, ID: json.RawMessage("null")})
+		return
+	}
+	out := make([]rpcResponse, 0, len(elems))
+	for _, e := range elems {
+		if resp, ok := h.handle(e, remote); ok {
+			out = append(out, resp)
+		}
+	}
+	if len(out) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handle runs one JSON-RPC request and returns its response; ok is false for a notification, which gets none.
+// A request too broken to tell whether it is a notification gets its error response.
+func (h *miHandler) handle(body []byte, remote string) (resp rpcResponse, ok bool) {
+	req, rerr, id := parseRPCRequest(body)
+	if rerr != nil {
+		return rpcResponse{JSONRPC: "2.0", Error: rerr, ID: id}, true
+	}
+	result, rerr := h.call(req, remote)
+	if req.ID == nil {
+		return rpcResponse{}, false
+	}
+	if rerr != nil {
+		return rpcResponse{JSONRPC: "2.0", Error: rerr, ID: id}, true
+	}
+	return rpcResponse{JSONRPC: "2.0", Result: result, ID: id}, true
 }
 
 // call runs one MI command.

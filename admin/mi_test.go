@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -132,7 +133,6 @@ func TestMIErrors(t *testing.T) {
 		{"unknown method", `{"jsonrpc":"2.0","method":"dlg_list","id":"1"}`, rpcMethodNotFound, `"1"`},
 		{"bad JSON", `{"jsonrpc":"2.0","method":`, rpcParseError, `null`},
 		{"not JSON at all", `list_sessions please`, rpcParseError, `null`},
-		{"array (batch)", `[{"jsonrpc":"2.0","method":"msrp_gw_list_sessions","id":1}]`, rpcInvalidRequest, `null`},
 		{"string", `"msrp_gw_list_sessions"`, rpcInvalidRequest, `null`},
 		{"no jsonrpc", `{"method":"msrp_gw_list_sessions","id":3}`, rpcInvalidRequest, `3`},
 		{"jsonrpc 1.0", `{"jsonrpc":"1.0","method":"msrp_gw_list_sessions","id":3}`, rpcInvalidRequest, `3`},
@@ -197,7 +197,205 @@ func TestMIMethodAndSize(t *testing.T) {
 	}
 }
 
-// FuzzMI feeds arbitrary bodies to /mi: every answer must be one well-formed JSON-RPC response or a 204.
+// miBatch posts a batch body to /mi and decodes the answer, which must be a JSON array of responses.
+func miBatch(t *testing.T, srvURL, body string) []map[string]json.RawMessage {
+	t.Helper()
+	status, h, b := do(t, "POST", srvURL+"/mi", "", body)
+	if status != http.StatusOK || h.Get("Content-Type") != "application/json" {
+		t.Fatalf("batch %s: status %d Content-Type %q, want 200 application/json\n%s", body, status, h.Get("Content-Type"), b)
+	}
+	var resps []map[string]json.RawMessage
+	if err := json.Unmarshal(b, &resps); err != nil {
+		t.Fatalf("answer to batch %s is not a JSON array: %v\n%s", body, err, b)
+	}
+	for i, r := range resps {
+		if string(r["jsonrpc"]) != `"2.0"` {
+			t.Errorf("batch answer %d: jsonrpc %s, want \"2.0\"", i, r["jsonrpc"])
+		}
+		if _, hasID := r["id"]; !hasID || (r["result"] == nil) == (r["error"] == nil) {
+			t.Errorf("batch answer %d is no response (an id and exactly one of result and error): %v", i, r)
+		}
+	}
+	return resps
+}
+
+// rpc builds one request of a batch; an empty id makes it a notification.
+func rpc(method, params, id string) string {
+	s := `{"jsonrpc":"2.0","method":"` + method + `"`
+	if params != "" {
+		s += `,"params":` + params
+	}
+	if id != "" {
+		s += `,"id":` + id
+	}
+	return s + "}"
+}
+
+func batch(reqs ...string) string { return "[" + strings.Join(reqs, ", ") + "]" }
+
+// TestMIBatch: a batch is answered by an array with one response per request that has an id, in the order of
+// the requests, each as that request alone would get it; notifications run and get no entry.
+func TestMIBatch(t *testing.T) {
+	gw := newFakeGateway(liveSessions()...)
+	srv := newTestServer(t, gw, nil, Options{})
+	resps := miBatch(t, srv.URL, batch(
+		rpc("msrp_gateway:end_session", `{"key":"`+keyAlice+`"}`, `"2"`),
+		rpc("msrp_gw_end_session", `["`+keyCarol+`"]`, ""), // a notification
+		rpc("msrp_gateway:list_sessions", "", `1`),
+		rpc("dlg_list", "", `3`),
+		rpc("msrp_gw_list_sessions", `["x"]`, `4.5`),
+		rpc("msrp_gw_end_session", `["`+keyAlice+`"]`, `null`),
+	))
+	want := []struct {
+		id     string
+		result string // exact JSON, or "" when an error is wanted
+		code   int
+	}{
+		{`"2"`, `"OK"`, 0},
+		{`1`, `[{"key":"` + keySlash + `","msg_side_to":"tel:+1/555/0100","msrp_ua_session_id":"qq77","msg_side_ruri":"tel:+1/555/0100"}]`, 0},
+		{`3`, "", rpcMethodNotFound},
+		{`4.5`, "", rpcInvalidParams},
+		{`null`, "", miSessionNotFoundCode}, // alice was ended by the first request
+	}
+	if len(resps) != len(want) {
+		t.Fatalf("%d responses, want %d: %v", len(resps), len(want), resps)
+	}
+	for i, w := range want {
+		r := resps[i]
+		if string(r["id"]) != w.id {
+			t.Errorf("response %d: id %s, want %s", i, r["id"], w.id)
+		}
+		if w.result != "" {
+			if got := compact(r["result"]); string(got) != w.result {
+				t.Errorf("response %d (id %s): result %s, want %s", i, w.id, got, w.result)
+			}
+			continue
+		}
+		if code, msg := errorCode(t, r); code != w.code || msg == "" {
+			t.Errorf("response %d (id %s): error %d %q, want code %d", i, w.id, code, msg, w.code)
+		}
+	}
+	if e := gw.endedKeys(); !slices.Equal(e, []string{keyAlice, keyCarol}) {
+		t.Errorf("gateway ended %q, want alice's then carol's session (the notification ran too)", e)
+	}
+}
+
+// TestMIBatchEndUnknownAndGood: in one batch, end_session on an unknown key gets the reference's 404 while the
+// good calls beside it still run and answer.
+func TestMIBatchEndUnknownAndGood(t *testing.T) {
+	gw := newFakeGateway(liveSessions()...)
+	srv := newTestServer(t, gw, nil, Options{})
+	resps := miBatch(t, srv.URL, batch(
+		rpc("msrp_gateway:end_session", `{"key":"sip:nobody@x:sip:y@z"}`, `"gone"`),
+		rpc("msrp_gw_end_session", `["`+keySlash+`"]`, `"good"`),
+	))
+	if len(resps) != 2 {
+		t.Fatalf("%d responses, want 2: %v", len(resps), resps)
+	}
+	code, msg := errorCode(t, resps[0])
+	if string(resps[0]["id"]) != `"gone"` || code != 404 || msg != "Session doesn't exist" {
+		t.Errorf(`unknown key: id %s error %d %q, want "gone" 404 "Session doesn't exist"`, resps[0]["id"], code, msg)
+	}
+	if string(resps[1]["id"]) != `"good"` || string(resps[1]["result"]) != `"OK"` {
+		t.Errorf(`known key: id %s result %s error %s, want "good" "OK"`, resps[1]["id"], resps[1]["result"], resps[1]["error"])
+	}
+	if e := gw.endedKeys(); !slices.Equal(e, []string{keySlash}) {
+		t.Errorf("gateway ended %q, want only %q", e, keySlash)
+	}
+}
+
+// TestMIBatchNotificationsOnly: a batch of notifications runs them all and gets no body at all, like a single
+// notification: 204.
+func TestMIBatchNotificationsOnly(t *testing.T) {
+	gw := newFakeGateway(liveSessions()...)
+	srv := newTestServer(t, gw, nil, Options{})
+	status, _, body := do(t, "POST", srv.URL+"/mi", "", batch(
+		rpc("msrp_gw_end_session", `["`+keyAlice+`"]`, ""),
+		rpc("msrp_gateway:end_session", `{"key":"`+keyCarol+`"}`, ""),
+		rpc("msrp_gw_end_session", `["sip:nobody@x:sip:y@z"]`, ""), // fails, silently
+	))
+	if status != http.StatusNoContent || len(body) != 0 {
+		t.Fatalf("notification-only batch: status %d body %q, want 204 and nothing", status, body)
+	}
+	if e := gw.endedKeys(); !slices.Equal(e, []string{keyAlice, keyCarol}) {
+		t.Errorf("gateway ended %q, want alice's and carol's sessions", e)
+	}
+}
+
+// TestMIBatchEmpty: an empty array is not a batch but one Invalid Request, answered by one error object.
+func TestMIBatchEmpty(t *testing.T) {
+	srv := newTestServer(t, newFakeGateway(liveSessions()...), nil, Options{})
+	for _, body := range []string{`[]`, " [ \n ] "} {
+		status, resp := miCall(t, srv.URL, body)
+		code, msg := errorCode(t, resp)
+		if status != 200 || code != rpcInvalidRequest || msg == "" || string(resp["id"]) != "null" || resp["result"] != nil {
+			t.Errorf("%q: status %d answer %v, want 200 and one error %d with id null", body, status, resp, rpcInvalidRequest)
+		}
+	}
+}
+
+// TestMIBatchInvalidElements: an element that is no valid request gets its own Invalid Request error (with the
+// id when one could be read); the valid elements around it are served.
+func TestMIBatchInvalidElements(t *testing.T) {
+	gw := newFakeGateway(liveSessions()...)
+	srv := newTestServer(t, gw, nil, Options{})
+	resps := miBatch(t, srv.URL, `[1, `+rpc("msrp_gw_end_session", `["`+keyAlice+`"]`, `"ok"`)+`, "x",
+		{"jsonrpc":"1.0","method":"msrp_gw_list_sessions","id":7}, [], [`+rpc("msrp_gw_list_sessions", "", "8")+`],
+		{"jsonrpc":"2.0","method":"msrp_gw_list_sessions","id":{"a":1}}, null, {}]`)
+	want := []struct {
+		id   string
+		code int
+	}{{`null`, rpcInvalidRequest}, {`"ok"`, 0}, {`null`, rpcInvalidRequest}, {`7`, rpcInvalidRequest},
+		{`null`, rpcInvalidRequest}, {`null`, rpcInvalidRequest}, {`null`, rpcInvalidRequest}, {`null`, rpcInvalidRequest},
+		{`null`, rpcInvalidRequest}}
+	if len(resps) != len(want) {
+		t.Fatalf("%d responses, want %d: %v", len(resps), len(want), resps)
+	}
+	for i, w := range want {
+		code, _ := errorCode(t, resps[i])
+		if string(resps[i]["id"]) != w.id || code != w.code {
+			t.Errorf("response %d: id %s error %d, want id %s error %d: %v", i, resps[i]["id"], code, w.id, w.code, resps[i])
+		}
+	}
+	if string(resps[1]["result"]) != `"OK"` {
+		t.Errorf("the valid element got %v, want result \"OK\"", resps[1])
+	}
+	if e := gw.endedKeys(); !slices.Equal(e, []string{keyAlice}) {
+		t.Errorf("gateway ended %q, want only alice's session (nested requests do not run)", e)
+	}
+}
+
+// TestMIBatchLimit: a batch of maxBatchRequests requests is served; one more is refused whole, with one error
+// that names the limit, and none of its requests runs.
+func TestMIBatchLimit(t *testing.T) {
+	gw := newFakeGateway(liveSessions()...)
+	srv := newTestServer(t, gw, nil, Options{})
+	reqs := make([]string, 0, maxBatchRequests+1)
+	for i := range maxBatchRequests {
+		reqs = append(reqs, rpc("msrp_gw_list_sessions", "", strconv.Itoa(i)))
+	}
+	if resps := miBatch(t, srv.URL, batch(reqs...)); len(resps) != maxBatchRequests {
+		t.Fatalf("a batch of %d (the limit): %d responses", maxBatchRequests, len(resps))
+	}
+
+	reqs = append(reqs[:maxBatchRequests-1], rpc("msrp_gw_end_session", `["`+keyAlice+`"]`, ""),
+		rpc("msrp_gw_end_session", `["`+keyCarol+`"]`, `"last"`))
+	status, resp := miCall(t, srv.URL, batch(reqs...))
+	code, msg := errorCode(t, resp)
+	if status != 200 || code != rpcInvalidRequest || string(resp["id"]) != "null" || resp["result"] != nil {
+		t.Fatalf("a batch over the limit: status %d answer %v, want 200 and one error %d with id null", status, resp, rpcInvalidRequest)
+	}
+	limit := strconv.Itoa(maxBatchRequests)
+	if !strings.Contains(msg, strconv.Itoa(maxBatchRequests+1)) || !strings.Contains(msg, limit) {
+		t.Errorf("error message %q does not say the batch size (%d) and the limit (%s)", msg, maxBatchRequests+1, limit)
+	}
+	if e := gw.endedKeys(); len(e) != 0 {
+		t.Errorf("a refused batch ended sessions: %q", e)
+	}
+}
+
+// FuzzMI feeds arbitrary bodies to /mi: every answer must be one well-formed JSON-RPC response, a non-empty
+// array of them (a batch), or a 204.
 func FuzzMI(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc": "2.0", "method": "msrp_gateway:list_sessions", "id": "1"}`,
@@ -205,7 +403,7 @@ func FuzzMI(f *testing.F) {
 		`{"jsonrpc": "2.0", "method": "msrp_gateway:end_session", "params": {"key": "` + keyAlice + `"}, "id": 1}`,
 		`{"jsonrpc": "2.0", "method": "msrp_gw_end_session", "params": ["` + keySlash + `"], "id": 1}`,
 		`{"jsonrpc": "2.0", "method": "msrp_gw_end_session", "params": ["x"]}`,
-		`[1,2]`, `{"jsonrpc":`, `null`, `{"id":{}}`,
+		`[1,2]`, `{"jsonrpc":`, `null`, `{"id":{}}`, `[]`, `[{"jsonrpc":"2.0","method":"msrp_gw_list_sessions","id":1},{"jsonrpc":"2.0","method":"x"}]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -219,20 +417,36 @@ func FuzzMI(f *testing.F) {
 			}
 			return
 		}
-		var resp rpcResponse
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal(rec.Body.Bytes(), &raw); err != nil {
-			t.Fatalf("status %d, answer not JSON: %v\n%s", rec.Code, err, rec.Body)
+		b := bytes.TrimSpace(rec.Body.Bytes())
+		if len(b) > 0 && b[0] == '[' {
+			var all []json.RawMessage
+			if err := json.Unmarshal(b, &all); err != nil || len(all) == 0 || len(all) > maxBatchRequests {
+				t.Fatalf("status %d, batch answer not an array of 1 to %d: %v\n%s", rec.Code, maxBatchRequests, err, b)
+			}
+			for _, r := range all {
+				checkFuzzResponse(t, r)
+			}
+			return
 		}
-		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
-			t.Fatalf("answer not a response: %v", err)
-		}
-		_, hasResult := raw["result"]
-		if hasResult == (resp.Error != nil) {
-			t.Fatalf("answer must have exactly one of result and error: %s", rec.Body)
-		}
-		if _, ok := raw["id"]; !ok {
-			t.Fatalf("answer without id: %s", rec.Body)
-		}
+		checkFuzzResponse(t, b)
 	})
+}
+
+func checkFuzzResponse(t *testing.T, b []byte) {
+	t.Helper()
+	var resp rpcResponse
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatalf("answer not a JSON object: %v\n%s", err, b)
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatalf("answer not a response: %v", err)
+	}
+	_, hasResult := raw["result"]
+	if hasResult == (resp.Error != nil) {
+		t.Fatalf("answer must have exactly one of result and error: %s", b)
+	}
+	if _, ok := raw["id"]; !ok {
+		t.Fatalf("answer without id: %s", b)
+	}
 }
