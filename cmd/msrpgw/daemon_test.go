@@ -131,8 +131,42 @@ func startDaemon(t testing.TB, o daemonOpts) *daemon {
 // runDaemon starts the binary with args and collects its stderr; the test's cleanup kills it if it still runs.
 func runDaemon(t testing.TB, args ...string) *daemon {
 	t.Helper()
+	return runBinary(t, daemonBin, nil, args...)
+}
+
+// hookedBin is the daemon built with -tags msrpgw_testhooks (hold_testhooks.go), for the tests that hold
+// start-up at a step; built on first use.
+var hookedBin struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func hookedDaemonBin(t testing.TB) string {
+	t.Helper()
+	hookedBin.once.Do(func() {
+		path := filepath.Join(filepath.Dir(daemonBin), "msrpgw-testhooks")
+		build := exec.Command("go", "build", "-tags", "msrpgw_testhooks", "-o", path, ".")
+		if out, err := build.CombinedOutput(); err != nil {
+			hookedBin.err = fmt.Errorf("go build -tags msrpgw_testhooks: %v\n%s", err, out)
+			return
+		}
+		hookedBin.path = path
+	})
+	if hookedBin.err != nil {
+		t.Fatal(hookedBin.err)
+	}
+	return hookedBin.path
+}
+
+// runBinary is runDaemon for another build of the daemon (bin), with env added to the test's environment.
+func runBinary(t testing.TB, bin string, env []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, exited: make(chan struct{})}
-	d.cmd = exec.Command(daemonBin, args...)
+	d.cmd = exec.Command(bin, args...)
+	if env != nil {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -302,5 +305,88 @@ func TestSecondSignalEndsDrain(t *testing.T) {
 	}
 	if took := time.Since(start); took > 10*time.Second {
 		t.Fatalf("the second signal took %s to end the process", took)
+	}
+}
+
+// TestSignalDuringStartup: a SIGTERM or SIGINT that comes while the daemon starts (held here by the test build at
+// each step of start-up in turn) stops it at that step: it never serves, it releases every listener it opened,
+// it says so in its log, and it exits 0 at once, as after a drain.
+func TestSignalDuringStartup(t *testing.T) {
+	bin := hookedDaemonBin(t)
+	for _, c := range []struct {
+		step string
+		sig  syscall.Signal
+	}{
+		{stepConfig, syscall.SIGTERM},
+		{stepGateway, syscall.SIGINT},
+		{stepListeners, syscall.SIGTERM},
+		{stepAdmin, syscall.SIGINT},
+	} {
+		t.Run(c.step, func(t *testing.T) {
+			path := writeConfig(t, fmt.Sprintf(baseConfig, "3s", "2s", "", ""))
+			d := runBinary(t, bin, []string{holdStartupEnv + "=" + c.step}, "-config", path)
+			d.waitJSON(func(m map[string]any) bool { return m["msg"] == "start-up held for a test" && m["step"] == c.step })
+			// What start-up opened by this step: every address must be free again once the daemon has gone.
+			var opened []string
+			if c.step == stepListeners || c.step == stepAdmin {
+				started := d.waitJSON(func(m map[string]any) bool { return m["msg"] == "gateway started" })
+				sips, _ := started["sip"].([]any)
+				for _, s := range sips {
+					opened = append(opened, fmt.Sprint(s))
+				}
+				opened = append(opened, "tcp:"+fmt.Sprint(started["msrp"]))
+				if len(opened) != 3 {
+					t.Fatalf("listeners in %v: %q, want udp and tcp SIP and MSRP", started, opened)
+				}
+			}
+
+			sent := time.Now()
+			d.signal(c.sig)
+			code := d.waitExit()
+			log := strings.Join(d.logLines(), "\n")
+			if code != 0 {
+				t.Fatalf("exit status %d after %v during start-up, want 0; log:\n%s", code, c.sig, log)
+			}
+			if took := time.Since(sent); took > 3*time.Second {
+				t.Errorf("the daemon took %s to stop during start-up", took)
+			}
+			var stopping, stopped bool
+			for _, l := range d.logLines() {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) != nil {
+					t.Errorf("log line not JSON: %s", l)
+					continue
+				}
+				switch m["msg"] {
+				case "stopping during start-up":
+					stopping = m["step"] == c.step && m["signal"] == c.sig.String()
+				case "stopped during start-up":
+					stopped = stopping
+				case "admin API listening", "shutting down", "stopped":
+					t.Errorf("the daemon went on to serve after %v during start-up: %s", c.sig, l)
+				}
+			}
+			if !stopping || !stopped {
+				t.Errorf("want \"stopping during start-up\" (step %s, signal %v) then \"stopped during start-up\"; log:\n%s", c.step, c.sig, log)
+			}
+			for _, a := range opened {
+				network, addr, _ := strings.Cut(a, ":")
+				var err error
+				if network == "udp" {
+					var pc net.PacketConn
+					if pc, err = net.ListenPacket("udp", addr); err == nil {
+						pc.Close()
+					}
+				} else {
+					var ln net.Listener
+					if ln, err = net.Listen("tcp", addr); err == nil {
+						ln.Close()
+					}
+				}
+				if err != nil {
+					t.Errorf("%s %s still taken after the daemon stopped: %v", network, addr, err)
+				}
+			}
+		})
 	}
 }

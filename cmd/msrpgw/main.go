@@ -60,12 +60,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	// From here on SIGINT and SIGTERM stop the daemon cleanly, while it starts too: without a handler Go's
+	// default kills the process in the middle of start-up (status 143, nothing logged, listeners torn down by
+	// the kernel rather than closed).
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, "msrpgw:", err)
 		return 1
 	}
-	return serve(cfg, stderr)
+	return serve(cfg, stderr, sig)
 }
 
 func usage(w io.Writer) {
@@ -159,9 +165,12 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// serve runs the gateway until SIGINT/SIGTERM, then drains and exits 0.
-func serve(cfg *config.Config, stderr io.Writer) int {
+// serve runs the gateway until SIGINT/SIGTERM (read from sig), then drains and exits 0. A signal that comes
+// before the gateway serves stops start-up where it has got to: what it opened is closed, and serve exits 0
+// without serving.
+func serve(cfg *config.Config, stderr io.Writer, sig <-chan os.Signal) int {
 	log := newLogger(cfg.Log, stderr)
+	start := startup{sig: sig, log: log}
 	gateway.ConfigureSIPStack(cfg)
 	// sipgo logs some transport events through its process-wide default logger; without this they come out
 	// in Go's default text format, breaking log.format json (found by TestJSONLogs).
@@ -169,6 +178,9 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	tuneCtx, stopTuning := context.WithCancel(context.Background())
 	defer stopTuning()
 	tune.Start(tuneCtx, log)
+	if start.interrupted(stepConfig) {
+		return start.stopped()
+	}
 
 	var gw *gateway.Gateway
 	metrics := admin.NewMetrics(func() admin.Stats { return adminView{gw}.Stats() })
@@ -177,14 +189,30 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		hooks = append(hooks, admin.Webhook{URL: h.URL, Events: h.Events})
 	}
 	dispatcher := admin.NewDispatcher(hooks, metrics, admin.DispatcherOptions{Logger: log.With("component", "webhook")})
+	// abandon releases what start-up has opened when a signal stops it. Nothing was published yet, so the
+	// dispatcher has nothing to deliver.
+	abandon := func() {
+		gw.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		dispatcher.Close(ctx)
+	}
 	gw, err := gateway.New(cfg, gateway.Options{Logger: log, Events: event.Sinks{metrics, dispatcher}})
 	if err != nil {
 		log.Error("cannot build the gateway", "err", err)
 		return 1
 	}
+	if start.interrupted(stepGateway) {
+		abandon()
+		return start.stopped()
+	}
 	if err := gw.Start(); err != nil {
 		log.Error("cannot start the gateway", "err", err)
 		return 1
+	}
+	if start.interrupted(stepListeners) {
+		abandon()
+		return start.stopped()
 	}
 
 	adminSrv := &http.Server{
@@ -198,8 +226,13 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		ln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
 			log.Error("cannot open the admin listener", "addr", cfg.Admin.Listen, "err", err)
-			gw.Close()
+			abandon()
 			return 1
+		}
+		if start.interrupted(stepAdmin) {
+			ln.Close()
+			abandon()
+			return start.stopped()
 		}
 		go func() {
 			if err := adminSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -209,16 +242,9 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 		log.Info("admin API listening", "addr", ln.Addr().String())
 	}
 
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String(), "shutdown_timeout", cfg.Gateway.ShutdownTimeout)
-	go func() {
-		// A second signal stops waiting for the drain: what is still in flight is not reported.
-		s := <-sig
-		log.Warn("second signal: exiting without finishing the drain", "signal", s.String())
-		os.Exit(1)
-	}()
+	go exitOnSecondSignal(sig, log, "exiting without finishing the drain")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Gateway.ShutdownTimeout+15*time.Second)
 	defer cancel()
 	if err := gw.Shutdown(ctx); err != nil {
@@ -227,6 +253,57 @@ func serve(cfg *config.Config, stderr io.Writer) int {
 	adminSrv.Shutdown(ctx)
 	dispatcher.Close(ctx)
 	log.Info("stopped")
+	return 0
+}
+
+// exitOnSecondSignal exits 1 when one more signal comes: the operator does not want to wait for what the
+// first one started, and what is still in flight is not reported.
+func exitOnSecondSignal(sig <-chan os.Signal, log *slog.Logger, what string) {
+	s := <-sig
+	log.Warn("second signal: "+what, "signal", s.String())
+	os.Exit(1)
+}
+
+// The steps of start-up after which a signal is looked for, as logged in "stopping during start-up".
+const (
+	stepConfig    = "config"    // config loaded, nothing opened
+	stepGateway   = "gateway"   // gateway built, not listening
+	stepListeners = "listeners" // SIP and MSRP listening, admin API not yet
+	stepAdmin     = "admin"     // admin listener open, not yet served
+)
+
+// holdStartupEnv names the step at which a binary built with -tags msrpgw_testhooks holds start-up until a
+// signal comes (hold_testhooks.go): the window between two steps is a millisecond or so, too small for a test
+// to hit at will. The daemon itself never reads it.
+const holdStartupEnv = "MSRPGW_TEST_HOLD_STARTUP"
+
+// startup notices a signal that comes before the daemon serves. Each step of start-up is short and bounded
+// (files, binds, name lookups), so a signal is acted on when the step in progress returns.
+type startup struct {
+	sig <-chan os.Signal
+	log *slog.Logger
+}
+
+// interrupted reports whether a stop signal has come by the end of step; if so it logs it, and a second
+// signal from then on exits 1 at once (as during a drain).
+func (s startup) interrupted(step string) bool {
+	var got os.Signal
+	select {
+	case got = <-s.sig:
+	default:
+		got = holdStartup(step, s.log, s.sig) // nil unless a test build holds start-up at step
+	}
+	if got == nil {
+		return false
+	}
+	s.log.Info("stopping during start-up", "signal", got.String(), "step", step)
+	go exitOnSecondSignal(s.sig, s.log, "exiting without finishing the stop")
+	return true
+}
+
+// stopped logs the end of a start-up that a signal stopped, and returns the exit status: 0, as for a drain.
+func (s startup) stopped() int {
+	s.log.Info("stopped during start-up")
 	return 0
 }
 
