@@ -10,15 +10,16 @@
 //	ep.SetAdvertise("192.0.2.10", 2855)
 //	s := ep.NewSession(handler)              // handler implements msrp.Handler
 //	sdpPath := msrp.FormatPath(s.LocalPath()) // goes into our a=path
-//	s.SetPeerPath(peerPath)                   // parsed from the peer's a=path with msrp.ParsePath
+//	s.SetPeerPath(peerPath)                   // parsed from the peer's a=path with msrp.ParseSDPPath
 //	if err := s.Connect(ctx); err != nil { return err } // active side only
 //	err := s.Send(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("hi")}, func(r msrp.SendResult) { log.Println(r) })
 //
 // Incoming requests are routed by the session-id of the first To-Path URI: unknown -> 481, a session
 // bound to another connection -> 506, a From-Path that differs from the peer path (Config.CheckFromPath)
 // -> 403, unknown methods -> 501, malformed frames -> 400 (or the connection is closed when the frame
-// cannot be delimited), oversize chunks or messages -> 413. REPORTs are never answered.
+// cannot be delimited), among them an IP address URI without a port in To-Path or From-Path (RFC 4975 §6),
+// oversize chunks or messages -> 413. REPORTs are never answered.
 //
 // The lower layers are usable alone: Reader and WriteMessage read and write frames on any stream, ParseURI,
-// ParsePath and URI.Equal implement RFC 4975 §6.
+// ParsePath, URI.CheckPort, ParseSDPPath and URI.Equal implement RFC 4975 §6 and the port rule of §8.2.
 package msrp

@@ -256,6 +256,10 @@ func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 	if u.Transport != "tcp" {
 		return nil, fmt.Errorf("%w %q in %s", ErrUnsupported, u.Transport, u.String())
 	}
+	if u.Port == 0 {
+		// Nothing to dial: 2855 is no default (RFC 4975 §6), and DNS SRV for relays (RFC 4976) is not done.
+		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), ErrNoPort)
+	}
 	key := u.connKey()
 	e.mu.Lock()
 	if e.closed {

@@ -1424,3 +1424,67 @@ func TestEndpointReportFollowsResponse(t *testing.T) {
 		t.Fatalf("got %q %d, then %q %d; want the SEND's 200, then the REPORT", first.Method, first.StatusCode, second.Method, second.StatusCode)
 	}
 }
+
+// A request whose To-Path or From-Path has an IP address without a port breaks RFC 4975 §6: 400, nothing
+// delivered, the session not bound (a REPORT gets no answer either). A host name without a port is legal
+// there and is served.
+func TestEndpointPathIPWithoutPort(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	h := newRec()
+	s := e.NewSession(h)
+	to := s.LocalURI()
+	noPort := to
+	noPort.Port = 0
+	p := dialRaw(t, e)
+	frame := func(tid, method, to, from, extra string) string {
+		return fmt.Sprintf("MSRP %s %s\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: m-%s\n%sContent-Type: text/plain\n\nhello\n-------%s$\n",
+			tid, method, to, from, tid, extra, tid)
+	}
+	for _, tc := range []struct{ what, tid, to, from string }{
+		{"From-Path IPv4 without port", "nop00001", to.String(), "msrp://127.0.0.1/peer;tcp"},
+		{"From-Path IPv6 without port", "nop00002", to.String(), "msrp://[::1]/peer;tcp"},
+		{"To-Path IP without port", "nop00003", noPort.String(), "msrp://127.0.0.1:9/peer;tcp"},
+	} {
+		p.write(frame(tc.tid, "SEND", tc.to, tc.from, "Byte-Range: 1-5/5\n"))
+		if r := p.expect(tc.tid, 400); len(r.ToPath) != 1 || r.ToPath[0].String() != tc.from {
+			t.Errorf("%s: 400 addressed to %v, want the sender's %s", tc.what, r.ToPath, tc.from)
+		}
+		noDelivery(t, h, tc.what)
+	}
+	p.write(frame("nop00004", "REPORT", to.String(), "msrp://127.0.0.1/peer;tcp", "Status: 000 200 OK\n"))
+	select {
+	case <-s.Bound():
+		t.Fatal("a refused request bound the session")
+	default:
+	}
+	// A host name without a port: served (and the REPORT above was not answered: this is the next frame).
+	p.write(frame("ok000001", "SEND", to.String(), "msrp://peer.example/peer;tcp", "Byte-Range: 1-5/5\n"))
+	p.expect("ok000001", 200)
+	if m := recv(t, h.msgs, "message from a host name without port"); string(m.Body) != "hello" {
+		t.Fatalf("delivered %q", m.Body)
+	}
+	select {
+	case r := <-h.reports:
+		t.Fatalf("REPORT with an IP From-Path without port delivered: %+v", r)
+	default:
+	}
+}
+
+// A peer path without a port gives Connect nothing to dial: no 2855 is guessed (RFC 4975 §6, §15.4).
+func TestConnectNeedsPort(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	s := e.NewSession(newRec())
+	peer, err := ParsePath("msrp://127.0.0.1/abc;tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetPeerPath(peer)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := s.Connect(ctx); !errors.Is(err, ErrNoPort) {
+		t.Fatalf("Connect = %v, want ErrNoPort", err)
+	}
+	if n := e.NumConns(); n != 0 {
+		t.Fatalf("%d connections after a Connect with nothing to dial", n)
+	}
+}

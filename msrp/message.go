@@ -13,6 +13,9 @@ const (
 	MethodReport = "REPORT"
 )
 
+// methodAuth is RFC 4976's: a relay's method, answered 501 here, whose To-Path alone may omit ports.
+const methodAuth = "AUTH"
+
 // Canonical header names. The reader maps any case to these, so comparing with == works on parsed messages.
 const (
 	HdrToPath            = "To-Path"

@@ -40,7 +40,8 @@ var ErrFraming = errors.New("msrp: unrecoverable framing error")
 
 // ProtocolError reports a frame that was read completely (the stream stays usable) but is malformed or
 // over a limit. Code is the response to send (400 or 413) when Message is a request other than REPORT;
-// Message holds what could be parsed (at least TransactionID and Method or StatusCode; paths if valid).
+// Message holds what could be parsed (at least TransactionID and Method or StatusCode; paths if they parsed,
+// also when the error is theirs: a request's IP address URI without a port, see URI.CheckPort).
 type ProtocolError struct {
 	TransactionID string
 	Code          int
@@ -434,6 +435,11 @@ func parseHead(h []byte, blk *msgBlock) error {
 				}
 			} else {
 				m.ToPath = p
+				if m.Method != "" && m.Method != methodAuth && firstErr == nil {
+					// An RFC 4976 AUTH To-Path may name a relay without a port; no other request path may
+					// have an IP address without one (RFC 4975 §6).
+					firstErr = checkPorts("To-Path", p)
+				}
 			}
 		case idx == 1:
 			if name != HdrFromPath {
@@ -446,6 +452,9 @@ func parseHead(h []byte, blk *msgBlock) error {
 				}
 			} else {
 				m.FromPath = p
+				if m.Method != "" && firstErr == nil {
+					firstErr = checkPorts("From-Path", p)
+				}
 			}
 		default:
 			if name == HdrToPath || name == HdrFromPath {
@@ -469,6 +478,16 @@ func parseHead(h []byte, blk *msgBlock) error {
 		firstErr = errors.New("body without Content-Type")
 	}
 	return firstErr
+}
+
+// checkPorts is URI.CheckPort on each URI of a request's path (hdr names it in the error).
+func checkPorts(hdr string, p []URI) error {
+	for _, u := range p {
+		if err := u.CheckPort(); err != nil {
+			return fmt.Errorf("%s: %w", hdr, err)
+		}
+	}
+	return nil
 }
 
 func isDigitsB(b []byte) bool {

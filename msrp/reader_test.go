@@ -116,6 +116,10 @@ func TestReaderErrors(t *testing.T) {
 		{name: "missing From-Path", wire: "MSRP t1234 SEND\nTo-Path: msrp://b:1/s;tcp\nMessage-ID: x\n-------t1234$\n", code: 400},
 		{name: "paths swapped", wire: "MSRP t1234 SEND\nFrom-Path: msrp://a:1/r;tcp\nTo-Path: msrp://b:1/s;tcp\n-------t1234$\n", code: 400},
 		{name: "bad To-Path URI", wire: "MSRP t1234 SEND\nTo-Path: http://b/\nFrom-Path: msrp://a:1/r;tcp\n-------t1234$\n", code: 400},
+		{name: "To-Path IPv4 without port", wire: "MSRP t1234 SEND\nTo-Path: msrp://127.0.0.1/s;tcp\nFrom-Path: msrp://a:1/r;tcp\n-------t1234$\n", code: 400},
+		{name: "From-Path IPv6 without port", wire: "MSRP t1234 SEND\nTo-Path: msrp://b:1/s;tcp\nFrom-Path: msrp://[::1]/r;tcp\n-------t1234$\n", code: 400},
+		{name: "REPORT From-Path IP without port", wire: "MSRP t1234 REPORT\nTo-Path: msrp://b:1/s;tcp\nFrom-Path: msrp://a:1/x;tcp msrp://192.0.2.1/r;tcp\nStatus: 000 200 OK\n-------t1234$\n", code: 400},
+		{name: "AUTH From-Path IP without port", wire: "MSRP t1234 AUTH\nTo-Path: msrp://relay.example;tcp\nFrom-Path: msrp://192.0.2.1/r;tcp\n-------t1234$\n", code: 400},
 		{name: "header without colon", wire: "MSRP t1234 SEND\n" + to + "Message-ID x\n-------t1234$\n", code: 400},
 		{name: "bad Byte-Range", wire: "MSRP t1234 SEND\n" + to + "Byte-Range: 5-3/10\n-------t1234$\n", code: 400},
 		{name: "body without Content-Type", wire: "MSRP t1234 SEND\n" + to + "Message-ID: x\n\nabc\n-------t1234$\n", code: 400},
@@ -236,5 +240,34 @@ func TestMessageAccessors(t *testing.T) {
 		if tc.ok && br.String() != tc.in {
 			t.Errorf("String() = %q", br.String())
 		}
+	}
+}
+
+// RFC 4975 §6: in a request's To-Path and From-Path an IP address carries a port; a host name need not, and
+// an RFC 4976 AUTH To-Path may omit it for any host. Responses are not checked: nobody answers them, and
+// refusing one would only turn it into a transaction timeout. A refused request keeps its parsed paths, so
+// that its 400 goes back to the sender.
+func TestReaderPathPorts(t *testing.T) {
+	ok := []struct{ name, wire string }{
+		{"host names without port", "MSRP t1234 SEND\nTo-Path: msrp://b.example/s;tcp\nFrom-Path: msrp://a.example/r;tcp\n-------t1234$\n"},
+		{"AUTH To-Path IP without port", "MSRP t1234 AUTH\nTo-Path: msrps://192.0.2.7;tcp\nFrom-Path: msrps://192.0.2.1:9892/r;tcp\n-------t1234$\n"},
+		{"response with IP without port", "MSRP t1234 200 OK\nTo-Path: msrp://192.0.2.1/r;tcp\nFrom-Path: msrp://[2001:db8::1]/s;tcp\n-------t1234$\n"},
+	}
+	for _, tt := range ok {
+		if m, err := NewReader(bytes.NewReader(crlf(tt.wire)), Limits{}).ReadMessage(); err != nil {
+			t.Errorf("%s: %v, %v; want it accepted", tt.name, m, err)
+		}
+	}
+	wire := "MSRP t1234 SEND\nTo-Path: msrp://b:1/s;tcp\nFrom-Path: msrp://10.0.0.1/r;tcp\nMessage-ID: m\n-------t1234$\n"
+	_, err := NewReader(bytes.NewReader(crlf(wire)), Limits{}).ReadMessage()
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Code != 400 {
+		t.Fatalf("got %v, want ProtocolError 400", err)
+	}
+	if !strings.Contains(pe.Reason, "From-Path") || !strings.Contains(pe.Reason, "msrp://10.0.0.1/r;tcp") || !strings.Contains(pe.Reason, "no port") {
+		t.Errorf("reason %q does not say which URI lacks what", pe.Reason)
+	}
+	if m := pe.Message; len(m.ToPath) != 1 || len(m.FromPath) != 1 || m.FromPath[0].Host != "10.0.0.1" {
+		t.Errorf("refused request kept paths %v / %v, want both", m.ToPath, m.FromPath)
 	}
 }

@@ -13,6 +13,11 @@ import (
 // ErrBadURI is wrapped by every URI and path parsing error.
 var ErrBadURI = errors.New("msrp: malformed URI")
 
+// ErrNoPort is wrapped by the errors about a URI that lacks a port where RFC 4975 requires one: those of
+// URI.CheckPort, ParseSDPPath and the Reader (400 to such a request) also wrap ErrBadURI; Session.Connect's,
+// for a peer path without one, does not.
+var ErrNoPort = errors.New("no port")
+
 // URI is an MSRP URI (RFC 4975 §6):
 //
 //	msrp[s]://[user@]host[:port][/session-id];transport[;params]
@@ -20,14 +25,16 @@ type URI struct {
 	Secure    bool   // msrps
 	User      string // userinfo, rarely used
 	Host      string // as written (IPv6 without brackets)
-	Port      int    // 0 when absent (only RFC 4976 AUTH To-Paths omit it)
+	Port      int    // 0 when absent (only RFC 4976 AUTH To-Paths may omit it: see CheckPort)
 	SessionID string
 	Transport string // "tcp", "ws", ... lower-cased
 	Params    string // the remaining parameters verbatim, with their leading ';' (e.g. ";foo=bar"); may be ""
 }
 
 // ParseURI parses an MSRP URI strictly: scheme msrp or msrps, a host, an optional port, an optional
-// session-id and a mandatory transport parameter.
+// session-id and a mandatory transport parameter. The port is optional here because an RFC 4976 AUTH
+// To-Path may omit it; where the URI is used decides whether it may: URI.CheckPort for To-Path and From-Path
+// URIs, ParseSDPPath for SDP a=path.
 func ParseURI(s string) (URI, error) {
 	var u URI
 	i := strings.Index(s, "://")
@@ -177,16 +184,39 @@ func hostEqual(a, b string) bool {
 	return err1 == nil && err2 == nil && pa.Unmap() == pb.Unmap()
 }
 
-// Authority returns "host:port" (IPv6 in brackets), the key used for dialling and connection reuse.
+// Authority returns "host:port" (IPv6 in brackets), the key used for dialling and connection reuse; just
+// the host when the URI has no port. No port is guessed: 2855 is the IANA port of MSRP, not a default (RFC
+// 4975 §6, §15.4), and a URI without one cannot be dialled (RFC 4976 resolves those of relays by DNS SRV,
+// which this package does not do).
 func (u URI) Authority() string {
-	port := u.Port
-	if port == 0 {
-		port = 2855 // not a default by the RFC, but the IANA port is the only sensible guess
+	host := u.Host
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]"
 	}
-	if strings.IndexByte(u.Host, ':') >= 0 {
-		return "[" + u.Host + "]:" + strconv.Itoa(port)
+	if u.Port == 0 {
+		return host
 	}
-	return u.Host + ":" + strconv.Itoa(port)
+	return host + ":" + strconv.Itoa(u.Port)
+}
+
+// CheckPort enforces RFC 4975 §6 on a To-Path or From-Path URI: an authority that is a numeric IP address
+// MUST carry a port (a host name without one is allowed by the grammar). ParseURI leaves this to the caller
+// because the one URI exempt from it, an RFC 4976 AUTH To-Path naming a relay, parses like any other; the
+// Reader checks the paths of every request but that one. The error wraps ErrNoPort and ErrBadURI.
+func (u URI) CheckPort() error {
+	if u.Port != 0 || !isIPHost(u.Host) {
+		return nil
+	}
+	return fmt.Errorf("%w %q: %w: an IP address needs one (RFC 4975 §6)", ErrBadURI, u.String(), ErrNoPort)
+}
+
+// isIPHost reports whether a parsed URI's host is an IP address (IPv6 is stored without brackets).
+func isIPHost(h string) bool {
+	if strings.IndexByte(h, ':') >= 0 {
+		return true // ParseURI accepts a colon only inside an IPv6 literal
+	}
+	_, err := netip.ParseAddr(h)
+	return err == nil
 }
 
 // connKey is the connection reuse key: scheme, lower-cased host and port (RFC 4975 §5.4).
@@ -205,9 +235,26 @@ func NewSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// ParsePath parses a space-separated list of MSRP URIs (To-Path, From-Path, SDP a=path).
+// ParsePath parses a space-separated list of MSRP URIs (To-Path, From-Path, SDP a=path). It takes URIs
+// without a port, which only some uses allow: see URI.CheckPort, and ParseSDPPath for an SDP a=path.
 func ParsePath(s string) ([]URI, error) {
 	return parsePathInto(nil, s)
+}
+
+// ParseSDPPath parses the URIs of an SDP a=path, as ParsePath does, and requires every one of them to carry
+// an explicit port, host name or not (RFC 4975 §8.2: the port is how a peer connects, 2855 is no default).
+// The error for a URI without one wraps ErrNoPort and ErrBadURI.
+func ParseSDPPath(s string) ([]URI, error) {
+	p, err := ParsePath(s)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range p {
+		if u.Port == 0 {
+			return nil, fmt.Errorf("%w %q: %w: SDP a=path URIs carry explicit ports (RFC 4975 §8.2)", ErrBadURI, u.String(), ErrNoPort)
+		}
+	}
+	return p, nil
 }
 
 // parsePathInto appends the URIs of s to dst; the reader passes a preallocated array to save allocations.

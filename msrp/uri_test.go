@@ -102,7 +102,11 @@ func TestPathAndVectors(t *testing.T) {
 			if !ok {
 				continue
 			}
-			path, err := ParsePath(p)
+			parse := ParsePath
+			if strings.HasPrefix(l, "a=path:") {
+				parse = ParseSDPPath // RFC 4975 §8.2: the RFC's own SDP paths all carry ports
+			}
+			path, err := parse(p)
 			if err != nil {
 				t.Fatalf("%s: %v", v.title, err)
 			}
@@ -145,5 +149,62 @@ func TestAuthority(t *testing.T) {
 	u, _ = ParseURI("msrp://Example.COM:7/x;tcp")
 	if u.Authority() != "Example.COM:7" || u.connKey() != "msrp://example.com:7" {
 		t.Fatal(u.Authority(), u.connKey())
+	}
+	// No port is guessed: 2855 is not a default (RFC 4975 §6, §15.4).
+	for in, want := range map[string]string{"msrp://relay.example;tcp": "relay.example", "msrp://[::1]/x;tcp": "[::1]"} {
+		if u, _ = ParseURI(in); u.Authority() != want {
+			t.Errorf("Authority() of %s = %q, want %q", in, u.Authority(), want)
+		}
+	}
+}
+
+// RFC 4975 §6: a numeric IP authority carries a port; a host name need not (only an RFC 4976 AUTH To-Path
+// uses that in practice, and ParseURI takes it).
+func TestCheckPort(t *testing.T) {
+	for in, wantErr := range map[string]bool{
+		"msrp://127.0.0.1/abc;tcp":        true,
+		"msrps://[2001:db8::1]/abc;tcp":   true,
+		"msrp://u@10.1.2.3;tcp":           true,
+		"msrp://127.0.0.1:2855/abc;tcp":   false,
+		"msrp://[::1]:9/abc;tcp":          false,
+		"msrps://relay.example.com;tcp":   false,
+		"msrp://host.example.com/abc;tcp": false,
+		"msrp://1.2.3/abc;tcp":            false, // not an IP address: a (strange) host name
+	} {
+		u, err := ParseURI(in)
+		if err != nil {
+			t.Fatalf("ParseURI(%q): %v", in, err)
+		}
+		err = u.CheckPort()
+		if (err != nil) != wantErr {
+			t.Errorf("CheckPort(%s) = %v, want error: %v", in, err, wantErr)
+		}
+		if wantErr && (!errors.Is(err, ErrNoPort) || !errors.Is(err, ErrBadURI) || !strings.Contains(err.Error(), in)) {
+			t.Errorf("CheckPort(%s) = %v, want ErrNoPort and ErrBadURI naming the URI", in, err)
+		}
+	}
+}
+
+// RFC 4975 §8.2: every URI of an SDP a=path carries an explicit port, host name or not.
+func TestParseSDPPath(t *testing.T) {
+	p, err := ParseSDPPath("msrp://relay.example:9000/r1;tcp msrp://127.0.0.1:2855/abc;tcp")
+	if err != nil || len(p) != 2 || p[1].Port != 2855 {
+		t.Fatalf("ParseSDPPath = %v, %v", p, err)
+	}
+	for _, in := range []string{
+		"msrp://127.0.0.1/abc;tcp",
+		"msrp://bob.example.com/abc;tcp",
+		"msrp://relay.example:9000/r1;tcp msrp://[::1]/abc;tcp",
+	} {
+		p, err := ParseSDPPath(in)
+		if !errors.Is(err, ErrNoPort) || !errors.Is(err, ErrBadURI) || p != nil {
+			t.Errorf("ParseSDPPath(%q) = %v, %v; want ErrNoPort and ErrBadURI", in, p, err)
+		}
+		if _, err := ParsePath(in); err != nil {
+			t.Errorf("ParsePath(%q): %v; it parses URIs without port", in, err)
+		}
+	}
+	if _, err := ParseSDPPath("msrp://a:1/x;tcp bogus"); errors.Is(err, ErrNoPort) || !errors.Is(err, ErrBadURI) {
+		t.Errorf("ParseSDPPath with a bad URI: %v", err)
 	}
 }
