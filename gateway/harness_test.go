@@ -157,7 +157,7 @@ func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctyp
 		t.Fatal(err)
 	}
 	ans, _ := inviteAck(t, h, client, req)
-	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	path, err := msrp.ParseSDPPath(strings.Join(ans.Path, " "))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if offer != nil {
 		if err := s.applyPeerMedia(offer, weActive); err != nil {
 			s.ms.Close()
-			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable a=path: "+err.Error())
+			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP offer: "+err.Error())
 			return
 		}
 	}
@@ -212,7 +212,7 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 		changed = old == nil || strings.Join(old.Path, " ") != strings.Join(m.Path, " ")
 		if changed {
 			if err := s.applyPeerMedia(m, active); err != nil {
-				g.refuse(req, tx, 488, "Not Acceptable Here", err.Error())
+				g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP in re-INVITE: "+err.Error())
 				return
 			}
 		}

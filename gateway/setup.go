@@ -249,7 +249,8 @@ func (g *Gateway) connectMSRP(ctx context.Context, s *Session) error {
 // applyPeerMedia records the peer's SDP, the MSRP path it gives, and whether we are the active side as the
 // offer/answer exchange that brought m decided (the caller knows which side offered).
 func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
-	path, err := msrp.ParsePath(strings.Join(m.Path, " "))
+	// ParseSDPPath also refuses a URI without a port (RFC 4975 §8.2): there would be nothing to connect to.
+	path, err := msrp.ParseSDPPath(strings.Join(m.Path, " "))
 	if err != nil {
 		return fmt.Errorf("a=path: %w", err)
 	}

@@ -163,7 +163,7 @@ func (s *sessionSide) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, reason(488), nil))
 		return
 	}
-	path, err := msrp.ParsePath(strings.Join(offer.Path, " "))
+	path, err := msrp.ParseSDPPath(strings.Join(offer.Path, " "))
 	if err != nil {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, reason(488), nil))
 		return
@@ -234,7 +234,7 @@ func (s *sessionSide) invite(ctx context.Context, idx int, fromURI, toURI string
 		s.bye(ctx, c)
 		return nil, fmt.Errorf("gateway's SDP answer: %w", err)
 	}
-	path, err := msrp.ParsePath(strings.Join(ans.Path, " "))
+	path, err := msrp.ParseSDPPath(strings.Join(ans.Path, " "))
 	if err != nil {
 		s.bye(ctx, c)
 		return nil, fmt.Errorf("gateway's a=path: %w", err)

@@ -39,6 +39,7 @@ type Client struct {
 	report      int    // failure REPORT status new sessions send before answering each SEND (0 = none)
 	acceptTypes []string
 	wrapped     []string
+	editMedia   func(*sdp.Media)          // changes every SDP the client sends (EditMedia), or nil
 	dialogs     map[string]*ClientSession // Call-ID -> session
 	failures    []string                  // what the gateway did wrong, seen where the test could not be told
 }
@@ -117,6 +118,15 @@ func (c *Client) SetTypes(accept, wrapped []string) {
 	c.acceptTypes, c.wrapped = accept, wrapped
 }
 
+// EditMedia sets a function that changes every SDP the client sends from now on (offers, answers, and the SDP
+// Media returns) once the client has filled it in: an a=max-size, an a=path a gateway must refuse. nil removes
+// it.
+func (c *Client) EditMedia(edit func(m *sdp.Media)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.editMedia = edit
+}
+
 // SetReply sets the MSRP status that sessions made from now on answer SENDs with (200 by default), so that
 // even the first SEND of a session the gateway sets up gets it. ClientSession.SetReply changes one session.
 func (c *Client) SetReply(code int) {
@@ -191,7 +201,7 @@ func (c *Client) newSession(callID string) *ClientSession {
 }
 
 // Media is the SDP the client sends for cs with the given a=setup: cs's path, the client's accept types and
-// fingerprint.
+// fingerprint, changed as EditMedia said.
 func (c *Client) Media(cs *ClientSession, setup string) *sdp.Media {
 	u := cs.MSRP.LocalURI()
 	c.mu.Lock()
@@ -201,12 +211,15 @@ func (c *Client) Media(cs *ClientSession, setup string) *sdp.Media {
 	if c.cfg.Fingerprint != "" {
 		m.Fingerprints = []string{c.cfg.Fingerprint}
 	}
+	if c.editMedia != nil {
+		c.editMedia(m)
+	}
 	return m
 }
 
 // setPeerPath sets cs's peer path from the gateway's SDP m.
 func setPeerPath(cs *ClientSession, m *sdp.Media) error {
-	path, err := msrp.ParsePath(strings.Join(m.Path, " "))
+	path, err := msrp.ParseSDPPath(strings.Join(m.Path, " "))
 	if err != nil {
 		return fmt.Errorf("the gateway's a=path %q: %w", m.Path, err)
 	}
