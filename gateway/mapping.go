@@ -27,6 +27,9 @@ var (
 	outcomeSessionEnded   = outcome{480, "Session ended"}
 	outcomeDraining       = outcome{503, "Service Unavailable"}
 	outcomeQueueFull      = outcome{503, "MSRP write queue full"}
+	// The message, as it would be sent (CPIM included), is larger than the peer's SDP a=max-size (RFC 4975
+	// §8.6): it is not sent, and fails as the 413 the peer would answer (SPEC §5: SEND answered 413 → 413).
+	outcomeOverPeerMaxSize = outcome{413, "Message too large for the peer"}
 )
 
 // MESSAGE → MSRP: the final response to a MESSAGE in `wait` mode, from what happened on the MSRP side.

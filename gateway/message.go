@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -208,6 +209,16 @@ func (pm *pageMessage) notifyTo() Coords {
 // MESSAGE was answered already, a failure reaches the sender as a notification MESSAGE (SPEC §5) unless a
 // setup-failed notification covers it.
 func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup bool) {
+	pm.resolve(g, s, o, coveredBySetup, "")
+}
+
+// fail is finish for a failure the gateway decides itself, with why it did: why goes in the log line and, in
+// wait mode, in a Warning of the MESSAGE's answer.
+func (pm *pageMessage) fail(g *Gateway, s *Session, o outcome, why string) {
+	pm.resolve(g, s, o, false, why)
+}
+
+func (pm *pageMessage) resolve(g *Gateway, s *Session, o outcome, coveredBySetup bool, why string) {
 	if !pm.done.CompareAndSwap(false, true) {
 		return
 	}
@@ -224,14 +235,23 @@ func (pm *pageMessage) finish(g *Gateway, s *Session, o outcome, coveredBySetup 
 		e.Duration = time.Since(pm.arrived)
 	} else {
 		e.Kind = event.MessageFailed
-		g.log.Info("message to MSRP failed", "key", pm.key, "code", o.Code, "reason", o.Reason, "call_id", callID(pm.req), "msrp_session_id", e.MSRPSessionID)
+		args := []any{"key", pm.key, "code", o.Code, "reason", o.Reason, "call_id", callID(pm.req), "msrp_session_id", e.MSRPSessionID}
+		if why != "" {
+			args = append(args, "why", why)
+		}
+		g.log.Info("message to MSRP failed", args...)
 	}
 	g.publish(e)
 	if pm.replied.CompareAndSwap(replyWaiting, replyResolved) {
 		if t := pm.wait.Load(); t != nil {
 			t.Stop()
 		}
-		g.answerMessage(pm.req, pm.r, answer{code: o.Code, reason: o.Reason, hdrs: acceptHeader(o, s)}, pm.released)
+		// Not answerMessage, which sends a Warning through refuse: this MESSAGE was taken, and its failure is
+		// counted as message_failed, not as a refused request.
+		a := answer{code: o.Code, reason: o.Reason, warning: why, hdrs: acceptHeader(o, s)}
+		g.recent.finish(pm.req, a)
+		g.respond(pm.req, pm.r, a.code, a.reason, a.warning, a.hdrs...)
+		pm.released()
 		return
 	}
 	if !o.delivered() && !coveredBySetup {
@@ -339,6 +359,15 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		c := cpim.Wrap(pm.contentType, pm.body, opts)
 		out.ContentType, out.Body = ctypeCPIM, c.Marshal()
 	}
+	what := "message"
+	if wrap {
+		what = "message wrapped in CPIM"
+	}
+	if err := s.checkPeerMaxSize(len(out.Body), what); err != nil {
+		// Not sent: the peer said it takes nothing larger, and would answer 413 (SPEC §5: the SEND's 413).
+		go pm.fail(g, s, outcomeOverPeerMaxSize, err.Error())
+		return
+	}
 	s.watchStall(pm)
 	err := s.ms.Send(out, func(r msrp.SendResult) {
 		if s.settle(pm) {
@@ -351,6 +380,19 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		return
 	}
 	s.unacked = append(s.unacked, pm)
+}
+
+// errOverPeerMaxSize is checkPeerMaxSize's: a message we would send is larger than the peer takes.
+var errOverPeerMaxSize = errors.New("larger than the peer's a=max-size")
+
+// checkPeerMaxSize refuses a message whose body, as it would be sent (CPIM included), is larger than the
+// peer's SDP a=max-size, the largest message it is willing to receive (RFC 4975 §8.6); none (0) is no limit.
+// what names the message in the error. Called with s.mu held.
+func (s *Session) checkPeerMaxSize(n int, what string) error {
+	if s.peer == nil || s.peer.MaxSize <= 0 || int64(n) <= s.peer.MaxSize {
+		return nil
+	}
+	return fmt.Errorf("%s of %d bytes is %w %d", what, n, errOverPeerMaxSize, s.peer.MaxSize)
 }
 
 // settle takes pm, whose SEND has its result, off the session's unanswered MESSAGEs. false: pm is not there

@@ -220,6 +220,9 @@ func (s *Session) sendControl(c controlMsg) error {
 // path: reports follow the session (RFC 4975), and a re-INVITE may have moved it since the SEND came.
 func (s *Session) sendControlLocked(c controlMsg, queued bool) error {
 	if c.in == nil {
+		if err := s.checkPeerMaxSize(len(c.out.Body), "IMDN"); err != nil {
+			return err // each caller logs it: an IMDN is the gateway's own, nobody else to tell
+		}
 		return s.ms.Send(c.out, nil)
 	}
 	in := c.in
