@@ -234,8 +234,15 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	res := sip.NewSDPResponseFromRequest(req, body)
 	res.AppendHeader(&g.contact)
 	if err := tx.Respond(res); err != nil {
-		s.log.Warn("re-INVITE answer failed", "err", err)
-		return
+		// The session follows the new path all the same, as an operator would expect of a peer that asked for
+		// it: the old path is left already (applyPeerMedia unbound it), so there is nothing to go back to, and
+		// ending the session would cut a chat for what is mostly a passing transport error. Over UDP the peer
+		// repeats its re-INVITE, and the repeat gets our answer (its path now unchanged, the rebind started
+		// below goes on). A peer that never gets one ends the dialog itself (RFC 3261 §14.1); one that neither
+		// connects nor ends it meets the rebind's setup_timeout: BYE, the MESSAGEs queued meanwhile failing with
+		// 480, as for any failed rebind. Returning here would leave the session rebinding with nobody to finish
+		// it, its MESSAGEs queued until a session timer ended it.
+		s.log.Warn("re-INVITE answer failed", "err", err, "call_id", s.callID, "msrp_session_id", s.ms.ID())
 	}
 	s.mu.Lock()
 	rebinding := s.rebinding

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -671,5 +674,97 @@ func TestReinviteBeforeUpMovesSetup(t *testing.T) {
 	}
 	if n := h.events.count(event.SessionEnded); n != 0 {
 		t.Fatalf("%d session_ended events", n)
+	}
+}
+
+// The gateway's 200 to a re-INVITE that moves the peer's path cannot be sent: the TCP connection the re-INVITE
+// came on is gone by then. The session follows the new path all the same (SPEC §3.2 step 6): the gateway,
+// active now, connects to it, and a MESSAGE queued meanwhile is sent there once bound, not left queued until a
+// session timer ends the session.
+func TestReinviteAnswerFailedStillRebinds(t *testing.T) {
+	log := newCapturedLog()
+	h := newHarnessWith(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" }, Options{Logger: slog.New(log)})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	cs.Recv()
+
+	// The re-offer says passive, its path through a held proxy: the gateway becomes the active side, and its
+	// connection to the new path waits at the proxy. Bob never sees the answer; the gateway's path is the one
+	// its INVITE's 200 gave.
+	moved := bob.NewSession()
+	m, proxy := passiveBehindHeldProxy(t, bob, moved)
+	d := cs.ClientDialog()
+	ans, err := sdp.Parse(d.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	moveTo(t, moved, ans)
+	s := h.gw.table.Get(bob.URI + ":" + alice.URI)
+	if s == nil {
+		t.Fatal("no session for bob's INVITE")
+	}
+	func() {
+		// onReinvite takes the session's lock first: held here, the re-INVITE's answer waits until the
+		// connection it came on is closed on both sides, so that sending it fails.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		sendReinviteAndHangUp(t, h.gw.SIPAddr("tcp"), d, m.Marshal(2, 2))
+	}()
+	log.wait(t, "re-INVITE answer failed", nil) // the old path is left: MESSAGEs queue until the session rebinds
+
+	resc := sendTaken(t, h, alice, bob.URI, "during the rebind")
+	close(proxy.release)
+	if res := finalResponse(t, resc); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE queued after the failed answer answered %d %s, want 200 (connections to the new path: %d)",
+			res.StatusCode, res.Reason, proxy.accepted.Load())
+	}
+	if got := string(moved.Recv().Body); got != "during the rebind" {
+		t.Fatalf("got %q on the new path", got)
+	}
+}
+
+// sendReinviteAndHangUp sends a re-INVITE on d's dialog, offering sdpBody, over a TCP connection of its own to
+// gwAddr. Once the gateway's transaction holds it (its 100 Trying came: the answer is late), it closes its
+// sending side and returns when the gateway has closed the connection too: an answer can no longer be sent.
+func sendReinviteAndHangUp(t *testing.T, gwAddr string, d *sipgo.DialogClientSession, sdpBody []byte) {
+	t.Helper()
+	nc, err := net.Dial("tcp", gwAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	req := fmt.Sprintf("INVITE %s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=%s\r\nMax-Forwards: 70\r\nFrom: %s\r\nTo: %s\r\n"+
+		"Call-ID: %s\r\nCSeq: %d INVITE\r\nContact: %s\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+		d.InviteResponse.Contact().Address.String(), nc.LocalAddr(), sip.GenerateBranch(), d.InviteRequest.From().Value(),
+		d.InviteResponse.To().Value(), d.InviteRequest.CallID().Value(), d.InviteRequest.CSeq().SeqNo+1,
+		d.InviteRequest.Contact().Value(), len(sdpBody), sdpBody)
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(waitFor))
+	stream := newSIPParser().NewSIPStream()
+	buf := make([]byte, 4096)
+	for trying := false; !trying; {
+		n, err := nc.Read(buf)
+		if err != nil {
+			t.Fatalf("no 100 Trying to the re-INVITE: %v", err)
+		}
+		if err := stream.ParseSIPStream(buf[:n], func(m sip.Message) {
+			res, ok := m.(*sip.Response)
+			if !ok || res.StatusCode != 100 {
+				t.Errorf("got %q, want only 100 Trying before the connection is closed", m.String())
+			}
+			trying = true
+		}); err != nil && !errors.Is(err, sip.ErrParseSipPartial) {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, nc); err != nil {
+		t.Fatalf("the gateway did not close the connection: %v", err)
 	}
 }
