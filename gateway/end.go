@@ -21,6 +21,15 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 // replace ends old for s, a newer INVITE's session for the same key (SPEC §3.2 step 3): a setup in progress is
 // cancelled, an established dialog gets BYE, and old's messages still queued or unanswered move to s instead
 // of failing (SPEC §3.3), the unanswered first in the order they were sent, ahead of anything s holds.
+//
+// What still concerns old afterwards loses nothing by its end. A REPORT the peer sends on old's MSRP session,
+// closed and unrouted now, is dropped by the MSRP endpoint (a REPORT gets no response), and would decide
+// nothing: a SEND answered before the replacement has its outcome (our SENDs ask for no success REPORT, and a
+// failure REPORT after the peer's 200 is only logged, HandleReport), and one unanswered has moved to s, whose
+// SEND decides it. The REPORTs old owes for SENDs it received go to those SENDs' From-Path (RFC 4975 §7.1.2),
+// old's peer session, which ends with it: they are dropped, the outcome still counted (reportBack). IMDNs
+// are end to end (RFC 5438): those old makes later go to s (sendControl). A page-mode IMDN is a MESSAGE,
+// routed by its key like any other, and s has the key.
 func (g *Gateway) replace(old, s *Session) {
 	g.end(old, ending{reason: "replaced", o: outcomeSessionEnded, bye: true, heir: s})
 }
@@ -54,6 +63,7 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	}
 	prev := s.st
 	s.st = stateEnding
+	s.heir = e.heir
 	left := append(s.unacked, s.queue...)
 	s.unacked, s.queue = nil, nil
 	var imdns []controlMsg // IMDNs not sent yet: the heir carries them, as the messages; REPORTs are this MSRP session's

@@ -203,17 +203,28 @@ type controlMsg struct {
 // made: the first message of an RCS INVITE is delivered while the MSRP connection is still being made (SPEC
 // §3.2 step 7), a page-mode answer can come while the session follows a new peer path (§3.2 step 6), and
 // neither its IMDN nor its REPORT must be lost to msrp.ErrNotBound.
+//
+// Once a newer INVITE replaced the session, an IMDN goes to the session that replaced it, as those waiting
+// here at the replacement do (end.go): it is end to end (RFC 5438), and the page-mode answer to a SEND of the
+// old session can come up to Timer F later. A REPORT does not: it is this MSRP session's (end.go, replace).
 func (s *Session) sendControl(c controlMsg) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	switch {
 	case s.st == stateSettingUp || (s.st == stateUp && s.rebinding):
 		s.control = append(s.control, c)
+		s.mu.Unlock()
 		return nil
 	case s.st == stateUp:
-		return s.sendControlLocked(c, false)
+		err := s.sendControlLocked(c, false)
+		s.mu.Unlock()
+		return err
 	}
-	return msrp.ErrClosed
+	heir := s.heir
+	s.mu.Unlock()
+	if heir == nil || c.in != nil {
+		return msrp.ErrClosed
+	}
+	return heir.sendControl(c)
 }
 
 // sendControlLocked sends c on the bound MSRP session. A REPORT that waited (queued) goes to the peer's current

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -502,5 +503,59 @@ func TestReplaceMovesWaitingIMDN(t *testing.T) {
 	}
 	if c, err := cpim.Parse(m.Body); err != nil || !c.IsControl() {
 		t.Fatalf("got %s %q, want the IMDN", m.ContentType, m.Body)
+	}
+}
+
+// A newer INVITE replaces the session while the page-mode side still holds the MESSAGE a CPIM SEND of the old
+// session became. Its answer comes after the replacement: the IMDN `delivered` the sender asked for is end to end
+// (RFC 5438), not the old MSRP session's, and goes out on the new session, as an IMDN waiting at the replacement
+// does (TestReplaceMovesWaitingIMDN). A page-mode IMDN about it is routed by its key like any MESSAGE: to the
+// new session too.
+func TestReplaceCarriesLaterIMDN(t *testing.T) {
+	h := newHarness(t, nil)
+	got := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	var held atomic.Bool
+	alice := testpeer.NewPhoneWith(t, "alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		if held.CompareAndSwap(false, true) { // the first MESSAGE only
+			got <- struct{}{}
+			<-release
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		return true
+	}})
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+	old := bob.Call(h.udp(), alice.URI, sdp.SetupActPass)
+	first := cpim.Wrap("text/plain", []byte("hello"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(),
+		IMDNMessageID: "imdn-replaced", Disposition: []string{"positive-delivery"}})
+	if r := old.SendOut(&msrp.Outgoing{ContentType: "message/cpim", Body: first.Marshal()}); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	select {
+	case <-got:
+	case <-time.After(waitFor):
+		t.Fatal("alice got no MESSAGE")
+	}
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // same key: replaces the old session
+	old.WaitBye()
+	releaseOnce.Do(func() { close(release) }) // alice's 200 now: the IMDN is made after the replacement
+	m, ok := cs.TryRecv(3 * time.Second)
+	if !ok {
+		t.Fatal("the IMDN made after the replacement was dropped, not sent on the new session")
+	}
+	if c, err := cpim.Parse(m.Body); err != nil || !c.IsControl() || !strings.Contains(string(c.Body), "imdn-replaced") {
+		t.Fatalf("got %s %q, want the IMDN for imdn-replaced", m.ContentType, m.Body)
+	}
+
+	imdn := `<?xml version="1.0" encoding="UTF-8"?><imdn xmlns="urn:ietf:params:xml:ns:imdn"><message-id>gw-1</message-id>` +
+		`<datetime>2024-01-01T00:00:00Z</datetime><delivery-notification><status><delivered/></status></delivery-notification></imdn>`
+	if res := alice.Send(h.udp(), bob.URI, "message/imdn+xml", imdn); res.StatusCode >= 300 {
+		t.Fatalf("page-mode IMDN: %d %s", res.StatusCode, res.Reason)
+	}
+	if m := cs.Recv(); !strings.Contains(string(m.Body), "<message-id>gw-1</message-id>") {
+		t.Fatalf("got %s %q on the new session, want the page-mode IMDN", m.ContentType, m.Body)
 	}
 }
