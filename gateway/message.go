@@ -423,7 +423,11 @@ func (s *Session) flushLocked() {
 	}
 	for _, c := range control {
 		if err := s.sendControlLocked(c, true); err != nil {
-			s.log.Info("control message not sent", "err", err, "report", c.in != nil, "msrp_session_id", s.ms.ID())
+			what := "IMDN not sent" // the same lines as when sent at once (msrpside.go)
+			if c.in != nil {
+				what = "REPORT not sent"
+			}
+			s.log.Info(what, "err", err, "msrp_session_id", s.ms.ID())
 		}
 	}
 }
