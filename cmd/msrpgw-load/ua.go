@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo"
 
@@ -61,9 +62,41 @@ func newSIPUA(name string, register func(u *sipUA)) (*sipUA, error) {
 		return nil, fmt.Errorf("sipgo client %s: %w", name, err)
 	}
 	register(u)
-	go srv.ServeUDP(u.pc)
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeUDP(u.pc) }()
 	go srv.ServeTCP(u.ln)
+	if err := u.waitServing(served); err != nil {
+		u.close()
+		return nil, err
+	}
 	return u, nil
+}
+
+// waitServing returns once sipgo has the UDP listener in its connection pool.
+//
+// ServeUDP puts it there when its goroutine runs. A request sent out of this socket before that (the phones
+// send with Laddr set to it, page.go) finds no connection for its Laddr, so sipgo binds a new socket to the
+// same address and fails: "client transcation failed to request connection: listen udp 127.0.0.1:P: bind:
+// address already in use". That was the occasional setup failure of -setup message, whose warm-up MESSAGEs
+// are the UA's first requests and go out at once (up to hundreds failed when the goroutine ran late on busy
+// cores); session-first runs send from the phones only after the setups.
+func (u *sipUA) waitServing(served <-chan error) error {
+	tl := u.ua.TransportLayer()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, err := tl.GetConnection("udp", u.addr); err == nil {
+			c.TryClose() // GetConnection took a reference; a listener's is only counted, never closed by it
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sipgo did not start serving UDP %s", u.addr)
+		}
+		select {
+		case err := <-served:
+			return fmt.Errorf("serve UDP %s: ended at once: %v", u.addr, err)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // uri is the address-of-record of user on this UA, with ;transport=tcp when the run uses TCP so that the
