@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -183,6 +184,22 @@ func TestFakeGatewayClean(t *testing.T) {
 	for name, f := range rep.Flows {
 		if f.Sent != 20 || f.Delivered != 20 || f.Lost+f.Duplicated+f.Reordered != 0 {
 			t.Errorf("%s: %+v", name, f)
+		}
+	}
+}
+
+// TestFakeGatewayRates: a gateway that delivers everything at once delivers at the rate it is sent to, and
+// the report's two rates say so (within the latency's jitter over the run). Few messages, so that counting
+// one interval too many (as delivered_rate did) shows: 10 over 9 intervals is 11 % more.
+func TestFakeGatewayRates(t *testing.T) {
+	g := newFakeGW(t, func(int64) fault { return pass })
+	rep := runLoad(t, Config{GW: g.ua.addr, Mode: "both", Sessions: 2, Rate: 10, Count: 5, Transport: "udp", Setup: "invite"})
+	for name, f := range rep.Flows {
+		if f.Sent != 10 || f.Delivered != 10 {
+			t.Fatalf("%s: sent %d delivered %d, want 10 and 10", name, f.Sent, f.Delivered)
+		}
+		if math.Abs(f.AchievedRate-10) > 0.5 || math.Abs(f.DeliveredRate-f.AchievedRate) > 0.05*f.AchievedRate {
+			t.Errorf("%s: achieved %.3f/s delivered %.3f/s; want 10/s both, within 5 %%", name, f.AchievedRate, f.DeliveredRate)
 		}
 	}
 }

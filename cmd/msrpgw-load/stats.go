@@ -42,6 +42,7 @@ type flowStats struct {
 	wire      []int64 // wire latencies, where both ends are known (wire.go)
 	firstSend time.Duration
 	lastSend  time.Duration
+	firstRecv time.Duration
 	lastRecv  time.Duration
 }
 
@@ -56,11 +57,12 @@ func newFlowStats(sessions int) *flowStats {
 // sent records a request written to the wire at t (since the run's start).
 func (f *flowStats) sent(t time.Duration) {
 	f.mu.Lock()
-	if f.sentN == 0 {
+	// Shards take t before the lock: the earliest and latest, whatever order they record in.
+	if f.sentN == 0 || t < f.firstSend {
 		f.firstSend = t
 	}
+	f.lastSend = max(f.lastSend, t)
 	f.sentN++
-	f.lastSend = t
 	f.mu.Unlock()
 }
 
@@ -106,6 +108,10 @@ func (f *flowStats) received(s stamp, now, wire time.Duration) {
 		return
 	}
 	r.seen[word] |= 1 << bit
+	if f.delivered == 0 || now < f.firstRecv {
+		f.firstRecv = now
+	}
+	f.lastRecv = max(f.lastRecv, now)
 	f.delivered++
 	if s.seq < r.max {
 		f.reordered++ // a later message of this session was already delivered
@@ -118,7 +124,6 @@ func (f *flowStats) received(s stamp, now, wire time.Duration) {
 			f.wire = append(f.wire, int64(wire))
 		}
 	}
-	f.lastRecv = now
 }
 
 // receivedForeign counts a message that arrived but does not belong to this flow's accounting.
@@ -161,8 +166,8 @@ type FlowReport struct {
 	Duplicated    int64            `json:"duplicated"`
 	Reordered     int64            `json:"reordered"`
 	Foreign       int64            `json:"other_received"`
-	AchievedRate  float64          `json:"achieved_rate"`  // sent per second over the sending span
-	DeliveredRate float64          `json:"delivered_rate"` // delivered per second from first send to last delivery
+	AchievedRate  float64          `json:"achieved_rate"`  // messages per second sent (rates: report)
+	DeliveredRate float64          `json:"delivered_rate"` // messages per second delivered (rates: report)
 	Latency       Latency          `json:"latency"`
 	WireLatency   *Latency         `json:"wire_latency,omitempty"` // MESSAGE→MSRP only (wire.go)
 	Responses     map[string]int64 `json:"final_responses"`
@@ -181,18 +186,29 @@ func (f *flowStats) report() FlowReport {
 	for k, v := range f.finals {
 		r.Responses[k] = v
 	}
-	if span := f.lastSend - f.firstSend; f.sentN > 1 && span > 0 {
-		r.AchievedRate = float64(f.sentN-1) / span.Seconds()
-	}
-	if span := f.lastRecv - f.firstSend; f.delivered > 1 && span > 0 {
-		r.DeliveredRate = float64(f.delivered) / span.Seconds()
-	}
+	// Both rates are intervals over a span: N events 1/R apart span (N-1)/R, so (N-1)/span is R. The
+	// achieved rate spans the first to the last send, the delivered rate the first to the last delivery.
+	// A gateway that keeps up delivers with the spacing it was sent with (shifted by its latency): the two
+	// agree. One that falls behind stretches the deliveries over a longer span; one that loses messages
+	// delivers fewer over about the same. (Counting all N deliveries over last delivery − first send, as
+	// the tool did, gave N/((N-1)/R + latency): above the achieved rate on short runs, as if the gateway
+	// delivered faster than it was sent to.) Unset with fewer than two events.
+	r.AchievedRate = eventRate(f.sentN, f.lastSend-f.firstSend)
+	r.DeliveredRate = eventRate(f.delivered, f.lastRecv-f.firstRecv)
 	r.Latency = summarise(f.lat)
 	if len(f.wire) > 0 {
 		w := summarise(f.wire)
 		r.WireLatency = &w
 	}
 	return r
+}
+
+// eventRate is n events over their span, as intervals per second: (n-1)/span; 0 without two events apart.
+func eventRate(n int64, span time.Duration) float64 {
+	if n < 2 || span <= 0 {
+		return 0
+	}
+	return float64(n-1) / span.Seconds()
 }
 
 // summarise computes nearest-rank percentiles of nanosecond samples (sorting a copy).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -52,6 +53,38 @@ func TestCounting(t *testing.T) {
 	r := f.report()
 	if r.Delivered != 4 || r.Duplicated != 1 || r.Reordered != 1 || r.Lost != 2 || r.Foreign != 1 {
 		t.Errorf("%+v", r)
+	}
+}
+
+// Both rates are intervals over their span: N messages sent 1/R apart and all delivered with the same
+// latency report R twice; delivered twice as far apart, half of it.
+func TestRates(t *testing.T) {
+	const n, rate = 50, 200.0
+	for _, tc := range []struct {
+		name    string
+		stretch int // deliveries are this many times as far apart as the sends
+		want    float64
+	}{
+		{"keeping up", 1, rate},
+		{"falling behind", 2, rate / 2},
+	} {
+		f := newFlowStats(1)
+		for i := range n {
+			sent := time.Duration(i) * time.Second / rate
+			f.sent(sent)
+			f.received(stamp{flow: msgToMSRP, seq: int64(i), sentNs: int64(sent)}, 3*time.Millisecond+sent*time.Duration(tc.stretch), -1)
+		}
+		r := f.report()
+		if math.Abs(r.AchievedRate-rate) > 1e-9*rate || math.Abs(r.DeliveredRate-tc.want) > 1e-9*rate {
+			t.Errorf("%s: achieved %g delivered %g /s; want %g and %g", tc.name, r.AchievedRate, r.DeliveredRate, rate, tc.want)
+		}
+	}
+	// One message is no rate.
+	f := newFlowStats(1)
+	f.sent(time.Second)
+	f.received(stamp{flow: msgToMSRP}, 2*time.Second, -1)
+	if r := f.report(); r.AchievedRate != 0 || r.DeliveredRate != 0 {
+		t.Errorf("one message: achieved %g delivered %g, want 0 and 0", r.AchievedRate, r.DeliveredRate)
 	}
 }
 
