@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -42,7 +44,10 @@ type Config struct {
 }
 
 // Errors a caller branches on.
-var ErrBadConfig = errors.New("msrpgw-load: bad configuration")
+var (
+	ErrBadConfig = errors.New("msrpgw-load: bad configuration")
+	ErrNoGateway = errors.New("no gateway answered")
+)
 
 func (c *Config) check() error {
 	bad := func(format string, a ...any) error {
@@ -194,6 +199,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range l.warmed {
 		l.warmed[i] = make(chan struct{})
 	}
+	if err := probeGateway(ctx, cfg.GW, cfg.Transport); err != nil {
+		return nil, err
+	}
 	var err error
 	if l.page, err = newPageSide(cfg.GW, cfg.Transport, l.pageReceived, l.wire); err != nil {
 		return nil, err
@@ -231,12 +239,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	bg.Add(2)
 	go func() { defer bg.Done(); l.progress(loadCtx) }()
 	go func() { defer bg.Done(); l.watchRSS(loadCtx) }()
-	if cfg.Idle > 0 {
+	switch {
+	case l.setups.noneUp():
+		// Nothing to measure: no load phase, and the run fails (main.go) with the setups' failures.
+	case cfg.Idle > 0:
 		select {
 		case <-time.After(cfg.Duration):
 		case <-ctx.Done():
 		}
-	} else {
+	default:
 		if cfg.Churn > 0 {
 			bg.Add(1)
 			go func() { defer bg.Done(); l.churnLoop(loadCtx) }()
@@ -294,6 +305,36 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.GatewayProc = p
 	}
 	return rep, ctx.Err()
+}
+
+// probeWait is how long probeGateway waits for the ICMP error of a UDP port nobody listens on; over
+// loopback the kernel has it on the socket before the probe's write returns.
+const probeWait = 100 * time.Millisecond
+
+// probeGateway fails at once (ErrNoGateway) when nothing listens at the gateway's address, instead of after
+// every setup timed out: over TCP the connection is refused; over UDP a datagram of CRLFs (a keep-alive,
+// which SIP servers drop) draws an ICMP port unreachable, which a connected socket reads as
+// ECONNREFUSED. Anything else (no error within probeWait) passes: a gateway that listens but never answers
+// fails by -setup-timeout.
+func probeGateway(ctx context.Context, gw, transport string) error {
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(ctx, transport, gw)
+	if err == nil && transport == "udp" {
+		conn.SetDeadline(time.Now().Add(probeWait))
+		if _, err = conn.Write([]byte("\r\n\r\n")); err == nil {
+			_, err = conn.Read(make([]byte, 1))
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			err = nil
+		}
+	}
+	if conn != nil {
+		conn.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("%w at %s over %s: %w (is it running, on this address and transport?)", ErrNoGateway, gw, transport, err)
+	}
+	return nil
 }
 
 func (l *loader) sampleGW() procSample {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math"
@@ -10,8 +11,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/gateway"
@@ -246,19 +250,147 @@ func TestGatewayProcessFigures(t *testing.T) {
 	}
 }
 
-// With no gateway at -gw no session comes up: the run fails (exit 1) and says so, instead of reporting an
-// empty, lossless run.
+// With nothing listening at -gw the run fails at once (exit 1) and says so, over UDP too: it used to send
+// its INVITEs into the void and wait out sipgo's Timer B (32 s), then run the load phase anyway.
 func TestNoGatewayFails(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			closed := freePortPair(t) // released: nothing listens there
+			code, _, stderr := runBounded(t, "-gw", closed, "-transport", transport, "-mode", "msg2msrp", "-sessions", "2", "-rate", "50",
+				"-duration", "1s", "-drain", "1s")
+			if code != 1 || !strings.Contains(stderr, "no gateway answered at "+closed) || !strings.Contains(stderr, "connection refused") {
+				t.Fatalf("exit %d, stderr:\n%s\nwant 1 and 'no gateway answered at %s ... connection refused'", code, stderr, closed)
+			}
+		})
+	}
+}
+
+// runBounded runs the command with args and fails the test if it has not returned within 25 s: a generous
+// bound for runs that end in about a second, under the 32 s of sipgo's Timer B they used to wait for.
+func runBounded(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(args, &out, &errb) }()
+	select {
+	case code = <-done:
+		return code, out.String(), errb.String()
+	case <-time.After(25 * time.Second):
+		t.Fatalf("msrpgw-load %s still running after 25 s", strings.Join(args, " "))
+		return 0, "", ""
+	}
+}
+
+// silentGW is a UDP "gateway" that reads every datagram and answers none, or with answer set, answers each
+// INVITE with its response (and nothing else). It keeps what it read.
+type silentGW struct {
+	pc     net.PacketConn
+	answer int
+	mu     sync.Mutex
+	got    []*sip.Request
+}
+
+func newSilentGW(t *testing.T, answer int) *silentGW {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := ln.Addr().String()
-	ln.Close()
-	var out, errb bytes.Buffer
-	code := run([]string{"-gw", closed, "-transport", "tcp", "-mode", "msg2msrp", "-sessions", "2", "-rate", "50", "-duration", "1s", "-drain", "1s"}, &out, &errb)
-	if code != 1 || !strings.Contains(errb.String(), "no session could be set up") {
-		t.Fatalf("exit %d, stderr:\n%s\nwant 1 and 'no session could be set up'", code, errb.String())
+	g := &silentGW{pc: pc, answer: answer}
+	done := make(chan struct{})
+	t.Cleanup(func() { pc.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			msg, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+			req, ok := msg.(*sip.Request)
+			if err != nil || !ok {
+				continue // the tool's CRLF probe
+			}
+			g.mu.Lock()
+			g.got = append(g.got, req)
+			g.mu.Unlock()
+			if g.answer != 0 && req.Method == sip.INVITE {
+				pc.WriteTo([]byte(sip.NewResponseFromRequest(req, g.answer, "Trying", nil).String()), from)
+			}
+		}
+	}()
+	return g
+}
+
+func (g *silentGW) requests(m sip.RequestMethod) []*sip.Request {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var rs []*sip.Request
+	for _, r := range g.got {
+		if r.Method == m {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// A gateway that listens but never answers: each setup fails by the tool's -setup-timeout (not sipgo's
+// 32 s Timer B, which the INVITEs used to wait for), and with no session up the run skips its load phase
+// and fails.
+func TestSilentGatewayTimesOut(t *testing.T) {
+	for _, setup := range []string{"invite", "message"} {
+		t.Run(setup, func(t *testing.T) {
+			g := newSilentGW(t, 0)
+			code, stdout, stderr := runBounded(t, "-gw", g.pc.LocalAddr().String(), "-setup", setup, "-setup-timeout", "1s", "-mode", "msg2msrp",
+				"-sessions", "2", "-rate", "50", "-duration", "1s", "-drain", "1s", "-json")
+			if code != 1 || !strings.Contains(stderr, "no session could be set up") || !strings.Contains(stderr, "every setup timed out") {
+				t.Fatalf("exit %d, stderr:\n%s\nwant 1, 'no session could be set up' and 'every setup timed out'", code, stderr)
+			}
+			var rep Report
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+				t.Fatalf("report: %v\n%s", err, stdout)
+			}
+			if rep.Setups.Count != 0 || rep.Setups.Failures != 2 || rep.Setups.Why["timeout"] != 2 {
+				t.Errorf("setups %d ok, %d failed %v; want 0, and 2 timeouts", rep.Setups.Count, rep.Setups.Failures, rep.Setups.Why)
+			}
+			if f := rep.Flows["msg2msrp"]; f.Sent != 0 {
+				t.Errorf("sent %d messages with no session up, want none (no load phase)", f.Sent)
+			}
+		})
+	}
+}
+
+// An INVITE answered only provisionally is CANCELled when the setup times out (RFC 3261 §9.1: same
+// Request-URI, top Via, Call-ID and CSeq number).
+func TestProvisionalInviteCancelled(t *testing.T) {
+	g := newSilentGW(t, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second) // as runBounded
+	defer cancel()
+	rep, err := Run(ctx, Config{GW: g.pc.LocalAddr().String(), Mode: "msg2msrp", Sessions: 1, Rate: 50, Duration: time.Second,
+		Drain: time.Second, Transport: "udp", Setup: "invite", SetupTimeout: time.Second, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Setups.Why["timeout"] != 1 {
+		t.Fatalf("setup failures %v, want one timeout", rep.Setups.Why)
+	}
+	invites := g.requests(sip.INVITE)
+	if len(invites) == 0 {
+		t.Fatal("no INVITE")
+	}
+	inv := invites[0]
+	var cancels []*sip.Request
+	for deadline := time.Now().Add(10 * time.Second); len(cancels) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		cancels = g.requests(sip.CANCEL)
+	}
+	if len(cancels) != 1 {
+		t.Fatalf("%d CANCELs, want 1", len(cancels))
+	}
+	c := cancels[0]
+	if c.Recipient.String() != inv.Recipient.String() || c.CallID().Value() != inv.CallID().Value() ||
+		c.Via().Params.GetOr("branch", "") != inv.Via().Params.GetOr("branch", "") ||
+		c.CSeq().SeqNo != inv.CSeq().SeqNo || c.CSeq().MethodName != sip.CANCEL {
+		t.Errorf("CANCEL\n%s\ndoes not match the INVITE\n%s", c, inv)
 	}
 }
 

@@ -124,7 +124,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if rep.Setups.Count == 0 && rep.Setups.Failures > 0 {
 		// Nothing was measured: say so, as a failure (a gateway not running, or refusing every session).
-		fmt.Fprintf(stderr, "msrpgw-load: no session could be set up with %s (%d failed: %v)\n", cfg.GW, rep.Setups.Failures, rep.Setups.Why)
+		why := ""
+		if rep.Setups.Why["timeout"] == rep.Setups.Failures {
+			why = fmt.Sprintf(": every setup timed out (-setup-timeout %s)", cfg.SetupTimeout)
+		}
+		fmt.Fprintf(stderr, "msrpgw-load: no session could be set up with %s (%d failed: %v)%s\n", cfg.GW, rep.Setups.Failures, rep.Setups.Why, why)
 		return 1
 	}
 	return 0

@@ -217,7 +217,7 @@ func (s *sessionSide) invite(ctx context.Context, idx int, fromURI, toURI string
 		return nil, fmt.Errorf("INVITE: %w", err)
 	}
 	c.uac = dlg
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	if err := s.waitAnswer(ctx, dlg); err != nil {
 		s.release(c)
 		return nil, fmt.Errorf("INVITE answer: %w", err)
 	}
@@ -254,6 +254,49 @@ func (s *sessionSide) invite(ctx context.Context, idx int, fromURI, toURI string
 		s.bye(ctx, c)
 		return nil, fmt.Errorf("waiting for the gateway's MSRP connection: %w", ctx.Err())
 	}
+}
+
+// waitAnswer waits for the INVITE's final answer until ctx ends (the setup's deadline, -setup-timeout).
+//
+// sipgo's WaitAnswer does not end with its context: with no response yet it waits for the INVITE
+// transaction to time out (Timer B, 64×T1 = 32 s), to CANCEL a provisional answer should one come; after a
+// provisional answer it CANCELs and waits up to another 32 s for the 487. A run against nothing answering
+// took 32 s per setup that way, whatever -setup-timeout said. WaitAnswer returns at once when its context
+// ends with the cause WaitAnswerForceCancelErr: it gets one that does when ctx ends, and an INVITE already
+// answered provisionally is CANCELled here, once, without waiting for the answer to the CANCEL.
+func (s *sessionSide) waitAnswer(ctx context.Context, dlg *sipgo.DialogClientSession) error {
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	stop := context.AfterFunc(ctx, func() { cancel(sipgo.WaitAnswerForceCancelErr) })
+	defer stop()
+	err := dlg.WaitAnswer(wctx, sipgo.AnswerOptions{})
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if r := dlg.InviteResponse; r != nil && r.IsProvisional() {
+		if cerr := s.cancelInvite(dlg.InviteRequest); cerr != nil {
+			s.log.Warn("CANCEL", "err", cerr)
+		}
+	}
+	return fmt.Errorf("no final answer: %w", ctx.Err())
+}
+
+// cancelInvite sends a CANCEL for inv (RFC 3261 §9.1: its Request-URI, top Via, From, To, Call-ID and
+// CSeq number), outside any transaction.
+func (s *sessionSide) cancelInvite(inv *sip.Request) error {
+	req := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	req.AppendHeader(sip.HeaderClone(inv.Via()))
+	maxFwd := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&maxFwd)
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(inv.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	req.SetBody(nil)
+	req.SetDestination(inv.Destination())
+	req.SetTransport(inv.Transport())
+	req.Laddr = inv.Laddr
+	return s.client.WriteRequest(req)
 }
 
 // bye ends a chat from our side; the error is the BYE's.

@@ -262,6 +262,13 @@ func (s *setupStats) done(d time.Duration, end time.Duration, err error) {
 	s.durs = append(s.durs, int64(d))
 }
 
+// noneUp says whether setups were tried and none succeeded.
+func (s *setupStats) noneUp() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ok == 0 && len(s.failures) > 0
+}
+
 func (s *setupStats) bye(err error) {
 	s.mu.Lock()
 	if err != nil {
