@@ -20,7 +20,7 @@ type Config struct {
 	ChunkSize          int           // outgoing chunk size, default 2048; chunks > 2048 use range-end '*' (§7.1.1)
 	TransactionTimeout time.Duration // default 30s: no response to a SEND with Failure-Report yes -> result 408
 	UnboundTimeout     time.Duration // default 30s: accepted connection whose first request never binds -> closed
-	CheckFromPath      bool          // a request whose From-Path does not match the session's peer path gets 403
+	CheckFromPath      bool          // a request whose From-Path does not match the session's peer path gets 403; a REPORT may also come from a relay on it, its From-Path the start of it
 	WriteQueue         int           // bounded per-connection write queue (frames), default 1024; full -> ErrQueueFull
 	MaxMessageSize     int64         // reassembled message bound, default 32 KiB; larger -> 413
 	MaxChunks          int           // chunks per message bound, default 1024 -> 413

@@ -1488,3 +1488,51 @@ func TestConnectNeedsPort(t *testing.T) {
 		t.Fatalf("%d connections after a Connect with nothing to dial", n)
 	}
 }
+
+// Behind a relay the peer path is relay then peer: the peer's requests come with that whole From-Path, and a
+// relay that could not deliver one of our messages reports it itself, its REPORT's From-Path only the relay
+// (RFC 4976 §6.4.1). With CheckFromPath such a REPORT still reaches the handler, and ends the Send it names
+// when no response settled it yet; a SEND from the relay alone, or a REPORT from off the path, does not pass.
+func TestEndpointReportFromRelayOnPeerPath(t *testing.T) {
+	e := newEP(t, Config{CheckFromPath: true, TransactionTimeout: time.Minute}, false)
+	h := newRec()
+	s := e.NewSession(h)
+	relay, peer := "msrp://127.0.0.1:9/relay1;tcp", "msrp://127.0.0.1:10/peer1;tcp"
+	path, err := ParsePath(relay + " " + peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetPeerPath(path)
+	p := dialRaw(t, e)
+	to := s.LocalURI().String()
+	p.write(fmt.Sprintf("MSRP bind0001 SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: b1\n-------bind0001$\n", to, relay, peer))
+	p.expect("bind0001", 200)
+	recv(t, s.Bound(), "the binding")
+
+	res := make(chan SendResult, 1)
+	if err := s.Send(&Outgoing{MessageID: "relayed1", ContentType: "text/plain", Body: []byte("hi")}, func(r SendResult) { res <- r }); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.read(); m.Method != MethodSend || m.MessageID() != "relayed1" || FormatPath(m.ToPath) != relay+" "+peer {
+		t.Fatalf("sent %s %s to %s, want SEND relayed1 to the whole peer path", m.Method, m.MessageID(), FormatPath(m.ToPath))
+	}
+	report := func(tid, from, id, status string) {
+		p.write(fmt.Sprintf("MSRP %s REPORT\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: %s\nByte-Range: 1-2/2\nStatus: %s\n-------%s$\n", tid, to, from, id, status, tid))
+	}
+	report("rep00001", "msrp://127.0.0.1:11/stranger;tcp", "relayed1", "000 408 not from the path")
+	report("rep00002", peer, "relayed1", "000 408 the peer without its relay")
+	report("rep00003", relay, "relayed1", "000 408 Timeout")
+	if r := recv(t, res, "the Send's result"); r.StatusCode != 408 || r.MessageID != "relayed1" {
+		t.Fatalf("Send ended %+v, want 408 from the relay's REPORT", r)
+	}
+	if r := recv(t, h.reports, "the relay's REPORT"); r.StatusCode != 408 || r.Comment != "Timeout" {
+		t.Fatalf("handler got REPORT %+v first, want the relay's 408", r)
+	}
+	report("rep00004", relay+" "+peer, "other1", "000 200 OK")
+	if r := recv(t, h.reports, "the peer's REPORT"); r.StatusCode != 200 || r.MessageID != "other1" {
+		t.Fatalf("handler got REPORT %+v, want the peer's 200 for other1", r)
+	}
+	p.write(fmt.Sprintf("MSRP send0002 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: m2\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nhi\n-------send0002$\n", to, relay))
+	p.expect("send0002", 403)
+	noDelivery(t, h, "a SEND from the relay alone")
+}

@@ -41,7 +41,9 @@ type Handler interface {
 	HandleMessage(s *Session, m *Incoming) (code int)
 	// HandleReport gets every REPORT received for this session (the stack never answers REPORTs). A failure
 	// REPORT for a message whose Send is still pending has also ended that Send, with the REPORT's status;
-	// REPORTs for other Message-IDs are passed as they are.
+	// REPORTs for other Message-IDs are passed as they are. That includes REPORTs about a message whose Send
+	// ended 200 already: behind a relay the 200 only says the first hop took it (RFC 4976 §6.4.1), and its
+	// fate is the REPORTs' (Outgoing.SuccessReport asks for the success one).
 	HandleReport(s *Session, r *Report)
 	// HandleClose is called once when the session's connection is lost (err wraps ErrConnLost, or is
 	// ErrClosed when the endpoint closes) or the session is closed with Close (err == nil).
@@ -210,7 +212,7 @@ func (s *Session) Connect(ctx context.Context) error {
 		s.mu.Unlock()
 
 		res := make(chan SendResult, 1)
-		msgs := chunkMessage(&Outgoing{}, newMessageID(), peer, s.path, 0)
+		msgs := chunkMessage(&Outgoing{}, NewMessageID(), peer, s.path, 0)
 		if err := c.sendMsgs(s, msgs[0].Header(HdrMessageID), "yes", msgs, func(r SendResult) { res <- r }, nil); err != nil {
 			s.unbind(c)
 			return err
@@ -274,7 +276,7 @@ func (s *Session) Send(m *Outgoing, done func(SendResult)) error {
 	}
 	id := m.MessageID
 	if id == "" {
-		id = newMessageID()
+		id = NewMessageID()
 	}
 	fr := lowerASCII(m.FailureReport)
 	if fr == "" {
@@ -412,7 +414,7 @@ func (s *Session) accept(c *conn, m *Message) int {
 	if s.closed {
 		return 481
 	}
-	if s.e.cfg.CheckFromPath && len(s.peer) > 0 && !PathEqual(m.FromPath, s.peer) {
+	if s.e.cfg.CheckFromPath && len(s.peer) > 0 && !fromPeer(m, s.peer) {
 		return 403
 	}
 	if s.conn == c {
@@ -446,6 +448,17 @@ func (s *Session) accept(c *conn, m *Message) int {
 	s.learned = append([]URI(nil), m.FromPath...)
 	close(s.bound)
 	return 0
+}
+
+// fromPeer reports whether request m comes from the session's peer path: its From-Path is that path, or, for a
+// REPORT, the start of it. A relay on the peer's path that cannot deliver one of our messages reports it in a
+// REPORT of its own, whose From-Path ends with that relay (RFC 4976 §6.4.1, RFC 4975 §7.1.2: the REPORT's
+// From-Path is its sender's URI, each relay before it adding itself).
+func fromPeer(m *Message, peer []URI) bool {
+	if m.Method == MethodReport && len(m.FromPath) > 0 && len(m.FromPath) < len(peer) {
+		return PathEqual(m.FromPath, peer[:len(m.FromPath)])
+	}
+	return PathEqual(m.FromPath, peer)
 }
 
 // addChunk runs the reassembler for one SEND with a body.

@@ -16,8 +16,10 @@ func NewTransactionID() string {
 	return string(b[:])
 }
 
-// newMessageID returns a Message-ID (same shape as a transaction id: an RFC 4975 ident).
-func newMessageID() string { return NewTransactionID() }
+// NewMessageID returns a fresh Message-ID (same shape as a transaction id: an RFC 4975 ident with 80 random
+// bits). A sender that must recognise REPORTs about a message before its Send is answered, or resends a message
+// under its original Message-ID (RFC 4975 §5.4), sets Outgoing.MessageID to one.
+func NewMessageID() string { return NewTransactionID() }
 
 const idAlphabet = "0123456789abcdefghijklmnopqrstuv" // 32 symbols: 5 bits each, all ALPHANUM
 
