@@ -40,6 +40,7 @@ type Client struct {
 	acceptTypes []string
 	wrapped     []string
 	editMedia   func(*sdp.Media)          // changes every SDP the client sends (EditMedia), or nil
+	relay       *Relay                    // new sessions sit behind it (nil: none)
 	dialogs     map[string]*ClientSession // Call-ID -> session
 	failures    []string                  // what the gateway did wrong, seen where the test could not be told
 }
@@ -143,6 +144,14 @@ func (c *Client) SetReportFailure(code int) {
 	c.report = code
 }
 
+// SetRelay puts the sessions made from now on behind relay r (nil: none): their SDP a=path is r's URI, then
+// their own, and they reach the gateway through r, so their peer path is r's URI, then the gateway's a=path.
+func (c *Client) SetRelay(r *Relay) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.relay = r
+}
+
 // SIPClient is the client's sipgo client, for requests the methods here do not cover.
 func (c *Client) SIPClient() *sipgo.Client { return c.sipc }
 
@@ -189,6 +198,7 @@ func (c *Client) newSession(callID string) *ClientSession {
 	c.mu.Lock()
 	cs.reply.Store(int32(c.reply))
 	cs.report.Store(int32(c.report))
+	cs.relay = c.relay
 	c.mu.Unlock()
 	cs.MSRP = c.Endpoint.NewSession(cs)
 	c.t.Cleanup(func() {
@@ -200,13 +210,17 @@ func (c *Client) newSession(callID string) *ClientSession {
 	return cs
 }
 
-// Media is the SDP the client sends for cs with the given a=setup: cs's path, the client's accept types and
-// fingerprint, changed as EditMedia said.
+// Media is the SDP the client sends for cs with the given a=setup: cs's path (its relay's URI first, when it
+// has one), the client's accept types and fingerprint, changed as EditMedia said.
 func (c *Client) Media(cs *ClientSession, setup string) *sdp.Media {
 	u := cs.MSRP.LocalURI()
+	path := []string{u.String()}
+	if cs.relay != nil {
+		path = []string{cs.relay.URI.String(), u.String()}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := &sdp.Media{Secure: u.Secure, Host: u.Host, Port: u.Port, Path: []string{u.String()},
+	m := &sdp.Media{Secure: u.Secure, Host: u.Host, Port: u.Port, Path: path,
 		AcceptTypes: c.acceptTypes, AcceptWrappedTypes: c.wrapped, Setup: setup}
 	if c.cfg.Fingerprint != "" {
 		m.Fingerprints = []string{c.cfg.Fingerprint}
@@ -217,11 +231,15 @@ func (c *Client) Media(cs *ClientSession, setup string) *sdp.Media {
 	return m
 }
 
-// setPeerPath sets cs's peer path from the gateway's SDP m.
+// setPeerPath sets cs's peer path from the gateway's SDP m: behind a relay, the relay's URI comes first
+// (RFC 4976 §5.1).
 func setPeerPath(cs *ClientSession, m *sdp.Media) error {
 	path, err := msrp.ParseSDPPath(strings.Join(m.Path, " "))
 	if err != nil {
 		return fmt.Errorf("the gateway's a=path %q: %w", m.Path, err)
+	}
+	if cs.relay != nil {
+		path = append([]msrp.URI{cs.relay.URI}, path...)
 	}
 	cs.MSRP.SetPeerPath(path)
 	return nil

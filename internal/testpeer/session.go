@@ -15,7 +15,7 @@ import (
 
 // ClientSession is one MSRP session of a Client, with the SIP dialog that set it up. It is the msrp.Handler of
 // its msrp.Session: SENDs received are answered with the code set by SetReply (200 by default) and queued for
-// Recv; REPORTs are queued for Report.
+// Recv, and a success REPORT follows the 200 when the SEND asked for one; REPORTs are queued for Report.
 type ClientSession struct {
 	// MSRP is the session's MSRP side.
 	MSRP *msrp.Session
@@ -23,6 +23,7 @@ type ClientSession struct {
 	CallID string
 
 	c       *Client
+	relay   *Relay                     // the session sits behind it (nil: none)
 	uas     *sipgo.DialogServerSession // when the gateway INVITEd us
 	uac     *sipgo.DialogClientSession // when we INVITEd the gateway
 	inbox   chan *msrp.Incoming
@@ -54,8 +55,14 @@ func (cs *ClientSession) HandleMessage(ms *msrp.Session, m *msrp.Incoming) int {
 		cs.dropped.Add(1)
 	}
 	time.Sleep(time.Duration(cs.delay.Load()))
-	if code := cs.reply.Load(); code != 0 {
+	if code := cs.reply.Load(); code != 0 && code != 200 {
 		return int(code)
+	}
+	if m.SuccessReport && cs.report.Load() == 0 {
+		// About m itself: the msrp stack sends it once the 200 is queued (RFC 4975 §7.1.3).
+		if err := ms.Report(m, 200, "OK"); err != nil {
+			cs.c.fail("success REPORT for %s: %v", m.MessageID, err)
+		}
 	}
 	return 200
 }

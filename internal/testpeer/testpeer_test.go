@@ -5,9 +5,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -142,4 +144,45 @@ func TestClientConfig(t *testing.T) {
 	}
 	as.Bye()
 	bs.WaitBye()
+}
+
+// Through a Relay: the caller connects to the relay, the relay answers each SEND itself and forwards it, the
+// callee's success REPORT and its own SENDs come back the same way, and a relay told to fail reports it itself.
+func TestClientBehindRelay(t *testing.T) {
+	a, b := NewClient(t, "alice"), NewClient(t, "bob")
+	relay := NewRelay(t)
+	b.SetRelay(relay)
+	as := a.Call(b.Addr, b.URI, sdp.SetupActPass) // bob answers passive: alice connects, to the relay
+	bs := b.WaitInvite()
+	if p := msrp.FormatPath(as.MSRP.PeerPath()); p != relay.URI.String()+" "+bs.MSRP.LocalURI().String() {
+		t.Fatalf("alice's peer path %s, want the relay's URI then bob's", p)
+	}
+	if r := as.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("one"), SuccessReport: true}); r.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", r)
+	}
+	if m := <-relay.Sends(); string(m.Body) != "one" {
+		t.Fatalf("the relay got %q", m.Body)
+	}
+	if m := bs.Recv(); string(m.Body) != "one" || msrp.FormatPath(m.FromPath) != relay.URI.String()+" "+as.MSRP.LocalURI().String() {
+		t.Fatalf("bob got %q from %s", m.Body, msrp.FormatPath(m.FromPath))
+	}
+	if r := as.Report(); r.StatusCode != 200 {
+		t.Fatalf("alice got REPORT %d, want bob's success REPORT", r.StatusCode)
+	}
+	if r := bs.Send("text/plain", "back"); r.StatusCode != 200 {
+		t.Fatalf("bob's SEND answered %+v", r)
+	}
+	if m := as.Recv(); string(m.Body) != "back" {
+		t.Fatalf("alice got %q", m.Body)
+	}
+	relay.SetReportFailure(408)
+	if r := as.Send("text/plain", "two"); r.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v, want the relay's 200", r)
+	}
+	if r := as.Report(); r.StatusCode != 408 {
+		t.Fatalf("alice got REPORT %d, want the relay's 408", r.StatusCode)
+	}
+	if m, ok := bs.TryRecv(200 * time.Millisecond); ok {
+		t.Fatalf("bob got %q, which the relay did not forward", m.Body)
+	}
 }
