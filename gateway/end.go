@@ -64,8 +64,8 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	prev := s.st
 	s.st = stateEnding
 	s.heir = e.heir
-	left := append(s.unacked, s.queue...)
-	s.unacked, s.queue = nil, nil
+	left := append(s.sentLocked(), s.queue...)
+	s.unacked, s.awaiting, s.queue = nil, nil, nil
 	var imdns []controlMsg // IMDNs not sent yet: the heir carries them, as the messages; REPORTs are this MSRP session's
 	for _, c := range s.control {
 		if c.in == nil {
@@ -192,7 +192,7 @@ func (g *Gateway) byeLater(s *Session) {
 // many messages it took: none when s is ending already (the IMDNs are dropped then).
 func (s *Session) adopt(from *Session, pms []*pageMessage, imdns []controlMsg) int {
 	for _, pm := range pms {
-		pm.stopStall() // it watched from's connection
+		pm.stopDeadline() // it watched from's connection
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

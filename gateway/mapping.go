@@ -30,6 +30,7 @@ var (
 	// The message, as it would be sent (CPIM included), is larger than the peer's SDP a=max-size (RFC 4975
 	// §8.6): it is not sent, and fails as the 413 the peer would answer (SPEC §5: SEND answered 413 → 413).
 	outcomeOverPeerMaxSize = outcome{413, "Message too large for the peer"}
+	outcomeNoReport        = outcome{408, "No delivery report"} // a relay took the SEND, no REPORT came (deadline.go)
 )
 
 // MESSAGE → MSRP: the final response to a MESSAGE in `wait` mode, from what happened on the MSRP side.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,7 +38,13 @@ type pageMessage struct {
 	done     atomic.Bool                // the outcome is known (exactly once)
 	replied  atomic.Int32               // replyWaiting, replyAnswered (answered before the outcome), replyResolved
 	wait     atomic.Pointer[time.Timer] // wait mode: answers 202 once reply_wait passed without an outcome
-	stall    *time.Timer                // ends a session whose peer stopped reading (stall.go); set before the SEND
+	deadline *time.Timer                // bounds the wait for the SEND's result, then its REPORT (deadline.go); set before the SEND
+
+	// Of its SEND, guarded by the mutex of the session sending it.
+	msgID     string // Message-ID; a newer session sending it again keeps it (RFC 4975 §5.4)
+	relayed   bool   // sent through a relay (the peer's a=path has more than one URI): only a REPORT tells delivery
+	size      int64  // body octets, CPIM included: what success REPORTs must cover
+	confirmed int64  // octets 1..confirmed covered by success REPORTs so far
 }
 
 const (
@@ -222,7 +229,7 @@ func (pm *pageMessage) resolve(g *Gateway, s *Session, o outcome, coveredBySetup
 	if !pm.done.CompareAndSwap(false, true) {
 		return
 	}
-	pm.stopStall()
+	pm.stopDeadline()
 	if s != nil {
 		s.queued.Add(-1)
 		g.limits.releaseMessage()
@@ -346,7 +353,11 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		go pm.finish(g, s, outcome{415, "Unsupported Media Type"}, false)
 		return
 	}
-	out := &msrp.Outgoing{ContentType: pm.contentType, Body: pm.body, FailureReport: "yes"}
+	if pm.msgID == "" {
+		pm.msgID = msrp.NewMessageID()
+	}
+	pm.relayed, pm.confirmed = s.relayedLocked(), 0
+	out := &msrp.Outgoing{MessageID: pm.msgID, ContentType: pm.contentType, Body: pm.body, FailureReport: "yes", SuccessReport: pm.relayed}
 	if wrap {
 		opts := cpim.WrapOptions{From: s.coords.To, To: s.coords.From, Now: time.Now()}
 		if g.cfg.Gateway.IMDN.Request {
@@ -368,12 +379,9 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		go pm.fail(g, s, outcomeOverPeerMaxSize, err.Error())
 		return
 	}
-	s.watchStall(pm)
-	err := s.ms.Send(out, func(r msrp.SendResult) {
-		if s.settle(pm) {
-			pm.finish(g, s, sendOutcome(r.StatusCode, r.Err), false)
-		}
-	})
+	pm.size = int64(len(out.Body))
+	s.watchDeadline(pm)
+	err := s.ms.Send(out, func(r msrp.SendResult) { s.sendDone(pm, r) })
 	if err != nil {
 		s.log.Warn("SEND refused locally", "err", err, "msrp_session_id", s.ms.ID())
 		go pm.finish(g, s, sendOutcome(0, err), false)
@@ -395,12 +403,89 @@ func (s *Session) checkPeerMaxSize(n int, what string) error {
 	return fmt.Errorf("%s of %d bytes is %w %d", what, n, errOverPeerMaxSize, s.peer.MaxSize)
 }
 
-// settle takes pm, whose SEND has its result, off the session's unanswered MESSAGEs. false: pm is not there
-// any more — the session ended and failed pm, or handed it to a newer session (end.go) — and the SEND's
-// result no longer decides pm's outcome.
-func (s *Session) settle(pm *pageMessage) bool {
+// relayedLocked reports whether the peer's a=path goes through relays (RFC 4976): more than one URI, the first
+// a relay's. A 200 to our SEND then says only that the relay took it, and SPEC §5 wants delivery seen.
+func (s *Session) relayedLocked() bool { return s.peer != nil && len(s.peer.Path) > 1 }
+
+// sendDone takes the result of pm's SEND. Without a relay it is pm's outcome. Through a relay, a 200 says
+// only that the relay took pm (RFC 4976 §6.4.1): pm then awaits its REPORT (reported), at most until its
+// deadline (deadline.go); an error is pm's outcome as without one. Nothing happens when pm is no longer
+// among the session's unanswered messages: the session ended and failed pm, or handed it to a newer session
+// (end.go), or a success REPORT came before the relay's 200.
+func (s *Session) sendDone(pm *pageMessage, r msrp.SendResult) {
+	o := sendOutcome(r.StatusCode, r.Err)
+	s.mu.Lock()
+	if !s.takeUnackedLocked(pm) {
+		s.mu.Unlock()
+		return
+	}
+	if o.delivered() && pm.relayed {
+		if s.awaiting == nil {
+			s.awaiting = make(map[string]*pageMessage)
+		}
+		s.awaiting[pm.msgID] = pm
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	pm.finish(s.gw, s, o, false)
+}
+
+// reported applies a REPORT about one of the session's messages. It returns the message the REPORT settles,
+// and how, or nil. Only a relayed message's REPORTs settle it: a failure REPORT at once, a success REPORT once
+// the success REPORTs so far cover the whole message (RFC 4975 §7.1.3 lets a receiver report chunk by chunk),
+// the relay's 200 having come already or not yet. A failure REPORT before any response has also ended the
+// SEND in the msrp stack (sendDone failed pm then), so it finds nothing left here.
+func (s *Session) reported(r *msrp.Report) (*pageMessage, outcome) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	pm := s.awaiting[r.MessageID]
+	if pm == nil {
+		for _, p := range s.unacked {
+			if p.msgID == r.MessageID {
+				pm = p
+				break
+			}
+		}
+	}
+	if pm == nil || !pm.relayed {
+		return nil, outcome{}
+	}
+	if r.StatusCode == 200 && !pm.confirm(r.ByteRange) {
+		return nil, outcome{}
+	}
+	delete(s.awaiting, pm.msgID)
+	s.takeUnackedLocked(pm)
+	return pm, sendOutcome(r.StatusCode, nil)
+}
+
+// confirm adds the Byte-Range of a success REPORT to what the REPORTs so far confirm, and reports whether that
+// is now the whole message. A REPORT without Byte-Range is about the whole message. Ranges that leave a gap
+// confirm nothing beyond it, so out-of-order partial REPORTs may leave a message waiting for its deadline:
+// never delivered by mistake.
+func (pm *pageMessage) confirm(br msrp.ByteRange) bool {
+	if br.Start == 0 {
+		return true
+	}
+	if br.Start <= pm.confirmed+1 && br.End > pm.confirmed {
+		pm.confirmed = br.End
+	}
+	return pm.confirmed >= pm.size
+}
+
+// sentLocked returns the messages sent on s whose outcome is not known yet, in the order sent: those a relay
+// took, waiting for their REPORT, then those unanswered. MESSAGEs are sent in arrival order.
+func (s *Session) sentLocked() []*pageMessage {
+	sent := make([]*pageMessage, 0, len(s.awaiting)+len(s.unacked))
+	for _, pm := range s.awaiting {
+		sent = append(sent, pm)
+	}
+	slices.SortFunc(sent, func(a, b *pageMessage) int { return a.arrived.Compare(b.arrived) })
+	return append(sent, s.unacked...)
+}
+
+// takeUnackedLocked takes pm off the session's unanswered messages, and reports whether it was there.
+func (s *Session) takeUnackedLocked(pm *pageMessage) bool {
 	for i, p := range s.unacked { // SENDs are mostly answered in order: pm is near the front
 		if p == pm {
 			n := len(s.unacked) - 1

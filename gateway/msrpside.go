@@ -95,15 +95,23 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 // is there (SPEC §3.3).
 func (h *msrpHandler) HandleKeepAlive(*msrp.Session) { h.s.touchSend() }
 
-// HandleReport gets REPORTs for our SENDs. A failure REPORT for a message not settled yet has already ended
-// its Send in the MSRP stack, with the REPORT's status as its outcome (SPEC §5: 481 → 480, 408 → 408); a
-// message the peer endpoint answered 200 is settled (no relays yet), so what remains is logged.
+// HandleReport gets REPORTs for our SENDs. A failure REPORT for a message whose SEND is unanswered has already
+// ended its Send in the MSRP stack, with the REPORT's status as its outcome (SPEC §5: 481 → 480, 408 → 408).
+// A message sent through a relay is settled by its REPORTs (message.go, reported): success → delivered, failure
+// → the mapped code, also after the relay's 200. A message the peer endpoint itself answered 200 is settled, so
+// what remains is logged.
 func (h *msrpHandler) HandleReport(ms *msrp.Session, r *msrp.Report) {
-	if r.StatusCode != 200 {
-		h.s.log.Info("failure REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "key", h.s.key, "msrp_session_id", ms.ID())
+	s := h.s
+	if pm, o := s.reported(r); pm != nil {
+		s.log.Debug("REPORT settles a relayed message", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "msrp_session_id", ms.ID())
+		pm.finish(s.gw, s, o, false)
 		return
 	}
-	h.s.log.Debug("REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "msrp_session_id", ms.ID())
+	if r.StatusCode != 200 {
+		s.log.Info("failure REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "key", s.key, "msrp_session_id", ms.ID())
+		return
+	}
+	s.log.Debug("REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "msrp_session_id", ms.ID())
 }
 
 // HandleClose ends the gateway session when its MSRP connection is lost (SPEC §3.3).

@@ -72,7 +72,8 @@ type Session struct {
 	uas       *sipgo.DialogServerSession
 	dialogKey string
 	queue     []*pageMessage          // MESSAGEs waiting for the session to come up (or to rebind), in arrival order
-	unacked   []*pageMessage          // MESSAGEs sent as SENDs whose outcome is not known yet, in the order sent
+	unacked   []*pageMessage          // MESSAGEs sent as SENDs not answered yet, in the order sent
+	awaiting  map[string]*pageMessage // MESSAGEs whose SEND the relay in the peer's path took (200), waiting for their REPORT, by Message-ID
 	control   []controlMsg            // messages of the gateway's own (IMDNs, REPORTs) waiting for the session to come up or to rebind, in the order made
 	rebinding bool                    // up, but binding to the peer path a re-INVITE changed: MESSAGEs, IMDNs and REPORTs queue meanwhile
 	cancel    context.CancelCauseFunc // ends the setup, or the rebind, in progress
