@@ -103,6 +103,31 @@ func TestRelayFailureReportAfter200(t *testing.T) {
 	}
 }
 
+// A relay may answer a SEND after the REPORTs about it came back: a success REPORT delivers the message then
+// too, and a failure REPORT fails it (the msrp stack ends the Send with it).
+func TestRelayReportBeforeItsAnswer(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		client, want int
+	}{{"success", 0, 200}, {"client 481", 481, 480}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, relayWait)
+			alice := testpeer.NewPhone(t, "alice")
+			bob, relay := behindRelay(t, "bob")
+			bob.SetReportFailure(c.client)
+			alice.Send(h.udp(), bob.URI, "text/plain", "set up") // the session is up before the relay holds its answers
+			relay.SetAnswerDelay(time.Second)
+			start := time.Now()
+			if res := alice.Send(h.udp(), bob.URI, "text/plain", "reported first"); res.StatusCode != c.want {
+				t.Fatalf("MESSAGE answered %d %s, want %d", res.StatusCode, res.Reason, c.want)
+			}
+			if d := time.Since(start); d >= time.Second {
+				t.Fatalf("MESSAGE answered after %s: it waited for the relay's 200, not for the REPORT", d)
+			}
+		})
+	}
+}
+
 // No REPORT within reply_wait: 202. A REPORT that comes later decides as SPEC §5 says for what follows a 202: a
 // success is a delivery (event only), a failure a notification MESSAGE; no REPORT at all fails the message
 // alone, 408, at its deadline (twice msrp.transaction_timeout), and the session carries on.

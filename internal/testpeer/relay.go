@@ -42,6 +42,7 @@ type Relay struct {
 	failure   int           // answer SENDs 200, then report this failure instead of forwarding them (0: forward)
 	drop      bool          // REPORTs are not forwarded
 	delay     time.Duration // REPORTs are forwarded this much later
+	hold      time.Duration // SENDs are answered this much later (forwarded at once)
 }
 
 // forwarded is a SEND the relay forwarded: the request as it came, and the connection it came on.
@@ -105,6 +106,14 @@ func (r *Relay) SetReportDelay(d time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.delay = d
+}
+
+// SetAnswerDelay makes the relay answer each SEND d after it came, while it forwards the SEND at once (0:
+// answer at once): REPORTs about a message may then come before the relay's 200.
+func (r *Relay) SetAnswerDelay(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold = d
 }
 
 // Sends is the queue of SENDs with a body the relay received, as they came (before forwarding).
@@ -176,10 +185,18 @@ func (r *Relay) handle(c *relayConn, m *msrp.Message) {
 	}
 	r.mu.Lock()
 	r.conns[m.FromPath[0].Authority()] = c // responses and REPORTs for that node go back this way
-	failure, drop, delay := r.failure, r.drop, r.delay
+	failure, drop, delay, hold := r.failure, r.drop, r.delay, r.hold
 	r.mu.Unlock()
 	if m.Method == msrp.MethodSend {
-		if m.FailureReport() == "yes" {
+		switch {
+		case m.FailureReport() != "yes":
+		case hold > 0:
+			r.wg.Add(1)
+			time.AfterFunc(hold, func() {
+				defer r.wg.Done()
+				r.respond(c, m, 200, "OK")
+			})
+		default:
 			r.respond(c, m, 200, "OK")
 		}
 		if m.Body != nil {
