@@ -15,6 +15,7 @@
 //	udpclient.go their client transaction over UDP (RFC 3261 §17.1.2), responses taken from the listener
 //	workers.go   long-lived goroutines for handlers and send loops (no stack growth per request)
 //	mapping.go   the status tables of SPEC §5, both directions
+//	deadline.go  the one timer of a SEND: a stalled peer, or a relay's REPORT that never came
 //	end.go       ending sessions: BYE / CANCEL, failing and reporting what was queued
 //	session.go   the session and its timers; table.go the session table
 package gateway
