@@ -476,6 +476,9 @@ func (pm *pageMessage) confirm(br msrp.ByteRange) bool {
 // sentLocked returns the messages sent on s whose outcome is not known yet, in the order sent: those a relay
 // took, waiting for their REPORT, then those unanswered. MESSAGEs are sent in arrival order.
 func (s *Session) sentLocked() []*pageMessage {
+	if len(s.awaiting) == 0 {
+		return s.unacked
+	}
 	sent := make([]*pageMessage, 0, len(s.awaiting)+len(s.unacked))
 	for _, pm := range s.awaiting {
 		sent = append(sent, pm)
