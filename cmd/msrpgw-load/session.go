@@ -210,6 +210,11 @@ func (s *sessionSide) invite(ctx context.Context, idx int, fromURI, toURI string
 	req.SetDestination(s.gw)
 	if strings.EqualFold(s.transport, "tcp") {
 		req.SetTransport("TCP")
+	} else if la, ok := s.pc.LocalAddr().(*net.UDPAddr); ok {
+		// Out of the clients' listening socket, whose receive buffer holds a burst of answers (newSIPUA); a
+		// socket sipgo opened for the destination has the kernel's default, ~100 datagrams, and 100 setups
+		// in flight overflowed it: a dropped 200 cost its setup a 500 ms retransmission.
+		req.Laddr = sip.Addr{IP: la.IP, Port: la.Port}
 	}
 	dlg, err := s.dua.WriteInvite(ctx, req)
 	if err != nil {
