@@ -168,6 +168,20 @@ func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctyp
 // returns the gateway's SDP answer and the dialog.
 func inviteAck(t *testing.T, h *harness, client *testpeer.Client, req *sip.Request) (*sdp.Media, *sipgo.DialogClientSession) {
 	t.Helper()
+	ans, dlg := inviteAnswered(t, h, client, req)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ans, dlg
+}
+
+// inviteAnswered sends req, an INVITE, to the gateway's UDP listener from client's dialog UA and waits for its
+// 200, not ACKed yet; it returns the SDP the 200 carries (an answer, or the offer to a late-offer INVITE) and
+// the dialog.
+func inviteAnswered(t *testing.T, h *harness, client *testpeer.Client, req *sip.Request) (*sdp.Media, *sipgo.DialogClientSession) {
+	t.Helper()
 	req.SetDestination(h.udp())
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -178,12 +192,23 @@ func inviteAck(t *testing.T, h *harness, client *testpeer.Client, req *sip.Reque
 	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := dlg.Ack(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ans, err := sdp.Parse(dlg.InviteResponse.Body())
+	m, err := sdp.Parse(dlg.InviteResponse.Body())
 	if err != nil {
+		t.Fatalf("no SDP in the 200 to the INVITE: %v", err)
+	}
+	return m, dlg
+}
+
+// ackWith ACKs dlg's 200 with answer in the ACK's body: the answer to the gateway's offer in a late-offer
+// INVITE's 200 (SPEC §3.2 step 2).
+func ackWith(t *testing.T, dlg *sipgo.DialogClientSession, answer *sdp.Media) {
+	t.Helper()
+	ack := sip.NewRequest(sip.ACK, dlg.InviteResponse.Contact().Address)
+	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ack.SetBody(answer.Marshal(3, 1))
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := dlg.WriteAck(ctx, ack); err != nil {
 		t.Fatal(err)
 	}
-	return ans, dlg
 }

@@ -36,20 +36,7 @@ func TestLateOfferInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.SetDestination(h.udp())
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := sdp.Parse(dlg.InviteResponse.Body())
-	if err != nil {
-		t.Fatalf("no offer in the 200 to a late-offer INVITE: %v", err)
-	}
+	offer, dlg := inviteAnswered(t, h, bob, req)
 	if offer.Setup != "actpass" {
 		t.Fatalf("offer a=setup:%s, want actpass", offer.Setup)
 	}
@@ -60,15 +47,10 @@ func TestLateOfferInvite(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs.MSRP.SetPeerPath(path)
-	ack := sip.NewRequest(sip.ACK, dlg.InviteResponse.Contact().Address)
-	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	ack.SetBody(bob.Media(cs, "passive").Marshal(3, 1))
-	if err := dlg.WriteAck(ctx, ack); err != nil {
-		t.Fatal(err)
-	}
+	ackWith(t, dlg, bob.Media(cs, "passive"))
 	select {
 	case <-cs.MSRP.Bound():
-	case <-ctx.Done():
+	case <-time.After(waitFor):
 		t.Fatal("the gateway never connected after the ACK's answer")
 	}
 	if r := cs.Send("text/plain", "late offer works"); r.StatusCode != 200 {

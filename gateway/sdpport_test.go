@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
@@ -128,31 +127,13 @@ func TestAckAnswerPathWithoutPortEndsSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.SetDestination(h.udp())
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := sdp.Parse(dlg.InviteResponse.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
+	offer, dlg := inviteAnswered(t, h, bob, req)
 	if _, err := msrp.ParseSDPPath(strings.Join(offer.Path, " ")); err != nil {
 		t.Fatalf("the gateway's own a=path: %v", err)
 	}
 	m := bob.Media(bob.NewSession(), sdp.SetupPassive)
 	m.Path = []string{noPortPaths[0]}
-	ack := sip.NewRequest(sip.ACK, dlg.InviteResponse.Contact().Address)
-	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	ack.SetBody(m.Marshal(3, 1))
-	if err := dlg.WriteAck(ctx, ack); err != nil {
-		t.Fatal(err)
-	}
+	ackWith(t, dlg, m)
 	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "no_sdp_answer" {
 		t.Fatalf("session ended with reason %q, want no_sdp_answer", e.Reason)
 	}
