@@ -21,8 +21,10 @@ type conn struct {
 	nc      net.Conn
 	remote  string
 	ip      string
-	key     string // reuse key when we dialled it, "" when accepted
+	key     string // reuse key when we dialled it, "" when accepted or a relay's
 	dialled bool
+	relay   bool    // a Relay's: open without sessions too, until Relay.Close or loss; never reused by dial
+	rd      *Reader // the Reader that read the AUTH's answer (a Relay's), which readLoop carries on with; else nil
 	log     *slog.Logger
 
 	wake    chan struct{} // capacity 1: "queue not empty"
@@ -364,7 +366,7 @@ func (c *conn) addSession(s *Session) bool {
 func (c *conn) removeSession(s *Session) {
 	c.mu.Lock()
 	delete(c.sessions, s)
-	empty := len(c.sessions) == 0 && !c.closed
+	empty := len(c.sessions) == 0 && !c.closed && !c.relay
 	if empty && !c.dialled && c.unbound == nil {
 		c.unbound = time.AfterFunc(c.e.cfg.UnboundTimeout, c.unboundExpired)
 	}
@@ -391,7 +393,7 @@ func (c *conn) closeIfLingering() {
 // releaseIfIdle closes a dialled connection nobody bound to.
 func (c *conn) releaseIfIdle() {
 	c.mu.Lock()
-	idle := len(c.sessions) == 0 && c.dialled
+	idle := len(c.sessions) == 0 && c.dialled && !c.relay
 	c.mu.Unlock()
 	if idle {
 		c.close(nil)
@@ -597,7 +599,10 @@ func (c *conn) failFrames(batch []frame, err error) {
 // readLoop reads frames until the connection fails, then releases everything.
 func (c *conn) readLoop() {
 	defer c.e.wg.Done()
-	rd := NewReader(c.nc, c.e.cfg.Limits)
+	rd := c.rd
+	if rd == nil {
+		rd = NewReader(c.nc, c.e.cfg.Limits)
+	}
 	var err error
 	for {
 		var m *Message

@@ -272,26 +272,9 @@ func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 	}
 	e.mu.Unlock()
 
-	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Authority())
+	nc, err := e.dialNet(ctx, u)
 	if err != nil {
-		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
-	}
-	nc = rawio.WrapConn(nc)
-	if u.Secure {
-		cfg := e.cfg.ClientTLSConfig
-		if cfg == nil {
-			cfg = &tls.Config{}
-		}
-		if cfg.ServerName == "" {
-			cfg = cfg.Clone()
-			cfg.ServerName = u.Host
-		}
-		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			_ = nc.Close()
-			return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
-		}
-		nc = tc
+		return nil, err
 	}
 	c := newConn(e, nc, key)
 	e.mu.Lock()
@@ -308,6 +291,32 @@ func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 	c.log.Debug("msrp: connection dialled")
 	c.start()
 	return c, nil
+}
+
+// dialNet opens a TCP connection to u's authority, with TLS for msrps (Config.ClientTLSConfig).
+func (e *Endpoint) dialNet(ctx context.Context, u URI) (net.Conn, error) {
+	nc, err := (&net.Dialer{}).DialContext(ctx, "tcp", u.Authority())
+	if err != nil {
+		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
+	}
+	nc = rawio.WrapConn(nc)
+	if !u.Secure {
+		return nc, nil
+	}
+	cfg := e.cfg.ClientTLSConfig
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName = u.Host
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), err)
+	}
+	return tc, nil
 }
 
 // SetAdvertise sets the host and port put in local session URIs of sessions created afterwards (default:

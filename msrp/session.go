@@ -96,9 +96,11 @@ type Session struct {
 	local URI
 	path  []URI // []URI{local}, read only: what the session's own messages carry as From-Path
 	h     Handler
+	relay *Relay // the relay the session sits behind (Relay.NewSession), or nil; read only
 
 	mu            sync.Mutex
 	peer          []URI
+	route         []URI // To-Path of our requests, and From-Path of the peer's: peer, after relay.usePath when behind one
 	learned       []URI // From-Path of the request that bound us passively, used when peer is unknown
 	conn          *conn
 	bound         chan struct{}
@@ -116,20 +118,35 @@ type Session struct {
 // LocalURI is our session URI, msrp[s]://advertise/<id>;tcp.
 func (s *Session) LocalURI() URI { return s.local }
 
-// LocalPath is what goes into SDP a=path (our URI; no relays).
-func (s *Session) LocalPath() []URI { return []URI{s.local} }
+// LocalPath is what goes into SDP a=path: our URI, after the relays of a Relay's Use-Path when the session
+// sits behind one, the farthest first (RFC 4976 §5.1: the peer reaches us through them in that order).
+func (s *Session) LocalPath() []URI {
+	if s.relay == nil {
+		return []URI{s.local}
+	}
+	p := make([]URI, 0, len(s.relay.usePath)+1)
+	for i := len(s.relay.usePath) - 1; i >= 0; i-- {
+		p = append(p, s.relay.usePath[i])
+	}
+	return append(p, s.local)
+}
 
 // ID returns our session-id.
 func (s *Session) ID() string { return s.id }
 
 // SetPeerPath sets the peer's path from its SDP. When a later call changes the first hop, the session is
-// unbound from its old connection (a dialled connection left without sessions is closed).
+// unbound from its old connection (a dialled connection left without sessions is closed). Behind a relay
+// the first hop is always the relay: our requests go to its Use-Path, then to p.
 func (s *Session) SetPeerPath(p []URI) {
 	p = append([]URI(nil), p...)
+	route := p
+	if s.relay != nil && len(p) > 0 {
+		route = append(append(make([]URI, 0, len(s.relay.usePath)+len(p)), s.relay.usePath...), p...)
+	}
 	s.mu.Lock()
 	old := s.peer
-	s.peer = p
-	changed := s.conn != nil && len(old) > 0 && (len(p) == 0 || !old[0].Equal(p[0]))
+	s.peer, s.route = p, route
+	changed := s.relay == nil && s.conn != nil && len(old) > 0 && (len(p) == 0 || !old[0].Equal(p[0]))
 	s.mu.Unlock()
 	if changed {
 		s.unbind(nil)
@@ -156,7 +173,14 @@ func (s *Session) Bound() <-chan struct{} {
 // scheme, host, port) or dials one (TLS for msrps), sends a bodiless SEND and returns when the peer
 // answered it 200, or an error (dial failure, *StatusError for an error response or the 408 timeout,
 // ctx.Err()). If the session is already bound it returns nil at once.
+//
+// Behind a relay the session is bound to the relay's connection from the start: Connect sends the bodiless
+// SEND there, addressed through the relay to the peer, as the active party must (RFC 6135 §4.5), and returns
+// when the relay answered it.
 func (s *Session) Connect(ctx context.Context) error {
+	if s.relay != nil {
+		return s.announce(ctx)
+	}
 	for attempt := 0; ; attempt++ {
 		s.mu.Lock()
 		if s.closed {
@@ -211,27 +235,49 @@ func (s *Session) Connect(ctx context.Context) error {
 		close(s.bound)
 		s.mu.Unlock()
 
-		res := make(chan SendResult, 1)
-		msgs := chunkMessage(&Outgoing{}, NewMessageID(), peer, s.path, 0)
-		if err := c.sendMsgs(s, msgs[0].Header(HdrMessageID), "yes", msgs, func(r SendResult) { res <- r }, nil); err != nil {
+		if err := s.sendEmpty(ctx, c, peer); err != nil {
 			s.unbind(c)
 			return err
 		}
-		select {
-		case r := <-res:
-			if r.Err != nil {
-				s.unbind(c)
-				return r.Err
-			}
-			if r.StatusCode != 200 {
-				s.unbind(c)
-				return &StatusError{Code: r.StatusCode, Comment: r.Comment}
-			}
-			return nil
-		case <-ctx.Done():
-			s.unbind(c)
-			return ctx.Err()
+		return nil
+	}
+}
+
+// announce is Connect behind a relay: the bodiless SEND on the relay's connection, which stays bound whatever
+// the answer.
+func (s *Session) announce(ctx context.Context) error {
+	s.mu.Lock()
+	c, closed, route := s.conn, s.closed, s.route
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case len(route) == 0:
+		return ErrNoPeerPath
+	case c == nil:
+		return fmt.Errorf("%w: the connection to relay %s is lost", ErrConnLost, s.relay.uri.Authority())
+	}
+	return s.sendEmpty(ctx, c, route)
+}
+
+// sendEmpty sends a bodiless SEND to the path to on c and waits for its 200.
+func (s *Session) sendEmpty(ctx context.Context, c *conn, to []URI) error {
+	res := make(chan SendResult, 1)
+	msgs := chunkMessage(&Outgoing{}, NewMessageID(), to, s.path, 0)
+	if err := c.sendMsgs(s, msgs[0].Header(HdrMessageID), "yes", msgs, func(r SendResult) { res <- r }, nil); err != nil {
+		return err
+	}
+	select {
+	case r := <-res:
+		if r.Err != nil {
+			return r.Err
 		}
+		if r.StatusCode != 200 {
+			return &StatusError{Code: r.StatusCode, Comment: r.Comment}
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -260,7 +306,7 @@ func (s *Session) unbind(c *conn) {
 // The caller must not modify m.Body until done ran.
 func (s *Session) Send(m *Outgoing, done func(SendResult)) error {
 	s.mu.Lock()
-	c, closed, peer := s.conn, s.closed, s.peer
+	c, closed, peer := s.conn, s.closed, s.route
 	if len(peer) == 0 {
 		peer = s.learned
 	}
@@ -414,7 +460,7 @@ func (s *Session) accept(c *conn, m *Message) int {
 	if s.closed {
 		return 481
 	}
-	if s.e.cfg.CheckFromPath && len(s.peer) > 0 && !fromPeer(m, s.peer) {
+	if s.e.cfg.CheckFromPath && len(s.route) > 0 && !fromPeer(m, s.route) {
 		return 403
 	}
 	if s.conn == c {

@@ -1,0 +1,177 @@
+package msrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// ErrNoUsePath is returned by Endpoint.Relay when the relay's 200 to AUTH carries no usable Use-Path.
+var ErrNoUsePath = errors.New("msrp: relay's 200 to AUTH has no usable Use-Path")
+
+// Relay is a client's connection to the MSRP relay it sits behind (RFC 4976 §5): a connection the client
+// opened and authorised with AUTH, and the Use-Path the relay granted on it. Sessions made with NewSession
+// advertise that path, send everything over that connection through the relay, and receive on it what the
+// relay forwards to them: a client that accepts no connection of its own can chat.
+//
+// Digest authentication (a 401 to the AUTH) is not answered, and the grant is not refreshed before Expires:
+// make a new Relay by then.
+type Relay struct {
+	e       *Endpoint
+	c       *conn
+	uri     URI
+	usePath []URI
+	expires time.Duration
+}
+
+// Relay opens a connection to the relay at relay (TLS for msrps, with Config.ClientTLSConfig), sends AUTH on
+// it (To-Path the relay's URI, From-Path a URI of ours) and returns once the relay answered 200 with a
+// Use-Path. A relay that answers anything else gives a *StatusError (401 included), one whose 200 has no
+// Use-Path ErrNoUsePath; the connection is then closed. ctx bounds the dial and the AUTH transaction.
+func (e *Endpoint) Relay(ctx context.Context, relay URI) (*Relay, error) {
+	if relay.Transport != "tcp" {
+		return nil, fmt.Errorf("%w %q in %s", ErrUnsupported, relay.Transport, relay.String())
+	}
+	if relay.Port == 0 {
+		// DNS SRV for relays (RFC 4976 §6.2) is not done.
+		return nil, fmt.Errorf("msrp: relay %s: %w", relay.String(), ErrNoPort)
+	}
+	if e.isClosed() {
+		return nil, ErrClosed
+	}
+	nc, err := e.dialNet(ctx, relay)
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{e: e, uri: relay}
+	rd, err := r.auth(ctx, nc)
+	if err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("msrp: AUTH to relay %s: %w", relay.String(), err)
+	}
+	c := newConn(e, nc, "")
+	c.dialled, c.relay, c.rd = true, true, rd
+	if err := e.addConn(c); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	c.log.Debug("msrp: relay connection authorised", "relay", relay.String(), "use_path", FormatPath(r.usePath),
+		"expires", r.expires)
+	c.start()
+	r.c = c
+	return r, nil
+}
+
+// auth runs the AUTH transaction on nc before the connection has goroutines of its own, and returns the
+// Reader that read the answer: it may hold what the relay sent next.
+func (r *Relay) auth(ctx context.Context, nc net.Conn) (*Reader, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		_ = nc.SetDeadline(time.Now().Add(r.e.cfg.TransactionTimeout))
+	}
+	// ctx ending unblocks the socket; the error that follows is then ctx's.
+	unblocked := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = nc.SetDeadline(time.Unix(1, 0))
+		close(unblocked)
+	})
+	defer stop()
+
+	from := r.e.fallbackURI()
+	from.Secure = r.uri.Secure
+	from.SessionID = NewSessionID()
+	req := &Message{Method: methodAuth, ToPath: []URI{r.uri}, FromPath: []URI{from}, Flag: '$'}
+	if err := WriteMessage(nc, req); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	rd := NewReader(nc, r.e.cfg.Limits)
+	for {
+		m, err := rd.ReadMessage()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if m.IsRequest() || m.TransactionID != req.TransactionID {
+			continue // nothing is addressed to us before the relay granted a path
+		}
+		if m.StatusCode != 200 {
+			return nil, &StatusError{Code: m.StatusCode, Comment: m.Comment}
+		}
+		up, err := ParsePath(m.Header(HdrUsePath))
+		if err == nil {
+			err = checkPorts(HdrUsePath, up)
+		}
+		if err != nil || len(up) == 0 {
+			return nil, fmt.Errorf("%w: %q", ErrNoUsePath, m.Header(HdrUsePath))
+		}
+		r.usePath = up
+		if s, err := strconv.Atoi(m.Header(HdrExpires)); err == nil && s > 0 {
+			r.expires = time.Duration(s) * time.Second
+		}
+		if !stop() {
+			<-unblocked // ctx ended just now: the deadline it set must not outlive the AUTH
+		}
+		_ = nc.SetDeadline(time.Time{})
+		return rd, nil
+	}
+}
+
+// URI is the relay's URI Relay was given.
+func (r *Relay) URI() URI { return r.uri }
+
+// UsePath is the Use-Path of the relay's 200 to our AUTH: the relays our requests go through, nearest first.
+func (r *Relay) UsePath() []URI { return append([]URI(nil), r.usePath...) }
+
+// Expires is how long the relay grants the Use-Path for (its 200's Expires), 0 when it did not say.
+func (r *Relay) Expires() time.Duration { return r.expires }
+
+// NewSession creates a session behind the relay, routable at once and bound to the relay's connection: its
+// LocalPath starts with the relay's URIs, its requests go to the relay with To-Path the Use-Path followed by
+// the peer's path, and it takes requests on that connection only. A session made after the connection was
+// lost or closed is closed.
+func (r *Relay) NewSession(h Handler) *Session {
+	e := r.e
+	s := &Session{e: e, h: h, relay: r, conn: r.c, bound: make(chan struct{})}
+	close(s.bound)
+	e.mu.Lock()
+	for {
+		s.id = NewSessionID()
+		if e.sessions[s.id] == nil {
+			break
+		}
+	}
+	s.local = URI{Secure: r.uri.Secure, Host: e.advHost, Port: e.advPort, SessionID: s.id, Transport: "tcp"}
+	e.mu.Unlock()
+	if s.local.Host == "" {
+		s.local.Host = "invalid" // no listener: the URI only names the session, nobody connects to it
+	}
+	s.path = []URI{s.local}
+	// Bound before it is routable, so that no request can bind it passively meanwhile.
+	if !r.c.addSession(s) {
+		s.conn, s.closed = nil, true
+		return s
+	}
+	e.mu.Lock()
+	closed := e.closed
+	if !closed {
+		e.sessions[s.id] = s
+	}
+	e.mu.Unlock()
+	if closed {
+		s.mu.Lock()
+		s.conn, s.closed = nil, true
+		s.mu.Unlock()
+		r.c.removeSession(s)
+	}
+	return s
+}
+
+// Close closes the connection to the relay; the sessions still on it get HandleClose with ErrConnLost.
+func (r *Relay) Close() { r.c.close(nil) }

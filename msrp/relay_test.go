@@ -1,0 +1,228 @@
+package msrp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+)
+
+// relayScript plays an MSRP relay by hand on one connection: it reads the AUTH, hands it to auth, writes what
+// auth returns (nil: nothing) and leaves the rest of the connection to the test (read and write on the returned
+// rawPeer).
+func relayScript(t *testing.T, auth func(req *Message) *Message) (URI, <-chan *rawPeer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	peers := make(chan *rawPeer, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { nc.Close() })
+		p := &rawPeer{t: t, nc: nc, rd: NewReader(nc, Limits{})}
+		req, err := p.rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		if res := auth(req); res != nil {
+			WriteMessage(nc, res)
+		}
+		peers <- p
+	}()
+	u, err := ParseURI(fmt.Sprintf("msrp://127.0.0.1:%d;tcp", ln.Addr().(*net.TCPAddr).Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, peers
+}
+
+// grant answers an AUTH 200 with Use-Path usePath and Expires 600, as Kamailio's msrp_cmap_save does.
+func grant(usePath string) func(req *Message) *Message {
+	return func(req *Message) *Message {
+		return &Message{TransactionID: req.TransactionID, StatusCode: 200, Comment: "OK", ToPath: req.FromPath,
+			FromPath: req.ToPath[:1], Headers: []Header{{HdrUsePath, usePath}, {HdrExpires, "600"}}}
+	}
+}
+
+func mustPath(t *testing.T, s string) []URI {
+	t.Helper()
+	p, err := ParsePath(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newRelay(t *testing.T, e *Endpoint, u URI) *Relay {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	r, err := e.Relay(ctx, u)
+	if err != nil {
+		t.Fatalf("Relay: %v", err)
+	}
+	return r
+}
+
+// A client behind a relay (RFC 4976 §5): AUTH on a connection it opens, then everything of its sessions goes
+// over that connection: To-Path the Use-Path and the peer's path, From-Path its own URI; and what the relay
+// forwards to it (To-Path its URI alone, From-Path the relay and the peer) reaches the session on it.
+func TestRelayClientSession(t *testing.T) {
+	// Two relays, as RFC 4976 §5.1's example: the client's own, then one it reaches through it.
+	const near, far = "msrp://127.0.0.1:7001/granted1;tcp", "msrp://127.0.0.1:7004/granted1b;tcp"
+	const use = near + " " + far
+	var auth *Message
+	ru, peers := relayScript(t, func(req *Message) *Message { auth = req; return grant(use)(req) })
+	e := newEP(t, Config{CheckFromPath: true}, false)
+	r := newRelay(t, e, ru)
+	p := recv(t, peers, "the relay's connection")
+	if auth.Method != "AUTH" || FormatPath(auth.ToPath) != ru.String() || len(auth.FromPath) != 1 || auth.Body != nil {
+		t.Fatalf("AUTH %s To-Path %s From-Path %s, want AUTH to the relay's URI from one URI of ours",
+			auth.Method, FormatPath(auth.ToPath), FormatPath(auth.FromPath))
+	}
+	if got := FormatPath(r.UsePath()); got != use || r.Expires() != 600*time.Second {
+		t.Fatalf("Use-Path %q, Expires %s; want %q, 10m0s", got, r.Expires(), use)
+	}
+
+	h := newRec()
+	s := r.NewSession(h)
+	if got, want := FormatPath(s.LocalPath()), far+" "+near+" "+s.LocalURI().String(); got != want {
+		t.Fatalf("LocalPath %q, want %q", got, want)
+	}
+	select {
+	case <-s.Bound():
+	default:
+		t.Fatal("a session behind a relay is not bound to the relay's connection")
+	}
+	const peer = "msrp://127.0.0.1:7002/peer1;tcp"
+	s.SetPeerPath(mustPath(t, peer))
+
+	// Connect: the active party's bodiless SEND, through the relay, answered by the relay.
+	conn := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		conn <- s.Connect(ctx)
+	}()
+	m := p.read()
+	if m.Method != MethodSend || m.Body != nil || FormatPath(m.ToPath) != use+" "+peer || FormatPath(m.FromPath) != s.LocalURI().String() {
+		t.Fatalf("Connect sent %s To-Path %s From-Path %s", m.Method, FormatPath(m.ToPath), FormatPath(m.FromPath))
+	}
+	WriteMessage(p.nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath, FromPath: m.ToPath[:1]})
+	if err := recv(t, conn, "Connect"); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+
+	res := make(chan SendResult, 1)
+	if err := s.Send(&Outgoing{MessageID: "out1", ContentType: "text/plain", Body: []byte("hi")}, func(r SendResult) { res <- r }); err != nil {
+		t.Fatal(err)
+	}
+	m = p.read()
+	if m.MessageID() != "out1" || FormatPath(m.ToPath) != use+" "+peer || FormatPath(m.FromPath) != s.LocalURI().String() {
+		t.Fatalf("SEND %s To-Path %s From-Path %s", m.MessageID(), FormatPath(m.ToPath), FormatPath(m.FromPath))
+	}
+	WriteMessage(p.nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath, FromPath: m.ToPath[:1]})
+	if r := recv(t, res, "the Send's result"); r.StatusCode != 200 {
+		t.Fatalf("Send %+v", r)
+	}
+
+	to := s.LocalURI().String()
+	p.write(fmt.Sprintf("MSRP in000001 SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: in1\nSuccess-Report: yes\nByte-Range: 1-5/5\nContent-Type: text/plain\n\nhello\n-------in000001$\n", to, use, peer))
+	resp := p.expect("in000001", 200)
+	if FormatPath(resp.ToPath) != near || FormatPath(resp.FromPath) != to {
+		t.Fatalf("response To-Path %s From-Path %s, want the relay, from us", FormatPath(resp.ToPath), FormatPath(resp.FromPath))
+	}
+	in := recv(t, h.msgs, "the relayed SEND")
+	if string(in.Body) != "hello" {
+		t.Fatalf("got %q", in.Body)
+	}
+	if err := s.Report(in, 200, "OK"); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.read(); m.Method != MethodReport || FormatPath(m.ToPath) != use+" "+peer || FormatPath(m.FromPath) != to {
+		t.Fatalf("REPORT %s To-Path %s From-Path %s", m.Method, FormatPath(m.ToPath), FormatPath(m.FromPath))
+	}
+	// The relay's own failure REPORT about our message passes the From-Path check (it is the start of the path).
+	p.write(fmt.Sprintf("MSRP rep00001 REPORT\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: out1\nByte-Range: 1-2/2\nStatus: 000 408 Timeout\n-------rep00001$\n", to, near))
+	if r := recv(t, h.reports, "the relay's REPORT"); r.StatusCode != 408 {
+		t.Fatalf("REPORT %+v", r)
+	}
+	// A SEND that comes without the relay in front of the peer is not the peer's.
+	p.write(fmt.Sprintf("MSRP in000002 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: in2\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nhi\n-------in000002$\n", to, peer))
+	p.expect("in000002", 403)
+	noDelivery(t, h, "a SEND from off the path")
+
+	// The relay's connection outlives its sessions; Relay.Close ends it, and the sessions still on it.
+	s.Close()
+	recv(t, h.closed, "HandleClose")
+	h2 := newRec()
+	s2 := r.NewSession(h2)
+	if n := e.NumConns(); n != 1 {
+		t.Fatalf("%d connections after the last session closed, want the relay's", n)
+	}
+	r.Close()
+	if err := recv(t, h2.closed, "HandleClose on the relay's loss"); !errors.Is(err, ErrConnLost) {
+		t.Fatalf("HandleClose(%v), want ErrConnLost", err)
+	}
+	if s3 := r.NewSession(newRec()); s3.Send(&Outgoing{}, nil) != ErrClosed {
+		t.Fatal("a session made on a closed relay is not closed")
+	}
+	_ = s2
+}
+
+// Sessions of one endpoint behind a relay and directly connected do not mix: the relay's connection is not
+// reused for a direct session to the relay's address, and a direct connection cannot take a relay session.
+func TestRelaySessionTakesRequestsOnTheRelayOnly(t *testing.T) {
+	ru, peers := relayScript(t, grant("msrp://127.0.0.1:7001/granted2;tcp"))
+	e := newEP(t, Config{}, false)
+	r := newRelay(t, e, ru)
+	recv(t, peers, "the relay's connection")
+	h := newRec()
+	s := r.NewSession(h)
+	p := dialRaw(t, e)
+	p.write(fmt.Sprintf("MSRP direct01 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:7003/x;tcp\nMessage-ID: d1\n-------direct01$\n", s.LocalURI()))
+	p.expect("direct01", 506)
+}
+
+// The relay refuses the AUTH, or grants no Use-Path, or never answers: Relay fails with what happened and
+// leaves no connection.
+func TestRelayAuthFailures(t *testing.T) {
+	cases := []struct {
+		name  string
+		auth  func(req *Message) *Message
+		check func(err error) bool
+	}{
+		{"401", func(req *Message) *Message {
+			return &Message{TransactionID: req.TransactionID, StatusCode: 401, Comment: "Unauthorized", ToPath: req.FromPath,
+				FromPath: req.ToPath, Headers: []Header{{HdrWWWAuthenticate, `Digest realm="r", nonce="n", qop="auth"`}}}
+		}, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 401 }},
+		{"403", func(req *Message) *Message {
+			return &Message{TransactionID: req.TransactionID, StatusCode: 403, ToPath: req.FromPath, FromPath: req.ToPath}
+		}, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 403 }},
+		{"no Use-Path", grant(""), func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
+		{"Use-Path without port", grant("msrp://127.0.0.1/x;tcp"), func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
+		{"no answer", func(*Message) *Message { return nil }, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ru, _ := relayScript(t, c.auth)
+			e := newEP(t, Config{}, false)
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			r, err := e.Relay(ctx, ru)
+			if err == nil || !c.check(err) {
+				t.Fatalf("Relay: %v, %v", r, err)
+			}
+			if n := e.NumConns(); n != 0 {
+				t.Fatalf("%d connections left", n)
+			}
+		})
+	}
+}
