@@ -226,3 +226,63 @@ func TestRelayAuthFailures(t *testing.T) {
 		})
 	}
 }
+
+// A relay on the peer's path may forward the peer's requests over a connection of its own to our listener
+// rather than over the one we opened to it (Kamailio's msrp module does). Requests that come from the peer's
+// path are taken on it, and answered there; anything else on it still gets 506, and a session whose peer path
+// has no relay keeps to its one connection.
+func TestRelayForwardsOnAnotherConnection(t *testing.T) {
+	const relay, peer = "msrp://127.0.0.1:7001/r1;tcp", "msrp://127.0.0.1:7002/p1;tcp"
+	e := newEP(t, Config{}, false)
+	h := newRec()
+	s := e.NewSession(h)
+	s.SetPeerPath(mustPath(t, relay+" "+peer))
+	to := s.LocalURI().String()
+	bound := dialRaw(t, e) // stands for the connection we opened to the relay
+	bound.write(fmt.Sprintf("MSRP bind0001 SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: b1\n-------bind0001$\n", to, relay, peer))
+	bound.expect("bind0001", 200)
+	recv(t, s.Bound(), "the binding")
+
+	other := dialRaw(t, e)
+	other.write(fmt.Sprintf("MSRP stray001 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: x1\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nno\n-------stray001$\n", to, peer))
+	other.expect("stray001", 506)
+	other.write(fmt.Sprintf("MSRP other001 SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: o1\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nhi\n-------other001$\n", to, relay, peer))
+	if r := other.expect("other001", 200); FormatPath(r.ToPath) != relay {
+		t.Fatalf("response To-Path %s, want the relay", FormatPath(r.ToPath))
+	}
+	if m := recv(t, h.msgs, "the SEND on the relay's other connection"); string(m.Body) != "hi" {
+		t.Fatalf("got %q", m.Body)
+	}
+	other.write(fmt.Sprintf("MSRP other002 REPORT\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: out1\nByte-Range: 1-2/2\nStatus: 000 200 OK\n-------other002$\n", to, relay, peer))
+	if r := recv(t, h.reports, "the REPORT on the relay's other connection"); r.MessageID != "out1" {
+		t.Fatalf("REPORT %+v", r)
+	}
+	other.write(fmt.Sprintf("MSRP stray002 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: x2\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nno\n-------stray002$\n", to, peer))
+	other.expect("stray002", 403)
+	noDelivery(t, h, "a SEND from off the path")
+	// Our own requests keep to the bound connection.
+	if err := s.Send(&Outgoing{MessageID: "mine1", ContentType: "text/plain", Body: []byte("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := bound.read(); m.MessageID() != "mine1" {
+		t.Fatalf("bound connection got %s %s", m.Method, m.MessageID())
+	}
+	// The other connection's loss is not the session's.
+	other.nc.Close()
+	noClose := time.After(100 * time.Millisecond)
+	select {
+	case err := <-h.closed:
+		t.Fatalf("HandleClose(%v) when the relay's other connection closed", err)
+	case <-noClose:
+	}
+
+	// Without a relay on the peer's path, one connection only.
+	d := e.NewSession(newRec())
+	d.SetPeerPath(mustPath(t, peer))
+	dp := dialRaw(t, e)
+	dp.write(fmt.Sprintf("MSRP bind0002 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: b2\n-------bind0002$\n", d.LocalURI(), peer))
+	dp.expect("bind0002", 200)
+	dp2 := dialRaw(t, e)
+	dp2.write(fmt.Sprintf("MSRP second01 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: b3\n-------second01$\n", d.LocalURI(), peer))
+	dp2.expect("second01", 506)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -103,6 +104,7 @@ type Session struct {
 	route         []URI // To-Path of our requests, and From-Path of the peer's: peer, after relay.usePath when behind one
 	learned       []URI // From-Path of the request that bound us passively, used when peer is unknown
 	conn          *conn
+	via           []*conn // other connections the relay on the peer's path forwards the peer's requests on (acceptVia)
 	bound         chan struct{}
 	closed        bool
 	closeNotified bool
@@ -291,8 +293,24 @@ func (s *Session) unbind(c *conn) {
 	}
 	s.conn = nil
 	s.bound = make(chan struct{})
+	via := s.takeViaLocked()
 	s.mu.Unlock()
 	old.removeSession(s)
+	release(s, via)
+}
+
+// takeViaLocked forgets the session's via connections and returns them, for release once s.mu is unlocked.
+func (s *Session) takeViaLocked() []*conn {
+	via := s.via
+	s.via = nil
+	return via
+}
+
+// release unbinds s from connections (not under s.mu: removeSession takes the connection's lock).
+func release(s *Session, conns []*conn) {
+	for _, c := range conns {
+		c.removeSession(s)
+	}
 }
 
 // Send queues one message: chunked at Config.ChunkSize, new tid per chunk, same Message-ID, Byte-Range
@@ -405,9 +423,11 @@ func (s *Session) Close() {
 	s.closed = true
 	c := s.conn
 	s.conn = nil
+	via := s.takeViaLocked()
 	notify := !s.closeNotified
 	s.closeNotified = true
 	s.mu.Unlock()
+	release(s, via)
 	s.e.removeSession(s)
 	s.raMu.Lock()
 	s.ra.reset()
@@ -434,14 +454,17 @@ func (s *Session) Close() {
 func (s *Session) connLost(c *conn, err error) {
 	s.mu.Lock()
 	if s.conn != c {
+		s.via = slices.DeleteFunc(s.via, func(v *conn) bool { return v == c })
 		s.mu.Unlock()
 		return
 	}
 	s.conn = nil
 	s.bound = make(chan struct{})
+	via := s.takeViaLocked()
 	notify := !s.closeNotified
 	s.closeNotified = true
 	s.mu.Unlock()
+	release(s, via)
 	s.raMu.Lock()
 	s.ra.reset()
 	s.raMu.Unlock()
@@ -467,7 +490,7 @@ func (s *Session) accept(c *conn, m *Message) int {
 		return 0
 	}
 	if s.conn != nil {
-		return 506
+		return s.acceptViaLocked(c, m)
 	}
 	if s.verify != nil {
 		// The verifier runs without our lock (it may look at its owner's state); then check again.
@@ -493,6 +516,46 @@ func (s *Session) accept(c *conn, m *Message) int {
 	s.conn = c
 	s.learned = append([]URI(nil), m.FromPath...)
 	close(s.bound)
+	return 0
+}
+
+// acceptViaLocked decides on a request for the session, bound already, that came on another connection c: 506,
+// unless the peer's path goes through a relay and the request comes from that path. A relay forwards requests
+// towards our URI over a connection to its address, which need not be the one we opened to the relay: Kamailio's
+// msrp module finds connections by address, and the one we opened it knows by our source port, so it opens a
+// new one to our listener. Such a connection then serves the session too, for the peer's requests only (ours
+// keep to the bound one), until either ends; responses go back on the connection the request came on.
+func (s *Session) acceptViaLocked(c *conn, m *Message) int {
+	if slices.Contains(s.via, c) {
+		if !fromPeer(m, s.route) {
+			return 403
+		}
+		return 0
+	}
+	if s.relay != nil || len(s.route) < 2 || !fromPeer(m, s.route) {
+		return 506
+	}
+	if s.verify != nil {
+		s.mu.Unlock()
+		err := s.verifyPeer(c)
+		s.mu.Lock()
+		if err != nil {
+			c.log.Warn("msrp: relay's connection refused by the session's verifier", "session", s.id, "err", err)
+			return 403
+		}
+		if s.closed || s.conn == nil {
+			return 481
+		}
+		if s.conn == c || slices.Contains(s.via, c) {
+			return 0
+		}
+	}
+	if !c.addSession(s) {
+		return 481
+	}
+	s.via = append(s.via, c)
+	c.log.Info("msrp: relay on the peer's path forwards on another connection; taking its requests", "session", s.id,
+		"from", FormatPath(m.FromPath))
 	return 0
 }
 
