@@ -41,6 +41,7 @@ type Client struct {
 	wrapped     []string
 	editMedia   func(*sdp.Media)          // changes every SDP the client sends (EditMedia), or nil
 	relay       *Relay                    // new sessions sit behind it (nil: none)
+	msrpRelay   *msrp.Relay               // new sessions sit behind this real relay, AUTHed (nil: none)
 	dialogs     map[string]*ClientSession // Call-ID -> session
 	failures    []string                  // what the gateway did wrong, seen where the test could not be told
 }
@@ -149,7 +150,27 @@ func (c *Client) SetReportFailure(code int) {
 func (c *Client) SetRelay(r *Relay) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.relay = r
+	c.relay, c.msrpRelay = r, nil
+}
+
+// AuthRelay puts the sessions made from now on behind the real MSRP relay at relayURI (a Kamailio's, say), as
+// RFC 4976 §5 has it: the client opens a connection to it and AUTHs (msrp.Endpoint.Relay); its sessions then
+// advertise the Use-Path the relay granted before their own URI, and carry everything over that connection.
+// It fails the test when the relay does not grant a path within WaitFor. The connection is closed with the
+// test, or by Close on what it returns; SetRelay and AuthRelay replace each other.
+func (c *Client) AuthRelay(relayURI msrp.URI) *msrp.Relay {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitFor)
+	defer cancel()
+	r, err := c.Endpoint.Relay(ctx, relayURI)
+	if err != nil {
+		c.t.Fatalf("testpeer: client %s: %v", c.URI, err)
+	}
+	c.t.Cleanup(r.Close)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msrpRelay, c.relay = r, nil
+	return r
 }
 
 // SIPClient is the client's sipgo client, for requests the methods here do not cover.
@@ -199,8 +220,13 @@ func (c *Client) newSession(callID string) *ClientSession {
 	cs.reply.Store(int32(c.reply))
 	cs.report.Store(int32(c.report))
 	cs.relay = c.relay
+	behind := c.msrpRelay
 	c.mu.Unlock()
-	cs.MSRP = c.Endpoint.NewSession(cs)
+	if behind != nil {
+		cs.MSRP = behind.NewSession(cs) // its path and peer path have the relay's Use-Path in them
+	} else {
+		cs.MSRP = c.Endpoint.NewSession(cs)
+	}
 	c.t.Cleanup(func() {
 		if n := cs.dropped.Load(); n > 0 {
 			c.t.Errorf("testpeer: %d SENDs to %s were dropped: the session's inbox (%d) was not read while they came",
@@ -214,7 +240,10 @@ func (c *Client) newSession(callID string) *ClientSession {
 // has one), the client's accept types and fingerprint, changed as EditMedia said.
 func (c *Client) Media(cs *ClientSession, setup string) *sdp.Media {
 	u := cs.MSRP.LocalURI()
-	path := []string{u.String()}
+	var path []string
+	for _, p := range cs.MSRP.LocalPath() { // behind an AUTHed relay: its Use-Path, then u
+		path = append(path, p.String())
+	}
 	if cs.relay != nil {
 		path = []string{cs.relay.URI.String(), u.String()}
 	}
