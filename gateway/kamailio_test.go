@@ -1,0 +1,292 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// A real MSRP relay in the session-mode client's path: Kamailio's msrp module (RFC 4976), configured as its
+// documentation's examples are (msrp_cmap_save on AUTH, msrp_cmap_lookup and msrp_relay for the rest), without
+// digest authentication. The client AUTHs to it and advertises a=path "kamailio client"; the gateway reaches
+// the client only through it.
+
+// kamailioConfig is the relay's configuration. Kamailio's examples tell the direction of a SEND or REPORT by
+// the number of hops left, which fits two relays between two clients; here one relay serves one client and the
+// gateway, so a frame that comes on a connection a client AUTHed on goes on by its To-Path (towards the gateway,
+// on a connection Kamailio finds or opens), and any other goes to the client through the connection map. Every
+// frame is logged, so the test log shows what Kamailio saw.
+const kamailioConfig = `#!KAMAILIO
+debug=2
+log_stderror=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+use_dns_cache=no
+children=1
+tcp_children=2
+tcp_accept_no_cl=yes
+listen=tcp:127.0.0.1:%d
+
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "htable.so"
+loadmodule "msrp.so"
+
+modparam("msrp", "cmap_size", 4)
+modparam("htable", "htable", "clients=>size=4;autoexpire=3600;")
+
+request_route {
+	sl_send_reply("403", "No SIP Here");
+	exit;
+}
+
+event_route[msrp:frame-in] {
+	xinfo("MSRP frame from $msrp(srcaddr) (connection $msrp(conid)):\n$msrp(buf)\n");
+	msrp_reply_flags("1");
+	if (msrp_is_reply()) {
+		msrp_relay();
+		exit;
+	}
+	if ($msrp(method)=="AUTH") {
+		$sht(clients=>$msrp(conid)) = 1;
+		msrp_cmap_save();
+		exit;
+	}
+	if ($msrp(method)=="SEND" || $msrp(method)=="REPORT") {
+		if ($sht(clients=>$msrp(conid)) != $null) {
+			if ($msrp(method)=="SEND") {
+				msrp_reply("200", "OK");
+			}
+			msrp_relay();
+			exit;
+		}
+		if (msrp_cmap_lookup()) {
+			if ($msrp(method)=="SEND") {
+				msrp_reply("200", "OK");
+			}
+			msrp_relay_flags("1");
+			msrp_relay();
+		} else if ($msrp(method)=="SEND") {
+			msrp_reply("481", "Session-does-not-exist");
+		}
+		exit;
+	}
+	msrp_reply("501", "Request-method-not-understood");
+}
+`
+
+// kamailio is a Kamailio relay running for one test.
+type kamailio struct {
+	// URI is where clients AUTH, msrp://127.0.0.1:PORT;tcp.
+	URI msrp.URI
+	out *syncBuffer
+}
+
+// syncBuffer is Kamailio's output, written by os/exec's copying goroutine and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startKamailio runs Kamailio in the foreground on a free 127.0.0.1 TCP port with kamailioConfig, its files in
+// a temporary directory, until the test ends; its log goes to the test's log then.
+func startKamailio(t *testing.T) *kamailio {
+	t.Helper()
+	bin, err := exec.LookPath("kamailio")
+	if err != nil {
+		t.Fatal("kamailio is required (Debian package kamailio: apt-get install -y kamailio; `make test` installs it)")
+	}
+	dir := t.TempDir()
+	port := freeTCPPort(t)
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, kamailioConfig, port), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := &kamailio{out: &syncBuffer{}}
+	k.URI, err = msrp.ParseURI("msrp://127.0.0.1:" + strconv.Itoa(port) + ";tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// -DD: no daemon, the main process stays ours; -E: log to stderr; -Y: runtime files in dir.
+	cmd := exec.Command(bin, "-f", cfgPath, "-Y", dir, "-DD", "-E")
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = k.out, k.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children are in its group, ended with it
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("kamailio: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		t.Logf("kamailio's log:\n%s", k.out)
+	})
+	deadline := time.Now().Add(waitFor)
+	for {
+		select {
+		case <-exited:
+			t.Fatalf("kamailio exited at start: %v\n%s", cmd.ProcessState, k.out)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", k.URI.Authority(), time.Second)
+		if err == nil {
+			c.Close()
+			return k
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kamailio does not accept on %s: %v\n%s", k.URI.Authority(), err, k.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeTCPPort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// behindKamailio is a client whose sessions sit behind a Kamailio relay it AUTHed to.
+func behindKamailio(t *testing.T, user string) (*testpeer.Client, *kamailio) {
+	k := startKamailio(t)
+	c := testpeer.NewClient(t, user)
+	r := c.AuthRelay(k.URI)
+	if up := r.UsePath(); len(up) != 1 || up[0].Authority() != k.URI.Authority() || up[0].SessionID == "" {
+		t.Fatalf("Kamailio granted Use-Path %s, want one URI of its own with a session-id", msrp.FormatPath(up))
+	}
+	return c, k
+}
+
+// MESSAGE first: the gateway INVITEs the client, whose a=path is Kamailio's URI then its own; the SEND reaches
+// the client through Kamailio, and in wait mode the MESSAGE gets 200 only from the client's success REPORT,
+// back through Kamailio (Kamailio's own 200 to the SEND says only that it took it).
+func TestKamailioMessageToClient(t *testing.T) {
+	h := newHarness(t, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob, _ := behindKamailio(t, "bob")
+	res := alice.Send(h.udp(), bob.URI, "text/plain", "through kamailio")
+	if res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200 from the success REPORT", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	m := cs.Recv()
+	if string(m.Body) != "through kamailio" || !m.SuccessReport {
+		t.Fatalf("bob got %q, Success-Report %v", m.Body, m.SuccessReport)
+	}
+	if len(m.FromPath) != 2 || m.FromPath[0].Authority() != cs.MSRP.LocalPath()[0].Authority() {
+		t.Fatalf("SEND came with From-Path %s, want Kamailio's URI then the gateway's", msrp.FormatPath(m.FromPath))
+	}
+
+	// And back: the client's SEND goes through Kamailio to the gateway, which MESSAGEs alice.
+	if r := cs.Send("text/plain", "reply via kamailio"); r.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", r)
+	}
+	if got := string(alice.Recv().Body()); got != "reply via kamailio" {
+		t.Fatalf("alice got %q", got)
+	}
+}
+
+// Session first: the client INVITEs the phone through the gateway, offering a=path Kamailio's URI then its own;
+// its SEND reaches the phone, and the phone's MESSAGE reaches the client, both through Kamailio.
+func TestKamailioClientCallsPhone(t *testing.T) {
+	h := newHarness(t, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob, _ := behindKamailio(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActive)
+	if r := cs.Send("text/plain", "hello phone"); r.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", r)
+	}
+	if got := string(alice.Recv().Body()); got != "hello phone" {
+		t.Fatalf("alice got %q", got)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200 from the success REPORT", res.StatusCode, res.Reason)
+	}
+	if m := cs.Recv(); string(m.Body) != "hello client" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+}
+
+// What Kamailio does when the client does not take a message, and what the MESSAGE gets for it. Kamailio
+// forwards the client's failure REPORT, which fails the MESSAGE with the mapped code. It reports nothing
+// itself, though (RFC 4976 §6.4.1 wants a failure REPORT from the relay): the client's error response to the
+// SEND it drops (the response's To-Path is Kamailio alone, so msrp_relay has nowhere to send it), and when the
+// client's connection is gone msrp_relay fails after the 200 went out. Then only the gateway's deadline, twice
+// msrp.transaction_timeout, ends the wait: 408.
+func TestKamailioDeliveryFailures(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(cs *testpeer.ClientSession, relay *msrp.Relay)
+		want  int
+	}{
+		{"client reports 415", func(cs *testpeer.ClientSession, _ *msrp.Relay) { cs.SetReportFailure(415) }, 415},
+		{"client answers 415", func(cs *testpeer.ClientSession, _ *msrp.Relay) { cs.SetReply(415) }, 408},
+		{"client gone", func(_ *testpeer.ClientSession, relay *msrp.Relay) { relay.Close() }, 408},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, func(cfg *config.Config) {
+				cfg.Gateway.Message.Reply = "wait"
+				cfg.Gateway.Message.ReplyWait = 5 * time.Second
+				cfg.MSRP.TransactionTimeout = time.Second
+			})
+			alice := testpeer.NewPhone(t, "alice")
+			k := startKamailio(t)
+			bob := testpeer.NewClient(t, "bob")
+			relay := bob.AuthRelay(k.URI)
+			if res := alice.Send(h.udp(), bob.URI, "text/plain", "set up"); res.StatusCode != 200 {
+				t.Fatalf("first MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+			}
+			cs := bob.WaitInvite()
+			cs.Recv()
+			c.setup(cs, relay)
+			start := time.Now()
+			res := alice.Send(h.udp(), bob.URI, "text/plain", "not taken")
+			if res.StatusCode != c.want {
+				t.Fatalf("MESSAGE answered %d %s, want %d", res.StatusCode, res.Reason, c.want)
+			}
+			if d := time.Since(start); c.want == 408 && d < 2*time.Second {
+				t.Fatalf("408 after %s, before the deadline", d)
+			}
+		})
+	}
+}
