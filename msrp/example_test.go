@@ -46,3 +46,23 @@ func ExampleEndpoint() {
 	// text/plain: Hey Bob, are you there?
 	// status 200
 }
+
+// A client behind an MSRP relay (RFC 4976): it AUTHs to the relay, advertises the path the relay granted, and
+// its session talks through the relay's connection; it needs no listener of its own.
+func ExampleEndpoint_Relay() {
+	client := msrp.NewEndpoint(msrp.Config{})
+	defer client.Close()
+	relayURI, err := msrp.ParseURI("msrp://127.0.0.1:2855;tcp") // the relay, e.g. Kamailio's msrp module
+	if err != nil {
+		panic(err)
+	}
+	relay, err := client.Relay(context.Background(), relayURI)
+	if err != nil {
+		fmt.Println("AUTH:", err)
+		return
+	}
+	defer relay.Close()
+	s := relay.NewSession(printer{got: make(chan struct{})})
+	fmt.Println("a=path:", msrp.FormatPath(s.LocalPath())) // the relay's Use-Path, then our URI
+	// s.SetPeerPath(the peer's a=path from its SDP); s.Connect when we are the active party; s.Send(...)
+}
