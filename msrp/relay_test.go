@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -285,4 +286,29 @@ func TestRelayForwardsOnAnotherConnection(t *testing.T) {
 	dp2 := dialRaw(t, e)
 	dp2.write(fmt.Sprintf("MSRP second01 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: b3\n-------second01$\n", d.LocalURI(), peer))
 	dp2.expect("second01", 506)
+}
+
+// The relay's other connection is the session's while it lasts (no unbound timeout closes it), and is let go
+// with the session: then, without sessions, it is closed after UnboundTimeout like any accepted connection.
+func TestRelayOtherConnectionFollowsTheSession(t *testing.T) {
+	const relay, peer = "msrp://127.0.0.1:7001/r2;tcp", "msrp://127.0.0.1:7002/p2;tcp"
+	e := newEP(t, Config{UnboundTimeout: 100 * time.Millisecond}, false)
+	s := e.NewSession(newRec())
+	s.SetPeerPath(mustPath(t, relay+" "+peer))
+	to := s.LocalURI().String()
+	send := func(p *rawPeer, tid string) {
+		t.Helper()
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: %s\n-------%s$\n", tid, to, relay, peer, tid, tid))
+		p.expect(tid, 200)
+	}
+	bound, other := dialRaw(t, e), dialRaw(t, e)
+	send(bound, "bind0001")
+	send(other, "other001")
+	time.Sleep(300 * time.Millisecond) // past UnboundTimeout
+	send(other, "other002")
+	s.Close()
+	other.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if m, err := other.rd.ReadMessage(); !errors.Is(err, io.EOF) {
+		t.Fatalf("the relay's other connection after the session closed: %v, %v; want it closed", m, err)
+	}
 }
