@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,8 +22,8 @@ import (
 )
 
 // A real MSRP relay in the session-mode client's path: Kamailio's msrp module (RFC 4976), configured as its
-// documentation's examples are (msrp_cmap_save on AUTH, msrp_cmap_lookup and msrp_relay for the rest), without
-// digest authentication. The client AUTHs to it and advertises a=path "kamailio client"; the gateway reaches
+// documentation's examples are (Digest on AUTH with the auth module, msrp_cmap_save, then msrp_cmap_lookup and
+// msrp_relay for the rest). The client AUTHs to it and advertises a=path "kamailio client"; the gateway reaches
 // the client only through it.
 
 // kamailioConfig is the relay's configuration. Kamailio's examples tell the direction of a SEND or REPORT by
@@ -39,16 +41,18 @@ use_dns_cache=no
 children=1
 tcp_children=2
 tcp_accept_no_cl=yes
-listen=tcp:127.0.0.1:%d
+listen=tcp:127.0.0.1:%[1]d
 
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "xlog.so"
 loadmodule "htable.so"
+loadmodule "auth.so"
 loadmodule "msrp.so"
 
 modparam("msrp", "cmap_size", 4)
 modparam("htable", "htable", "clients=>size=4;autoexpire=3600;")
+modparam("auth", "qop", "auth")
 
 request_route {
 	sl_send_reply("403", "No SIP Here");
@@ -63,6 +67,14 @@ event_route[msrp:frame-in] {
 		exit;
 	}
 	if ($msrp(method)=="AUTH") {
+		if (!pv_www_authenticate("msrpgw.test", "%[2]s", "0", "$msrp(method)")) {
+			if (auth_get_www_authenticate("msrpgw.test", "1", "$var(wauth)")) {
+				msrp_reply("401", "Unauthorized", "$var(wauth)");
+			} else {
+				msrp_reply("500", "Server Error");
+			}
+			exit;
+		}
 		$sht(clients=>$msrp(conid)) = 1;
 		msrp_cmap_save();
 		exit;
@@ -89,6 +101,12 @@ event_route[msrp:frame-in] {
 	msrp_reply("501", "Request-method-not-understood");
 }
 `
+
+// kamailioPassword is what the relay takes for any user's Digest answer to AUTH.
+const kamailioPassword = "relay-s3cret"
+
+// kamailioUser are the credentials of the tests' clients for the relay.
+var kamailioUser = &msrp.Credentials{Username: "bob", Password: kamailioPassword}
 
 // kamailio is a Kamailio relay running for one test.
 type kamailio struct {
@@ -126,7 +144,7 @@ func startKamailio(t *testing.T) *kamailio {
 	dir := t.TempDir()
 	port := freeTCPPort(t)
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, kamailioConfig, port), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, kamailioConfig, port, kamailioPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k := &kamailio{out: &syncBuffer{}}
@@ -189,7 +207,7 @@ func freeTCPPort(t testing.TB) int {
 func behindKamailio(t *testing.T, user string) (*testpeer.Client, *kamailio) {
 	k := startKamailio(t)
 	c := testpeer.NewClient(t, user)
-	r := c.AuthRelay(k.URI)
+	r := c.AuthRelay(k.URI, kamailioUser)
 	if up := r.UsePath(); len(up) != 1 || up[0].Authority() != k.URI.Authority() || up[0].SessionID == "" {
 		t.Fatalf("Kamailio granted Use-Path %s, want one URI of its own with a session-id", msrp.FormatPath(up))
 	}
@@ -272,7 +290,7 @@ func TestKamailioDeliveryFailures(t *testing.T) {
 			alice := testpeer.NewPhone(t, "alice")
 			k := startKamailio(t)
 			bob := testpeer.NewClient(t, "bob")
-			relay := bob.AuthRelay(k.URI)
+			relay := bob.AuthRelay(k.URI, kamailioUser)
 			if res := alice.Send(h.udp(), bob.URI, "text/plain", "set up"); res.StatusCode != 200 {
 				t.Fatalf("first MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
 			}
@@ -288,5 +306,20 @@ func TestKamailioDeliveryFailures(t *testing.T) {
 				t.Fatalf("408 after %s, before the deadline", d)
 			}
 		})
+	}
+}
+
+// Kamailio challenges AUTH with Digest (RFC 4976 §5.1): no credentials, or a wrong password, get no path.
+func TestKamailioAuthRefused(t *testing.T) {
+	k := startKamailio(t)
+	bob := testpeer.NewClient(t, "bob")
+	for _, cred := range []*msrp.Credentials{nil, {Username: "bob", Password: "wrong"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		r, err := bob.Endpoint.Relay(ctx, k.URI, cred)
+		cancel()
+		var se *msrp.StatusError
+		if !errors.As(err, &se) || se.Code != 401 {
+			t.Fatalf("AUTH with %+v: %v, %v; want 401", cred, r, err)
+		}
 	}
 }

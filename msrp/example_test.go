@@ -47,7 +47,7 @@ func ExampleEndpoint() {
 	// status 200
 }
 
-// A client behind an MSRP relay (RFC 4976): it AUTHs to the relay, advertises the path the relay granted, and
+// A client behind an MSRP relay (RFC 4976): it AUTHs to the relay (answering its Digest challenge), advertises the path the relay granted, and
 // its session talks through the relay's connection; it needs no listener of its own.
 func ExampleEndpoint_Relay() {
 	client := msrp.NewEndpoint(msrp.Config{})
@@ -56,7 +56,7 @@ func ExampleEndpoint_Relay() {
 	if err != nil {
 		panic(err)
 	}
-	relay, err := client.Relay(context.Background(), relayURI)
+	relay, err := client.Relay(context.Background(), relayURI, &msrp.Credentials{Username: "alice", Password: "secret"})
 	if err != nil {
 		fmt.Println("AUTH:", err)
 		return

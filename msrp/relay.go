@@ -7,18 +7,38 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/icholy/digest"
 )
 
 // ErrNoUsePath is returned by Endpoint.Relay when the relay's 200 to AUTH carries no usable Use-Path.
 var ErrNoUsePath = errors.New("msrp: relay's 200 to AUTH has no usable Use-Path")
+
+// Credentials answer a relay's Digest challenge to AUTH (RFC 4976 §5.1: HTTP Digest, RFC 2617, with method
+// AUTH and the AUTH's To-Path URI as digest-uri).
+type Credentials struct {
+	Username, Password string
+}
+
+// answer is the Authorization value for challenge (a WWW-Authenticate value) to an AUTH sent to to.
+func (c *Credentials) answer(challenge string, to URI) (string, error) {
+	chal, err := digest.ParseChallenge(challenge)
+	if err != nil {
+		return "", fmt.Errorf("msrp: relay's WWW-Authenticate %q: %w", challenge, err)
+	}
+	d, err := digest.Digest(chal, digest.Options{Method: methodAuth, URI: to.String(), Username: c.Username, Password: c.Password})
+	if err != nil {
+		return "", fmt.Errorf("msrp: digest for realm %q: %w", chal.Realm, err)
+	}
+	return d.String(), nil
+}
 
 // Relay is a client's connection to the MSRP relay it sits behind (RFC 4976 §5): a connection the client
 // opened and authorised with AUTH, and the Use-Path the relay granted on it. Sessions made with NewSession
 // advertise that path, send everything over that connection through the relay, and receive on it what the
 // relay forwards to them: a client that accepts no connection of its own can chat.
 //
-// Digest authentication (a 401 to the AUTH) is not answered, and the grant is not refreshed before Expires:
-// make a new Relay by then.
+// The grant is not refreshed before Expires: make a new Relay by then.
 type Relay struct {
 	e       *Endpoint
 	c       *conn
@@ -29,9 +49,11 @@ type Relay struct {
 
 // Relay opens a connection to the relay at relay (TLS for msrps, with Config.ClientTLSConfig), sends AUTH on
 // it (To-Path the relay's URI, From-Path a URI of ours) and returns once the relay answered 200 with a
-// Use-Path. A relay that answers anything else gives a *StatusError (401 included), one whose 200 has no
-// Use-Path ErrNoUsePath; the connection is then closed. ctx bounds the dial and the AUTH transaction.
-func (e *Endpoint) Relay(ctx context.Context, relay URI) (*Relay, error) {
+// Use-Path. A 401 is answered once with cred (a second AUTH carrying the Digest answer to its challenge) when
+// cred is not nil. A relay that answers anything else gives a *StatusError (a 401 without cred, or a second
+// one, included), one whose 200 has no Use-Path ErrNoUsePath; the connection is then closed. ctx bounds the
+// dial and the AUTH transactions.
+func (e *Endpoint) Relay(ctx context.Context, relay URI, cred *Credentials) (*Relay, error) {
 	if relay.Transport != "tcp" {
 		return nil, fmt.Errorf("%w %q in %s", ErrUnsupported, relay.Transport, relay.String())
 	}
@@ -47,7 +69,7 @@ func (e *Endpoint) Relay(ctx context.Context, relay URI) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{e: e, uri: relay}
-	rd, err := r.auth(ctx, nc)
+	rd, err := r.auth(ctx, nc, cred)
 	if err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("msrp: AUTH to relay %s: %w", relay.String(), err)
@@ -67,7 +89,7 @@ func (e *Endpoint) Relay(ctx context.Context, relay URI) (*Relay, error) {
 
 // auth runs the AUTH transaction on nc before the connection has goroutines of its own, and returns the
 // Reader that read the answer: it may hold what the relay sent next.
-func (r *Relay) auth(ctx context.Context, nc net.Conn) (*Reader, error) {
+func (r *Relay) auth(ctx context.Context, nc net.Conn, cred *Credentials) (*Reader, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		_ = nc.SetDeadline(time.Now().Add(r.e.cfg.TransactionTimeout))
 	}
@@ -90,6 +112,7 @@ func (r *Relay) auth(ctx context.Context, nc net.Conn) (*Reader, error) {
 		return nil, err
 	}
 	rd := NewReader(nc, r.e.cfg.Limits)
+	challenged := false
 	for {
 		m, err := rd.ReadMessage()
 		if err != nil {
@@ -100,6 +123,23 @@ func (r *Relay) auth(ctx context.Context, nc net.Conn) (*Reader, error) {
 		}
 		if m.IsRequest() || m.TransactionID != req.TransactionID {
 			continue // nothing is addressed to us before the relay granted a path
+		}
+		if m.StatusCode == 401 && cred != nil && !challenged {
+			// The usual first answer (RFC 4976 §5.1): AUTH again, with the Digest answer, on the same connection.
+			challenged = true
+			authz, err := cred.answer(m.Header(HdrWWWAuthenticate), req.ToPath[0])
+			if err != nil {
+				return nil, err
+			}
+			req.TransactionID = ""
+			req.Headers = []Header{{HdrAuthorization, authz}}
+			if err := WriteMessage(nc, req); err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, err
+			}
+			continue
 		}
 		if m.StatusCode != 200 {
 			return nil, &StatusError{Code: m.StatusCode, Comment: m.Comment}

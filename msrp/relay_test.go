@@ -8,11 +8,13 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/icholy/digest"
 )
 
 // relayScript plays an MSRP relay by hand on one connection: it reads the AUTH, hands it to auth, writes what
-// auth returns (nil: nothing) and leaves the rest of the connection to the test (read and write on the returned
-// rawPeer).
+// auth returns (nil: nothing), does that again after a 401, and leaves the rest of the connection to the test
+// (read and write on the returned rawPeer).
 func relayScript(t *testing.T, auth func(req *Message) *Message) (URI, <-chan *rawPeer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -28,12 +30,18 @@ func relayScript(t *testing.T, auth func(req *Message) *Message) (URI, <-chan *r
 		}
 		t.Cleanup(func() { nc.Close() })
 		p := &rawPeer{t: t, nc: nc, rd: NewReader(nc, Limits{})}
-		req, err := p.rd.ReadMessage()
-		if err != nil {
-			return
-		}
-		if res := auth(req); res != nil {
-			WriteMessage(nc, res)
+		for {
+			req, err := p.rd.ReadMessage()
+			if err != nil {
+				return
+			}
+			res := auth(req)
+			if res != nil {
+				WriteMessage(nc, res)
+			}
+			if res == nil || res.StatusCode != 401 {
+				break
+			}
 		}
 		peers <- p
 	}()
@@ -65,7 +73,7 @@ func newRelay(t *testing.T, e *Endpoint, u URI) *Relay {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	r, err := e.Relay(ctx, u)
+	r, err := e.Relay(ctx, u, nil)
 	if err != nil {
 		t.Fatalf("Relay: %v", err)
 	}
@@ -198,18 +206,17 @@ func TestRelayAuthFailures(t *testing.T) {
 	cases := []struct {
 		name  string
 		auth  func(req *Message) *Message
+		cred  *Credentials
 		check func(err error) bool
 	}{
-		{"401", func(req *Message) *Message {
-			return &Message{TransactionID: req.TransactionID, StatusCode: 401, Comment: "Unauthorized", ToPath: req.FromPath,
-				FromPath: req.ToPath, Headers: []Header{{HdrWWWAuthenticate, `Digest realm="r", nonce="n", qop="auth"`}}}
-		}, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 401 }},
+		{"401 without credentials", challenge, nil, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 401 }},
+		{"401 again", challenge, &Credentials{"bob", "wrong"}, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 401 }},
 		{"403", func(req *Message) *Message {
 			return &Message{TransactionID: req.TransactionID, StatusCode: 403, ToPath: req.FromPath, FromPath: req.ToPath}
-		}, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 403 }},
-		{"no Use-Path", grant(""), func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
-		{"Use-Path without port", grant("msrp://127.0.0.1/x;tcp"), func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
-		{"no answer", func(*Message) *Message { return nil }, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
+		}, nil, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 403 }},
+		{"no Use-Path", grant(""), nil, func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
+		{"Use-Path without port", grant("msrp://127.0.0.1/x;tcp"), nil, func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
+		{"no answer", func(*Message) *Message { return nil }, nil, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -217,7 +224,7 @@ func TestRelayAuthFailures(t *testing.T) {
 			e := newEP(t, Config{}, false)
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
-			r, err := e.Relay(ctx, ru)
+			r, err := e.Relay(ctx, ru, c.cred)
 			if err == nil || !c.check(err) {
 				t.Fatalf("Relay: %v, %v", r, err)
 			}
@@ -310,5 +317,46 @@ func TestRelayOtherConnectionFollowsTheSession(t *testing.T) {
 	other.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if m, err := other.rd.ReadMessage(); !errors.Is(err, io.EOF) {
 		t.Fatalf("the relay's other connection after the session closed: %v, %v; want it closed", m, err)
+	}
+}
+
+// challenge answers every AUTH 401 with a Digest challenge, as Kamailio's auth_get_www_authenticate does.
+func challenge(req *Message) *Message {
+	return &Message{TransactionID: req.TransactionID, StatusCode: 401, Comment: "Unauthorized", ToPath: req.FromPath,
+		FromPath: req.ToPath[:1], Headers: []Header{{HdrWWWAuthenticate, `Digest realm="relay.test", nonce="n0nc3", qop="auth"`}}}
+}
+
+// The relay challenges the AUTH (RFC 4976 §5.1): the client AUTHs again on the same connection, with the Digest
+// answer computed over method AUTH and the To-Path URI, and the relay grants the path.
+func TestRelayDigest(t *testing.T) {
+	var authz string
+	ru, peers := relayScript(t, func(req *Message) *Message {
+		if req.Header(HdrAuthorization) == "" {
+			return challenge(req)
+		}
+		authz = req.Header(HdrAuthorization)
+		got, err := digest.ParseCredentials(authz)
+		if err != nil {
+			t.Errorf("Authorization %q: %v", authz, err)
+			return nil
+		}
+		chal, _ := digest.ParseChallenge(challenge(req).Header(HdrWWWAuthenticate))
+		want, _ := digest.Digest(chal, digest.Options{Method: "AUTH", URI: FormatPath(req.ToPath), Username: "bob",
+			Password: "s3cret", Cnonce: got.Cnonce, Count: got.Nc})
+		if got.Username != "bob" || got.URI != FormatPath(req.ToPath) || got.Response != want.Response {
+			return challenge(req) // not answered again: the client gives up
+		}
+		return grant("msrp://127.0.0.1:7001/granted3;tcp")(req)
+	})
+	e := newEP(t, Config{}, false)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	r, err := e.Relay(ctx, ru, &Credentials{Username: "bob", Password: "s3cret"})
+	if err != nil {
+		t.Fatalf("Relay: %v (Authorization %q)", err, authz)
+	}
+	recv(t, peers, "the relay's connection")
+	if got := FormatPath(r.UsePath()); got != "msrp://127.0.0.1:7001/granted3;tcp" {
+		t.Fatalf("Use-Path %q", got)
 	}
 }

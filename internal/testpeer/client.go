@@ -154,15 +154,16 @@ func (c *Client) SetRelay(r *Relay) {
 }
 
 // AuthRelay puts the sessions made from now on behind the real MSRP relay at relayURI (a Kamailio's, say), as
-// RFC 4976 §5 has it: the client opens a connection to it and AUTHs (msrp.Endpoint.Relay); its sessions then
+// RFC 4976 §5 has it: the client opens a connection to it and AUTHs (msrp.Endpoint.Relay, answering a Digest
+// challenge with cred when it is not nil); its sessions then
 // advertise the Use-Path the relay granted before their own URI, and carry everything over that connection.
 // It fails the test when the relay does not grant a path within WaitFor. The connection is closed with the
 // test, or by Close on what it returns; SetRelay and AuthRelay replace each other.
-func (c *Client) AuthRelay(relayURI msrp.URI) *msrp.Relay {
+func (c *Client) AuthRelay(relayURI msrp.URI, cred *msrp.Credentials) *msrp.Relay {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitFor)
 	defer cancel()
-	r, err := c.Endpoint.Relay(ctx, relayURI)
+	r, err := c.Endpoint.Relay(ctx, relayURI, cred)
 	if err != nil {
 		c.t.Fatalf("testpeer: client %s: %v", c.URI, err)
 	}
