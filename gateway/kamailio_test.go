@@ -203,15 +203,16 @@ func freeTCPPort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// behindKamailio is a client whose sessions sit behind a Kamailio relay it AUTHed to.
-func behindKamailio(t *testing.T, user string) (*testpeer.Client, *kamailio) {
+// behindKamailio is a client whose sessions sit behind a Kamailio relay of their own, which it AUTHed to.
+func behindKamailio(t *testing.T, user string) *testpeer.Client {
+	t.Helper()
 	k := startKamailio(t)
 	c := testpeer.NewClient(t, user)
 	r := c.AuthRelay(k.URI, kamailioUser)
 	if up := r.UsePath(); len(up) != 1 || up[0].Authority() != k.URI.Authority() || up[0].SessionID == "" {
 		t.Fatalf("Kamailio granted Use-Path %s, want one URI of its own with a session-id", msrp.FormatPath(up))
 	}
-	return c, k
+	return c
 }
 
 // MESSAGE first: the gateway INVITEs the client, whose a=path is Kamailio's URI then its own; the SEND reaches
@@ -220,7 +221,7 @@ func behindKamailio(t *testing.T, user string) (*testpeer.Client, *kamailio) {
 func TestKamailioMessageToClient(t *testing.T) {
 	h := newHarness(t, relayWait)
 	alice := testpeer.NewPhone(t, "alice")
-	bob, _ := behindKamailio(t, "bob")
+	bob := behindKamailio(t, "bob")
 	res := alice.Send(h.udp(), bob.URI, "text/plain", "through kamailio")
 	if res.StatusCode != 200 {
 		t.Fatalf("MESSAGE answered %d %s, want 200 from the success REPORT", res.StatusCode, res.Reason)
@@ -230,8 +231,9 @@ func TestKamailioMessageToClient(t *testing.T) {
 	if string(m.Body) != "through kamailio" || !m.SuccessReport {
 		t.Fatalf("bob got %q, Success-Report %v", m.Body, m.SuccessReport)
 	}
-	if len(m.FromPath) != 2 || m.FromPath[0].Authority() != cs.MSRP.LocalPath()[0].Authority() {
-		t.Fatalf("SEND came with From-Path %s, want Kamailio's URI then the gateway's", msrp.FormatPath(m.FromPath))
+	// Kamailio took itself off the To-Path and put itself in front of the From-Path (RFC 4976 §6.4).
+	if want := append(cs.MSRP.LocalPath()[:1:1], cs.MSRP.PeerPath()...); !msrp.PathEqual(m.FromPath, want) {
+		t.Fatalf("SEND came with From-Path %s, want %s: Kamailio's URI, then the gateway's", msrp.FormatPath(m.FromPath), msrp.FormatPath(want))
 	}
 
 	// And back: the client's SEND goes through Kamailio to the gateway, which MESSAGEs alice.
@@ -248,7 +250,7 @@ func TestKamailioMessageToClient(t *testing.T) {
 func TestKamailioClientCallsPhone(t *testing.T) {
 	h := newHarness(t, relayWait)
 	alice := testpeer.NewPhone(t, "alice")
-	bob, _ := behindKamailio(t, "bob")
+	bob := behindKamailio(t, "bob")
 	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActive)
 	if r := cs.Send("text/plain", "hello phone"); r.StatusCode != 200 {
 		t.Fatalf("SEND answered %+v", r)
