@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -323,5 +324,20 @@ func TestKamailioAuthRefused(t *testing.T) {
 		if !errors.As(err, &se) || se.Code != 401 {
 			t.Fatalf("AUTH with %+v: %v, %v; want 401", cred, r, err)
 		}
+	}
+}
+
+// A message larger than one chunk goes through Kamailio chunk by chunk (Kamailio relays each frame as it
+// comes); the client reassembles it and its one success REPORT covers the whole message.
+func TestKamailioChunkedMessage(t *testing.T) {
+	h := newHarness(t, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := behindKamailio(t, "bob")
+	body := strings.Repeat("0123456789abcdef", 400) // 6400 octets: four chunks of at most 2048
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", body); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200 from the success REPORT", res.StatusCode, res.Reason)
+	}
+	if m := bob.WaitInvite().Recv(); string(m.Body) != body || m.Chunks < 2 {
+		t.Fatalf("bob got %d octets in %d chunks, want the %d sent, chunked", len(m.Body), m.Chunks, len(body))
 	}
 }
