@@ -135,20 +135,36 @@ func (b *syncBuffer) String() string {
 }
 
 // startKamailio runs Kamailio in the foreground on a free 127.0.0.1 TCP port with kamailioConfig, its files in
-// a temporary directory, until the test ends; its log goes to the test's log then.
+// a temporary directory, until the test ends; its log goes to the test's log then. The port is free when
+// picked; when someone takes it before Kamailio binds it, Kamailio exits and another port is tried.
 func startKamailio(t *testing.T) *kamailio {
 	t.Helper()
 	bin, err := exec.LookPath("kamailio")
 	if err != nil {
 		t.Fatal("kamailio is required (Debian package kamailio: apt-get install -y kamailio; `make test` installs it)")
 	}
+	for attempt := 1; ; attempt++ {
+		k, exited := runKamailio(t, bin)
+		if !exited {
+			return k
+		}
+		if attempt == 3 {
+			t.Fatalf("kamailio exited at start, %d times; the last time:\n%s", attempt, k.out)
+		}
+	}
+}
+
+// runKamailio starts Kamailio once and waits until it accepts TCP; exited says it ended first.
+func runKamailio(t *testing.T, bin string) (k *kamailio, exited bool) {
+	t.Helper()
 	dir := t.TempDir()
 	port := freeTCPPort(t)
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, kamailioConfig, port, kamailioPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := &kamailio{out: &syncBuffer{}}
+	k = &kamailio{out: &syncBuffer{}}
+	var err error
 	k.URI, err = msrp.ParseURI("msrp://127.0.0.1:" + strconv.Itoa(port) + ";tcp")
 	if err != nil {
 		t.Fatal(err)
@@ -161,32 +177,32 @@ func startKamailio(t *testing.T) *kamailio {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("kamailio: %v", err)
 	}
-	exited := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
-		close(exited)
+		close(done)
 	}()
 	t.Cleanup(func() {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-done:
 		case <-time.After(5 * time.Second):
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			<-done
 		}
-		t.Logf("kamailio's log:\n%s", k.out)
+		t.Logf("kamailio's log (port %d):\n%s", port, k.out)
 	})
 	deadline := time.Now().Add(waitFor)
 	for {
 		select {
-		case <-exited:
-			t.Fatalf("kamailio exited at start: %v\n%s", cmd.ProcessState, k.out)
+		case <-done:
+			return k, true
 		default:
 		}
 		c, err := net.DialTimeout("tcp", k.URI.Authority(), time.Second)
 		if err == nil {
 			c.Close()
-			return k
+			return k, false
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("kamailio does not accept on %s: %v\n%s", k.URI.Authority(), err, k.out)
