@@ -263,23 +263,30 @@ func TestKamailioMessageToClient(t *testing.T) {
 }
 
 // Session first: the client INVITEs the phone through the gateway, offering a=path Kamailio's URI then its own;
-// its SEND reaches the phone, and the phone's MESSAGE reaches the client, both through Kamailio.
+// its SEND reaches the phone, and the phone's MESSAGE reaches the client, both through Kamailio. The client is
+// the active party, offering active or (the gateway answering passive to it) actpass: its first SEND makes
+// Kamailio connect to the gateway, which binds the session to that connection. (The gateway connecting to
+// Kamailio itself is TestKamailioMessageToClient's case.)
 func TestKamailioClientCallsPhone(t *testing.T) {
-	h := newHarness(t, relayWait)
-	alice := testpeer.NewPhone(t, "alice")
-	bob := behindKamailio(t, "bob")
-	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActive)
-	if r := cs.Send("text/plain", "hello phone"); r.StatusCode != 200 {
-		t.Fatalf("SEND answered %+v", r)
-	}
-	if got := string(alice.Recv().Body()); got != "hello phone" {
-		t.Fatalf("alice got %q", got)
-	}
-	if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
-		t.Fatalf("MESSAGE answered %d %s, want 200 from the success REPORT", res.StatusCode, res.Reason)
-	}
-	if m := cs.Recv(); string(m.Body) != "hello client" {
-		t.Fatalf("bob got %q", m.Body)
+	for _, setup := range []string{sdp.SetupActive, sdp.SetupActPass} {
+		t.Run(setup, func(t *testing.T) {
+			h := newHarness(t, relayWait)
+			alice := testpeer.NewPhone(t, "alice")
+			bob := behindKamailio(t, "bob")
+			cs := bob.Call(h.udp(), alice.URI, setup)
+			if r := cs.Send("text/plain", "hello phone"); r.StatusCode != 200 {
+				t.Fatalf("SEND answered %+v", r)
+			}
+			if got := string(alice.Recv().Body()); got != "hello phone" {
+				t.Fatalf("alice got %q", got)
+			}
+			if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+				t.Fatalf("MESSAGE answered %d %s, want 200 from the success REPORT", res.StatusCode, res.Reason)
+			}
+			if m := cs.Recv(); string(m.Body) != "hello client" {
+				t.Fatalf("bob got %q", m.Body)
+			}
+		})
 	}
 }
 
