@@ -1,6 +1,9 @@
 package gateway
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // This file holds the one timer of a MESSAGE sent as a SEND: its deadline, twice msrp.transaction_timeout after
 // the SEND was queued. finish stops it. When it passes, the message is still either
@@ -32,7 +35,13 @@ func (s *Session) deadlinePassed(pm *pageMessage, after time.Duration) {
 	if awaiting {
 		delete(s.awaiting, pm.msgID)
 	}
+	unanswered := !awaiting && slices.Contains(s.unacked, pm)
 	s.mu.Unlock()
+	if !awaiting && !unanswered {
+		// Its outcome is on its way: a REPORT or the SEND's result took it off s, and finishes it, or s ended
+		// and failed it or handed it to a newer session. Nothing is stalled.
+		return
+	}
 	if awaiting {
 		s.log.Info("no REPORT for a message the relay took, failing it", "waited", after, "message_id", pm.msgID,
 			"msrp_session_id", s.msrpID(), "call_id", s.callID)

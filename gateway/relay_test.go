@@ -310,3 +310,42 @@ func TestConfirmCoversWholeMessage(t *testing.T) {
 		})
 	}
 }
+
+// onlySession is the gateway's one session.
+func onlySession(t *testing.T, h *harness) *Session {
+	t.Helper()
+	var all []*Session
+	h.gw.table.Range(func(s *Session) bool { all = append(all, s); return true })
+	if len(all) != 1 {
+		t.Fatalf("%d sessions, want 1", len(all))
+	}
+	return all[0]
+}
+
+// A REPORT takes its message off the session and then settles it; a deadline passing between the two finds
+// the message neither awaiting its REPORT nor unanswered. It was not stalled: its outcome is on its way, and
+// the session carries on.
+func TestDeadlineWhileReportSettles(t *testing.T) {
+	h := newHarness(t, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob, _ := behindRelay(t, "bob")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "up"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	bob.WaitInvite().Recv()
+	s := onlySession(t, h)
+	pm := &pageMessage{msgID: msrp.NewMessageID(), relayed: true, size: 5}
+	s.mu.Lock()
+	if s.awaiting == nil {
+		s.awaiting = make(map[string]*pageMessage)
+	}
+	s.awaiting[pm.msgID] = pm
+	s.mu.Unlock()
+	if got, o := s.reported(&msrp.Report{MessageID: pm.msgID, StatusCode: 200}); got != pm || !o.delivered() {
+		t.Fatalf("the success REPORT settled %p as %v, want %p delivered", got, o, pm)
+	}
+	s.deadlinePassed(pm, time.Second) // before the REPORT's finish marks pm done
+	if s.ending() {
+		t.Fatal("a deadline passing while a REPORT settles its message ended the session")
+	}
+}
