@@ -349,3 +349,35 @@ func TestDeadlineWhileReportSettles(t *testing.T) {
 		t.Fatal("a deadline passing while a REPORT settles its message ended the session")
 	}
 }
+
+// A newer INVITE replaces a session while a message it sent through the relay still awaits its REPORT: the
+// message moves to the new session and goes out again with the same Message-ID (RFC 4975 §5.4), and the new
+// session's REPORT alone decides it: delivered once, no failure reported.
+func TestRelayReplaceMovesAwaitingReport(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 200 * time.Millisecond
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob, relay := behindRelay(t, "bob")
+	relay.SetDropReports(true)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "moving"); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", res.StatusCode)
+	}
+	old := bob.WaitInvite()
+	first := old.Recv()
+	relay.SetDropReports(false)
+	heir := bob.Call(h.udp(), alice.URI, sdp.SetupPassive) // same key: replaces the session; the gateway connects
+	old.WaitBye()
+	again := heir.Recv()
+	if string(again.Body) != "moving" || again.MessageID != first.MessageID {
+		t.Fatalf("the new session got %q with Message-ID %q, want %q with %q", again.Body, again.MessageID, "moving", first.MessageID)
+	}
+	if e := h.events.waitKind(t, event.MessageDelivered); e.Direction != event.ToMSRP {
+		t.Fatalf("event %+v", e)
+	}
+	alice.Quiet(300 * time.Millisecond)
+	if n := h.events.count(event.MessageFailed); n != 0 {
+		t.Fatalf("%d message_failed events for a message delivered on the new session", n)
+	}
+}
