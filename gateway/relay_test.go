@@ -381,3 +381,20 @@ func TestRelayReplaceMovesAwaitingReport(t *testing.T) {
 		t.Fatalf("%d message_failed events for a message delivered on the new session", n)
 	}
 }
+
+// A message wrapped in CPIM and chunked on its way through the relay: the success REPORT covers what was sent,
+// the CPIM envelope included, and that is the whole message (pageMessage.size is the wrapped size).
+func TestRelayChunkedCPIMReport(t *testing.T) {
+	h := newHarness(t, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob, _ := behindRelay(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
+	body := strings.Repeat("chunk me ", 700) // over msrp.chunk_size, and more once wrapped
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", body); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200 from the success REPORT", res.StatusCode, res.Reason)
+	}
+	m := bob.WaitInvite().Recv()
+	if m.ContentType != "message/cpim" || len(m.Body) <= len(body) {
+		t.Fatalf("bob got %s of %d bytes, want message/cpim wrapping %d bytes", m.ContentType, len(m.Body), len(body))
+	}
+}
