@@ -24,9 +24,9 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 //
 // What still concerns old afterwards loses nothing by its end. A REPORT the peer sends on old's MSRP session,
 // closed and unrouted now, is dropped by the MSRP endpoint (a REPORT gets no response), and would decide
-// nothing: a SEND answered before the replacement has its outcome (our SENDs ask for no success REPORT, and a
-// failure REPORT after the peer's 200 is only logged, HandleReport), and one unanswered has moved to s, whose
-// SEND decides it. The REPORTs old owes for SENDs it received go to those SENDs' From-Path (RFC 4975 §7.1.2),
+// nothing: a SEND the peer endpoint answered before the replacement has its outcome (a failure REPORT after its
+// 200 is only logged, HandleReport), and one unanswered, or one a relay took that still awaits its REPORT, has
+// moved to s, whose SEND (or REPORT) decides it, under the same Message-ID. The REPORTs old owes for SENDs it received go to those SENDs' From-Path (RFC 4975 §7.1.2),
 // old's peer session, which ends with it: they are dropped, the outcome still counted (reportBack). IMDNs
 // are end to end (RFC 5438): those old makes later go to s (sendControl). A page-mode IMDN is a MESSAGE,
 // routed by its key like any other, and s has the key.
