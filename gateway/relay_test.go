@@ -398,3 +398,35 @@ func TestRelayChunkedCPIMReport(t *testing.T) {
 		t.Fatalf("bob got %s of %d bytes, want message/cpim wrapping %d bytes", m.ContentType, len(m.Body), len(body))
 	}
 }
+
+// A re-INVITE takes the relay out of the peer's path while a message it took still awaits its REPORT, which
+// can no longer come back through it: the message is not left waiting for ever, nor delivered on a guess. Its
+// deadline fails it alone (408, reported to the sender once) and the session carries on over the new path.
+func TestReinviteDropsRelayWhileAwaitingReport(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 200 * time.Millisecond
+		c.MSRP.TransactionTimeout = 500 * time.Millisecond // the deadline: 1 s
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob, relay := behindRelay(t, "bob")
+	relay.SetDropReports(true)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "in limbo"); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", res.StatusCode)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	bob.SetRelay(nil)
+	direct := bob.NewSession()
+	moveTo(t, direct, reinvite(t, cs, bob.Media(direct, sdp.SetupPassive), 2))
+	if got, want := string(alice.Recv().Body()), "Message not delivered (408 "; !strings.HasPrefix(got, want) {
+		t.Fatalf("notification %q, want it to start %q", got, want)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "direct now"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE after the relay left answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	alice.Quiet(300 * time.Millisecond)
+	if n := h.events.count(event.MessageFailed); n != 1 {
+		t.Fatalf("%d message_failed events, want 1", n)
+	}
+}
