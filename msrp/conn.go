@@ -45,7 +45,7 @@ type conn struct {
 	unbound   *time.Timer
 	// answering is the message the reader is handing to its handler, until the response to its last chunk is
 	// queued; a REPORT about it made meanwhile (a handler that reports at once) waits in held, so the peer gets
-	// the transaction's response before the delivery report, as it sent them.
+	// the transaction's response before the delivery report, as it sent them (unless a barrier lets it go first).
 	answering *Incoming
 	held      []frame
 
@@ -262,7 +262,9 @@ func (c *conn) answered() {
 }
 
 // barrier queues a marker that writes nothing: done gets SendResult{} once every frame queued before it is
-// written and flushed, or the error that ended s's sends on this connection first.
+// written and flushed, or the error that ended s's sends on this connection first. What is held for the
+// response being made (answered) goes ahead of it, and so ahead of that response: a barrier held too would
+// wait for the handler, and one asked for by the handler itself would never come.
 func (c *conn) barrier(s *Session, done func(SendResult)) error {
 	out := &outMsg{s: s, fr: "no", done: done, chunks: 1}
 	c.mu.Lock()
@@ -270,6 +272,8 @@ func (c *conn) barrier(s *Session, done func(SendResult)) error {
 		c.mu.Unlock()
 		return ErrNotBound
 	}
+	c.queue = append(c.queue, c.held...)
+	c.held = nil
 	c.queue = append(c.queue, frame{out: out})
 	c.mu.Unlock()
 	c.signal()

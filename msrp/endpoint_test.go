@@ -1536,3 +1536,34 @@ func TestEndpointReportFromRelayOnPeerPath(t *testing.T) {
 	p.expect("send0002", 403)
 	noDelivery(t, h, "a SEND from the relay alone")
 }
+
+// Flush while a REPORT waits for its SEND's response (the handler reported at once and has not returned) still
+// means "everything queued so far is written": the REPORT goes then, ahead of the response, rather than Flush
+// returning with it unwritten (a Close that follows would drop it).
+func TestEndpointFlushWritesHeldReport(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	h := newRec()
+	reported, release := make(chan *Session, 1), make(chan struct{})
+	h.onMsg = func(s *Session, m *Incoming) int {
+		if err := s.Report(m, 403, "Forbidden"); err != nil {
+			t.Errorf("Report: %v", err)
+		}
+		reported <- s
+		<-release
+		return 200
+	}
+	s := e.NewSession(h)
+	p := dialRaw(t, e)
+	p.write(fmt.Sprintf("MSRP held0001 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer;tcp\nMessage-ID: m1\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nhi\n-------held0001$\n", s.LocalURI()))
+	recv(t, reported, "the handler's REPORT")
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	err := s.Flush(ctx)
+	p.nc.SetReadDeadline(time.Now().Add(time.Second))
+	m, rerr := p.rd.ReadMessage()
+	close(release)
+	if err != nil || rerr != nil || m.Method != MethodReport {
+		t.Fatalf("Flush: %v; then the peer read %v, %v; want the REPORT written by then", err, m, rerr)
+	}
+	p.expect("held0001", 200)
+}

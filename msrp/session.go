@@ -387,7 +387,8 @@ func (s *Session) Report(m *Incoming, code int, comment string) error {
 // Flush waits until everything queued on the session's connection so far has been written to it, and returns
 // nil; or an error when the connection is lost or the session closed first, or ctx ends. It does not wait for
 // responses. Close drops what is not written yet: Flush before it lets REPORTs and other messages that have
-// no transaction leave.
+// no transaction leave. A REPORT made while its SEND's response waits for HandleMessage to return is written
+// then, ahead of that response.
 func (s *Session) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	c, closed := s.conn, s.closed
