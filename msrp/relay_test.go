@@ -360,3 +360,26 @@ func TestRelayDigest(t *testing.T) {
 		t.Fatalf("Use-Path %q", got)
 	}
 }
+
+// A session behind a relay takes requests on the relay's connection only, also once that connection is lost:
+// a direct connection then cannot bind it (and so take its sends and reports) with its session URI.
+func TestRelaySessionNotBoundDirectlyAfterLoss(t *testing.T) {
+	ru, peers := relayScript(t, grant("msrp://127.0.0.1:7001/granted4;tcp"))
+	e := newEP(t, Config{}, false)
+	r := newRelay(t, e, ru)
+	recv(t, peers, "the relay's connection")
+	h := newRec()
+	s := r.NewSession(h)
+	r.Close()
+	if err := recv(t, h.closed, "HandleClose on the relay's loss"); !errors.Is(err, ErrConnLost) {
+		t.Fatalf("HandleClose(%v), want ErrConnLost", err)
+	}
+	p := dialRaw(t, e)
+	p.write(fmt.Sprintf("MSRP direct02 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:7003/x;tcp\nMessage-ID: d2\n-------direct02$\n", s.LocalURI()))
+	p.expect("direct02", 481)
+	select {
+	case <-s.Bound():
+		t.Fatal("a direct connection bound the session behind a lost relay")
+	default:
+	}
+}

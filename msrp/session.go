@@ -493,6 +493,9 @@ func (s *Session) accept(c *conn, m *Message) int {
 	if s.conn != nil {
 		return s.acceptViaLocked(c, m)
 	}
+	if s.relay != nil {
+		return 481 // its relay's connection is lost, and no other may take its place
+	}
 	if s.verify != nil {
 		// The verifier runs without our lock (it may look at its owner's state); then check again.
 		s.mu.Unlock()
