@@ -189,8 +189,18 @@ func (r *Relay) NewSession(h Handler) *Session {
 	}
 	s.local = URI{Secure: r.uri.Secure, Host: e.advHost, Port: e.advPort, SessionID: s.id, Transport: "tcp"}
 	e.mu.Unlock()
+	if s.local.Port == 0 {
+		// No listener: nobody connects to the URI, it only names the session; but a URI of an SDP a=path carries
+		// a port (RFC 4975 §8.2), so it names where we sit on the relay's connection.
+		if h, p, err := net.SplitHostPort(r.c.nc.LocalAddr().String()); err == nil {
+			if s.local.Host == "" {
+				s.local.Host = h
+			}
+			s.local.Port, _ = strconv.Atoi(p)
+		}
+	}
 	if s.local.Host == "" {
-		s.local.Host = "invalid" // no listener: the URI only names the session, nobody connects to it
+		s.local.Host = "invalid"
 	}
 	s.path = []URI{s.local}
 	// Bound before it is routable, so that no request can bind it passively meanwhile.

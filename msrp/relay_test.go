@@ -383,3 +383,21 @@ func TestRelaySessionNotBoundDirectlyAfterLoss(t *testing.T) {
 	default:
 	}
 }
+
+// A client without a listener of its own, the one a relay is for, still advertises a path a peer takes: every
+// URI of an SDP a=path carries a port (RFC 4975 §8.2), its own included, and requests to it reach the session.
+func TestRelaySessionWithoutListenerHasPorts(t *testing.T) {
+	ru, peers := relayScript(t, grant("msrp://127.0.0.1:7001/granted5;tcp"))
+	e := NewEndpoint(Config{Logger: testLogger(t)})
+	t.Cleanup(func() { e.Close() })
+	r := newRelay(t, e, ru)
+	p := recv(t, peers, "the relay's connection")
+	h := newRec()
+	s := r.NewSession(h)
+	if _, err := ParseSDPPath(FormatPath(s.LocalPath())); err != nil {
+		t.Fatalf("LocalPath %s: %v", FormatPath(s.LocalPath()), err)
+	}
+	p.write(fmt.Sprintf("MSRP in000005 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:7001/granted5;tcp msrp://127.0.0.1:7002/p5;tcp\nMessage-ID: in5\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nhi\n-------in000005$\n", s.LocalURI()))
+	p.expect("in000005", 200)
+	recv(t, h.msgs, "the relayed SEND")
+}
