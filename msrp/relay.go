@@ -144,10 +144,8 @@ func (r *Relay) auth(ctx context.Context, nc net.Conn, cred *Credentials) (*Read
 		if m.StatusCode != 200 {
 			return nil, &StatusError{Code: m.StatusCode, Comment: m.Comment}
 		}
-		up, err := ParsePath(m.Header(HdrUsePath))
-		if err == nil {
-			err = checkPorts(HdrUsePath, up)
-		}
+		// Its URIs go into our sessions' a=path, where each carries a port (RFC 4975 §8.2, RFC 4976 §5.1).
+		up, err := ParseSDPPath(m.Header(HdrUsePath))
 		if err != nil || len(up) == 0 {
 			return nil, fmt.Errorf("%w: %q", ErrNoUsePath, m.Header(HdrUsePath))
 		}

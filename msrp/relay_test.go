@@ -216,6 +216,7 @@ func TestRelayAuthFailures(t *testing.T) {
 		}, nil, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 403 }},
 		{"no Use-Path", grant(""), nil, func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
 		{"Use-Path without port", grant("msrp://127.0.0.1/x;tcp"), nil, func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
+		{"Use-Path host without port", grant("msrp://relay.example/x;tcp"), nil, func(err error) bool { return errors.Is(err, ErrNoUsePath) }},
 		{"no answer", func(*Message) *Message { return nil }, nil, func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }},
 	}
 	for _, c := range cases {
