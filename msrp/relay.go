@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"time"
@@ -150,8 +151,12 @@ func (r *Relay) auth(ctx context.Context, nc net.Conn, cred *Credentials) (*Read
 			return nil, fmt.Errorf("%w: %q", ErrNoUsePath, m.Header(HdrUsePath))
 		}
 		r.usePath = up
-		if s, err := strconv.Atoi(m.Header(HdrExpires)); err == nil && s > 0 {
-			r.expires = time.Duration(s) * time.Second
+		// Expires is 1*DIGIT: a grant too long for a Duration is the longest one, not a wrapped one.
+		if s, err := strconv.ParseInt(m.Header(HdrExpires), 10, 64); (err == nil || errors.Is(err, strconv.ErrRange)) && s > 0 {
+			r.expires = time.Duration(math.MaxInt64)
+			if s < math.MaxInt64/int64(time.Second) {
+				r.expires = time.Duration(s) * time.Second
+			}
 		}
 		if !stop() {
 			<-unblocked // ctx ended just now: the deadline it set must not outlive the AUTH

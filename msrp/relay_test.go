@@ -402,3 +402,30 @@ func TestRelaySessionWithoutListenerHasPorts(t *testing.T) {
 	p.expect("in000005", 200)
 	recv(t, h.msgs, "the relayed SEND")
 }
+
+// Expires is the relay's grant in seconds, 0 when it gave none we can read; one too long for a Duration is the
+// longest there is, not a negative one.
+func TestRelayExpires(t *testing.T) {
+	for _, c := range []struct {
+		expires string
+		want    time.Duration
+	}{
+		{"600", 10 * time.Minute},
+		{"", 0},
+		{"0", 0},
+		{"-5", 0},
+		{"soon", 0},
+		{"99999999999", time.Duration(1<<63 - 1)},
+		{"99999999999999999999", time.Duration(1<<63 - 1)},
+	} {
+		ru, _ := relayScript(t, func(req *Message) *Message {
+			m := grant("msrp://127.0.0.1:7001/granted6;tcp")(req)
+			m.Headers[1].Value = c.expires
+			return m
+		})
+		e := newEP(t, Config{}, false)
+		if got := newRelay(t, e, ru).Expires(); got != c.want {
+			t.Errorf("Expires: %s gives %s, want %s", c.expires, got, c.want)
+		}
+	}
+}
