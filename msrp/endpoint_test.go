@@ -1567,3 +1567,30 @@ func TestEndpointFlushWritesHeldReport(t *testing.T) {
 	}
 	p.expect("held0001", 200)
 }
+
+// A REPORT whose Byte-Range does not parse never reaches the handler (the reader refuses the frame): what it
+// reports on is unknown, and a zero ByteRange, which means the whole message, would make a partial success
+// read as delivery. One without Byte-Range is about the whole message and is delivered with a zero ByteRange.
+func TestEndpointReportBadByteRangeIgnored(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	h := newRec()
+	s := e.NewSession(h)
+	to := s.LocalURI().String()
+	from := "msrp://127.0.0.1:9/peer;tcp"
+	p := dialRaw(t, e)
+	p.write(fmt.Sprintf("MSRP bind0001 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: bind\n-------bind0001$\n", to, from))
+	p.expect("bind0001", 200)
+	report := func(tid, id, extra string) string {
+		return fmt.Sprintf("MSRP %s REPORT\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: %s\n%sStatus: 000 200 OK\n-------%s$\n",
+			tid, to, from, id, extra, tid)
+	}
+	p.write(report("rep00001", "bad-range", "Byte-Range: 1-2048/1000\n"))
+	p.write(report("rep00002", "no-range", ""))
+	p.write(report("rep00003", "good", "Byte-Range: 1-5/5\n"))
+	if r := recv(t, h.reports, "the REPORT without Byte-Range"); r.MessageID != "no-range" || r.ByteRange != (ByteRange{}) {
+		t.Fatalf("first REPORT delivered %+v, want no-range with a zero ByteRange", r)
+	}
+	if r := recv(t, h.reports, "the good REPORT"); r.MessageID != "good" || r.ByteRange != (ByteRange{1, 5, 5}) {
+		t.Fatalf("second REPORT delivered %+v, want good 1-5/5", r)
+	}
+}

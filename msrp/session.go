@@ -77,7 +77,7 @@ type Report struct {
 	MessageID  string
 	StatusCode int // from "Status: 000 NNN"
 	Comment    string
-	ByteRange  ByteRange
+	ByteRange  ByteRange // zero when the REPORT has none: it is about the whole message (one that does not parse is refused)
 }
 
 // SendResult is the outcome of a Send. StatusCode 0 with Err == nil means "written, no confirmation
