@@ -71,14 +71,30 @@ func (o *sipOut) enqueue(j *sipJob) bool {
 	o.dests[j.coords.RURI] = q
 	o.wg.Add(1)
 	o.mu.Unlock()
-	o.g.workers.start(func() { o.run(j.coords.RURI, q) })
+	o.next(j.coords.RURI, q)
 	return true
 }
 
-// run sends a destination's MESSAGEs one after the other until its queue is empty. A MESSAGE that goes out
-// through the UDP client (udpclient.go) is not waited for: its response's callback finishes it and sends
-// the next one right there, on the goroutine that read the response, so the next MESSAGE leaves without a
-// goroutine hop. Anything else is sent and waited for here, on a worker.
+// next sends the destination's next MESSAGE, or retires its queue when it is empty. A MESSAGE that goes out
+// through the UDP client (udpclient.go) is not waited for: it leaves right here, on the goroutine that queued
+// it or read the previous one's response, without a goroutine hop, and its response's callback goes on with
+// the queue. Anything else is sent and waited for on a worker (run).
+func (o *sipOut) next(dest string, q *destQueue) {
+	j := o.pop(dest, q)
+	if j == nil {
+		return
+	}
+	if req, ok := o.sendAsync(dest, q, j); !ok {
+		// It would block this goroutine (an MSRP reader, or one reading a SIP listener): a worker goes on.
+		o.g.workers.start(func() {
+			o.finish(j, o.g.sendMessage(j, req))
+			o.run(dest, q)
+		})
+	}
+}
+
+// run sends a destination's MESSAGEs one after the other, on a worker, until its queue is empty or one goes
+// out through the UDP client (next).
 func (o *sipOut) run(dest string, q *destQueue) {
 	for {
 		j := o.pop(dest, q)
@@ -98,17 +114,7 @@ func (o *sipOut) run(dest string, q *destQueue) {
 func (o *sipOut) sendAsync(dest string, q *destQueue, j *sipJob) (req *sip.Request, ok bool) {
 	return o.g.sendMessageAsync(j, func(res outcome) {
 		o.finish(j, res)
-		next := o.pop(dest, q)
-		if next == nil {
-			return
-		}
-		if req, ok := o.sendAsync(dest, q, next); !ok {
-			// It would block this goroutine (it reads a SIP listener): a worker goes on with the queue.
-			o.g.workers.start(func() {
-				o.finish(next, o.g.sendMessage(next, req))
-				o.run(dest, q)
-			})
-		}
+		o.next(dest, q)
 	})
 }
 
