@@ -120,6 +120,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	s.mu.Lock()
 	s.callID = callID(invite)
 	s.mu.Unlock()
+	g.udpc.fromListener(invite)
 	s.log.Info("session setup: sending INVITE", "call_id", s.callID, "msrp_session_id", s.ms.ID(), "ruri", invite.Recipient.String())
 
 	// setup_timeout: before a final response CANCEL (408), after the 2xx BYE (480). sipgo can only CANCEL

@@ -203,6 +203,7 @@ func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
 			return outcome{500, "Server Internal Error"}
 		}
 	}
+	g.udpc.fromListener(req)
 	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
 	defer cancel()
 	res, err := g.client.Do(ctx, req)

@@ -222,6 +222,21 @@ func writeRequest(b *bytes.Buffer, req *sip.Request) {
 	b.Write(req.Body())
 }
 
+// fromListener makes sipgo send req out of the UDP listener this client uses, when req goes over UDP (INVITEs,
+// and MESSAGEs that need DNS). Without it sipgo would open a socket of its own for a destination it has not
+// heard from yet: an ephemeral port on every address, with the kernel's default receive buffer, which a
+// firewall or NAT in front of the gateway does not expect, and which sipgo keeps open for good. The ACK and
+// CANCEL of an INVITE inherit the address; a BYE goes out of the socket its peer's requests or answers came
+// in on, this one.
+func (c *udpClient) fromListener(req *sip.Request) {
+	if c == nil || !strings.EqualFold(req.Transport(), "UDP") {
+		return
+	}
+	if la, ok := c.pc.LocalAddr().(*net.UDPAddr); ok {
+		req.Laddr = sip.Addr{IP: la.IP, Port: la.Port}
+	}
+}
+
 // udpNextHop is where a request goes when it goes over UDP to an IP address: the first Route (a loose
 // router, the outbound proxy) or else the Request-URI.
 func udpNextHop(req *sip.Request) (net.Addr, bool) {

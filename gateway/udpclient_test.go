@@ -126,3 +126,28 @@ func TestWriteRequestMatchesSipgo(t *testing.T) {
 		})
 	}
 }
+
+// The gateway's own requests over UDP leave from its SIP listener, as its Via and Contact say: the INVITE of
+// a MESSAGE-first setup to a peer it never heard from, and the BYE that ends the session. A socket sipgo
+// opened for the destination would have another port (and stay open).
+func TestRequestsLeaveFromListener(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello"); res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE: %d", res.StatusCode)
+	}
+	cs := bob.WaitInvite()
+	if cs.InviteSource != h.udp() {
+		t.Fatalf("INVITE came from %s, want the gateway's listener %s", cs.InviteSource, h.udp())
+	}
+	cs.Recv()
+	list := h.gw.Sessions()
+	if len(list) != 1 || !h.gw.EndSession(list[0].Key) {
+		t.Fatalf("sessions %+v: want one to end", list)
+	}
+	if from := cs.ByeSource(); from != h.udp() {
+		t.Fatalf("BYE came from %s, want the gateway's listener %s", from, h.udp())
+	}
+}

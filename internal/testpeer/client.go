@@ -300,6 +300,7 @@ func (c *Client) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	cs := c.newSession(CallID(req))
+	cs.InviteSource = req.Source()
 	if err := setPeerPath(cs, offer); err != nil {
 		c.fail("INVITE %s: %v", cs.CallID, err)
 		cs.MSRP.Close()
@@ -350,7 +351,10 @@ func (c *Client) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	cs.byeOnce.Do(func() { close(cs.bye) })
+	cs.byeOnce.Do(func() {
+		cs.byeFrom = req.Source()
+		close(cs.bye)
+	})
 	cs.MSRP.Close()
 }
 

@@ -21,6 +21,8 @@ type ClientSession struct {
 	MSRP *msrp.Session
 	// CallID is the Call-ID of the INVITE that set the session up.
 	CallID string
+	// InviteSource is where the gateway's INVITE came from (host:port), when the gateway INVITEd us.
+	InviteSource string
 
 	c       *Client
 	relay   *Relay                     // the session sits behind it (nil: none)
@@ -35,6 +37,7 @@ type ClientSession struct {
 	delay   atomic.Int64 // how long HandleMessage holds each answer, in ns (0 = none)
 	bye     chan struct{}
 	byeOnce sync.Once
+	byeFrom string // where the gateway's BYE came from; set before bye is closed
 	recvd   atomic.Int64
 }
 
@@ -222,6 +225,13 @@ func (cs *ClientSession) WaitBye() {
 	case <-time.After(WaitFor):
 		cs.c.t.Fatalf("testpeer: client %s got no BYE for Call-ID %s within %s", cs.c.URI, cs.CallID, WaitFor)
 	}
+}
+
+// ByeSource waits for the peer's BYE (WaitBye) and returns where it came from (host:port).
+func (cs *ClientSession) ByeSource() string {
+	cs.c.t.Helper()
+	cs.WaitBye()
+	return cs.byeFrom
 }
 
 // WaitClosed waits for the MSRP session to close (BYE, connection lost) and returns why; it fails the test
