@@ -67,6 +67,35 @@ func TestCheckCommand(t *testing.T) {
 	}
 }
 
+// A client_ca file that holds no PEM certificate stops the daemon at start; check must refuse it too, not
+// only a file that cannot be read.
+func TestCheckRefusesClientCAWithoutCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, caFile := filepath.Join(dir, "gw.crt"), filepath.Join(dir, "gw.key"), filepath.Join(dir, "ca.pem")
+	if code, _, stderr := cli(t, "gen-cert", "-cert", certFile, "-key", keyFile); code != 0 {
+		t.Fatalf("gen-cert: exit %d: %s", code, stderr)
+	}
+	if err := os.WriteFile(caFile, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, fmt.Sprintf(`sip:
+  listen: [udp:127.0.0.1:0, "tls:127.0.0.1:0"]
+  tls: {cert: %q, key: %q, client_ca: %q}
+msrp:
+  listen: msrp://127.0.0.1:0;tcp
+admin:
+  listen: 127.0.0.1:0
+`, certFile, keyFile, caFile))
+	code, out, stderr := cli(t, "check", "-config", path)
+	if code != 1 || strings.Contains(out, "config OK") || !strings.Contains(stderr, "sip.tls.client_ca") {
+		t.Errorf("check: exit %d, want 1 naming sip.tls.client_ca\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	d := runDaemon(t, "-config", path)
+	if code := d.waitExit(); code != 1 {
+		t.Errorf("daemon: exit %d, want 1", code)
+	}
+}
+
 // portsFree reports whether the default config's listeners could be opened now.
 func portsFree() bool {
 	var closers []func() error

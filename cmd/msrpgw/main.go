@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -326,8 +327,13 @@ func checkStartable(cfg *config.Config) error {
 		}
 	}
 	if ca := cfg.SIP.TLS.ClientCA; ca != "" {
-		if _, err := os.ReadFile(ca); err != nil {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
 			return fmt.Errorf("key sip.tls.client_ca: %w", err)
+		}
+		// Start refuses a file without a certificate in it, not only one it cannot read.
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return fmt.Errorf("key sip.tls.client_ca: %s has no PEM certificate in it", ca)
 		}
 	}
 	tcp := map[string]string{} // host:port -> the key that listens there
