@@ -18,10 +18,17 @@ import (
 )
 
 // Webhook is one configured receiver: events whose Kind is listed in Events are POSTed to URL as JSON (the
-// event.Event JSON form). An empty Events list means every event.
+// event.Event JSON form). An empty Events list means every webhook event (webhookKinds).
 type Webhook struct {
 	URL    string
 	Events []string
+}
+
+// webhookKinds are the events a webhook may subscribe to (SPEC §6 events.webhooks, config.WebhookEvents). The
+// other kinds (a delivered message, a refused request, a dropped control payload) come once per message or
+// request: they are for metrics and logs, and would flood a receiver.
+func webhookKinds() []event.Kind {
+	return []event.Kind{event.SetupFailed, event.SessionStarted, event.SessionEnded, event.MessageFailed}
 }
 
 // DispatcherOptions tune webhook delivery; zero values take the defaults.
@@ -40,7 +47,6 @@ type DispatcherOptions struct {
 type Dispatcher struct {
 	hooks   []*hookWorker
 	byKind  map[event.Kind][]*hookWorker // which workers want which kind, resolved once
-	all     []*hookWorker                // workers that want every kind
 	metrics *Metrics
 	log     *slog.Logger
 
@@ -61,10 +67,9 @@ type hookWorker struct {
 }
 
 // ValidateWebhooks checks configured webhooks (events.webhooks) so that a typo fails start-up instead of
-// silently never firing: each URL must be an absolute http or https URL, each event a known event.Kind.
+// silently never firing: each URL must be an absolute http or https URL, each event one of webhookKinds.
 func ValidateWebhooks(hooks []Webhook) error {
-	known := []event.Kind{event.SessionStarted, event.SessionEnded, event.SetupFailed, event.MessageDelivered,
-		event.MessageFailed, event.MessageDropped, event.RequestRefused}
+	known := webhookKinds()
 	for i, h := range hooks {
 		u, err := url.Parse(h.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -113,11 +118,15 @@ func NewDispatcher(hooks []Webhook, m *Metrics, opts DispatcherOptions) *Dispatc
 	for _, h := range hooks {
 		w := &hookWorker{url: h.URL, queue: make(chan event.Event, opts.Queue)}
 		d.hooks = append(d.hooks, w)
-		if len(h.Events) == 0 {
-			d.all = append(d.all, w)
-		}
+		kinds := make([]event.Kind, 0, len(h.Events))
 		for _, k := range h.Events {
-			d.byKind[event.Kind(k)] = append(d.byKind[event.Kind(k)], w)
+			kinds = append(kinds, event.Kind(k))
+		}
+		if len(kinds) == 0 {
+			kinds = webhookKinds()
+		}
+		for _, k := range kinds {
+			d.byKind[k] = append(d.byKind[k], w)
 		}
 		d.wg.Add(1)
 		go d.run(w, opts)
@@ -127,8 +136,8 @@ func NewDispatcher(hooks []Webhook, m *Metrics, opts DispatcherOptions) *Dispatc
 
 // Publish implements event.Sink: it queues e for every webhook that wants its kind and never blocks.
 func (d *Dispatcher) Publish(e event.Event) {
-	ws, all := d.byKind[e.Kind], d.all
-	if len(ws) == 0 && len(all) == 0 {
+	ws := d.byKind[e.Kind]
+	if len(ws) == 0 {
 		return
 	}
 	if e.Time.IsZero() {
@@ -137,15 +146,12 @@ func (d *Dispatcher) Publish(e event.Event) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.closed {
-		for range len(ws) + len(all) {
+		for range ws {
 			d.metrics.webhookResult(webhookDropped)
 		}
 		return
 	}
 	for _, w := range ws {
-		d.enqueue(w, e)
-	}
-	for _, w := range all {
 		d.enqueue(w, e)
 	}
 }

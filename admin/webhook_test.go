@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 )
 
@@ -129,19 +131,26 @@ func TestWebhookDeliversWantedKindsAsEventJSON(t *testing.T) {
 	}
 }
 
+// An empty events list means every webhook event (config.WebhookEvents), not the gateway's internal kinds:
+// one message_delivered per message, or a request_refused per refused request, would flood the receiver.
 func TestWebhookEmptyEventsMeansAll(t *testing.T) {
 	rcv := &receiver{mode: "ok"}
 	srv := httptest.NewServer(rcv)
 	defer srv.Close()
 	d := NewDispatcher([]Webhook{{URL: srv.URL}}, nil, DispatcherOptions{})
-	for _, k := range []event.Kind{event.SessionStarted, event.SessionEnded, event.MessageFailed} {
+	for _, k := range []event.Kind{event.SetupFailed, event.SessionStarted, event.MessageDelivered, event.SessionEnded,
+		event.MessageDropped, event.MessageFailed, event.RequestRefused} {
 		d.Publish(event.Event{Kind: k, Key: string(k)})
 	}
 	if err := d.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rcv.events()); n != 3 {
-		t.Fatalf("got %d events, want 3", n)
+	var got []string
+	for _, e := range rcv.events() {
+		got = append(got, fmt.Sprint(e["event"]))
+	}
+	if want := config.WebhookEvents(); !slices.Equal(got, want) {
+		t.Fatalf("got events %v, want %v", got, want)
 	}
 }
 
@@ -363,6 +372,7 @@ func TestValidateWebhooks(t *testing.T) {
 		{URL: "ftp://127.0.0.1/x"},
 		{URL: "http:///nohost"},
 		{URL: "http://127.0.0.1/x", Events: []string{"setup-failed"}},
+		{URL: "http://127.0.0.1/x", Events: []string{"message_delivered"}}, // not a webhook event, as in config
 	} {
 		if err := ValidateWebhooks([]Webhook{bad}); err == nil {
 			t.Errorf("%+v accepted", bad)
