@@ -277,9 +277,13 @@ func (g *Gateway) startSIP() error {
 	if err := sip.ParseUri(g.cfg.SIP.Contact, &contact); err != nil {
 		return fmt.Errorf("sip.contact %q: %w", g.cfg.SIP.Contact, err)
 	}
-	if contact.Port == 0 || g.anyEphemeralListen() {
+	switch {
+	case g.anyEphemeralListen():
 		// A listener on port 0 gets its port from the kernel: advertise what we really listen on.
 		contact.Host, contact.Port = firstHost, firstPort
+	case contact.Port == 0:
+		// No port in sip.contact: the one we listen on. The host stays the operator's (a name, a NAT address).
+		contact.Port = firstPort
 	}
 	g.contact = sip.ContactHeader{Address: contact}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(contact.Host), sipgo.WithClientLogger(sipLog))

@@ -247,3 +247,24 @@ func TestAdminListenEmptyIsOff(t *testing.T) {
 	}
 	d.stop()
 }
+
+// sip.contact is the operator's: a host in it (a name, a NAT address) is advertised as written, also when the
+// URI has no port, which is then the port the gateway listens on. Only port-0 listeners (tests) replace it.
+func TestContactHostKept(t *testing.T) {
+	port := freeSIPPort(t)
+	d := runDaemon(t, "-config", writeConfig(t, fmt.Sprintf(`sip:
+  listen: [udp:127.0.0.1:%d, tcp:127.0.0.1:%d]
+  contact: sip:gw.example.net
+msrp:
+  listen: msrp://127.0.0.1:0;tcp
+admin:
+  listen: 127.0.0.1:0
+log:
+  format: json
+`, port, port)))
+	started := d.waitJSON(func(m map[string]any) bool { return m["msg"] == "gateway started" })
+	if want := fmt.Sprintf("sip:gw.example.net:%d", port); started["contact"] != want {
+		t.Errorf("advertised contact %v, want %s", started["contact"], want)
+	}
+	d.stop()
+}
