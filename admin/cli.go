@@ -28,7 +28,8 @@ flags:
 
 // RunSessions runs `msrpgw sessions ...` (args are what follows "sessions") and returns the process exit code:
 // 0 success, 1 the command failed (no such session, admin API unreachable or refusing), 2 usage error.
-// defaultURL and defaultToken come from the config (admin.listen, admin.token).
+// defaultURL and defaultToken come from the config (admin.listen, admin.token); an empty defaultURL means the
+// config has the admin API off, and then -admin is needed.
 func RunSessions(args []string, defaultURL, defaultToken string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("msrpgw sessions", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -69,6 +70,10 @@ func RunSessions(args []string, defaultURL, defaultToken string, stdout, stderr 
 		return 2
 	}
 
+	if *adminURL == "" {
+		fmt.Fprintln(stderr, "msrpgw sessions: admin.listen is empty (the admin API is off); pass -admin URL")
+		return 1
+	}
 	if *token == "" {
 		*token = defaultToken
 	}

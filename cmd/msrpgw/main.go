@@ -151,7 +151,11 @@ func sessions(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "msrpgw sessions:", err)
 		return 1
 	}
-	return admin.RunSessions(rest, "http://"+cfg.Admin.Listen, cfg.Admin.Token, stdout, stderr)
+	adminURL := "" // admin.listen empty: the API is off, and there is no default to dial
+	if cfg.Admin.Listen != "" {
+		adminURL = "http://" + cfg.Admin.Listen
+	}
+	return admin.RunSessions(rest, adminURL, cfg.Admin.Token, stdout, stderr)
 }
 
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {

@@ -165,3 +165,12 @@ func TestCLI(t *testing.T) {
 	}
 	d.stop()
 }
+
+// With admin.listen empty the admin API is off: the CLI says so instead of trying http://127.0.0.1 (port 80).
+func TestCLIAdminOff(t *testing.T) {
+	path := writeConfig(t, "admin:\n  listen: \"\"\n")
+	code, _, stderr := cli(t, "sessions", "list", "-config", path)
+	if code != 1 || !strings.Contains(stderr, "admin.listen is empty") || strings.Contains(stderr, "127.0.0.1") {
+		t.Errorf("sessions list with the admin API off: exit %d, stderr %q; want 1 saying admin.listen is empty", code, stderr)
+	}
+}
