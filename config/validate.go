@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -171,10 +173,16 @@ func (v *validation) msrp() {
 	} else if secure && (m.TLS.Cert == "" || m.TLS.Key == "") {
 		v.bad("msrp.listen", "%s is msrps:// and needs msrp.tls.cert and msrp.tls.key", m.Listen)
 	}
+	// a=path must name an address peers can connect to: 0.0.0.0 or :: in it would send them nowhere.
 	if m.Advertise != "" {
 		if err := checkHostPort(m.Advertise, false); err != nil {
 			v.bad("msrp.advertise", "%w", err)
+		} else if wildcard(m.Advertise) {
+			v.bad("msrp.advertise", "%q is a wildcard address; put the address peers reach in a=path", m.Advertise)
 		}
+	} else if _, hp, err := m.ListenAddr(); err == nil && wildcard(hp) {
+		v.bad("msrp.advertise", "is empty but msrp.listen %s is a wildcard address, which peers cannot reach "+
+			"in a=path; set the address they reach, e.g. 192.0.2.10:2855", m.Listen)
 	}
 	v.positiveInt("msrp.chunk_size", int64(m.ChunkSize))
 	v.positive("msrp.transaction_timeout", m.TransactionTimeout)
@@ -183,6 +191,16 @@ func (v *validation) msrp() {
 	if m.TLS.ClientCA != "" {
 		v.bad("msrp.tls.client_ca", "is not a key of msrp.tls")
 	}
+}
+
+// wildcard reports whether the host of hostport is an unspecified address (0.0.0.0, ::).
+func wildcard(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsUnspecified()
 }
 
 func (v *validation) gateway() {
