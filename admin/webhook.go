@@ -62,6 +62,7 @@ type Dispatcher struct {
 // hookWorker is one webhook's queue and delivery settings.
 type hookWorker struct {
 	url      string
+	shown    string // url with its password, if any, masked: what logs and errors say
 	queue    chan event.Event
 	dropping atomic.Bool // set while drops happen, so a dead receiver logs once, not once per event
 }
@@ -116,7 +117,10 @@ func NewDispatcher(hooks []Webhook, m *Metrics, opts DispatcherOptions) *Dispatc
 		cancelBase: cancel,
 	}
 	for _, h := range hooks {
-		w := &hookWorker{url: h.URL, queue: make(chan event.Event, opts.Queue)}
+		w := &hookWorker{url: h.URL, shown: h.URL, queue: make(chan event.Event, opts.Queue)}
+		if u, err := url.Parse(h.URL); err == nil {
+			w.shown = u.Redacted()
+		}
 		d.hooks = append(d.hooks, w)
 		kinds := make([]event.Kind, 0, len(h.Events))
 		for _, k := range h.Events {
@@ -162,7 +166,7 @@ func (d *Dispatcher) enqueue(w *hookWorker, e event.Event) {
 	default:
 		d.metrics.webhookResult(webhookDropped)
 		if !w.dropping.Swap(true) {
-			d.log.Warn("webhook queue full, dropping events", "url", w.url, "event", e.Kind, "queue", cap(w.queue))
+			d.log.Warn("webhook queue full, dropping events", "url", w.shown, "event", e.Kind, "queue", cap(w.queue))
 		}
 	}
 }
@@ -218,7 +222,7 @@ func (d *Dispatcher) run(w *hookWorker, opts DispatcherOptions) {
 func (d *Dispatcher) deliver(w *hookWorker, e event.Event, opts DispatcherOptions) {
 	body, err := json.Marshal(e)
 	if err != nil {
-		d.log.Error("webhook event not encodable", "url", w.url, "event", e.Kind, "err", err)
+		d.log.Error("webhook event not encodable", "url", w.shown, "event", e.Kind, "err", err)
 		d.metrics.webhookResult(webhookDropped)
 		return
 	}
@@ -228,11 +232,11 @@ func (d *Dispatcher) deliver(w *hookWorker, e event.Event, opts DispatcherOption
 			d.metrics.webhookResult(webhookDropped)
 			return
 		}
-		retry, err := d.post(w.url, body, opts)
+		retry, err := d.post(w, body, opts)
 		if err == nil {
 			d.metrics.webhookResult(webhookSent)
 			if w.dropping.Swap(false) {
-				d.log.Info("webhook delivering again", "url", w.url)
+				d.log.Info("webhook delivering again", "url", w.shown)
 			}
 			return
 		}
@@ -240,11 +244,11 @@ func (d *Dispatcher) deliver(w *hookWorker, e event.Event, opts DispatcherOption
 		if !retry || attempt >= opts.Attempts {
 			d.metrics.webhookResult(webhookDropped)
 			if !w.dropping.Swap(true) {
-				d.log.Warn("webhook event dropped", "url", w.url, "event", e.Kind, "key", e.Key, "attempts", attempt, "err", err)
+				d.log.Warn("webhook event dropped", "url", w.shown, "event", e.Kind, "key", e.Key, "attempts", attempt, "err", err)
 			}
 			return
 		}
-		d.log.Debug("webhook attempt failed, retrying", "url", w.url, "event", e.Kind, "attempt", attempt, "err", err)
+		d.log.Debug("webhook attempt failed, retrying", "url", w.shown, "event", e.Kind, "attempt", attempt, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -257,18 +261,18 @@ func (d *Dispatcher) deliver(w *hookWorker, e event.Event, opts DispatcherOption
 
 // post makes one attempt. retry says whether another attempt could succeed: a 4xx other than 408 and 429 means
 // the receiver will refuse this event every time.
-func (d *Dispatcher) post(url string, body []byte, opts DispatcherOptions) (retry bool, err error) {
+func (d *Dispatcher) post(w *hookWorker, body []byte, opts DispatcherOptions) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(d.base, opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("webhook %q: %w", url, err)
+		return false, fmt.Errorf("webhook %q: %w", w.shown, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "msrpgw")
 	resp, err := opts.Client.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("webhook %q: %w", url, err)
+		return true, fmt.Errorf("webhook %q: %w", w.shown, err)
 	}
 	// Read a bounded amount so the connection can be reused without trusting the receiver's body size.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -278,9 +282,9 @@ func (d *Dispatcher) post(url string, body []byte, opts DispatcherOptions) (retr
 	}
 	retry = resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return false, fmt.Errorf("webhook %q answered %s to %s: redirects are not followed, configure the new URL", url, resp.Status, loc)
+		return false, fmt.Errorf("webhook %q answered %s to %s: redirects are not followed, configure the new URL", w.shown, resp.Status, loc)
 	}
-	return retry, fmt.Errorf("webhook %q answered %s", url, resp.Status)
+	return retry, fmt.Errorf("webhook %q answered %s", w.shown, resp.Status)
 }
 
 var _ event.Sink = (*Dispatcher)(nil)

@@ -1,16 +1,19 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,6 +215,27 @@ func TestWebhookConnectionRefusedIsRetriedThenDropped(t *testing.T) {
 	}
 	if f, dr := webhookCount(m, webhookFailed), webhookCount(m, webhookDropped); f != 2 || dr != 1 {
 		t.Errorf("failed/dropped %d/%d, want 2/1", f, dr)
+	}
+}
+
+// A password in a webhook URL (http://user:pass@host/) goes to the receiver, never into the logs.
+func TestWebhookLogsHideURLPassword(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://hookuser:TopSecret@" + l.Addr().String() + "/hook"
+	l.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := NewDispatcher([]Webhook{{URL: dead, Events: []string{"setup_failed"}}}, nil,
+		DispatcherOptions{Attempts: 2, Backoff: time.Millisecond, Logger: log})
+	d.Publish(setupFailedEvent(keyAlice))
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out := logs.String(); strings.Contains(out, "TopSecret") || !strings.Contains(out, "webhook event dropped") || !strings.Contains(out, l.Addr().String()) {
+		t.Errorf("logs show the password, or not the drop and its host:\n%s", out)
 	}
 }
 
