@@ -124,7 +124,9 @@ func NewDispatcher(hooks []Webhook, m *Metrics, opts DispatcherOptions) *Dispatc
 		d.hooks = append(d.hooks, w)
 		kinds := make([]event.Kind, 0, len(h.Events))
 		for _, k := range h.Events {
-			kinds = append(kinds, event.Kind(k))
+			if !slices.Contains(kinds, event.Kind(k)) { // listed twice, still posted once
+				kinds = append(kinds, event.Kind(k))
+			}
 		}
 		if len(kinds) == 0 {
 			kinds = webhookKinds()

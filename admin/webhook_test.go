@@ -218,6 +218,21 @@ func TestWebhookConnectionRefusedIsRetriedThenDropped(t *testing.T) {
 	}
 }
 
+// An event listed twice for one webhook is still posted to it once.
+func TestWebhookEventListedTwicePostedOnce(t *testing.T) {
+	rcv := &receiver{mode: "ok"}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	d := NewDispatcher([]Webhook{{URL: srv.URL, Events: []string{"setup_failed", "setup_failed"}}}, nil, DispatcherOptions{})
+	d.Publish(setupFailedEvent(keyAlice))
+	if err := d.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rcv.events()); n != 1 {
+		t.Fatalf("got %d events, want 1", n)
+	}
+}
+
 // A password in a webhook URL (http://user:pass@host/) goes to the receiver, never into the logs.
 func TestWebhookLogsHideURLPassword(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
