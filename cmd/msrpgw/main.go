@@ -67,12 +67,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	// SIGHUP, Go's default for which is to kill the process (no drain, no BYEs, nothing logged), is only
+	// logged: a closed terminal or a `systemctl reload` must not drop every session. The config is read once.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, "msrpgw:", err)
 		return 1
 	}
-	return serve(cfg, stderr, sig)
+	return serve(cfg, stderr, sig, hup)
 }
 
 func usage(w io.Writer) {
@@ -173,8 +178,20 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 // serve runs the gateway until SIGINT/SIGTERM (read from sig), then drains and exits 0. A signal that comes
 // before the gateway serves stops start-up where it has got to: what it opened is closed, and serve exits 0
 // without serving.
-func serve(cfg *config.Config, stderr io.Writer, sig <-chan os.Signal) int {
+func serve(cfg *config.Config, stderr io.Writer, sig, hup <-chan os.Signal) int {
 	log := newLogger(cfg.Log, stderr)
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP ignored: the config is read only at start; restart to apply a new one (SIGTERM drains first)")
+			case <-served:
+				return
+			}
+		}
+	}()
 	start := startup{sig: sig, log: log}
 	gateway.ConfigureSIPStack(cfg)
 	// sipgo logs some transport events through its process-wide default logger; without this they come out

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/msrpgw/msrpgw/admin"
@@ -173,4 +175,24 @@ func TestCLIAdminOff(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "admin.listen is empty") || strings.Contains(stderr, "127.0.0.1") {
 		t.Errorf("sessions list with the admin API off: exit %d, stderr %q; want 1 saying admin.listen is empty", code, stderr)
 	}
+}
+
+// SIGHUP (a closed terminal, a `systemctl reload`) neither kills the daemon nor ends its sessions: it is
+// logged and ignored, and the session carries on.
+func TestSIGHUPIgnored(t *testing.T) {
+	d := startDaemon(t, daemonOpts{})
+	phone, client := testpeer.NewPhone(t, "alice"), testpeer.NewClient(t, "bob")
+	_, cs := upSession(t, d, phone, client)
+	d.signal(syscall.SIGHUP)
+	d.waitJSON(func(m map[string]any) bool { return strings.HasPrefix(fmt.Sprint(m["msg"]), "SIGHUP ignored") })
+	if res := phone.Send(d.sipUDP, client.URI, "text/plain", "after HUP"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE after SIGHUP answered %d", res.StatusCode)
+	}
+	if m := cs.Recv(); string(m.Body) != "after HUP" {
+		t.Fatalf("got %q", m.Body)
+	}
+	if cs.GotBye() {
+		t.Fatal("the session got BYE on SIGHUP")
+	}
+	d.stop()
 }
