@@ -386,6 +386,14 @@ func (g *Gateway) openSIPListeners() ([]sipListener, error) {
 // costs the sender a 500 ms retransmission; 4 MiB holds a fifth of a second.
 const udpReadBuffer = 4 << 20
 
+// setReadBuffer asks for a want-byte receive buffer and says whether the kernel gave less: Linux caps the
+// request at net.core.rmem_max, without an error.
+func setReadBuffer(uc *net.UDPConn, want int) (got int, capped bool) {
+	uc.SetReadBuffer(want)
+	got, ok := readBufferSize(uc)
+	return got, ok && got < want
+}
+
 // listenSIP opens one SIP listener.
 func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 	o := sipListener{network: network}
@@ -396,7 +404,11 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 			return o, err
 		}
 		if uc, ok := pc.(*net.UDPConn); ok {
-			uc.SetReadBuffer(udpReadBuffer) // best effort: the kernel caps it at net.core.rmem_max
+			if got, capped := setReadBuffer(uc, udpReadBuffer); capped {
+				g.log.Warn("SIP UDP receive buffer smaller than asked: MESSAGEs may be dropped under load",
+					"addr", uc.LocalAddr().String(), "asked", udpReadBuffer, "got", got,
+					"fix", "sysctl -w net.core.rmem_max=4194304")
+			}
 		}
 		pc = rawio.WrapPacketConn(pc)
 		o.addr, o.closer, o.pc = pc.LocalAddr().String(), pc, pc
