@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/msrpgw/msrpgw/internal/rawio"
@@ -187,13 +188,13 @@ func (e *Endpoint) serve(ln net.Listener, secure bool) error {
 			if e.isClosed() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
+			if !acceptRetryable(err) {
+				return err
 			}
-			return err
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			e.log.Warn("msrp: accept failed, retrying", "addr", ln.Addr().String(), "err", err, "after", delay)
+			time.Sleep(delay)
+			continue
 		}
 		delay = 0
 		if secure {
@@ -212,6 +213,18 @@ func (e *Endpoint) serve(ln net.Listener, secure bool) error {
 		c.log.Debug("msrp: connection accepted")
 		c.start()
 	}
+}
+
+// acceptRetryable reports whether Accept failed for a passing reason: a timeout, or the process or system out of
+// descriptors or memory for a moment (a flood of connections). The listener then carries on once they are free
+// again instead of ending for good.
+func acceptRetryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 // addConn registers c (and does wg.Add for its two goroutines) unless a limit or Close refuses it.
