@@ -617,6 +617,9 @@ func (c *conn) readLoop() {
 				c.protocolError(pe)
 				continue
 			}
+			if errors.Is(err, ErrFraming) {
+				c.e.refused(0, err.Error())
+			}
 			break
 		}
 		if c.e.cfg.RxTimestamps {
@@ -681,8 +684,12 @@ func (c *conn) shutdown(readErr error) {
 func (c *conn) protocolError(pe *ProtocolError) {
 	m := pe.Message
 	c.log.Warn("msrp: bad frame", "tid", pe.TransactionID, "code", pe.Code, "reason", pe.Reason)
-	if m == nil || m.Method == "" || m.Method == MethodReport {
-		return // responses and REPORTs are never answered
+	if m == nil || m.Method == "" {
+		return // a response: nothing refused, nothing to answer
+	}
+	c.e.refused(pe.Code, pe.Reason)
+	if m.Method == MethodReport {
+		return // REPORTs are never answered
 	}
 	c.respondFR(m, pe.Code, reasonPhrase(pe.Code))
 }
@@ -695,6 +702,7 @@ func (c *conn) handle(m *Message) {
 	}
 	if m.Method != MethodSend && m.Method != MethodReport {
 		c.log.Info("msrp: unknown method", "method", m.Method, "tid", m.TransactionID)
+		c.e.refused(501, "unknown method")
 		c.respond(m, 501, reasonPhrase(501))
 		return
 	}
@@ -737,6 +745,7 @@ func (c *conn) handle(m *Message) {
 		code, comment, err := m.Status()
 		if err != nil {
 			c.log.Info("msrp: REPORT with bad Status ignored", "session", s.id, "err", err)
+			c.e.refused(400, "REPORT with bad Status")
 			return
 		}
 		r.StatusCode, r.Comment = code, comment
@@ -754,6 +763,8 @@ func (c *conn) handle(m *Message) {
 		return
 	}
 	if m.MessageID() == "" {
+		c.log.Info("msrp: SEND without Message-ID", "session", s.id, "tid", m.TransactionID)
+		c.e.refused(400, "Message-ID missing")
 		c.respondFR(m, 400, "Message-ID missing")
 		return
 	}

@@ -37,8 +37,10 @@ type Config struct {
 	// was parsed. For measuring latency (cmd/msrpgw-load); the gateway leaves it off.
 	RxTimestamps bool
 	// OnRefused, when set, is told of every request or connection the stack refuses on its own (connection
-	// bounds, 481, 403, 506, chunk limits), so an application can count them. code is the MSRP status sent
-	// (0 for a refused connection). It is called from the stack's goroutines and must not block.
+	// bounds, malformed requests, unknown methods, 481, 403, 506, chunk limits), so an application can count
+	// them. code is the MSRP status sent, or that would be were the request not a REPORT (0 for a refused
+	// connection, or one closed for a frame it cannot delimit). It is called from the stack's goroutines and
+	// must not block.
 	OnRefused func(code int, reason string)
 }
 

@@ -508,6 +508,59 @@ func TestEndpointRawFrames(t *testing.T) {
 	}
 }
 
+// Every request the stack refuses on its own reaches Config.OnRefused, whatever refused it: the reader (a
+// malformed frame: 400, a chunk over MaxChunkBytes: 413), the routing (an unknown method: 501), the SEND
+// checks (no Message-ID: 400) or the REPORT checks (a bad Status: 400, unanswered as every REPORT); and so
+// does a connection closed for a frame that cannot be delimited (code 0). An application counts refusals
+// from it (SPEC §5: a refused message is dropped and counted).
+func TestEndpointOnRefusedBadInput(t *testing.T) {
+	refused := make(chan int, 16)
+	eb := newEP(t, Config{Limits: Limits{MaxChunkBytes: 64},
+		OnRefused: func(code int, reason string) { refused <- code }}, false)
+	b := eb.NewSession(newRec())
+	to := b.LocalURI().String()
+	from := "msrp://127.0.0.1:9/peer1;tcp"
+	p := dialRaw(t, eb)
+	hdr := func(tid, method string) string {
+		return fmt.Sprintf("MSRP %s %s\nTo-Path: %s\nFrom-Path: %s\n", tid, method, to, from)
+	}
+	p.write(hdr("bind0001", "SEND") + "Message-ID: m0\n-------bind0001$\n")
+	p.expect("bind0001", 200)
+
+	steps := []struct {
+		name  string
+		frame string
+		tid   string // the response expected, "" for none
+		code  int
+	}{
+		{"chunk over MaxChunkBytes", hdr("huge0001", "SEND") + "Message-ID: m1\nByte-Range: 1-*/*\nContent-Type: text/plain\n\n" +
+			strings.Repeat("x", 200) + "\n-------huge0001$\n", "huge0001", 413},
+		{"malformed Byte-Range", hdr("bad00001", "SEND") + "Message-ID: m2\nByte-Range: 0-1/1\nContent-Type: text/plain\n\nx\n-------bad00001$\n", "bad00001", 400},
+		{"unknown method", hdr("meth0001", "FOO") + "-------meth0001$\n", "meth0001", 501},
+		{"no Message-ID", hdr("nomid001", "SEND") + "Byte-Range: 1-1/1\nContent-Type: text/plain\n\nx\n-------nomid001$\n", "nomid001", 400},
+		{"malformed REPORT", hdr("rep00001", "REPORT") + "Message-ID: m3\nByte-Range: 0-1/1\nStatus: 000 200 OK\n-------rep00001$\n", "", 400},
+		{"REPORT with a bad Status", hdr("rep00002", "REPORT") + "Message-ID: m3\nByte-Range: 1-1/1\nStatus: 200 OK\n-------rep00002$\n", "", 400},
+	}
+	for _, st := range steps {
+		p.write(st.frame)
+		if st.tid != "" {
+			p.expect(st.tid, st.code)
+		}
+		select {
+		case code := <-refused:
+			if code != st.code {
+				t.Fatalf("%s: OnRefused(%d), want %d", st.name, code, st.code)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("%s: OnRefused not called", st.name)
+		}
+	}
+	p.write("HTTP/1.1 200 OK\n\n")
+	if code := recv(t, refused, "OnRefused for the closed connection"); code != 0 {
+		t.Fatalf("closed connection: OnRefused(%d), want 0", code)
+	}
+}
+
 func TestEndpointUnboundTimeout(t *testing.T) {
 	eb := newEP(t, Config{UnboundTimeout: 50 * time.Millisecond}, false)
 	p := dialRaw(t, eb)
