@@ -755,7 +755,9 @@ func (c *conn) handle(m *Message) {
 		s.deliverReport(r)
 		return
 	}
-	if m.Body == nil { // binding or keep-alive SEND
+	// A bodiless SEND binds or keeps alive, unless its flag aborts a message: then it is that message's last
+	// chunk, as an empty '#' chunk would be.
+	if m.Body == nil && m.Flag != '#' {
 		if ka, ok := s.h.(KeepAliveHandler); ok {
 			ka.HandleKeepAlive(s)
 		}

@@ -561,6 +561,43 @@ func TestEndpointOnRefusedBadInput(t *testing.T) {
 	}
 }
 
+// A '#' chunk without a body (the end-line right after the headers) aborts its message like one with an empty
+// body: the partial message is dropped at once, so it neither holds one of the MaxPartial slots until it expires
+// (refusing the peer's next messages 413) nor completes when more of its chunks come.
+func TestEndpointBodilessAbort(t *testing.T) {
+	eb := newEP(t, Config{MaxPartial: 2}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	to := b.LocalURI().String()
+	from := "msrp://127.0.0.1:9/peer1;tcp"
+	p := dialRaw(t, eb)
+	hdr := func(tid, mid, br string) string {
+		return fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: %s\nByte-Range: %s\n", tid, to, from, mid, br)
+	}
+	chunk := func(tid, mid, br, body string, flag byte) string {
+		return fmt.Sprintf("%sContent-Type: text/plain\n\n%s\n-------%s%c\n", hdr(tid, mid, br), body, tid, flag)
+	}
+	for i, mid := range []string{"gone1", "gone2"} {
+		tid := fmt.Sprintf("first%03d", i)
+		p.write(chunk(tid, mid, "1-3/6", "abc", '+'))
+		p.expect(tid, 200)
+		tid = fmt.Sprintf("abort%03d", i)
+		p.write(hdr(tid, mid, "4-6/6") + "-------" + tid + "#\n")
+		p.expect(tid, 200)
+	}
+	// Both aborted messages are gone: a new one has a slot, and a chunk that would have completed an aborted
+	// one completes nothing.
+	p.write(chunk("keep0001", "kept", "1-3/6", "xyz", '+'))
+	p.expect("keep0001", 200)
+	p.write(chunk("late0001", "gone1", "4-6/6", "def", '$'))
+	p.expect("late0001", 200)
+	p.write(chunk("keep0002", "kept", "4-6/6", "XYZ", '$'))
+	p.expect("keep0002", 200)
+	if m := recv(t, hb.msgs, "the kept message"); string(m.Body) != "xyzXYZ" {
+		t.Fatalf("delivered %q (message %s), want the kept message", m.Body, m.MessageID)
+	}
+}
+
 func TestEndpointUnboundTimeout(t *testing.T) {
 	eb := newEP(t, Config{UnboundTimeout: 50 * time.Millisecond}, false)
 	p := dialRaw(t, eb)
