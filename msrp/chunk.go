@@ -208,6 +208,15 @@ func (ra *reassembler) add(m *Message, now time.Time, lim reassemblyLimits) chun
 	return chunkResult{}
 }
 
+// stop refuses m's message after m was refused before reaching add (a chunk over Limits.MaxChunkBytes), as
+// add refuses one: the chunks received so far are dropped and, unless m was its last, later ones get 413.
+func (ra *reassembler) stop(m *Message, lim reassemblyLimits) {
+	id := m.MessageID()
+	if p := ra.partials[id]; p != nil && !p.refused {
+		ra.refuse(id, p, m, lim.maxPartial, "")
+	}
+}
+
 func (ra *reassembler) refuse(id string, p *partial, m *Message, maxTombs int, reason string) chunkResult {
 	if m.Flag != '+' || ra.tombs >= maxTombs {
 		delete(ra.partials, id)

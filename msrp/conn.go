@@ -691,7 +691,26 @@ func (c *conn) protocolError(pe *ProtocolError) {
 	if m.Method == MethodReport {
 		return // REPORTs are never answered
 	}
+	if pe.Code == 413 && m.Method == MethodSend {
+		c.stopMessage(m)
+	}
 	c.respondFR(m, pe.Code, reasonPhrase(pe.Code))
+}
+
+// stopMessage ends the message of a SEND chunk the reader refused 413 (over Limits.MaxChunkBytes) as the
+// reassembler ends one it refuses itself: what came of it is dropped, and its later chunks get 413 too. Only for
+// a session this connection serves and, with CheckFromPath, a chunk from its peer: as any other chunk.
+func (c *conn) stopMessage(m *Message) {
+	if len(m.ToPath) != 1 || m.MessageID() == "" {
+		return
+	}
+	s := c.e.lookup(m.ToPath[0].SessionID)
+	if s == nil || !s.takesFrom(c, m) {
+		return
+	}
+	s.raMu.Lock()
+	s.ra.stop(m, s.e.raLimits)
+	s.raMu.Unlock()
 }
 
 // handle processes one well-formed frame.

@@ -598,6 +598,35 @@ func TestEndpointBodilessAbort(t *testing.T) {
 	}
 }
 
+// A chunk over MaxChunkBytes, refused 413 by the reader, ends its message as any 413 does (RFC 4975 §10.5): the
+// chunks received before are dropped, freeing their MaxPartial slot at once for the peer's next message, and
+// the rest of the message keeps getting 413.
+func TestEndpointOversizeChunkEndsItsMessage(t *testing.T) {
+	eb := newEP(t, Config{MaxMessageSize: 100, MaxPartial: 1, Limits: Limits{MaxChunkBytes: 64}}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	to := b.LocalURI().String()
+	from := "msrp://127.0.0.1:9/peer1;tcp"
+	p := dialRaw(t, eb)
+	chunk := func(tid, mid, br, body string, flag byte) {
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
+			tid, to, from, mid, br, body, tid, flag))
+	}
+	chunk("big00001", "big", "1-10/*", "0123456789", '+')
+	p.expect("big00001", 200)
+	chunk("big00002", "big", "11-*/*", strings.Repeat("x", 80), '+')
+	p.expect("big00002", 413)
+	chunk("next0001", "next", "1-3/6", "abc", '+')
+	p.expect("next0001", 200)
+	chunk("big00003", "big", "11-20/20", "abcdefghij", '$')
+	p.expect("big00003", 413)
+	chunk("next0002", "next", "4-6/6", "def", '$')
+	p.expect("next0002", 200)
+	if m := recv(t, hb.msgs, "the next message"); string(m.Body) != "abcdef" {
+		t.Fatalf("delivered %q (message %s), want the next message", m.Body, m.MessageID)
+	}
+}
+
 func TestEndpointUnboundTimeout(t *testing.T) {
 	eb := newEP(t, Config{UnboundTimeout: 50 * time.Millisecond}, false)
 	p := dialRaw(t, eb)

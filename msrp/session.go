@@ -523,6 +523,17 @@ func (s *Session) accept(c *conn, m *Message) int {
 	return 0
 }
 
+// takesFrom reports whether request m on c is for this session without binding it: c serves the session and,
+// with CheckFromPath, m comes from its peer (accept, for a request that will not be processed).
+func (s *Session) takesFrom(c *conn, m *Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || (s.conn != c && !slices.Contains(s.via, c)) {
+		return false
+	}
+	return !s.e.cfg.CheckFromPath || len(s.route) == 0 || fromPeer(m, s.route)
+}
+
 // acceptViaLocked decides on a request for the session, bound already, that came on another connection c: 506,
 // unless the peer's path goes through a relay and the request comes from that path. A relay forwards requests
 // towards our URI over a connection to its address, which need not be the one we opened to the relay: Kamailio's
