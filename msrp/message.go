@@ -143,6 +143,10 @@ func ParseStatus(v string) (code int, comment string, err error) {
 		return 0, "", fmt.Errorf("msrp: Status %q: unknown namespace %q", v, v[:3])
 	}
 	code, _ = atoiSmall(v[4:7])
+	if code < 100 {
+		// No status class below 1xx: a "000" would read as no status at all, never as a failure.
+		return 0, "", fmt.Errorf("msrp: Status %q: code %d is not a status code", v, code)
+	}
 	if len(v) > 8 {
 		comment = v[8:]
 	}

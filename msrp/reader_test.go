@@ -218,7 +218,7 @@ func TestMessageAccessors(t *testing.T) {
 	if m.Headers[len(m.Headers)-1].Name != "content-type" {
 		t.Fatal("Content-Type is not last after SetHeader")
 	}
-	for _, bad := range []string{"", "000", "000 20", "001 200", "000 200x", "abc 200"} {
+	for _, bad := range []string{"", "000", "000 20", "001 200", "000 200x", "abc 200", "000 000", "000 099"} {
 		if _, _, err := ParseStatus(bad); err == nil {
 			t.Errorf("ParseStatus(%q) accepted", bad)
 		}
