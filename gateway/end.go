@@ -161,9 +161,9 @@ func (g *Gateway) bye(s *Session) {
 		var err error
 		switch {
 		case uac != nil:
-			err = uac.Bye(ctx)
+			err = g.byeUAC(ctx, uac)
 		case uas != nil:
-			err = uas.Bye(ctx)
+			err = g.byeUAS(ctx, uas)
 		}
 		if err != nil {
 			s.log.Debug("BYE failed", "err", err, "call_id", s.callID)

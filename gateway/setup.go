@@ -478,7 +478,7 @@ func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := dlg.Ack(ctx); err == nil {
-			dlg.Bye(ctx)
+			g.byeUAC(ctx, dlg)
 		}
 	})
 }

@@ -226,8 +226,7 @@ func writeRequest(b *bytes.Buffer, req *sip.Request) {
 // and MESSAGEs that need DNS). Without it sipgo would open a socket of its own for a destination it has not
 // heard from yet: an ephemeral port on every address, with the kernel's default receive buffer, which a
 // firewall or NAT in front of the gateway does not expect, and which sipgo keeps open for good. The ACK and
-// CANCEL of an INVITE inherit the address; a BYE goes out of the socket its peer's requests or answers came
-// in on, this one.
+// CANCEL of an INVITE inherit the address; a BYE is given it where it is made (indialog.go).
 func (c *udpClient) fromListener(req *sip.Request) {
 	if c == nil || !strings.EqualFold(req.Transport(), "UDP") {
 		return

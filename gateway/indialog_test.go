@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
+)
+
+// The gateway's requests inside its dialogs (the ACK to its INVITE's 2xx, the BYE that ends a session) are
+// tested here with bare UDP peers: a peer whose Contact is not where its messages come from, a proxy that
+// does not Record-Route. The setups never come up (the peer says a=setup:active and never connects), so
+// setup_timeout ends them with BYE.
+
+// activeOffer is an SDP offer or answer saying the peer connects (a=setup:active), which it never does.
+const activeOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+	"m=message 9 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://127.0.0.1:9/never;tcp\r\na=setup:active\r\n"
+
+func shortSetup(c *config.Config) { c.Gateway.SetupTimeout = 300 * time.Millisecond }
+
+// inviteFrom INVITEs the gateway's UDP listener from u with the Contact contact and activeOffer, ACKs the
+// 200 and returns it.
+func inviteFrom(u *rawUDP, h *harness, contact string) *sip.Response {
+	u.t.Helper()
+	ruri := "sip:alice@" + h.udp()
+	head := fmt.Sprintf("From: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n", u.addr())
+	res := u.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-inv;rport\n"+
+		"Max-Forwards: 70\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <%s>\nContent-Type: application/sdp\n"+
+		"Content-Length: %d\n\n%s", ruri, u.addr(), head, ruri, contact, len(activeOffer), activeOffer))
+	if res.StatusCode != 200 {
+		u.t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	u.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-ack\nMax-Forwards: 70\n%s%s\n"+
+		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), u.addr(), head, res.To().String()))
+	return res
+}
+
+// answerInvite answers the gateway's INVITE req, read by u from from, 200 with the Contact contact,
+// activeOffer, and the Record-Route headers rr.
+func answerInvite(u *rawUDP, req *sip.Request, from net.Addr, contact string, rr ...string) {
+	u.t.Helper()
+	res := sip.NewResponseFromRequest(req, 200, "OK", []byte(activeOffer))
+	res.To().Params.Add("tag", "peer")
+	for _, r := range rr {
+		res.AppendHeader(sip.NewHeader("Record-Route", r))
+	}
+	res.AppendHeader(sip.NewHeader("Contact", "<"+contact+">"))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	if _, err := u.pc.WriteTo([]byte(res.String()), from); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// expectRequest reads u's next request and fails unless it is method, for ruri, from the gateway's listener.
+func expectRequest(t *testing.T, u *rawUDP, h *harness, method sip.RequestMethod, ruri string) *sip.Request {
+	t.Helper()
+	req, from := u.request()
+	if req.Method != method || req.Recipient.String() != ruri {
+		t.Fatalf("got %s at %s, want %s %s", req.StartLine(), u.addr(), method, ruri)
+	}
+	if from.String() != h.udp() {
+		t.Fatalf("%s came from %s, want the gateway's listener %s", method, from, h.udp())
+	}
+	return req
+}
+
+// A BYE over UDP leaves from the SIP listener also when it goes where nothing came from before: to a remote
+// target (the peer's Contact) that is not the address the INVITE, or the 200, came from. A socket sipgo opened
+// for it would have an ephemeral port its Via names and the peer's answer goes to.
+func TestByeToContactLeavesFromListener(t *testing.T) {
+	t.Run("session first", func(t *testing.T) {
+		h := newHarness(t, shortSetup)
+		phone, contact := newRawUDP(t), newRawUDP(t)
+		inviteFrom(phone, h, "sip:bob@"+contact.addr())
+		expectRequest(t, contact, h, sip.BYE, "sip:bob@"+contact.addr())
+	})
+	t.Run("MESSAGE first", func(t *testing.T) {
+		h := newHarness(t, shortSetup)
+		alice := testpeer.NewPhone(t, "alice")
+		bob, contact := newRawUDP(t), newRawUDP(t)
+		alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "hello")
+		inv, from := bob.request()
+		answerInvite(bob, inv, from, "sip:bob@"+contact.addr())
+		expectRequest(t, contact, h, sip.ACK, "sip:bob@"+contact.addr())
+		expectRequest(t, contact, h, sip.BYE, "sip:bob@"+contact.addr())
+	})
+}
