@@ -23,6 +23,16 @@ const activeOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.
 
 func shortSetup(c *config.Config) { c.Gateway.SetupTimeout = 300 * time.Millisecond }
 
+// viaProxy is shortSetup with the outbound proxy proxy, and no setup-failed notification: it would go to the
+// proxy too, in no set order with the BYE.
+func viaProxy(proxy *rawUDP) func(*config.Config) {
+	return func(c *config.Config) {
+		shortSetup(c)
+		c.SIP.OutboundProxy = "sip:" + proxy.addr()
+		c.Gateway.SetupFailed.Notify = false
+	}
+}
+
 // inviteFrom INVITEs the gateway's UDP listener from u with the Contact contact and activeOffer, ACKs the
 // 200 and returns it.
 func inviteFrom(u *rawUDP, h *harness, contact string) *sip.Response {
@@ -88,5 +98,47 @@ func TestByeToContactLeavesFromListener(t *testing.T) {
 		answerInvite(bob, inv, from, "sip:bob@"+contact.addr())
 		expectRequest(t, contact, h, sip.ACK, "sip:bob@"+contact.addr())
 		expectRequest(t, contact, h, sip.BYE, "sip:bob@"+contact.addr())
+	})
+}
+
+// sip.outbound_proxy gets the gateway's BYEs (SPEC §1) and the ACKs to its INVITEs' 2xx, as it gets its
+// INVITEs and MESSAGEs, when the dialog has no route set: the proxy did not Record-Route, or the INVITE came
+// without one. A route set decides where they go when there is one.
+func TestDialogRequestsThroughOutboundProxy(t *testing.T) {
+	t.Run("session first", func(t *testing.T) {
+		proxy := newRawUDP(t)
+		h := newHarness(t, viaProxy(proxy))
+		phone := newRawUDP(t)
+		inviteFrom(phone, h, "sip:bob@"+phone.addr())
+		bye := expectRequest(t, proxy, h, sip.BYE, "sip:bob@"+phone.addr())
+		if r := bye.Route(); r == nil || r.Address.Host+":"+fmt.Sprint(r.Address.Port) != proxy.addr() || !r.Address.UriParams.Has("lr") {
+			t.Fatalf("BYE Route %v, want the outbound proxy's URI with lr", r)
+		}
+	})
+	t.Run("MESSAGE first", func(t *testing.T) {
+		proxy := newRawUDP(t)
+		h := newHarness(t, viaProxy(proxy))
+		alice := testpeer.NewPhone(t, "alice")
+		bob := newRawUDP(t)
+		alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "hello")
+		inv, from := proxy.request()
+		answerInvite(proxy, inv, from, "sip:bob@"+bob.addr()) // as bob's answer forwarded by the proxy
+		expectRequest(t, proxy, h, sip.ACK, "sip:bob@"+bob.addr())
+		expectRequest(t, proxy, h, sip.BYE, "sip:bob@"+bob.addr())
+	})
+	t.Run("route set", func(t *testing.T) {
+		proxy, recordRoute := newRawUDP(t), newRawUDP(t)
+		h := newHarness(t, viaProxy(proxy))
+		alice := testpeer.NewPhone(t, "alice")
+		bob := newRawUDP(t)
+		alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "hello")
+		inv, from := proxy.request()
+		answerInvite(proxy, inv, from, "sip:bob@"+bob.addr(), "<sip:"+recordRoute.addr()+";lr>")
+		for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE} {
+			req := expectRequest(t, recordRoute, h, m, "sip:bob@"+bob.addr())
+			if routes := req.GetHeaders("Route"); len(routes) != 1 {
+				t.Fatalf("%s Route %v, want only the route set's", m, routes)
+			}
+		}
 	})
 }

@@ -204,7 +204,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	s.dialogKey = dialogKey(callID(invite), fromTag(invite))
 	s.mu.Unlock()
 	g.dialogs.Store(s.dialogKey, s)
-	if err := dlg.Ack(ctx); err != nil {
+	if err := g.ackUAC(ctx, dlg); err != nil {
 		return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending ACK: %w", err))
 	}
 	res := dlg.InviteResponse
@@ -477,7 +477,7 @@ func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
 	g.goBackground(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := dlg.Ack(ctx); err == nil {
+		if err := g.ackUAC(ctx, dlg); err == nil {
 			g.byeUAC(ctx, dlg)
 		}
 	})
