@@ -78,6 +78,7 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	s.reinvite.stop()
 	uas, uac := s.uas, s.uac
 	sendBye := e.bye && !s.byeSent && (uas != nil || uac != nil)
 	s.byeSent = true

@@ -142,3 +142,26 @@ func TestDialogRequestsThroughOutboundProxy(t *testing.T) {
 		}
 	})
 }
+
+// The 2xx to a re-INVITE over UDP is passed to the transport again until its ACK comes (RFC 3261 §13.3.1.4),
+// as the 2xx to the INVITE that made the dialog is: the peer whose first 200 was lost gets another, and none
+// comes after the ACK.
+func TestReinviteAnswerRetransmittedUntilAck(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
+	phone := newRawUDP(t)
+	first := inviteFrom(phone, h, "sip:bob@"+phone.addr())
+	head := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
+		first.Contact().Address.String(), phone.addr(), first.To().String())
+	phone.write(h.udp(), "INVITE "+head+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-reinv;rport\n"+
+		"CSeq: 6 INVITE\nContact: <sip:bob@"+phone.addr()+">\nContent-Length: 0\n\n")
+	for i := range 2 { // the first as if lost, then its retransmission T1 later
+		if res := phone.final(); res.StatusCode != 200 || res.CSeq().SeqNo != 6 {
+			t.Fatalf("answer %d to the re-INVITE: %d %s, CSeq %v", i, res.StatusCode, res.Reason, res.CSeq())
+		}
+	}
+	phone.write(h.udp(), "ACK "+head+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-reack\nCSeq: 6 ACK\nContent-Length: 0\n\n")
+	phone.pc.SetReadDeadline(time.Now().Add(3 * sip.T1)) // the next retransmission was due 2·T1 after the last
+	if n, _, err := phone.pc.ReadFrom(make([]byte, 65535)); err == nil {
+		t.Fatalf("a datagram after the ACK (%d bytes): the 2xx was retransmitted still", n)
+	}
+}

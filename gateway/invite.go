@@ -184,6 +184,13 @@ func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 			s.log.Warn("unusable a=path in ACK", "err", err)
 		}
 	}
+	if cseq := req.CSeq(); cseq != nil {
+		s.mu.Lock()
+		if s.reinvite.cseq == cseq.SeqNo {
+			s.reinvite.stop() // the 2xx to a re-INVITE is acknowledged: no more retransmissions
+		}
+		s.mu.Unlock()
+	}
 	if uas != nil {
 		if err := uas.ReadAck(req, tx); err != nil {
 			s.log.Debug("ACK does not match our 200", "err", err)
@@ -233,7 +240,7 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	s.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(req, body)
 	res.AppendHeader(&g.contact)
-	if err := tx.Respond(res); err != nil {
+	if err := g.respondReinvite(s, req, tx, res); err != nil {
 		// The session follows the new path all the same, as an operator would expect of a peer that asked for
 		// it: the old path is left already (applyPeerMedia unbound it), so there is nothing to go back to, and
 		// ending the session would cut a chat for what is mostly a passing transport error. Over UDP the peer
@@ -250,6 +257,69 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	if changed && rebinding {
 		g.goBackground(func() { g.rebind(s) })
 	}
+}
+
+// reinviteAnswer is the 2xx to a re-INVITE that the gateway retransmits until the ACK with its CSeq comes.
+type reinviteAnswer struct {
+	cseq  uint32
+	acked chan struct{} // closed by stop; nil when nothing is retransmitted
+}
+
+// stop ends the retransmissions. Called with the session's lock held.
+func (a *reinviteAnswer) stop() {
+	if a.acked != nil {
+		close(a.acked)
+	}
+	*a = reinviteAnswer{}
+}
+
+// respondReinvite sends res, the 2xx to req, a re-INVITE. Over UDP it passes res to the transport again
+// until its ACK comes (onAck), at intervals from T1 doubling up to T2, until the transaction ends (Timer L,
+// 64·T1), or the session: the UAS core's part of RFC 3261 §13.3.1.4, which sipgo's dialog does only for the
+// INVITE that made the dialog. sipgo's transaction does not retransmit a 2xx and absorbs the INVITE's
+// retransmissions (RFC 6026 §7.1): without this, one lost 200 left the peer's re-INVITE unanswered until it
+// gave up and ended the dialog.
+func (g *Gateway) respondReinvite(s *Session, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) error {
+	if sip.IsReliable(req.Transport()) {
+		return tx.Respond(res)
+	}
+	acked := make(chan struct{})
+	s.mu.Lock()
+	// An earlier re-INVITE's 2xx is superseded. This one's is registered before it leaves: its ACK may come at
+	// once.
+	s.reinvite.stop()
+	s.reinvite = reinviteAnswer{cseq: req.CSeq().SeqNo, acked: acked}
+	s.mu.Unlock()
+	if err := tx.Respond(res); err != nil {
+		s.mu.Lock()
+		if s.reinvite.acked == acked {
+			s.reinvite.stop()
+		}
+		s.mu.Unlock()
+		return err
+	}
+	g.goBackground(func() {
+		interval := sip.T1
+		timer := time.NewTimer(interval)
+		defer timer.Stop()
+		for {
+			select {
+			case <-acked:
+				return
+			case <-tx.Done():
+				return
+			case <-g.ctx.Done():
+				return
+			case <-timer.C:
+			}
+			if tx.Respond(res) != nil {
+				return
+			}
+			interval = min(2*interval, sip.T2)
+			timer.Reset(interval)
+		}
+	})
+	return nil
 }
 
 // errRebound cancels a rebind that a newer re-INVITE took over.
