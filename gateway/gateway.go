@@ -290,6 +290,7 @@ func (g *Gateway) startSIP() error {
 	if err != nil {
 		return err
 	}
+	client.TxRequester = requester{g} // the CANCELs it sends are put right (indialog.go)
 	g.client = client
 	g.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: g.contact}
 	for _, o := range opened {

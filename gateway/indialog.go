@@ -3,14 +3,16 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
-// This file makes the requests the gateway sends inside its dialogs: the ACK to its INVITE's 2xx and the BYE
-// that ends a session. sipgo's dialogs fill in what the dialog decides (From, To, Call-ID, CSeq, the route
-// set); the request itself is the gateway's, so that it goes the way its other requests go:
+// This file makes the requests the gateway sends inside its dialogs, the ACK to its INVITE's 2xx and the BYE
+// that ends a session, and puts right the CANCEL of an INVITE, which sipgo makes as if it were one of them
+// (requester, at the end). sipgo's dialogs fill in what the dialog decides (From, To, Call-ID, CSeq, the
+// route set); the request itself is the gateway's, so that it goes the way its other requests go:
 //
 //   - over UDP from the SIP listener (udpclient.go fromListener). sipgo's own BYE leaves from a socket sipgo
 //     opens for a destination it has not heard from, such as a Contact that is not where the peer's INVITE
@@ -71,4 +73,42 @@ func (g *Gateway) dialogRequest(method sip.RequestMethod, target sip.Uri, transp
 	}
 	g.udpc.fromListener(req)
 	return req
+}
+
+// requester is the gateway's sipgo client's transaction requester: every request the client sends goes
+// through it, to sipgo's transaction layer (or, an ACK, straight to the transport) as it would without one.
+// A CANCEL is put right on the way. sipgo builds it as a request in the early dialog of the provisional
+// response it follows, with that response's Record-Route as its Route headers; but a CANCEL goes where its
+// INVITE went, with the INVITE's Route headers and nothing else (RFC 3261 §9.1). Sent along the early
+// dialog's route set, it reached a proxy that never saw the INVITE's transaction, and the INVITE was never
+// cancelled. The gateway's INVITEs carry one Route, the outbound proxy's (route), or none.
+type requester struct{ g *Gateway }
+
+func (r requester) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	if req.IsAck() {
+		return nil, r.g.ua.TransportLayer().WriteMsg(req)
+	}
+	if req.IsCancel() {
+		req = r.g.cancelAsInvite(req)
+	}
+	tx, err := r.g.ua.TransactionLayer().Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// cancelAsInvite is the CANCEL req without the Route headers sipgo added, and with the INVITE's. It is made
+// anew: sipgo's request keeps the first Route it parsed, and sends to it, after the header is removed.
+func (g *Gateway) cancelAsInvite(req *sip.Request) *sip.Request {
+	c := sip.NewRequest(sip.CANCEL, req.Recipient)
+	for _, h := range req.Headers() {
+		if !strings.EqualFold(h.Name(), "Route") {
+			c.AppendHeader(h)
+		}
+	}
+	g.route(c)
+	c.SetTransport(req.Transport())
+	c.Laddr = req.Laddr
+	return c
 }

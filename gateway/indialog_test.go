@@ -165,3 +165,43 @@ func TestReinviteAnswerRetransmittedUntilAck(t *testing.T) {
 		t.Fatalf("a datagram after the ACK (%d bytes): the 2xx was retransmitted still", n)
 	}
 }
+
+// The CANCEL of an INVITE goes where the INVITE went, with the INVITE's Route headers (RFC 3261 §9.1), also
+// when the provisional response it follows carries Record-Route: that is the route set of an early dialog,
+// which a CANCEL is no request in. Sent along it, the CANCEL reached a proxy that never saw the INVITE's
+// transaction, and the INVITE stayed uncancelled.
+func TestCancelGoesWhereInviteWent(t *testing.T) {
+	for _, viaOutbound := range []bool{false, true} {
+		t.Run(fmt.Sprintf("outbound proxy %v", viaOutbound), func(t *testing.T) {
+			first, recordRoute := newRawUDP(t), newRawUDP(t) // first: where the INVITE goes
+			h := newHarness(t, func(c *config.Config) {
+				shortSetup(c)
+				c.Gateway.SetupFailed.Notify = false
+				if viaOutbound {
+					c.SIP.OutboundProxy = "sip:" + first.addr()
+				}
+			})
+			alice := testpeer.NewPhone(t, "alice")
+			bob := newRawUDP(t)
+			alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "hello")
+			if !viaOutbound {
+				first = bob
+			}
+			inv, from := first.request()
+			ringing := sip.NewResponseFromRequest(inv, 180, "Ringing", nil)
+			ringing.To().Params.Add("tag", "peer")
+			ringing.AppendHeader(sip.NewHeader("Record-Route", "<sip:"+recordRoute.addr()+";lr>"))
+			ringing.AppendHeader(sip.NewHeader("Contact", "<sip:bob@"+bob.addr()+">"))
+			if _, err := first.pc.WriteTo([]byte(ringing.String()), from); err != nil {
+				t.Fatal(err)
+			}
+			cancel := expectRequest(t, first, h, sip.CANCEL, inv.Recipient.String())
+			if got, want := fmt.Sprint(cancel.GetHeaders("Route")), fmt.Sprint(inv.GetHeaders("Route")); got != want {
+				t.Errorf("CANCEL Route %s, want the INVITE's %s", got, want)
+			}
+			if cancel.Via().Value() != inv.Via().Value() || cancel.CSeq().SeqNo != inv.CSeq().SeqNo {
+				t.Errorf("CANCEL Via %s CSeq %v, want the INVITE's %s %v", cancel.Via().Value(), cancel.CSeq(), inv.Via().Value(), inv.CSeq())
+			}
+		})
+	}
+}
