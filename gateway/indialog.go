@@ -77,7 +77,8 @@ func (g *Gateway) dialogRequest(method sip.RequestMethod, target sip.Uri, transp
 
 // requester is the gateway's sipgo client's transaction requester: every request the client sends goes
 // through it, to sipgo's transaction layer (or, an ACK, straight to the transport) as it would without one.
-// A CANCEL is put right on the way. sipgo builds it as a request in the early dialog of the provisional
+// An ACK or BYE through the outbound proxy gets the proxy's transport on the way (proxyTransport), and a
+// CANCEL is put right. sipgo builds it as a request in the early dialog of the provisional
 // response it follows, with that response's Record-Route as its Route headers; but a CANCEL goes where its
 // INVITE went, with the INVITE's Route headers and nothing else (RFC 3261 §9.1). Sent along the early
 // dialog's route set, it reached a proxy that never saw the INVITE's transaction, and the INVITE was never
@@ -85,11 +86,14 @@ func (g *Gateway) dialogRequest(method sip.RequestMethod, target sip.Uri, transp
 type requester struct{ g *Gateway }
 
 func (r requester) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	switch {
+	case req.IsCancel():
+		req = r.g.cancelAsInvite(req)
+	case req.IsAck() || req.Method == sip.BYE:
+		r.g.proxyTransport(req)
+	}
 	if req.IsAck() {
 		return nil, r.g.ua.TransportLayer().WriteMsg(req)
-	}
-	if req.IsCancel() {
-		req = r.g.cancelAsInvite(req)
 	}
 	tx, err := r.g.ua.TransactionLayer().Request(ctx, req)
 	if err != nil {
@@ -111,4 +115,23 @@ func (g *Gateway) cancelAsInvite(req *sip.Request) *sip.Request {
 	c.SetTransport(req.Transport())
 	c.Laddr = req.Laddr
 	return c
+}
+
+// proxyTransport gives req, an ACK or BYE, the transport towards the outbound proxy when dialogRequest routed
+// it there, as an INVITE or MESSAGE sent there has. sipgo's dialog gives it the transport of the dialog's
+// INVITE, which for an INVITE from the peer is the peer's: a BYE to a UDP proxy went over TCP or TLS.
+func (g *Gateway) proxyTransport(req *sip.Request) {
+	r := req.Route()
+	if g.proxy == nil || r == nil || r.Address.String() != g.proxy.String() {
+		return
+	}
+	toProxy := sip.NewRequest(req.Method, req.Recipient)
+	g.route(toProxy)
+	tp := toProxy.Transport() // from the proxy's URI, as for the gateway's other requests
+	req.SetTransport(tp)
+	if v := req.Via(); v != nil {
+		v.Transport = tp
+	}
+	req.Laddr = sip.Addr{}
+	g.udpc.fromListener(req)
 }

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bufio"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -203,5 +205,47 @@ func TestCancelGoesWhereInviteWent(t *testing.T) {
 				t.Errorf("CANCEL Via %s CSeq %v, want the INVITE's %s %v", cancel.Via().Value(), cancel.CSeq(), inv.Via().Value(), inv.CSeq())
 			}
 		})
+	}
+}
+
+// An ACK or BYE through the outbound proxy goes over the proxy's transport, as the INVITEs and MESSAGEs sent
+// there do, not over the transport of the dialog's INVITE: a session-first INVITE over TCP ends with a BYE
+// that reaches a proxy listening on UDP only.
+func TestDialogRequestsTakeTheProxysTransport(t *testing.T) {
+	proxy := newRawUDP(t)
+	h := newHarness(t, viaProxy(proxy))
+	phone := newRawUDP(t) // its Contact; the INVITE comes over TCP
+	conn, err := net.Dial("tcp", h.gw.SIPAddr("tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ruri := "sip:alice@" + h.gw.SIPAddr("tcp")
+	head := "From: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-tcp\n"
+	invite := fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-tcpinv\nMax-Forwards: 70\n%s"+
+		"To: <%s>\nCSeq: 5 INVITE\nContact: <sip:bob@%s>\nContent-Type: application/sdp\nContent-Length: %d\n\n",
+		ruri, conn.LocalAddr(), head, ruri, phone.addr(), len(activeOffer))
+	if _, err := conn.Write([]byte(strings.ReplaceAll(invite, "\n", "\r\n") + activeOffer)); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(waitFor))
+	r := bufio.NewReader(conn)
+	var to string
+	for line := ""; line != "\r\n"; {
+		if line, err = r.ReadString('\n'); err != nil {
+			t.Fatalf("reading the answer to the INVITE: %v", err)
+		}
+		if strings.HasPrefix(line, "To:") {
+			to = strings.TrimSpace(line)
+		}
+	}
+	ack := fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-tcpack\nMax-Forwards: 70\n%s%s\n"+
+		"CSeq: 5 ACK\nContent-Length: 0\n\n", ruri, conn.LocalAddr(), head, to)
+	if _, err := conn.Write([]byte(strings.ReplaceAll(ack, "\n", "\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	bye := expectRequest(t, proxy, h, sip.BYE, "sip:bob@"+phone.addr())
+	if v := bye.Via(); v.Transport != "UDP" {
+		t.Fatalf("BYE Via %s, want UDP, the proxy's transport", v.Value())
 	}
 }
