@@ -408,28 +408,38 @@ func TestFaultPeerRestartsWithoutBye(t *testing.T) {
 	waitAccounted(t, h, 2, 1)
 }
 
-// shortTimersEnv marks the child process of TestFaultSIPSideStopsAnswering.
+// shortTimersEnv marks a child process of shortSIPTimers.
 const shortTimersEnv = "MSRPGW_TEST_SHORT_SIP_TIMERS"
+
+// shortSIPTimers runs the calling test again, alone, in a child process of this test binary with sipgo's
+// timers shortened (T1 10 ms: Timer F and Timer L 640 ms), and reports whether this is that child: the test
+// goes on only there. sipgo's timers are process-wide and read by its goroutines without a lock, so they are
+// never changed in the process that runs the other tests.
+func shortSIPTimers(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(shortTimersEnv) == "1" {
+		sip.SetTimers(10*time.Millisecond, 40*time.Millisecond, 50*time.Millisecond)
+		return true
+	}
+	args := []string{"-test.run=^" + t.Name() + "$", "-test.count=1"}
+	if testing.Verbose() {
+		args = append(args, "-test.v")
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), shortTimersEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") {
+		t.Fatalf("child test: %v\n%s", err, out)
+	}
+	return false
+}
 
 // The SIP side stops answering: the generated MESSAGE times out (Timer F, shortened here through sipgo's
 // process-wide timers) and the MSRP peer gets the failure REPORT 408 it asked for.
 func TestFaultSIPSideStopsAnswering(t *testing.T) {
-	// sipgo's timers are process-wide and read by its goroutines without a lock, so the shortened ones are
-	// set in a child process of this test binary that runs only this test.
-	if os.Getenv(shortTimersEnv) != "1" {
-		args := []string{"-test.run=^TestFaultSIPSideStopsAnswering$", "-test.count=1"}
-		if testing.Verbose() {
-			args = append(args, "-test.v")
-		}
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), shortTimersEnv+"=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "PASS") {
-			t.Fatalf("child test: %v\n%s", err, out)
-		}
+	if !shortSIPTimers(t) {
 		return
 	}
-	sip.SetTimers(10*time.Millisecond, 40*time.Millisecond, 50*time.Millisecond) // Timer F: 640 ms
 	noLeftoverGoroutines(t)
 	h := newHarness(t, nil)
 	alice := testpeer.NewPhone(t, "mute-alice")

@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
@@ -247,5 +248,43 @@ func TestDialogRequestsTakeTheProxysTransport(t *testing.T) {
 	bye := expectRequest(t, proxy, h, sip.BYE, "sip:bob@"+phone.addr())
 	if v := bye.Via(); v.Transport != "UDP" {
 		t.Fatalf("BYE Via %s, want UDP, the proxy's transport", v.Value())
+	}
+}
+
+// A re-INVITE whose 2xx never gets its ACK ends the session with BYE once the transaction ends (Timer L,
+// 64·T1; RFC 3261 §13.3.1.4), as an INVITE's would. Timers are shortened (Timer L 640 ms) and setup_timeout is
+// long, so the BYE is the re-INVITE's doing, not a setup that failed.
+func TestReinviteNotAckedEndsSession(t *testing.T) {
+	if !shortSIPTimers(t) {
+		return
+	}
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 30 * time.Second })
+	phone := newRawUDP(t)
+	first := inviteFrom(phone, h, "sip:bob@"+phone.addr())
+	head := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
+		first.Contact().Address.String(), phone.addr(), first.To().String())
+	phone.write(h.udp(), "INVITE "+head+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-reinv;rport\n"+
+		"CSeq: 6 INVITE\nContact: <sip:bob@"+phone.addr()+">\nContent-Length: 0\n\n")
+	start := time.Now()
+	answers := 0
+	for {
+		m := phone.mustRead()
+		if _, ok := m.(*sip.Response); ok {
+			answers++ // the 2xx, retransmitted: never ACKed
+			continue
+		}
+		if req := m.(*sip.Request); req.Method != sip.BYE {
+			t.Fatalf("got %s, want BYE", req.StartLine())
+		}
+		break
+	}
+	if answers < 2 {
+		t.Fatalf("BYE after %d answers to the re-INVITE, want it retransmitted first", answers)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("BYE after %s", took)
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "reinvite_not_acked" {
+		t.Fatalf("session ended %q, want reinvite_not_acked", e.Reason)
 	}
 }

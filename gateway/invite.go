@@ -307,6 +307,7 @@ func (g *Gateway) respondReinvite(s *Session, req *sip.Request, tx sip.ServerTra
 			case <-acked:
 				return
 			case <-tx.Done():
+				g.reinviteNotAcked(s, acked)
 				return
 			case <-g.ctx.Done():
 				return
@@ -320,6 +321,23 @@ func (g *Gateway) respondReinvite(s *Session, req *sip.Request, tx sip.ServerTra
 		}
 	})
 	return nil
+}
+
+// reinviteNotAcked ends s when its re-INVITE's transaction ended (Timer L, 64·T1) and the 2xx registered with
+// acked is still waiting for its ACK: the session SHOULD end then, with BYE (RFC 3261 §13.3.1.4), as one whose
+// first INVITE's 2xx was not ACKed does. The peer never had the 2xx, or never acknowledged it: either way the
+// gateway cannot know which media the peer uses now.
+func (g *Gateway) reinviteNotAcked(s *Session, acked chan struct{}) {
+	s.mu.Lock()
+	pending := s.reinvite.acked == acked // not ACKed, superseded by a newer re-INVITE, or ended meanwhile
+	if pending {
+		s.reinvite.stop()
+	}
+	s.mu.Unlock()
+	if pending {
+		s.log.Info("re-INVITE answer not ACKed: ending the session", "call_id", s.callID)
+		g.endSession(s, "reinvite_not_acked", outcomeSessionEnded, true)
+	}
 }
 
 // errRebound cancels a rebind that a newer re-INVITE took over.
