@@ -683,6 +683,7 @@ func TestDescribe(t *testing.T) {
 		"MSRP listen:         msrp://127.0.0.1:2855;tcp\n",
 		"MSRP a=path:         msrp://192.0.2.1:2855/<session-id>;tcp\n",
 		"Admin listen:        http://127.0.0.1:8080\n",
+		"Warning:             sip.contact sip:127.0.0.1:5060 names port 5060, but sip.listen listens on 5070: ",
 		"Every key takes effect.\n", // features() is empty in this version
 	} {
 		if !strings.Contains(got, want) {
@@ -691,6 +692,32 @@ func TestDescribe(t *testing.T) {
 	}
 	if got != c.Describe() {
 		t.Error("Describe() is not stable")
+	}
+}
+
+// A sip.contact whose port no listener has is warned about (peers would send there); a listener on that
+// port, a contact without a port (the listener's is added) or a port-0 listener (its address replaces the
+// contact) is not.
+func TestContactWarning(t *testing.T) {
+	for _, tc := range []struct {
+		sip  string
+		warn bool
+	}{
+		{"listen: [udp:127.0.0.1:5070, tcp:127.0.0.1:5070]\n  contact: sip:127.0.0.1:5060", true},
+		{"listen: [udp:0.0.0.0:5070]\n  contact: sip:gw.example.net:5060;transport=udp", true},
+		{"listen: [udp:127.0.0.1:5070, tls:127.0.0.1:5061]\n  contact: sip:127.0.0.1:5061\n  tls: {cert: c.pem, key: k.pem}", false},
+		{"listen: [udp:127.0.0.1:5070]\n  contact: sip:127.0.0.1:5070", false},
+		{"listen: [udp:127.0.0.1:5070]\n  contact: sip:gw.example.net", false},
+		{"listen: [udp:127.0.0.1:0]\n  contact: sip:127.0.0.1:5060", false},
+		{"listen: [udp:127.0.0.1:5070]\n  contact: sip:alice@[::1]:5070", false},
+	} {
+		c, err := Parse([]byte("sip:\n  " + tc.sip + "\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.sip, err)
+		}
+		if w := c.ContactWarning(); (w != "") != tc.warn {
+			t.Errorf("%s: warning %q, want one: %v", tc.sip, w, tc.warn)
+		}
 	}
 }
 

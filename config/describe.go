@@ -19,6 +19,9 @@ func (c *Config) Describe() string {
 	}
 	line("SIP listen", orNone(strings.Join(listeners, ", ")))
 	line("SIP contact", c.SIP.Contact)
+	if w := c.ContactWarning(); w != "" {
+		line("Warning", w)
+	}
 	if c.SIP.OutboundProxy == "" {
 		line("SIP outbound proxy", "none (requests go to the Request-URI's host)")
 	} else {

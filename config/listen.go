@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -153,23 +154,51 @@ func checkSIPURI(uri string) error {
 	if strings.HasPrefix(rest, "sip:") || strings.HasPrefix(rest, "sips:") {
 		return fmt.Errorf("%q has the scheme twice", uri)
 	}
-	if _, hostport, found := strings.Cut(rest, "@"); found {
-		rest = hostport
-	}
-	hostport, _, _ := strings.Cut(rest, ";")
-	hostport, _, _ = strings.Cut(hostport, "?")
-	host := hostport
-	if h, port, err := net.SplitHostPort(hostport); err == nil {
-		// Port 0 passes: tests write the contact before the listener has picked its port.
-		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			return fmt.Errorf("%q: port %q is not a number from 0 to 65535", uri, port)
-		}
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
+	host, port, hasPort := sipURIHostPort(rest)
+	// Port 0 passes: tests write the contact before the listener has picked its port.
+	if _, err := strconv.ParseUint(port, 10, 16); hasPort && err != nil {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", uri, port)
 	}
 	if err := CheckHost(host); err != nil {
 		return fmt.Errorf("%q: %w", uri, err)
 	}
 	return nil
+}
+
+// sipURIHostPort is the host (without brackets) and the port, if it has one, of a SIP URI without its scheme.
+func sipURIHostPort(rest string) (host, port string, hasPort bool) {
+	if _, hostport, found := strings.Cut(rest, "@"); found {
+		rest = hostport
+	}
+	hostport, _, _ := strings.Cut(rest, ";")
+	hostport, _, _ = strings.Cut(hostport, "?")
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return h, p, true
+	}
+	if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		return hostport[1 : len(hostport)-1], "", false
+	}
+	return hostport, "", false
+}
+
+// ContactWarning says why sip.contact may not lead peers to the gateway: it names a port no sip.listen entry
+// listens on, so requests and answers sent there reach the gateway only if a NAT or proxy forwards that port.
+// "" when a listener has the port, when the contact has none (the first listener's is advertised), or when a
+// listener picks its port (0: the contact is that listener's address then).
+func (c *Config) ContactWarning() string {
+	_, rest, _ := strings.Cut(c.SIP.Contact, ":")
+	_, port, hasPort := sipURIHostPort(rest)
+	if !hasPort || port == "0" {
+		return ""
+	}
+	ports := make([]string, 0, len(c.SIP.Listen))
+	for _, l := range c.SIP.Listen {
+		_, p, err := net.SplitHostPort(l.Addr)
+		if err != nil || p == "0" || p == port {
+			return ""
+		}
+		ports = append(ports, p)
+	}
+	return fmt.Sprintf("sip.contact %s names port %s, but sip.listen listens on %s: peers reach the gateway "+
+		"there only through a NAT or proxy that forwards it", c.SIP.Contact, port, strings.Join(slices.Compact(ports), ", "))
 }

@@ -200,6 +200,9 @@ func serve(cfg *config.Config, stderr io.Writer, sig, hup <-chan os.Signal) int 
 	tuneCtx, stopTuning := context.WithCancel(context.Background())
 	defer stopTuning()
 	tune.Start(tuneCtx, log)
+	if w := cfg.ContactWarning(); w != "" {
+		log.Warn("sip.contact names a port the gateway does not listen on", "why", w)
+	}
 	if start.interrupted(stepConfig) {
 		return start.stopped()
 	}
