@@ -34,6 +34,7 @@ func TestWaitModeResponses(t *testing.T) {
 		{"SEND 415", nil, 415, 415, 0},
 		{"SEND 403", nil, 403, 403, 0},
 		{"SEND 481", nil, 481, 480, 0},
+		{"SEND 506", nil, 506, 480, 0},
 		{"SEND 501", nil, 501, 500, 0},
 		{"failure REPORT 481", nil, 0, 480, 481},
 		{"failure REPORT 408", nil, 0, 408, 408},
@@ -41,6 +42,7 @@ func TestWaitModeResponses(t *testing.T) {
 		{"INVITE 486", func(b *testpeer.Client) { b.SetAnswer(486, "") }, 0, 486, 0},
 		{"INVITE 603", func(b *testpeer.Client) { b.SetAnswer(603, "") }, 0, 603, 0},
 		{"INVITE 488", func(b *testpeer.Client) { b.SetAnswer(488, "") }, 0, 415, 0},
+		{"INVITE 606", func(b *testpeer.Client) { b.SetAnswer(606, "") }, 0, 415, 0},
 		{"INVITE 302", func(b *testpeer.Client) { b.SetAnswer(302, "") }, 0, 480, 0},
 		{"no answer", func(b *testpeer.Client) { b.SetAnswer(0, "") }, 0, 408, 0},
 		{"TCP refused", func(b *testpeer.Client) { b.Endpoint.Close() }, 0, 480, 0},
@@ -64,6 +66,63 @@ func TestWaitModeResponses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// SPEC §5 table 1, "SEND transaction timeout (30 s) → 408": the peer reads the SEND and answers it only after
+// msrp.transaction_timeout. The MESSAGE gets 408 (not the 480 of a lost connection, nor a 200 once the late
+// answer comes), and the session carries on.
+func TestWaitModeSendTimeoutIs408(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 3 * time.Second
+		c.MSRP.TransactionTimeout = 300 * time.Millisecond
+	})
+	alice := testpeer.NewPhone(t, "tt-alice")
+	bob := testpeer.NewClient(t, "tt-bob")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "prompt"); res.StatusCode != 200 {
+		t.Fatalf("first MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	cs.SetReplyDelay(time.Second)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "slow"); res.StatusCode != 408 {
+		t.Fatalf("MESSAGE whose SEND timed out answered %d %s, want 408", res.StatusCode, res.Reason)
+	}
+	if e := h.events.waitKind(t, event.MessageFailed); e.Code != 408 || e.Direction != event.ToMSRP {
+		t.Fatalf("failure counted as %d %s", e.Code, e.Direction)
+	}
+	cs.Recv()
+	cs.SetReplyDelay(0)
+	time.Sleep(time.Second) // the peer answers SENDs in order: the late 200 first
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "again"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE after the timeout answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+}
+
+// setup_timeout passing after the INVITE's 2xx, the peer having said it connects and never doing so: BYE, and
+// the setup fails with 480 (SPEC §3.1 step 6: "after the 2xx: BYE, code 480"), not the 408 of a setup the
+// peer never answered: for the MESSAGE, the setup-failed event and the one notification alike.
+func TestSetupTimeoutAfterAnswerIs480(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.SetupTimeout = 500 * time.Millisecond
+	})
+	alice := testpeer.NewPhone(t, "st-alice")
+	bob := testpeer.NewClient(t, "st-bob")
+	bob.EditMedia(func(m *sdp.Media) { m.Setup = sdp.SetupActive }) // "I connect", and it never does
+
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "anyone?"); res.StatusCode != 480 {
+		t.Fatalf("MESSAGE answered %d %s, want 480", res.StatusCode, res.Reason)
+	}
+	e := h.events.waitKind(t, event.SetupFailed)
+	if e.Code != 480 || e.Reason == "" {
+		t.Fatalf("setup_failed: %d %q, want 480 and a reason", e.Code, e.Reason)
+	}
+	if got, want := string(alice.Recv().Body()), "Failed to establish session, error: 480 "+e.Reason; got != want {
+		t.Fatalf("notification %q, want %q", got, want)
+	}
+	bob.WaitInvite().WaitBye()
+	alice.Quiet(300 * time.Millisecond) // exactly one notification
 }
 
 // Nothing decisive within reply_wait: 202, and a later failure becomes a notification MESSAGE.
@@ -119,12 +178,17 @@ func TestReportRules(t *testing.T) {
 		{200, 0, false}, // no Success-Report: no success REPORT
 		{404, 403, false},
 		{408, 408, false},
+		{480, 408, false},
+		{503, 408, false},
+		{504, 408, false},
 		{413, 413, false},
 		{415, 415, false},
-		{503, 408, false},
+		{488, 415, false},
+		{500, 403, false},
+		{603, 403, false},
 	}
 	for _, c := range cases {
-		name := testpeer.Reason(c.answer)
+		name := itoa(c.answer) + " " + testpeer.Reason(c.answer)
 		if c.success {
 			name += " success-report"
 		}
