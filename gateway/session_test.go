@@ -337,6 +337,40 @@ func TestShutdownFailsUnansweredSendWith503(t *testing.T) {
 	}
 }
 
+// A session that ends during the drain by other means than the drain's end, here the peer's BYE, fails the
+// MESSAGEs it still holds with 503, not 480 (SPEC §3.3: "fail with 480 (503 during drain)"): their senders
+// learn that the gateway is going away, not that the user is unavailable.
+func TestSessionEndedDuringDrainFailsWith503(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	cs.SetReplyDelay(time.Second) // the SEND stays unanswered until after the BYE
+	res := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "unanswered at the BYE")
+		if err != nil {
+			t.Error(err)
+		}
+		res <- r
+	}()
+	cs.Recv()
+	h.gw.Drain()
+	cs.Bye()
+	r := <-res
+	if r == nil {
+		t.Fatal("no response to the MESSAGE")
+	}
+	if r.StatusCode != 503 {
+		t.Fatalf("MESSAGE left by a session ended during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
+	}
+}
+
 // A MESSAGE answered already (reply: accept) whose SEND is unanswered when shutdown_timeout passes: its
 // sender is told by a notification, which goes out before Shutdown returns.
 func TestShutdownNotifiesAnsweredMessage(t *testing.T) {
