@@ -166,6 +166,54 @@ func TestFailureNotification(t *testing.T) {
 	}
 }
 
+// The notification MESSAGEs follow their configuration (SPEC §5, §6): gateway.failure_notify.body and
+// gateway.setup_failed.body are templates over $code $reason $key $excerpt, and notify: false switches each off,
+// the failure still counted and the setup_failed event still raised.
+func TestNotificationBodiesAndSwitches(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(map[bool]string{true: "templates", false: "off"}[on], func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) {
+				c.Gateway.FailureNotify.Notify = on
+				c.Gateway.FailureNotify.Body = "[$key] $code/$reason: $excerpt"
+				c.Gateway.SetupFailed.Notify = on
+				c.Gateway.SetupFailed.Body = "[$key] no session: $code/$reason"
+			})
+			alice := testpeer.NewPhone(t, "alice")
+			busy := testpeer.NewClient(t, "busy")
+			busy.SetAnswer(486, "")
+			if res := alice.Send(h.udp(), busy.URI, "text/plain", "ring"); res.StatusCode != 202 {
+				t.Fatalf("MESSAGE answered %d, want 202", res.StatusCode)
+			}
+			if e := h.events.waitKind(t, event.SetupFailed); e.Code != 486 {
+				t.Fatalf("setup_failed %+v", e)
+			}
+			if on {
+				if got, want := string(alice.Recv().Body()), "["+busy.URI+":"+alice.URI+"] no session: 486/Busy Here"; got != want {
+					t.Fatalf("setup-failed notification %q, want %q", got, want)
+				}
+			}
+			bob := testpeer.NewClient(t, "bob")
+			bob.SetReply(415)
+			if res := alice.Send(h.udp(), bob.URI, "text/plain", "refused by the peer"); res.StatusCode != 202 {
+				t.Fatalf("MESSAGE answered %d, want 202", res.StatusCode)
+			}
+			e := h.events.waitKind(t, event.MessageFailed)
+			for e.Code == 486 { // the first message's, failed with its setup
+				e = h.events.waitKind(t, event.MessageFailed)
+			}
+			if e.Code != 415 {
+				t.Fatalf("message_failed %+v", e)
+			}
+			if on {
+				if got, want := string(alice.Recv().Body()), "["+bob.URI+":"+alice.URI+"] 415/Unsupported Media Type: refused by the peer"; got != want {
+					t.Fatalf("failure notification %q, want %q", got, want)
+				}
+			}
+			alice.Quiet(300 * time.Millisecond)
+		})
+	}
+}
+
 // SPEC §5 table 2: the page-mode side's final response becomes the REPORT the SEND asked for.
 func TestReportRules(t *testing.T) {
 	cases := []struct {
