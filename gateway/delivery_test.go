@@ -471,3 +471,29 @@ func TestIMDNRequestOnlyOnChat(t *testing.T) {
 		t.Fatalf("the gateway asks for IMDNs on an isComposing: %q", d)
 	}
 }
+
+// A BYE that overtakes the peer's answer to a SEND (the answer on the MSRP connection, the BYE over SIP) does
+// not fail a message the peer took: the session ends once the answer is in, within byeGrace. Simulated by a
+// peer that sends its BYE, then the 200 it holds, 100 ms later.
+func TestByeOvertakingSendAnswer(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "ov-alice")
+	bob := testpeer.NewClient(t, "ov-bob")
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	cs.SetReplyDelay(100 * time.Millisecond)
+	got := make(chan int, 1)
+	go func() { got <- alice.Send(h.udp(), bob.URI, "text/plain", "last words").StatusCode }()
+	cs.Recv() // the SEND is in; its 200 leaves 100 ms later
+	ctx, cancel := context.WithTimeout(context.Background(), testpeer.WaitFor)
+	defer cancel()
+	if err := cs.ClientDialog().Bye(ctx); err != nil { // the dialog only: the MSRP side still answers
+		t.Fatal(err)
+	}
+	if code := <-got; code != 200 {
+		t.Fatalf("MESSAGE the peer answered 200 after its BYE: %d, want 200", code)
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "bye" {
+		t.Fatalf("session ended %q, want bye", e.Reason)
+	}
+	alice.Quiet(300 * time.Millisecond) // no failure notification
+}

@@ -420,10 +420,32 @@ func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	g.recent.finish(req, answer{code: 200, reason: "OK"})
 	s.log.Info("BYE from the session-mode side", "call_id", s.callID)
+	if !g.draining.Load() { // draining, what the session holds fails at once, with 503 (SPEC §3.3)
+		s.awaitAnswers(byeGrace)
+	}
 	g.endSession(s, "bye", outcomeSessionEnded, false)
 	// Over UDP sipgo would keep the transaction for Timer J (32 s) only to answer retransmissions: with
 	// 100,000 sessions ending at once, hundreds of MiB. g.recent answers them instead.
 	tx.Terminate()
+}
+
+// byeGrace is how long a BYE from the peer waits for the answers to SENDs still unanswered before the session
+// ends and fails them: the peer may have answered them just before its BYE, on the MSRP connection, and the
+// BYE overtaken them on the way (another transport, another goroutine here). A delivered message reported as
+// failed makes its sender send it again.
+const byeGrace = 250 * time.Millisecond
+
+// awaitAnswers waits until s has no SEND unanswered, or d has passed, or s is ending. Polled: a BYE is rare
+// next to the messages, and waits at all only when SENDs are in flight.
+func (s *Session) awaitAnswers(d time.Duration) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		s.mu.Lock()
+		done := len(s.unacked) == 0 || s.st >= stateEnding
+		s.mu.Unlock()
+		if done {
+			return
+		}
+	}
 }
 
 // recordedTx is the server transaction of an INVITE starting a dialog: the final response sent through it is
