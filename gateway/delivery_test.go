@@ -497,3 +497,53 @@ func TestByeOvertakingSendAnswer(t *testing.T) {
 	}
 	alice.Quiet(300 * time.Millisecond) // no failure notification
 }
+
+// An IMDN is a CPIM message wrapping message/imdn+xml (RFC 5438 §7.2.1): the gateway sends one only to a peer
+// that listed both (RFC 4975 §8.6: a sender MUST NOT send a type the receiver did not list). A peer whose
+// accept-wrapped-types leaves message/imdn+xml out asks for a delivery IMDN in vain, and is not sent one.
+func TestIMDNOnlyToPeerThatAcceptsIt(t *testing.T) {
+	cases := []struct {
+		name            string
+		accept, wrapped []string
+		want            bool
+	}{
+		{"imdn wrapped", []string{"message/cpim"}, []string{"text/plain", "message/imdn+xml"}, true},
+		{"imdn top level", []string{"message/cpim", "message/imdn+xml"}, []string{"text/plain"}, true},
+		{"message/* wrapped", []string{"message/cpim"}, []string{"text/plain", "message/*"}, true},
+		{"no imdn", []string{"message/cpim"}, []string{"text/plain"}, false},
+		{"no cpim", []string{"text/plain", "message/imdn+xml"}, nil, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			bob.SetTypes(c.accept, c.wrapped)
+
+			alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+			cs := bob.WaitInvite()
+			cs.Recv()
+			w := cpim.Wrap("text/plain", []byte("reply"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(),
+				IMDNMessageID: "imdn-1", Disposition: []string{cpim.PositiveDelivery}})
+			if r := cs.Send("message/cpim", string(w.Marshal())); r.StatusCode != 200 {
+				t.Fatalf("CPIM SEND: %+v", r)
+			}
+			if got := string(alice.Recv().Body()); got != "reply" {
+				t.Fatalf("page-mode user got %q", got)
+			}
+			m, got := cs.TryRecv(500 * time.Millisecond)
+			if got != c.want {
+				t.Fatalf("IMDN sent: %v, want %v (peer accept-types %q, accept-wrapped-types %q)", got, c.want, c.accept, c.wrapped)
+			}
+			if got {
+				if m.ContentType != "message/cpim" {
+					t.Fatalf("IMDN sent as %s", m.ContentType)
+				}
+				n, err := cpim.Parse(m.Body)
+				if err != nil || n.ContentType() != cpim.IMDNType {
+					t.Fatalf("IMDN %v: %q", err, m.Body)
+				}
+			}
+		})
+	}
+}

@@ -197,6 +197,17 @@ func (g *Gateway) imdnFor(j *sipJob, o outcome) {
 	s.log.Debug("IMDN sent", "status", status, "imdn_message_id", j.cpim.IMDNMessageID())
 }
 
+// errPeerRefusesIMDN is sendControlLocked's: the peer's SDP does not list the types an IMDN travels as.
+var errPeerRefusesIMDN = errors.New("the peer's accept-types do not take message/imdn+xml in message/cpim")
+
+// peerTakesIMDN reports whether the peer listed what an IMDN is: message/cpim (RFC 5438 §7.2.1) around
+// message/imdn+xml, the latter in accept-wrapped-types or accept-types. RFC 4975 §8.6 forbids sending it
+// anything else, however much its CPIM asked for a notification.
+func peerTakesIMDN(p *sdp.Media) bool {
+	return sdp.Match(p.AcceptTypes, ctypeCPIM) &&
+		(sdp.Match(p.AcceptWrappedTypes, cpim.IMDNType) || sdp.Match(p.AcceptTypes, cpim.IMDNType))
+}
+
 // controlMsg is a message of the gateway's own: an IMDN (out), or the REPORT on in, the incoming message it
 // reports, with its status.
 type controlMsg struct {
@@ -239,6 +250,9 @@ func (s *Session) sendControl(c controlMsg) error {
 // path: reports follow the session (RFC 4975), and a re-INVITE may have moved it since the SEND came.
 func (s *Session) sendControlLocked(c controlMsg, queued bool) error {
 	if c.in == nil {
+		if s.peer != nil && !peerTakesIMDN(s.peer) {
+			return errPeerRefusesIMDN // each caller logs it, as the next one
+		}
 		if err := s.checkPeerMaxSize(len(c.out.Body), "IMDN"); err != nil {
 			return err // each caller logs it: an IMDN is the gateway's own, nobody else to tell
 		}
