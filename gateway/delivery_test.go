@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
@@ -545,5 +547,43 @@ func TestIMDNOnlyToPeerThatAcceptsIt(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An Accept header is SIP's (RFC 3261 §20.1): MSRP's wildcard "*" (RFC 4975 §8.6) is "*/*" there, a bare "*"
+// being no media-range a page-mode client can parse. So in a 415 listing the peer's types, and in the
+// answer to OPTIONS listing ours.
+func TestAcceptHeaderWildcard(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.AcceptTypes = []string{"message/cpim", "*"}
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"*"}, nil)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "taken"); res.StatusCode != 200 {
+		t.Fatalf("first MESSAGE answered %d %s", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	cs.SetReply(415)
+	res := alice.Send(h.udp(), bob.URI, "application/x-unknown", "refused by the peer")
+	if res.StatusCode != 415 {
+		t.Fatalf("MESSAGE answered %d %s, want 415", res.StatusCode, res.Reason)
+	}
+	if a := res.GetHeader("Accept"); a == nil || a.Value() != "*/*" {
+		t.Fatalf("415 with Accept %v, want */*", a)
+	}
+
+	var ruri sip.Uri
+	sip.ParseUri("sip:gw@"+h.udp(), &ruri)
+	opt := sip.NewRequest(sip.OPTIONS, ruri)
+	opt.SetDestination(h.udp())
+	res, err := doReq(alice.SIPClient(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := res.GetHeader("Accept"); a == nil || a.Value() != "application/sdp, message/cpim, */*" {
+		t.Fatalf("OPTIONS answered with Accept %v, want application/sdp, message/cpim, */*", a)
 	}
 }

@@ -190,7 +190,11 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp, "+strings.Join(g.cfg.Gateway.Message.AcceptTypes, ", ")))
+	accept := []string{"application/sdp"}
+	for _, t := range g.cfg.Gateway.Message.AcceptTypes {
+		accept = append(accept, sipMediaRange(t))
+	}
+	res.AppendHeader(sip.NewHeader("Accept", strings.Join(accept, ", ")))
 	if err := tx.Respond(res); err != nil {
 		g.log.Debug("OPTIONS response failed", "err", err)
 	}

@@ -536,6 +536,7 @@ func acceptHeader(o outcome, s *Session) []sip.Header {
 	seen := make(map[string]bool)
 	for _, list := range lists {
 		for _, t := range list {
+			t = sipMediaRange(t)
 			if k := strings.ToLower(strings.TrimSpace(t)); !seen[k] {
 				seen[k] = true
 				types = append(types, t)
@@ -543,6 +544,15 @@ func acceptHeader(o outcome, s *Session) []sip.Header {
 		}
 	}
 	return []sip.Header{sip.NewHeader("Accept", strings.Join(types, ", "))}
+}
+
+// sipMediaRange renders an MSRP accept-types entry for a SIP Accept header: MSRP's "anything", "*" (RFC 4975
+// §8.6), is no media-range in SIP, whose is "*/*" (RFC 3261 §20.1).
+func sipMediaRange(t string) string {
+	if strings.TrimSpace(t) == "*" {
+		return "*/*"
+	}
+	return t
 }
 
 // mediaType returns "type/subtype" of a Content-Type value, lower-cased, without parameters.
