@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"mime"
 	"reflect"
 	"strings"
 	"testing"
@@ -585,5 +586,25 @@ func TestAcceptHeaderWildcard(t *testing.T) {
 	}
 	if a := res.GetHeader("Accept"); a == nil || a.Value() != "application/sdp, message/cpim, */*" {
 		t.Fatalf("OPTIONS answered with Accept %v, want application/sdp, message/cpim, */*", a)
+	}
+}
+
+// A notification MESSAGE quotes the failed message, whatever its script: its body is UTF-8 (excerpt makes it
+// so) and its Content-Type says it, text/plain without a charset being US-ASCII (RFC 2046 §4.1.2).
+func TestFailureNotificationCharset(t *testing.T) {
+	h := newHarness(t, nil) // reply: accept
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetReply(415)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain;charset=UTF-8", "Grüße, ça va ? 你好"); res.StatusCode != 202 {
+		t.Fatalf("got %d", res.StatusCode)
+	}
+	n := alice.Recv()
+	if got, want := string(n.Body()), "Message not delivered (415 Unsupported Media Type): Grüße, ça va ? 你好"; got != want {
+		t.Fatalf("notification %q, want %q", got, want)
+	}
+	ct := n.ContentType().Value()
+	if mt, params, err := mime.ParseMediaType(ct); err != nil || mt != "text/plain" || !strings.EqualFold(params["charset"], "UTF-8") {
+		t.Fatalf("notification %q has Content-Type %q, want text/plain;charset=UTF-8", n.Body(), ct)
 	}
 }

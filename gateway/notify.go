@@ -26,7 +26,8 @@ func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o 
 		g.log.Warn("notification not sent: template", "err", err, "key", key)
 		return
 	}
-	g.out.enqueue(&sipJob{coords: c, contentType: "text/plain", body: []byte(text), arrived: time.Now(), notice: true})
+	// Labelled UTF-8, which excerpt makes it: text/plain without a charset is US-ASCII (RFC 2046 §4.1.2).
+	g.out.enqueue(&sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true})
 }
 
 // notifyFailure tells the sender of an already-answered MESSAGE that it failed.
