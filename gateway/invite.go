@@ -224,6 +224,11 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 			}
 		}
 		s.mu.Lock()
+		if !changed {
+			// The same path, but the re-offer is the peer's whole description now (RFC 3264 §8): its
+			// accept-types and max-size decide what we send from here on.
+			s.peer = m
+		}
 		s.weActive = active
 		if local.Setup != setup {
 			local.Setup = setup

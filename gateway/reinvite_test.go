@@ -750,3 +750,28 @@ func sendReinviteAndHangUp(t *testing.T, gwAddr string, d *sipgo.DialogClientSes
 		t.Fatalf("the gateway did not close the connection: %v", err)
 	}
 }
+
+// A re-offer replaces the peer's whole description (RFC 3264 §8, RFC 4975 §8.4), not only its path: a
+// re-INVITE that keeps the path and changes a=accept-types changes what the gateway sends. Here the peer
+// turns RCS-like, CPIM only at top level, and the next MESSAGE reaches it wrapped.
+func TestReinviteChangesAcceptTypes(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"text/plain"}, nil)
+	alice.Send(h.udp(), bob.URI, "text/plain", "one")
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); m.ContentType != "text/plain" {
+		t.Fatalf("first SEND is %s, want text/plain", m.ContentType)
+	}
+	bob.SetTypes([]string{"message/cpim"}, []string{"text/plain"})
+	reinvite(t, cs, bob.Media(cs, sdp.SetupPassive), 2)
+	alice.Send(h.udp(), bob.URI, "text/plain", "two")
+	m := cs.Recv()
+	if m.ContentType != "message/cpim" {
+		t.Fatalf("after a re-INVITE taking CPIM only, the SEND is %s %q, want message/cpim", m.ContentType, m.Body)
+	}
+	if c, err := cpim.Parse(m.Body); err != nil || string(c.Body) != "two" {
+		t.Fatalf("CPIM %v: %q", err, m.Body)
+	}
+}
