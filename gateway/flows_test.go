@@ -268,3 +268,34 @@ func TestBadSIPInput(t *testing.T) {
 		t.Fatalf("got %q", m.Body)
 	}
 }
+
+// a=accept-wrapped-types goes with CPIM (SPEC §3.1 step 3): it names what may come inside a container
+// (RFC 4975 §8.6), so an SDP whose accept-types do not take message/cpim leaves it out. Offer: the message
+// rule's types without CPIM. Answer: a peer offering no CPIM, which the answer's common types then lack.
+func TestAcceptWrappedTypesOnlyWithCPIM(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.AcceptTypes = []string{"text/plain"} })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	offer, err := sdp.Parse(cs.ServerDialog().InviteRequest.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offer.AcceptWrappedTypes != nil {
+		t.Fatalf("offer with accept-types %q has accept-wrapped-types %q", offer.AcceptTypes, offer.AcceptWrappedTypes)
+	}
+
+	carol := testpeer.NewClient(t, "carol")
+	carol.SetTypes([]string{"text/plain"}, nil)
+	dave := testpeer.NewPhone(t, "dave")
+	ccs := carol.NewSession()
+	res := invitePeer(t, carol, h.udp(), dave.URI, "application/sdp", carol.Media(ccs, sdp.SetupActPass).Marshal(1, 1))
+	ans, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.AcceptWrappedTypes != nil {
+		t.Fatalf("answer with accept-types %q has accept-wrapped-types %q", ans.AcceptTypes, ans.AcceptWrappedTypes)
+	}
+}

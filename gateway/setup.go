@@ -418,8 +418,12 @@ func (g *Gateway) buildInvite(s *Session, first *sip.Request) (*sip.Request, err
 	return req, nil
 }
 
-// localMedia describes our side of a session's MSRP media.
+// localMedia describes our side of a session's MSRP media. Accept-wrapped-types go only with a container to
+// wrap them in (RFC 4975 §8.6, SPEC §3.1 step 3): none when accept does not take message/cpim.
 func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string) *sdp.Media {
+	if !sdp.Match(accept, ctypeCPIM) {
+		wrapped = nil
+	}
 	u := s.ms.LocalURI()
 	return &sdp.Media{
 		Secure:             u.Secure,
