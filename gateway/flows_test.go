@@ -299,3 +299,32 @@ func TestAcceptWrappedTypesOnlyWithCPIM(t *testing.T) {
 		t.Fatalf("answer with accept-types %q has accept-wrapped-types %q", ans.AcceptTypes, ans.AcceptWrappedTypes)
 	}
 }
+
+// A page-mode Content-Type with the whitespace SIP allows around ";" and "=" goes out on MSRP without it: RFC
+// 4975's media-type grammar has none, and a strict peer would refuse the SEND.
+func TestContentTypeWhitespaceNotCarriedToMSRP(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "ct-alice")
+	bob := testpeer.NewClient(t, "ct-bob")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain; charset = UTF-8", "hello"); res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE: %d", res.StatusCode)
+	}
+	if m := bob.WaitInvite().Recv(); m.ContentType != "text/plain;charset=UTF-8" {
+		t.Fatalf("SEND Content-Type %q, want text/plain;charset=UTF-8", m.ContentType)
+	}
+}
+
+func TestMSRPMediaType(t *testing.T) {
+	for in, want := range map[string]string{
+		"text/plain":                   "text/plain",
+		" text/plain;charset=UTF-8 ":   "text/plain;charset=UTF-8",
+		"text/plain ; charset = utf-8": "text/plain;charset=utf-8",
+		"application/x; a=1;\tb = 2":   "application/x;a=1;b=2",
+		`text/plain; x="a; b"`:         `text/plain; x="a; b"`,
+		"message/cpim":                 "message/cpim",
+	} {
+		if got := msrpMediaType(in); got != want {
+			t.Errorf("msrpMediaType(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -114,7 +114,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	if err != nil {
 		return refusalOf(err), false
 	}
-	ctype := strings.TrimSpace(ct.Value())
+	ctype := msrpMediaType(ct.Value())
 	pm := &pageMessage{
 		req: req, contentType: ctype, body: body, arrived: time.Now(), key: rt.Key,
 		r: r, released: released,
@@ -553,6 +553,26 @@ func sipMediaRange(t string) string {
 		return "*/*"
 	}
 	return t
+}
+
+// msrpMediaType is a SIP Content-Type value as MSRP writes one: without the whitespace SIP allows around
+// ";" and "=" (RFC 3261 §25.1 SEMI, EQUAL), which RFC 4975's media-type grammar (§9) has no room for, so a
+// strict MSRP parser would refuse "text/plain; charset=UTF-8". A value without whitespace, or with a quoted
+// parameter (whose inside is not the gateway's to touch), is only trimmed.
+func msrpMediaType(v string) string {
+	v = strings.TrimSpace(v)
+	if !strings.ContainsAny(v, " \t") || strings.Contains(v, `"`) {
+		return v
+	}
+	params := strings.Split(v, ";")
+	for i, p := range params {
+		if name, value, ok := strings.Cut(p, "="); ok {
+			params[i] = strings.TrimSpace(name) + "=" + strings.TrimSpace(value)
+		} else {
+			params[i] = strings.TrimSpace(p)
+		}
+	}
+	return strings.Join(params, ";")
 }
 
 // mediaType returns "type/subtype" of a Content-Type value, lower-cased, without parameters.
