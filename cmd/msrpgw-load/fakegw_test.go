@@ -22,6 +22,7 @@ const (
 	drop       // answer the request, never deliver
 	dup        // deliver twice
 	hold       // deliver after the next one (a swap)
+	late       // deliver when the session ends, before answering its BYE
 )
 
 // faultPlan makes every ten messages lose one, duplicate one and swap one pair: per ten, 1 lost, 1
@@ -46,6 +47,8 @@ type fakeGW struct {
 	ep   *msrp.Endpoint
 	dua  *sipgo.DialogUA
 	plan func(n int64) fault
+	// answerDelay, when set, is how long the n-th request (per session and direction) waits for its answer.
+	answerDelay func(n int64) time.Duration
 
 	mu     sync.Mutex
 	byKey  map[string]*fakeSess
@@ -60,8 +63,10 @@ type fakeSess struct {
 
 	mu        sync.Mutex
 	nIn, nOut int64
-	heldIn    []byte // MESSAGE body held for a swap
-	heldOut   []byte // SEND body held for a swap
+	heldIn    []byte   // MESSAGE body held for a swap
+	heldOut   []byte   // SEND body held for a swap
+	lateIn    [][]byte // MESSAGE bodies held until the BYE
+	lateOut   [][]byte // SEND bodies held until the BYE
 }
 
 func newFakeGW(t *testing.T, plan func(n int64) fault) *fakeGW {
@@ -89,6 +94,7 @@ func newFakeGW(t *testing.T, plan func(n int64) fault) *fakeGW {
 				tx.Respond(sip.NewResponseFromRequest(req, 481, reason(481), nil))
 				return
 			}
+			s.deliverLate()
 			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 			s.ms.Close()
 		})
@@ -162,6 +168,8 @@ func (g *fakeGW) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		out = append(out, body, body)
 	case hold:
 		s.heldIn = body
+	case late:
+		s.lateIn = append(s.lateIn, body)
 	}
 	for _, b := range out {
 		if err := s.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: b}, nil); err != nil {
@@ -169,6 +177,9 @@ func (g *fakeGW) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	s.mu.Unlock()
+	if g.answerDelay != nil {
+		time.Sleep(g.answerDelay(n))
+	}
 	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 }
 
@@ -191,12 +202,36 @@ func (s *fakeSess) HandleMessage(_ *msrp.Session, m *msrp.Incoming) int {
 		out = append(out, body, body)
 	case hold:
 		s.heldOut = body
+	case late:
+		s.lateOut = append(s.lateOut, body)
 	}
 	s.mu.Unlock()
 	for _, b := range out {
 		s.message(b)
 	}
+	if s.g.answerDelay != nil {
+		time.Sleep(s.g.answerDelay(n))
+	}
 	return 200
+}
+
+// deliverLate delivers what the late fault held, as the session ends.
+func (s *fakeSess) deliverLate() {
+	s.mu.Lock()
+	in, out := s.lateIn, s.lateOut
+	s.lateIn, s.lateOut = nil, nil
+	s.mu.Unlock()
+	for _, b := range in {
+		if err := s.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: b}, nil); err != nil {
+			s.g.t.Errorf("fake gateway late SEND: %v", err)
+		}
+	}
+	if len(in) > 0 {
+		time.Sleep(100 * time.Millisecond) // the SENDs reach the client before the BYE's answer
+	}
+	for _, b := range out {
+		s.message(b) // answered before the BYE is
+	}
 }
 
 func (s *fakeSess) message(body []byte) {

@@ -258,6 +258,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	stopLoad()
 	bg.Wait()
 	gw2 := l.sampleGW()
+	// The flows are counted here, at the end of the drain, where the gateway's CPU for them is: a message
+	// that comes out later (the teardown's BYEs can flush what a gateway held) was not delivered in the run.
+	var delivered int64
+	for f, s := range l.flows {
+		fr := s.report()
+		rep.Flows[string(f)] = fr
+		delivered += fr.Delivered
+	}
 	if cpu2, err := readCPUTimes(); err == nil && cpu1Err == nil {
 		rep.StealPct = stealPercent(cpu1, cpu2)
 	}
@@ -273,12 +281,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Churn > 0 {
 		c := l.churn.report()
 		rep.Churn = &c
-	}
-	var delivered int64
-	for f, s := range l.flows {
-		fr := s.report()
-		rep.Flows[string(f)] = fr
-		delivered += fr.Delivered
 	}
 	rep.ConnLost = l.sess.connLost.Load()
 	rep.ByesFromGateway = l.sess.byesIn.Load()

@@ -180,6 +180,28 @@ func TestFaultyGateway(t *testing.T) {
 	}
 }
 
+// TestLateDeliveryIsLost: a message the gateway delivers only after the drain (here when the session ends,
+// at the tool's BYE) was not delivered in the run: it is lost, and its latency is not among the samples. The
+// tool used to take its counts after the teardown, so such a message counted as delivered.
+func TestLateDeliveryIsLost(t *testing.T) {
+	for _, mode := range []string{"msg2msrp", "msrp2msg"} {
+		t.Run(mode, func(t *testing.T) {
+			g := newFakeGW(t, func(n int64) fault {
+				if n == 4 {
+					return late
+				}
+				return pass
+			})
+			rep := runLoad(t, Config{GW: g.ua.addr, Mode: mode, Sessions: 1, Window: 1, Count: 5, Transport: "udp",
+				Setup: "invite", Drain: 300 * time.Millisecond})
+			f := rep.Flows[mode]
+			if f.Sent != 5 || f.Delivered != 4 || f.Lost != 1 || f.Latency.N != 4 {
+				t.Errorf("sent %d delivered %d lost %d latency samples %d; want 5, 4, 1, 4", f.Sent, f.Delivered, f.Lost, f.Latency.N)
+			}
+		})
+	}
+}
+
 // TestFakeGatewayClean: the same fake without faults is reported clean (the fault test's counts come from
 // the faults, not from the fake).
 func TestFakeGatewayClean(t *testing.T) {
