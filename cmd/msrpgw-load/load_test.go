@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"math"
@@ -197,6 +198,34 @@ func TestLateDeliveryIsLost(t *testing.T) {
 			f := rep.Flows[mode]
 			if f.Sent != 5 || f.Delivered != 4 || f.Lost != 1 || f.Latency.N != 4 {
 				t.Errorf("sent %d delivered %d lost %d latency samples %d; want 5, 4, 1, 4", f.Sent, f.Delivered, f.Lost, f.Latency.N)
+			}
+		})
+	}
+}
+
+// TestInterruptedRunNoError: a run cut short (Ctrl-C) while a request waits for its answer reports that
+// request as having no final response, not as answered with an error: the tool gave up on it, the gateway
+// did not fail it. The phones' transactions used to report their end by the run's context as "error".
+func TestInterruptedRunNoError(t *testing.T) {
+	for _, mode := range []string{"msg2msrp", "msrp2msg"} {
+		t.Run(mode, func(t *testing.T) {
+			g := newFakeGW(t, func(int64) fault { return pass })
+			g.answerDelay = func(n int64) time.Duration {
+				if n == 4 {
+					return 2 * time.Second
+				}
+				return 0
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			rep, err := Run(ctx, Config{GW: g.ua.addr, Mode: mode, Sessions: 1, Window: 1, Count: 5, Duration: time.Minute,
+				Drain: 5 * time.Second, Transport: "udp", Setup: "invite", Logger: quietLogger()})
+			if !errors.Is(err, context.DeadlineExceeded) || rep == nil {
+				t.Fatalf("Run: %v, report %v; want the context's error and a report", err, rep)
+			}
+			f := rep.Flows[mode]
+			if f.Sent != 5 || f.Responses["200"] != 4 || f.Responses["error"] != 0 || f.NoResponse != 1 {
+				t.Errorf("sent %d, final responses %v, none %d; want 5, 4 × 200 and 1 without", f.Sent, f.Responses, f.NoResponse)
 			}
 		})
 	}

@@ -184,7 +184,10 @@ func (l *loader) sendOne(ctx context.Context, f flowID, i int, seq int64, sem ch
 	switch f {
 	case msgToMSRP:
 		err = l.page.send(ctx, l.phoneURI(phoneUser(i)), l.clientURI(clientUser(i)), body, func(code int) {
-			fs.final(code)
+			// A transaction ended by the run's end (Ctrl-C) has no final response; it was not the gateway's error.
+			if code > 0 || ctx.Err() == nil {
+				fs.final(code)
+			}
 			release()
 		})
 	case msrpToMsg:
