@@ -227,6 +227,9 @@ func TestInterruptedRunNoError(t *testing.T) {
 			if f.Sent != 5 || f.Responses["200"] != 4 || f.Responses["error"] != 0 || f.NoResponse != 1 {
 				t.Errorf("sent %d, final responses %v, none %d; want 5, 4 × 200 and 1 without", f.Sent, f.Responses, f.NoResponse)
 			}
+			if rep.Setups.Byes != 1 || rep.Setups.ByeFailure != 0 {
+				t.Errorf("byes %d (failed %d): the interrupted run must still end its session", rep.Setups.Byes, rep.Setups.ByeFailure)
+			}
 		})
 	}
 }

@@ -101,6 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	context.AfterFunc(ctx, stop) // the first signal ends the run (its BYEs and report follow); a second kills it
 	rep, err := Run(ctx, cfg)
 	if errors.Is(err, ErrBadConfig) {
 		fmt.Fprintln(stderr, err)

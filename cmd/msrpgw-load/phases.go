@@ -245,7 +245,8 @@ func (l *loader) teardown(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			bctx, cancel := context.WithTimeout(ctx, l.cfg.SetupTimeout)
+			// Not ctx's cancellation: an interrupted run still ends its sessions, each BYE bounded on its own.
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.SetupTimeout)
 			defer cancel()
 			err := l.sess.bye(bctx, c)
 			if err != nil {
