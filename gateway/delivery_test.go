@@ -217,6 +217,32 @@ func TestNotificationBodiesAndSwitches(t *testing.T) {
 	}
 }
 
+// A page-mode isComposing that fails on the MSRP side after its 202 is counted as failed, but no failure
+// notification quotes it back to the phone: it is a control payload, never chat text (SPEC §4). A text
+// message failing the same way is notified.
+func TestControlFailureNotNotified(t *testing.T) {
+	h := newHarness(t, nil) // reply: accept
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"text/plain", "application/im-iscomposing+xml"}, nil)
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	cs.SetReply(500)
+	isc := `<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`
+	if res := alice.Send(h.udp(), bob.URI, "application/im-iscomposing+xml", isc); res.StatusCode != 202 {
+		t.Fatalf("isComposing answered %d, want 202", res.StatusCode)
+	}
+	if e := h.events.waitKind(t, event.MessageFailed); e.Code != 500 {
+		t.Fatalf("message_failed %+v, want 500", e)
+	}
+	alice.Quiet(300 * time.Millisecond)
+	alice.Send(h.udp(), bob.URI, "text/plain", "are you there?")
+	if got := string(alice.Recv().Body()); !strings.Contains(got, "are you there?") {
+		t.Fatalf("failure notification %q, want the text quoted", got)
+	}
+}
+
 // SPEC §5 table 2: the page-mode side's final response becomes the REPORT the SEND asked for.
 func TestReportRules(t *testing.T) {
 	cases := []struct {

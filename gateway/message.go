@@ -261,7 +261,9 @@ func (pm *pageMessage) resolve(g *Gateway, s *Session, o outcome, coveredBySetup
 		pm.released()
 		return
 	}
-	if !o.delivered() && !coveredBySetup {
+	// A control payload's failure is counted, but its sender is not told in a chat message: an isComposing
+	// or an IMDN is the phone's own doing, and quoted back it would reach the user as chat text (SPEC §4).
+	if !o.delivered() && !coveredBySetup && !cpim.IsControl(pm.contentType, nil) {
 		g.notifyFailure(pm, o)
 	}
 }
