@@ -168,6 +168,12 @@ func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if s == nil {
 		return
 	}
+	if !g.dialogSource(s, req) {
+		// An ACK gets no answer, 403 neither. Its SDP answer would say where the gateway connects and sends
+		// the session's messages: another host naming the dialog is ignored, as if its ACK were lost.
+		s.log.Info("ACK ignored", "why", "source "+req.Source()+" is neither in sip.trusted nor the dialog's peer", "call_id", s.callID)
+		return
+	}
 	if p := addressProblem(req, false); p != "" {
 		// An ACK gets no answer: a broken one is ignored, as if lost.
 		s.log.Info("ACK ignored", "why", p, "call_id", s.callID)
@@ -391,6 +397,11 @@ func (g *Gateway) rebind(s *Session) {
 }
 
 func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	// Checked first, so that a BYE refused takes no place in the recent-request memory either.
+	if !g.dialogSource(g.inDialog(req), req) {
+		g.refuse(req, tx, 403, "Forbidden", "source "+req.Source()+" is neither in sip.trusted nor the dialog's peer")
+		return
+	}
 	if p := addressProblem(req, false); p != "" {
 		g.refuse(req, tx, 400, "Bad Request", p)
 		return

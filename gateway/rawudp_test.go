@@ -20,7 +20,13 @@ type rawUDP struct {
 
 func newRawUDP(t *testing.T) *rawUDP {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return newRawUDPOn(t, "127.0.0.1")
+}
+
+// newRawUDPOn is a raw UDP peer on another loopback address, host, as another machine would be.
+func newRawUDPOn(t *testing.T, host string) *rawUDP {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
