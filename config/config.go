@@ -186,6 +186,8 @@ type Limits struct {
 	MaxChunksPerMessage  int           `yaml:"max_chunks_per_message"`
 	MaxPartialPerSession int           `yaml:"max_partial_per_session"`
 	MaxSIPHandlers       int           `yaml:"max_sip_handlers"`
+	MaxSIPConns          int           `yaml:"max_sip_conns"`
+	MaxSIPConnsPerSource int           `yaml:"max_sip_conns_per_source"`
 	RetryAfter           time.Duration `yaml:"retry_after"`
 }
 

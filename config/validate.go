@@ -297,6 +297,8 @@ func (v *validation) limits() {
 		{"limits.max_chunks_per_message", l.MaxChunksPerMessage},
 		{"limits.max_partial_per_session", l.MaxPartialPerSession},
 		{"limits.max_sip_handlers", l.MaxSIPHandlers},
+		{"limits.max_sip_conns", l.MaxSIPConns},
+		{"limits.max_sip_conns_per_source", l.MaxSIPConnsPerSource},
 	} {
 		v.positiveInt(f.key, int64(f.n))
 	}

@@ -59,6 +59,7 @@ type Gateway struct {
 	// straight from the transport and answered through it (udpintake.go). Set once, before serving.
 	udpListeners atomic.Pointer[map[netip.AddrPort]*udpListener]
 	udpc         *udpClient // sends generated MESSAGEs over UDP (udpclient.go); set before serving
+	sipConns     *sipConns  // bounds the SIP TCP and TLS connections accepted (sipconns.go)
 	out          *sipOut
 	recent       *recentRequests
 	limits       *limiter
@@ -333,6 +334,7 @@ func (g *Gateway) openSIPListeners() ([]sipListener, error) {
 	if len(g.cfg.SIP.Listen) == 0 {
 		return nil, errors.New("sip.listen is empty")
 	}
+	g.sipConns = newSIPConns(g, g.cfg.Limits.MaxSIPConns, g.cfg.Limits.MaxSIPConnsPerSource)
 	var lastErr error
 	for attempt := 0; attempt < 20; attempt++ {
 		var opened []sipListener
@@ -420,7 +422,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if err != nil {
 			return o, err
 		}
-		ln = rawio.WrapListener(ln)
+		ln = g.sipConns.listener(rawio.WrapListener(ln))
 		o.addr, o.closer = ln.Addr().String(), ln
 		o.serve = func() error { return g.srv.ServeTCP(ln) }
 		return o, nil
@@ -433,7 +435,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if err != nil {
 			return o, err
 		}
-		ln := tls.NewListener(rawio.WrapListener(tl), conf)
+		ln := tls.NewListener(g.sipConns.listener(rawio.WrapListener(tl)), conf)
 		o.addr, o.closer = ln.Addr().String(), ln
 		o.serve = func() error { return g.srv.ServeTLS(ln) }
 		return o, nil

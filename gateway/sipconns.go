@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/msrpgw/msrpgw/event"
+)
+
+// sipConns bounds the SIP TCP and TLS connections the gateway accepts (SPEC §8: connections in total and per
+// source address; limits.max_sip_conns, limits.max_sip_conns_per_source), over all its SIP listeners. Without
+// it, anyone able to connect could hold connections, each with sipgo's read buffer, until the process ran out
+// of files, MSRP's included. A connection over a bound is closed as soon as it is accepted; the connections
+// the gateway opens itself are not counted.
+type sipConns struct {
+	max, perSource int
+	g              *Gateway
+
+	mu       sync.Mutex
+	total    int
+	bySource map[netip.Addr]int
+
+	lastLog atomic.Int64 // unix nanos of the last "refused" line: at most one a second in a flood
+}
+
+func newSIPConns(g *Gateway, max, perSource int) *sipConns {
+	return &sipConns{max: max, perSource: perSource, g: g, bySource: make(map[netip.Addr]int)}
+}
+
+// listener wraps a SIP TCP listener (under TLS, the TCP one: a connection counts from its first byte).
+func (c *sipConns) listener(ln net.Listener) net.Listener {
+	return &boundedListener{Listener: ln, c: c}
+}
+
+// admit counts a connection from src, or says which bound refuses it.
+func (c *sipConns) admit(src netip.Addr) (why string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch { // 0: no bound (a config that did not go through validation)
+	case c.max > 0 && c.total >= c.max:
+		return "limits.max_sip_conns"
+	case c.perSource > 0 && c.bySource[src] >= c.perSource:
+		return "limits.max_sip_conns_per_source"
+	}
+	c.total++
+	c.bySource[src]++
+	return ""
+}
+
+func (c *sipConns) release(src netip.Addr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if n := c.bySource[src] - 1; n > 0 {
+		c.bySource[src] = n
+	} else {
+		delete(c.bySource, src)
+	}
+}
+
+func (c *sipConns) refused(src net.Addr, why string) {
+	c.g.publish(event.Event{Kind: event.RequestRefused, Reason: "sip: connection over " + why})
+	now := time.Now().UnixNano()
+	if last := c.lastLog.Load(); now-last < int64(time.Second) || !c.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	c.g.log.Warn("SIP connection refused", "source", src.String(), "why", why+" reached",
+		"note", "at most one such line a second")
+}
+
+type boundedListener struct {
+	net.Listener
+	c *sipConns
+}
+
+// Accept returns the next connection within the bounds; those over them are closed here.
+func (l *boundedListener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		src := sourceAddr(nc.RemoteAddr())
+		if why := l.c.admit(src); why != "" {
+			nc.Close()
+			l.c.refused(nc.RemoteAddr(), why)
+			continue
+		}
+		return &boundedConn{Conn: nc, release: func() { l.c.release(src) }}, nil
+	}
+}
+
+// sourceAddr is the IP address a connection comes from (IPv4 in IPv6 unmapped); the zero Addr when unknown,
+// which then counts as one source.
+func sourceAddr(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// boundedConn gives its place back when it is closed, once.
+type boundedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *boundedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

@@ -1,0 +1,99 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+)
+
+// dialFrom opens a TCP connection to addr from host (127.x.y.z stands in for other hosts).
+func dialFrom(t *testing.T, host, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(host)}, Timeout: waitFor}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedByPeer reports whether the gateway closed c (within a second), rather than keeping it open.
+func closedByPeer(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	if err == nil {
+		t.Fatal("the gateway sent something unasked")
+	}
+	return true
+}
+
+// options sends an OPTIONS on c and returns the status line of the answer.
+func options(t *testing.T, c net.Conn, gw string) string {
+	t.Helper()
+	local := c.LocalAddr().String()
+	fmt.Fprintf(c, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-%d\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:probe@%s>;tag=p\r\nTo: <sip:%s>\r\nCall-ID: conns-%s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		gw, local, time.Now().UnixNano(), local, gw, local)
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("OPTIONS over %s: %v", local, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// limits.max_sip_conns and max_sip_conns_per_source bound the SIP TCP connections the gateway accepts: one
+// over a bound is closed at once and counted, those within keep working, and a place given back is taken
+// again.
+func TestSIPConnectionBounds(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxSIPConns = 3
+		c.Limits.MaxSIPConnsPerSource = 2
+	})
+	gw := h.gw.SIPAddr("tcp")
+	a1, a2 := dialFrom(t, "127.0.0.2", gw), dialFrom(t, "127.0.0.2", gw)
+	if got := options(t, a2, gw); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS within the bounds: %q", got)
+	}
+	if a3 := dialFrom(t, "127.0.0.2", gw); !closedByPeer(t, a3) {
+		t.Fatal("a third connection from 127.0.0.2 stayed open (max_sip_conns_per_source 2)")
+	}
+	if e := h.events.waitKind(t, event.RequestRefused); !strings.Contains(e.Reason, "max_sip_conns_per_source") {
+		t.Fatalf("refusal counted as %q", e.Reason)
+	}
+	b1 := dialFrom(t, "127.0.0.3", gw)
+	if closedByPeer(t, b1) {
+		t.Fatal("the third connection in all was closed (max_sip_conns 3)")
+	}
+	if c1 := dialFrom(t, "127.0.0.4", gw); !closedByPeer(t, c1) {
+		t.Fatal("a fourth connection in all stayed open (max_sip_conns 3)")
+	}
+	if got := options(t, a1, gw); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS on a connection within the bounds, after refusals: %q", got)
+	}
+	// A connection closed gives its place back, once the gateway has seen it go.
+	b1.Close()
+	deadline := time.Now().Add(waitFor)
+	for {
+		c := dialFrom(t, "127.0.0.4", gw)
+		if !closedByPeer(t, c) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the place of a closed connection was not given back")
+		}
+	}
+}
