@@ -438,10 +438,19 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 	}
 }
 
-// route points a generated request at the outbound proxy when one is set.
+// route points a generated request at the outbound proxy when one is set, and sends it over TLS when that
+// next hop (the proxy, else the Request-URI) is a sips: URI: RFC 3261 §26.2 wants TLS all the way to it.
+// sipgo takes TLS for sips: only when the URI says ;transport=tcp; without a transport it would send UDP.
 func (g *Gateway) route(req *sip.Request) {
 	if g.proxy != nil {
 		req.PrependHeader(&sip.RouteHeader{Address: *g.proxy})
+	}
+	next := req.Recipient
+	if r := req.Route(); r != nil {
+		next = r.Address
+	}
+	if next.IsEncrypted() && strings.EqualFold(req.Transport(), "UDP") {
+		req.SetTransport("TLS")
 	}
 }
 

@@ -339,3 +339,62 @@ func TestSIPTLSWithoutClientCA(t *testing.T) {
 	}
 	cs.Bye()
 }
+
+// sipsURI is uri (sip:USER@HOST:PORT;transport=tls) as a sips: URI without a transport parameter, as an
+// operator or a phone writes one.
+func sipsURI(uri string) string {
+	return "sips:" + strings.TrimSuffix(strings.TrimPrefix(uri, "sip:"), ";transport=tls")
+}
+
+// TestSIPSRequestURI: a request the gateway makes to a sips: URI goes over TLS (RFC 3261 §26.2), although
+// the URI names no transport: the INVITE of a MESSAGE to sips:bob, and the MESSAGE of a session whose INVITE
+// was to sips:alice. Both peers listen for SIP over TLS only.
+func TestSIPSRequestURI(t *testing.T) {
+	gwPair, peerPair := newTestPair(t), newTestPair(t)
+	h := newHarness(t, func(c *config.Config) {
+		c.SIP.Listen = append(c.SIP.Listen, config.Listen{Network: "tls", Addr: "127.0.0.2:0"})
+		c.SIP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile, ClientCA: peerPair.certFile}
+	})
+	alice := newTLSPhone(t, "alice", &peerPair, gwPair.pool())
+
+	t.Run("MESSAGE first", func(t *testing.T) {
+		bob := testpeer.NewClientWith(t, "bob", testpeer.ClientConfig{
+			SIPTLS:       &tls.Config{Certificates: []tls.Certificate{peerPair.cert}},
+			SIPClientTLS: &tls.Config{Certificates: []tls.Certificate{peerPair.cert}, RootCAs: gwPair.pool()},
+		})
+		res, err := sendTLS(alice, h.gw.SIPAddr("tls"), sipsURI(bob.URI), "to sips bob")
+		if err != nil || res.StatusCode >= 300 {
+			t.Fatalf("MESSAGE over TLS: %v %v", res, err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		cs, err := bob.TryWaitInvite(ctx)
+		if err != nil {
+			t.Fatalf("no INVITE over TLS to %s: %v", sipsURI(bob.URI), err)
+		}
+		if m := cs.Recv(); string(m.Body) != "to sips bob" {
+			t.Fatalf("bob got %q", m.Body)
+		}
+		h.events.waitKind(t, event.MessageDelivered)
+		// The gateway's BYE, to bob's Contact over the dialog's TLS.
+		for _, s := range h.gw.Sessions() {
+			h.gw.EndSession(s.Key)
+		}
+		cs.WaitBye()
+	})
+	t.Run("session first", func(t *testing.T) {
+		carol := testpeer.NewClient(t, "carol")
+		cs := carol.Call(h.udp(), sipsURI(alice.URI), "active")
+		if r := cs.Send("text/plain", "to sips alice"); r.StatusCode != 200 {
+			t.Fatalf("SEND answered %+v", r)
+		}
+		m := alice.Recv()
+		if string(m.Body()) != "to sips alice" {
+			t.Fatalf("alice got %q", m.Body())
+		}
+		if tp := m.Transport(); !strings.EqualFold(tp, "TLS") {
+			t.Errorf("MESSAGE came over %s, want TLS", tp)
+		}
+		cs.Bye()
+	})
+}

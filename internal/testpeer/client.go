@@ -53,6 +53,9 @@ type ClientConfig struct {
 	TLS *tls.Config
 	// ClientTLS is the configuration of the msrps connections the client dials.
 	ClientTLS *tls.Config
+	// SIPTLS, when not nil, makes the client's SIP side listen for SIP over TLS only, with this server
+	// configuration, and SIPClientTLS is the configuration of the SIP TLS connections it makes.
+	SIPTLS, SIPClientTLS *tls.Config
 	// Fingerprint is the a=fingerprint of every SDP the client sends ("" for none).
 	Fingerprint string
 	// PeerMedia, when not nil, is called with the gateway's SDP (the offer in its INVITE, or its answer to
@@ -89,7 +92,7 @@ func NewClientWith(t testing.TB, user string, cfg ClientConfig) *Client {
 			t.Errorf("testpeer: client %s: %s", c.URI, f)
 		}
 	})
-	newUA(t, "client-"+user, uaConfig{}, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
+	newUA(t, "client-"+user, uaConfig{serverTLS: cfg.SIPTLS, clientTLS: cfg.SIPClientTLS}, func(srv *sipgo.Server, sc *sipgo.Client, addr string) {
 		c.Addr, c.URI = addr, "sip:"+user+"@"+addr
 		var contact sip.Uri
 		sip.ParseUri(c.URI, &contact)
