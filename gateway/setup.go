@@ -258,6 +258,11 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 	if len(path) == 0 {
 		return errors.New("a=path is empty")
 	}
+	if weActive && s.ms.LocalURI().Secure && !path[0].Secure {
+		// Our connection to it would be plain TCP, on which an msrps session takes no request (RFC 4975
+		// §7.3): our messages would go out in the clear and every one of the peer's would get 481.
+		return fmt.Errorf("a=path %s is not msrps, and we would connect to it for our msrps session", path[0].String())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st == stateUp && s.cancel != nil {

@@ -398,3 +398,52 @@ func TestSIPSRequestURI(t *testing.T) {
 		cs.Bye()
 	})
 }
+
+// TestMSRPSPlainPeer: a gateway listening msrps:// never connects to a peer's plain msrp:// first hop: the
+// connection would be plain TCP, on which its msrps session takes no request, so its messages would go in
+// the clear and the peer's would all get 481. The MESSAGE-first setup fails (480, BYE) and a session-first
+// offer is refused 488, before anything is sent. A plain peer that connects to the gateway's msrps URI
+// itself, over TLS, is served.
+func TestMSRPSPlainPeer(t *testing.T) {
+	gwPair := newTestPair(t)
+	h := newHarness(t, withMSRPS(gwPair))
+	alice := testpeer.NewPhone(t, "alice")
+
+	t.Run("MESSAGE first, we would connect", func(t *testing.T) {
+		bob := testpeer.NewClient(t, "bob") // answers a=setup:passive with its msrp:// path
+		if res := alice.Send(h.udp(), bob.URI, "text/plain", "not in the clear"); res.StatusCode >= 300 {
+			t.Fatalf("MESSAGE answered %d", res.StatusCode)
+		}
+		cs := bob.WaitInvite()
+		if e := h.events.waitKind(t, event.SetupFailed); e.Code != 480 {
+			t.Errorf("setup_failed %d %s, want 480", e.Code, e.Reason)
+		}
+		cs.WaitBye()
+		if m, ok := cs.TryRecv(100 * time.Millisecond); ok {
+			t.Fatalf("bob got %q over plain TCP", m.Body)
+		}
+		alice.Recv() // the setup failure notification
+	})
+	t.Run("session first, we would connect", func(t *testing.T) {
+		carol := testpeer.NewClient(t, "carol")
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		_, err := carol.Invite(ctx, h.udp(), alice.URI, "passive")
+		if code := testpeer.InviteCode(err); code != 488 {
+			t.Fatalf("INVITE with a plain msrp:// path and a=setup:passive: %v, want 488", err)
+		}
+	})
+	t.Run("session first, the peer connects over TLS", func(t *testing.T) {
+		dave := testpeer.NewClientWith(t, "dave", testpeer.ClientConfig{
+			ClientTLS: &tls.Config{RootCAs: gwPair.pool(), MinVersion: tls.VersionTLS12},
+		})
+		cs := dave.Call(h.udp(), alice.URI, "active")
+		if r := cs.Send("text/plain", "hello over tls"); r.StatusCode != 200 {
+			t.Fatalf("SEND answered %+v", r)
+		}
+		if m := alice.Recv(); string(m.Body()) != "hello over tls" {
+			t.Fatalf("alice got %q", m.Body())
+		}
+		cs.Bye()
+	})
+}
