@@ -278,13 +278,24 @@ func (g *Gateway) startSIP() error {
 	if err := sip.ParseUri(g.cfg.SIP.Contact, &contact); err != nil {
 		return fmt.Errorf("sip.contact %q: %w", g.cfg.SIP.Contact, err)
 	}
+	// A sips: Contact is reached over TLS only (RFC 3261 §26.2): it names the first tls listener.
+	contactHost, contactPort := firstHost, firstPort
+	if contact.IsEncrypted() {
+		for _, o := range opened {
+			if o.network == "tls" {
+				contactHost, p, _ = net.SplitHostPort(o.addr)
+				contactPort, _ = strconv.Atoi(p)
+				break
+			}
+		}
+	}
 	switch {
 	case g.anyEphemeralListen():
 		// A listener on port 0 gets its port from the kernel: advertise what we really listen on.
-		contact.Host, contact.Port = firstHost, firstPort
+		contact.Host, contact.Port = contactHost, contactPort
 	case contact.Port == 0:
 		// No port in sip.contact: the one we listen on. The host stays the operator's (a name, a NAT address).
-		contact.Port = firstPort
+		contact.Port = contactPort
 	}
 	g.contact = sip.ContactHeader{Address: contact}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(contact.Host), sipgo.WithClientLogger(sipLog))
@@ -294,9 +305,13 @@ func (g *Gateway) startSIP() error {
 	client.TxRequester = requester{g} // the CANCELs it sends are put right (indialog.go)
 	g.client = client
 	g.dialogUA = &sipgo.DialogUA{Client: client, ContactHDR: g.contact}
+	udpPort := contact.Port
+	if contact.IsEncrypted() {
+		udpPort = 0 // the Contact's port is a tls listener's: our Via over UDP names the UDP socket's own
+	}
 	for _, o := range opened {
-		if o.pc != nil && (g.udpc == nil || o.addr == net.JoinHostPort(firstHost, strconv.Itoa(contact.Port))) {
-			port := contact.Port
+		if o.pc != nil && (g.udpc == nil || o.addr == net.JoinHostPort(firstHost, strconv.Itoa(udpPort))) {
+			port := udpPort
 			if port == 0 {
 				port = o.pc.LocalAddr().(*net.UDPAddr).Port
 			}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -446,4 +447,53 @@ func TestMSRPSPlainPeer(t *testing.T) {
 		}
 		cs.Bye()
 	})
+}
+
+// TestSIPSContact: a sips: sip.contact names the gateway's tls listener, whose port it gets when it has none
+// (or the listener's address with port-0 listeners), not the port of a udp or tcp listener, where a peer's
+// TLS finds no TLS: a peer's BYE in the dialog of our INVITE to its sips: URI reaches us over TLS.
+func TestSIPSContact(t *testing.T) {
+	gwPair, peerPair := newTestPair(t), newTestPair(t)
+	udpPort, tlsPort := freeTCPPort(t), freeTCPPort(t)
+	for _, tc := range []struct {
+		name, contact string
+		listen        []config.Listen
+		want          func(h *harness) string
+	}{
+		{"port-0 listeners", "sips:127.0.0.1:0",
+			[]config.Listen{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}, {Network: "tls", Addr: "127.0.0.2:0"}},
+			func(h *harness) string { return "sips:" + h.gw.SIPAddr("tls") }},
+		{"contact without a port", "sips:127.0.0.1",
+			[]config.Listen{{Network: "udp", Addr: fmt.Sprintf("127.0.0.1:%d", udpPort)}, {Network: "tls", Addr: fmt.Sprintf("127.0.0.1:%d", tlsPort)}},
+			func(*harness) string { return fmt.Sprintf("sips:127.0.0.1:%d", tlsPort) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) {
+				c.SIP.Listen, c.SIP.Contact = tc.listen, tc.contact
+				c.SIP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile, ClientCA: peerPair.certFile}
+			})
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClientWith(t, "bob", testpeer.ClientConfig{
+				SIPTLS:       &tls.Config{Certificates: []tls.Certificate{peerPair.cert}},
+				SIPClientTLS: &tls.Config{Certificates: []tls.Certificate{peerPair.cert}, RootCAs: gwPair.pool()},
+			})
+			if res := alice.Send(h.udp(), sipsURI(bob.URI), "text/plain", "hello"); res.StatusCode >= 300 {
+				t.Fatalf("MESSAGE answered %d", res.StatusCode)
+			}
+			cs := bob.WaitInvite()
+			if got, want := cs.ServerDialog().InviteRequest.Contact().Address.String(), tc.want(h); got != want {
+				t.Errorf("the INVITE's Contact is %s, want %s", got, want)
+			}
+			if m := cs.Recv(); string(m.Body) != "hello" {
+				t.Fatalf("bob got %q", m.Body)
+			}
+			h.events.waitKind(t, event.MessageDelivered)
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			defer cancel()
+			if err := cs.TryBye(ctx); err != nil {
+				t.Fatalf("bob's BYE to the gateway's Contact: %v", err)
+			}
+			h.events.waitKind(t, event.SessionEnded)
+		})
+	}
 }
