@@ -53,6 +53,16 @@ func inviteFrom(u *rawUDP, h *harness, contact string) *sip.Response {
 	return res
 }
 
+// rawReinvite sends from phone a re-INVITE without SDP (CSeq 6) in the dialog inviteFrom set up, first being the
+// gateway's 200 to it, and returns the start line and headers the dialog's next requests (the ACK) share.
+func rawReinvite(phone *rawUDP, h *harness, first *sip.Response) (head string) {
+	head = fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
+		first.Contact().Address.String(), phone.addr(), first.To().String())
+	phone.write(h.udp(), "INVITE "+head+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-reinv;rport\n"+
+		"CSeq: 6 INVITE\nContact: <sip:bob@"+phone.addr()+">\nContent-Length: 0\n\n")
+	return head
+}
+
 // answerInvite answers the gateway's INVITE req, read by u from from, 200 with the Contact contact,
 // activeOffer, and the Record-Route headers rr.
 func answerInvite(u *rawUDP, req *sip.Request, from net.Addr, contact string, rr ...string) {
@@ -153,10 +163,7 @@ func TestReinviteAnswerRetransmittedUntilAck(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
 	phone := newRawUDP(t)
 	first := inviteFrom(phone, h, "sip:bob@"+phone.addr())
-	head := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
-		first.Contact().Address.String(), phone.addr(), first.To().String())
-	phone.write(h.udp(), "INVITE "+head+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-reinv;rport\n"+
-		"CSeq: 6 INVITE\nContact: <sip:bob@"+phone.addr()+">\nContent-Length: 0\n\n")
+	head := rawReinvite(phone, h, first)
 	for i := range 2 { // the first as if lost, then its retransmission T1 later
 		if res := phone.final(); res.StatusCode != 200 || res.CSeq().SeqNo != 6 {
 			t.Fatalf("answer %d to the re-INVITE: %d %s, CSeq %v", i, res.StatusCode, res.Reason, res.CSeq())
@@ -260,11 +267,7 @@ func TestReinviteNotAckedEndsSession(t *testing.T) {
 	}
 	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 30 * time.Second })
 	phone := newRawUDP(t)
-	first := inviteFrom(phone, h, "sip:bob@"+phone.addr())
-	head := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
-		first.Contact().Address.String(), phone.addr(), first.To().String())
-	phone.write(h.udp(), "INVITE "+head+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-reinv;rport\n"+
-		"CSeq: 6 INVITE\nContact: <sip:bob@"+phone.addr()+">\nContent-Length: 0\n\n")
+	rawReinvite(phone, h, inviteFrom(phone, h, "sip:bob@"+phone.addr()))
 	start := time.Now()
 	answers := 0
 	for {
