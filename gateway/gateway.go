@@ -169,7 +169,7 @@ func (g *Gateway) startMSRP() error {
 	if err != nil {
 		return err
 	}
-	mt, err := loadMSRPTLS(mc.TLS)
+	mt, err := loadMSRPTLS(mc.TLS, g.log)
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (g *Gateway) startMSRP() error {
 
 func (g *Gateway) startSIP() error {
 	sipLog := g.log.With("component", "sip")
-	clientTLS, err := sipClientTLS(g.cfg.SIP.TLS)
+	clientTLS, err := sipClientTLS(g.cfg.SIP.TLS, g.log)
 	if err != nil {
 		return err
 	}
@@ -442,7 +442,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		o.serve = func() error { return g.srv.ServeTCP(ln) }
 		return o, nil
 	case "tls":
-		conf, err := sipServerTLS(g.cfg.SIP.TLS)
+		conf, err := sipServerTLS(g.cfg.SIP.TLS, g.log)
 		if err != nil {
 			return o, err
 		}

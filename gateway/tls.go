@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"time"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/internal/certs"
@@ -18,13 +20,33 @@ import (
 // errNoPeerCertificate: the peer's SDP promised a certificate (a=fingerprint) and its TLS showed none.
 var errNoPeerCertificate = errors.New("the peer's SDP has a=fingerprint but its TLS shows no certificate")
 
-// loadCertificate reads a certificate and key pair named by a tls: section.
-func loadCertificate(section string, tc config.TLS) (tls.Certificate, error) {
+// loadCertificate reads a certificate and key pair named by a tls: section. A certificate outside its validity
+// period is loaded all the same (a peer that checks only its a=fingerprint takes it) and logged: a peer that
+// verifies it fails the handshake, and the log says why before anyone asks.
+func loadCertificate(section string, tc config.TLS, log *slog.Logger) (tls.Certificate, error) {
 	cert, err := tls.LoadX509KeyPair(tc.Cert, tc.Key)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("%s.cert %s / %s.key %s: %w", section, tc.Cert, section, tc.Key, err)
 	}
+	if problem := validityProblem(cert.Leaf, time.Now()); problem != "" {
+		log.Warn("TLS certificate "+problem, "key", section+".cert", "file", tc.Cert,
+			"not_before", cert.Leaf.NotBefore, "not_after", cert.Leaf.NotAfter)
+	}
 	return cert, nil
+}
+
+// validityProblem says how leaf is outside its validity period at now: "expired" or "not yet valid"; "" when
+// it is within it (or unknown).
+func validityProblem(leaf *x509.Certificate, now time.Time) string {
+	switch {
+	case leaf == nil:
+		return ""
+	case now.After(leaf.NotAfter):
+		return "expired"
+	case now.Before(leaf.NotBefore):
+		return "not yet valid"
+	}
+	return ""
 }
 
 // loadCAPool reads a PEM file of CA certificates.
@@ -42,11 +64,11 @@ func loadCAPool(key, file string) (*x509.CertPool, error) {
 
 // sipServerTLS is the tls listener's configuration: sip.tls.cert/key, and with sip.tls.client_ca, clients
 // must show a certificate that CA signed.
-func sipServerTLS(tc config.TLS) (*tls.Config, error) {
+func sipServerTLS(tc config.TLS, log *slog.Logger) (*tls.Config, error) {
 	if tc.Cert == "" || tc.Key == "" {
 		return nil, errors.New("a tls listener needs sip.tls.cert and sip.tls.key")
 	}
-	cert, err := loadCertificate("sip.tls", tc)
+	cert, err := loadCertificate("sip.tls", tc, log)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +88,7 @@ func sipServerTLS(tc config.TLS) (*tls.Config, error) {
 // with ;transport=tls). The server is verified against the system roots, or against sip.tls.client_ca when
 // it is set: a deployment with its own CA uses it for both directions. Our certificate, when configured,
 // is shown to servers that ask for one.
-func sipClientTLS(tc config.TLS) (*tls.Config, error) {
+func sipClientTLS(tc config.TLS, log *slog.Logger) (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if tc.ClientCA != "" {
 		pool, err := loadCAPool("sip.tls.client_ca", tc.ClientCA)
@@ -76,7 +98,7 @@ func sipClientTLS(tc config.TLS) (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	if tc.Cert != "" && tc.Key != "" {
-		cert, err := loadCertificate("sip.tls", tc)
+		cert, err := loadCertificate("sip.tls", tc, log)
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +118,7 @@ type msrpTLS struct {
 // a client certificate: a peer that shows one is checked against its a=fingerprint. The client leaves the
 // server check to each session's verifier (msrpPeerVerifier), because which certificate is right depends on
 // the session: its peer's a=fingerprint, or else the usual CA and host name check.
-func loadMSRPTLS(tc config.TLS) (*msrpTLS, error) {
+func loadMSRPTLS(tc config.TLS, log *slog.Logger) (*msrpTLS, error) {
 	m := &msrpTLS{client: &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// Verified per session by msrpPeerVerifier before anything is sent on the connection.
@@ -105,7 +127,7 @@ func loadMSRPTLS(tc config.TLS) (*msrpTLS, error) {
 	if tc.Cert == "" && tc.Key == "" {
 		return m, nil
 	}
-	cert, err := loadCertificate("msrp.tls", tc)
+	cert, err := loadCertificate("msrp.tls", tc, log)
 	if err != nil {
 		return nil, err
 	}

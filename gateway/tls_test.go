@@ -2,10 +2,19 @@ package gateway
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -496,4 +505,66 @@ func TestSIPSContact(t *testing.T) {
 			h.events.waitKind(t, event.SessionEnded)
 		})
 	}
+}
+
+// A certificate outside its validity period is loaded (a peer that checks only a=fingerprint takes it), and
+// logged with the key and file it came from: a peer that verifies it will fail the handshake.
+func TestCertificateValidityLogged(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for _, tc := range []struct {
+		name                string
+		notBefore, notAfter time.Time
+		want                string // the log line, "" for none
+	}{
+		{"expired", now.Add(-2 * time.Hour), now.Add(-time.Hour), "TLS certificate expired"},
+		{"not-yet-valid", now.Add(time.Hour), now.Add(2 * time.Hour), "TLS certificate not yet valid"},
+		{"valid", now.Add(-time.Hour), now.Add(time.Hour), ""},
+	} {
+		tlsConf := writeCertificate(t, dir, tc.name, tc.notBefore, tc.notAfter)
+		logs := newCapturedLog()
+		if _, err := loadCertificate("msrp.tls", tlsConf, slog.New(logs)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		logs.mu.Lock()
+		lines := append([]logLine(nil), *logs.lines...)
+		logs.mu.Unlock()
+		var got []string
+		for _, l := range lines {
+			got = append(got, l.msg)
+			if l.msg == tc.want && (l.attrs["key"] != "msrp.tls.cert" || l.attrs["file"] != tlsConf.Cert) {
+				t.Errorf("%s: logged %v, want the key and file", tc.name, l.attrs)
+			}
+		}
+		if tc.want == "" && len(got) > 0 || tc.want != "" && (len(got) != 1 || got[0] != tc.want) {
+			t.Errorf("%s: logged %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// writeCertificate writes a self-signed certificate for 127.0.0.1, valid from notBefore to notAfter, and its
+// key, as a tls: section names them.
+func writeCertificate(t *testing.T, dir, name string, notBefore, notAfter time.Time) config.TLS {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: notBefore, NotAfter: notAfter, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := config.TLS{Cert: filepath.Join(dir, name+".pem"), Key: filepath.Join(dir, name+".key")}
+	for file, block := range map[string]*pem.Block{tc.Cert: {Type: "CERTIFICATE", Bytes: der}, tc.Key: {Type: "PRIVATE KEY", Bytes: keyDER}} {
+		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tc
 }
