@@ -80,6 +80,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return serve(cfg, stderr, sig, hup)
 }
 
+// adminReadTimeout bounds reading one admin API request, body included.
+const adminReadTimeout = 10 * time.Second
+
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   msrpgw [-config FILE]              run the gateway (the embedded default config without -config)
@@ -241,8 +244,12 @@ func serve(cfg *config.Config, stderr io.Writer, sig, hup <-chan os.Signal) int 
 	}
 
 	adminSrv := &http.Server{
-		Handler:           admin.NewHandler(adminView{gw}, metrics, admin.Options{Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof, Logger: log.With("component", "admin")}),
+		Handler: admin.NewHandler(adminView{gw}, metrics, admin.Options{Token: cfg.Admin.Token, Pprof: cfg.Admin.Pprof, Logger: log.With("component", "admin")}),
+		// A client gets 5 s for its request's headers and 10 s for the whole request, so a slow or stalled body
+		// cannot hold a connection (or the shutdown) for long; no write timeout: a CPU profile takes its seconds.
 		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       adminReadTimeout,
+		IdleTimeout:       2 * time.Minute,
 	}
 	if cfg.Admin.Listen == "" {
 		// Off, as `check` says: net.Listen("") would open it on every interface, on a random port.

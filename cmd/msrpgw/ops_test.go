@@ -3,9 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/msrpgw/msrpgw/admin"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
@@ -193,6 +196,25 @@ func TestSIGHUPIgnored(t *testing.T) {
 	}
 	if cs.GotBye() {
 		t.Fatal("the session got BYE on SIGHUP")
+	}
+	d.stop()
+}
+
+// An admin API client that sends part of a request body and stalls has its connection closed once the read
+// timeout passes, instead of holding it (and the daemon's shutdown) for as long as it likes.
+func TestAdminStalledBodyCut(t *testing.T) {
+	d := startDaemon(t, daemonOpts{})
+	c, err := net.Dial("tcp", strings.TrimPrefix(d.admin, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /mi HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"jsonrpc\":")
+	start := time.Now()
+	c.SetReadDeadline(start.Add(adminReadTimeout + 5*time.Second))
+	_, err = io.ReadAll(c) // whatever the server says, it must end the connection
+	if err != nil {
+		t.Fatalf("connection still open %s after a stalled body: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 	d.stop()
 }
