@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
@@ -191,15 +192,46 @@ func (v requestVars) Var(name string) (string, bool) {
 	return "", false
 }
 
+// Header reads the header in whichever form it came: $hdr(Subject) finds "s:", $hdr(s) finds "Subject:"
+// (RFC 3261 §7.3.3). sipgo names the headers it parses (From, Call-ID…) by their full name, and keeps the
+// others under the name they came with.
 func (v requestVars) Header(name string) (string, bool) {
 	if v.req == nil {
 		return "", false
 	}
 	h := v.req.GetHeader(name)
 	if h == nil {
+		if other, ok := otherHeaderForm(name); ok {
+			h = v.req.GetHeader(other)
+		}
+	}
+	if h == nil {
 		return "", false
 	}
 	return h.Value(), true
+}
+
+// compactHeaders maps each compact header name to its full name, in lower case (the compact forms of the
+// IANA SIP header registry).
+var compactHeaders = map[string]string{
+	"a": "accept-contact", "b": "referred-by", "c": "content-type", "d": "request-disposition",
+	"e": "content-encoding", "f": "from", "i": "call-id", "j": "reject-contact", "k": "supported",
+	"l": "content-length", "m": "contact", "n": "identity-info", "o": "event", "r": "refer-to",
+	"s": "subject", "t": "to", "u": "allow-events", "v": "via", "x": "session-expires", "y": "identity",
+}
+
+// otherHeaderForm returns the full name of a compact header name, or the compact name of a full one.
+func otherHeaderForm(name string) (string, bool) {
+	name = strings.ToLower(name)
+	if full, ok := compactHeaders[name]; ok {
+		return full, true
+	}
+	for compact, full := range compactHeaders {
+		if full == name {
+			return compact, true
+		}
+	}
+	return "", false
 }
 
 // uriPart renders the whole URI ('u'), its user ('U') or its host ('d').

@@ -1,0 +1,47 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/msrpgw/msrpgw/config"
+)
+
+// A header's compact form is the same header (RFC 3261 §7.3.3): $hdr(Subject) reads "s:" and $hdr(s) reads
+// "Subject:", for headers sipgo parses (From, Call-ID) and for those it keeps as they came (Subject,
+// Supported) alike.
+func TestHeaderTemplateCompactForm(t *testing.T) {
+	const head = "MESSAGE sip:bob@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\n" +
+		"To: <sip:bob@127.0.0.1>\nCSeq: 1 MESSAGE\nContent-Type: text/plain\n"
+	compact := parseRequest(t, head+"f: <sip:alice@127.0.0.1>;tag=a\ni: c1\ns: chat-1\nk: 100rel\nContent-Length: 0\n\n", "127.0.0.1:5070")
+	full := parseRequest(t, head+"From: <sip:alice@127.0.0.1>;tag=a\nCall-ID: c1\nSubject: chat-1\nSupported: 100rel\nContent-Length: 0\n\n", "127.0.0.1:5070")
+	for _, c := range []struct{ full, compact, want string }{
+		{"Subject", "s", "chat-1"},
+		{"Supported", "k", "100rel"},
+		{"Call-ID", "i", "c1"},
+		{"From", "f", "<sip:alice@127.0.0.1>;tag=a"},
+	} {
+		for form, req := range map[string]*sip.Request{"compact": compact, "full": full} {
+			for _, name := range []string{c.full, c.compact, strings.ToUpper(c.compact)} {
+				if got, ok := (requestVars{req: req}).Header(name); !ok || got != c.want {
+					t.Errorf("$hdr(%s) of the request in %s form: %q %v, want %q", name, form, got, ok, c.want)
+				}
+			}
+		}
+	}
+}
+
+// End to end: a key from $hdr(Subject) takes a MESSAGE whose proxy wrote the header in its compact form,
+// instead of refusing it as missing the header (400).
+func TestHeaderTemplateCompactFormEndToEnd(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Key = "$hdr(Subject)" })
+	phone := newRawUDP(t)
+	res := phone.exchange(h.udp(), "MESSAGE sip:bob@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bKcompact1\n"+
+		"Max-Forwards: 70\nf: <sip:alice@127.0.0.1>;tag=a1\nt: <sip:bob@127.0.0.1>\ni: compact-1\nCSeq: 1 MESSAGE\n"+
+		"s: chat-1\nc: application/im-iscomposing+xml\nl: 14\n\n<isComposing/>")
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("MESSAGE with a compact Subject: %d %s %v", res.StatusCode, res.Reason, res.GetHeader("Warning"))
+	}
+}
