@@ -234,10 +234,15 @@ func otherHeaderForm(name string) (string, bool) {
 	return "", false
 }
 
-// uriPart renders the whole URI ('u'), its user ('U') or its host ('d').
+// uriPart renders the whole URI ('u'), its user ('U') or its host ('d'). A tel: URI's user is its number
+// without parameters, and its host is empty, as in OpenSIPS: sipgo keeps tel: URIs unparsed.
 func uriPart(u *sip.Uri, part byte) string {
 	switch part {
 	case 'U':
+		if u.Scheme == "tel" {
+			number, _, _ := strings.Cut(u.Raw(), ";")
+			return number
+		}
 		return u.User
 	case 'd':
 		return u.Host

@@ -45,3 +45,35 @@ func TestHeaderTemplateCompactFormEndToEnd(t *testing.T) {
 		t.Fatalf("MESSAGE with a compact Subject: %d %s %v", res.StatusCode, res.Reason, res.GetHeader("Warning"))
 	}
 }
+
+// A tel: URI's user is its number, as OpenSIPS's $fU/$tU/$rU give it: a key "$tU:$fU" must tell two callers
+// apart instead of putting every tel: user in the one session of the key ":".
+func TestUserOfTelURI(t *testing.T) {
+	r, err := NewTemplateRouter(func() *config.Config {
+		c := config.Default()
+		c.Gateway.Message.Key = "$tU:$fU:$rU"
+		return c
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyOf := func(from string) string {
+		t.Helper()
+		req := parseRequest(t, "MESSAGE TEL:+15550100;phone-context=example.com SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\n"+
+			"From: <"+from+">;tag=a\nTo: \"Bob\" <tel:+15550100>\nCall-ID: c1\nCSeq: 1 MESSAGE\nContent-Type: text/plain\nContent-Length: 0\n\n", "127.0.0.1:5070")
+		rt, err := r.RouteMessage(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt.Key
+	}
+	for from, want := range map[string]string{
+		"tel:+4930123456":                   "+15550100:+4930123456:+15550100",
+		"tel:+4930654321;ext=12":            "+15550100:+4930654321:+15550100",
+		"sip:+4930777@127.0.0.1;user=phone": "+15550100:+4930777:+15550100",
+	} {
+		if got := keyOf(from); got != want {
+			t.Errorf("From %s: key %q, want %q", from, got, want)
+		}
+	}
+}
