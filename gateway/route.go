@@ -111,7 +111,7 @@ func NewTemplateRouter(cfg *config.Config) (Router, error) {
 
 func (r *templateRouter) RouteMessage(req *sip.Request) (Route, error) {
 	v := requestVars{req: req}
-	key, err := render(r.messageKey, v)
+	key, err := renderKey(r.messageKey, v)
 	if err != nil {
 		return Route{}, err
 	}
@@ -122,7 +122,7 @@ func (r *templateRouter) RouteInvite(req *sip.Request) (Route, error) {
 	v := requestVars{req: req}
 	rt := Route{AcceptTypes: r.answerAccept, AcceptWrappedTypes: r.answerWrapped}
 	var err error
-	if rt.Key, err = render(r.answerKey, v); err != nil {
+	if rt.Key, err = renderKey(r.answerKey, v); err != nil {
 		return Route{}, err
 	}
 	if rt.From, err = render(r.answerFrom, v); err != nil {
@@ -148,6 +148,17 @@ func render(t *config.Template, v config.Vars) (string, error) {
 		return "", &Refusal{Code: 400, Reason: "Bad Request", Warning: err.Error()}
 	}
 	return s, nil
+}
+
+// renderKey renders a correlation key, refusing one that comes out empty (an empty header, a URI without the
+// user the template takes): it would gather unrelated requests in one session that no operator could show or
+// end, the admin API and /mi taking no empty key.
+func renderKey(t *config.Template, v config.Vars) (string, error) {
+	key, err := render(t, v)
+	if err == nil && key == "" {
+		return "", &Refusal{Code: 400, Reason: "Bad Request", Warning: fmt.Sprintf("the correlation key %s renders empty for this request", t)}
+	}
+	return key, err
 }
 
 // requestVars exposes a SIP request to the templates under the OpenSIPS variable names.

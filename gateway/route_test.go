@@ -1,12 +1,14 @@
 package gateway
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // A header's compact form is the same header (RFC 3261 §7.3.3): $hdr(Subject) reads "s:" and $hdr(s) reads
@@ -75,5 +77,31 @@ func TestUserOfTelURI(t *testing.T) {
 		if got := keyOf(from); got != want {
 			t.Errorf("From %s: key %q, want %q", from, got, want)
 		}
+	}
+}
+
+// A key that renders empty (its header present but empty, or a URI without the user the template takes) is
+// refused like a missing header: an empty key would gather unrelated requests in one session, which no
+// operator could then show or end (the admin API and /mi take no empty key).
+func TestEmptyKeyRefused(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Key = "$hdr(X-Chat-Id)" })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	res := alice.Send(h.udp(), bob.URI, "text/plain", "hello", sip.NewHeader("X-Chat-Id", ""))
+	if res.StatusCode != 400 || res.GetHeader("Warning") == nil {
+		t.Fatalf("MESSAGE with an empty X-Chat-Id: %d %s, %d sessions; want 400 with a Warning", res.StatusCode, res.Reason, len(h.gw.Sessions()))
+	}
+
+	c := config.Default()
+	c.Gateway.Answer.Key = "$fU"
+	r, err := NewTemplateRouter(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := parseRequest(t, "INVITE sip:alice@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\n"+
+		"From: <sip:127.0.0.1:5070>;tag=a\nTo: <sip:alice@127.0.0.1>\nCall-ID: c1\nCSeq: 1 INVITE\nContent-Length: 0\n\n", "127.0.0.1:5070")
+	var refusal *Refusal
+	if rt, err := r.RouteInvite(inv); !errors.As(err, &refusal) || refusal.Code != 400 || refusal.Warning == "" {
+		t.Fatalf("INVITE whose key $fU renders empty: key %q, %v; want a 400 refusal with a Warning", rt.Key, err)
 	}
 }
