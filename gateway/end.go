@@ -183,13 +183,15 @@ func (g *Gateway) bye(s *Session) {
 	}
 }
 
-// byeLater marks the session for BYE when it ends (used while setup still runs).
+// byeLater sends BYE on the dialog of a setup that failed after its 2xx, unless the session's dialog got one
+// already, or the peer's: an operator or a timer ending the session meanwhile sent it (end), and the setup
+// failing because of that end must not send a second.
 func (g *Gateway) byeLater(s *Session) {
 	s.mu.Lock()
-	uac := s.uac
+	uac, sent := s.uac, s.byeSent
 	s.byeSent = true
 	s.mu.Unlock()
-	if uac != nil {
+	if uac != nil && !sent {
 		g.bye(s)
 	}
 }
