@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -97,5 +99,61 @@ func TestEndAfterAnswerDuringBindSendsOneBye(t *testing.T) {
 	}
 	if n := h.events.count(event.SetupFailed); n != 0 {
 		t.Fatalf("%d setup_failed for a session an operator ended", n)
+	}
+}
+
+// Each timer of SPEC §3.3 counts only its own events: message_timeout MESSAGEs from the page-mode side,
+// session_timeout SENDs from the session-mode side, and max_duration none at all. Traffic every 100 ms that
+// the timer does not count keeps the session going well past it; the timer ends the session on time all the
+// same.
+func TestTimersCountOnlyTheirOwnEvents(t *testing.T) {
+	cases := []struct {
+		name          string
+		set           func(*config.Config)
+		pages, sends  bool // traffic from the page-mode side, from the session-mode side
+		reason        string
+		within, limit time.Duration
+	}{
+		{"SENDs do not hold off message_timeout", func(c *config.Config) {
+			c.Gateway.MessageTimeout = 400 * time.Millisecond
+			c.Gateway.SessionTimeout = 10 * time.Second
+		}, false, true, "message_timeout", 400 * time.Millisecond, 1200 * time.Millisecond},
+		{"MESSAGEs do not hold off session_timeout", func(c *config.Config) {
+			c.Gateway.MessageTimeout = 300 * time.Millisecond
+			c.Gateway.SessionTimeout = 700 * time.Millisecond
+		}, true, false, "session_timeout", 700 * time.Millisecond, 1500 * time.Millisecond},
+		{"max_duration counts from the start, whatever comes", func(c *config.Config) {
+			c.Gateway.MaxDuration = 700 * time.Millisecond
+		}, true, true, "max_duration", 700 * time.Millisecond, 1500 * time.Millisecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, c.set)
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			created := time.Now()
+			alice.Send(h.udp(), bob.URI, "text/plain", "start")
+			cs := bob.WaitInvite()
+			cs.Recv()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for deadline := time.Now().Add(3 * time.Second); h.events.count(event.SessionEnded) == 0 && time.Now().Before(deadline); <-tick.C {
+				if c.pages {
+					alice.Send(h.udp(), bob.URI, "text/plain", "from the page-mode side")
+				}
+				if c.sends {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					cs.TrySend(ctx, &msrp.Outgoing{ContentType: "text/plain", Body: []byte("from the session-mode side")})
+					cancel()
+				}
+			}
+			e := h.events.waitKind(t, event.SessionEnded)
+			if e.Reason != c.reason {
+				t.Fatalf("ended by %q, want %q", e.Reason, c.reason)
+			}
+			if took := e.Time.Sub(created); took < c.within || took > c.limit {
+				t.Fatalf("%s ended the session %v after it was created, want %v (at most %v)", c.reason, took, c.within, c.limit)
+			}
+		})
 	}
 }
