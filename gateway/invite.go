@@ -133,9 +133,18 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	g.log.Info("session created", "key", s.key, "origin", originInvite, "call_id", s.callID, "msrp_session_id", s.ms.ID())
 
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Gateway.SetupTimeout)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(g.ctx)
+	defer cancel(nil)
+	ctx, cancelTimeout := context.WithTimeout(ctx, g.cfg.Gateway.SetupTimeout)
+	defer cancelTimeout()
 	s.mu.Lock()
+	if s.st == stateSettingUp {
+		// Ending the session (an operator, a newer INVITE for the key, Shutdown) stops its setup (end.go), which
+		// would otherwise keep this handler, and its limits.max_sip_handlers slot, until setup_timeout.
+		s.cancel = cancel
+	} else {
+		cancel(errEnded) // a newer INVITE replaced it already
+	}
 	body := s.local.Marshal(s.sdpID, s.sdpVer)
 	s.mu.Unlock()
 	if err := dlg.RespondSDP(body); err != nil {
@@ -156,7 +165,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	for _, p := range firstParts {
 		g.deliverInvitePart(s, p)
 	}
-	if err := g.bindSetup(ctx, s, start); err != nil {
+	if err := g.bindSetup(ctx, s, start); err != nil && !s.ending() {
 		s.log.Warn("MSRP side did not come up", "err", err, "call_id", s.callID, "msrp_session_id", s.ms.ID())
 		g.endSession(s, "msrp_failed", sendOutcome(0, err), true)
 	}

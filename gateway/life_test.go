@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,6 +155,63 @@ func TestTimersCountOnlyTheirOwnEvents(t *testing.T) {
 			if took := e.Time.Sub(created); took < c.within || took > c.limit {
 				t.Fatalf("%s ended the session %v after it was created, want %v (at most %v)", c.reason, took, c.within, c.limit)
 			}
+		})
+	}
+}
+
+// settingUpFromInvite has bob INVITE alice through the gateway with a=setup:active, so that bob is the one to
+// connect, and never connect: the session stays setting up, its handler waiting for bob's MSRP connection.
+func settingUpFromInvite(t *testing.T, h *harness) (alice *testpeer.Phone, bob *testpeer.Client, key string) {
+	t.Helper()
+	alice = testpeer.NewPhone(t, "alice")
+	bob = testpeer.NewClient(t, "bob")
+	cs := bob.NewSession()
+	inviteByHand(t, h, bob, alice.URI, "application/sdp", bob.Media(cs, sdp.SetupActive).Marshal(1, 1))
+	list := h.gw.Sessions()
+	if len(list) != 1 || list[0].State != "setting-up" {
+		t.Fatalf("sessions %+v, want one setting up", list)
+	}
+	return alice, bob, list[0].Key
+}
+
+// waitNoGoroutine waits up to d for no goroutine of ours to run fn (a function name as in a stack trace).
+func waitNoGoroutine(t *testing.T, fn string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		var left []string
+		for _, g := range ourGoroutines() {
+			if strings.Contains(g, fn) {
+				left = append(left, g)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutine(s) still in %s %v after the session ended:\n%s", len(left), fn, d, strings.Join(left, "\n\n"))
+		}
+	}
+}
+
+// A session an INVITE started, ended while it waits for the peer's MSRP connection (by an operator, or by a
+// newer INVITE for its key), stops waiting: its handler returns at once, not at setup_timeout.
+func TestEndDuringInviteSetupStopsIt(t *testing.T) {
+	for _, how := range []string{"admin", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
+			alice, bob, key := settingUpFromInvite(t, h)
+			switch how {
+			case "admin":
+				if !h.gw.EndSession(key) {
+					t.Fatalf("EndSession(%q) found no session", key)
+				}
+			case "replaced":
+				bob.Call(h.udp(), alice.URI, "actpass")
+			}
+			if e := h.events.waitKind(t, event.SessionEnded); e.Reason != how {
+				t.Fatalf("session ended with reason %q, want %q", e.Reason, how)
+			}
+			waitNoGoroutine(t, "(*Gateway).onInvite", 2*time.Second)
 		})
 	}
 }
