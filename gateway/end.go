@@ -170,7 +170,7 @@ func (g *Gateway) bye(s *Session) {
 		case uac != nil:
 			err = g.byeUAC(ctx, uac)
 		case uas != nil:
-			err = g.byeUAS(ctx, uas)
+			err = g.byeUAS(ctx, s.answered, uas)
 		}
 		if err != nil {
 			s.log.Debug("BYE failed", "err", err, "call_id", s.callID)

@@ -57,7 +57,19 @@ func (g *Gateway) uacRequest(method sip.RequestMethod, dlg *sipgo.DialogClientSe
 
 // byeUAS ends a dialog a peer's INVITE set up, with a BYE to the INVITE's Contact (RFC 3261 §12.1.1; the
 // gateway refuses an INVITE without one) and the route set of its Record-Route.
-func (g *Gateway) byeUAS(ctx context.Context, dlg *sipgo.DialogServerSession) error {
+//
+// The BYE waits until the INVITE is answered (answered closed, onInvite): a session can end before its 200 is
+// out, and sipgo's WriteBye reads the dialog's response, nil until then (a nil dereference that killed the
+// process) and written meanwhile. An INVITE refused instead has no dialog to end.
+func (g *Gateway) byeUAS(ctx context.Context, answered <-chan struct{}, dlg *sipgo.DialogServerSession) error {
+	select {
+	case <-answered:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if res := dlg.InviteResponse; res == nil || !res.IsSuccess() {
+		return nil
+	}
 	inv := dlg.InviteRequest
 	routeSet := len(inv.GetHeaders("Record-Route")) > 0
 	return dlg.WriteBye(ctx, g.dialogRequest(sip.BYE, inv.Contact().Address, inv.Transport(), routeSet))

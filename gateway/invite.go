@@ -95,6 +95,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	s := newSession(g, rt.Key, originInvite)
+	s.answered = make(chan struct{})
 	s.coords = Coords{From: rt.From, To: rt.To, RURI: rt.RURI}
 	s.route = Route{Key: rt.Key, AcceptTypes: accept, AcceptWrappedTypes: wrapped}
 	s.callID = callID(req)
@@ -138,16 +139,24 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancelTimeout := context.WithTimeout(ctx, g.cfg.Gateway.SetupTimeout)
 	defer cancelTimeout()
 	s.mu.Lock()
-	if s.st == stateSettingUp {
+	answering := s.st == stateSettingUp
+	if answering {
 		// Ending the session (an operator, a newer INVITE for the key, Shutdown) stops its setup (end.go), which
 		// would otherwise keep this handler, and its limits.max_sip_handlers slot, until setup_timeout.
 		s.cancel = cancel
-	} else {
-		cancel(errEnded) // a newer INVITE replaced it already
 	}
 	body := s.local.Marshal(s.sdpID, s.sdpVer)
 	s.mu.Unlock()
-	if err := dlg.RespondSDP(body); err != nil {
+	if !answering {
+		// Ended before its 200 (a newer INVITE for the key, an operator): there is no dialog to BYE, the INVITE
+		// is refused.
+		close(s.answered)
+		g.refuse(req, tx, 480, "Temporarily Unavailable", "session ended before it was answered")
+		return
+	}
+	err = dlg.RespondSDP(body)
+	close(s.answered)
+	if err != nil {
 		// Cancelled, or no ACK for our 200.
 		s.log.Info("INVITE not completed", "err", err, "call_id", s.callID)
 		g.endSession(s, "not_completed", outcomeSessionEnded, !errors.Is(err, sip.ErrTransactionCanceled))

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"testing"
@@ -214,4 +215,51 @@ func TestEndDuringInviteSetupStopsIt(t *testing.T) {
 			waitNoGoroutine(t, "(*Gateway).onInvite", 2*time.Second)
 		})
 	}
+}
+
+// An operator ending the session of a key over and over while INVITEs for it come in ends some before their
+// 200 is out, some between 200 and ACK, some during the MSRP setup, some up: each INVITE is refused or
+// answered (and then ended with BYE), the gateway carries on, and nothing is left once the ends stop. Ending
+// one before its 200 used to crash the process (sipgo's WriteBye on a dialog without a response).
+func TestEndSessionRacingInvites(t *testing.T) {
+	noLeftoverGoroutines(t)
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	key := bob.URI + ":" + alice.URI
+	stop := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				h.gw.EndSession(key)
+				time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+			}
+		}
+	}()
+	answered := 0
+	for i := 0; i < 300; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		_, err := bob.Invite(ctx, h.udp(), alice.URI, "actpass")
+		cancel()
+		switch code := testpeer.InviteCode(err); {
+		case err == nil:
+			answered++
+		case code != 480 && code != 0:
+			t.Fatalf("INVITE %d: %v, want it answered, or refused with 480", i, err)
+		}
+	}
+	close(stop)
+	<-ended
+	h.gw.EndSession(key)
+	for deadline := time.Now().Add(waitFor); len(h.gw.Sessions()) != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions left: %+v", h.gw.Sessions())
+		}
+	}
+	t.Logf("%d of 300 INVITEs answered", answered)
 }

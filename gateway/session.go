@@ -70,6 +70,7 @@ type Session struct {
 	weActive  bool
 	uac       *sipgo.DialogClientSession
 	uas       *sipgo.DialogServerSession
+	answered  chan struct{} // of an INVITE's session: closed once the INVITE is answered or refused (onInvite); a BYE waits for it
 	dialogKey string
 	queue     []*pageMessage          // MESSAGEs waiting for the session to come up (or to rebind), in arrival order
 	unacked   []*pageMessage          // MESSAGEs sent as SENDs not answered yet, in the order sent
