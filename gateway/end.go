@@ -84,6 +84,7 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	sendBye := e.bye && !s.byeSent && (uas != nil || uac != nil)
 	s.byeSent = true
 	ms := s.ms
+	callID := s.callID // a setup under way may set it still
 	s.mu.Unlock()
 
 	if cancel != nil {
@@ -141,7 +142,7 @@ func (g *Gateway) end(s *Session, e ending) bool {
 		ev.Reason = e.reason
 		g.publish(ev)
 	}
-	s.log.Info("session ended", "reason", e.reason, "call_id", s.callID, "msrp_session_id", s.msrpID())
+	s.log.Info("session ended", "reason", e.reason, "call_id", callID, "msrp_session_id", s.msrpID())
 	return true
 }
 
