@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -262,4 +263,55 @@ func TestEndSessionRacingInvites(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 300 INVITEs answered", answered)
+}
+
+// dialogsLeft returns how many dialogs the gateway still routes in-dialog requests to.
+func dialogsLeft(g *Gateway) int {
+	n := 0
+	g.dialogs.Range(func(_, _ any) bool { n++; return true })
+	return n
+}
+
+// The same for sessions MESSAGEs start: ends racing their setups, at every step of it, leave no session and no
+// dialog behind; every dialog the gateway's INVITEs made is ended.
+func TestEndSessionRacingMessageSetups(t *testing.T) {
+	noLeftoverGoroutines(t)
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	key := bob.URI + ":" + alice.URI
+	stop := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-bob.Invites(): // the sessions bob answered, not looked at
+			default:
+				h.gw.EndSession(key)
+				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+			}
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		alice.Send(h.udp(), bob.URI, "text/plain", "racing")
+	}
+	close(stop)
+	<-ended
+	h.gw.EndSession(key)
+	for deadline := time.Now().Add(waitFor); len(h.gw.Sessions()) != 0 || dialogsLeft(h.gw) != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			var left []string
+			h.gw.dialogs.Range(func(_, v any) bool {
+				s := v.(*Session)
+				s.mu.Lock()
+				left = append(left, fmt.Sprintf("%s call-id %s: %s, uac %t, bye sent %t", s.origin, s.callID, s.st, s.uac != nil, s.byeSent))
+				s.mu.Unlock()
+				return true
+			})
+			t.Fatalf("%d sessions, %d dialogs left: %v", len(h.gw.Sessions()), dialogsLeft(h.gw), left)
+		}
+	}
 }

@@ -198,12 +198,20 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		return failSetup(outcomeSetupTimeout, err)
 	}
 
-	// 2xx: the dialog exists. ACK it, and learn the peer's media.
+	// 2xx: the dialog exists. ACK it, and learn the peer's media. Under the lock that end() takes the dialog
+	// with: a session ended as the 2xx came had no dialog for end() to BYE or forget, so it is ended here.
 	s.mu.Lock()
-	s.uac = dlg
-	s.dialogKey = dialogKey(callID(invite), fromTag(invite))
+	ended := s.st >= stateEnding
+	if !ended {
+		s.uac = dlg
+		s.dialogKey = dialogKey(callID(invite), fromTag(invite))
+		g.dialogs.Store(s.dialogKey, s)
+	}
 	s.mu.Unlock()
-	g.dialogs.Store(s.dialogKey, s)
+	if ended {
+		g.ackAndBye(dlg)
+		return failSetup(outcomeSessionEnded, errEnded)
+	}
 	if err := g.ackUAC(ctx, dlg); err != nil {
 		return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending ACK: %w", err))
 	}
