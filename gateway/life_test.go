@@ -315,3 +315,56 @@ func TestEndSessionRacingMessageSetups(t *testing.T) {
 		}
 	}
 }
+
+// A session being set up from the MESSAGE side whose INVITE got a provisional response, ended by an operator
+// or replaced by the peer's own INVITE for the key, has its INVITE cancelled (SPEC §3.2 step 3, §3.3): CANCEL,
+// no BYE, and no setup_failed.
+func TestEndAfterProvisionalCancels(t *testing.T) {
+	for _, how := range []string{"admin", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 30 * time.Second })
+			alice := testpeer.NewPhone(t, "alice")
+			bob := newRawUDP(t)
+			bobURI := "sip:bob@" + bob.addr()
+			alice.Send(h.udp(), bobURI, "text/plain", "queued during setup")
+			m, gw := bob.read()
+			inv, ok := m.(*sip.Request)
+			if !ok || !inv.IsInvite() {
+				t.Fatalf("peer got %s, want the gateway's INVITE", firstLine(m))
+			}
+			inv.SetSource(gw.String())
+			bob.send(gw, sip.NewResponseFromRequest(inv, 180, "Ringing", nil))
+			time.Sleep(100 * time.Millisecond) // the 180 is in
+			switch how {
+			case "admin":
+				if !h.gw.EndSession(bobURI + ":" + alice.URI) {
+					t.Fatal("EndSession found no session")
+				}
+			case "replaced":
+				other := testpeer.NewClient(t, "bob-other")
+				cs := other.NewSession()
+				req, err := testpeer.NewRequest(sip.INVITE, bobURI, alice.URI, "application/sdp", other.Media(cs, sdp.SetupActive).Marshal(1, 1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				inviteAck(t, h, other, req)
+			}
+			if e := h.events.waitKind(t, event.SessionEnded); e.Reason != how {
+				t.Fatalf("session ended with reason %q, want %q", e.Reason, how)
+			}
+			cancel := bob.next(inv)
+			if !cancel.IsCancel() || cancel.CallID().Value() != inv.CallID().Value() {
+				t.Fatalf("after the end the peer got %s, want the INVITE's CANCEL", cancel.StartLine())
+			}
+			cancel.SetSource(gw.String())
+			bob.send(gw, sip.NewResponseFromRequest(cancel, 200, "OK", nil))
+			bob.send(gw, sip.NewResponseFromRequest(inv, 487, "Request Terminated", nil))
+			if req := bob.tryNext(inv, 500*time.Millisecond); req != nil && !req.IsAck() {
+				t.Fatalf("after the 487 the peer got %s, want nothing but its ACK", req.StartLine())
+			}
+			if n := h.events.count(event.SetupFailed); n != 0 {
+				t.Fatalf("%d setup_failed for a setup cancelled by its end", n)
+			}
+		})
+	}
+}
