@@ -228,20 +228,7 @@ func TestEndSessionRacingInvites(t *testing.T) {
 	alice := testpeer.NewPhone(t, "alice")
 	bob := testpeer.NewClient(t, "bob")
 	key := bob.URI + ":" + alice.URI
-	stop := make(chan struct{})
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				h.gw.EndSession(key)
-				time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
-			}
-		}
-	}()
+	stop := keepEnding(h, key, 500*time.Microsecond, nil)
 	answered := 0
 	for i := 0; i < 300; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -254,15 +241,38 @@ func TestEndSessionRacingInvites(t *testing.T) {
 			t.Fatalf("INVITE %d: %v, want it answered, or refused with 480", i, err)
 		}
 	}
-	close(stop)
-	<-ended
-	h.gw.EndSession(key)
+	stop()
 	for deadline := time.Now().Add(waitFor); len(h.gw.Sessions()) != 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("sessions left: %+v", h.gw.Sessions())
 		}
 	}
 	t.Logf("%d of 300 INVITEs answered", answered)
+}
+
+// keepEnding ends the session of key over and over, a random pause of up to maxPause apart, until the
+// returned stop, which also ends it once more after the last. It takes whatever comes on drain meanwhile (the
+// sessions a test client answered, not looked at; nil: nothing).
+func keepEnding(h *harness, key string, maxPause time.Duration, drain <-chan *testpeer.ClientSession) (stop func()) {
+	quit, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-drain:
+			default:
+				h.gw.EndSession(key)
+				time.Sleep(time.Duration(rand.Int64N(int64(maxPause))))
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-ended
+		h.gw.EndSession(key)
+	}
 }
 
 // dialogsLeft returns how many dialogs the gateway still routes in-dialog requests to.
@@ -279,28 +289,11 @@ func TestEndSessionRacingMessageSetups(t *testing.T) {
 	h := newHarness(t, nil)
 	alice := testpeer.NewPhone(t, "alice")
 	bob := testpeer.NewClient(t, "bob")
-	key := bob.URI + ":" + alice.URI
-	stop := make(chan struct{})
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-bob.Invites(): // the sessions bob answered, not looked at
-			default:
-				h.gw.EndSession(key)
-				time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
-			}
-		}
-	}()
+	stop := keepEnding(h, bob.URI+":"+alice.URI, 2*time.Millisecond, bob.Invites())
 	for i := 0; i < 200; i++ {
 		alice.Send(h.udp(), bob.URI, "text/plain", "racing")
 	}
-	close(stop)
-	<-ended
-	h.gw.EndSession(key)
+	stop()
 	for deadline := time.Now().Add(waitFor); len(h.gw.Sessions()) != 0 || dialogsLeft(h.gw) != 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			var left []string
