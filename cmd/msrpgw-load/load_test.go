@@ -151,6 +151,10 @@ func TestRealGatewayClean(t *testing.T) {
 					t.Errorf("%s: wire latency %+v against latency %+v", name, *w, f.Latency)
 				}
 			}
+			// A clean run's verdict is clean (exit status 0): nothing else the report counts is held against it.
+			if faults := rep.faults(); len(faults) != 0 {
+				t.Errorf("clean run judged not clean: %q", faults)
+			}
 		})
 	}
 }
@@ -448,10 +452,62 @@ func TestProvisionalInviteCancelled(t *testing.T) {
 	}
 }
 
-// -h prints the flags and is no error.
+// -h prints the flags and the exit statuses, and is no error.
 func TestHelpExitsZero(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := run([]string{"-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-rate") {
-		t.Fatalf("-h: exit %d, stderr %q; want 0 and the flags", code, errb.String())
+	if code := run([]string{"-h"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "-rate") ||
+		!strings.Contains(errb.String(), "Exit status:") || !strings.Contains(errb.String(), "  3  the run completed but was not clean") {
+		t.Fatalf("-h: exit %d, stderr %q; want 0, the flags and the exit statuses", code, errb.String())
+	}
+}
+
+// The exit status is the run's verdict: 0 for a clean run, 3 for one that completed with messages lost,
+// duplicated or reordered, with one line per fault on stderr and the full report on stdout. It used to be 0
+// whatever the run counted, so scripts and CI could not tell without reading the JSON.
+func TestExitStatusIsVerdict(t *testing.T) {
+	clean := func(int64) fault { return pass }
+	only := func(at int64, f fault) func(int64) fault {
+		return func(n int64) fault {
+			if n == at {
+				return f
+			}
+			return pass
+		}
+	}
+	// Two sessions each: every fault below happens once per session.
+	cases := []struct {
+		name  string
+		plan  func(n int64) fault
+		mode  string
+		count string // messages per session
+		code  int
+		fault string // the line on stderr
+	}{
+		{"clean msg2msrp", clean, "msg2msrp", "5", exitClean, ""},
+		{"clean both", clean, "both", "5", exitClean, ""},
+		{"lossy msg2msrp", faultPlan, "msg2msrp", "10", exitFaulted, "msg2msrp: 2 lost, 2 duplicated, 2 reordered of 20 sent"},
+		{"lossy msrp2msg", faultPlan, "msrp2msg", "10", exitFaulted, "msrp2msg: 2 lost, 2 duplicated, 2 reordered of 20 sent"},
+		{"late only msg2msrp", only(3, late), "msg2msrp", "5", exitFaulted, "msg2msrp: 2 lost of 10 sent"},
+		{"swap only msrp2msg", only(2, hold), "msrp2msg", "5", exitFaulted, "msrp2msg: 2 reordered of 10 sent"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGW(t, tc.plan)
+			code, stdout, stderr := runBounded(t, "-gw", g.ua.addr, "-mode", tc.mode, "-sessions", "2", "-window", "1", "-count", tc.count,
+				"-duration", "20s", "-drain", "500ms", "-json")
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tc.code, stderr)
+			}
+			if tc.fault != "" && !strings.Contains(stderr, "msrpgw-load: not clean: "+tc.fault+"\n") {
+				t.Errorf("stderr:\n%s\nwant 'not clean: %s'", stderr, tc.fault)
+			}
+			if tc.fault == "" && strings.Contains(stderr, "not clean") {
+				t.Errorf("clean run, stderr:\n%s", stderr)
+			}
+			var rep Report
+			if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Flows) == 0 {
+				t.Fatalf("report (it still goes to stdout): %v\n%s", err, stdout)
+			}
+		})
 	}
 }

@@ -8,6 +8,10 @@
 // $fu:$tu, MESSAGE-side coordinates from the INVITE's From/To/Request-URI. Every URI it uses is a
 // 127.0.0.1:port literal on ports it binds itself.
 //
+// Its exit status is the run's verdict: 0 clean; 1 nothing or not all measured (no gateway, no session set
+// up, interrupted); 2 bad flags; 3 completed but not clean (messages lost, duplicated, reordered, unsent,
+// unanswered or refused; setups, BYEs or MSRP connections failed), with one line per fault on stderr.
+//
 //	msrpgw-load -gw 127.0.0.1:5060 -mode msg2msrp -sessions 100 -rate 5000 -duration 10s -json
 //	msrpgw-load -gw 127.0.0.1:5060 -mode msrp2msg -sessions 1 -window 32 -duration 10s
 //	msrpgw-load -gw 127.0.0.1:5060 -idle 15000 -conn-per-session -duration 30s -pid $(pidof msrpgw)
@@ -66,11 +70,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
 	verbose := fs.Bool("v", false, "log the tool's warnings on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file (to see what the tool costs)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: msrpgw-load [flags]")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), exitHelp)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0 // -h asked for the usage, which went to stderr
+			return exitClean // -h asked for the usage, which went to stderr
 		}
-		return 2
+		return exitUsage
 	}
 	cfg.Progress = stderr
 	if *verbose {
@@ -90,12 +99,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			fmt.Fprintln(stderr, "msrpgw-load:", err)
-			return 2
+			return exitUsage
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(stderr, "msrpgw-load:", err)
-			return 2
+			return exitUsage
 		}
 		defer pprof.StopCPUProfile()
 	}
@@ -106,11 +115,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, ErrBadConfig) {
 		fmt.Fprintln(stderr, err)
 		fs.Usage()
-		return 2
+		return exitUsage
 	}
 	if rep == nil {
 		fmt.Fprintln(stderr, "msrpgw-load:", err)
-		return 1
+		return exitFailed
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -121,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "msrpgw-load: interrupted:", err)
-		return 1
+		return exitFailed
 	}
 	if rep.Setups.Count == 0 && rep.Setups.Failures > 0 {
 		// Nothing was measured: say so, as a failure (a gateway not running, or refusing every session).
@@ -130,10 +139,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 			why = fmt.Sprintf(": every setup timed out (-setup-timeout %s)", cfg.SetupTimeout)
 		}
 		fmt.Fprintf(stderr, "msrpgw-load: no session could be set up with %s (%d failed: %v)%s\n", cfg.GW, rep.Setups.Failures, rep.Setups.Why, why)
-		return 1
+		return exitFailed
 	}
-	return 0
+	if faults := rep.faults(); len(faults) > 0 {
+		for _, f := range faults {
+			fmt.Fprintln(stderr, "msrpgw-load: not clean:", f)
+		}
+		return exitFaulted
+	}
+	return exitClean
 }
+
+// exitHelp ends the -h text.
+const exitHelp = `
+Exit status:
+  0  the run completed clean: every session set up and ended by an answered BYE, and every message sent,
+     answered 2xx and delivered once, in order
+  1  nothing or not all was measured: no gateway at -gw, no session could be set up, the run was
+     interrupted, or the tool could not start
+  2  bad flags or configuration
+  3  the run completed but was not clean: messages lost, duplicated, reordered, unsent, unanswered or
+     refused, or session setups, BYEs or MSRP connections failed (the report says which; one line per
+     fault on stderr)
+`
 
 // printReport writes the summary for a human.
 func printReport(w io.Writer, r *Report) {

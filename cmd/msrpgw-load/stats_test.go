@@ -226,3 +226,51 @@ func TestMisroutedMessagesAreNotDelivered(t *testing.T) {
 		}
 	}
 }
+
+// A completed run is judged by everything it counted, not only its losses: each fault below alone makes it
+// not clean (exit status 3), with a line that says what.
+func TestFaults(t *testing.T) {
+	clean := func() *Report {
+		return &Report{
+			Setups: SetupReport{Count: 2, Byes: 2},
+			Flows: map[string]FlowReport{
+				"msg2msrp": {Sent: 10, Delivered: 10, Responses: map[string]int64{"200": 9, "202": 1}},
+				"msrp2msg": {Sent: 10, Delivered: 10, Responses: map[string]int64{"200": 10}, Foreign: 3},
+			},
+		}
+	}
+	if f := clean().faults(); len(f) != 0 {
+		t.Fatalf("clean report (other_received is the gateway's own traffic, 202 is 2xx): %q", f)
+	}
+	flow := func(r *Report, name string, change func(*FlowReport)) {
+		f := r.Flows[name]
+		change(&f)
+		r.Flows[name] = f
+	}
+	cases := []struct {
+		change func(*Report)
+		want   string
+	}{
+		{func(r *Report) { r.Setups.Failures, r.Setups.Why = 1, map[string]int64{"INVITE 486": 1} }, "sessions: 1 of 3 setups failed map[INVITE 486:1]"},
+		{func(r *Report) { r.Setups.ByeFailure = 1 }, "sessions: 1 BYEs failed"},
+		{func(r *Report) { r.Churn = &SetupReport{Count: 4, Failures: 1, Why: map[string]int64{"timeout": 1}} }, "churn: 1 of 5 setups failed map[timeout:1]"},
+		{func(r *Report) { r.Churn = &SetupReport{Count: 4, ByeFailure: 2} }, "churn: 2 BYEs failed"},
+		{func(r *Report) { r.ByesFromGateway = 1 }, "the gateway ended 1 sessions (BYE)"},
+		{func(r *Report) { r.ConnLost = 1 }, "1 MSRP connections lost"},
+		{func(r *Report) { flow(r, "msg2msrp", func(f *FlowReport) { f.Delivered, f.Lost = 9, 1 }) }, "msg2msrp: 1 lost of 10 sent"},
+		{func(r *Report) { flow(r, "msrp2msg", func(f *FlowReport) { f.Duplicated = 1 }) }, "msrp2msg: 1 duplicated of 10 sent"},
+		{func(r *Report) { flow(r, "msrp2msg", func(f *FlowReport) { f.Reordered = 4 }) }, "msrp2msg: 4 reordered of 10 sent"},
+		{func(r *Report) { flow(r, "msg2msrp", func(f *FlowReport) { f.SendErrors = 2 }) }, "msg2msrp: 2 not sent (send errors) of 10 sent"},
+		{func(r *Report) { flow(r, "msg2msrp", func(f *FlowReport) { f.NoResponse = 1 }) }, "msg2msrp: 1 without a final response of 10 sent"},
+		{func(r *Report) {
+			flow(r, "msrp2msg", func(f *FlowReport) { f.Responses = map[string]int64{"200": 8, "408": 1, "error": 1} })
+		}, "msrp2msg: 2 answered with a failure of 10 sent"},
+	}
+	for _, tc := range cases {
+		r := clean()
+		tc.change(r)
+		if f := r.faults(); len(f) != 1 || f[0] != tc.want {
+			t.Errorf("faults %q, want [%q]", f, tc.want)
+		}
+	}
+}
