@@ -31,6 +31,8 @@ func FuzzParse(f *testing.F) {
 	seedVectors(f)
 	f.Add([]byte("From: <a:b>\nContent-Type: text/plain\n\nx"))
 	f.Add([]byte("Content-Type: message/cpim\r\n\r\nFrom: <a:b>\r\n\r\nContent-Type: text/plain\r\n \tfolded\r\n\r\n"))
+	f.Add(cpimWithEncoding("text/plain", "base64", "R3LDvMOfZSBhdXMgS8O2bG4=\r\n"))
+	f.Add(cpimWithEncoding("text/plain", "quoted-printable", "Gr=C3=BC=C3=9Fe =\r\naus"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		m, err := Parse(doc)
 		if err != nil {
@@ -43,6 +45,9 @@ func FuzzParse(f *testing.F) {
 		_ = m.IMDNMessageID()
 		_ = m.DispositionNotification()
 		_ = m.IsControl()
+		if b, err := m.DecodedBody(); err != nil && (b != nil || !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownEncoding)) {
+			t.Fatalf("DecodedBody = %q, %v", b, err)
+		}
 		again, err := Parse(m.Marshal())
 		if err != nil {
 			t.Fatalf("Parse(Marshal()) failed: %v\n%q", err, m.Marshal())

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"mime"
 	"reflect"
 	"strings"
@@ -420,6 +421,45 @@ func TestRCSClientCPIM(t *testing.T) {
 	}
 	alice.Quiet(300 * time.Millisecond)
 	h.events.waitKind(t, event.MessageDropped)
+}
+
+// A CPIM message whose encapsulated content carries a Content-Transfer-Encoding reaches the page-mode user
+// decoded, labelled with its own Content-Type (a SIP MESSAGE has no transfer encoding: the phone used to get
+// the base64 text itself as text/plain). An encoding the gateway cannot undo is refused with 415 and a log
+// line, not delivered as undecodable text.
+func TestSendCPIMTransferEncoding(t *testing.T) {
+	logs := newCapturedLog()
+	h := newHarnessWith(t, nil, Options{Logger: slog.New(logs)})
+	alice := testpeer.NewPhone(t, "cte-alice")
+	bob := testpeer.NewClient(t, "cte-bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	doc := func(cte, body string) string {
+		return "From: <" + bob.URI + ">\r\nTo: <" + alice.URI + ">\r\nDateTime: 2006-05-15T15:02:31-03:00\r\n\r\n" +
+			"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " + cte + "\r\n\r\n" + body
+	}
+	for _, tc := range []struct{ cte, body, want string }{
+		{"base64", "R3LDvMOfZSBhdXMgS8O2bG4=", "Grüße aus Köln"},
+		{"quoted-printable", "Gr=C3=BC=C3=9Fe aus =\r\nK=C3=B6ln", "Grüße aus Köln"},
+		{"8bit", "Grüße aus Köln", "Grüße aus Köln"},
+	} {
+		if r := cs.Send("message/cpim", doc(tc.cte, tc.body)); r.StatusCode != 200 {
+			t.Fatalf("%s: SEND answered %+v", tc.cte, r)
+		}
+		m := alice.Recv()
+		if string(m.Body()) != tc.want || m.ContentType().Value() != "text/plain; charset=utf-8" {
+			t.Errorf("%s: page-mode user got %s %q, want text/plain; charset=utf-8 %q", tc.cte, m.ContentType().Value(), m.Body(), tc.want)
+		}
+	}
+	if r := cs.Send("message/cpim", doc("x-uuencode", "begin 644 hi.txt\r\n")); r.StatusCode != 415 {
+		t.Fatalf("unknown encoding: SEND answered %+v, want 415", r)
+	}
+	logs.wait(t, "SEND refused: unknown Content-Transfer-Encoding in CPIM", map[string]string{
+		"encoding": "x-uuencode", "key": "", "call_id": cs.CallID, "msrp_session_id": ""})
+	if r := cs.Send("message/cpim", doc("base64", "R3LDvMOf!!!")); r.StatusCode != 400 {
+		t.Fatalf("broken base64: SEND answered %+v, want 400", r)
+	}
+	alice.Quiet(200 * time.Millisecond)
 }
 
 // An RCS INVITE whose body is multipart/mixed (SDP plus the first message as message/cpim) is answered from its

@@ -45,7 +45,21 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "wrapped content type not offered", MSRPSessionID: ms.ID()})
 			return 415
 		}
-		job.cpim, job.contentType, job.body = m, inner, m.Body
+		// The page-mode user gets the bare content with only its Content-Type: a Content-Transfer-Encoding
+		// (RFC 3862 §2 allows MIME headers on the encapsulated entity) is undone here, or the phone would show
+		// e.g. base64 text labelled text/plain. SIP MESSAGE bodies are binary-safe (RFC 3428).
+		body, err := m.DecodedBody()
+		switch {
+		case errors.Is(err, cpim.ErrUnknownEncoding):
+			s.log.Info("SEND refused: unknown Content-Transfer-Encoding in CPIM", "encoding", m.TransferEncoding(), "content_type", inner, "msrp_session_id", ms.ID(), "call_id", s.callID)
+			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "unknown Content-Transfer-Encoding", MSRPSessionID: ms.ID()})
+			return 415
+		case err != nil:
+			s.log.Info("SEND refused: bad CPIM", "err", err, "msrp_session_id", ms.ID(), "call_id", s.callID)
+			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 400, Reason: "bad CPIM", MSRPSessionID: ms.ID()})
+			return 400
+		}
+		job.cpim, job.contentType, job.body = m, inner, body
 	}
 	var hdrs []cpim.Header
 	if job.cpim != nil {
