@@ -18,12 +18,17 @@ import (
 type fault int
 
 const (
-	pass fault = iota
-	drop       // answer the request, never deliver
-	dup        // deliver twice
-	hold       // deliver after the next one (a swap)
-	late       // deliver when the session ends, before answering its BYE
+	pass   fault = iota
+	drop         // answer the request, never deliver
+	dup          // deliver twice
+	hold         // deliver after the next one (a swap)
+	late         // deliver when the session ends, before answering its BYE
+	refuse       // deliver, and answer with a failure (500) all the same
+	slow         // answer at once, deliver slowDelivery later
 )
+
+// slowDelivery is how long the slow fault holds a message back: well inside the tests' drain.
+const slowDelivery = 300 * time.Millisecond
 
 // faultPlan makes every ten messages lose one, duplicate one and swap one pair: per ten, 1 lost, 1
 // duplicated, 1 reordered (the held one arrives after its successor).
@@ -49,6 +54,8 @@ type fakeGW struct {
 	plan func(n int64) fault
 	// answerDelay, when set, is how long the n-th request (per session and direction) waits for its answer.
 	answerDelay func(n int64) time.Duration
+
+	slow sync.WaitGroup // slow deliveries under way
 
 	mu     sync.Mutex
 	byKey  map[string]*fakeSess
@@ -103,7 +110,7 @@ func newFakeGW(t *testing.T, plan func(n int64) fault) *fakeGW {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ua.close(); g.ep.Close() })
+	t.Cleanup(func() { g.slow.Wait(); ua.close(); g.ep.Close() })
 	return g
 }
 
@@ -170,6 +177,14 @@ func (g *fakeGW) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		s.heldIn = body
 	case late:
 		s.lateIn = append(s.lateIn, body)
+	case refuse:
+		out = append(out, body)
+	case slow:
+		s.g.slowly(func() {
+			if err := s.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: body}, nil); err != nil {
+				g.t.Errorf("fake gateway slow SEND: %v", err)
+			}
+		})
 	}
 	for _, b := range out {
 		if err := s.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: b}, nil); err != nil {
@@ -180,7 +195,21 @@ func (g *fakeGW) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if g.answerDelay != nil {
 		time.Sleep(g.answerDelay(n))
 	}
-	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	code := 200
+	if g.plan(n) == refuse {
+		code = 500
+	}
+	tx.Respond(sip.NewResponseFromRequest(req, code, reason(code), nil))
+}
+
+// slowly runs deliver slowDelivery from now, on a goroutine the test waits for.
+func (g *fakeGW) slowly(deliver func()) {
+	g.slow.Add(1)
+	go func() {
+		defer g.slow.Done()
+		time.Sleep(slowDelivery)
+		deliver()
+	}()
 }
 
 // HandleMessage relays a client's SEND as MESSAGEs, faults applied, each waiting for its answer so the
@@ -204,6 +233,10 @@ func (s *fakeSess) HandleMessage(_ *msrp.Session, m *msrp.Incoming) int {
 		s.heldOut = body
 	case late:
 		s.lateOut = append(s.lateOut, body)
+	case refuse:
+		out = append(out, body)
+	case slow:
+		s.g.slowly(func() { s.message(body) })
 	}
 	s.mu.Unlock()
 	for _, b := range out {
@@ -211,6 +244,9 @@ func (s *fakeSess) HandleMessage(_ *msrp.Session, m *msrp.Incoming) int {
 	}
 	if s.g.answerDelay != nil {
 		time.Sleep(s.g.answerDelay(n))
+	}
+	if s.g.plan(n) == refuse {
+		return 500
 	}
 	return 200
 }

@@ -207,6 +207,31 @@ func TestLateDeliveryIsLost(t *testing.T) {
 	}
 }
 
+// TestDrainWaitsForEveryDelivery: the drain ends early only once every message was delivered or refused, each
+// counted once. A message the gateway both delivered and refused used to count twice, so the drain ended
+// while a later message was still on its way, and that message was reported lost.
+func TestDrainWaitsForEveryDelivery(t *testing.T) {
+	for _, mode := range []string{"msg2msrp", "msrp2msg"} {
+		t.Run(mode, func(t *testing.T) {
+			g := newFakeGW(t, func(n int64) fault {
+				switch n {
+				case 1:
+					return refuse
+				case 2:
+					return slow
+				}
+				return pass
+			})
+			rep := runLoad(t, Config{GW: g.ua.addr, Mode: mode, Sessions: 1, Window: 1, Count: 3, Transport: "udp",
+				Setup: "invite", Drain: 3 * time.Second})
+			f := rep.Flows[mode]
+			if f.Sent != 3 || f.Delivered != 3 || f.Lost != 0 || f.Responses["500"] != 1 {
+				t.Errorf("sent %d delivered %d lost %d, final responses %v; want 3, 3, 0 and one 500", f.Sent, f.Delivered, f.Lost, f.Responses)
+			}
+		})
+	}
+}
+
 // TestInterruptedRunNoError: a run cut short (Ctrl-C) while a request waits for its answer reports that
 // request as having no final response, not as answered with an error: the tool gave up on it, the gateway
 // did not fail it. The phones' transactions used to report their end by the run's context as "error".

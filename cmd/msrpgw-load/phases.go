@@ -186,7 +186,7 @@ func (l *loader) sendOne(ctx context.Context, f flowID, i int, seq int64, sem ch
 		err = l.page.send(ctx, l.phoneURI(phoneUser(i)), l.clientURI(clientUser(i)), body, func(code int) {
 			// A transaction ended by the run's end (Ctrl-C) has no final response; it was not the gateway's error.
 			if code > 0 || ctx.Err() == nil {
-				fs.final(code)
+				fs.final(i, seq, code)
 			}
 			release()
 		})
@@ -203,7 +203,7 @@ func (l *loader) sendOne(ctx context.Context, f flowID, i int, seq int64, sem ch
 			if r.Err != nil {
 				code = 0
 			}
-			fs.final(code)
+			fs.final(i, seq, code)
 			release()
 		})
 	}

@@ -21,18 +21,34 @@ const maxLatencySamples = 20_000_000
 
 // recvState is what the receiving side knows about one session of a flow.
 type recvState struct {
-	seen []uint64 // bitset of sequence numbers received
-	max  int64    // highest sequence number received, -1 before the first
+	seen    []uint64 // bitset of sequence numbers received
+	refused []uint64 // bitset of sequence numbers whose final response was a failure
+	max     int64    // highest sequence number received, -1 before the first
+}
+
+func hasBit(bits []uint64, seq int64) bool {
+	word := int(seq / 64)
+	return word < len(bits) && bits[word]&(1<<uint(seq%64)) != 0
+}
+
+func setBit(bits *[]uint64, seq int64) {
+	word := int(seq / 64)
+	if word >= len(*bits) {
+		*bits = append(*bits, make([]uint64, word+1-len(*bits))...)
+	}
+	(*bits)[word] |= 1 << uint(seq%64)
 }
 
 // flowStats counts one direction. The sender side calls sent/final, the receiving side received.
 type flowStats struct {
-	mu        sync.Mutex
-	sentN     int64
-	sendErrs  int64
-	finals    map[string]int64 // final response code (or "error") -> count
-	finalN    int64
-	failedN   int64 // finals that say the message was not taken (non-2xx, errors)
+	mu       sync.Mutex
+	sentN    int64
+	sendErrs int64
+	finals   map[string]int64 // final response code (or "error") -> count
+	finalN   int64
+	// doneN counts the messages that were delivered or refused (a final that is not 2xx, or none but an
+	// error), each once: a message can be both, and the drain must not count it twice.
+	doneN     int64
 	delivered int64
 	dups      int64
 	reordered int64
@@ -73,20 +89,25 @@ func (f *flowStats) sendError() {
 	f.mu.Unlock()
 }
 
-// final records the final response to a sent request: a SIP or MSRP status code, or 0 for a transaction that
-// ended without one (timeout, transport error).
-func (f *flowStats) final(code int) {
+// final records the final response to request seq of session: a SIP or MSRP status code, or 0 for a
+// transaction that ended without one (timeout, transport error).
+func (f *flowStats) final(session int, seq int64, code int) {
 	key := "error"
 	if code > 0 {
 		key = strconv.Itoa(code)
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.finals[key]++
 	f.finalN++
-	if code < 200 || code >= 300 {
-		f.failedN++
+	if code >= 200 && code < 300 || session < 0 || session >= len(f.recv) {
+		return
 	}
-	f.mu.Unlock()
+	r := &f.recv[session]
+	if !hasBit(r.seen, seq) && !hasBit(r.refused, seq) {
+		f.doneN++
+	}
+	setBit(&r.refused, seq)
 }
 
 // received records a message that came out of the gateway at now (since the run's start), with its wire
@@ -99,15 +120,14 @@ func (f *flowStats) received(s stamp, now, wire time.Duration) {
 		return
 	}
 	r := &f.recv[s.session]
-	word, bit := int(s.seq/64), uint(s.seq%64)
-	if word >= len(r.seen) {
-		r.seen = append(r.seen, make([]uint64, word+1-len(r.seen))...)
-	}
-	if r.seen[word]&(1<<bit) != 0 {
+	if hasBit(r.seen, s.seq) {
 		f.dups++
 		return
 	}
-	r.seen[word] |= 1 << bit
+	setBit(&r.seen, s.seq)
+	if !hasBit(r.refused, s.seq) {
+		f.doneN++
+	}
 	if f.delivered == 0 || now < f.firstRecv {
 		f.firstRecv = now
 	}
@@ -138,7 +158,7 @@ func (f *flowStats) receivedForeign() {
 func (f *flowStats) settled() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.finalN >= f.sentN && f.delivered+f.failedN >= f.sentN
+	return f.finalN >= f.sentN && f.doneN >= f.sentN
 }
 
 // snapshot is a progress view.

@@ -56,6 +56,37 @@ func TestCounting(t *testing.T) {
 	}
 }
 
+// A flow is settled (its drain can end) once every message was delivered or refused, each counted once in
+// whichever order its delivery and its failed final come.
+func TestSettledCountsEachMessageOnce(t *testing.T) {
+	f := newFlowStats(1)
+	for range 3 {
+		f.sent(0)
+	}
+	f.received(stamp{flow: msgToMSRP, seq: 0}, 1, -1)
+	f.final(0, 0, 200)
+	f.received(stamp{flow: msgToMSRP, seq: 1}, 1, -1) // delivered, then refused
+	f.final(0, 1, 500)
+	f.final(0, 2, 200)
+	if f.settled() {
+		t.Fatal("settled with message 2 neither delivered nor refused")
+	}
+	g := newFlowStats(1)
+	for range 2 {
+		g.sent(0)
+	}
+	g.final(0, 0, 0) // refused (no final), then delivered
+	g.received(stamp{flow: msgToMSRP, seq: 0}, 1, -1)
+	g.final(0, 1, 200)
+	if g.settled() {
+		t.Fatal("settled with message 1 neither delivered nor refused")
+	}
+	g.final(0, 1, 408) // a second final for it does not count twice either
+	if !g.settled() {
+		t.Fatal("not settled with every message delivered or refused")
+	}
+}
+
 // Both rates are intervals over their span: N messages sent 1/R apart and all delivered with the same
 // latency report R twice; delivered twice as far apart, half of it.
 func TestRates(t *testing.T) {
