@@ -659,15 +659,76 @@ func TestFeatureKeysExist(t *testing.T) {
 	}
 }
 
-// TestReferenceDocumentsEveryKey: REFERENCE.md must name every key of the schema.
+// TestReferenceDocumentsEveryKey: REFERENCE.md's tables must have one row for every key of the schema and no
+// row for a key the loader does not accept, and each row's default must be the embedded default's value, so
+// that an operator who copies a documented default gets what leaving the key out gives.
 func TestReferenceDocumentsEveryKey(t *testing.T) {
 	ref, err := os.ReadFile("REFERENCE.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range schemaKeys() {
-		if !bytes.Contains(ref, []byte("`"+key+"`")) {
-			t.Errorf("REFERENCE.md does not document `%s`", key)
+	keys := schemaKeys()
+	def := Default()
+	rows := map[string]string{}    // key -> its default cell
+	meaning := map[string]string{} // key -> its meaning cell
+	for line := range strings.SplitSeq(string(ref), "\n") {
+		// A key row: | `section.key` | `default` | meaning |
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || strings.TrimSpace(cells[0]) != "" {
+			continue
+		}
+		keyCell, defCell := strings.TrimSpace(cells[1]), strings.TrimSpace(cells[2])
+		key, ok := strings.CutPrefix(keyCell, "`")
+		if !ok || strings.HasPrefix(key, "$") || !strings.HasSuffix(key, "`") {
+			continue // a header, separator or template-variable row
+		}
+		key = strings.TrimSuffix(key, "`")
+		if strings.ContainsAny(key, "` ") {
+			t.Errorf("REFERENCE.md row %q: want one key in the first cell", keyCell)
+			continue
+		}
+		if _, dup := rows[key]; dup {
+			t.Errorf("REFERENCE.md documents `%s` twice", key)
+		}
+		rows[key] = defCell
+		meaning[key] = strings.Join(cells[3:], "|")
+		if !slices.Contains(keys, key) {
+			t.Errorf("REFERENCE.md documents `%s`, which the config loader does not accept", key)
+			continue
+		}
+		val, ok := strings.CutPrefix(defCell, "`")
+		if !ok || !strings.HasSuffix(val, "`") {
+			t.Errorf("REFERENCE.md `%s`: default %q is not one `value`", key, defCell)
+			continue
+		}
+		val = strings.TrimSuffix(val, "`")
+		// The documented default, as a file would set it, over an empty Config.
+		parts := strings.Split(key, ".")
+		var doc strings.Builder
+		for i, p := range parts[:len(parts)-1] {
+			doc.WriteString(strings.Repeat("  ", i) + p + ":\n")
+		}
+		doc.WriteString(strings.Repeat("  ", len(parts)-1) + parts[len(parts)-1] + ": " + val + "\n")
+		got := &Config{}
+		if _, err := decodeOver(got, []byte(doc.String())); err != nil {
+			t.Errorf("REFERENCE.md `%s`: default %s does not load: %v", key, val, err)
+			continue
+		}
+		a, _ := lookup(got, key)
+		d, _ := lookup(def, key)
+		if !sameValue(a, d) {
+			t.Errorf("REFERENCE.md `%s`: documented default %s, but the default is %v", key, val, d.Interface())
+		}
+	}
+	for _, key := range keys {
+		if _, ok := rows[key]; !ok {
+			t.Errorf("REFERENCE.md has no row for `%s`", key)
+		}
+	}
+	// The webhook event names the loader accepts are the ones documented.
+	for _, e := range WebhookEvents() {
+		if !strings.Contains(meaning["events.webhooks"], "`"+e+"`") {
+			t.Errorf("REFERENCE.md `events.webhooks` does not name event `%s`", e)
 		}
 	}
 }
