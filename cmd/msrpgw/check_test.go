@@ -268,3 +268,64 @@ log:
 	}
 	d.stop()
 }
+
+// TestCheckOutputAsDocumented: the two `msrpgw check` outputs docs/OPERATIONS.md shows, a valid config's and a
+// refused one's, are what check prints for such configs ("..." in a doc line stands for any text).
+func TestCheckOutputAsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := func(first string) []string {
+		t.Helper()
+		var lines []string
+		in := false
+		for line := range strings.SplitSeq(string(doc), "\n") {
+			switch {
+			case strings.HasPrefix(line, "```"):
+				if in && strings.HasPrefix(lines[0], first) {
+					return lines
+				}
+				in, lines = !in, nil
+			case in:
+				lines = append(lines, line)
+			}
+		}
+		t.Fatalf("docs/OPERATIONS.md has no code block starting with %q", first)
+		return nil
+	}
+	same := func(name, got string, want []string, file string) {
+		t.Helper()
+		gotLines := strings.Split(strings.TrimRight(got, "\n"), "\n")
+		if len(gotLines) != len(want) {
+			t.Errorf("%s: check printed %d lines, the doc shows %d:\n%s", name, len(gotLines), len(want), got)
+			return
+		}
+		for i, w := range want {
+			w = strings.ReplaceAll(w, "/etc/msrpgw.yaml", file)
+			if before, after, cut := strings.Cut(w, "..."); cut {
+				if !strings.HasPrefix(gotLines[i], before) || !strings.HasSuffix(gotLines[i], after) ||
+					len(gotLines[i]) < len(before)+len(after) {
+					t.Errorf("%s line %d:\n got %s\nwant %s", name, i+1, gotLines[i], w)
+				}
+			} else if gotLines[i] != w {
+				t.Errorf("%s line %d:\n got %s\nwant %s", name, i+1, gotLines[i], w)
+			}
+		}
+	}
+
+	ok := writeConfig(t, "sip:\n  listen: [udp:127.0.0.1:5070, tcp:127.0.0.1:5070]\n  contact: sip:127.0.0.1:5070\n"+
+		"admin:\n  listen: 127.0.0.1:8181\n")
+	code, out, stderr := cli(t, "check", "-config", ok)
+	if code != 0 {
+		t.Fatalf("valid config: exit %d: %s", code, stderr)
+	}
+	same("valid config", out, block("SIP listen:"), ok)
+
+	bad := writeConfig(t, "gateway:\n  message_timeout: 1h\n  session_timeout: 30m\n  message:\n    key: \"$nope\"\n")
+	code, _, stderr = cli(t, "check", "-config", bad)
+	if code != 1 {
+		t.Fatalf("refused config: exit %d, want 1", code)
+	}
+	same("refused config", stderr, block("msrpgw check: config"), bad)
+}
