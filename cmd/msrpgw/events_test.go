@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,7 @@ func TestWebhooks(t *testing.T) {
 			t.Errorf("setup_failed %s = %v, want %v (event %v)", k, ev[k], v, ev)
 		}
 	}
+	documentedFields(t, ev, "../../docs/OPERATIONS.md", "../../admin/README.md")
 
 	select {
 	case ev := <-flakyGot:
@@ -207,6 +209,39 @@ func TestJSONLogs(t *testing.T) {
 	for msg, n := range map[string]int{"session created": 3, "session up": 2, "session ended": 3, "session setup failed": 1} {
 		if seen[msg] < n {
 			t.Errorf("%d %q lines, want at least %d (seen %v)", seen[msg], msg, n, seen)
+		}
+	}
+}
+
+// documentedFields checks that the setup_failed webhook example of each doc has exactly the fields of ev, the
+// event a receiver got: a receiver written from the docs must know every field it is sent.
+func documentedFields(t *testing.T, ev map[string]any, docs ...string) {
+	t.Helper()
+	for _, path := range docs {
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(string(doc), "```json\n{\"event\":\"setup_failed\"")
+		if !ok {
+			t.Errorf("%s has no setup_failed webhook example", path)
+			continue
+		}
+		body, _, _ := strings.Cut(rest, "```")
+		var example map[string]any
+		if err := json.Unmarshal([]byte(`{"event":"setup_failed"`+body), &example); err != nil {
+			t.Errorf("%s: the setup_failed example is not JSON: %v", path, err)
+			continue
+		}
+		for k := range ev {
+			if _, ok := example[k]; !ok {
+				t.Errorf("%s: the setup_failed example lacks %q, which the webhook sends", path, k)
+			}
+		}
+		for k := range example {
+			if _, ok := ev[k]; !ok {
+				t.Errorf("%s: the setup_failed example has %q, which the webhook does not send", path, k)
+			}
 		}
 	}
 }
