@@ -21,8 +21,8 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
-// DefaultYAML returns the embedded default configuration file, comments included, e.g. for
-// `msrpgw check -print-default`.
+// DefaultYAML returns the embedded default configuration file, comments included: what the gateway runs on
+// without -config.
 func DefaultYAML() []byte {
 	return append([]byte(nil), defaultYAML...)
 }
