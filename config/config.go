@@ -188,6 +188,7 @@ type Limits struct {
 	MaxSIPHandlers       int           `yaml:"max_sip_handlers"`
 	MaxSIPConns          int           `yaml:"max_sip_conns"`
 	MaxSIPConnsPerSource int           `yaml:"max_sip_conns_per_source"`
+	SIPConnIdleTimeout   time.Duration `yaml:"sip_conn_idle_timeout"`
 	RetryAfter           time.Duration `yaml:"retry_after"`
 }
 

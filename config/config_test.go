@@ -100,6 +100,7 @@ func TestDefaultValues(t *testing.T) {
 		"limits.max_sip_handlers":         10000,
 		"limits.max_sip_conns":            500,
 		"limits.max_sip_conns_per_source": 500,
+		"limits.sip_conn_idle_timeout":    5 * time.Minute,
 		"limits.retry_after":              5 * time.Second,
 
 		"log.level":  "info",
@@ -434,6 +435,7 @@ func TestValidateErrors(t *testing.T) {
 			`key events.webhooks[0].events[1] (line 2, column 67): "boom" is not an event; want one of setup_failed, session_started, session_ended, message_failed`},
 		{"limit zero", "limits:\n  max_sessions: 0\n", "key limits.max_sessions (line 2, column 17): 0: want a number above zero"},
 		{"limit negative", "limits:\n  max_sip_handlers: -1\n", "key limits.max_sip_handlers (line 2, column 21): -1: want a number above zero"},
+		{"zero SIP idle timeout", "limits:\n  sip_conn_idle_timeout: 0s\n", "key limits.sip_conn_idle_timeout (line 2, column 26): 0s: want a duration above zero"},
 		{"retry after", "limits:\n  retry_after: 0s\n", "key limits.retry_after (line 2, column 16): 0s: want whole seconds, 1s or more"},
 		{"retry after below a second", "limits:\n  retry_after: 500ms\n", "key limits.retry_after (line 2, column 16): 500ms: want whole seconds, 1s or more"},
 		{"retry after not whole seconds", "limits:\n  retry_after: 1500ms\n", "key limits.retry_after (line 2, column 16): 1.5s: want whole seconds, 1s or more"},

@@ -302,6 +302,7 @@ func (v *validation) limits() {
 	} {
 		v.positiveInt(f.key, int64(f.n))
 	}
+	v.positive("limits.sip_conn_idle_timeout", l.SIPConnIdleTimeout)
 	v.wholeSeconds("limits.retry_after", l.RetryAfter)
 }
 

@@ -349,7 +349,7 @@ func (g *Gateway) openSIPListeners() ([]sipListener, error) {
 	if len(g.cfg.SIP.Listen) == 0 {
 		return nil, errors.New("sip.listen is empty")
 	}
-	g.sipConns = newSIPConns(g, g.cfg.Limits.MaxSIPConns, g.cfg.Limits.MaxSIPConnsPerSource)
+	g.sipConns = newSIPConns(g, g.cfg.Limits.MaxSIPConns, g.cfg.Limits.MaxSIPConnsPerSource, g.cfg.Limits.SIPConnIdleTimeout)
 	var lastErr error
 	for attempt := 0; attempt < 20; attempt++ {
 		var opened []sipListener

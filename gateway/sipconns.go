@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -15,8 +18,15 @@ import (
 // it, anyone able to connect could hold connections, each with sipgo's read buffer, until the process ran out
 // of files, MSRP's included. A connection over a bound is closed as soon as it is accepted; the connections
 // the gateway opens itself are not counted.
+//
+// It also closes an accepted connection idle for limits.sip_conn_idle_timeout: without that, a client could
+// hold its places for ever by sending nothing. sipgo's own TransportTCP.ReadTimeout is not used: setting it
+// means replacing sipgo's TCP and TLS transports, whose logger cannot then be ours; it times reads only, so a
+// connection the gateway is writing a request on counts as idle; and its expiry is logged as an error
+// without the peer's address.
 type sipConns struct {
 	max, perSource int
+	idle           time.Duration // limits.sip_conn_idle_timeout; 0: not timed
 	g              *Gateway
 
 	mu       sync.Mutex
@@ -26,8 +36,8 @@ type sipConns struct {
 	lastLog atomic.Int64 // unix nanos of the last "refused" line: at most one a second in a flood
 }
 
-func newSIPConns(g *Gateway, max, perSource int) *sipConns {
-	return &sipConns{max: max, perSource: perSource, g: g, bySource: make(map[netip.Addr]int)}
+func newSIPConns(g *Gateway, max, perSource int, idle time.Duration) *sipConns {
+	return &sipConns{max: max, perSource: perSource, idle: idle, g: g, bySource: make(map[netip.Addr]int)}
 }
 
 // listener wraps a SIP TCP listener (under TLS, the TCP one: a connection counts from its first byte).
@@ -89,7 +99,9 @@ func (l *boundedListener) Accept() (net.Conn, error) {
 			l.c.refused(nc.RemoteAddr(), why)
 			continue
 		}
-		return &boundedConn{Conn: nc, release: func() { l.c.release(src) }}, nil
+		bc := &boundedConn{Conn: nc, release: func() { l.c.release(src) }, idle: l.c.idle, log: l.c.g.log}
+		bc.touch()
+		return bc, nil
 	}
 }
 
@@ -104,11 +116,54 @@ func sourceAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// boundedConn gives its place back when it is closed, once.
+// boundedConn gives its place back when it is closed, once, and closes itself when idle.
 type boundedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
+
+	idle time.Duration // 0: never idle
+	log  *slog.Logger
+	last atomic.Int64 // unix nanos of the last byte read or written
+}
+
+func (c *boundedConn) touch() { c.last.Store(time.Now().UnixNano()) }
+
+// Read is the connection's read, under a deadline idle after the last traffic either way. sipgo reads each
+// connection in a loop of its own, so the deadline is always set while nothing else is read: a connection
+// nobody writes to either passes it and is closed here. A write since the deadline was set moves it on.
+func (c *boundedConn) Read(b []byte) (int, error) {
+	for {
+		if c.idle > 0 {
+			c.Conn.SetReadDeadline(time.Unix(0, c.last.Load()).Add(c.idle))
+		}
+		n, err := c.Conn.Read(b)
+		if n > 0 {
+			c.touch()
+		}
+		var ne net.Error
+		if c.idle <= 0 || err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil // the next read waits again
+		}
+		if quiet := time.Since(time.Unix(0, c.last.Load())); quiet < c.idle {
+			continue // written to meanwhile
+		}
+		c.log.Info("SIP connection closed: idle", "remote", c.RemoteAddr().String(), "idle", c.idle)
+		// sipgo's reader ends on this and closes the connection; net.ErrClosed makes it take that for a
+		// connection that ended, not for a read error to log.
+		return 0, fmt.Errorf("idle for %v: %w", c.idle, net.ErrClosed)
+	}
+}
+
+func (c *boundedConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if n > 0 {
+		c.touch()
+	}
+	return n, err
 }
 
 func (c *boundedConn) Close() error {

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // dialFrom opens a TCP connection to addr from host (127.x.y.z stands in for other hosts).
@@ -95,5 +98,93 @@ func TestSIPConnectionBounds(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the place of a closed connection was not given back")
 		}
+	}
+}
+
+// limits.sip_conn_idle_timeout: an accepted SIP connection with no traffic either way for that long is closed
+// and gives its place back, whether nothing ever came on it or it stopped after a request; traffic keeps it.
+func TestSIPConnectionIdleClosed(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.SIPConnIdleTimeout = idle
+		c.Limits.MaxSIPConnsPerSource = 1
+	})
+	gw := h.gw.SIPAddr("tcp")
+
+	silent := dialFrom(t, "127.0.0.1", gw)
+	start := time.Now()
+	silent.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the gateway sent something unasked")
+	} else if took := time.Since(start); took < idle/2 {
+		t.Fatalf("closed after %v, before the idle timeout %v: %v", took, idle, err)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("a connection that sent nothing was still open after %v (idle timeout %v)", waitFor, idle)
+	}
+
+	// Its place is given back (max_sip_conns_per_source 1), once the gateway has seen it go: a new connection
+	// is served, and kept open while there is traffic on it, for longer than the idle timeout in all.
+	var c net.Conn
+	for deadline := time.Now().Add(waitFor); ; {
+		c = dialFrom(t, "127.0.0.1", gw)
+		c.SetReadDeadline(time.Now().Add(idle / 4))
+		_, err := c.Read(make([]byte, 1))
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			break // not refused
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the place of a connection closed for being idle was not given back")
+		}
+	}
+	for i := 0; i < 4; i++ {
+		if got := options(t, c, gw); !strings.HasPrefix(got, "SIP/2.0 200") {
+			t.Fatalf("OPTIONS %d on a busy connection: %q", i, got)
+		}
+		time.Sleep(idle / 2)
+	}
+	// Then it stops: closed, once idle.
+	c.SetReadDeadline(time.Now().Add(waitFor))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("a connection that stopped after its requests was not closed: %v", err)
+	}
+}
+
+// A phone's TCP connection closed for being idle is no loss: the gateway's MESSAGEs to the phone still reach
+// it (over a connection of the gateway's own), and the phone's next MESSAGE comes over a new one.
+func TestSIPConnectionIdleThenBothWays(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	h := newHarness(t, func(c *config.Config) { c.Limits.SIPConnIdleTimeout = idle })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	send := func(body string) {
+		t.Helper()
+		req := alice.NewMessage(bob.URI, "text/plain", body)
+		req.From().Address.UriParams.Add("transport", "tcp") // answers come over TCP too
+		req.SetTransport("TCP")
+		res, err := alice.Do(context.Background(), h.gw.SIPAddr("tcp"), req)
+		if err != nil || res.StatusCode != 202 {
+			t.Fatalf("MESSAGE %q over TCP: %v %v", body, res, err)
+		}
+	}
+	send("hello")
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); string(m.Body) != "hello" {
+		t.Fatalf("SEND %q", m.Body)
+	}
+	time.Sleep(3 * idle) // alice's connection is closed meanwhile
+	if r := cs.Send("text/plain", "reply"); r.StatusCode != 200 || r.Err != nil {
+		t.Fatalf("SEND reply: %+v", r)
+	}
+	m := alice.Recv()
+	if string(m.Body()) != "reply" || !strings.EqualFold(m.Transport(), "TCP") {
+		t.Fatalf("MESSAGE to alice: %q over %s, want \"reply\" over TCP", m.Body(), m.Transport())
+	}
+	time.Sleep(3 * idle)
+	send("again")
+	if m := cs.Recv(); string(m.Body) != "again" {
+		t.Fatalf("SEND %q", m.Body)
+	}
+	if n := h.events.count(event.SessionStarted); n != 1 {
+		t.Fatalf("%d sessions started, want 1", n)
 	}
 }
