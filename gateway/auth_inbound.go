@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -23,15 +24,27 @@ import (
 
 // This file authenticates inbound requests with HTTP Digest (RFC 3261 §22, sip.auth) for deployments with
 // no proxy in front: a MESSAGE, or an INVITE that is not in a dialog, without valid credentials of a user of
-// sip.auth.users_file gets 401 with a challenge. Nonces are stateless (a timestamp signed with a key made
-// at start), so the gateway keeps no per-client state.
+// sip.auth.users_file gets 401 with a challenge. A nonce is a timestamp signed with a key made at start, so
+// issuing one costs no memory; a nonce is remembered only once credentials on it were accepted, with the
+// highest nc seen on it (nonceUses), so that the same Authorization cannot be used again (RFC 7616 §3.3). The
+// digest uri must be the request's Request-URI (RFC 7616 §3.4.6), or the credentials of one request would do
+// for another to a different address.
 
 // nonceLifetime is how long a nonce is accepted; an older one gets a new challenge with stale=true, which
 // clients answer without asking their user again.
 const nonceLifetime = 5 * time.Minute
 
+// maxNonceUses bounds the nonces remembered at once: each needed valid credentials, and a client uses one
+// for nonceLifetime, so this is that many authenticated clients every five minutes. At the bound the nonce
+// first remembered is forgotten, and with it every nonce issued no later: they count as expired (a stale
+// challenge, which clients answer without asking their user), never as unused.
+const maxNonceUses = 65536
+
 // errBadCredentials is wrapped by every reason an Authorization header is not accepted.
 var errBadCredentials = errors.New("digest credentials not accepted")
+
+// errNonceReused is wrapped when the credentials are right but their nonce and nc were accepted before.
+var errNonceReused = errors.New("nonce count not above the last one accepted on this nonce")
 
 // inboundAuth checks Digest credentials against the users file.
 type inboundAuth struct {
@@ -40,6 +53,59 @@ type inboundAuth struct {
 	key      []byte            // signs nonces
 	lifetime time.Duration
 	now      func() time.Time
+	uses     nonceUses
+}
+
+// nonceUses remembers the nonces credentials were accepted on, with the highest nc, until they expire.
+type nonceUses struct {
+	mu    sync.Mutex
+	nc    map[string]int // nonce -> highest nc accepted (0 without qop: then a nonce is good once)
+	order []nonceUse     // in the order first accepted, which is about the order issued
+	floor time.Time      // nonces issued no later, and not in nc, were forgotten at the bound
+	max   int
+}
+
+type nonceUse struct {
+	nonce  string
+	issued time.Time
+}
+
+// use records nc on nonce, issued at issued, or says why it cannot be: nc is not above the last one
+// accepted, or the nonce was forgotten at the bound (stale).
+func (u *nonceUses) use(nonce string, issued time.Time, nc int, now time.Time, lifetime time.Duration) (stale bool, err error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for len(u.order) > 0 && now.Sub(u.order[0].issued) > lifetime {
+		delete(u.nc, u.order[0].nonce)
+		u.order = u.order[1:]
+	}
+	last, seen := u.nc[nonce]
+	switch {
+	case seen && nc <= last: // stale: a client that reuses nonces without nc asks for a new one, not its user
+		return true, fmt.Errorf("%w: nc %d, last %d", errNonceReused, nc, last)
+	case seen:
+		u.nc[nonce] = nc
+		return false, nil
+	case !issued.After(u.floor):
+		return true, fmt.Errorf("%w: nonce forgotten (over %d nonces in use)", errBadCredentials, u.max)
+	}
+	if len(u.order) >= u.max {
+		old := u.order[0]
+		delete(u.nc, old.nonce)
+		u.order = u.order[1:]
+		if old.issued.After(u.floor) {
+			u.floor = old.issued
+		}
+		if !issued.After(u.floor) {
+			return true, fmt.Errorf("%w: nonce forgotten (over %d nonces in use)", errBadCredentials, u.max)
+		}
+	}
+	if u.nc == nil {
+		u.nc = make(map[string]int)
+	}
+	u.nc[nonce] = nc
+	u.order = append(u.order, nonceUse{nonce, issued})
+	return false, nil
 }
 
 // newInboundAuth loads sip.auth; nil when realm is empty (no authentication).
@@ -55,7 +121,8 @@ func newInboundAuth(realm, usersFile string) (*inboundAuth, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip.auth.users_file %s: %w", usersFile, err)
 	}
-	a := &inboundAuth{realm: realm, ha1: users, key: make([]byte, 32), lifetime: nonceLifetime, now: time.Now}
+	a := &inboundAuth{realm: realm, ha1: users, key: make([]byte, 32), lifetime: nonceLifetime, now: time.Now,
+		uses: nonceUses{max: maxNonceUses}}
 	if _, err := rand.Read(a.key); err != nil {
 		return nil, err
 	}
@@ -122,14 +189,15 @@ func (a *inboundAuth) sign(ts []byte) []byte {
 	return m.Sum(nil)[:16]
 }
 
-// checkNonce reports whether n is ours and whether it is still fresh.
-func (a *inboundAuth) checkNonce(n string) (ours, fresh bool) {
+// checkNonce reports whether n is ours, when it was issued and whether it is still fresh.
+func (a *inboundAuth) checkNonce(n string) (ours bool, issued time.Time, fresh bool) {
 	b, err := base64.RawURLEncoding.DecodeString(n)
 	if err != nil || len(b) != 24 || !hmac.Equal(b[8:], a.sign(b[:8])) {
-		return false, false
+		return false, time.Time{}, false
 	}
-	age := a.now().Sub(time.Unix(0, int64(binary.BigEndian.Uint64(b[:8]))))
-	return true, age >= 0 && age <= a.lifetime
+	issued = time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
+	age := a.now().Sub(issued)
+	return true, issued, age >= 0 && age <= a.lifetime
 }
 
 // challenge is the WWW-Authenticate value of a 401.
@@ -161,9 +229,12 @@ func (a *inboundAuth) verify(req *sip.Request) (user string, stale bool, err err
 	case cred.Userhash:
 		return "", false, fmt.Errorf("%w: userhash is not supported", errBadCredentials)
 	}
-	ours, fresh := a.checkNonce(cred.Nonce)
+	ours, issued, fresh := a.checkNonce(cred.Nonce)
 	if !ours {
 		return "", false, fmt.Errorf("%w: nonce %q is not one of ours", errBadCredentials, cred.Nonce)
+	}
+	if !sameURI(cred.URI, &req.Recipient) {
+		return "", false, fmt.Errorf("%w: digest uri %q is not the Request-URI %q", errBadCredentials, cred.URI, req.Recipient.String())
 	}
 	chal := &digest.Challenge{Realm: a.realm, Nonce: cred.Nonce, Algorithm: "MD5"}
 	if cred.QOP != "" {
@@ -180,7 +251,36 @@ func (a *inboundAuth) verify(req *sip.Request) (user string, stale bool, err err
 	if !fresh {
 		return cred.Username, true, fmt.Errorf("%w: nonce expired", errBadCredentials)
 	}
+	nc := cred.Nc
+	if cred.QOP == "" {
+		nc = 0 // RFC 2069 credentials carry no nc: their nonce is good once
+	}
+	if stale, err := a.uses.use(cred.Nonce, issued, nc, a.now(), a.lifetime); err != nil {
+		return cred.Username, stale, err
+	}
 	return cred.Username, false, nil
+}
+
+// sameURI reports whether the digest uri s names the Request-URI ruri: the same text, or the same SIP URI
+// compared as RFC 3261 §19.1.4 does for what a client may write differently (scheme and host case).
+func sameURI(s string, ruri *sip.Uri) bool {
+	if s == ruri.String() {
+		return true
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Scheme, ruri.Scheme) && u.User == ruri.User && u.Password == ruri.Password &&
+		strings.EqualFold(u.Host, ruri.Host) && u.Port == ruri.Port &&
+		paramsString(u.UriParams) == paramsString(ruri.UriParams) && paramsString(u.Headers) == paramsString(ruri.Headers)
+}
+
+func paramsString(p sip.HeaderParams) string {
+	if p == nil {
+		return ""
+	}
+	return p.String()
 }
 
 // checkAuth lets a request through when sip.auth is off, when it is an INVITE inside one of our dialogs, or
@@ -195,6 +295,11 @@ func (g *Gateway) checkAuth(req *sip.Request, tx responder) bool {
 	}
 	user, stale, err := a.verify(req)
 	if err == nil {
+		return true
+	}
+	if errors.Is(err, errNonceReused) && g.recent.seen(req) {
+		// A retransmission, or a repeat of a recent request (same Call-ID, From-tag and CSeq): it carries the
+		// Authorization the first had, and gets the first's answer without being served again (SPEC §8).
 		return true
 	}
 	g.log.Info("request not authenticated", "method", string(req.Method), "user", user, "err", err, "stale", stale,

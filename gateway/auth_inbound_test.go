@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -279,4 +280,176 @@ func TestInboundAuthUsersFileErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming sip.auth.users_file", file, err)
 		}
 	}
+}
+
+// signedFor makes a MESSAGE to ruri with alice's credentials on a nonce issued at issued, with nonce count nc
+// and digest uri uri ("" for ruri itself).
+func signedFor(t *testing.T, a *inboundAuth, issued time.Time, ruri, uri string, nc int) *sip.Request {
+	t.Helper()
+	a.now = func() time.Time { return issued }
+	c, err := digest.ParseChallenge(a.challenge(false))
+	a.now = time.Now
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(ruri, &u); err != nil {
+		t.Fatal(err)
+	}
+	if uri == "" {
+		uri = u.String()
+	}
+	req := sip.NewRequest(sip.MESSAGE, u)
+	cred, err := digest.Digest(c, digest.Options{Method: "MESSAGE", URI: uri, Username: "alice", Password: "s3cret:with:colons", Count: nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AppendHeader(sip.NewHeader("Authorization", cred.String()))
+	return req
+}
+
+// TestInboundAuthReplay: credentials accepted once are refused when they come again (same nonce, nc not
+// above the last accepted), as stale so that a client asks for a new nonce, not its user; a higher nc on the
+// same nonce is accepted.
+func TestInboundAuthReplay(t *testing.T) {
+	a, err := newInboundAuth(testRealm, writeUsers(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := signedFor(t, a, time.Now(), "sip:bob@127.0.0.1", "", 1)
+	if _, _, err := a.verify(req); err != nil {
+		t.Fatalf("first use: %v", err)
+	}
+	if _, stale, err := a.verify(req); !errors.Is(err, errNonceReused) || !stale {
+		t.Fatalf("the same credentials again: stale %v, err %v; want refused as reused, stale", stale, err)
+	}
+	// The same nonce with nc 2, then 1 again.
+	cred, _ := digest.ParseCredentials(req.GetHeader("Authorization").Value())
+	for _, c := range []struct {
+		nc int
+		ok bool
+	}{{2, true}, {1, false}, {2, false}, {5, true}} {
+		chal := &digest.Challenge{Realm: testRealm, Nonce: cred.Nonce, Algorithm: "MD5", QOP: []string{"auth"}}
+		next, err := digest.Digest(chal, digest.Options{Method: "MESSAGE", URI: cred.URI, Username: "alice",
+			Password: "s3cret:with:colons", Count: c.nc, Cnonce: cred.Cnonce})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := req.Clone()
+		r.ReplaceHeader(sip.NewHeader("Authorization", next.String()))
+		if _, _, err := a.verify(r); (err == nil) != c.ok {
+			t.Fatalf("nc %d: %v, want accepted %v", c.nc, err, c.ok)
+		}
+	}
+}
+
+// TestInboundAuthDigestURI: the digest uri must name the Request-URI; the same URI written with another case
+// of scheme or host still does.
+func TestInboundAuthDigestURI(t *testing.T) {
+	a, err := newInboundAuth(testRealm, writeUsers(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		ruri, uri string
+		ok        bool
+	}{
+		{"sip:bob@127.0.0.1:5060", "", true},
+		{"sip:bob@example.com", "SIP:bob@EXAMPLE.com", true},
+		{"sip:bob@127.0.0.1:5060", "sip:mallory@127.0.0.1:5060", false},
+		{"sip:bob@127.0.0.1:5060", "sip:bob@127.0.0.1:5070", false},
+		{"sip:bob@127.0.0.1", "sip:bob@127.0.0.1;transport=tcp", false},
+		{"sip:bob@127.0.0.1", "not a uri", false},
+	} {
+		_, _, err := a.verify(signedFor(t, a, time.Now(), c.ruri, c.uri, 1))
+		if (err == nil) != c.ok {
+			t.Errorf("Request-URI %s, digest uri %q: %v, want accepted %v", c.ruri, c.uri, err, c.ok)
+		}
+	}
+}
+
+// TestInboundAuthNonceBound: at maxNonceUses the nonce first accepted is forgotten, and with it every nonce
+// issued no later: refused as stale, never taken for unused; newer nonces keep working.
+func TestInboundAuthNonceBound(t *testing.T) {
+	a, err := newInboundAuth(testRealm, writeUsers(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.uses.max = 2
+	t0 := time.Now().Add(-time.Minute)
+	unused := signedFor(t, a, t0.Add(500*time.Millisecond), "sip:bob@127.0.0.1", "", 1) // issued, not yet used
+	first := signedFor(t, a, t0, "sip:bob@127.0.0.1", "", 1)
+	for i, req := range []*sip.Request{first, signedFor(t, a, t0.Add(time.Second), "sip:bob@127.0.0.1", "", 1),
+		signedFor(t, a, t0.Add(2*time.Second), "sip:bob@127.0.0.1", "", 1)} {
+		if _, _, err := a.verify(req); err != nil {
+			t.Fatalf("nonce %d: %v", i, err)
+		}
+	}
+	if n := len(a.uses.nc); n != 2 {
+		t.Fatalf("%d nonces remembered, want 2 (the bound)", n)
+	}
+	if _, stale, err := a.verify(first); err == nil || !stale {
+		t.Fatalf("replay of a forgotten nonce: stale %v, err %v; want refused as stale", stale, err)
+	}
+	if _, stale, err := a.verify(unused); err == nil || !stale {
+		t.Fatalf("unused nonce issued before the one forgotten: stale %v, err %v; want refused as stale", stale, err)
+	}
+	if _, _, err := a.verify(signedFor(t, a, time.Now(), "sip:bob@127.0.0.1", "", 1)); err != nil {
+		t.Fatalf("a new nonce at the bound: %v", err)
+	}
+	// Expired nonces are dropped as time passes.
+	a.now = func() time.Time { return time.Now().Add(2 * nonceLifetime) }
+	a.uses.use("x", time.Now().Add(2*nonceLifetime), 1, a.now(), a.lifetime)
+	if n := len(a.uses.nc); n != 1 {
+		t.Fatalf("%d nonces remembered after the others expired, want 1", n)
+	}
+}
+
+// TestInboundAuthReplayThroughGateway: a MESSAGE with credentials taken from an accepted one gets 401 and a
+// new (stale) challenge, and makes no SEND; the accepted MESSAGE itself sent again (a retransmission, or a
+// repeat within 32 s) is answered as the first was.
+func TestInboundAuthReplayThroughGateway(t *testing.T) {
+	h := newHarness(t, withAuth(t))
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+
+	req := alice.NewMessage(bob.URI, "text/plain", "first")
+	req.SetDestination(h.udp())
+	res, err := doReq(alice.SIPClient(), req)
+	if err != nil || res.StatusCode != 401 {
+		t.Fatalf("MESSAGE without credentials: %v %v", res, err)
+	}
+	if res2 := answerChallenge(t, alice, req, res, "alice", "s3cret:with:colons"); res2.StatusCode != 202 {
+		t.Fatalf("MESSAGE with alice's credentials: %d", res2.StatusCode)
+	}
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); string(m.Body) != "first" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+	auth := req.GetHeader("Authorization")
+	if auth == nil {
+		t.Fatal("the answered MESSAGE has no Authorization")
+	}
+
+	again := req.Clone()
+	again.RemoveHeader("Via") // a new transaction: the gateway sees the same request again
+	if res, err := doReq(alice.SIPClient(), again); err != nil || res.StatusCode != 202 {
+		t.Fatalf("the accepted MESSAGE repeated: %v %v, want 202 as the first", res, err)
+	}
+
+	replay := alice.NewMessage(bob.URI, "text/plain", "replayed")
+	replay.AppendHeader(sip.NewHeader("Authorization", auth.Value()))
+	replay.SetDestination(h.udp())
+	res, err = doReq(alice.SIPClient(), replay)
+	if err != nil || res.StatusCode != 401 {
+		t.Fatalf("a new MESSAGE with the accepted credentials: %v %v, want 401", res, err)
+	}
+	chal, err := digest.ParseChallenge(res.GetHeader("WWW-Authenticate").Value())
+	if err != nil || !chal.Stale {
+		t.Fatalf("challenge to a replay: %+v %v, want stale=true", chal, err)
+	}
+	if m, ok := cs.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("a replayed or repeated MESSAGE made a SEND: %q", m.Body)
+	}
+	cs.Bye()
 }

@@ -96,6 +96,20 @@ func (r *recentRequests) begin(req *sip.Request, repeat func(answer)) bool {
 	return true
 }
 
+// seen reports whether req repeats a recent request, without registering it.
+func (r *recentRequests) seen(req *sip.Request) bool {
+	var buf [160]byte
+	kb := appendRequestKey(buf[:0], req)
+	if len(kb) == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked(time.Now())
+	_, ok := r.entries[string(kb)]
+	return ok
+}
+
 // finish records the final response given to req and gives it to the repeats waiting for it.
 func (r *recentRequests) finish(req *sip.Request, a answer) {
 	var buf [160]byte
