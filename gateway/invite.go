@@ -83,6 +83,10 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.refuse(req, tx, a.code, a.reason, a.warning)
 		return
 	}
+	if p := coordsProblem(rt); p != "" {
+		g.refuse(req, tx, 400, "Bad Request", p)
+		return
+	}
 	accept, wrapped := rt.AcceptTypes, rt.AcceptWrappedTypes
 	setup, weActive := "actpass", false
 	if offer != nil {

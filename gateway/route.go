@@ -161,6 +161,47 @@ func renderKey(t *config.Template, v config.Vars) (string, error) {
 	return key, err
 }
 
+// coordsProblem says which of an INVITE route's MESSAGE-side coordinates cannot be put on the wire, and why;
+// "" when all three are SIP URIs. They are rendered from the request (gateway.answer.from, to and ruri), or
+// made by a Router from it: a header the templates take may carry a bare LF (sipgo keeps it), a space or a
+// '>', and sipgo's URI parser takes those too, so a MESSAGE made from them would carry headers the request
+// chose, or not parse. Checked before the session is accepted, so the request is refused, not its messages.
+func coordsProblem(rt Route) string {
+	for _, c := range []struct{ key, v string }{
+		{"gateway.answer.from", rt.From}, {"gateway.answer.to", rt.To}, {"gateway.answer.ruri", rt.RURI},
+	} {
+		if why := uriProblem(c.v); why != "" {
+			return c.key + " renders, for this request, a value that " + why
+		}
+	}
+	return ""
+}
+
+// uriProblem says why s is not a SIP (sip:, sips:) or tel: URI that can go in a request line or a From or To
+// header; "" when it is. Control characters, spaces and the characters that delimit a URI in a header are
+// never in one (RFC 3261 §25.1: they are escaped).
+func uriProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == '"' {
+			return fmt.Sprintf("contains %q at byte %d, which a SIP URI cannot", c, i+1)
+		}
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(s, &u); err != nil {
+		return "is not a SIP URI: " + err.Error()
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tel":
+	case "sip", "sips":
+		if u.Host == "" {
+			return "is a SIP URI without a host"
+		}
+	default:
+		return fmt.Sprintf("has scheme %q, not sip, sips or tel", u.Scheme)
+	}
+	return ""
+}
+
 // requestVars exposes a SIP request to the templates under the OpenSIPS variable names.
 type requestVars struct {
 	req   *sip.Request

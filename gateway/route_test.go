@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -103,5 +104,62 @@ func TestEmptyKeyRefused(t *testing.T) {
 	var refusal *Refusal
 	if rt, err := r.RouteInvite(inv); !errors.As(err, &refusal) || refusal.Code != 400 || refusal.Warning == "" {
 		t.Fatalf("INVITE whose key $fU renders empty: key %q, %v; want a 400 refusal with a Warning", rt.Key, err)
+	}
+}
+
+// A MESSAGE-side coordinate rendered from the INVITE (gateway.answer.from, to, ruri) that is no SIP URI, or
+// would carry a header of the request's choosing (a bare LF, which sipgo keeps in a header value), is never
+// put on the wire: the INVITE gets 400 with a Warning naming the key, and no session is made.
+func TestAnswerCoordsInjectionRefused(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Answer.RURI = "$hdr(X-Target)"
+		c.Gateway.Answer.From = "$hdr(X-Sender)"
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	for _, c := range []struct{ name, target, sender, key string }{
+		{"LF in ruri", alice.URI + ";x=1\nX-Evil: injected", bob.URI, "gateway.answer.ruri"},
+		{"LF in from", alice.URI, bob.URI + "\nX-Evil: injected", "gateway.answer.from"},
+		{"NUL in ruri", alice.URI + "\x00", bob.URI, "gateway.answer.ruri"},
+		{"space in ruri", "sip:alice smith@127.0.0.1", bob.URI, "gateway.answer.ruri"},
+		{"angle bracket in from", bob.URI, bob.URI + ">;evil=1", "gateway.answer.from"},
+		{"not a URI", "alice", bob.URI, "gateway.answer.ruri"},
+		{"other scheme", "mailto:alice@example.com", bob.URI, "gateway.answer.ruri"},
+	} {
+		req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: 9}})
+		req.AppendHeader(sip.NewHeader("X-Target", c.target))
+		req.AppendHeader(sip.NewHeader("X-Sender", c.sender))
+		req.SetDestination(h.udp())
+		res, err := doReq(bob.SIPClient(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		w := res.GetHeader("Warning")
+		if res.StatusCode != 400 || w == nil || !strings.Contains(w.Value(), c.key) {
+			t.Errorf("%s: %d %s, Warning %v; want 400 with a Warning naming %s", c.name, res.StatusCode, res.Reason, w, c.key)
+		}
+		if w != nil && strings.ContainsAny(w.Value(), "\r\n\x00") {
+			t.Errorf("%s: the Warning repeats a control character: %q", c.name, w.Value())
+		}
+	}
+	if n := len(h.gw.Sessions()); n != 0 {
+		t.Fatalf("%d sessions made from refused INVITEs", n)
+	}
+	if m, ok := alice.TryRecv(200 * time.Millisecond); ok {
+		t.Fatalf("alice got a MESSAGE: %v", m)
+	}
+
+	// A clean value still works.
+	req, _ := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "", nil)
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: 9}})
+	req.AppendHeader(sip.NewHeader("X-Target", alice.URI))
+	req.AppendHeader(sip.NewHeader("X-Sender", bob.URI))
+	req.SetDestination(h.udp())
+	if res, err := doReq(bob.SIPClient(), req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE with clean coordinates: %v %v", res, err)
 	}
 }
