@@ -168,8 +168,19 @@ func clip(s string, n int) string {
 	return strings.ToValidUTF8(s[:n], "") + "..."
 }
 
+// warningValue is a Warning header's value (RFC 3261 §20.43). Its text often quotes the request (a header
+// that did not parse): a quote would end the quoted-string early, and a control character (a bare LF, which
+// sipgo keeps in a header value) would end the header and start one of the request's choosing.
 func warningValue(agent, text string) string {
-	text = strings.ReplaceAll(text, `"`, `'`)
+	text = strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r < ' ' || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, text)
 	if agent == "" {
 		agent = "msrpgw"
 	}

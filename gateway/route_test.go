@@ -163,3 +163,13 @@ func TestAnswerCoordsInjectionRefused(t *testing.T) {
 		t.Fatalf("INVITE with clean coordinates: %v %v", res, err)
 	}
 }
+
+// A Warning never repeats a control character of the request: a From that does not parse is quoted in it, and
+// a bare LF there (sipgo keeps it in a header value) would end the Warning and start a header of the
+// request's choosing in the response.
+func TestWarningHasNoControlCharacters(t *testing.T) {
+	got := warningValue("gw", "From header does not parse: \"x\"\nX-Evil: 1\r\x00\x7f")
+	if want := `399 gw "From header does not parse: 'x' X-Evil: 1   "`; got != want {
+		t.Fatalf("warningValue: %q, want %q", got, want)
+	}
+}
