@@ -1,7 +1,6 @@
 package msrp
 
 import (
-	"bufio"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -49,7 +48,20 @@ type conn struct {
 	answering *Incoming
 	held      []frame
 
-	secure bool // TLS
+	// The write side (see kick). writing: someone owns it; resume: kick left the writer goroutine the
+	// rest of its batch or of wbuf, and the write side with it.
+	writing bool
+	resume  bool
+	// Owned by whoever holds writing: the frames being encoded (batch from next on), the encoded bytes not
+	// written yet (wbuf from woff on), and the frames encoded since the last flush.
+	batch []frame
+	next  int
+	wbuf  []byte
+	woff  int
+	wrote []frame
+
+	tryWrite bool // rawio.TryWrite works on nc (plain TCP): kick may write
+	secure   bool // TLS
 
 	rxRaw net.Conn  // the TCP connection whose receive timestamps Received uses (Config.RxTimestamps), or nil
 	rx    time.Time // reader goroutine only: when the frame being handled arrived (Config.RxTimestamps)
@@ -123,6 +135,7 @@ func newConn(e *Endpoint, nc net.Conn, key string) *conn {
 		sessions: make(map[*Session]struct{}),
 	}
 	_, c.secure = nc.(*tls.Conn)
+	c.tryWrite = rawio.CanTryWrite(nc)
 	if e.cfg.RxTimestamps {
 		raw := nc
 		if tc, ok := nc.(*tls.Conn); ok {
@@ -242,7 +255,7 @@ func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(Se
 	}
 	c.queue = append(c.queue, frames...)
 	c.mu.Unlock()
-	c.signal()
+	c.kick()
 	return nil
 }
 
@@ -257,7 +270,7 @@ func (c *conn) answered() {
 	}
 	c.mu.Unlock()
 	if len(held) > 0 {
-		c.signal()
+		c.kick()
 	}
 }
 
@@ -323,7 +336,7 @@ func (c *conn) respond(req *Message, code int, comment string) {
 	}
 	c.queue = append(c.queue, frame{m: r})
 	c.mu.Unlock()
-	c.signal()
+	c.kick()
 }
 
 // respondFR sends code unless the request's Failure-Report forbids it (RFC 4975 §7.1.4: no -> never,
@@ -432,17 +445,142 @@ func (c *conn) failSession(s *Session, err error) []callback {
 	return cbs
 }
 
-// writeLoop writes queued frames through a bufio.Writer and flushes when the queue is empty, so bursts
-// go out in few system calls. Transaction timers start once the frame is flushed (RFC 4975 §7.1.1:
-// "after the last byte was sent").
+// Writing. One goroutine at a time owns the connection's write side (writing, with wbuf, batch and wrote):
+// the writer goroutine, or the goroutine that queued frames while the writer was idle (kick). That one
+// writes them itself when the socket takes them at once, which saves waking the writer for every message:
+// a thread wake-up and two goroutine switches, the largest cost left when messages come one at a time
+// (docs/PERFORMANCE.md). It never waits: what the socket does not take at once, the writer goroutine finishes
+// (resume). The writer goroutine writes in batches: what is queued while it writes goes out with the next
+// system call.
+
+// wbufFlush is how many encoded bytes the writer collects before it writes them, flushed or not.
+const wbufFlush = 32 << 10
+
+// flushEvery is how many frames the writer may collect, while more keep coming, before it flushes: transaction
+// timers and "written" callbacks are not postponed indefinitely under sustained load.
+const flushEvery = 256
+
+// kick gets what was just queued written: here and now when the writer is idle, the socket takes bytes
+// without waiting (plain TCP on Linux) and nothing queued needs a callback once written (a callback could
+// need a lock the caller holds); else by the writer goroutine.
+func (c *conn) kick() {
+	if !c.tryWrite {
+		c.signal()
+		return
+	}
+	c.mu.Lock()
+	if c.writing || c.closed || len(c.queue) == 0 || !writableThrough(c.queue) {
+		c.mu.Unlock()
+		c.signal()
+		return
+	}
+	c.writing = true
+	c.takeQueueLocked()
+	c.mu.Unlock()
+
+	c.encode()
+	if c.next == len(c.batch) {
+		c.woff += rawio.TryWrite(c.nc, c.wbuf[c.woff:])
+	}
+	if c.next < len(c.batch) || c.woff < len(c.wbuf) {
+		c.mu.Lock()
+		c.resume = true // the writer goroutine owns the rest now
+		c.mu.Unlock()
+		c.signal()
+		return
+	}
+	c.wbuf, c.woff = c.wbuf[:0], 0
+	c.doneBatch()
+	c.afterFlush(c.wrote) // transaction timers only (writableThrough)
+	c.clearWrote()
+	c.mu.Lock()
+	c.writing = false
+	more := len(c.queue) > 0
+	c.mu.Unlock()
+	if more {
+		c.signal() // queued while we wrote
+	}
+}
+
+// writableThrough reports whether frames can be written by kick: responses, and chunks whose transactions
+// only start a timer once written (Failure-Report yes).
+func writableThrough(frames []frame) bool {
+	for i := range frames {
+		f := &frames[i]
+		if f.m == nil || (f.out != nil && f.out.fr != "yes") {
+			return false
+		}
+	}
+	return true
+}
+
+// takeQueueLocked makes the queue the owner's batch.
+func (c *conn) takeQueueLocked() {
+	c.batch, c.next = c.queue, 0
+	c.queue = c.spare[:0]
+	c.spare = nil
+	select {
+	case c.drained <- struct{}{}:
+	default:
+	}
+}
+
+// encode appends the batch's frames to wbuf, as admit decides, until the batch is done or wbuf holds
+// wbufFlush bytes. Owner only.
+func (c *conn) encode() {
+	for c.next < len(c.batch) && len(c.wbuf)-c.woff < wbufFlush {
+		f := &c.batch[c.next]
+		c.next++
+		if f.out != nil && !c.admit(f) {
+			continue
+		}
+		if f.m != nil { // else a barrier: done once the frames before it are flushed (afterFlush)
+			c.wbuf = f.m.appendHead(c.wbuf)
+			if f.m.Method != "" && f.m.Body != nil {
+				c.wbuf = append(c.wbuf, f.m.Body...)
+			}
+			c.wbuf = f.m.appendTail(c.wbuf)
+		}
+		c.wrote = append(c.wrote, *f)
+	}
+}
+
+// doneBatch recycles a batch encode has gone through. Owner only.
+func (c *conn) doneBatch() {
+	clear(c.batch)
+	c.mu.Lock()
+	c.spare = c.batch[:0]
+	c.mu.Unlock()
+	c.batch, c.next = nil, 0
+}
+
+func (c *conn) clearWrote() {
+	clear(c.wrote)
+	c.wrote = c.wrote[:0]
+}
+
+// writeOut writes wbuf's unwritten bytes, waiting for the socket as long as it takes. Owner only. A large
+// buffer is dropped, so that a burst of big chunks does not stay with an idle connection.
+func (c *conn) writeOut() error {
+	if c.woff < len(c.wbuf) {
+		if _, err := c.nc.Write(c.wbuf[c.woff:]); err != nil {
+			return err
+		}
+	}
+	c.wbuf, c.woff = c.wbuf[:0], 0
+	if cap(c.wbuf) > 2*wbufFlush {
+		c.wbuf = nil
+	}
+	return nil
+}
+
+// writeLoop is the writer goroutine: it takes the queue when nobody owns the write side, or what kick left
+// it, and writes until nothing is queued.
 func (c *conn) writeLoop() {
 	defer c.e.wg.Done()
-	bw := bufio.NewWriterSize(c.nc, 32<<10)
-	var scratch []byte
-	var written []frame
 	for {
 		c.mu.Lock()
-		for len(c.queue) == 0 && !c.closed {
+		for !c.closed && !c.resume && (c.writing || len(c.queue) == 0) {
 			c.mu.Unlock()
 			select {
 			case <-c.wake:
@@ -454,67 +592,57 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue
-		c.queue = c.spare[:0]
+		if c.resume {
+			c.resume = false // writing stays set: the write side is ours
+		} else {
+			c.writing = true
+			c.takeQueueLocked()
+		}
 		c.mu.Unlock()
-		select {
-		case c.drained <- struct{}{}:
-		default:
-		}
-
-		var err error
-		for i := range batch {
-			f := &batch[i]
-			if f.out != nil && !c.admit(f) {
-				continue
-			}
-			if f.m == nil { // a barrier: done once the frames before it are flushed (afterFlush)
-				written = append(written, *f)
-				continue
-			}
-			scratch = f.m.appendHead(scratch[:0])
-			if _, err = bw.Write(scratch); err != nil {
-				break
-			}
-			if f.m.Method != "" && f.m.Body != nil {
-				if _, err = bw.Write(f.m.Body); err != nil {
-					break
-				}
-			}
-			scratch = f.m.appendTail(scratch[:0])
-			if _, err = bw.Write(scratch); err != nil {
-				break
-			}
-			written = append(written, *f)
-		}
-		c.mu.Lock()
-		// Flush when nothing else is waiting, or after many frames so that transaction timers and
-		// "written" callbacks are not postponed indefinitely under sustained load.
-		more := len(c.queue) > 0 && len(written) < 256
-		c.mu.Unlock()
-		if err == nil && !more {
-			err = bw.Flush()
-		}
-		if err != nil {
+		if err := c.writeAll(); err != nil {
 			c.log.Debug("msrp: write failed", "err", err)
 			c.close(err)
-			// written holds frames of earlier batches too (not flushed yet): a Send without transactions
+			// wrote holds frames of earlier batches too (not flushed yet): a Send without transactions
 			// (Failure-Report partial or no) is finished only here.
-			c.failFrames(append(written, batch...), err)
+			c.failFrames(append(c.wrote, c.batch[c.next:]...), err)
 			return
 		}
-		if !more {
-			c.afterFlush(written)
-			for i := range written {
-				written[i] = frame{}
+	}
+}
+
+// writeAll writes the owner's batch and whatever is queued meanwhile, then gives up the write side. It
+// flushes when nothing more is queued, or every flushEvery frames.
+func (c *conn) writeAll() error {
+	for {
+		for {
+			c.encode()
+			if c.next == len(c.batch) {
+				break
 			}
-			written = written[:0]
+			if err := c.writeOut(); err != nil { // wbuf is full
+				return err
+			}
 		}
-		for i := range batch {
-			batch[i] = frame{}
-		}
+		c.doneBatch()
 		c.mu.Lock()
-		c.spare = batch[:0]
+		if len(c.queue) > 0 && len(c.wrote) < flushEvery {
+			c.takeQueueLocked()
+			c.mu.Unlock()
+			continue
+		}
+		c.mu.Unlock()
+		if err := c.writeOut(); err != nil {
+			return err
+		}
+		c.afterFlush(c.wrote)
+		c.clearWrote()
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return nil
+		}
+		c.takeQueueLocked()
 		c.mu.Unlock()
 	}
 }

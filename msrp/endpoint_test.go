@@ -707,6 +707,162 @@ func TestEndpointQueueFull(t *testing.T) {
 	}
 }
 
+// Sends made while the peer does not read fill the socket: whatever the sender could not write at once goes
+// out later, once the peer reads, every byte and in order (conn.kick hands the rest to the writer goroutine).
+func TestEndpointPeerReadsLate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const n, size = 600, 16 << 10 // 9.4 MiB: more than the socket buffers hold
+	start := make(chan struct{})
+	peerErr := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			peerErr <- err
+			return
+		}
+		defer nc.Close()
+		nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+		rd := NewReader(nc, Limits{})
+		bind, err := rd.ReadMessage() // Connect's binding SEND
+		if err != nil {
+			peerErr <- err
+			return
+		}
+		WriteMessage(nc, &Message{TransactionID: bind.TransactionID, StatusCode: 200, Comment: "OK", ToPath: bind.FromPath[:1], FromPath: bind.ToPath})
+		<-start
+		next := 0 // the message whose chunks come now
+		for next < n {
+			m, err := rd.ReadMessage()
+			if err != nil {
+				peerErr <- err
+				return
+			}
+			var i int
+			if _, err := fmt.Sscanf(m.MessageID(), "m%d", &i); err != nil || (i != next && i != next+1) {
+				peerErr <- fmt.Errorf("chunk of %q after message %d", m.MessageID(), next)
+				return
+			}
+			next = i
+			for _, b := range m.Body {
+				if b != byte(i) {
+					peerErr <- fmt.Errorf("message %d: body byte %d", i, b)
+					return
+				}
+			}
+			WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, Comment: "OK", ToPath: m.FromPath[:1], FromPath: m.ToPath})
+			if m.Flag == '$' && i == n-1 {
+				break
+			}
+		}
+		peerErr <- nil
+		io.Copy(io.Discard, nc)
+	}()
+	ea := newEP(t, Config{WriteQueue: 4 * n * size / 2048, TransactionTimeout: time.Hour}, false)
+	a := ea.NewSession(newRec())
+	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := a.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan SendResult, n)
+	for i := range n {
+		body := bytes.Repeat([]byte{byte(i)}, size)
+		if err := a.Send(&Outgoing{MessageID: fmt.Sprintf("m%d", i), ContentType: "text/plain", Body: body}, func(r SendResult) { results <- r }); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	close(start)
+	if err := recv(t, peerErr, "the peer reading every message"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if r := recv(t, results, "send result"); r.Err != nil || r.StatusCode != 200 {
+			t.Fatalf("send result %d: %+v", i, r)
+		}
+	}
+}
+
+// Sessions sharing a connection, each sending from its own goroutine while the peer answers as it reads:
+// every message arrives once, each session's in the order it sent them, and every send gets its 200. The
+// senders race each other for the write side (conn.kick) and the writer goroutine.
+func TestEndpointConcurrentSenders(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const senders, n = 8, 2000
+	seen := make(chan *Message, senders*(n+1))
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		rd := NewReader(nc, Limits{})
+		for {
+			m, err := rd.ReadMessage()
+			if err != nil {
+				return
+			}
+			if len(m.Body) > 0 { // not a binding SEND
+				seen <- m
+			}
+			WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, Comment: "OK", ToPath: m.FromPath[:1], FromPath: m.ToPath})
+		}
+	}()
+	ea := newEP(t, Config{WriteQueue: senders * n, TransactionTimeout: time.Hour}, false)
+	port := ln.Addr().(*net.TCPAddr).Port
+	ss := make([]*Session, senders)
+	for k := range ss {
+		ss[k] = ea.NewSession(newRec())
+		ss[k].SetPeerPath([]URI{{Host: "127.0.0.1", Port: port, SessionID: fmt.Sprintf("peer%d", k), Transport: "tcp"}})
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		err := ss[k].Connect(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ea.NumConns(); got != 1 {
+		t.Fatalf("%d connections, want the sessions to share one", got)
+	}
+	results := make(chan SendResult, senders*n)
+	var wg sync.WaitGroup
+	for k, s := range ss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				id := fmt.Sprintf("s%d-%d", k, i)
+				if err := s.Send(&Outgoing{MessageID: id, ContentType: "text/plain", Body: []byte(id)}, func(r SendResult) { results <- r }); err != nil {
+					results <- SendResult{Err: fmt.Errorf("Send %s: %w", id, err)}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for range senders * n {
+		if r := recv(t, results, "send result"); r.Err != nil || r.StatusCode != 200 {
+			t.Fatalf("send result: %+v", r)
+		}
+	}
+	next := make([]int, senders)
+	for range senders * n {
+		m := recv(t, seen, "message at the peer")
+		var k, i int
+		if _, err := fmt.Sscanf(m.MessageID(), "s%d-%d", &k, &i); err != nil || k >= senders || i != next[k] || string(m.Body) != m.MessageID() {
+			t.Fatalf("got %q (body %q), want s%d-%d next from that sender", m.MessageID(), m.Body, k, next[k])
+		}
+		next[k]++
+	}
+}
+
 func TestEndpointConnectionLoss(t *testing.T) {
 	// A peer that takes the message and never answers, then drops the connection.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,6 +3,8 @@
 package rawio
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"syscall"
 	"testing"
@@ -31,5 +33,51 @@ func TestSockaddrRoundTrip(t *testing.T) {
 		if got := udpAddr(&rsa); got == nil || !got.IP.Equal(ua.IP) || got.Port != ua.Port {
 			t.Errorf("%s: read back as %v", tc.addr, got)
 		}
+	}
+}
+
+// TryWrite writes what the socket takes and returns at once when it takes no more; a blocking Write of the
+// rest then completes the stream, intact.
+func TestTryWrite(t *testing.T) {
+	client, server := tcpPair(t)
+	if !CanTryWrite(client) {
+		t.Fatal("CanTryWrite refuses a wrapped connection")
+	}
+	want := make([]byte, 32<<20) // beyond any loopback socket buffers
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	n := TryWrite(client, want)
+	if n <= 0 || n >= len(want) {
+		t.Fatalf("TryWrite of %d bytes to a peer that does not read wrote %d", len(want), n)
+	}
+	if m := TryWrite(client, want[n:]); m != 0 {
+		t.Fatalf("TryWrite to a full socket wrote %d bytes", m)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := client.Write(want[n:])
+		client.Close()
+		errc <- err
+	}()
+	got, err := io.ReadAll(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("Write of the rest: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("read %d bytes that differ from the %d written", len(got), len(want))
+	}
+	if m := TryWrite(client, want); m != 0 {
+		t.Fatalf("TryWrite on a closed connection wrote %d bytes", m)
+	}
+
+	plain, other := net.Pipe()
+	defer plain.Close()
+	defer other.Close()
+	if CanTryWrite(plain) || TryWrite(plain, want) != 0 {
+		t.Fatal("TryWrite works on a connection WrapConn did not wrap")
 	}
 }

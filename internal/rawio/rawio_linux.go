@@ -68,12 +68,13 @@ type op struct {
 	iov syscall.Iovec
 	oob [64]byte
 
-	recvfrom, sendto, read, write, recvmsg func(fd uintptr) bool
+	recvfrom, sendto, read, write, writeOnce, recvmsg func(fd uintptr) bool
 }
 
 var ops = sync.Pool{New: func() any {
 	o := new(op)
 	o.recvfrom, o.sendto, o.read, o.write, o.recvmsg = o.doRecvfrom, o.doSendto, o.doRead, o.doWrite, o.doRecvmsg
+	o.writeOnce = o.doWriteOnce
 	return o
 }}
 
@@ -175,6 +176,22 @@ func (o *op) doWrite(fd uintptr) bool {
 		case syscall.EAGAIN:
 			return false // the socket buffer is full: wait until it drains
 		default:
+			o.errno = e
+			return true
+		}
+	}
+	return true
+}
+
+// doWriteOnce writes what the socket takes of o.b at once, and never asks RawConn to wait.
+func (o *op) doWriteOnce(fd uintptr) bool {
+	for o.n < len(o.b) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(o.b[o.n:]), uintptr(len(o.b)-o.n))
+		switch e {
+		case 0:
+			o.n += int(r)
+		case syscall.EINTR:
+		default: // EAGAIN (the socket buffer is full) or an error: what is left is for a blocking Write
 			o.errno = e
 			return true
 		}
@@ -339,6 +356,28 @@ func (c *conn) Read(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return o.n, nil
+}
+
+// CanTryWrite reports whether TryWrite works on nc: a connection from WrapConn or WrapListener.
+func CanTryWrite(nc net.Conn) bool {
+	_, ok := nc.(*conn)
+	return ok
+}
+
+// TryWrite writes what of b the socket takes without waiting, and returns how much that was: less than
+// len(b) when its send buffer is full, or when the write failed (a blocking Write of the rest then waits, or
+// reports the error). It writes nothing on a connection CanTryWrite refuses.
+func TryWrite(nc net.Conn, b []byte) int {
+	c, ok := nc.(*conn)
+	if !ok || len(b) == 0 {
+		return 0
+	}
+	o := getOp(b)
+	defer o.put()
+	if c.rc.Write(o.writeOnce) != nil { // closed, or past a deadline
+		return 0
+	}
+	return o.n
 }
 
 // Write implements net.Conn with write(2), writing all of b unless an error or deadline stops it.

@@ -21,3 +21,9 @@ func EnableRxTimestamps(nc net.Conn) bool { return false }
 
 // RxTime returns the zero Time on this system.
 func RxTime(nc net.Conn) time.Time { return time.Time{} }
+
+// CanTryWrite reports false: TryWrite writes nothing on this system.
+func CanTryWrite(nc net.Conn) bool { return false }
+
+// TryWrite writes nothing on this system.
+func TryWrite(nc net.Conn, b []byte) int { return 0 }
