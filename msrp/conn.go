@@ -14,7 +14,8 @@ import (
 )
 
 // conn is one transport connection: a reader goroutine (parsing, routing, handler calls) and a writer
-// goroutine (bounded queue, batched writes), both owned by the Endpoint.
+// goroutine (bounded queue, batched writes), both owned by the Endpoint. Frames queued while the writer is
+// idle are written by the goroutine that queued them, when the socket takes them at once (kick).
 type conn struct {
 	e       *Endpoint
 	nc      net.Conn
