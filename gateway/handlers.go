@@ -22,12 +22,29 @@ func (g *Gateway) registerHandlers() {
 	// them, otherwise by this hook, on the connection's reader goroutine; sipgo's own handler does nothing.
 	g.ua.TransportLayer().OnMessage(g.takeFromTransport)
 	g.srv.OnMessage(g.onMessage)
-	g.srv.OnInvite(g.bounded(g.onInvite))
-	g.srv.OnAck(g.onAck)
-	g.srv.OnBye(g.bounded(g.onBye))
-	g.srv.OnCancel(g.onCancel)
-	g.srv.OnOptions(g.bounded(g.onOptions))
-	g.srv.OnNoRoute(g.onNoRoute)
+	g.srv.OnInvite(g.clean(g.bounded(g.onInvite)))
+	g.srv.OnAck(g.clean(g.onAck))
+	g.srv.OnBye(g.clean(g.bounded(g.onBye)))
+	g.srv.OnCancel(g.clean(g.onCancel))
+	g.srv.OnOptions(g.clean(g.bounded(g.onOptions)))
+	g.srv.OnNoRoute(g.clean(g.onNoRoute))
+}
+
+// clean refuses, 400, a request with a control character in its request line or headers before h sees it
+// (badinput.go); an ACK, which has no answer, is dropped. Over UDP such a request never gets this far
+// (takeUDP).
+func (g *Gateway) clean(h func(req *sip.Request, tx sip.ServerTransaction)) func(req *sip.Request, tx sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		why := requestControl(req)
+		switch {
+		case why == "":
+			h(req, tx)
+		case req.IsAck():
+			g.log.Info("ACK dropped", "why", why, "call_id", callID(req), "source", req.Source())
+		default:
+			g.refuse(req, tx, 400, "Bad Request", why)
+		}
+	}
 }
 
 // bounded limits concurrent handlers (limits.max_sip_handlers): over the bound a request gets 503 with
@@ -86,6 +103,7 @@ func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warn
 	}
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	copyUnparsed(req, res)
+	dropControlHeaders(res) // of a request refused for one (badinput.go)
 	if warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
 	}

@@ -21,7 +21,8 @@ import (
 // appendResponse writes the final response (code ≥ 200) to req as RFC 3261 §8.2.6 builds it: the request's
 // Via headers in order (the top one with rport and received filled in when it asked for rport, RFC 3581),
 // its Record-Route headers for a 2xx (as sipgo does), From, To with the gateway's tag, Call-ID and CSeq, then
-// hdrs and an empty body. A From or To that did not parse is repeated as it came.
+// hdrs and an empty body. A From or To that did not parse is repeated as it came, a header holding a control
+// character never.
 func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, hdrs []sip.Header) {
 	b.WriteString("SIP/2.0 ")
 	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(code), 10))
@@ -29,9 +30,11 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 	b.WriteString(reason)
 	b.WriteString("\r\n")
 	for i, h := range req.GetHeaders("Via") {
+		start := b.Len()
 		via, ok := h.(*sip.ViaHeader)
 		if !ok || via == nil {
 			writeHeader(b, h)
+			dropIfControl(b, start)
 			continue
 		}
 		var src string
@@ -39,17 +42,23 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 			src = req.Source()
 		}
 		writeVia(b, via, src)
+		dropIfControl(b, start)
 	}
 	if code < 300 {
 		for _, h := range req.GetHeaders("Record-Route") {
+			start := b.Len()
 			writeHeader(b, h)
+			dropIfControl(b, start)
 		}
 	}
+	start := b.Len()
 	if from := req.From(); from != nil {
 		writeHeader(b, from)
 	} else {
 		writeHeader(b, req.GetHeader("From")) // as it came, when it did not parse (newSIPParser)
 	}
+	dropIfControl(b, start)
+	start = b.Len()
 	if to := req.To(); to != nil {
 		to.StringWrite(b)
 		if !to.Params.Has("tag") {
@@ -60,12 +69,31 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 	} else {
 		writeHeader(b, req.GetHeader("To"))
 	}
+	dropIfControl(b, start)
+	start = b.Len()
 	writeHeader(b, req.CallID())
+	dropIfControl(b, start)
+	start = b.Len()
 	writeHeader(b, req.CSeq())
+	dropIfControl(b, start)
 	for _, h := range hdrs {
 		writeHeader(b, h)
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
+}
+
+// dropIfControl takes back the header line written to b from start when it holds a control character (other
+// than HTAB and its closing CRLF): a request refused for one (badinput.go) may carry it in any header a
+// response repeats, and repeated it would end the line early and start one the request chose.
+func dropIfControl(b *bytes.Buffer, start int) {
+	line := b.Bytes()[start:]
+	line = line[:max(len(line)-2, 0)]
+	for _, c := range line {
+		if isControl(c) {
+			b.Truncate(start)
+			return
+		}
+	}
 }
 
 // writeVia writes a Via header line as sipgo renders it, without the copies and strings sipgo's rendering

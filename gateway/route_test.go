@@ -109,7 +109,8 @@ func TestEmptyKeyRefused(t *testing.T) {
 
 // A MESSAGE-side coordinate rendered from the INVITE (gateway.answer.from, to, ruri) that is no SIP URI, or
 // would carry a header of the request's choosing (a bare LF, which sipgo keeps in a header value), is never
-// put on the wire: the INVITE gets 400 with a Warning naming the key, and no session is made.
+// put on the wire: the INVITE gets 400 with a Warning naming the key (the header, for a control character),
+// and no session is made.
 func TestAnswerCoordsInjectionRefused(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) {
 		c.Gateway.Answer.RURI = "$hdr(X-Target)"
@@ -118,9 +119,10 @@ func TestAnswerCoordsInjectionRefused(t *testing.T) {
 	alice := testpeer.NewPhone(t, "alice")
 	bob := testpeer.NewClient(t, "bob")
 	for _, c := range []struct{ name, target, sender, key string }{
-		{"LF in ruri", alice.URI + ";x=1\nX-Evil: injected", bob.URI, "gateway.answer.ruri"},
-		{"LF in from", alice.URI, bob.URI + "\nX-Evil: injected", "gateway.answer.from"},
-		{"NUL in ruri", alice.URI + "\x00", bob.URI, "gateway.answer.ruri"},
+		// A control character is refused at intake (badinput.go), naming the header, before any template.
+		{"LF in ruri", alice.URI + ";x=1\nX-Evil: injected", bob.URI, "header X-Target"},
+		{"LF in from", alice.URI, bob.URI + "\nX-Evil: injected", "header X-Sender"},
+		{"NUL in ruri", alice.URI + "\x00", bob.URI, "header X-Target"},
 		{"space in ruri", "sip:alice smith@127.0.0.1", bob.URI, "gateway.answer.ruri"},
 		{"angle bracket in from", bob.URI, bob.URI + ">;evil=1", "gateway.answer.from"},
 		{"not a URI", "alice", bob.URI, "gateway.answer.ruri"},

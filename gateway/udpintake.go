@@ -46,15 +46,19 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 		}
 		return data, nil
 	}
-	if !bytes.HasPrefix(data, messagePrefix) {
-		return data, nil
-	}
 	listeners := g.udpListeners.Load()
 	if listeners == nil {
 		return data, nil
 	}
 	l := (*listeners)[addrPort(info.LocalAddr)]
 	if l == nil {
+		return data, nil
+	}
+	if off := headControl(data); off >= 0 {
+		g.refuseControl(l, info, data, off)
+		return nil, nil
+	}
+	if !bytes.HasPrefix(data, messagePrefix) {
 		return data, nil
 	}
 	msg, err := g.parser.ParseSIP(data)
@@ -71,6 +75,29 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 
 	g.takeMessage(req, r)
 	return nil, nil
+}
+
+// refuseControl answers 400 to a request datagram with a control character at off in its header section
+// (badinput.go), before sipgo sees it: sipgo's own answers (400 to a request it cannot key a transaction by,
+// 200 to a CANCEL) would repeat it. One that does not parse as a request is left unanswered, as sipgo would.
+func (g *Gateway) refuseControl(l *udpListener, info sip.TransportReadProps, data []byte, off int) {
+	msg, err := g.parser.ParseSIP(data)
+	req, ok := msg.(*sip.Request)
+	if err != nil || !ok {
+		g.log.Info("SIP datagram with a control character in its header section dropped", "source", info.RemoteAddr.String(), "err", err)
+		return
+	}
+	req.SetTransport("UDP")
+	req.SetSource(l.source(info.RemoteAddr))
+	if req.IsAck() {
+		g.log.Info("ACK dropped", "why", controlAt(data, off), "call_id", callID(req), "source", req.Source())
+		return
+	}
+	dest := req.Source()
+	if req.Via() != nil {
+		dest = responseAddr(req)
+	}
+	g.refuse(req, &udpResponder{conn: l.conn, dest: dest}, 400, "Bad Request", controlAt(data, off))
 }
 
 // udpListener is one of the gateway's SIP UDP sockets, as takeUDP sees it. Only the listener's reader
@@ -116,6 +143,10 @@ func (g *Gateway) takeFromTransport(msg sip.Message) {
 	r := &connResponder{tp: g.ua.TransportLayer(), network: req.Transport(), source: req.Source()}
 	if !sip.IsReliable(sip.NetworkToLower(req.Transport())) {
 		r.dest = responseAddr(req)
+	}
+	if why := requestControl(req); why != "" {
+		g.refuse(req, r, 400, "Bad Request", why) // badinput.go
+		return
 	}
 	g.takeMessage(req, r)
 }

@@ -1,0 +1,139 @@
+package gateway
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawText is a request's text with lines ending in CRLF, then "{LF}" and "{NUL}" turned into a bare LF and a
+// NUL inside a line: what sipgo keeps in a header value.
+func rawText(s string) []byte {
+	s = strings.ReplaceAll(s, "\n", "\r\n")
+	return []byte(strings.NewReplacer("{LF}", "\n", "{NUL}", "\x00").Replace(s))
+}
+
+// checkNoInjection fails unless raw, a response, is 400 with a Warning about header, and its header section
+// holds no control character but the CRLFs ending its lines: nothing of the request's bad value is repeated.
+func checkNoInjection(t *testing.T, name string, raw []byte, header string) {
+	t.Helper()
+	head, _, _ := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if !bytes.HasPrefix(head, []byte("SIP/2.0 400 ")) {
+		t.Fatalf("%s: answered %q, want 400", name, statusLine(head))
+	}
+	if bytes.Contains(head, []byte("X-Evil")) || bytes.ContainsAny(bytes.ReplaceAll(head, []byte("\r\n"), nil), "\n\r\x00") {
+		t.Fatalf("%s: the answer repeats the bad value:\n%q", name, head)
+	}
+	warn := ""
+	for _, l := range strings.Split(string(head), "\r\n") {
+		if strings.HasPrefix(l, "Warning: ") {
+			warn = l
+		}
+	}
+	if !strings.Contains(warn, header) {
+		t.Fatalf("%s: Warning %q, want one about %s", name, warn, header)
+	}
+}
+
+func statusLine(b []byte) string {
+	l, _, _ := bytes.Cut(b, []byte("\r\n"))
+	return string(l)
+}
+
+// badValueCases are requests with a control character in a header value (or the Request-URI), and the
+// part the Warning must name; via is the Via's sent-by.
+func badValueCases(transport, via string) []struct{ name, text, header string } {
+	req := func(method, ruri, from, callID, cseq, extra string) string {
+		return fmt.Sprintf("%s %s SIP/2.0\nVia: SIP/2.0/%s %s;branch=z9hG4bK%s\nMax-Forwards: 70\n"+
+			"From: %s\nTo: <sip:ctl-bob@127.0.0.1>\nCall-ID: %s\nCSeq: %s\n%sContent-Length: 2\n\nhi",
+			method, ruri, transport, via, strings.Split(callID, "{")[0], from, callID, cseq, extra)
+	}
+	const ruri, from, ct = "sip:ctl-bob@127.0.0.1", "<sip:ctl-alice@127.0.0.1>;tag=a1", "Content-Type: text/plain\n"
+	return []struct{ name, text, header string }{
+		{"OPTIONS unparsed From", req("OPTIONS", ruri, "garbage{LF}X-Evil: injected", transport+"ctl-1", "1 OPTIONS", ""), "From"},
+		{"MESSAGE unparsed From", req("MESSAGE", ruri, "garbage{LF}X-Evil: injected", transport+"ctl-2", "1 MESSAGE", ct), "From"},
+		{"MESSAGE From tag", req("MESSAGE", ruri, from+"{LF}X-Evil: injected", transport+"ctl-3", "1 MESSAGE", ct), "From"},
+		{"MESSAGE Call-ID", req("MESSAGE", ruri, from, transport+"ctl-4{LF}X-Evil: injected", "1 MESSAGE", ct), "Call-ID"},
+		{"OPTIONS CSeq", req("OPTIONS", ruri, from, transport+"ctl-5", "1 OPTIONS{LF}X-Evil: injected", ""), "CSeq"},
+		{"BYE extension header NUL", req("BYE", ruri, from, transport+"ctl-6", "1 BYE", "X-Note: a{NUL}X-Evil: b\n"), "X-Note"},
+		{"MESSAGE Request-URI", req("MESSAGE", "sip:ctl-bob{LF}X-Evil:@127.0.0.1", from, transport+"ctl-7", "1 MESSAGE", ct), "Request-URI"},
+		{"unknown method Via", strings.Replace(req("FOO", ruri, from, transport+"ctl-8", "1 FOO", ""), ";branch=", ";x=1{LF}X-Evil: v;branch=", 1), "Via"},
+	}
+}
+
+// A request with a control character other than HTAB in a header value (sipgo keeps a bare LF or a NUL
+// there) is refused 400 with a Warning naming the header, whatever its method, and the answer repeats
+// nothing of it: a repeated bare LF would start a header of the sender's choosing.
+func TestControlCharacterRefusedOverUDP(t *testing.T) {
+	h := newHarness(t, nil)
+	peer := newRawUDP(t)
+	to, err := net.ResolveUDPAddr("udp", h.udp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range badValueCases("UDP", peer.addr()) {
+		if _, err := peer.pc.WriteTo(rawText(c.text), to); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 65535)
+		for {
+			peer.pc.SetReadDeadline(time.Now().Add(waitFor))
+			n, _, err := peer.pc.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if bytes.HasPrefix(buf[:n], []byte("SIP/2.0 1")) {
+				continue
+			}
+			checkNoInjection(t, c.name, buf[:n], c.header)
+			break
+		}
+	}
+	if n := len(h.gw.Sessions()); n != 0 {
+		t.Fatalf("%d sessions after refused requests", n)
+	}
+}
+
+// The same over TCP, where the request reaches the gateway parsed (takeFromTransport, sipgo's handlers).
+func TestControlCharacterRefusedOverTCP(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, c := range badValueCases("TCP", "127.0.0.1:9") {
+		nc, err := net.Dial("tcp", h.gw.SIPAddr("tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(c.text, "127.0.0.1:9", nc.LocalAddr().String(), 1)
+		if _, err := nc.Write(rawText(text)); err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(waitFor))
+		var got []byte
+		buf := make([]byte, 8192)
+		for {
+			n, err := nc.Read(buf)
+			got = append(got, buf[:n]...)
+			// Skip provisional answers; a final one is whole once its empty line is in.
+			for bytes.HasPrefix(got, []byte("SIP/2.0 1")) && bytes.Contains(got, []byte("\r\n\r\n")) {
+				_, got, _ = bytes.Cut(got, []byte("\r\n\r\n"))
+			}
+			if len(got) > 0 && bytes.Contains(got, []byte("\r\n\r\n")) {
+				break
+			}
+			if err != nil {
+				if err == io.EOF {
+					break
+				}
+				t.Fatalf("%s: %v (read %q)", c.name, err, got)
+			}
+		}
+		nc.Close()
+		checkNoInjection(t, c.name, got, c.header)
+	}
+	if n := len(h.gw.Sessions()); n != 0 {
+		t.Fatalf("%d sessions after refused requests", n)
+	}
+}
