@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // rawText is a request's text with lines ending in CRLF, then "{LF}" and "{NUL}" turned into a bare LF and a
@@ -135,5 +137,32 @@ func TestControlCharacterRefusedOverTCP(t *testing.T) {
 	}
 	if n := len(h.gw.Sessions()); n != 0 {
 		t.Fatalf("%d sessions after refused requests", n)
+	}
+}
+
+// A MESSAGE whose Request-URI, From or To URI holds a space, '<', '>' or '"' (sipgo's URI parser takes
+// them) is refused 400: the gateway copies these into the INVITE it sends and the MESSAGEs it sends back,
+// where they would break the header or add parameters of the sender's choosing. No session is made.
+func TestMessageURIWithDelimitersRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	bob := testpeer.NewClient(t, "uri-bob")
+	peer := newRawUDP(t)
+	cases := []struct{ name, ruri, from, header string }{
+		{"space in From", bob.URI, "<sip:uri alice@127.0.0.1>;tag=a1", "From URI"},
+		{"'>' in From", bob.URI, "sip:uri-alice>x@127.0.0.1;tag=a1", "From URI"},
+		{"'\"' in Request-URI", strings.Replace(bob.URI, "uri-bob", `uri"bob`, 1), "<sip:uri-alice@127.0.0.1>;tag=a1", "Request-URI"},
+	}
+	for i, c := range cases {
+		text := fmt.Sprintf("MESSAGE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bKuri%d\nMax-Forwards: 70\n"+
+			"From: %s\nTo: <%s>\nCall-ID: uri-%d\nCSeq: 1 MESSAGE\nContent-Type: text/plain\nContent-Length: 2\n\nhi",
+			c.ruri, peer.addr(), i, c.from, bob.URI, i)
+		res := peer.exchange(h.udp(), text)
+		w := res.GetHeader("Warning")
+		if res.StatusCode != 400 || w == nil || !strings.Contains(w.Value(), c.header) {
+			t.Fatalf("%s: answered %d %s, Warning %v; want 400 about the %s", c.name, res.StatusCode, res.Reason, w, c.header)
+		}
+	}
+	if n := len(h.gw.Sessions()); n != 0 {
+		t.Fatalf("%d sessions after refused MESSAGEs", n)
 	}
 }

@@ -99,6 +99,9 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	if p := addressProblem(req, true); p != "" {
 		return answer{code: 400, reason: "Bad Request", warning: p}, false
 	}
+	if p := messageURIProblem(req, false); p != "" {
+		return answer{code: 400, reason: "Bad Request", warning: p}, false
+	}
 	ct := req.ContentType()
 	if ct == nil || strings.TrimSpace(ct.Value()) == "" {
 		return answer{code: 400, reason: "Bad Request", warning: "MESSAGE without Content-Type"}, false
@@ -133,9 +136,13 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	var s *Session
 	for attempt := 0; ; attempt++ {
 		var created bool
-		var bound error // a session bound (limits.go) refused the new session
+		var bound error   // a session bound (limits.go) refused the new session
+		var badURI string // the INVITE could not be made from this MESSAGE (buildInvite)
 		s, created = g.table.GetOrCreate(rt.Key, func() *Session {
 			if g.draining.Load() {
+				return nil
+			}
+			if badURI = messageURIProblem(req, true); badURI != "" {
 				return nil
 			}
 			if bound = g.limits.queueFull(); bound != nil {
@@ -152,6 +159,9 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 		})
 		if bound != nil {
 			return answer{code: 503, reason: "Service Unavailable", warning: "new session refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
+		}
+		if badURI != "" {
+			return answer{code: 400, reason: "Bad Request", warning: badURI}, false
 		}
 		if s == nil {
 			return answer{code: 503, reason: "Service Unavailable", warning: "draining: no new sessions"}, false

@@ -182,7 +182,7 @@ func coordsProblem(rt Route) string {
 // never in one (RFC 3261 §25.1: they are escaped).
 func uriProblem(s string) string {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == '"' {
+		if c := s[i]; notInURI(c) {
 			return fmt.Sprintf("contains %q at byte %d, which a SIP URI cannot", c, i+1)
 		}
 	}
@@ -198,6 +198,31 @@ func uriProblem(s string) string {
 		}
 	default:
 		return fmt.Sprintf("has scheme %q, not sip, sips or tel", u.Scheme)
+	}
+	return ""
+}
+
+// notInURI says whether c can never be in a URI as it is written in a request line or a From or To header.
+func notInURI(c byte) bool { return c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == '"' }
+
+// messageURIProblem says which of a MESSAGE's Request-URI, From and To URIs, the coordinates the gateway
+// copies into the INVITE it sends and into the MESSAGEs it sends back, holds a character no URI can (sipgo's
+// URI parser takes spaces, '>' and control characters); "" when none does. With full, each must also be a SIP
+// URI as uriProblem says, rendered: for the MESSAGE that sets up a session. Without, it reads the parsed URIs
+// and allocates nothing: every MESSAGE is checked. From and To must have parsed (addressProblem).
+func messageURIProblem(req *sip.Request, full bool) string {
+	for _, c := range [...]struct {
+		name string
+		u    *sip.Uri
+	}{{"Request-URI", &req.Recipient}, {"From URI", &req.From().Address}, {"To URI", &req.To().Address}} {
+		if b, bad := uriBytes(c.u, notInURI); bad {
+			return fmt.Sprintf("%s contains %q, which a SIP URI cannot", c.name, b)
+		}
+		if full {
+			if why := uriProblem(uriString(c.u)); why != "" {
+				return c.name + " " + why
+			}
+		}
 	}
 	return ""
 }
