@@ -426,6 +426,11 @@ func (s *Session) relayedLocked() bool { return s.peer != nil && len(s.peer.Path
 // (end.go), or a success REPORT came before the relay's 200.
 func (s *Session) sendDone(pm *pageMessage, r msrp.SendResult) {
 	o := sendOutcome(r.StatusCode, r.Err)
+	if errors.Is(r.Err, msrp.ErrConnLost) && s.gw.draining.Load() {
+		// The lost connection ends the session (SPEC §3.3), and what a session ending during the drain leaves
+		// fails with 503, as in end.go: also when the loss reaches the SEND before the session's end does.
+		o = outcomeDraining
+	}
 	s.mu.Lock()
 	if !s.takeUnackedLocked(pm) {
 		s.mu.Unlock()

@@ -371,6 +371,40 @@ func TestSessionEndedDuringDrainFailsWith503(t *testing.T) {
 	}
 }
 
+// The same when the peer drops the MSRP connection instead of sending BYE: the loss ends the session (SPEC
+// §3.3), and the SEND it leaves unanswered fails with 503 during the drain, not with the 480 of a lost
+// connection.
+func TestConnectionLostDuringDrainFailsWith503(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	cs.SetReplyDelay(time.Second) // the SEND stays unanswered until after the connection is gone
+	res := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "unanswered when the connection drops")
+		if err != nil {
+			t.Error(err)
+		}
+		res <- r
+	}()
+	cs.Recv()
+	h.gw.Drain()
+	cs.MSRP.Close()
+	r := <-res
+	if r == nil {
+		t.Fatal("no response to the MESSAGE")
+	}
+	if r.StatusCode != 503 {
+		t.Fatalf("MESSAGE left by a connection lost during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
+	}
+}
+
 // A MESSAGE answered already (reply: accept) whose SEND is unanswered when shutdown_timeout passes: its
 // sender is told by a notification, which goes out before Shutdown returns.
 func TestShutdownNotifiesAnsweredMessage(t *testing.T) {
