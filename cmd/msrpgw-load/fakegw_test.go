@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,8 +53,10 @@ type fakeGW struct {
 	ep   *msrp.Endpoint
 	dua  *sipgo.DialogUA
 	plan func(n int64) fault
-	// answerDelay, when set, is how long the n-th request (per session and direction) waits for its answer.
-	answerDelay func(n int64) time.Duration
+	// answerDelay, when set (setAnswerDelay), is how long the n-th request (per session and direction) waits
+	// for its answer. Atomic: a test sets it while the fake serves, and what orders the setting before the
+	// requests it delays is a UDP datagram, which the race detector does not see.
+	answerDelay atomic.Pointer[func(n int64) time.Duration]
 
 	slow sync.WaitGroup // slow deliveries under way
 
@@ -75,6 +78,8 @@ type fakeSess struct {
 	lateIn    [][]byte // MESSAGE bodies held until the BYE
 	lateOut   [][]byte // SEND bodies held until the BYE
 }
+
+func (g *fakeGW) setAnswerDelay(d func(n int64) time.Duration) { g.answerDelay.Store(&d) }
 
 func newFakeGW(t *testing.T, plan func(n int64) fault) *fakeGW {
 	g := &fakeGW{t: t, plan: plan, byKey: map[string]*fakeSess{}, byCall: map[string]*fakeSess{}}
@@ -192,8 +197,8 @@ func (g *fakeGW) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	s.mu.Unlock()
-	if g.answerDelay != nil {
-		time.Sleep(g.answerDelay(n))
+	if d := g.answerDelay.Load(); d != nil {
+		time.Sleep((*d)(n))
 	}
 	code := 200
 	if g.plan(n) == refuse {
@@ -242,8 +247,8 @@ func (s *fakeSess) HandleMessage(_ *msrp.Session, m *msrp.Incoming) int {
 	for _, b := range out {
 		s.message(b)
 	}
-	if s.g.answerDelay != nil {
-		time.Sleep(s.g.answerDelay(n))
+	if d := s.g.answerDelay.Load(); d != nil {
+		time.Sleep((*d)(n))
 	}
 	if s.g.plan(n) == refuse {
 		return 500

@@ -239,12 +239,12 @@ func TestInterruptedRunNoError(t *testing.T) {
 	for _, mode := range []string{"msg2msrp", "msrp2msg"} {
 		t.Run(mode, func(t *testing.T) {
 			g := newFakeGW(t, func(int64) fault { return pass })
-			g.answerDelay = func(n int64) time.Duration {
+			g.setAnswerDelay(func(n int64) time.Duration {
 				if n == 4 {
 					return 2 * time.Second
 				}
 				return 0
-			}
+			})
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			rep, err := Run(ctx, Config{GW: g.ua.addr, Mode: mode, Sessions: 1, Window: 1, Count: 5, Duration: time.Minute,
