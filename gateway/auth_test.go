@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
 )
 
 // challenger is a UA that answers every INVITE or MESSAGE with a digest challenge until it sees credentials
@@ -101,5 +104,84 @@ func TestMessageChallengeAnswered(t *testing.T) {
 	}
 	if n := len(ch.requests()); n != 2 {
 		t.Fatalf("%d MESSAGEs, want 2", n)
+	}
+}
+
+// A generated MESSAGE that fits in UDP when first sent, but not once it carries the answer to a challenge,
+// goes over TCP the second time (SPEC §4, RFC 3261 §18.1.1): the credentials add some 200 bytes, and a
+// request over 1300 bytes is never sent over UDP. The message is delivered, and reported so.
+func TestMessageChallengeAnswerOffUDPWhenLarge(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
+	ch := &challenger{code: 407}
+	alice := testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		ch.handle(req, tx)
+		return req.GetHeader("Proxy-Authorization") != nil
+	}})
+	bob := testpeer.NewClient(t, "auth-bob")
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	send := func(body string) (first, answer *sip.Request) {
+		t.Helper()
+		r := cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte(body), SuccessReport: true})
+		if r.StatusCode != 200 {
+			t.Fatalf("SEND: %+v", r)
+		}
+		alice.Recv()
+		if rep := cs.Report(); rep.StatusCode != 200 {
+			t.Fatalf("REPORT %d %s, want the success report", rep.StatusCode, rep.Comment)
+		}
+		got := ch.requests()
+		if len(got) < 2 {
+			t.Fatalf("%d MESSAGEs, want the challenged one and its answer", len(got))
+		}
+		return got[len(got)-2], got[len(got)-1]
+	}
+	// A short message measures the session's MESSAGEs; the next is made 1150 bytes on the wire, which fits in
+	// UDP, and its answer some 200 bytes more, which does not.
+	probe, _ := send("probe")
+	body := strings.Repeat("x", 1150-len(probe.String())+len("probe"))
+	first, answer := send(body)
+	t.Logf("first %d bytes over %s, its answer %d bytes over %s", len(first.String()), first.Transport(), len(answer.String()), answer.Transport())
+	if !strings.EqualFold(first.Transport(), "UDP") {
+		t.Fatalf("the %d-byte MESSAGE went over %s: the test wants one that fits in UDP", len(first.String()), first.Transport())
+	}
+	if size := len(answer.String()); size <= 1300 {
+		t.Fatalf("the answer to the challenge is %d bytes: the test wants one over 1300", size)
+	} else if !strings.EqualFold(answer.Transport(), "TCP") {
+		t.Fatalf("the answer to the challenge, %d bytes, went over %s, want TCP", size, answer.Transport())
+	}
+}
+
+// The same through sipgo's client, for a page-mode user named by a host name, with the gateway listening for
+// UDP and TCP on one port as its default configuration does: the answer moved to TCP is not bound to the UDP
+// listener's address, which the TCP listener holds too.
+func TestMessageChallengeAnswerOffUDPByName(t *testing.T) {
+	port := strconv.Itoa(freeUDPPort(t))
+	h := newHarness(t, func(c *config.Config) {
+		c.SIP.Credentials = testCredentials
+		c.SIP.Listen = []config.Listen{{Network: "udp", Addr: "127.0.0.1:" + port}, {Network: "tcp", Addr: "127.0.0.1:" + port}}
+		c.SIP.Contact = "sip:127.0.0.1:" + port
+	})
+	ch := &challenger{code: 407}
+	alice := testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		ch.handle(req, tx)
+		return req.GetHeader("Proxy-Authorization") != nil
+	}})
+	bob := testpeer.NewClient(t, "auth-bob")
+	_, alicePort, _ := net.SplitHostPort(alice.Addr)
+	cs := bob.Call(h.udp(), "sip:auth-alice@localhost:"+alicePort, "actpass")
+	r := cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte(strings.Repeat("y", 800)), SuccessReport: true})
+	if r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	if rep := cs.Report(); rep.StatusCode != 200 {
+		t.Fatalf("REPORT %d %s, want the success report", rep.StatusCode, rep.Comment)
+	}
+	got := ch.requests()
+	if len(got) != 2 {
+		t.Fatalf("%d MESSAGEs, want 2", len(got))
+	}
+	t.Logf("first %d bytes over %s, its answer %d bytes over %s", len(got[0].String()), got[0].Transport(), len(got[1].String()), got[1].Transport())
+	if !strings.EqualFold(got[0].Transport(), "UDP") || !strings.EqualFold(got[1].Transport(), "TCP") {
+		t.Fatalf("MESSAGE over %s, its answer over %s: want UDP, then TCP", got[0].Transport(), got[1].Transport())
 	}
 }

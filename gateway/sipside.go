@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -216,6 +217,14 @@ func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
 	return g.messageOutcome(res, err)
 }
 
+// doMessage sends req, a MESSAGE answering a challenge, through sipgo and returns the final response's outcome.
+func (g *Gateway) doMessage(req *sip.Request) outcome {
+	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
+	defer cancel()
+	res, err := g.client.Do(ctx, req)
+	return g.messageOutcome(res, err)
+}
+
 // sendMessageAsync starts j's MESSAGE through the UDP client (udpclient.go); done gets the outcome from the
 // goroutine that read the response (or from a timer). ok is false when the MESSAGE does not go that way:
 // req is then the built request for sendMessage (nil when it could not be built).
@@ -231,6 +240,12 @@ func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Requ
 		if err == nil && isChallenge(res) && g.answerChallenge(req, res) {
 			started, serr := g.udpc.start(g.client, req, func(res *sip.Response, err error) { done(g.messageOutcome(res, err)) })
 			if started {
+				return
+			}
+			if serr == nil {
+				// The credentials took it off UDP (answerChallenge): sipgo sends it, waited for on a worker,
+				// not on the goroutine reading the listener.
+				g.workers.start(func() { done(g.doMessage(req)) })
 				return
 			}
 			res, err = nil, serr
@@ -254,6 +269,13 @@ func (g *Gateway) answerChallenge(req *sip.Request, res *sip.Response) bool {
 	if err := g.authorize(req, res); err != nil {
 		g.log.Warn("MESSAGE challenge not answered", "err", err, "code", res.StatusCode, "ruri", req.Recipient.String())
 		return false
+	}
+	// The credentials add a few hundred bytes: a MESSAGE that fitted in UDP may not any more (SPEC §4). Moved
+	// to TCP, it must not be bound to the UDP listener's address (fromListener): sipgo would dial from it.
+	if strings.EqualFold(req.Transport(), "UDP") {
+		if offUDPIfLarge(req, requestSize(req)); !strings.EqualFold(req.Transport(), "UDP") {
+			req.Laddr = sip.Addr{}
+		}
 	}
 	return true
 }
