@@ -429,3 +429,38 @@ func TestMaxQueuedTotalToSIP(t *testing.T) {
 		t.Fatalf("%d refusals counted, want 1", n)
 	}
 }
+
+// limits.max_queued_per_session also bounds a session's MESSAGEs waiting for the page-mode side: one page-mode
+// user who never answers gets that many outstanding, the next SEND gets 403, and another session, whose user
+// answers, is unaffected (SPEC §8: that one thing is refused, the rest of the gateway is not).
+func TestMaxQueuedPerSessionToSIP(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Limits.MaxQueuedPerSession = 2 })
+	alice := testpeer.NewPhone(t, "alice")
+	alice.SetAnswer(0) // takes each MESSAGE but never answers: they stay outstanding (Timer F)
+	carol := testpeer.NewPhone(t, "carol")
+	bob := testpeer.NewClient(t, "bob")
+	toAlice := bob.Call(h.udp(), alice.URI, "actpass")
+	for _, body := range []string{"one", "two"} {
+		if r := toAlice.Send("text/plain", body); r.StatusCode != 200 {
+			t.Fatalf("SEND %q: %+v", body, r)
+		}
+	}
+	alice.Recv() // the first is out; the second waits behind it
+	if r := toAlice.Send("text/plain", "three"); r.StatusCode != 403 {
+		t.Fatalf("SEND over the session's bound: %+v, want 403", r)
+	}
+	if n := h.events.countWhere(func(e event.Event) bool {
+		return e.Kind == event.RequestRefused && e.Direction == event.ToSIP && e.Code == 403 && strings.Contains(e.Reason, "max_queued_per_session")
+	}); n != 1 {
+		t.Fatalf("%d refusals counted, want 1", n)
+	}
+	toCarol := bob.Call(h.udp(), carol.URI, "actpass")
+	for _, body := range []string{"a", "b", "c"} {
+		if r := toCarol.Send("text/plain", body); r.StatusCode != 200 {
+			t.Fatalf("SEND %q in the other session: %+v", body, r)
+		}
+		if m := carol.Recv(); string(m.Body()) != body {
+			t.Fatalf("carol got %q, want %q", m.Body(), body)
+		}
+	}
+}

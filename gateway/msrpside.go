@@ -93,10 +93,21 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 403, Reason: "limits.max_queued_total reached", MSRPSessionID: ms.ID()})
 		return 403
 	}
+	if max := g.cfg.Limits.MaxQueuedPerSession; max > 0 && s.toSIPOpen.Add(1) > int64(max) {
+		// One session whose page-mode user does not answer (each MESSAGE waits up to Timer F) must not take
+		// max_queued_total from all the others (SPEC §8).
+		s.toSIPOpen.Add(-1)
+		s.log.Warn("SEND refused: limits.max_queued_per_session reached for MESSAGEs to the page-mode side", "limit", max, "msrp_session_id", ms.ID(), "call_id", s.callID)
+		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 403, Reason: "limits.max_queued_per_session reached", MSRPSessionID: ms.ID()})
+		return 403
+	} else if max <= 0 {
+		s.toSIPOpen.Add(1)
+	}
 	s.mu.Lock()
 	job.coords = s.coords
 	s.mu.Unlock()
 	if !g.out.enqueue(job) {
+		s.toSIPOpen.Add(-1)
 		// The drain is over (Shutdown ends every session now): refused at once, nothing left to report later.
 		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 481, Reason: "draining: session ending", MSRPSessionID: ms.ID()})
 		return 481

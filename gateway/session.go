@@ -89,7 +89,10 @@ type Session struct {
 	lastSend    atomic.Int64 // unix nanoseconds of the last SEND from the session-mode side
 	toMSRP      atomic.Uint64
 	toSIP       atomic.Uint64
-	queued      atomic.Int64
+	// toSIPOpen counts MESSAGEs made from this session's SENDs whose outcome is not known yet: queued for the
+	// page-mode side or in flight (limits.max_queued_per_session, msrpside.go).
+	toSIPOpen atomic.Int64
+	queued    atomic.Int64
 
 	peerRejected chan error // the MSRP peer's TLS certificate was refused (tls.go); capacity 1
 }

@@ -149,6 +149,7 @@ func (o *sipOut) settle(j *sipJob, res outcome) {
 		return
 	}
 	if j.reports() {
+		j.s.toSIPOpen.Add(-1)
 		j.reportBack(o.g, res)
 	}
 	o.open.Add(-1)
