@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
@@ -78,5 +79,13 @@ func (g *Gateway) authorize(req *sip.Request, res *sip.Response) error {
 		cseq.SeqNo++
 	}
 	req.RemoveHeader("Via")
+	// The credentials add a few hundred bytes: a request that fitted in UDP may not any more (SPEC §4, RFC
+	// 3261 §18.1.1). Moved to TCP, it must not be bound to the UDP listener's address (fromListener): sipgo
+	// would dial from it.
+	if strings.EqualFold(req.Transport(), "UDP") {
+		if offUDPIfLarge(req, requestSize(req)); !strings.EqualFold(req.Transport(), "UDP") {
+			req.Laddr = sip.Addr{}
+		}
+	}
 	return nil
 }

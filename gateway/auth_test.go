@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -155,7 +156,7 @@ func TestMessageChallengeAnswerOffUDPWhenLarge(t *testing.T) {
 // UDP and TCP on one port as its default configuration does: the answer moved to TCP is not bound to the UDP
 // listener's address, which the TCP listener holds too.
 func TestMessageChallengeAnswerOffUDPByName(t *testing.T) {
-	port := strconv.Itoa(freeUDPPort(t))
+	port := strconv.Itoa(freeSharedPort(t))
 	h := newHarness(t, func(c *config.Config) {
 		c.SIP.Credentials = testCredentials
 		c.SIP.Listen = []config.Listen{{Network: "udp", Addr: "127.0.0.1:" + port}, {Network: "tcp", Addr: "127.0.0.1:" + port}}
@@ -183,5 +184,41 @@ func TestMessageChallengeAnswerOffUDPByName(t *testing.T) {
 	t.Logf("first %d bytes over %s, its answer %d bytes over %s", len(got[0].String()), got[0].Transport(), len(got[1].String()), got[1].Transport())
 	if !strings.EqualFold(got[0].Transport(), "UDP") || !strings.EqualFold(got[1].Transport(), "TCP") {
 		t.Fatalf("MESSAGE over %s, its answer over %s: want UDP, then TCP", got[0].Transport(), got[1].Transport())
+	}
+}
+
+// The same for an INVITE (MESSAGE first): one that fits in UDP when first sent goes over TCP with the answer
+// to its challenge once that makes it larger than 1300 bytes.
+func TestInviteChallengeAnswerOffUDPWhenLarge(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
+	alice := testpeer.NewPhone(t, "auth-alice")
+	ch := &challenger{always: true, code: 407}
+	addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
+	invite := func(user string) (first, answer *sip.Request) {
+		t.Helper()
+		n := len(ch.requests())
+		alice.Send(h.udp(), "sip:"+user+"@"+addr, "text/plain", "hi")
+		deadline := time.Now().Add(waitFor)
+		for len(ch.requests()) < n+2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d INVITEs for %s, want the challenged one and its answer", len(ch.requests())-n, user)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		got := ch.requests()
+		return got[n], got[n+1]
+	}
+	// A short user part measures the INVITE; the Request-URI's user (in the Request-URI and To) then makes
+	// the next one 1150 bytes on the wire, which fits in UDP, and its answer some 200 bytes more.
+	probe, _ := invite("b")
+	first, answer := invite("b" + strings.Repeat("x", (1150-len(probe.String()))/2))
+	t.Logf("first %d bytes over %s, its answer %d bytes over %s", len(first.String()), first.Transport(), len(answer.String()), answer.Transport())
+	if !strings.EqualFold(first.Transport(), "UDP") || len(first.String()) > 1300 {
+		t.Fatalf("the %d-byte INVITE went over %s: the test wants one that fits in UDP", len(first.String()), first.Transport())
+	}
+	if size := len(answer.String()); size <= 1300 {
+		t.Fatalf("the answer to the challenge is %d bytes: the test wants one over 1300", size)
+	} else if !strings.EqualFold(answer.Transport(), "TCP") {
+		t.Fatalf("the answer to the challenge, %d bytes, went over %s, want TCP", size, answer.Transport())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,26 @@ func TestSippPageModeUser(t *testing.T) {
 			t.Fatalf("SEND %d: %q, want %q", i, got, want)
 		}
 	}
+}
+
+// freeSharedPort returns a port free on 127.0.0.1 for both UDP and TCP, for a gateway listening on one port
+// for both: a port free for UDP may be a TCP connection's local port.
+func freeSharedPort(t testing.TB) int {
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
 }
 
 func freeUDPPort(t testing.TB) int {

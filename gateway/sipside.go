@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,13 +269,6 @@ func (g *Gateway) answerChallenge(req *sip.Request, res *sip.Response) bool {
 	if err := g.authorize(req, res); err != nil {
 		g.log.Warn("MESSAGE challenge not answered", "err", err, "code", res.StatusCode, "ruri", req.Recipient.String())
 		return false
-	}
-	// The credentials add a few hundred bytes: a MESSAGE that fitted in UDP may not any more (SPEC §4). Moved
-	// to TCP, it must not be bound to the UDP listener's address (fromListener): sipgo would dial from it.
-	if strings.EqualFold(req.Transport(), "UDP") {
-		if offUDPIfLarge(req, requestSize(req)); !strings.EqualFold(req.Transport(), "UDP") {
-			req.Laddr = sip.Addr{}
-		}
 	}
 	return true
 }
