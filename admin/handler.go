@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bufio"
 	"cmp"
 	"crypto/subtle"
 	"encoding/json"
@@ -111,7 +112,7 @@ func (a *api) listSessions(w http.ResponseWriter, _ *http.Request) {
 		}
 		return cmp.Compare(x.Key, y.Key)
 	})
-	writeJSON(w, http.StatusOK, ss)
+	writeJSONList(w, ss)
 }
 
 func (a *api) showSession(w http.ResponseWriter, r *http.Request) {
@@ -204,6 +205,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v) // the client went away; nothing to tell it
+}
+
+// writeJSONList writes list as writeJSON does, one element at a time: with 100,000 sessions the whole array
+// encoded and indented at once held a buffer of over 100 MB (heap profile during a listing).
+func writeJSONList[T any](w http.ResponseWriter, list []T) {
+	if len(list) == 0 {
+		writeJSON(w, http.StatusOK, list)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	bw.WriteString("[\n")
+	for i := range list {
+		b, err := json.MarshalIndent(list[i], "  ", "  ")
+		if err != nil {
+			return // as Encode: nothing more to tell the client
+		}
+		bw.WriteString("  ")
+		bw.Write(b)
+		if i < len(list)-1 {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n")
+	}
+	bw.WriteString("]\n")
+	_ = bw.Flush() // the client went away; nothing to tell it
 }
 
 func writeText(w http.ResponseWriter, status int, msg string) {
