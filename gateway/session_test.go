@@ -341,32 +341,7 @@ func TestShutdownFailsUnansweredSendWith503(t *testing.T) {
 // MESSAGEs it still holds with 503, not 480 (SPEC §3.3: "fail with 480 (503 during drain)"): their senders
 // learn that the gateway is going away, not that the user is unavailable.
 func TestSessionEndedDuringDrainFailsWith503(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) {
-		c.Gateway.Message.Reply = "wait"
-		c.Gateway.Message.ReplyWait = 8 * time.Second
-	})
-	alice := testpeer.NewPhone(t, "alice")
-	bob := testpeer.NewClient(t, "bob")
-	cs := bob.Call(h.udp(), alice.URI, "active")
-	cs.SetReplyDelay(time.Second) // the SEND stays unanswered until after the BYE
-	res := make(chan *sip.Response, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		r, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "unanswered at the BYE")
-		if err != nil {
-			t.Error(err)
-		}
-		res <- r
-	}()
-	cs.Recv()
-	h.gw.Drain()
-	cs.Bye()
-	r := <-res
-	if r == nil {
-		t.Fatal("no response to the MESSAGE")
-	}
-	if r.StatusCode != 503 {
+	if r := unansweredAtDrain(t, (*testpeer.ClientSession).Bye); r.StatusCode != 503 {
 		t.Fatalf("MESSAGE left by a session ended during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
 	}
 }
@@ -375,6 +350,16 @@ func TestSessionEndedDuringDrainFailsWith503(t *testing.T) {
 // §3.3), and the SEND it leaves unanswered fails with 503 during the drain, not with the 480 of a lost
 // connection.
 func TestConnectionLostDuringDrainFailsWith503(t *testing.T) {
+	dropMSRP := func(cs *testpeer.ClientSession) { cs.MSRP.Close() }
+	if r := unansweredAtDrain(t, dropMSRP); r.StatusCode != 503 {
+		t.Fatalf("MESSAGE left by a connection lost during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
+	}
+}
+
+// unansweredAtDrain sends a MESSAGE (wait mode) whose SEND the session-mode peer holds unanswered, drains the
+// gateway, lets end end the session from the peer's side, and returns the MESSAGE's final response.
+func unansweredAtDrain(t *testing.T, end func(*testpeer.ClientSession)) *sip.Response {
+	t.Helper()
 	h := newHarness(t, func(c *config.Config) {
 		c.Gateway.Message.Reply = "wait"
 		c.Gateway.Message.ReplyWait = 8 * time.Second
@@ -382,12 +367,12 @@ func TestConnectionLostDuringDrainFailsWith503(t *testing.T) {
 	alice := testpeer.NewPhone(t, "alice")
 	bob := testpeer.NewClient(t, "bob")
 	cs := bob.Call(h.udp(), alice.URI, "active")
-	cs.SetReplyDelay(time.Second) // the SEND stays unanswered until after the connection is gone
+	cs.SetReplyDelay(time.Second) // the SEND stays unanswered until after the session's end
 	res := make(chan *sip.Response, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
-		r, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "unanswered when the connection drops")
+		r, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "unanswered at the end")
 		if err != nil {
 			t.Error(err)
 		}
@@ -395,14 +380,12 @@ func TestConnectionLostDuringDrainFailsWith503(t *testing.T) {
 	}()
 	cs.Recv()
 	h.gw.Drain()
-	cs.MSRP.Close()
+	end(cs)
 	r := <-res
 	if r == nil {
 		t.Fatal("no response to the MESSAGE")
 	}
-	if r.StatusCode != 503 {
-		t.Fatalf("MESSAGE left by a connection lost during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
-	}
+	return r
 }
 
 // A MESSAGE answered already (reply: accept) whose SEND is unanswered when shutdown_timeout passes: its

@@ -732,7 +732,7 @@ func TestEndpointPeerReadsLate(t *testing.T) {
 			peerErr <- err
 			return
 		}
-		WriteMessage(nc, &Message{TransactionID: bind.TransactionID, StatusCode: 200, Comment: "OK", ToPath: bind.FromPath[:1], FromPath: bind.ToPath})
+		answerOK(nc, bind)
 		<-start
 		next := 0 // the message whose chunks come now
 		for next < n {
@@ -753,7 +753,7 @@ func TestEndpointPeerReadsLate(t *testing.T) {
 					return
 				}
 			}
-			WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, Comment: "OK", ToPath: m.FromPath[:1], FromPath: m.ToPath})
+			answerOK(nc, m)
 			if m.Flag == '$' && i == n-1 {
 				break
 			}
@@ -762,13 +762,7 @@ func TestEndpointPeerReadsLate(t *testing.T) {
 		io.Copy(io.Discard, nc)
 	}()
 	ea := newEP(t, Config{WriteQueue: 4 * n * size / 2048, TransactionTimeout: time.Hour}, false)
-	a := ea.NewSession(newRec())
-	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	if err := a.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	a := connectTo(t, ea, ln, "peer")
 	results := make(chan SendResult, n)
 	for i := range n {
 		body := bytes.Repeat([]byte{byte(i)}, size)
@@ -813,21 +807,13 @@ func TestEndpointConcurrentSenders(t *testing.T) {
 			if len(m.Body) > 0 { // not a binding SEND
 				seen <- m
 			}
-			WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, Comment: "OK", ToPath: m.FromPath[:1], FromPath: m.ToPath})
+			answerOK(nc, m)
 		}
 	}()
 	ea := newEP(t, Config{WriteQueue: senders * n, TransactionTimeout: time.Hour}, false)
-	port := ln.Addr().(*net.TCPAddr).Port
 	ss := make([]*Session, senders)
 	for k := range ss {
-		ss[k] = ea.NewSession(newRec())
-		ss[k].SetPeerPath([]URI{{Host: "127.0.0.1", Port: port, SessionID: fmt.Sprintf("peer%d", k), Transport: "tcp"}})
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		err := ss[k].Connect(ctx)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ss[k] = connectTo(t, ea, ln, fmt.Sprintf("peer%d", k))
 	}
 	if got := ea.NumConns(); got != 1 {
 		t.Fatalf("%d connections, want the sessions to share one", got)
@@ -861,6 +847,24 @@ func TestEndpointConcurrentSenders(t *testing.T) {
 		}
 		next[k]++
 	}
+}
+
+// answerOK answers m 200 on w, as a peer endpoint does.
+func answerOK(w io.Writer, m *Message) {
+	WriteMessage(w, &Message{TransactionID: m.TransactionID, StatusCode: 200, Comment: "OK", ToPath: m.FromPath[:1], FromPath: m.ToPath})
+}
+
+// connectTo makes a session of e whose peer, session id, listens at ln, and connects it.
+func connectTo(t *testing.T, e *Endpoint, ln net.Listener, sessionID string) *Session {
+	t.Helper()
+	s := e.NewSession(newRec())
+	s.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: sessionID, Transport: "tcp"}})
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestEndpointConnectionLoss(t *testing.T) {

@@ -25,10 +25,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"sort"
+	"slices"
 	"syscall"
 	"time"
 
@@ -170,12 +171,7 @@ func printReport(w io.Writer, r *Report) {
 	s := r.Setups
 	fmt.Fprintf(w, "setups: %d ok, %d failed %v, %.1f ms (%.0f/s), each p50 %.2f p99 %.2f max %.2f ms; byes %d (failed %d)\n",
 		s.Count, s.Failures, s.Why, s.PhaseMs, s.PerSecond, s.Duration.P50, s.Duration.P99, s.Duration.Max, s.Byes, s.ByeFailure)
-	names := make([]string, 0, len(r.Flows))
-	for n := range r.Flows {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(r.Flows)) {
 		f := r.Flows[n]
 		fmt.Fprintf(w, "%s: sent %d (%.0f/s, %d send errors) delivered %d (%.0f/s) lost %d duplicated %d reordered %d other %d\n",
 			n, f.Sent, f.AchievedRate, f.SendErrors, f.Delivered, f.DeliveredRate, f.Lost, f.Duplicated, f.Reordered, f.Foreign)

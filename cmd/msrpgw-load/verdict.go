@@ -2,7 +2,8 @@ package main
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -40,12 +41,7 @@ func (r *Report) faults() []string {
 	if r.ConnLost > 0 {
 		add("%d MSRP connections lost", r.ConnLost)
 	}
-	names := make([]string, 0, len(r.Flows))
-	for n := range r.Flows {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(r.Flows)) {
 		f := r.Flows[n]
 		var bad []string
 		count := func(v int64, what string) {

@@ -167,36 +167,35 @@ func (o *op) rxTimestamp() int64 {
 
 // doWrite writes all of o.b, o.n counting what went out, unless an error stops it.
 func (o *op) doWrite(fd uintptr) bool {
-	for o.n < len(o.b) {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(o.b[o.n:]), uintptr(len(o.b)-o.n))
-		switch e {
-		case 0:
-			o.n += int(r)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false // the socket buffer is full: wait until it drains
-		default:
-			o.errno = e
-			return true
-		}
+	e := o.writeSome(fd)
+	if e == syscall.EAGAIN {
+		return false // the socket buffer is full: wait until it drains
 	}
+	o.errno = e
 	return true
 }
 
-// doWriteOnce writes what the socket takes of o.b at once, and never asks RawConn to wait.
+// doWriteOnce writes what the socket takes of o.b at once, and never asks RawConn to wait: what is left
+// after EAGAIN (the socket buffer is full) or an error is for a blocking Write.
 func (o *op) doWriteOnce(fd uintptr) bool {
+	o.errno = o.writeSome(fd)
+	return true
+}
+
+// writeSome writes o.b from o.n on, retrying interrupted calls, until all of it went out (0) or a call
+// failed (its errno, EAGAIN included).
+func (o *op) writeSome(fd uintptr) syscall.Errno {
 	for o.n < len(o.b) {
 		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, bufPtr(o.b[o.n:]), uintptr(len(o.b)-o.n))
 		switch e {
 		case 0:
 			o.n += int(r)
 		case syscall.EINTR:
-		default: // EAGAIN (the socket buffer is full) or an error: what is left is for a blocking Write
-			o.errno = e
-			return true
+		default:
+			return e
 		}
 	}
-	return true
+	return 0
 }
 
 // opError builds what the net package would return: an *net.OpError around the errno or the poller's
