@@ -86,10 +86,7 @@ func TestInviteChallengeAnsweredOnce(t *testing.T) {
 func TestMessageChallengeAnswered(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
 	ch := &challenger{code: 407}
-	alice := testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
-		ch.handle(req, tx)
-		return req.GetHeader("Proxy-Authorization") != nil
-	}})
+	alice := challengedPhone(t, ch)
 	bob := testpeer.NewClient(t, "auth-bob")
 	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
 	cs := bob.WaitInvite()
@@ -114,10 +111,7 @@ func TestMessageChallengeAnswered(t *testing.T) {
 func TestMessageChallengeAnswerOffUDPWhenLarge(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
 	ch := &challenger{code: 407}
-	alice := testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
-		ch.handle(req, tx)
-		return req.GetHeader("Proxy-Authorization") != nil
-	}})
+	alice := challengedPhone(t, ch)
 	bob := testpeer.NewClient(t, "auth-bob")
 	cs := bob.Call(h.udp(), alice.URI, "actpass")
 	send := func(body string) (first, answer *sip.Request) {
@@ -163,10 +157,7 @@ func TestMessageChallengeAnswerOffUDPByName(t *testing.T) {
 		c.SIP.Contact = "sip:127.0.0.1:" + port
 	})
 	ch := &challenger{code: 407}
-	alice := testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
-		ch.handle(req, tx)
-		return req.GetHeader("Proxy-Authorization") != nil
-	}})
+	alice := challengedPhone(t, ch)
 	bob := testpeer.NewClient(t, "auth-bob")
 	_, alicePort, _ := net.SplitHostPort(alice.Addr)
 	cs := bob.Call(h.udp(), "sip:auth-alice@localhost:"+alicePort, "actpass")
@@ -221,4 +212,13 @@ func TestInviteChallengeAnswerOffUDPWhenLarge(t *testing.T) {
 	} else if !strings.EqualFold(answer.Transport(), "TCP") {
 		t.Fatalf("the answer to the challenge, %d bytes, went over %s, want TCP", size, answer.Transport())
 	}
+}
+
+// challengedPhone is a page-mode phone, auth-alice, whose MESSAGEs ch answers (407): only one carrying the
+// answer to its challenge reaches the phone.
+func challengedPhone(t *testing.T, ch *challenger) *testpeer.Phone {
+	return testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		ch.handle(req, tx)
+		return req.GetHeader("Proxy-Authorization") != nil
+	}})
 }
