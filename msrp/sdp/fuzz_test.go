@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -44,8 +45,10 @@ func FuzzParse(f *testing.F) {
 			// A Host that is not an address token (pion reads one field) cannot be put back in c=.
 			return
 		}
-		if again.Port != m.Port || len(again.AcceptTypes) != len(m.AcceptTypes) || len(again.Path) != len(m.Path) ||
-			again.Setup != m.Setup || again.Secure != m.Secure {
+		if again.Port != m.Port || !slices.Equal(again.AcceptTypes, m.AcceptTypes) || !slices.Equal(again.Path, m.Path) ||
+			!slices.Equal(again.AcceptWrappedTypes, m.AcceptWrappedTypes) || !slices.Equal(again.Fingerprints, m.Fingerprints) ||
+			again.MaxSize != m.MaxSize || again.Setup != m.Setup || again.Secure != m.Secure ||
+			again.Direction != m.Direction || again.CEMA != m.CEMA {
 			t.Fatalf("round trip changed the media:\n got %+v\nwant %+v", again, m)
 		}
 	})

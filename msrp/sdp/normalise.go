@@ -59,6 +59,11 @@ func normalise(body []byte) (normalised, error) {
 		if len(line) < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z' {
 			return normalised{}, fmt.Errorf("%w: line %d %q is not <type>=<value>", ErrMalformed, lineNo, clip(line))
 		}
+		// No SDP value may hold a CR (RFC 4566 §9: byte-string and text exclude CR and LF), and pion reads
+		// one as a line end and cuts the value's last byte ("a=path:x\ry;tcp" gave paths "x" and "y;tc").
+		if strings.IndexByte(line, '\r') >= 0 {
+			return normalised{}, fmt.Errorf("%w: line %d %q holds a CR that does not end it", ErrMalformed, lineNo, clip(line))
+		}
 		lines++
 		typ, val := line[0], line[2:]
 		if typ == 'm' {

@@ -225,6 +225,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad origin", "v=0\r\no=- x y IN IP4 h\r\ns=-\r\nt=0 0\r\n", ErrMalformed},
 		{"bad c= address type", session + "m=message 7 TCP/MSRP *\r\nc=IN IP5 h\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrMalformed},
 		{"bad port", session + "m=message 70000 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n", ErrMalformed},
+		{"CR inside a path", session + "m=message 7 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/a\rmsrp://h:8/b;tcp\r\n", ErrMalformed},
+		{"CR inside a fingerprint", "m=message 1 TCP/MSRP *\na=accept-types:0\na=path:0\na=fingerprint:0\r00", ErrMalformed},
 		{"too large", session + strings.Repeat("a=x\r\n", maxBodySize/5+1), ErrMalformed},
 		{"no media", session, ErrNoMessageMedia},
 		{"audio only", session + "m=audio 4000 RTP/AVP 0\r\n", ErrNoMessageMedia},
