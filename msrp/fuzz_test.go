@@ -3,12 +3,16 @@ package msrp
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
-// FuzzReader checks that the reader never panics or over-reads, and that what it accepts re-serialises
-// into a frame it parses to the same message.
+// FuzzReader checks that the reader never panics or over-reads, that no accepted body is over
+// MaxChunkBytes, that reading the same bytes one at a time gives the same frames (the reader works with
+// any segmentation of the stream), and that what it accepts re-serialises into a frame it parses to the
+// same message.
 func FuzzReader(f *testing.F) {
 	for _, v := range msrpVectors(f) {
 		f.Add(v.wire)
@@ -16,18 +20,32 @@ func FuzzReader(f *testing.F) {
 	f.Add(crlf(sendHead + "a\n-------t9999$\nb\n-------t1234+\n"))
 	f.Add(crlf(sendHead + "-------t1234$\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rd := NewReader(bytes.NewReader(data), Limits{MaxHeaderBytes: 512, MaxChunkBytes: 1024})
+		lim := Limits{MaxHeaderBytes: 512, MaxChunkBytes: 1024}
+		rd := NewReader(bytes.NewReader(data), lim)
+		slow := NewReader(iotest.OneByteReader(bytes.NewReader(data)), lim)
 		for i := 0; i < 100; i++ {
 			m, err := rd.ReadMessage()
+			sm, serr := slow.ReadMessage()
+			var pe, spe *ProtocolError
+			switch {
+			case err == nil && (serr != nil || !messagesEqual(m, sm)):
+				t.Fatalf("frame %d read whole: %+v; read a byte at a time: %+v, %v", i, m, sm, serr)
+			case errors.As(err, &pe) && (!errors.As(serr, &spe) || spe.Code != pe.Code || spe.TransactionID != pe.TransactionID):
+				t.Fatalf("frame %d read whole: %v; read a byte at a time: %v", i, err, serr)
+			case err != nil && pe == nil && (serr == nil || errors.As(serr, &spe) || (err == io.EOF) != (serr == io.EOF)):
+				t.Fatalf("frame %d read whole: %v; read a byte at a time: %+v, %v", i, err, sm, serr)
+			}
 			if err != nil {
-				var pe *ProtocolError
-				if errors.As(err, &pe) {
+				if pe != nil {
 					if pe.Message == nil || pe.TransactionID == "" {
 						t.Fatalf("ProtocolError without message or tid: %v", err)
 					}
 					continue
 				}
 				return
+			}
+			if len(m.Body) > lim.MaxChunkBytes {
+				t.Fatalf("accepted a %d-byte body over MaxChunkBytes %d", len(m.Body), lim.MaxChunkBytes)
 			}
 			out := m.AppendTo(nil)
 			m2, err := NewReader(bytes.NewReader(out), Limits{MaxHeaderBytes: 1 << 20, MaxChunkBytes: 1 << 20}).ReadMessage()
