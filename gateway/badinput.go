@@ -59,6 +59,9 @@ func controlAt(data []byte, off int) string {
 // requestControl says which part of req holds a control character (other than HTAB), or "" when none does.
 // It reads the parsed request without allocating: MESSAGEs over TCP and TLS are bulk traffic too.
 func requestControl(req *sip.Request) string {
+	if c, ok := stringsControl(string(req.Method), req.SipVersion); ok {
+		return fmt.Sprintf("control character 0x%02x in the request line", c)
+	}
 	if c, ok := uriControl(&req.Recipient); ok {
 		return fmt.Sprintf("control character 0x%02x in the Request-URI", c)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
@@ -164,5 +166,23 @@ func TestMessageURIWithDelimitersRefused(t *testing.T) {
 	}
 	if n := len(h.gw.Sessions()); n != 0 {
 		t.Fatalf("%d sessions after refused MESSAGEs", n)
+	}
+}
+
+// requestControl finds a control character in the request line's method and version too, as the UDP intake's
+// scan of the bytes does (FuzzSIPParser found both missing).
+func TestRequestControlInRequestLine(t *testing.T) {
+	p := newSIPParser()
+	for _, raw := range []string{
+		"OPT\x01IONS sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		"OPTIONS sip:bob@127.0.0.1 SIP/2.0\x01\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+	} {
+		msg, err := p.ParseSIP([]byte(raw))
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if got := requestControl(msg.(*sip.Request)); got == "" {
+			t.Fatalf("%q: no control character found", raw)
+		}
 	}
 }
