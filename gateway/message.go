@@ -127,18 +127,20 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 		pm.replied.Store(replyAnswered)
 	}
 
-	if mediaType(ctype) == ctypeIsComposing && g.table.Get(rt.Key) == nil {
-		// RFC 3994 indications never create a session (SPEC §3.1): there is nobody to tell.
-		g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
-		return answer{code: 202, reason: "Accepted"}, false
-	}
-
+	composing := mediaType(ctype) == ctypeIsComposing
 	var s *Session
 	for attempt := 0; ; attempt++ {
 		var created bool
 		var bound error   // a session bound (limits.go) refused the new session
 		var badURI string // the INVITE could not be made from this MESSAGE (buildInvite)
+		var idle bool     // an isComposing found no live session
 		s, created = g.table.GetOrCreate(rt.Key, func() *Session {
+			if composing {
+				// Decided here, where the table has found no live session: one ending still in the table, or
+				// ending between lookup and submit, must not make an indication set up a new session.
+				idle = true
+				return nil
+			}
 			if g.draining.Load() {
 				return nil
 			}
@@ -157,6 +159,11 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 			ns.callID = callID(req)
 			return ns
 		})
+		if idle {
+			// RFC 3994 indications never create a session (SPEC §3.1): there is nobody to tell.
+			g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
+			return answer{code: 202, reason: "Accepted"}, false
+		}
 		if bound != nil {
 			return answer{code: 503, reason: "Service Unavailable", warning: "new session refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
 		}
