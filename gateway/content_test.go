@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
@@ -60,5 +62,39 @@ func TestIsComposingDoesNotReplaceEndingSession(t *testing.T) {
 	case cs2 := <-bob.Invites():
 		t.Fatalf("isComposing set up a session: INVITE %s", cs2.CallID)
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// A page-mode IMDN travels as message/cpim wrapping message/imdn+xml (RFC 5438, as RCS phones send them in
+// page mode): it is a control payload by what it wraps, so its failure after the 202 is counted but not quoted
+// back to the phone as chat text (SPEC §4), any more than a bare one's. A CPIM-wrapped chat text failing the
+// same way is notified.
+func TestWrappedControlFailureNotNotified(t *testing.T) {
+	h := newHarness(t, nil) // reply: accept
+	alice := testpeer.NewPhone(t, "wrapctl-alice")
+	bob := testpeer.NewClient(t, "wrapctl-bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	cs.SetReply(500)
+	im := cpim.Wrap("text/plain", []byte("x"), cpim.WrapOptions{From: bob.URI, To: alice.URI, IMDNMessageID: "m1"})
+	imdn, err := cpim.NewDeliveryIMDN(im, cpim.StatusDelivered, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "message/cpim", string(imdn.Marshal())); res.StatusCode != 202 {
+		t.Fatalf("IMDN answered %d, want 202", res.StatusCode)
+	}
+	if e := h.events.waitKind(t, event.MessageFailed); e.Code != 500 {
+		t.Fatalf("message_failed %+v, want 500", e)
+	}
+	if n, ok := alice.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("the phone got its own IMDN quoted back as chat text: %q", n.Body())
+	}
+	text := cpim.Wrap("text/plain", []byte("are you there?"), cpim.WrapOptions{From: alice.URI, To: bob.URI})
+	alice.Send(h.udp(), bob.URI, "message/cpim", string(text.Marshal()))
+	if _, ok := alice.TryRecv(waitFor); !ok {
+		t.Fatal("no failure notification for a CPIM-wrapped chat text")
 	}
 }

@@ -280,9 +280,19 @@ func (pm *pageMessage) resolve(g *Gateway, s *Session, o outcome, coveredBySetup
 	}
 	// A control payload's failure is counted, but its sender is not told in a chat message: an isComposing
 	// or an IMDN is the phone's own doing, and quoted back it would reach the user as chat text (SPEC §4).
-	if !o.delivered() && !coveredBySetup && !cpim.IsControl(pm.contentType, nil) {
+	if !o.delivered() && !coveredBySetup && !pm.control() {
 		g.notifyFailure(pm, o)
 	}
+}
+
+// control reports whether the MESSAGE is a control payload (SPEC §4): by its type or, for CPIM, by what it
+// wraps, as for a SEND (msrpside.go) — an RCS phone in page mode sends its IMDNs as message/cpim.
+func (pm *pageMessage) control() bool {
+	if mediaType(pm.contentType) == ctypeCPIM {
+		m, err := cpim.Parse(pm.body)
+		return err == nil && m.IsControl()
+	}
+	return cpim.IsControl(pm.contentType, nil)
 }
 
 // submit hands a MESSAGE to the session: queued while it is being set up or rebound after a re-INVITE, sent
