@@ -98,3 +98,20 @@ func TestWrappedControlFailureNotNotified(t *testing.T) {
 		t.Fatal("no failure notification for a CPIM-wrapped chat text")
 	}
 }
+
+// $excerpt is the first 60 characters of the failed message (SPEC §6): of a CPIM-wrapped text, the text, not
+// the CPIM headers in front of it, which alone fill the 60 characters.
+func TestFailureNotificationExcerptOfCPIM(t *testing.T) {
+	h := newHarness(t, nil) // reply: accept
+	alice := testpeer.NewPhone(t, "wrapexc-alice")
+	bob := testpeer.NewClient(t, "wrapexc-bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
+	bob.SetReply(500)
+	text := cpim.Wrap("text/plain;charset=UTF-8", []byte("Grüße, are you there?"), cpim.WrapOptions{From: alice.URI, To: bob.URI})
+	if res := alice.Send(h.udp(), bob.URI, "message/cpim", string(text.Marshal())); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", res.StatusCode)
+	}
+	if got, want := string(alice.Recv().Body()), "Message not delivered (500 Server Internal Error): Grüße, are you there?"; got != want {
+		t.Fatalf("notification %q, want %q", got, want)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/cpim"
 )
 
 // This file sends notification MESSAGEs to page-mode users: setup-failed and per-message failures (SPEC §5).
@@ -36,5 +37,18 @@ func (g *Gateway) notifyFailure(pm *pageMessage, o outcome) {
 	if !fn.Notify {
 		return
 	}
-	g.notify(pm.notifyTo(), fn.Body, pm.req, pm.key, o, pm.body)
+	g.notify(pm.notifyTo(), fn.Body, pm.req, pm.key, o, pm.content())
+}
+
+// content is what a MESSAGE says, for $excerpt: its body or, for CPIM, the content it wraps, whose CPIM
+// headers alone would fill the excerpt.
+func (pm *pageMessage) content() []byte {
+	if mediaType(pm.contentType) == ctypeCPIM {
+		if m, err := cpim.Parse(pm.body); err == nil {
+			if b, err := m.DecodedBody(); err == nil {
+				return b
+			}
+		}
+	}
+	return pm.body
 }
