@@ -145,6 +145,20 @@ func (h *msrpHandler) HandleClose(ms *msrp.Session, err error) {
 	if err == nil || errors.Is(err, msrp.ErrClosed) || s.ending() {
 		return
 	}
+	s.mu.Lock()
+	setup := s.origin == originMessage && s.st == stateSettingUp
+	if setup {
+		// The stack tells of one loss only: the session must not come up on a later binding (markUp).
+		s.lostInSetup = true
+	}
+	s.mu.Unlock()
+	if setup {
+		// Lost before the session came up: its setup finds it unbound (Connect's first SEND fails, or markUp
+		// refuses it) and fails, raising setup-failed for the messages it queued (SPEC §3.1 step 6). Ended
+		// here, it would end as an established session's loss: no setup-failed, a notification each.
+		s.log.Info("MSRP connection lost during setup", "err", err, "msrp_session_id", ms.ID(), "call_id", s.callID)
+		return
+	}
 	s.log.Warn("MSRP connection lost", "err", err, "msrp_session_id", ms.ID(), "call_id", s.callID)
 	s.gw.goBackground(func() { s.gw.endSession(s, "msrp_lost", outcomeMSRPConnFailed, true) })
 }

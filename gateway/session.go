@@ -83,7 +83,10 @@ type Session struct {
 	timer     *time.Timer
 	upAt      time.Time
 	byeSent   bool
-	reinvite  reinviteAnswer // the 2xx to the peer's last re-INVITE over UDP, retransmitted until its ACK
+	// lostInSetup: the MSRP connection of a MESSAGE-first session was lost before it came up (HandleClose).
+	// The msrp stack calls HandleClose once per session, so it never comes up: its setup fails instead.
+	lostInSetup bool
+	reinvite    reinviteAnswer // the 2xx to the peer's last re-INVITE over UDP, retransmitted until its ACK
 
 	lastMessage atomic.Int64 // unix nanoseconds of the last MESSAGE from the page-mode side
 	lastSend    atomic.Int64 // unix nanoseconds of the last SEND from the session-mode side

@@ -343,7 +343,8 @@ func (g *Gateway) bindSetup(ctx context.Context, s *Session, start time.Time) er
 }
 
 // markUp makes a session up and sends what was queued during setup. It returns false, and does nothing, when
-// the session is not bound (any more): a re-INVITE changed the peer's path since it bound, or it was lost.
+// the session is not bound (any more): a re-INVITE changed the peer's path since it bound, or it was lost; or
+// a MESSAGE-first session's connection was lost before (lostInSetup).
 func (s *Session) markUp(start time.Time) bool {
 	s.mu.Lock()
 	if s.st != stateSettingUp {
@@ -355,6 +356,10 @@ func (s *Session) markUp(start time.Time) bool {
 	default:
 		s.mu.Unlock()
 		return false
+	}
+	if s.lostInSetup {
+		s.mu.Unlock()
+		return false // bound again after a loss that no HandleClose would tell of once up
 	}
 	s.st = stateUp
 	s.upAt = time.Now()
