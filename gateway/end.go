@@ -199,16 +199,23 @@ func (g *Gateway) byeLater(s *Session) {
 
 // adopt takes over pms, the messages still queued or unanswered on from, the session s replaces, and imdns,
 // from's IMDNs not sent yet: ahead of its own, in their order, sent once s is up (or rebound). It returns how
-// many messages it took: none when s is ending already (the IMDNs are dropped then).
+// many messages it took: none when s is ending already (the IMDNs are dropped then), unless a newer INVITE
+// replaced s in turn: its heir takes them then. Two INVITEs for the key racing each other replace in either
+// order, and the messages of the session the first replaced must reach the second's, never fail.
 func (s *Session) adopt(from *Session, pms []*pageMessage, imdns []controlMsg) int {
 	for _, pm := range pms {
 		pm.stopDeadline() // it watched from's connection
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.st >= stateEnding {
-		return 0
+		heir := s.heir
+		s.mu.Unlock()
+		if heir == nil {
+			return 0
+		}
+		return heir.adopt(from, pms, imdns)
 	}
+	defer s.mu.Unlock()
 	from.queued.Add(-int64(len(pms)))
 	s.queued.Add(int64(len(pms)))
 	if s.st == stateSettingUp || s.rebinding {
