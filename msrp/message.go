@@ -240,7 +240,7 @@ func canonicalHeader(name []byte) string {
 	case 't':
 		cands = knownHeaders[0:1]
 	case 'f':
-		cands = knownHeaders[1:2]
+		cands = []string{HdrFromPath, HdrFailureReport}
 	case 'm':
 		cands = []string{HdrMessageID, HdrMinExpires, HdrMaxExpires}
 	case 'b':

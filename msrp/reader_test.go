@@ -271,3 +271,25 @@ func TestReaderPathPorts(t *testing.T) {
 		t.Errorf("refused request kept paths %v / %v, want both", m.ToPath, m.FromPath)
 	}
 }
+
+// Header names are case-insensitive (RFC 4975 §9 quotes them as ABNF literals): the reader stores every known
+// one in its canonical spelling, whatever case it came in, so that comparing names with == works.
+func TestReaderCanonicalHeaderNames(t *testing.T) {
+	for _, name := range knownHeaders[2:] { // To-Path and From-Path are not in Headers
+		for _, spelt := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			wire := "MSRP t1234 SEND\r\nTo-Path: msrp://b:1/s;tcp\r\nFrom-Path: msrp://a:1/r;tcp\r\n" +
+				spelt + ": x\r\n-------t1234$\r\n"
+			m, err := NewReader(strings.NewReader(wire), Limits{}).ReadMessage()
+			if m == nil {
+				var pe *ProtocolError
+				if !errors.As(err, &pe) {
+					t.Fatalf("%s: %v", spelt, err)
+				}
+				m = pe.Message // a Byte-Range or Status of "x" is malformed; the name is what matters here
+			}
+			if len(m.Headers) != 1 || m.Headers[0].Name != name {
+				t.Errorf("header %q parsed as %q, want %q", spelt, m.Headers[0].Name, name)
+			}
+		}
+	}
+}
