@@ -35,7 +35,7 @@ type conn struct {
 	queue    []frame
 	spare    []frame
 	txs      map[string]*tx
-	pending  map[pendingKey]*outMsg // messages sent with Failure-Report yes that no response settled yet
+	pending  map[pendingKey]*outMsg // messages sent with Failure-Report yes or partial that have not ended yet
 	sessions map[*Session]struct{}
 	closed   bool
 	closeErr error
@@ -246,7 +246,7 @@ func (c *conn) sendMsgs(s *Session, id, fr string, msgs []*Message, done func(Se
 		}
 		c.txs[f.tx.tid] = f.tx
 	}
-	if fr == "yes" {
+	if fr != "no" { // partial too: its errors may come only as REPORTs, from a relay on the path
 		c.pending[pendingKey{s, id}] = out
 	}
 	if about != nil && about == c.answering {

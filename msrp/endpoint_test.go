@@ -1222,13 +1222,20 @@ func TestSessionCloseInsideHandler(t *testing.T) {
 
 // After a 413 (in a response or a REPORT) the sender stops the message: no further chunk of it, not even a
 // '#' one (RFC 4975 §10.5); the next message follows.
+// A 413 stops the rest of the message, whether it comes as the response to a chunk or in a failure REPORT
+// (RFC 4975 §10.5), also for a message sent with Failure-Report partial, whose errors are the ones a
+// relay on the path reports in REPORTs (RFC 4976 §6.4.1).
 func TestEndpoint413StopsMidMessage(t *testing.T) {
-	for _, viaReport := range []bool{false, true} {
-		t.Run(map[bool]string{false: "response", true: "REPORT"}[viaReport], func(t *testing.T) { test413StopsMidMessage(t, viaReport) })
+	for _, tc := range []struct {
+		name      string
+		viaReport bool
+		fr        string
+	}{{"response", false, "yes"}, {"REPORT", true, "yes"}, {"REPORT partial", true, "partial"}} {
+		t.Run(tc.name, func(t *testing.T) { test413StopsMidMessage(t, tc.viaReport, tc.fr) })
 	}
 }
 
-func test413StopsMidMessage(t *testing.T, viaReport bool) {
+func test413StopsMidMessage(t *testing.T, viaReport bool, fr string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -1298,7 +1305,7 @@ func test413StopsMidMessage(t *testing.T, viaReport bool) {
 		t.Fatal(err)
 	}
 	const chunks = 16384 // 32 MiB: far more than loopback socket buffers hold
-	r := sendWait(t, a, &Outgoing{ContentType: "application/octet-stream", Body: make([]byte, chunks*2048), FailureReport: "yes"})
+	r := sendWait(t, a, &Outgoing{ContentType: "application/octet-stream", Body: make([]byte, chunks*2048), FailureReport: fr})
 	if r.StatusCode != 413 {
 		t.Fatalf("%+v", r)
 	}

@@ -318,7 +318,8 @@ func release(s *Session, conns []*conn) {
 // ErrNotBound, a closed one ErrClosed. done (may be nil) is called exactly once, from a goroutine the
 // stack owns, with the outcome: Failure-Report yes: the first non-200 response of any chunk, 200 when all
 // chunks got 200, 408 when TransactionTimeout passed, Err when the connection was lost or the session
-// closed; partial/no: StatusCode 0 when written (partial: or the first error response if it came first).
+// closed; partial/no: StatusCode 0 when written (partial: or the first error response or failure REPORT if it
+// came first).
 // An error response, or a failure REPORT while the Send is pending, stops the remaining chunks (with a '#'
 // abort frame if some were sent, except after a 413: RFC 4975 §10.5).
 // The caller must not modify m.Body until done ran.
