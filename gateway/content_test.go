@@ -115,3 +115,33 @@ func TestFailureNotificationExcerptOfCPIM(t *testing.T) {
 		t.Fatalf("notification %q, want %q", got, want)
 	}
 }
+
+// A page-mode isComposing never sets up a session (SPEC §3.1), bare or wrapped in CPIM as RCS phones send
+// it; it is answered 202 and dropped. A CPIM-wrapped chat text to the same user does set one up.
+func TestIsComposingSetsUpNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "iscnone-alice")
+	bob := testpeer.NewClient(t, "iscnone-bob")
+	isc := []byte(`<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`)
+	wrap := func(ctype string, body []byte) string {
+		return string(cpim.Wrap(ctype, body, cpim.WrapOptions{From: alice.URI, To: bob.URI, Now: time.Now()}).Marshal())
+	}
+	for _, m := range []struct{ ctype, body string }{
+		{cpim.IsComposingType, string(isc)},
+		{ctypeCPIM, wrap(cpim.IsComposingType, isc)},
+	} {
+		if res := alice.Send(h.udp(), bob.URI, m.ctype, m.body); res.StatusCode != 202 {
+			t.Fatalf("%s isComposing answered %d %s, want 202", m.ctype, res.StatusCode, res.Reason)
+		}
+		select {
+		case cs := <-bob.Invites():
+			t.Fatalf("a %s isComposing set up a session: INVITE %s", m.ctype, cs.CallID)
+		case <-time.After(300 * time.Millisecond):
+		}
+		if n := len(h.gw.Sessions()); n != 0 {
+			t.Fatalf("a %s isComposing made %d sessions", m.ctype, n)
+		}
+	}
+	go alice.Send(h.udp(), bob.URI, ctypeCPIM, wrap("text/plain", []byte("hi")))
+	bob.WaitInvite()
+}

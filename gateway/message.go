@@ -127,7 +127,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 		pm.replied.Store(replyAnswered)
 	}
 
-	composing := mediaType(ctype) == ctypeIsComposing
+	composing := pm.composing()
 	var s *Session
 	for attempt := 0; ; attempt++ {
 		var created bool
@@ -293,6 +293,16 @@ func (pm *pageMessage) control() bool {
 		return err == nil && m.IsControl()
 	}
 	return cpim.IsControl(pm.contentType, nil)
+}
+
+// composing reports whether the MESSAGE is an isComposing indication (RFC 3994), bare or, as RCS phones send
+// it, wrapped in CPIM: one never sets up a session (SPEC §3.1).
+func (pm *pageMessage) composing() bool {
+	if mediaType(pm.contentType) == ctypeCPIM {
+		m, err := cpim.Parse(pm.body)
+		return err == nil && mediaType(m.ContentType()) == ctypeIsComposing
+	}
+	return mediaType(pm.contentType) == ctypeIsComposing
 }
 
 // submit hands a MESSAGE to the session: queued while it is being set up or rebound after a re-INVITE, sent
