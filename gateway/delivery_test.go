@@ -674,3 +674,33 @@ func TestFailureNotificationCharset(t *testing.T) {
 		t.Fatalf("notification %q has Content-Type %q, want text/plain;charset=UTF-8", n.Body(), ct)
 	}
 }
+
+// A MESSAGE that comes after the peer's BYE, while the gateway still waits for the answers to SENDs in flight
+// (byeGrace), is not sent to the peer that said goodbye: it sets up a new session and is delivered there.
+func TestMessageAfterPeerByeMakesNewSession(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "afterbye-alice")
+	bob := testpeer.NewClient(t, "afterbye-bob")
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	cs.SetReplyDelay(200 * time.Millisecond)
+	first := make(chan int, 1)
+	go func() { first <- alice.Send(h.udp(), bob.URI, "text/plain", "last words").StatusCode }()
+	cs.Recv() // the SEND is in; its 200 leaves 200 ms later
+	ctx, cancel := context.WithTimeout(context.Background(), testpeer.WaitFor)
+	defer cancel()
+	if err := cs.ClientDialog().Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan int, 1)
+	go func() { second <- alice.Send(h.udp(), bob.URI, "text/plain", "after the bye").StatusCode }()
+	cs2 := bob.WaitInvite()
+	if got := string(cs2.Recv().Body); got != "after the bye" {
+		t.Fatalf("new session got %q, want the MESSAGE sent after the BYE", got)
+	}
+	if code := <-second; code != 200 {
+		t.Fatalf("MESSAGE after the BYE answered %d, want 200", code)
+	}
+	if code := <-first; code != 200 {
+		t.Fatalf("MESSAGE the peer answered after its BYE: %d, want 200", code)
+	}
+}

@@ -445,6 +445,7 @@ func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s.mu.Lock()
 	uas, uac := s.uas, s.uac
 	s.byeSent = true // the peer ended the dialog: no BYE from us
+	s.peerBye = true // and new MESSAGEs go to a new session (retired)
 	s.mu.Unlock()
 	var err error
 	switch {

@@ -313,8 +313,9 @@ func (pm *pageMessage) composing() bool {
 func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool, bound error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch s.st {
-	case stateSettingUp, stateUp:
+	switch {
+	case s.peerBye: // retired: the caller's next attempt makes a new session
+	case s.st == stateSettingUp || s.st == stateUp:
 		if o, ok := s.checkTypeLocked(pm.contentType); !ok {
 			return o, false, nil
 		}

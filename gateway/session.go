@@ -83,6 +83,9 @@ type Session struct {
 	timer     *time.Timer
 	upAt      time.Time
 	byeSent   bool
+	// peerBye: the peer said BYE; the session only waits for the answers to SENDs in flight (byeGrace), and a
+	// new MESSAGE for its key starts a new session.
+	peerBye bool
 	// lostInSetup: the MSRP connection of a MESSAGE-first session was lost before it came up (HandleClose).
 	// The msrp stack calls HandleClose once per session, so it never comes up: its setup fails instead.
 	lostInSetup bool
@@ -130,6 +133,14 @@ func (s *Session) state() state {
 // ending reports whether the session is on its way out; a new request for its key starts a new session.
 func (s *Session) ending() bool {
 	return s.state() >= stateEnding
+}
+
+// retired reports whether a new MESSAGE for the session's key starts a new session: it is ending, or its peer
+// said BYE. SENDs from the peer still reach a retired session until it ends (byeGrace).
+func (s *Session) retired() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st >= stateEnding || s.peerBye
 }
 
 func (s *Session) msrpID() string {
