@@ -507,6 +507,22 @@ func TestTemplateErrorPositionInFile(t *testing.T) {
 	}
 }
 
+// TestAdminTokenNotInErrors: a refused admin.token is named, never shown. A block scalar (`token: |`) ends in a
+// line break, which the check refuses; the message goes to stderr and the service's logs.
+func TestAdminTokenNotInErrors(t *testing.T) {
+	const secret = "s3cretAdminTok"
+	_, err := Parse([]byte("admin:\n  token: |\n    " + secret + "\n"))
+	if err == nil {
+		t.Fatal("a token with a line break was accepted")
+	}
+	if !strings.Contains(err.Error(), "key admin.token (line 2, column 10)") {
+		t.Errorf("error %q does not name admin.token and its position", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Errorf("error shows the admin token: %q", err)
+	}
+}
+
 func TestValidateCollectsAllErrors(t *testing.T) {
 	_, err := Parse([]byte("log:\n  level: loud\n  format: xml\nmsrp:\n  chunk_size: 0\n"))
 	if n := len(unjoin(err)); n != 3 {
