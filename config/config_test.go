@@ -523,6 +523,29 @@ func TestAdminTokenNotInErrors(t *testing.T) {
 	}
 }
 
+// TestWebhookPasswordNotInErrors: a refused webhook URL is shown with its password masked, as the
+// dispatcher's logs show it.
+func TestWebhookPasswordNotInErrors(t *testing.T) {
+	const secret = "s3cretHookPw"
+	for _, tc := range []struct{ url, want string }{
+		{"htps://user:" + secret + "@hooks.example/x", "want an http:// or https:// URL"},
+		{"http://user:" + secret + "@/x", "has no host"},
+		{"http://user:" + secret + "@[::1/x", "is not a URL"},
+	} {
+		_, err := Parse([]byte("events:\n  webhooks:\n    - url: \"" + tc.url + "\"\n"))
+		if err == nil {
+			t.Errorf("url %q was accepted", tc.url)
+			continue
+		}
+		if !strings.Contains(err.Error(), "key events.webhooks[0].url (line 3, column 12)") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("url %q: error %q, want the key, its position and %q", tc.url, err, tc.want)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("url %q: error shows the password: %q", tc.url, err)
+		}
+	}
+}
+
 func TestValidateCollectsAllErrors(t *testing.T) {
 	_, err := Parse([]byte("log:\n  level: loud\n  format: xml\nmsrp:\n  chunk_size: 0\n"))
 	if n := len(unjoin(err)); n != 3 {

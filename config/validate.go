@@ -327,16 +327,26 @@ func (v *validation) events() {
 	known := WebhookEvents()
 	for i, w := range v.c.Events.Webhooks {
 		key := fmt.Sprintf("events.webhooks[%d]", i)
+		// A URL may carry a password (http://user:pass@host/): errors show it masked, as the dispatcher's logs
+		// do, or, when it does not parse, not at all.
 		u, err := url.Parse(w.URL)
 		switch {
 		case w.URL == "":
 			v.bad(key+".url", "is empty")
 		case err != nil:
-			v.bad(key+".url", "%q is not a URL: %w", w.URL, err)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // without the URL
+			}
+			if strings.Contains(w.URL, "@") {
+				v.bad(key+".url", "is not a URL (not shown: it may hold a password): %w", err)
+			} else {
+				v.bad(key+".url", "%q is not a URL: %w", w.URL, err)
+			}
 		case u.Scheme != "http" && u.Scheme != "https":
-			v.bad(key+".url", "%q: want an http:// or https:// URL", w.URL)
+			v.bad(key+".url", "%q: want an http:// or https:// URL", u.Redacted())
 		case u.Host == "":
-			v.bad(key+".url", "%q has no host", w.URL)
+			v.bad(key+".url", "%q has no host", u.Redacted())
 		}
 		for j, e := range w.Events {
 			if !slices.Contains(known, e) {
