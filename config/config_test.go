@@ -546,6 +546,28 @@ func TestWebhookPasswordNotInErrors(t *testing.T) {
 	}
 }
 
+// TestCredentialsNotInErrors: sip.credentials written the OpenSIPS uac_auth way, as "user:realm:password"
+// strings, is refused without the strings being shown.
+func TestCredentialsNotInErrors(t *testing.T) {
+	const secret = "s3cretSipPw"
+	for _, tc := range []struct{ yaml, want string }{
+		{"sip:\n  credentials: [\"alice:example.com:" + secret + "\"]\n", "key sip.credentials[0] (line 2, column 17): want a mapping of keys (realm, username, password)"},
+		{"sip:\n  credentials: \"alice:example.com:" + secret + "\"\n", "key sip.credentials (line 2, column 16): want a list"},
+	} {
+		_, err := Parse([]byte(tc.yaml))
+		if err == nil {
+			t.Errorf("%q was accepted", tc.yaml)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %q, want %q", tc.yaml, err, tc.want)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%q: error shows the password: %q", tc.yaml, err)
+		}
+	}
+}
+
 func TestValidateCollectsAllErrors(t *testing.T) {
 	_, err := Parse([]byte("log:\n  level: loud\n  format: xml\nmsrp:\n  chunk_size: 0\n"))
 	if n := len(unjoin(err)); n != 3 {

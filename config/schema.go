@@ -210,7 +210,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		w.section(n, t, path)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			w.fail(n, path, "want a list, e.g. [a, b], got %s", describeNode(n))
+			w.fail(n, path, "want a list, e.g. [a, b], got %s", describe(n, path))
 			return
 		}
 		for i, e := range n.Content {
@@ -241,7 +241,7 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 // scalar checks that n is a scalar and reports want otherwise.
 func (w *walker) scalar(n *yaml.Node, path, want string) bool {
 	if n.Kind != yaml.ScalarNode {
-		w.fail(n, path, "want %s, got %s", want, describeNode(n))
+		w.fail(n, path, "want %s, got %s", want, describe(n, path))
 		return false
 	}
 	return true
@@ -289,7 +289,7 @@ func (w *walker) prefix(n *yaml.Node, path string) {
 
 func (w *walker) section(n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
-		w.fail(n, path, "want a mapping of keys (%s), got %s", strings.Join(fieldNames(t, path), ", "), describeNode(n))
+		w.fail(n, path, "want a mapping of keys (%s), got %s", strings.Join(fieldNames(t, path), ", "), describe(n, path))
 		return
 	}
 	seen := map[string]int{}
@@ -421,6 +421,20 @@ func lookup(c *Config, key string) (reflect.Value, bool) {
 		v = v.FieldByIndex(f.Index)
 	}
 	return v, true
+}
+
+// describe is describeNode for the value at path, except that a scalar where a secret may be (sip.credentials,
+// admin.token) is not shown: the error goes to stderr and the service's logs. OpenSIPS writes a credential as
+// one "user:realm:password" string, which is what a migrating operator may put here.
+func describe(n *yaml.Node, path string) string {
+	if n.Kind == yaml.ScalarNode && secretKey(path) {
+		return "a value (not shown: it may hold a password)"
+	}
+	return describeNode(n)
+}
+
+func secretKey(path string) bool {
+	return path == "admin.token" || path == "sip.credentials" || strings.HasPrefix(path, "sip.credentials[")
 }
 
 func describeNode(n *yaml.Node) string {
