@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,8 +74,13 @@ func ValidateWebhooks(hooks []Webhook) error {
 	known := webhookKinds()
 	for i, h := range hooks {
 		u, err := url.Parse(h.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		switch {
+		case err != nil && strings.Contains(h.URL, "@"):
+			return fmt.Errorf("events.webhooks[%d]: url is not a URL (not shown: it may hold a password)", i)
+		case err != nil:
 			return fmt.Errorf("events.webhooks[%d]: url %q is not an absolute http(s) URL", i, h.URL)
+		case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			return fmt.Errorf("events.webhooks[%d]: url %q is not an absolute http(s) URL", i, u.Redacted())
 		}
 		for _, e := range h.Events {
 			if !slices.Contains(known, event.Kind(e)) {

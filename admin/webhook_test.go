@@ -398,6 +398,16 @@ func BenchmarkDispatcherPublish(b *testing.B) {
 	}
 }
 
+// A refused webhook URL never shows its password.
+func TestValidateWebhooksHidesPassword(t *testing.T) {
+	for _, u := range []string{"ftp://hook:s3cret@127.0.0.1/x", "http://hook:s3cret@127.0.0.1:bad/x"} {
+		err := ValidateWebhooks([]Webhook{{URL: u}})
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("url %q: error %v, want one without the password", u, err)
+		}
+	}
+}
+
 func TestValidateWebhooks(t *testing.T) {
 	good := []Webhook{
 		{URL: "http://127.0.0.1:9000/hook", Events: []string{"setup_failed", "session_started", "session_ended", "message_failed"}},
