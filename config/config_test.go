@@ -375,6 +375,7 @@ func TestValidateErrors(t *testing.T) {
 		{"zero transaction timeout", "msrp:\n  transaction_timeout: 0s\n", "key msrp.transaction_timeout (line 2, column 24): 0s: want a duration"},
 		{"zero unbound timeout", "msrp:\n  unbound_timeout: 0s\n", "key msrp.unbound_timeout (line 2, column 20): 0s: want"},
 		{"zero reply wait", "gateway:\n  message:\n    reply_wait: 0s\n", "key gateway.message.reply_wait (line 3, column 17): 0s: want a duration above zero"},
+		{"reply wait past Timer F", "gateway:\n  message:\n    reply_wait: 32s\n", "key gateway.message.reply_wait (line 3, column 17): 32s: want less than 32s, when the sender's transaction has given up"},
 		{"bad reply", "gateway:\n  message:\n    reply: later\n", `key gateway.message.reply (line 3, column 12): "later": want wait, accept or ok`},
 		{"bad log level", "log:\n  level: verbose\n", `key log.level (line 2, column 10): "verbose": want debug, info, warn or error`},
 		{"bad log format", "log:\n  format: xml\n", `key log.format (line 2, column 11): "xml": want text or json`},

@@ -245,10 +245,18 @@ func (v *validation) gateway() {
 		v.bad("gateway.message.reply", "%q: want wait, accept or ok", m.Reply)
 	}
 	v.positive("gateway.message.reply_wait", m.ReplyWait)
+	if m.ReplyWait >= sipTransactionTimeout {
+		v.bad("gateway.message.reply_wait", "%v: want less than %v, when the sender's transaction has given up (RFC 3261 Timer F) and it may send the message again",
+			m.ReplyWait, sipTransactionTimeout)
+	}
 
 	g.SetupFailed.body = v.notify("gateway.setup_failed", &g.SetupFailed)
 	g.FailureNotify.body = v.notify("gateway.failure_notify", &g.FailureNotify)
 }
+
+// sipTransactionTimeout is how long a SIP client waits for the final response to a non-INVITE request: Timer F,
+// 64·T1 (RFC 3261 §17.1.2.2).
+const sipTransactionTimeout = 32 * time.Second
 
 func (v *validation) notify(key string, n *Notify) *Template {
 	// A notification that is switched off may keep an empty body; one that is sent may not (an empty
