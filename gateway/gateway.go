@@ -54,6 +54,7 @@ type Gateway struct {
 	msrp     *msrp.Endpoint
 
 	dialogs sync.Map // dialog key -> *Session, for in-dialog requests (ACK, BYE, re-INVITE)
+	forks   sync.Map // *sip.Request, an INVITE of ours being sent -> *forkWatch (indialog.go)
 	parser  *sip.Parser
 	// udpListeners maps each UDP listener's local address to its socket: MESSAGEs arriving there are taken
 	// straight from the transport and answered through it (udpintake.go). Set once, before serving.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -111,7 +113,108 @@ func (r requester) Request(ctx context.Context, req *sip.Request) (sip.ClientTra
 	if err != nil {
 		return nil, err
 	}
+	if req.IsInvite() {
+		if w, ok := r.g.forks.Load(req); ok {
+			tx.OnRetransmission(w.(*forkWatch).answered)
+		}
+	}
 	return tx, nil
+}
+
+// forkWatch ends the dialogs of an INVITE of the gateway's that a forking proxy made besides the one its
+// dialog took: each further 2xx, from another branch (another To tag), is ACKed and its dialog ended with BYE
+// (RFC 3261 §13.2.2.4). sipgo's transaction hands such a 2xx to its retransmission hook only, where sipgo's
+// dialog takes it for a retransmission of its own 2xx and ACKs it with that 2xx's To tag: the other branch's
+// UAS never had its ACK, nor a BYE.
+type forkWatch struct {
+	g   *Gateway
+	inv *sip.Request
+
+	mu       sync.Mutex
+	accepted string          // the To tag of the 2xx the dialog took; "" until then
+	ended    map[string]bool // the other branches' To tags, BYE sent
+}
+
+// watchForks makes the INVITE inv's transactions report their further 2xx to the returned watch (requester);
+// the caller forgets inv (g.forks) once no transaction for it is made any more.
+func (g *Gateway) watchForks(inv *sip.Request) *forkWatch {
+	w := &forkWatch{g: g, inv: inv}
+	g.forks.Store(inv, w)
+	return w
+}
+
+// accept records the 2xx the dialog took.
+func (w *forkWatch) accept(res *sip.Response) {
+	w.mu.Lock()
+	if w.accepted == "" {
+		w.accepted = responseToTag(res)
+	}
+	w.mu.Unlock()
+}
+
+// answered gets each response after the first 2xx. Until the dialog took its 2xx, another one is left to its
+// UAS's retransmissions; a retransmission of a branch's 2xx is ACKed again, its BYE is sent once.
+func (w *forkWatch) answered(res *sip.Response) {
+	if !res.IsSuccess() {
+		return
+	}
+	tag := responseToTag(res)
+	w.mu.Lock()
+	if w.accepted == "" || tag == w.accepted {
+		w.mu.Unlock()
+		return // the dialog's own 2xx: sipgo's dialog ACKs it again
+	}
+	bye := !w.ended[tag]
+	if w.ended == nil {
+		w.ended = make(map[string]bool)
+	}
+	w.ended[tag] = true
+	w.mu.Unlock()
+	g := w.g
+	if err := g.client.WriteRequest(g.forkRequest(sip.ACK, w.inv, res)); err != nil {
+		g.log.Info("ACK to a forked 2xx not sent", "err", err, "call_id", callID(w.inv), "to_tag", tag)
+		return
+	}
+	if bye {
+		g.log.Info("2xx from another branch of a forked INVITE: ACK and BYE", "call_id", callID(w.inv), "to_tag", tag)
+		req := g.forkRequest(sip.BYE, w.inv, res)
+		g.goBackground(func() {
+			ctx, cancel := context.WithTimeout(g.ctx, 5*time.Second)
+			defer cancel()
+			g.client.Do(ctx, req)
+		})
+	}
+}
+
+// forkRequest is the ACK or BYE of the dialog that res, a 2xx to inv from another branch, set up: to its
+// remote target along its route set (RFC 3261 §12.1.2), as uacRequest makes them for the dialog taken.
+func (g *Gateway) forkRequest(method sip.RequestMethod, inv *sip.Request, res *sip.Response) *sip.Request {
+	target := inv.Recipient
+	if c := res.Contact(); c != nil {
+		target = c.Address
+	}
+	rr := res.GetHeaders("Record-Route")
+	req := g.dialogRequest(method, target, inv.Transport(), len(rr) > 0)
+	for i := len(rr) - 1; i >= 0; i-- {
+		req.AppendHeader(sip.NewHeader("Route", rr[i].Value()))
+	}
+	seq := inv.CSeq().SeqNo
+	if method != sip.ACK {
+		seq++
+	}
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(res.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	return req
+}
+
+func responseToTag(res *sip.Response) string {
+	if t := res.To(); t != nil {
+		v, _ := t.Params.Get("tag")
+		return v
+	}
+	return ""
 }
 
 // cancelAsInvite is the CANCEL req without the Route headers sipgo added, and with the INVITE's. It is made

@@ -121,6 +121,8 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	s.callID = callID(invite)
 	s.mu.Unlock()
 	g.udpc.fromListener(invite)
+	forks := g.watchForks(invite)
+	defer g.forks.Delete(invite) // its transactions are made by now: they keep the watch
 	s.log.Info("session setup: sending INVITE", "call_id", s.callID, "msrp_session_id", s.ms.ID(), "ruri", invite.Recipient.String())
 
 	// setup_timeout: before a final response CANCEL (408), after the 2xx BYE (480). sipgo can only CANCEL
@@ -158,6 +160,9 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 				provisional.Store(true)
 			} else {
 				final.Store(true)
+			}
+			if res.IsSuccess() {
+				forks.accept(res)
 			}
 			return nil
 		},

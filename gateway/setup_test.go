@@ -203,3 +203,56 @@ func isInvite(m sip.Message) bool {
 	req, ok := m.(*sip.Request)
 	return ok && req.IsInvite()
 }
+
+// A forked INVITE answered 2xx by a second branch (another To tag) after the first 2xx was taken: that
+// branch's dialog is ACKed with its own To tag and ended with BYE (RFC 3261 §13.2.2.4), not answered with the
+// first dialog's ACK and left to its UAS.
+func TestForkedInvite2xxAckedAndByed(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := newRawUDP(t)
+	alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "forked")
+	m, gw := bob.read()
+	inv, ok := m.(*sip.Request)
+	if !ok || !inv.IsInvite() {
+		t.Fatalf("peer got %s, want the gateway's INVITE", firstLine(m))
+	}
+	inv.SetSource(gw.String())
+	answer := &sdp.Media{Host: "127.0.0.1", Port: 9, Path: []string{"msrp://127.0.0.1:9/fork;tcp"}, AcceptTypes: []string{"text/plain"}, Setup: sdp.SetupActive}
+	contact := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: bob.pc.LocalAddr().(*net.UDPAddr).Port}}
+	answerAs := func(tag string) {
+		ok := sip.NewSDPResponseFromRequest(inv, answer.Marshal(1, 1))
+		ok.To().Params.Remove("tag")
+		ok.To().Params.Add("tag", tag)
+		ok.AppendHeader(sip.HeaderClone(contact))
+		bob.send(gw, ok)
+	}
+	answerAs("first")
+	if ack := bob.next(inv); !ack.IsAck() || toTag(ack) != "first" {
+		t.Fatalf("after the first 200 the peer got %s (To tag %q), want the ACK of dialog first", ack.StartLine(), toTag(ack))
+	}
+	answerAs("second")
+	var acked bool
+	for {
+		req := bob.next(inv)
+		if toTag(req) != "second" {
+			continue // the first dialog's requests
+		}
+		switch {
+		case req.IsAck():
+			acked = true
+		case req.Method == sip.BYE:
+			if !acked {
+				t.Fatal("the second branch's dialog got its BYE without an ACK")
+			}
+			if req.CSeq().SeqNo <= inv.CSeq().SeqNo {
+				t.Fatalf("BYE CSeq %d, want above the INVITE's %d", req.CSeq().SeqNo, inv.CSeq().SeqNo)
+			}
+			req.SetSource(gw.String())
+			bob.send(gw, sip.NewResponseFromRequest(req, 200, "OK", nil))
+			return
+		default:
+			t.Fatalf("the second branch's dialog got %s, want ACK then BYE", req.StartLine())
+		}
+	}
+}
