@@ -77,10 +77,11 @@ func waitAnswer(ctx context.Context, dlg *sipgo.DialogClientSession, opts sipgo.
 }
 
 // waitOrAbandon is waitAnswer, given up when abandoned closes first: the setup ended (setup_timeout, or the
-// session replaced or ended) before any provisional response, when no CANCEL can be sent yet (RFC 3261 §9.1).
-// It then returns errAbandoned at once and the INVITE transaction goes on in the background, where sipgo
-// CANCELs it when a provisional response comes (ctx is cancelled already, without forcing) and a 2xx arriving
-// after all is ACKed and ended with BYE at once: the peer is never left with a dialog nobody ends.
+// session replaced or ended) before a final response. It then returns errAbandoned at once and the INVITE
+// transaction goes on in the background, where sipgo CANCELs it (ctx is cancelled already, without forcing):
+// at once after a provisional response, else when one comes, as no CANCEL may be sent before (RFC 3261 §9.1).
+// The setup does not wait for the 487, which a UAS need not send (§9.1: Timer B, 64·T1, bounds the wait). A
+// 2xx arriving after all is ACKed and ended with BYE at once: the peer is never left with a dialog nobody ends.
 func (g *Gateway) waitOrAbandon(ctx context.Context, s *Session, dlg *sipgo.DialogClientSession, opts sipgo.AnswerOptions, abandoned <-chan struct{}) error {
 	done := make(chan error, 1)
 	go func() { done <- waitAnswer(ctx, dlg, opts) }()
@@ -88,6 +89,11 @@ func (g *Gateway) waitOrAbandon(ctx context.Context, s *Session, dlg *sipgo.Dial
 	case err := <-done:
 		return err
 	case <-abandoned:
+		select {
+		case err := <-done: // a final response came first
+			return err
+		default:
+		}
 	}
 	g.goBackground(func() {
 		err := <-done // bounded by the INVITE transaction (Timer B), or the gateway closing its transport
@@ -102,7 +108,7 @@ func (g *Gateway) waitOrAbandon(ctx context.Context, s *Session, dlg *sipgo.Dial
 }
 
 // errAbandoned is waitOrAbandon's: the setup ended before the INVITE got any response.
-var errAbandoned = errors.New("INVITE abandoned before any provisional response")
+var errAbandoned = errors.New("INVITE abandoned before a final response")
 
 // errReplaced cancels a setup whose key a newer INVITE took over.
 var errReplaced = errors.New("replaced by a newer INVITE")
@@ -125,10 +131,9 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	defer g.forks.Delete(invite) // its transactions are made by now: they keep the watch
 	s.log.Info("session setup: sending INVITE", "call_id", s.callID, "msrp_session_id", s.ms.ID(), "ruri", invite.Recipient.String())
 
-	// setup_timeout: before a final response CANCEL (408), after the 2xx BYE (480). sipgo can only CANCEL
-	// after a provisional response (RFC 3261 §9.1); with none yet, the setup fails at once and the INVITE is
-	// abandoned to waitOrAbandon, which cancels or ends it when its peer answers after all.
-	var provisional, final atomic.Bool // written by WaitAnswer, read by the timeout callback
+	// setup_timeout: before a final response CANCEL (408), after the 2xx BYE (480). The setup fails at once
+	// and the INVITE is abandoned to waitOrAbandon, which cancels it, or ends it when its peer answers after all.
+	var final atomic.Bool // written by WaitAnswer, read after the timeout
 	timeoutCtx, cancelTimeout := context.WithCancelCause(ctx)
 	defer cancelTimeout(nil)
 	timer := time.AfterFunc(cfg.SetupTimeout, func() { cancelTimeout(errSetupTimeout) })
@@ -147,18 +152,14 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			cancelWait(sipgo.WaitAnswerForceCancelErr)
 			return
 		}
-		// sipgo sends the CANCEL once there is a provisional response; without one the setup does not wait.
+		// sipgo sends the CANCEL once there is a provisional response; the setup does not wait for it.
 		cancelWait(context.Cause(timeoutCtx))
-		if !provisional.Load() {
-			close(abandoned)
-		}
+		close(abandoned)
 	})
 	defer stop()
 	answerOpts := sipgo.AnswerOptions{
 		OnResponse: func(res *sip.Response) error {
-			if res.IsProvisional() {
-				provisional.Store(true)
-			} else {
+			if !res.IsProvisional() {
 				final.Store(true)
 			}
 			if res.IsSuccess() {
@@ -176,7 +177,6 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		} else if dlg, err = g.dialogUA.WriteInvite(timeoutCtx, invite); err != nil {
 			return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
 		} else {
-			provisional.Store(false)
 			err = g.waitOrAbandon(waitCtx, s, dlg, answerOpts, abandoned)
 		}
 	}

@@ -256,3 +256,33 @@ func TestForkedInvite2xxAckedAndByed(t *testing.T) {
 		}
 	}
 }
+
+// setup_timeout after a provisional response fails the setup then, with 408 (SPEC §3.1 step 6): the CANCEL
+// goes out, and a UAS that answers it but never sends the INVITE's 487 (RFC 3261 §9.1: an RFC 2543 UAS need
+// not) does not hold the setup for another 64·T1.
+func TestSetupTimeoutAfterProvisionalNot487Bound(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 300 * time.Millisecond })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := newRawUDP(t)
+	start := time.Now()
+	alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "anyone?")
+	m, gw := bob.read()
+	inv, ok := m.(*sip.Request)
+	if !ok || !inv.IsInvite() {
+		t.Fatalf("peer got %s, want the gateway's INVITE", firstLine(m))
+	}
+	inv.SetSource(gw.String())
+	bob.send(gw, sip.NewResponseFromRequest(inv, 180, "Ringing", nil))
+	cancel := bob.next(inv)
+	if !cancel.IsCancel() {
+		t.Fatalf("peer got %s, want the CANCEL", cancel.StartLine())
+	}
+	cancel.SetSource(gw.String())
+	bob.send(gw, sip.NewResponseFromRequest(cancel, 200, "OK", nil))
+	if e := h.events.waitKind(t, event.SetupFailed); e.Code != 408 {
+		t.Fatalf("setup_failed %d %s, want 408", e.Code, e.Reason)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("setup failed %s after the MESSAGE, want about setup_timeout (300ms)", d)
+	}
+}
