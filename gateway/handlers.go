@@ -217,6 +217,10 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		g.refuse(req, tx, 400, "Bad Request", p)
 		return
 	}
+	if a, bad := badExtension(req); bad {
+		g.refuse(req, tx, a.code, a.reason, a.warning, a.hdrs...)
+		return
+	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Allow", allowed))
 	accept := []string{"application/sdp"}
@@ -227,6 +231,28 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if err := tx.Respond(res); err != nil {
 		g.log.Debug("OPTIONS response failed", "err", err)
 	}
+}
+
+// badExtension is the answer to req when it requires an extension: 420 Bad Extension with an Unsupported
+// header naming every option tag in its Require headers (RFC 3261 §8.2.2.3). The gateway supports none, 100rel
+// (RFC 3262) among them: answered as if it did, the peer waits for what the extension promised (reliable
+// provisional responses, a PRACK to answer) and never gets it. ACK and CANCEL are not asked (their Require is
+// ignored).
+func badExtension(req *sip.Request) (answer, bool) {
+	var tags []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, t := range strings.Split(h.Value(), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	if len(tags) == 0 {
+		return answer{}, false
+	}
+	list := strings.Join(tags, ", ")
+	return answer{code: 420, reason: "Bad Extension", warning: "unsupported extension required: " + list,
+		hdrs: []sip.Header{sip.NewHeader("Unsupported", list)}}, true
 }
 
 func (g *Gateway) onNoRoute(req *sip.Request, tx sip.ServerTransaction) {

@@ -22,12 +22,17 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.refuse(req, tx, 400, "Bad Request", p)
 		return
 	}
-	if s := g.inDialog(req); s != nil {
-		g.onReinvite(s, req, tx)
+	inDialog := g.inDialog(req)
+	if inDialog == nil && toTag(req) != "" {
+		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
-	if toTag(req) != "" {
-		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
+	if a, bad := badExtension(req); bad {
+		g.refuse(req, tx, a.code, a.reason, a.warning, a.hdrs...)
+		return
+	}
+	if inDialog != nil {
+		g.onReinvite(inDialog, req, tx)
 		return
 	}
 	// A repeat of a recent INVITE (SPEC §8) waits for the first's final response and gets it again: it is the
@@ -440,6 +445,11 @@ func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if s == nil {
 		g.recent.finish(req, answer{code: 481, reason: "Call/Transaction Does Not Exist"})
 		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	if a, bad := badExtension(req); bad {
+		g.recent.finish(req, a)
+		g.refuse(req, tx, a.code, a.reason, a.warning, a.hdrs...)
 		return
 	}
 	s.mu.Lock()
