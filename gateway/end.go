@@ -153,7 +153,7 @@ var errEnded = errors.New("session ended")
 // bye sends BYE on the session's dialog, in the background; a dead peer does not hold anything up.
 func (g *Gateway) bye(s *Session) {
 	s.mu.Lock()
-	uas, uac := s.uas, s.uac
+	uas, uac, target := s.uas, s.uac, s.target
 	s.mu.Unlock()
 	forget := func() {
 		if s.dialogKey != "" {
@@ -169,9 +169,9 @@ func (g *Gateway) bye(s *Session) {
 		var err error
 		switch {
 		case uac != nil:
-			err = g.byeUAC(ctx, uac)
+			err = g.byeUAC(ctx, uac, target)
 		case uas != nil:
-			err = g.byeUAS(ctx, s.answered, uas)
+			err = g.byeUAS(ctx, s.answered, uas, target)
 		}
 		if err != nil {
 			s.log.Debug("BYE failed", "err", err, "call_id", s.callID)

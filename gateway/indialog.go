@@ -26,25 +26,26 @@ import (
 
 // ackUAC ACKs the 2xx to the gateway's INVITE (RFC 3261 §13.2.2.4).
 func (g *Gateway) ackUAC(ctx context.Context, dlg *sipgo.DialogClientSession) error {
-	req, err := g.uacRequest(sip.ACK, dlg)
+	req, err := g.uacRequest(sip.ACK, dlg, nil)
 	if err != nil {
 		return err
 	}
 	return dlg.WriteAck(ctx, req)
 }
 
-// byeUAC ends a dialog the gateway's INVITE set up.
-func (g *Gateway) byeUAC(ctx context.Context, dlg *sipgo.DialogClientSession) error {
-	req, err := g.uacRequest(sip.BYE, dlg)
+// byeUAC ends a dialog the gateway's INVITE set up; target, when not nil, is its remote target as the peer's
+// last re-INVITE refreshed it.
+func (g *Gateway) byeUAC(ctx context.Context, dlg *sipgo.DialogClientSession, target *sip.Uri) error {
+	req, err := g.uacRequest(sip.BYE, dlg, target)
 	if err != nil {
 		return err
 	}
 	return dlg.WriteBye(ctx, req)
 }
 
-// uacRequest is a request in a dialog the gateway's INVITE set up: to the remote target of its 2xx, with the
-// route set its Record-Route gave (RFC 3261 §12.1.2).
-func (g *Gateway) uacRequest(method sip.RequestMethod, dlg *sipgo.DialogClientSession) (*sip.Request, error) {
+// uacRequest is a request in a dialog the gateway's INVITE set up: to the remote target of its 2xx, or
+// refreshed, when not nil (RFC 3261 §12.2.1.2), with the route set its Record-Route gave (RFC 3261 §12.1.2).
+func (g *Gateway) uacRequest(method sip.RequestMethod, dlg *sipgo.DialogClientSession, refreshed *sip.Uri) (*sip.Request, error) {
 	res := dlg.InviteResponse
 	if res == nil {
 		return nil, errors.New(string(method) + ": the INVITE has no response")
@@ -53,17 +54,21 @@ func (g *Gateway) uacRequest(method sip.RequestMethod, dlg *sipgo.DialogClientSe
 	if c := res.Contact(); c != nil {
 		target = c.Address
 	}
+	if refreshed != nil {
+		target = *refreshed
+	}
 	routeSet := len(res.GetHeaders("Record-Route")) > 0
 	return g.dialogRequest(method, target, dlg.InviteRequest.Transport(), routeSet), nil
 }
 
 // byeUAS ends a dialog a peer's INVITE set up, with a BYE to the INVITE's Contact (RFC 3261 §12.1.1; the
-// gateway refuses an INVITE without one) and the route set of its Record-Route.
+// gateway refuses an INVITE without one), or target when a re-INVITE refreshed it, and the route set of its
+// Record-Route.
 //
 // The BYE waits until the INVITE is answered (answered closed, onInvite): a session can end before its 200 is
 // out, and sipgo's WriteBye reads the dialog's response, nil until then (a nil dereference that killed the
 // process) and written meanwhile. An INVITE refused instead has no dialog to end.
-func (g *Gateway) byeUAS(ctx context.Context, answered <-chan struct{}, dlg *sipgo.DialogServerSession) error {
+func (g *Gateway) byeUAS(ctx context.Context, answered <-chan struct{}, dlg *sipgo.DialogServerSession, target *sip.Uri) error {
 	select {
 	case <-answered:
 	case <-ctx.Done():
@@ -73,8 +78,11 @@ func (g *Gateway) byeUAS(ctx context.Context, answered <-chan struct{}, dlg *sip
 		return nil
 	}
 	inv := dlg.InviteRequest
+	if target == nil {
+		target = &inv.Contact().Address
+	}
 	routeSet := len(inv.GetHeaders("Record-Route")) > 0
-	return dlg.WriteBye(ctx, g.dialogRequest(sip.BYE, inv.Contact().Address, inv.Transport(), routeSet))
+	return dlg.WriteBye(ctx, g.dialogRequest(sip.BYE, *target, inv.Transport(), routeSet))
 }
 
 // dialogRequest is a request to target inside a dialog, over transport, for sipgo's dialog to complete: the

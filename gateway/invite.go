@@ -274,6 +274,11 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 		local.Setup = sdp.SetupActPass
 	}
 	s.mu.Lock()
+	if c := req.Contact(); c != nil {
+		// A re-INVITE is a target refresh request (RFC 3261 §12.2.2): our later requests in the dialog (the BYE)
+		// go to its Contact.
+		s.target = c.Address.Clone()
+	}
 	body := local.Marshal(s.sdpID, s.sdpVer)
 	s.mu.Unlock()
 	res := sip.NewSDPResponseFromRequest(req, body)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/msrp"
@@ -71,6 +72,7 @@ type Session struct {
 	uac       *sipgo.DialogClientSession
 	uas       *sipgo.DialogServerSession
 	answered  chan struct{} // of an INVITE's session: closed once the INVITE is answered or refused (onInvite); a BYE waits for it
+	target    *sip.Uri      // the dialog's remote target once a re-INVITE's Contact refreshed it (RFC 3261 §12.2.2); nil: the first Contact
 	dialogKey string
 	queue     []*pageMessage          // MESSAGEs waiting for the session to come up (or to rebind), in arrival order
 	unacked   []*pageMessage          // MESSAGEs sent as SENDs not answered yet, in the order sent

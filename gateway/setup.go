@@ -514,7 +514,7 @@ func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := g.ackUAC(ctx, dlg); err == nil {
-			g.byeUAC(ctx, dlg)
+			g.byeUAC(ctx, dlg, nil)
 		}
 	})
 }

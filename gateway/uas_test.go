@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
 // rawInvite is an INVITE from u to the gateway's UDP listener with activeOffer, Call-ID callID, CSeq 5 and
@@ -68,4 +71,55 @@ func TestInDialogRequestRequiringExtensionGets420(t *testing.T) {
 	if n := len(h.gw.Sessions()); n != 1 {
 		t.Fatalf("%d sessions, want the one the refused requests left alone", n)
 	}
+}
+
+// A re-INVITE is a target refresh request (RFC 3261 §12.2.2): its Contact replaces the dialog's remote
+// target, and the gateway's BYE goes there, not to the first INVITE's Contact, which the peer may have left.
+func TestReinviteContactIsTheByesTarget(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
+	phone, moved := newRawUDP(t), newRawUDP(t)
+	first := inviteFrom(phone, h, "sip:bob@"+phone.addr())
+	head := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
+		first.Contact().Address.String(), phone.addr(), first.To().String())
+	via := "Via: SIP/2.0/UDP " + phone.addr() + ";branch=z9hG4bK-"
+	res := phone.exchange(h.udp(), "INVITE "+head+via+"reinv\nCSeq: 6 INVITE\nContact: <sip:bob@"+moved.addr()+">\n"+
+		"Content-Type: application/sdp\nContent-Length: "+fmt.Sprint(len(activeOffer))+"\n\n"+activeOffer)
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	phone.write(h.udp(), "ACK "+head+via+"reack\nCSeq: 6 ACK\nContent-Length: 0\n\n")
+	sessions := h.gw.Sessions()
+	if len(sessions) != 1 {
+		t.Fatalf("%d sessions, want 1", len(sessions))
+	}
+	time.Sleep(50 * time.Millisecond) // the ACK in
+	h.gw.EndSession(sessions[0].Key)
+	expectRequest(t, moved, h, sip.BYE, "sip:bob@"+moved.addr())
+}
+
+// So it is in a dialog the gateway's INVITE set up (MESSAGE first): the peer's re-INVITE moves the BYE that
+// ends the setup too.
+func TestReinviteContactIsTheByesTargetMessageFirst(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.SetupTimeout = 2 * time.Second
+		c.Gateway.SetupFailed.Notify = false
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob, moved := newRawUDP(t), newRawUDP(t)
+	alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "hello")
+	inv, from := bob.request()
+	answerInvite(bob, inv, from, "sip:bob@"+bob.addr())
+	expectRequest(t, bob, h, sip.ACK, "sip:bob@"+bob.addr())
+	to := inv.From() // the gateway's side, its tag included
+	res := bob.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-reinv\nMax-Forwards: 70\n"+
+		"From: %s;tag=peer\nTo: %s\nCall-ID: %s\nCSeq: 1 INVITE\nContact: <sip:bob@%s>\nContent-Type: application/sdp\n"+
+		"Content-Length: %d\n\n%s", inv.Contact().Address.String(), bob.addr(), inv.To().Value(), to.Value(),
+		inv.CallID().Value(), moved.addr(), len(activeOffer), activeOffer))
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	bob.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-reack\nMax-Forwards: 70\n"+
+		"From: %s;tag=peer\nTo: %s\nCall-ID: %s\nCSeq: 1 ACK\nContent-Length: 0\n\n", inv.Contact().Address.String(),
+		bob.addr(), inv.To().Value(), to.Value(), inv.CallID().Value()))
+	expectRequest(t, moved, h, sip.BYE, "sip:bob@"+moved.addr()) // setup_timeout: nobody connected
 }
