@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,6 +109,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.coords = Coords{From: rt.From, To: rt.To, RURI: rt.RURI}
 	s.route = Route{Key: rt.Key, AcceptTypes: accept, AcceptWrappedTypes: wrapped}
 	s.callID = callID(req)
+	s.remoteCSeq, s.hasRemoteCSeq = req.CSeq().SeqNo, true
 	s.weActive = weActive
 	s.ms = g.msrp.NewSession(&msrpHandler{s: s})
 	if offer != nil {
@@ -235,7 +237,16 @@ func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 // The peer is the offerer now: our answer says active or passive, keeping the current roles unless the
 // re-offer decides otherwise (sdp.ReanswerSetup).
 func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransaction) {
+	cseq := req.CSeq().SeqNo
 	s.mu.Lock()
+	if s.hasRemoteCSeq && cseq < s.remoteCSeq {
+		last := s.remoteCSeq
+		s.mu.Unlock()
+		g.refuse(req, tx, 500, "Server Internal Error", "re-INVITE out of order: CSeq "+strconv.FormatUint(uint64(cseq), 10)+
+			" after "+strconv.FormatUint(uint64(last), 10))
+		return
+	}
+	s.remoteCSeq, s.hasRemoteCSeq = cseq, true
 	local, weActive := *s.local, s.weActive
 	s.mu.Unlock()
 	var changed bool

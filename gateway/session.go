@@ -92,6 +92,10 @@ type Session struct {
 	// The msrp stack calls HandleClose once per session, so it never comes up: its setup fails instead.
 	lostInSetup bool
 	reinvite    reinviteAnswer // the 2xx to the peer's last re-INVITE over UDP, retransmitted until its ACK
+	// remoteCSeq is the CSeq number of the peer's last request in the dialog, if hasRemoteCSeq: a re-INVITE with
+	// a lower one is out of order (RFC 3261 §12.2.2).
+	remoteCSeq    uint32
+	hasRemoteCSeq bool
 
 	lastMessage atomic.Int64 // unix nanoseconds of the last MESSAGE from the page-mode side
 	lastSend    atomic.Int64 // unix nanoseconds of the last SEND from the session-mode side

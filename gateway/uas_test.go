@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +123,42 @@ func TestReinviteContactIsTheByesTargetMessageFirst(t *testing.T) {
 		"From: %s;tag=peer\nTo: %s\nCall-ID: %s\nCSeq: 1 ACK\nContent-Length: 0\n\n", inv.Contact().Address.String(),
 		bob.addr(), inv.To().Value(), to.Value(), inv.CallID().Value()))
 	expectRequest(t, moved, h, sip.BYE, "sip:bob@"+moved.addr()) // setup_timeout: nobody connected
+}
+
+// A re-INVITE whose CSeq is lower than the last the peer sent in the dialog is out of order: 500, and it
+// changes nothing (RFC 3261 §12.2.2). Taken, a late re-INVITE would put back the peer path a later one left.
+func TestReinviteWithLowerCSeqGets500(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
+	phone := newRawUDP(t)
+	first := inviteFrom(phone, h, "sip:bob@"+phone.addr()) // CSeq 5
+	head := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
+		first.Contact().Address.String(), phone.addr(), first.To().String())
+	reinvite := func(cseq int, path string) *sip.Response {
+		offer := strings.Replace(activeOffer, "127.0.0.1:9/never", path, 1)
+		phone.write(h.udp(), fmt.Sprintf("INVITE %sVia: SIP/2.0/UDP %s;branch=z9hG4bK-reinv%d\nCSeq: %d INVITE\n"+
+			"Contact: <sip:bob@%s>\nContent-Type: application/sdp\nContent-Length: %d\n\n%s",
+			head, phone.addr(), cseq, cseq, phone.addr(), len(offer), offer))
+		for {
+			// Skipping an earlier answer's retransmissions: what was refused is not ACKed here.
+			if res := phone.final(); int(res.CSeq().SeqNo) == cseq {
+				if res.StatusCode == 200 {
+					phone.write(h.udp(), fmt.Sprintf("ACK %sVia: SIP/2.0/UDP %s;branch=z9hG4bK-reack%d\nCSeq: %d ACK\n"+
+						"Content-Length: 0\n\n", head, phone.addr(), cseq, cseq))
+				}
+				return res
+			}
+		}
+	}
+	if res := reinvite(4, "127.0.0.1:9/lower"); res.StatusCode != 500 {
+		t.Fatalf("re-INVITE with CSeq 4 after 5 answered %d %s, want 500", res.StatusCode, res.Reason)
+	}
+	if res := reinvite(7, "127.0.0.1:9/seven"); res.StatusCode != 200 {
+		t.Fatalf("re-INVITE with CSeq 7 answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if res := reinvite(6, "127.0.0.1:9/six"); res.StatusCode != 500 {
+		t.Fatalf("re-INVITE with CSeq 6 after 7 answered %d %s, want 500", res.StatusCode, res.Reason)
+	}
+	if p := h.gw.Sessions()[0].MSRPPeerPath; !strings.Contains(p, "/seven") {
+		t.Fatalf("peer path %s, want the one of CSeq 7", p)
+	}
 }
