@@ -136,6 +136,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.uas = dlg
 	s.dialogKey = dialogKey(s.callID, toTag(dlg.InviteRequest))
+	s.remoteTag = fromTag(req)
 	g.dialogs.Store(s.dialogKey, s)
 
 	// A newer INVITE wins (SPEC §3.2 step 3): the old session ends, its queued messages move here.
@@ -557,7 +558,8 @@ func repeatResponse(req *sip.Request, res *sip.Response) *sip.Response {
 	return r
 }
 
-// inDialog finds the session of an in-dialog request by Call-ID and our tag (the To tag).
+// inDialog finds the session of an in-dialog request by its dialog: Call-ID, our tag (the To tag) and the
+// peer's (the From tag).
 func (g *Gateway) inDialog(req *sip.Request) *Session {
 	tag := toTag(req)
 	if tag == "" {
@@ -567,5 +569,8 @@ func (g *Gateway) inDialog(req *sip.Request) *Session {
 	if !ok {
 		return nil
 	}
-	return v.(*Session)
+	if s := v.(*Session); s.remoteTag == fromTag(req) {
+		return s
+	}
+	return nil // our tag, but another dialog's remote tag (another fork's, a stale one)
 }

@@ -96,6 +96,9 @@ type Session struct {
 	// a lower one is out of order (RFC 3261 §12.2.2).
 	remoteCSeq    uint32
 	hasRemoteCSeq bool
+	// remoteTag is the peer's tag in the dialog, set before the dialog is stored (g.dialogs) and never changed:
+	// with the Call-ID and our tag it names the dialog (RFC 3261 §12).
+	remoteTag string
 
 	lastMessage atomic.Int64 // unix nanoseconds of the last MESSAGE from the page-mode side
 	lastSend    atomic.Int64 // unix nanoseconds of the last SEND from the session-mode side

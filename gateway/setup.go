@@ -210,6 +210,9 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	if !ended {
 		s.uac = dlg
 		s.dialogKey = dialogKey(callID(invite), fromTag(invite))
+		if to := dlg.InviteResponse.To(); to != nil {
+			s.remoteTag, _ = to.Params.Get("tag")
+		}
 		g.dialogs.Store(s.dialogKey, s)
 	}
 	s.mu.Unlock()

@@ -162,3 +162,20 @@ func TestReinviteWithLowerCSeqGets500(t *testing.T) {
 		t.Fatalf("peer path %s, want the one of CSeq 7", p)
 	}
 }
+
+// A dialog is its Call-ID and both tags (RFC 3261 §12): a BYE naming the gateway's tag but another remote tag
+// (another fork's dialog, a stale one) is in no dialog of the gateway's: 481, and the session stays.
+func TestByeWithAnotherFromTagGets481(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
+	phone := newRawUDP(t)
+	first := inviteFrom(phone, h, "sip:bob@"+phone.addr()) // From tag b1
+	res := phone.exchange(h.udp(), fmt.Sprintf("BYE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-bye\nMax-Forwards: 70\n"+
+		"From: <sip:bob@127.0.0.1>;tag=other\nCall-ID: indialog-%s\n%s\nCSeq: 6 BYE\nContent-Length: 0\n\n",
+		first.Contact().Address.String(), phone.addr(), phone.addr(), first.To().String()))
+	if res.StatusCode != 481 {
+		t.Fatalf("BYE with another From tag answered %d %s, want 481", res.StatusCode, res.Reason)
+	}
+	if n := len(h.gw.Sessions()); n != 1 {
+		t.Fatalf("%d sessions, want the one the BYE did not name", n)
+	}
+}
