@@ -239,6 +239,9 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 // provisional responses, a PRACK to answer) and never gets it. ACK and CANCEL are not asked (their Require is
 // ignored).
 func badExtension(req *sip.Request) (answer, bool) {
+	if req.GetHeader("require") == nil { // lower case: looked up without allocating, as on every MESSAGE
+		return answer{}, false
+	}
 	var tags []string
 	for _, h := range req.GetHeaders("Require") {
 		for _, t := range strings.Split(h.Value(), ",") {

@@ -102,6 +102,9 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	if p := messageURIProblem(req, false); p != "" {
 		return answer{code: 400, reason: "Bad Request", warning: p}, false
 	}
+	if a, bad := badExtension(req); bad {
+		return a, false
+	}
 	ct := req.ContentType()
 	if ct == nil || strings.TrimSpace(ct.Value()) == "" {
 		return answer{code: 400, reason: "Bad Request", warning: "MESSAGE without Content-Type"}, false

@@ -179,3 +179,29 @@ func TestByeWithAnotherFromTagGets481(t *testing.T) {
 		t.Fatalf("%d sessions, want the one the BYE did not name", n)
 	}
 }
+
+// A MESSAGE requiring an extension gets 420 with Unsupported like any other request (RFC 3261 §8.2.2.3), and
+// sets up nothing.
+func TestMessageRequiringExtensionGets420(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "req-alice")
+	bob := testpeer.NewClient(t, "req-bob")
+	req := alice.NewMessage(bob.URI, "text/plain", "needs an extension")
+	req.AppendHeader(sip.NewHeader("Require", "x-unknown"))
+	req.SetDestination(h.udp())
+	res, err := doReq(alice.SIPClient(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 420 {
+		t.Fatalf("MESSAGE answered %d %s, want 420", res.StatusCode, res.Reason)
+	}
+	if u := res.GetHeader("Unsupported"); u == nil || u.Value() != "x-unknown" {
+		t.Fatalf("420 with Unsupported %v, want x-unknown", u)
+	}
+	select {
+	case cs := <-bob.Invites():
+		t.Fatalf("a refused MESSAGE set up a session: INVITE %s", cs.CallID)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
