@@ -35,22 +35,14 @@ func (g *Gateway) replace(old, s *Session) {
 	g.end(old, ending{reason: "replaced", o: outcomeSessionEnded, bye: true, heir: s})
 }
 
-// discard ends s, a session made for a MESSAGE that it then did not take (refused, or over a queue bound): its
-// setup never began, so no session event tells of its end either.
-func (g *Gateway) discard(s *Session) {
-	g.end(s, ending{reason: "not_started", o: outcomeSessionEnded, unstarted: true})
-}
-
-// ending is how a session ends: endSession's arguments, and what only replace, Shutdown, setupFailed and
-// discard need.
+// ending is how a session ends: endSession's arguments, and what only replace, Shutdown and setupFailed need.
 type ending struct {
-	reason    string
-	o         outcome
-	bye       bool
-	heir      *Session        // takes over the messages left (replace)
-	flush     context.Context // bounds the wait for what is queued on the MSRP connection, REPORTs (Shutdown)
-	failure   *setupFailure   // the setup failed (setupFailed): setup-failed is raised, and covers the messages left
-	unstarted bool            // the setup never began (discard)
+	reason  string
+	o       outcome
+	bye     bool
+	heir    *Session        // takes over the messages left (replace)
+	flush   context.Context // bounds the wait for what is queued on the MSRP connection, REPORTs (Shutdown)
+	failure *setupFailure   // the setup failed (setupFailed): setup-failed is raised, and covers the messages left
 }
 
 // end ends s once, as e says, and reports whether it did: false when s was ending already. Taking s's messages
@@ -135,9 +127,8 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	s.mu.Lock()
 	s.st = stateEnded
 	s.mu.Unlock()
-	// session_ended ends what session_started, or a setup under way, began; a failed setup's is setup_failed,
-	// and a setup that never began has none.
-	if prev == stateUp || (e.failure == nil && !e.unstarted) {
+	// session_ended ends what session_started, or a setup under way, began; a failed setup's is setup_failed.
+	if prev == stateUp || e.failure == nil {
 		ev := s.baseEvent(event.SessionEnded)
 		ev.Reason = e.reason
 		g.publish(ev)

@@ -134,9 +134,12 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	var s *Session
 	for attempt := 0; ; attempt++ {
 		var created bool
-		var bound error   // a session bound (limits.go) refused the new session
-		var badURI string // the INVITE could not be made from this MESSAGE (buildInvite)
-		var idle bool     // an isComposing found no live session
+		var bound error    // a session bound (limits.go) refused the new session
+		var msgBound error // a queue bound refused the MESSAGE that would have created it
+		var badURI string  // the INVITE could not be made from this MESSAGE (buildInvite)
+		var idle bool      // an isComposing found no live session
+		var refusedBy *Session
+		var refusal outcome // why refusedBy, the session never installed, would not take the MESSAGE
 		s, created = g.table.GetOrCreate(rt.Key, func() *Session {
 			if composing {
 				// Decided here, where the table has found no live session: one ending still in the table, or
@@ -150,16 +153,30 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 			if badURI = messageURIProblem(req, true); badURI != "" {
 				return nil
 			}
-			if bound = g.limits.queueFull(); bound != nil {
-				return nil
-			}
 			ns := newSession(g, rt.Key, originMessage)
-			if bound = g.limits.admitSession(ns, sourceHost(req), false); bound != nil {
-				return nil
-			}
 			ns.coords = pm.notifyTo()
 			ns.route = rt
 			ns.callID = callID(req)
+			// Everything that could refuse this MESSAGE is decided before ns is in the table, and ns goes in
+			// holding it: once installed, another MESSAGE for the key may find ns and queue on it, and ns must
+			// then be set up, never dropped with that MESSAGE failing for want of a setup. ns is not shared
+			// yet, so its mutex is not needed.
+			if o, ok := ns.checkTypeLocked(ctype); !ok {
+				refusedBy, refusal = ns, o
+				return nil
+			}
+			if bound = g.limits.queueFull(); bound != nil {
+				return nil
+			}
+			if bound = g.limits.admitSession(ns, sourceHost(req), false); bound != nil {
+				return nil
+			}
+			if msgBound = g.limits.admitMessage(0); msgBound != nil { // max_queued_total filled since queueFull
+				g.limits.releaseSession(ns)
+				return nil
+			}
+			ns.queued.Add(1)
+			ns.queue = append(ns.queue, pm)
 			return ns
 		})
 		if idle {
@@ -167,8 +184,15 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 			g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
 			return answer{code: 202, reason: "Accepted"}, false
 		}
+		if refusedBy != nil {
+			refusedBy.logRefused(req, ctype, refusal)
+			return answer{code: refusal.Code, reason: refusal.Reason, hdrs: acceptHeader(refusal, refusedBy)}, false
+		}
 		if bound != nil {
 			return answer{code: 503, reason: "Service Unavailable", warning: "new session refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
+		}
+		if msgBound != nil {
+			return answer{code: 503, reason: "Service Unavailable", warning: "message refused: " + msgBound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
 		}
 		if badURI != "" {
 			return answer{code: 400, reason: "Bad Request", warning: badURI}, false
@@ -176,19 +200,16 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 		if s == nil {
 			return answer{code: 503, reason: "Service Unavailable", warning: "draining: no new sessions"}, false
 		}
-		o, accepted, bound := s.submit(pm)
 		if created {
-			// The setup starts only once the first MESSAGE is queued: a setup failing at once must find it
+			// The MESSAGE is queued already, and the setup starts only now: a setup failing at once must find it
 			// there (one setup-failed, covering it), not leave it to make a second session.
-			if accepted {
-				g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
-				if !g.goBackground(func() { g.setupFromMessage(s, req) }) {
-					g.endSession(s, "closed", outcomeDraining, false) // the gateway is closing: answered 503
-				}
-			} else {
-				g.discard(s)
+			g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
+			if !g.goBackground(func() { g.setupFromMessage(s, req) }) {
+				g.endSession(s, "closed", outcomeDraining, false) // the gateway is closing: answered 503
 			}
+			break
 		}
+		o, accepted, bound := s.submit(pm)
 		if bound != nil {
 			return answer{code: 503, reason: "Service Unavailable", warning: "message refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
 		} else if accepted {

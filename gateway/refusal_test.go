@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -58,7 +61,7 @@ func TestAcceptHeaderNamesTypesOnce(t *testing.T) {
 }
 
 // A first MESSAGE refused with 415 (SPEC §4: before any peer answered, message.accept_types decides) makes
-// no session: the one made for it never starts, so no session event tells of it, nor of its end.
+// no session: none is set up or installed for it, so no session event tells of one, nor of its end.
 func TestRefusedFirstMessageStartsNoSession(t *testing.T) {
 	h := newHarness(t, nil)
 	alice := testpeer.NewPhone(t, "refused-alice")
@@ -99,5 +102,90 @@ func TestRefused415Counted(t *testing.T) {
 	}
 	if n := refused(); n != 2 {
 		t.Fatalf("%d request_refused 415 after the session's refusal too, want 2", n)
+	}
+}
+
+// hookTable is the in-memory table with a hook that runs once, right after the first GetOrCreate returned and
+// before its caller goes on with what it found (or made): a deterministic window for a racing request.
+type hookTable struct {
+	SessionTable
+	fired atomic.Bool
+	after func(s *Session, created bool)
+}
+
+func (t *hookTable) GetOrCreate(key string, create func() *Session) (*Session, bool) {
+	s, created := t.SessionTable.GetOrCreate(key, create)
+	if t.fired.CompareAndSwap(false, true) {
+		t.after(s, created)
+	}
+	return s, created
+}
+
+// A first MESSAGE that its session would refuse (415) must not take down a MESSAGE for the same key that
+// arrived meanwhile, on another transport, and was accepted: that one is delivered, never failed with 480
+// for want of a setup. The second MESSAGE comes (over UDP) while the first (over TCP) is between its table
+// lookup and its answer.
+func TestRefusedFirstMessageSparesConcurrentOne(t *testing.T) {
+	alice := testpeer.NewPhone(t, "spare-alice")
+	bob := testpeer.NewClient(t, "spare-bob")
+	// Between the test's goroutine and the gateway's that runs the hook, the gateway's address goes one way
+	// and the second MESSAGE's answer the other.
+	var udpAddr atomic.Pointer[string]
+	type result struct {
+		res *sip.Response
+		err error
+	}
+	answered := make(chan result, 1)
+	table := &hookTable{SessionTable: newMemTable()}
+	table.after = func(*Session, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		res, err := alice.TrySend(ctx, *udpAddr.Load(), bob.URI, "text/plain", "accepted meanwhile")
+		answered <- result{res, err}
+	}
+	h := newHarnessWith(t, nil, Options{Table: table})
+	addr := h.udp()
+	udpAddr.Store(&addr)
+
+	first := alice.NewMessage(bob.URI, "application/x-unknown", "refused")
+	first.SetTransport("TCP")
+	first.SetDestination(h.gw.SIPAddr("tcp"))
+	res, err := doReq(alice.SIPClient(), first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 415 || res.GetHeader("Accept") == nil {
+		t.Fatalf("first MESSAGE answered %d %s (Accept %v), want 415 with Accept", res.StatusCode, res.Reason, res.GetHeader("Accept"))
+	}
+	var second *sip.Response
+	select {
+	case r := <-answered:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		second = r.res
+	default:
+		t.Fatal("the hook never ran: the test shows nothing")
+	}
+	if second.StatusCode != 202 {
+		t.Fatalf("second MESSAGE answered %d %s, want 202 (reply: accept)", second.StatusCode, second.Reason)
+	}
+	// Its outcome: the first of message_delivered or message_failed.
+	deadline := time.After(waitFor)
+	for done := false; !done; {
+		select {
+		case e := <-h.events.ch:
+			switch e.Kind {
+			case event.MessageFailed:
+				t.Fatalf("the accepted MESSAGE failed with %d %s, want it delivered", e.Code, e.Reason)
+			case event.MessageDelivered:
+				done = true
+			}
+		case <-deadline:
+			t.Fatalf("no outcome for the accepted MESSAGE within %s", waitFor)
+		}
+	}
+	if m := bob.WaitInvite().Recv(); string(m.Body) != "accepted meanwhile" {
+		t.Fatalf("SEND %q, want the accepted MESSAGE", m.Body)
 	}
 }
