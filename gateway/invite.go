@@ -240,14 +240,11 @@ func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransaction) {
 	cseq := req.CSeq().SeqNo
 	s.mu.Lock()
-	if s.hasRemoteCSeq && cseq < s.remoteCSeq {
-		last := s.remoteCSeq
+	if last, ok := s.takeRemoteCSeqLocked(cseq); !ok {
 		s.mu.Unlock()
-		g.refuse(req, tx, 500, "Server Internal Error", "re-INVITE out of order: CSeq "+strconv.FormatUint(uint64(cseq), 10)+
-			" after "+strconv.FormatUint(uint64(last), 10))
+		g.refuse(req, tx, 500, "Server Internal Error", outOfOrder("re-INVITE", cseq, last))
 		return
 	}
-	s.remoteCSeq, s.hasRemoteCSeq = cseq, true
 	local, weActive := *s.local, s.weActive
 	s.mu.Unlock()
 	var changed bool
@@ -469,7 +466,17 @@ func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		g.refuse(req, tx, a.code, a.reason, a.warning, a.hdrs...)
 		return
 	}
+	cseq := req.CSeq().SeqNo
 	s.mu.Lock()
+	if last, ok := s.takeRemoteCSeqLocked(cseq); !ok {
+		// Out of order (RFC 3261 §12.2.2): 500, and the session stays. Remembered, so a retransmission gets the
+		// same; a retransmission of a BYE taken (the same CSeq) gets its 200 from g.recent, above.
+		s.mu.Unlock()
+		a := answer{code: 500, reason: "Server Internal Error", warning: outOfOrder("BYE", cseq, last)}
+		g.recent.finish(req, a)
+		g.refuse(req, tx, a.code, a.reason, a.warning)
+		return
+	}
 	uas, uac := s.uas, s.uac
 	s.byeSent = true // the peer ended the dialog: no BYE from us
 	s.peerBye = true // and new MESSAGEs go to a new session (retired)
@@ -493,6 +500,11 @@ func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	// Over UDP sipgo would keep the transaction for Timer J (32 s) only to answer retransmissions: with
 	// 100,000 sessions ending at once, hundreds of MiB. g.recent answers them instead.
 	tx.Terminate()
+}
+
+// outOfOrder is the Warning of a 500 to a request in the dialog whose CSeq number came after last.
+func outOfOrder(what string, cseq, last uint32) string {
+	return what + " out of order: CSeq " + strconv.FormatUint(uint64(cseq), 10) + " after " + strconv.FormatUint(uint64(last), 10)
 }
 
 // byeGrace is how long a BYE from the peer waits for the answers to SENDs still unanswered before the session

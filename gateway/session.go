@@ -92,8 +92,8 @@ type Session struct {
 	// The msrp stack calls HandleClose once per session, so it never comes up: its setup fails instead.
 	lostInSetup bool
 	reinvite    reinviteAnswer // the 2xx to the peer's last re-INVITE over UDP, retransmitted until its ACK
-	// remoteCSeq is the CSeq number of the peer's last request in the dialog, if hasRemoteCSeq: a re-INVITE with
-	// a lower one is out of order (RFC 3261 §12.2.2).
+	// remoteCSeq is the CSeq number of the peer's last request in the dialog, if hasRemoteCSeq: a re-INVITE or
+	// BYE with a lower one is out of order (RFC 3261 §12.2.2, takeRemoteCSeqLocked).
 	remoteCSeq    uint32
 	hasRemoteCSeq bool
 	// remoteTag is the peer's tag in the dialog, set before the dialog is stored (g.dialogs) and never changed:
@@ -128,6 +128,18 @@ func newSession(gw *Gateway, key, origin string) *Session {
 	s.lastSend.Store(now.UnixNano())
 	s.log = gw.log.With("key", key)
 	return s
+}
+
+// takeRemoteCSeqLocked takes cseq, the CSeq number of a request from the peer in the dialog, as the remote
+// sequence number, and reports whether it is in order. A lower number than the last one is out of order (RFC
+// 3261 §12.2.2: answered 500) and changes nothing; last is then the number it came after. Called with s.mu
+// held.
+func (s *Session) takeRemoteCSeqLocked(cseq uint32) (last uint32, ok bool) {
+	if s.hasRemoteCSeq && cseq < s.remoteCSeq {
+		return s.remoteCSeq, false
+	}
+	s.remoteCSeq, s.hasRemoteCSeq = cseq, true
+	return cseq, true
 }
 
 // Key returns the correlation key.

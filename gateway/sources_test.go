@@ -174,8 +174,9 @@ func TestDialogPeerOutsideTrustedMayBye(t *testing.T) {
 	_, dlg := inviteAck(t, h, bob, req) // through the "proxy", 127.0.0.1
 	gwTag, _ := dlg.InviteResponse.To().Params.Get("tag")
 	bye := fmt.Sprintf("BYE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-ua-bye\nMax-Forwards: 70\n"+
-		"From: <%s>;tag=%s\nTo: <%s>;tag=%s\nCall-ID: %s\nCSeq: 2 BYE\nContent-Length: 0\n\n",
-		dlg.InviteResponse.Contact().Address.String(), ua.addr(), bob.URI, fromTag(req), alice.URI, gwTag, callID(req))
+		"From: <%s>;tag=%s\nTo: <%s>;tag=%s\nCall-ID: %s\nCSeq: %d BYE\nContent-Length: 0\n\n",
+		dlg.InviteResponse.Contact().Address.String(), ua.addr(), bob.URI, fromTag(req), alice.URI, gwTag, callID(req),
+		dlg.InviteRequest.CSeq().SeqNo+1) // after the INVITE's: a lower one is out of order (500)
 	if res := ua.exchange(h.udp(), bye); res.StatusCode != 200 {
 		t.Fatalf("BYE from the dialog's Contact host 127.0.0.3: got %d %s, want 200", res.StatusCode, res.Reason)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
@@ -203,5 +204,77 @@ func TestMessageRequiringExtensionGets420(t *testing.T) {
 	case cs := <-bob.Invites():
 		t.Fatalf("a refused MESSAGE set up a session: INVITE %s", cs.CallID)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// A BYE whose CSeq is lower than the last the peer sent in the dialog is out of order: 500, and the session
+// stays (RFC 3261 §12.2.2) — lower than the INVITE's, or than a later re-INVITE's. A BYE in order ends it, and
+// its retransmission gets its 200 again.
+func TestByeWithLowerCSeqGets500(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
+	phone := newRawUDP(t)
+	first := inviteFrom(phone, h, "sip:bob@"+phone.addr()) // CSeq 5
+	head := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\nFrom: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: indialog-%s\n%s\n",
+		first.Contact().Address.String(), phone.addr(), first.To().String())
+	bye := func(cseq int) string {
+		return fmt.Sprintf("BYE %sVia: SIP/2.0/UDP %s;branch=z9hG4bK-bye%d\nCSeq: %d BYE\nContent-Length: 0\n\n",
+			head, phone.addr(), cseq, cseq)
+	}
+	answer := func(cseq int) *sip.Response {
+		t.Helper()
+		for {
+			// Skipping an earlier answer's retransmissions.
+			if res := phone.final(); int(res.CSeq().SeqNo) == cseq && res.CSeq().MethodName == sip.BYE {
+				return res
+			}
+		}
+	}
+	stays := func(what string) {
+		t.Helper()
+		if n := len(h.gw.Sessions()); n != 1 {
+			t.Fatalf("%d sessions after %s, want the session still there", n, what)
+		}
+		if n := h.events.count(event.SessionEnded); n != 0 {
+			t.Fatalf("%d session_ended after %s, want none", n, what)
+		}
+	}
+
+	phone.write(h.udp(), bye(4))
+	if res := answer(4); res.StatusCode != 500 {
+		t.Fatalf("BYE with CSeq 4 after the INVITE's 5 answered %d %s, want 500", res.StatusCode, res.Reason)
+	}
+	stays("BYE 4")
+
+	// A re-INVITE raises the remote CSeq to 7: a BYE with 6 is out of order now.
+	phone.write(h.udp(), fmt.Sprintf("INVITE %sVia: SIP/2.0/UDP %s;branch=z9hG4bK-reinv7\nCSeq: 7 INVITE\n"+
+		"Contact: <sip:bob@%s>\nContent-Length: 0\n\n", head, phone.addr(), phone.addr()))
+	for {
+		if res := phone.final(); res.CSeq().SeqNo == 7 {
+			if res.StatusCode != 200 {
+				t.Fatalf("re-INVITE with CSeq 7 answered %d %s, want 200", res.StatusCode, res.Reason)
+			}
+			break
+		}
+	}
+	phone.write(h.udp(), fmt.Sprintf("ACK %sVia: SIP/2.0/UDP %s;branch=z9hG4bK-reack7\nCSeq: 7 ACK\nContent-Length: 0\n\n",
+		head, phone.addr()))
+	phone.write(h.udp(), bye(6))
+	if res := answer(6); res.StatusCode != 500 {
+		t.Fatalf("BYE with CSeq 6 after the re-INVITE's 7 answered %d %s, want 500", res.StatusCode, res.Reason)
+	}
+	phone.write(h.udp(), bye(6)) // a retransmission: refused again
+	if res := answer(6); res.StatusCode != 500 {
+		t.Fatalf("retransmitted BYE with CSeq 6 answered %d %s, want 500", res.StatusCode, res.Reason)
+	}
+	stays("BYE 6")
+
+	phone.write(h.udp(), bye(8))
+	if res := answer(8); res.StatusCode != 200 {
+		t.Fatalf("BYE with CSeq 8 answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	h.events.waitKind(t, event.SessionEnded)
+	phone.write(h.udp(), bye(8)) // a retransmission: its 200 again, from the recent-request memory
+	if res := answer(8); res.StatusCode != 200 {
+		t.Fatalf("retransmitted BYE with CSeq 8 answered %d %s, want 200", res.StatusCode, res.Reason)
 	}
 }

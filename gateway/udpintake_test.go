@@ -91,8 +91,9 @@ func TestByeRetransmission(t *testing.T) {
 	peer := newRawUDP(t)
 	bye := func(callID, toTag string) string {
 		return fmt.Sprintf("BYE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bKbye-%s;rport\nMax-Forwards: 70\n"+
-			"From: %s\nTo: <%s>;tag=%s\nCall-ID: %s\nCSeq: 2 BYE\nContent-Length: 0\n\n",
-			res.Contact().Address.String(), peer.addr(), callID, inv.From().Value(), inv.To().Address.String(), toTag, callID)
+			"From: %s\nTo: <%s>;tag=%s\nCall-ID: %s\nCSeq: %d BYE\nContent-Length: 0\n\n",
+			res.Contact().Address.String(), peer.addr(), callID, inv.From().Value(), inv.To().Address.String(), toTag, callID,
+			inv.CSeq().SeqNo+1) // after the INVITE's: a lower one is out of order (500)
 	}
 	toTag, _ := res.To().Params.Get("tag")
 	raw := bye(inv.CallID().Value(), toTag)
