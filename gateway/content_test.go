@@ -142,6 +142,8 @@ func TestIsComposingSetsUpNothing(t *testing.T) {
 			t.Fatalf("a %s isComposing made %d sessions", m.ctype, n)
 		}
 	}
-	go alice.Send(h.udp(), bob.URI, ctypeCPIM, wrap("text/plain", []byte("hi")))
+	if res := alice.Send(h.udp(), bob.URI, ctypeCPIM, wrap("text/plain", []byte("hi"))); res.StatusCode != 202 {
+		t.Fatalf("CPIM-wrapped text answered %d %s, want 202", res.StatusCode, res.Reason)
+	}
 	bob.WaitInvite()
 }
