@@ -20,7 +20,9 @@ import (
 // the gateway opens itself are not counted.
 //
 // It also closes an accepted connection idle for limits.sip_conn_idle_timeout: without that, a client could
-// hold its places for ever by sending nothing. sipgo's own TransportTCP.ReadTimeout is not used: setting it
+// hold its places for ever by sending nothing. Likewise a write to it that does not complete within that time
+// closes it: a client that sends and never reads would otherwise hold the goroutines writing to it for ever.
+// sipgo's own TransportTCP.ReadTimeout is not used: setting it
 // means replacing sipgo's TCP and TLS transports, whose logger cannot then be ours; it times reads only, so a
 // connection the gateway is writing a request on counts as idle; and its expiry is logged as an error
 // without the peer's address.
@@ -116,15 +118,19 @@ func sourceAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// boundedConn gives its place back when it is closed, once, and closes itself when idle.
+// boundedConn gives its place back when it is closed, once, and closes itself when idle, or when a write to it
+// does not complete within idle: a peer that sends and never reads would otherwise hold every goroutine
+// writing to it for as long as it kept sending, each sipgo handler with its limits.max_sip_handlers slot.
 type boundedConn struct {
 	net.Conn
 	once    sync.Once
 	release func()
 
-	idle time.Duration // 0: never idle
-	log  *slog.Logger
-	last atomic.Int64 // unix nanos of the last byte read or written
+	idle    time.Duration // 0: never idle
+	log     *slog.Logger
+	last    atomic.Int64 // unix nanos of the last byte read or written
+	writers atomic.Int32 // writes under way, the one in the socket and those waiting for it
+	stuck   sync.Once    // a write passed its deadline: logged and closed once
 }
 
 func (c *boundedConn) touch() { c.last.Store(time.Now().UnixNano()) }
@@ -158,10 +164,29 @@ func (c *boundedConn) Read(b []byte) (int, error) {
 	}
 }
 
+// Write is the connection's write, under a deadline idle after the last write that completed, or after this
+// one began when none was under way: writes waiting for one the peer does not take do not move it on. A write
+// that passes it closes the connection.
 func (c *boundedConn) Write(b []byte) (int, error) {
+	if c.idle > 0 && c.writers.Add(1) == 1 {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	}
 	n, err := c.Conn.Write(b)
 	if n > 0 {
 		c.touch()
+	}
+	if c.idle <= 0 {
+		return n, err
+	}
+	if c.writers.Add(-1) > 0 && err == nil {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.idle)) // the next write waiting gets its own time
+	}
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		c.stuck.Do(func() {
+			c.log.Info("SIP connection closed: peer does not read", "remote", c.RemoteAddr().String(), "waited", c.idle)
+			c.Close()
+		})
 	}
 	return n, err
 }
