@@ -106,7 +106,7 @@ func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
 	s.mu.Lock()
 	job.coords = s.coords
 	s.mu.Unlock()
-	if !g.out.enqueue(job) {
+	if g.out.enqueue(job) != nil {
 		s.toSIPOpen.Add(-1)
 		// The drain is over (Shutdown ends every session now): refused at once, nothing left to report later.
 		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 481, Reason: "draining: session ending", MSRPSessionID: ms.ID()})

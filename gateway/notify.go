@@ -8,6 +8,7 @@ import (
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/event"
 )
 
 // This file sends notification MESSAGEs to page-mode users: setup-failed and per-message failures (SPEC §5).
@@ -28,7 +29,11 @@ func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o 
 		return
 	}
 	// Labelled UTF-8, which excerpt makes it: text/plain without a charset is US-ASCII (RFC 2046 §4.1.2).
-	g.out.enqueue(&sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true})
+	j := &sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true}
+	if err := g.out.enqueue(j); err != nil { // a queue bound (sipside.go)
+		g.log.Warn("notification not sent", "why", err.Error(), "to", c.RURI, "key", key)
+		g.publish(event.Event{Kind: event.MessageDropped, Key: key, Direction: event.ToSIP, Reason: "notification not sent: " + err.Error()})
+	}
 }
 
 // notifyFailure tells the sender of an already-answered MESSAGE that it failed.

@@ -52,27 +52,47 @@ func newSIPOut(g *Gateway) *sipOut {
 	return &sipOut{g: g, dests: make(map[string]*destQueue)}
 }
 
-// enqueue queues j for its destination. false: stop ran, and j, a MESSAGE made from a SEND, is refused.
-func (o *sipOut) enqueue(j *sipJob) bool {
+// errOutStopped refuses a MESSAGE made from a SEND once stop ran.
+var errOutStopped = errors.New("draining: session ending")
+
+// enqueue queues j for its destination. It refuses j, a MESSAGE made from a SEND, once stop ran; and j, a
+// notification, when a queue bound leaves no room for it. A MESSAGE made from a SEND has its session's and the
+// total bound checked before it is made (msrpside.go); a notification, made when a message or a setup fails,
+// would otherwise pile up without end while its destination does not answer (each waits Timer F, one at a time).
+func (o *sipOut) enqueue(j *sipJob) error {
 	o.mu.Lock()
 	if o.stopped && j.reports() {
 		o.mu.Unlock()
-		return false
+		return errOutStopped
+	}
+	q := o.dests[j.coords.RURI]
+	if j.notice {
+		lim := o.g.cfg.Limits
+		var err error
+		switch {
+		case q != nil && lim.MaxQueuedPerSession > 0 && len(q.jobs) >= lim.MaxQueuedPerSession:
+			err = &limitError{key: "max_queued_per_session", limit: lim.MaxQueuedPerSession, count: len(q.jobs), what: "MESSAGEs waiting for their destination"}
+		case lim.MaxQueuedTotal > 0 && o.n >= lim.MaxQueuedTotal:
+			err = &limitError{key: "max_queued_total", limit: lim.MaxQueuedTotal, count: o.n, what: "MESSAGEs queued to page-mode users"}
+		}
+		if err != nil {
+			o.mu.Unlock()
+			return err
+		}
 	}
 	o.n++
 	o.open.Add(1)
-	q := o.dests[j.coords.RURI]
 	if q != nil {
 		q.jobs = append(q.jobs, j)
 		o.mu.Unlock()
-		return true
+		return nil
 	}
 	q = &destQueue{jobs: []*sipJob{j}}
 	o.dests[j.coords.RURI] = q
 	o.wg.Add(1)
 	o.mu.Unlock()
 	o.next(j.coords.RURI, q)
-	return true
+	return nil
 }
 
 // next sends the destination's next MESSAGE, or retires its queue when it is empty. A MESSAGE that goes out
