@@ -77,6 +77,7 @@ func TestWrappedControlFailureNotNotified(t *testing.T) {
 	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
 	cs := bob.WaitInvite()
 	cs.Recv()
+	h.events.waitKind(t, event.MessageDelivered) // answered 200 before the peer turns to 500
 	cs.SetReply(500)
 	im := cpim.Wrap("text/plain", []byte("x"), cpim.WrapOptions{From: bob.URI, To: alice.URI, IMDNMessageID: "m1"})
 	imdn, err := cpim.NewDeliveryIMDN(im, cpim.StatusDelivered, time.Now())

@@ -229,6 +229,7 @@ func TestControlFailureNotNotified(t *testing.T) {
 	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
 	cs := bob.WaitInvite()
 	cs.Recv()
+	h.events.waitKind(t, event.MessageDelivered) // answered 200 before the peer turns to 500
 	cs.SetReply(500)
 	isc := `<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`
 	if res := alice.Send(h.udp(), bob.URI, "application/im-iscomposing+xml", isc); res.StatusCode != 202 {
