@@ -221,11 +221,15 @@ func holdSetup(t *testing.T, d *daemon, ctx context.Context) <-chan int {
 	phone, stuck := testpeer.NewPhone(t, "stuckphone"), testpeer.NewClient(t, "stuck")
 	stuck.SetAnswer(0, "")
 	res := make(chan int, 1)
+	ctx, cancel := context.WithTimeout(ctx, waitFor)
+	done := make(chan struct{})
+	// Before the phone's own clean-up (registered earlier, so run later): the MESSAGE's wait ends with the test
+	// that made it, never in a later one.
+	t.Cleanup(func() { cancel(); <-done })
 	go func() {
-		ctx, cancel := context.WithTimeout(ctx, waitFor)
-		defer cancel()
+		defer close(done)
 		r, err := phone.TrySend(ctx, d.sipUDP, stuck.URI, "text/plain", "stuck")
-		if err != nil {
+		if err != nil || r == nil { // nil, nil: the transaction ended without a response
 			res <- -1
 			return
 		}
