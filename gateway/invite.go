@@ -209,20 +209,31 @@ func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
 		s.log.Info("ACK ignored", "why", p, "call_id", s.callID)
 		return
 	}
+	var cseq uint32
+	if h := req.CSeq(); h != nil {
+		cseq = h.SeqNo
+	}
 	s.mu.Lock()
 	uas, late := s.uas, s.peer == nil
+	// The answer to the offer in our 2xx to a re-INVITE without SDP; a retransmitted ACK does not take it again.
+	reanswer := !late && s.offerCSeq != 0 && s.offerCSeq == cseq
+	if reanswer {
+		s.offerCSeq = 0
+	}
 	s.mu.Unlock()
-	if late && len(req.Body()) > 0 {
+	if (late || reanswer) && len(req.Body()) > 0 {
 		if m, err := parseSIPBodySDP(req.ContentType(), req.Body()); err != nil {
 			s.log.Warn("unusable SDP answer in ACK", "err", err)
+		} else if reanswer {
+			g.followAnswer(s, m)
 		} else if err := s.applyPeerMedia(m, sdp.OffererActive(m.Setup)); err != nil {
 			// We offered actpass in the 200: the answer decides who connects.
 			s.log.Warn("unusable a=path in ACK", "err", err)
 		}
 	}
-	if cseq := req.CSeq(); cseq != nil {
+	if cseq != 0 {
 		s.mu.Lock()
-		if s.reinvite.cseq == cseq.SeqNo {
+		if s.reinvite.cseq == cseq {
 			s.reinvite.stop() // the 2xx to a re-INVITE is acknowledged: no more retransmissions
 		}
 		s.mu.Unlock()
@@ -279,10 +290,16 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 		}
 		s.mu.Unlock()
 	} else {
-		// No offer: our SDP is the offer (RFC 6135 §4.2.2: actpass, the gateway is reachable).
+		// No offer: our SDP is the offer (RFC 6135 §4.2.2: actpass, the gateway is reachable), answered in the
+		// ACK (onAck, followAnswer).
 		local.Setup = sdp.SetupActPass
 	}
 	s.mu.Lock()
+	if len(req.Body()) == 0 {
+		s.offerCSeq = cseq
+	} else {
+		s.offerCSeq = 0
+	}
 	if c := req.Contact(); c != nil {
 		// A re-INVITE is a target refresh request (RFC 3261 §12.2.2): our later requests in the dialog (the BYE)
 		// go to its Contact.
@@ -307,6 +324,32 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	rebinding := s.rebinding
 	s.mu.Unlock()
 	if changed && rebinding {
+		g.goBackground(func() { g.rebind(s) })
+	}
+}
+
+// followAnswer takes m, the peer's answer in the ACK to our offer in the 2xx to a re-INVITE without SDP, as
+// onReinvite takes a re-offer: we offered actpass, so the answer's a=setup decides who connects, and a changed
+// a=path makes the active side reconnect (SPEC §3.2 step 6). An unusable a=path leaves the session without a
+// path the peer still uses: it ends, with BYE, as one whose late-offer INVITE's ACK had no usable answer.
+func (g *Gateway) followAnswer(s *Session, m *sdp.Media) {
+	active := sdp.OffererActive(m.Setup)
+	s.mu.Lock()
+	if s.peer != nil && strings.Join(s.peer.Path, " ") == strings.Join(m.Path, " ") {
+		s.peer, s.weActive = m, active
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	if err := s.applyPeerMedia(m, active); err != nil {
+		s.log.Warn("unusable a=path in the ACK to a re-INVITE", "err", err, "call_id", s.callID)
+		g.goBackground(func() { g.endSession(s, "no_sdp_answer", outcomeMSRPConnFailed, true) })
+		return
+	}
+	s.mu.Lock()
+	rebinding := s.rebinding
+	s.mu.Unlock()
+	if rebinding {
 		g.goBackground(func() { g.rebind(s) })
 	}
 }

@@ -775,3 +775,45 @@ func TestReinviteChangesAcceptTypes(t *testing.T) {
 		t.Fatalf("CPIM %v: %q", err, m.Body)
 	}
 }
+
+// A re-INVITE without SDP gets our offer in the 200, and the peer's answer comes in the ACK (RFC 3264, RFC
+// 3261 §14.2). When that answer moves the chat to a new path and says passive, the gateway, the active side
+// now, connects to the new path and the chat goes on there (SPEC §3.2 step 6).
+func TestReinviteWithoutSDPAnswerInAckMoves(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answered passive: bob connected
+	alice.Send(h.udp(), bob.URI, "text/plain", "before")
+	if got := string(cs.Recv().Body); got != "before" {
+		t.Fatalf("got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	d := cs.ClientDialog()
+	res, err := d.Do(ctx, sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	offer, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := bob.NewSession()
+	moveTo(t, moved, offer)
+	ack := sip.NewRequest(sip.ACK, d.InviteResponse.Contact().Address)
+	ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ack.SetBody(bob.Media(moved, sdp.SetupPassive).Marshal(2, 2))
+	if err := d.WriteRequest(ack); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-moved.MSRP.Bound():
+	case <-ctx.Done():
+		t.Fatal("the gateway did not connect to the path the ACK's answer gave")
+	}
+	alice.Send(h.udp(), bob.URI, "text/plain", "after")
+	if got := string(moved.Recv().Body); got != "after" {
+		t.Fatalf("got %q on the new session", got)
+	}
+}

@@ -92,6 +92,9 @@ type Session struct {
 	// The msrp stack calls HandleClose once per session, so it never comes up: its setup fails instead.
 	lostInSetup bool
 	reinvite    reinviteAnswer // the 2xx to the peer's last re-INVITE over UDP, retransmitted until its ACK
+	// offerCSeq is the CSeq number of the peer's last re-INVITE without SDP, whose 2xx carried our offer: its
+	// ACK carries the answer (RFC 3264, RFC 3261 §14.2). 0 when no answer is due.
+	offerCSeq uint32
 	// remoteCSeq is the CSeq number of the peer's last request in the dialog, if hasRemoteCSeq: a re-INVITE or
 	// BYE with a lower one is out of order (RFC 3261 §12.2.2, takeRemoteCSeqLocked).
 	remoteCSeq    uint32
