@@ -36,9 +36,12 @@ func chunkMessage(o *Outgoing, msgID string, to, from []URI, size int) []*Messag
 	if o.SuccessReport {
 		base = append(base, Header{HdrSuccessReport, "yes"})
 	}
-	if fr != "" && fr != "yes" {
-		base = append(base, Header{HdrFailureReport, fr})
+	if fr == "" {
+		fr = "yes"
 	}
+	// Written even as "yes", the default (RFC 4975 §7.1.4): a peer or an operator reading a trace sees what
+	// was asked for (SPEC §2, §5).
+	base = append(base, Header{HdrFailureReport, fr})
 	if brIdx < 0 { // bodiless SEND: no MIME headers at all (RFC 4975 §7.1)
 		return []*Message{{Method: MethodSend, ToPath: to, FromPath: from, Headers: base, Flag: '$'}}
 	}

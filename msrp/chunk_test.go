@@ -137,3 +137,24 @@ func TestReassemblerExpiry(t *testing.T) {
 		t.Fatal("expired message completed")
 	}
 }
+
+// Every SEND says what failure reports it asks for, "yes" included, bodiless ones too (SPEC §2, §5).
+func TestChunkMessageFailureReport(t *testing.T) {
+	to := []URI{{Host: "b", Port: 1, SessionID: "s", Transport: "tcp"}}
+	from := []URI{{Host: "a", Port: 1, SessionID: "r", Transport: "tcp"}}
+	for _, c := range []struct {
+		o    Outgoing
+		want string
+	}{
+		{Outgoing{}, "yes"},
+		{Outgoing{ContentType: "text/plain", Body: []byte("hi")}, "yes"},
+		{Outgoing{ContentType: "text/plain", Body: []byte("hi"), FailureReport: "partial"}, "partial"},
+		{Outgoing{ContentType: "text/plain", Body: []byte("hi"), FailureReport: "No"}, "no"},
+	} {
+		for _, m := range chunkMessage(&c.o, "m1", to, from, 0) {
+			if got := m.Header(HdrFailureReport); got != c.want {
+				t.Errorf("%+v: Failure-Report %q, want %q", c.o, got, c.want)
+			}
+		}
+	}
+}
