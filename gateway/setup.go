@@ -296,7 +296,13 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 	}
 	s.peer = m
 	s.weActive = weActive
-	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, m.Fingerprints, path[0]))
+	fingerprints := m.Fingerprints
+	if len(path) > 1 {
+		// The first hop is a relay (RFC 4976), which never sees the SDP: the fingerprint is of the peer's
+		// certificate, never of the relay's, which is checked as a peer without one is (RFC 6135 §4.3).
+		fingerprints = nil
+	}
+	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, fingerprints, path[0]))
 	s.ms.SetPeerPath(path)
 	if s.st == stateUp {
 		select {

@@ -568,3 +568,28 @@ func writeCertificate(t *testing.T, dir, name string, notBefore, notAfter time.T
 	}
 	return tc
 }
+
+// TestMSRPSPeerBehindRelayFingerprint: a client behind an msrps relay puts its own certificate's a=fingerprint
+// in its SDP, but the gateway's MSRP connection is with the relay, which never sees the SDP: the fingerprint
+// says nothing about the relay's certificate (PROTOCOL.md: fingerprints only work peer-to-peer, RFC 6135
+// §4.3). The relay connecting to the gateway, with a certificate of its own, is served.
+func TestMSRPSPeerBehindRelayFingerprint(t *testing.T) {
+	gwPair, clientPair, relayPair := newTestPair(t), newTestPair(t), newTestPair(t)
+	h := newHarness(t, withMSRPS(gwPair))
+	alice := testpeer.NewPhone(t, "alice")
+	relay := testpeer.NewTLSRelay(t, &tls.Config{Certificates: []tls.Certificate{relayPair.cert}})
+	bob := testpeer.NewClientWith(t, "bob", testpeer.ClientConfig{
+		TLS:         &tls.Config{Certificates: []tls.Certificate{clientPair.cert}, ClientAuth: tls.RequestClientCert},
+		ClientTLS:   &tls.Config{Certificates: []tls.Certificate{clientPair.cert}, InsecureSkipVerify: true},
+		Fingerprint: clientPair.fingerprint,
+	})
+	bob.SetRelay(relay)
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	if r := cs.Send("text/plain", "via the tls relay"); r.StatusCode != 200 {
+		t.Fatalf("SEND through the relay answered %+v", r)
+	}
+	if m := alice.Recv(); string(m.Body()) != "via the tls relay" {
+		t.Fatalf("alice got %q", m.Body())
+	}
+	cs.Bye()
+}

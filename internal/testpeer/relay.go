@@ -1,6 +1,7 @@
 package testpeer
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"strconv"
@@ -30,6 +31,7 @@ type Relay struct {
 
 	t   testing.TB
 	ln  net.Listener
+	tls *tls.Config // msrps (NewTLSRelay): what it listens with; nil: plain msrp
 	log *slog.Logger
 	wg  sync.WaitGroup
 
@@ -66,17 +68,33 @@ func (c *relayConn) write(m *msrp.Message) error {
 // NewRelay starts a relay on an ephemeral 127.0.0.1 port.
 func NewRelay(t testing.TB) *Relay {
 	t.Helper()
+	return newRelay(t, nil)
+}
+
+// NewTLSRelay starts an msrps relay on an ephemeral 127.0.0.1 port: it listens with server, and its
+// connections to msrps next hops show server's certificate and do not check theirs.
+func NewTLSRelay(t testing.TB, server *tls.Config) *Relay {
+	t.Helper()
+	return newRelay(t, server)
+}
+
+func newRelay(t testing.TB, server *tls.Config) *Relay {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testpeer: relay listen: %v", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	u, err := msrp.ParseURI("msrp://127.0.0.1:" + strconv.Itoa(port) + "/" + msrp.NewSessionID() + ";tcp")
+	scheme := "msrp"
+	if server != nil {
+		ln, scheme = tls.NewListener(ln, server), "msrps"
+	}
+	u, err := msrp.ParseURI(scheme + "://127.0.0.1:" + strconv.Itoa(port) + "/" + msrp.NewSessionID() + ";tcp")
 	if err != nil {
 		t.Fatalf("testpeer: relay URI: %v", err)
 	}
 	r := &Relay{
-		URI: u, t: t, ln: ln, log: Logger(t).With("who", "relay"),
+		URI: u, t: t, ln: ln, tls: server, log: Logger(t).With("who", "relay"),
 		sends: make(chan *msrp.Message, 1024), conns: make(map[string]*relayConn), forwarded: make(map[string]forwarded),
 	}
 	r.wg.Add(1)
@@ -274,6 +292,20 @@ func (r *Relay) connTo(u msrp.URI) (*relayConn, error) {
 	nc, err := net.DialTimeout("tcp", u.Authority(), WaitFor)
 	if err != nil {
 		return nil, err
+	}
+	if u.Secure {
+		conf := &tls.Config{InsecureSkipVerify: true} // a test relay: the gateway's self-signed certificate
+		if r.tls != nil {
+			conf.Certificates = r.tls.Certificates
+		}
+		tc := tls.Client(nc, conf)
+		tc.SetDeadline(time.Now().Add(WaitFor))
+		if err := tc.Handshake(); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		tc.SetDeadline(time.Time{})
+		nc = tc
 	}
 	c = &relayConn{nc: nc}
 	if !r.serve(c) {
