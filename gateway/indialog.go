@@ -115,7 +115,7 @@ func (r requester) Request(ctx context.Context, req *sip.Request) (sip.ClientTra
 		r.g.proxyTransport(req)
 	}
 	if req.IsAck() {
-		return nil, r.g.ua.TransportLayer().WriteMsg(req)
+		return nil, r.g.writeAck(req)
 	}
 	tx, err := r.g.ua.TransactionLayer().Request(ctx, req)
 	if err != nil {
@@ -127,6 +127,21 @@ func (r requester) Request(ctx context.Context, req *sip.Request) (sip.ClientTra
 		}
 	}
 	return tx, nil
+}
+
+// writeAck sends an ACK straight to the transport, as sipgo does, but within Timer B: sipgo gives the
+// connection it may open for one (to a 2xx's Contact) no time limit, and a TLS server there that never
+// finishes the handshake held the session's setup, and the gateway's shutdown, for ever.
+func (g *Gateway) writeAck(req *sip.Request) error {
+	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_B)
+	defer cancel()
+	tpl := g.ua.TransportLayer()
+	conn, err := tpl.ClientRequestConnection(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer conn.TryClose()
+	return conn.WriteMsg(req)
 }
 
 // forkWatch ends the dialogs of an INVITE of the gateway's that a forking proxy made besides the one its

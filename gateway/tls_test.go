@@ -593,3 +593,57 @@ func TestMSRPSPeerBehindRelayFingerprint(t *testing.T) {
 	}
 	cs.Bye()
 }
+
+// TestACKTLSHandshakeBounded: an ACK goes straight to the transport, on a connection of its own when its
+// target (a 2xx's Contact) is new; a TLS server there that accepts and never finishes the handshake does not
+// hold the goroutine sending it, which the session's setup and the gateway's shutdown wait for: the
+// handshake is bounded (Timer B), and ends with the gateway.
+func TestACKTLSHandshakeBounded(t *testing.T) {
+	gwPair := newTestPair(t)
+	h := newHarness(t, func(c *config.Config) {
+		c.SIP.Listen = append(c.SIP.Listen, config.Listen{Network: "tls", Addr: "127.0.0.2:0"})
+		c.SIP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accepts, and never says a word
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	var target sip.Uri
+	if err := sip.ParseUri("sips:bob@"+ln.Addr().String(), &target); err != nil {
+		t.Fatal(err)
+	}
+	ack := sip.NewRequest(sip.ACK, target)
+	ack.SetTransport("TLS")
+	done := make(chan error, 1)
+	go func() { done <- h.gw.client.WriteRequest(ack) }()
+	select {
+	case err := <-done:
+		t.Fatalf("ACK written (%v) to a server that never finished the handshake", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	h.gw.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("ACK written to a server that never finished the handshake")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the ACK's TLS handshake outlived the gateway")
+	}
+}
