@@ -2,6 +2,8 @@ package msrp
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -69,6 +71,10 @@ func (e *Endpoint) Relay(ctx context.Context, relay URI, cred *Credentials) (*Re
 	if err != nil {
 		return nil, err
 	}
+	if err := e.verifyRelay(nc, relay); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
 	r := &Relay{e: e, uri: relay}
 	rd, err := r.auth(ctx, nc, cred)
 	if err != nil {
@@ -86,6 +92,31 @@ func (e *Endpoint) Relay(ctx context.Context, relay URI, cred *Credentials) (*Re
 	c.start()
 	r.c = c
 	return r, nil
+}
+
+// verifyRelay checks an msrps relay's certificate for its host when the client TLS config leaves certificate
+// checks to each session (InsecureSkipVerify: a session checks its peer's a=fingerprint, RFC 4975 §14.4). A
+// relay is no SDP peer and has no fingerprint: nothing else would check it, and a client authenticates its
+// relay by the relay's certificate (RFC 4976).
+func (e *Endpoint) verifyRelay(nc net.Conn, relay URI) error {
+	tc, ok := nc.(*tls.Conn)
+	cfg := e.cfg.ClientTLSConfig
+	if !ok || cfg == nil || !cfg.InsecureSkipVerify {
+		return nil // plain TCP, or the handshake checked it already
+	}
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 {
+		return fmt.Errorf("msrp: relay %s: no certificate", relay.String())
+	}
+	inter := x509.NewCertPool()
+	for _, c := range st.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{DNSName: relay.Host, Roots: cfg.RootCAs, Intermediates: inter}
+	if _, err := st.PeerCertificates[0].Verify(opts); err != nil {
+		return fmt.Errorf("msrp: relay %s: certificate: %w", relay.String(), err)
+	}
+	return nil
 }
 
 // auth runs the AUTH transaction on nc before the connection has goroutines of its own, and returns the

@@ -2,6 +2,8 @@ package msrp
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"github.com/msrpgw/msrpgw/internal/certs"
 )
 
 // relayScript plays an MSRP relay by hand on one connection: it reads the AUTH, hands it to auth, writes what
@@ -17,9 +21,19 @@ import (
 // (read and write on the returned rawPeer).
 func relayScript(t *testing.T, auth func(req *Message) *Message) (URI, <-chan *rawPeer) {
 	t.Helper()
+	return relayScriptTLS(t, nil, auth)
+}
+
+// relayScriptTLS is relayScript over TLS with srv (an msrps relay), or over TCP when srv is nil.
+func relayScriptTLS(t *testing.T, srv *tls.Config, auth func(req *Message) *Message) (URI, <-chan *rawPeer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	scheme := "msrp"
+	if srv != nil {
+		ln, scheme = tls.NewListener(ln, srv), "msrps"
 	}
 	t.Cleanup(func() { ln.Close() })
 	peers := make(chan *rawPeer, 1)
@@ -45,7 +59,7 @@ func relayScript(t *testing.T, auth func(req *Message) *Message) (URI, <-chan *r
 		}
 		peers <- p
 	}()
-	u, err := ParseURI(fmt.Sprintf("msrp://127.0.0.1:%d;tcp", ln.Addr().(*net.TCPAddr).Port))
+	u, err := ParseURI(fmt.Sprintf("%s://127.0.0.1:%d;tcp", scheme, ln.Addr().(*net.TCPAddr).Port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,5 +441,43 @@ func TestRelayExpires(t *testing.T) {
 		if got := newRelay(t, e, ru).Expires(); got != c.want {
 			t.Errorf("Expires: %s gives %s, want %s", c.expires, got, c.want)
 		}
+	}
+}
+
+// An msrps relay's certificate is checked for its host even when the endpoint's client TLS config leaves
+// checks to each session (InsecureSkipVerify, as the gateway's does: sessions check the peer's a=fingerprint):
+// a relay is no SDP peer, nothing else would check it.
+func TestRelayTLSCertificateChecked(t *testing.T) {
+	pair, err := certs.Generate([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &tls.Config{Certificates: []tls.Certificate{cert}}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pair.CertPEM)
+	for _, c := range []struct {
+		name  string
+		roots *x509.CertPool
+		ok    bool
+	}{{"unknown CA", nil, false}, {"trusted", roots, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			u, _ := relayScriptTLS(t, srv, grant("msrps://127.0.0.1:1/r;tcp"))
+			e := NewEndpoint(Config{Logger: testLogger(t), ClientTLSConfig: &tls.Config{InsecureSkipVerify: true, RootCAs: c.roots}})
+			t.Cleanup(func() { e.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			defer cancel()
+			r, err := e.Relay(ctx, u, nil)
+			if c.ok && err != nil {
+				t.Fatalf("Relay to a relay with a trusted certificate: %v", err)
+			}
+			if !c.ok && err == nil {
+				r.Close()
+				t.Fatal("Relay took a relay whose certificate nobody checked")
+			}
+		})
 	}
 }
