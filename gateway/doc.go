@@ -7,7 +7,7 @@
 //
 //	udpintake.go MESSAGEs taken straight from the transport, in arrival order (over UDP: no sipgo transaction)
 //	message.go   a page-mode MESSAGE: checked, routed, queued, sent as a SEND, answered (SPEC §3.1, §5)
-//	recent.go    answers to recent MESSAGEs and BYEs: idempotency, and retransmissions answered alike
+//	recent.go    answers to recent MESSAGEs, BYEs and INVITEs: idempotency, and retransmissions answered alike
 //	setup.go     the MSRP side of a MESSAGE-first session: INVITE, answer, connection, setup-failed
 //	invite.go    an INVITE from the session-mode side, re-INVITE, ACK, BYE (SPEC §3.2)
 //	msrpside.go  a SEND from the session-mode side: answered, turned into a MESSAGE, reported back
