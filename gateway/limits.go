@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -44,6 +45,16 @@ type limitError struct {
 
 func (e *limitError) Error() string {
 	return fmt.Sprintf("limits.%s %d reached (%d %s)", e.key, e.limit, e.count, e.what)
+}
+
+// boundName names the bound err is over ("limits.max_queued_total"), without the counts: a metric label
+// takes it, one value per bound. Other errors keep their text.
+func boundName(err error) string {
+	var le *limitError
+	if errors.As(err, &le) {
+		return "limits." + le.key
+	}
+	return err.Error()
 }
 
 // admitSession counts s against max_sessions and max_sessions_per_source, or says which bound refuses it.

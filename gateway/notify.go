@@ -32,7 +32,7 @@ func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o 
 	j := &sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true}
 	if err := g.out.enqueue(j); err != nil { // a queue bound (sipside.go)
 		g.log.Warn("notification not sent", "why", err.Error(), "to", c.RURI, "key", key)
-		g.publish(event.Event{Kind: event.MessageDropped, Key: key, Direction: event.ToSIP, Reason: "notification not sent: " + err.Error()})
+		g.publish(event.Event{Kind: event.MessageDropped, Key: key, Direction: event.ToSIP, Reason: "notification not sent: " + boundName(err)})
 	}
 }
 
