@@ -26,6 +26,7 @@ const (
 	late         // deliver when the session ends, before answering its BYE
 	refuse       // deliver, and answer with a failure (500) all the same
 	slow         // answer at once, deliver slowDelivery later
+	echo         // deliver at once, and again slowDelivery later: a late duplicate
 )
 
 // slowDelivery is how long the slow fault holds a message back: well inside the tests' drain.
@@ -184,7 +185,10 @@ func (g *fakeGW) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		s.lateIn = append(s.lateIn, body)
 	case refuse:
 		out = append(out, body)
-	case slow:
+	case slow, echo:
+		if g.plan(n) == echo {
+			out = append(out, body)
+		}
 		s.g.slowly(func() {
 			if err := s.ms.Send(&msrp.Outgoing{ContentType: "text/plain", Body: body}, nil); err != nil {
 				g.t.Errorf("fake gateway slow SEND: %v", err)
@@ -241,6 +245,9 @@ func (s *fakeSess) HandleMessage(_ *msrp.Session, m *msrp.Incoming) int {
 	case refuse:
 		out = append(out, body)
 	case slow:
+		s.g.slowly(func() { s.message(body) })
+	case echo:
+		out = append(out, body)
 		s.g.slowly(func() { s.message(body) })
 	}
 	s.mu.Unlock()

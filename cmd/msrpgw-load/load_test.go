@@ -185,6 +185,26 @@ func TestFaultyGateway(t *testing.T) {
 	}
 }
 
+// TestLateDuplicateCounted: a copy the gateway delivers after every message was accounted for, well inside
+// the drain, is a duplicate: the drain goes on listening for lateWindow once all is settled.
+func TestLateDuplicateCounted(t *testing.T) {
+	for _, mode := range []string{"msg2msrp", "msrp2msg"} {
+		t.Run(mode, func(t *testing.T) {
+			g := newFakeGW(t, func(n int64) fault {
+				if n == 4 {
+					return echo
+				}
+				return pass
+			})
+			rep := runLoad(t, Config{GW: g.ua.addr, Mode: mode, Sessions: 1, Window: 1, Count: 5,
+				Transport: "udp", Setup: "invite", Drain: 3 * time.Second})
+			if f := rep.Flows[mode]; f.Delivered != 5 || f.Duplicated != 1 || f.Lost != 0 {
+				t.Errorf("reported delivered %d duplicated %d lost %d; want 5, 1, 0", f.Delivered, f.Duplicated, f.Lost)
+			}
+		})
+	}
+}
+
 // TestLateDeliveryIsLost: a message the gateway delivers only after the drain (here when the session ends,
 // at the tool's BYE) was not delivered in the run: it is lost, and its latency is not among the samples. The
 // tool used to take its counts after the teardown, so such a message counted as delivered.

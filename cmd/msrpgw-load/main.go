@@ -58,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Window, "window", 0, "closed loop: requests outstanding per direction")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "sending time (idle soak: hold time)")
 	fs.Int64Var(&cfg.Count, "count", 0, "messages per session per direction (0 = until -duration)")
-	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "wait after sending for deliveries and responses")
+	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "wait after sending for deliveries and responses (at most; once all are in, one second more for late duplicates)")
 	fs.StringVar(&cfg.Transport, "transport", "udp", "udp | tcp for SIP")
 	fs.StringVar(&cfg.Setup, "setup", "invite", "invite (session first) | message (MESSAGE first, a warm-up MESSAGE per session)")
 	fs.IntVar(&cfg.SetupConcurrency, "setup-concurrency", 100, "session setups in flight at once")
