@@ -426,9 +426,12 @@ func (l *loader) pageReceived(req *sip.Request) int {
 	now := l.now()
 	st, err := parseBody(req.Body())
 	if f := l.flows[msrpToMsg]; f != nil {
-		if err == nil && st.flow == msrpToMsg && st.session == phoneIndex(req.Recipient.User) {
+		switch {
+		case err == nil && st.flow == msrpToMsg && st.session == phoneIndex(req.Recipient.User):
 			f.received(st, now, -1) // no wire latency: the phones' UA reads through sipgo
-		} else {
+		case err == nil && st.flow == msrpToMsg:
+			f.receivedMisrouted()
+		default:
 			f.receivedForeign() // notifications and anything else the gateway generated
 		}
 	}
@@ -457,6 +460,8 @@ func (l *loader) msrpReceived(c *chat, m *msrp.Incoming) int {
 			wire = -1
 		}
 		l.flows[msgToMSRP].received(st, now, wire)
+	case err == nil && st.flow == msgToMSRP && l.flows[msgToMSRP] != nil:
+		l.flows[msgToMSRP].receivedMisrouted()
 	default:
 		if f := l.flows[msgToMSRP]; f != nil {
 			f.receivedForeign()

@@ -173,8 +173,8 @@ func printReport(w io.Writer, r *Report) {
 		s.Count, s.Failures, s.Why, s.PhaseMs, s.PerSecond, s.Duration.P50, s.Duration.P99, s.Duration.Max, s.Byes, s.ByeFailure)
 	for _, n := range slices.Sorted(maps.Keys(r.Flows)) {
 		f := r.Flows[n]
-		fmt.Fprintf(w, "%s: sent %d (%.0f/s, %d send errors) delivered %d (%.0f/s) lost %d duplicated %d reordered %d other %d\n",
-			n, f.Sent, f.AchievedRate, f.SendErrors, f.Delivered, f.DeliveredRate, f.Lost, f.Duplicated, f.Reordered, f.Foreign)
+		fmt.Fprintf(w, "%s: sent %d (%.0f/s, %d send errors) delivered %d (%.0f/s) lost %d duplicated %d reordered %d other %d (misrouted %d)\n",
+			n, f.Sent, f.AchievedRate, f.SendErrors, f.Delivered, f.DeliveredRate, f.Lost, f.Duplicated, f.Reordered, f.Foreign, f.Misrouted)
 		fmt.Fprintf(w, "  latency p50 %.3f p90 %.3f p99 %.3f max %.3f ms; final responses %v, none %d\n",
 			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max, f.Responses, f.NoResponse)
 		if wl := f.WireLatency; wl != nil {

@@ -53,6 +53,7 @@ type flowStats struct {
 	dups      int64
 	reordered int64
 	foreign   int64 // messages received that do not carry a stamp of this flow
+	misrouted int64 // messages of this flow received on another session than the one stamped in them
 	recv      []recvState
 	lat       []int64
 	wire      []int64 // wire latencies, where both ends are known (wire.go)
@@ -153,6 +154,15 @@ func (f *flowStats) receivedForeign() {
 	f.mu.Unlock()
 }
 
+// receivedMisrouted counts a message of this flow that the gateway delivered on another session than its own:
+// one of the others, and a fault.
+func (f *flowStats) receivedMisrouted() {
+	f.mu.Lock()
+	f.foreign++
+	f.misrouted++
+	f.mu.Unlock()
+}
+
 // settled says whether every sent message has its final response and was delivered or refused, so the
 // drain wait can end early.
 func (f *flowStats) settled() bool {
@@ -186,6 +196,7 @@ type FlowReport struct {
 	Duplicated    int64            `json:"duplicated"`
 	Reordered     int64            `json:"reordered"`
 	Foreign       int64            `json:"other_received"`
+	Misrouted     int64            `json:"misrouted"`      // of the others: this flow's messages on another session
 	AchievedRate  float64          `json:"achieved_rate"`  // messages per second sent (rates: report)
 	DeliveredRate float64          `json:"delivered_rate"` // messages per second delivered (rates: report)
 	Latency       Latency          `json:"latency"`
@@ -199,7 +210,7 @@ func (f *flowStats) report() FlowReport {
 	defer f.mu.Unlock()
 	r := FlowReport{
 		Sent: f.sentN, SendErrors: f.sendErrs, Delivered: f.delivered, Duplicated: f.dups,
-		Reordered: f.reordered, Foreign: f.foreign, Responses: make(map[string]int64, len(f.finals)),
+		Reordered: f.reordered, Foreign: f.foreign, Misrouted: f.misrouted, Responses: make(map[string]int64, len(f.finals)),
 		NoResponse: f.sentN - f.finalN,
 	}
 	r.Lost = max(f.sentN-f.delivered, 0)

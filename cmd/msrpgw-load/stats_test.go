@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,8 +242,8 @@ func TestMisroutedMessagesAreNotDelivered(t *testing.T) {
 	req.SetBody([]byte(stamp{flow: msrpToMsg, session: 0}.format()))
 	l.pageReceived(req)
 	for _, f := range []flowID{msgToMSRP, msrpToMsg} {
-		if r := l.flows[f].report(); r.Delivered != 0 || r.Lost != 1 || r.Foreign != 1 {
-			t.Errorf("%s: delivered %d lost %d other %d, want 0, 1, 1", f, r.Delivered, r.Lost, r.Foreign)
+		if r := l.flows[f].report(); r.Delivered != 0 || r.Lost != 1 || r.Foreign != 1 || r.Misrouted != 1 {
+			t.Errorf("%s: delivered %d lost %d other %d misrouted %d, want 0, 1, 1, 1", f, r.Delivered, r.Lost, r.Foreign, r.Misrouted)
 		}
 	}
 	// Where they belong, they are delivered.
@@ -252,8 +253,14 @@ func TestMisroutedMessagesAreNotDelivered(t *testing.T) {
 	req.SetBody([]byte(stamp{flow: msrpToMsg, session: 0}.format()))
 	l.pageReceived(req)
 	for _, f := range []flowID{msgToMSRP, msrpToMsg} {
-		if r := l.flows[f].report(); r.Delivered != 1 || r.Lost != 0 {
+		r := l.flows[f].report()
+		if r.Delivered != 1 || r.Lost != 0 {
 			t.Errorf("%s, after the right delivery: delivered %d lost %d, want 1, 0", f, r.Delivered, r.Lost)
+		}
+		// Delivered where it belongs, and once more elsewhere: still a fault of the run.
+		rep := &Report{Setups: SetupReport{Count: 2, Byes: 2}, Flows: map[string]FlowReport{string(f): r}}
+		if got := strings.Join(rep.faults(), "; "); !strings.Contains(got, "1 delivered on another session") {
+			t.Errorf("%s: faults %q, want the misrouted copy among them", f, got)
 		}
 	}
 }

@@ -19,7 +19,7 @@ const (
 // faults lists what keeps a completed run from being clean, one line each; none for a clean run. Clean is:
 // every session set up, ended by the tool's answered BYE (none ended by the gateway, no MSRP connection lost
 // under one), and in every flow every message the tool meant to send was sent, answered 2xx and delivered
-// once, in its session's order.
+// once, in its session's order, and on no other session.
 func (r *Report) faults() []string {
 	var out []string
 	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
@@ -52,6 +52,7 @@ func (r *Report) faults() []string {
 		count(f.Lost, "lost")
 		count(f.Duplicated, "duplicated")
 		count(f.Reordered, "reordered")
+		count(f.Misrouted, "delivered on another session")
 		count(f.SendErrors, "not sent (send errors)")
 		count(f.NoResponse, "without a final response")
 		var refused int64
