@@ -705,3 +705,42 @@ func TestMessageAfterPeerByeMakesNewSession(t *testing.T) {
 		t.Fatalf("MESSAGE the peer answered after its BYE: %d, want 200", code)
 	}
 }
+
+// The first message of an RCS INVITE comes before any SEND of its session (SPEC §3.2 step 7): the peer may
+// connect and SEND as soon as it has our 200, before its ACK reaches the gateway (a lost ACK, another
+// transport), and that SEND must not overtake the message the INVITE carried.
+func TestMultipartInviteFirstMessageBeforeEarlySend(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.NewSession()
+	body := "--b1\r\nContent-Type: application/sdp\r\n\r\n" + string(bob.Media(cs, sdp.SetupActive).Marshal(1, 1)) +
+		"\r\n--b1\r\nContent-Type: text/plain\r\n\r\nfirst\r\n--b1--\r\n"
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "multipart/mixed;boundary=b1", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, dlg := inviteAnswered(t, h, bob, req)
+	path, err := msrp.ParseSDPPath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.MSRP.SetPeerPath(path)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := cs.MSRP.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := cs.Send("text/plain", "second"); r.StatusCode != 200 {
+		t.Fatalf("SEND before the ACK answered %+v", r)
+	}
+	time.Sleep(300 * time.Millisecond) // the ACK comes late
+	if err := dlg.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"first", "second"} {
+		if got := alice.Recv(); string(got.Body()) != want {
+			t.Fatalf("page-mode user got %q, want %q", got.Body(), want)
+		}
+	}
+}

@@ -111,6 +111,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.callID = callID(req)
 	s.remoteCSeq, s.hasRemoteCSeq = req.CSeq().SeqNo, true
 	s.weActive = weActive
+	s.firstParts = firstParts // before the 200 leaves: the peer may SEND as soon as it has it
 	s.ms = g.msrp.NewSession(&msrpHandler{s: s})
 	if offer != nil {
 		if err := s.applyPeerMedia(offer, weActive); err != nil {
@@ -183,9 +184,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	// The first message of an RCS INVITE (multipart/mixed) is delivered like any SEND (SPEC §3.2 step 7).
-	for _, p := range firstParts {
-		g.deliverInvitePart(s, p)
-	}
+	g.deliverFirst(s)
 	if err := g.bindSetup(ctx, s, start); err != nil && !s.ending() {
 		s.log.Warn("MSRP side did not come up", "err", err, "call_id", s.callID, "msrp_session_id", s.ms.ID())
 		g.endSession(s, "msrp_failed", sendOutcome(0, err), true)

@@ -20,6 +20,14 @@ type msrpHandler struct{ s *Session }
 
 // HandleMessage gets each complete incoming message; the returned code answers the SEND.
 func (h *msrpHandler) HandleMessage(ms *msrp.Session, in *msrp.Incoming) int {
+	// The peer may SEND as soon as it has our 200, before its ACK reaches us: the first message of its RCS
+	// INVITE still comes first (SPEC §3.2 step 7).
+	h.s.gw.deliverFirst(h.s)
+	return h.handle(ms, in)
+}
+
+// handle is HandleMessage, for a message the session's first ones were delivered before.
+func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 	s := h.s
 	g := s.gw
 	s.touchSend()
@@ -201,8 +209,20 @@ func (g *Gateway) deliverInvitePart(s *Session, p sdp.Part) {
 		return
 	}
 	in := &msrp.Incoming{MessageID: msrp.NewTransactionID(), ContentType: p.ContentType, Body: p.Body, FailureReport: "no"}
-	if code := (&msrpHandler{s: s}).HandleMessage(s.ms, in); code != 200 {
+	if code := (&msrpHandler{s: s}).handle(s.ms, in); code != 200 {
 		s.log.Info("first message of the INVITE not delivered", "code", code, "content_type", p.ContentType)
+	}
+}
+
+// deliverFirst delivers the parts next to the SDP of s's RCS INVITE, once: when its ACK comes, or before the
+// first SEND of the session if that comes first. A SEND arriving meanwhile waits until they are queued.
+func (g *Gateway) deliverFirst(s *Session) {
+	s.firstMu.Lock()
+	defer s.firstMu.Unlock()
+	parts := s.firstParts
+	s.firstParts = nil
+	for _, p := range parts {
+		g.deliverInvitePart(s, p)
 	}
 }
 
