@@ -217,6 +217,9 @@ func (g *Gateway) deliverInvitePart(s *Session, p sdp.Part) {
 // deliverFirst delivers the parts next to the SDP of s's RCS INVITE, once: when its ACK comes, or before the
 // first SEND of the session if that comes first. A SEND arriving meanwhile waits until they are queued.
 func (g *Gateway) deliverFirst(s *Session) {
+	if s.firstDone.Load() {
+		return // the usual case, on every SEND
+	}
 	s.firstMu.Lock()
 	defer s.firstMu.Unlock()
 	parts := s.firstParts
@@ -224,6 +227,7 @@ func (g *Gateway) deliverFirst(s *Session) {
 	for _, p := range parts {
 		g.deliverInvitePart(s, p)
 	}
+	s.firstDone.Store(true)
 }
 
 // imdnFor sends the IMDN the sender of an unwrapped CPIM message asked for (SPEC §5): having unwrapped the

@@ -89,8 +89,9 @@ type Session struct {
 	// new MESSAGE for its key starts a new session.
 	peerBye bool
 
-	firstMu    sync.Mutex // held while the first message of an RCS INVITE is delivered (deliverFirst)
-	firstParts []sdp.Part // of an RCS INVITE: its parts next to the SDP, not delivered yet; under firstMu
+	firstMu    sync.Mutex  // held while the first message of an RCS INVITE is delivered (deliverFirst)
+	firstParts []sdp.Part  // of an RCS INVITE: its parts next to the SDP, not delivered yet; under firstMu
+	firstDone  atomic.Bool // no first parts to deliver (any more): every later SEND skips firstMu
 	// lostInSetup: the MSRP connection of a MESSAGE-first session was lost before it came up (HandleClose).
 	// The msrp stack calls HandleClose once per session, so it never comes up: its setup fails instead.
 	lostInSetup bool
