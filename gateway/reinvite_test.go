@@ -206,17 +206,7 @@ func TestReinviteWithoutSDPOffersActpass(t *testing.T) {
 	alice := testpeer.NewPhone(t, "alice")
 	bob := testpeer.NewClient(t, "bob")
 	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answered passive
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	d := cs.ClientDialog()
-	res, err := d.Do(ctx, sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address))
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("re-INVITE: %v %v", res, err)
-	}
-	offer, err := sdp.Parse(res.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
+	offer := reinviteWithoutSDP(t, cs)
 	if offer.Setup != sdp.SetupActPass {
 		t.Fatalf("offer in the 200 to a re-INVITE without SDP says a=setup:%q, want actpass", offer.Setup)
 	}
@@ -791,14 +781,7 @@ func TestReinviteWithoutSDPAnswerInAckMoves(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	d := cs.ClientDialog()
-	res, err := d.Do(ctx, sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address))
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("re-INVITE: %v %v", res, err)
-	}
-	offer, err := sdp.Parse(res.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
+	offer := reinviteWithoutSDP(t, cs)
 	moved := bob.NewSession()
 	moveTo(t, moved, offer)
 	ack := sip.NewRequest(sip.ACK, d.InviteResponse.Contact().Address)
@@ -816,4 +799,21 @@ func TestReinviteWithoutSDPAnswerInAckMoves(t *testing.T) {
 	if got := string(moved.Recv().Body); got != "after" {
 		t.Fatalf("got %q on the new session", got)
 	}
+}
+
+// reinviteWithoutSDP sends a re-INVITE without a body in cs's dialog and returns the offer in its 200.
+func reinviteWithoutSDP(t *testing.T, cs *testpeer.ClientSession) *sdp.Media {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	d := cs.ClientDialog()
+	res, err := d.Do(ctx, sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", res, err)
+	}
+	offer, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer
 }
