@@ -495,6 +495,11 @@ func TestTemplateErrorPositionInFile(t *testing.T) {
 		{"gateway:\n  answer: {key: \"a$fx\"}\n", 2, 19},        // flow mapping
 		{"gateway:\n  answer:\n    key: |\n      $fx\n", 4, 7},  // literal block: its text
 		{"gateway:\n  answer:\n    key: >\n      $fx\n", 3, 10}, // folded block: the indicator
+		// YAML counts columns in characters: a non-ASCII character before the error is one column, however many
+		// bytes UTF-8 gives it.
+		{"gateway:\n  answer:\n    key: \"é:$tx\"\n", 3, 13},              // double-quoted
+		{"gateway:\n  answer:\n    key: ü€$tx\n", 3, 12},                  // plain
+		{"gateway:\n  answer:\n    key: |\n      ñ\n      é $tx\n", 5, 9}, // literal block, a later line
 	} {
 		_, err := Parse([]byte(tc.yaml))
 		var te *TemplateError

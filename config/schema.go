@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -61,17 +62,22 @@ func (p positions) templateError(key string, te *TemplateError, src string) *Tem
 	out := &TemplateError{Key: key, Column: te.Column, Msg: te.Msg}
 	if ps, ok := p[key]; ok && ps.line > 0 {
 		out.Line = ps.line
+		// te.Column counts bytes; the file's columns, as YAML gives them, count characters.
+		col := te.Column
+		if col >= 1 && col <= len(src)+1 {
+			col = utf8.RuneCountInString(src[:col-1]) + 1
+		}
 		switch ps.style {
 		case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-			out.Column = ps.column + te.Column
+			out.Column = ps.column + col
 		case 0, yaml.FlowStyle:
-			out.Column = ps.column + te.Column - 1
+			out.Column = ps.column + col - 1
 		case yaml.LiteralStyle:
 			if ps.indent > 0 && te.Column <= len(src)+1 {
 				before := src[:te.Column-1]
 				nl := strings.LastIndexByte(before, '\n')
 				out.Line = ps.line + 1 + strings.Count(before, "\n")
-				out.Column = ps.indent + len(before) - nl - 1
+				out.Column = ps.indent + utf8.RuneCountInString(before[nl+1:])
 				break
 			}
 			out.Column = ps.column
