@@ -529,6 +529,29 @@ func TestAdminTokenNotInErrors(t *testing.T) {
 	}
 }
 
+// TestAdminTokenHTTPCannotCarry: a token that no Authorization header can carry as it is would lock every
+// client out of the admin API, msrpgw sessions reading the same config included: HTTP drops white space around
+// a header value, so the server never sees a leading or trailing space or tab, and Go's client refuses to send
+// other control characters. Such a token is refused with its key and position, and never shown.
+func TestAdminTokenHTTPCannotCarry(t *testing.T) {
+	for _, tok := range []string{`"s3cret "`, `" s3cret"`, `"s3cret\t"`, `"s3\x01cret"`, `"s3\x7fcret"`} {
+		_, err := Parse([]byte("admin:\n  token: " + tok + "\n"))
+		if err == nil {
+			t.Errorf("admin.token %s was accepted", tok)
+			continue
+		}
+		if !strings.Contains(err.Error(), "key admin.token (line 2, column 10)") || strings.Contains(err.Error(), "s3") {
+			t.Errorf("admin.token %s: error %q, want it to name admin.token and its position, without the token", tok, err)
+		}
+	}
+	// Inner spaces, tabs and non-ASCII characters travel.
+	for _, tok := range []string{`"s3 cret"`, `"s3\tcret"`, `"sécret"`} {
+		if _, err := Parse([]byte("admin:\n  token: " + tok + "\n")); err != nil {
+			t.Errorf("admin.token %s refused: %v", tok, err)
+		}
+	}
+}
+
 // TestWebhookPasswordNotInErrors: a refused webhook URL is shown with its password masked, as the
 // dispatcher's logs show it.
 func TestWebhookPasswordNotInErrors(t *testing.T) {

@@ -287,9 +287,16 @@ func (v *validation) admin() {
 		}
 	}
 	// The token is a secret: the error names the key and never shows the value.
-	if strings.ContainsAny(a.Token, "\r\n\x00") {
+	switch {
+	case strings.ContainsAny(a.Token, "\r\n\x00"):
 		v.bad("admin.token", "contains a line break or NUL, which no Authorization header can carry (a block scalar, "+
 			"token: |, ends in a line break; write the token as a plain or quoted string)")
+	case strings.TrimLeft(a.Token, " \t") != a.Token || strings.TrimRight(a.Token, " \t") != a.Token:
+		// HTTP drops white space around a header value: no request could present this token.
+		v.bad("admin.token", "starts or ends with a space or tab, which HTTP drops from the Authorization header, "+
+			"so no request could match it; remove it")
+	case strings.ContainsFunc(a.Token, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
+		v.bad("admin.token", "contains a control character, which no Authorization header can carry")
 	}
 }
 
