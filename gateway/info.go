@@ -30,7 +30,7 @@ func (s *Session) info() SessionInfo {
 	in := SessionInfo{
 		Key: s.key, State: s.st.String(), Origin: s.origin, Coords: s.coords, CallID: s.callID,
 		Created: s.created, Queued: int(s.queued.Load()),
-		LastMessage: time.Unix(0, s.lastMessage.Load()), LastSend: time.Unix(0, s.lastSend.Load()),
+		LastMessage: seenAt(s.lastMessage.Load(), s.created), LastSend: seenAt(s.lastSend.Load(), s.created),
 		MessagesToMSRP: s.toMSRP.Load(), MessagesToSIP: s.toSIP.Load(),
 	}
 	if in.State == "ended" {
@@ -41,6 +41,16 @@ func (s *Session) info() SessionInfo {
 		in.MSRPPeerPath = msrp.FormatPath(s.ms.PeerPath())
 	}
 	return in
+}
+
+// seenAt turns lastMessage or lastSend into the time the API shows: the zero time while it still holds the
+// session's creation (newSession starts both timers there, and nothing has touched it since), since that is no
+// MESSAGE or SEND at all; every touch stores a later time.
+func seenAt(unixNano int64, created time.Time) time.Time {
+	if unixNano == created.UnixNano() {
+		return time.Time{}
+	}
+	return time.Unix(0, unixNano)
 }
 
 // Sessions lists every session, ordered by key.

@@ -84,6 +84,14 @@ func TestSessionsAPI(t *testing.T) {
 		s2.CallID != cs2.CallID || s2.LastSend.IsZero() || s2.MessagesToSIP != 1 {
 		t.Errorf("INVITE-first session %q: %+v", key2, s2)
 	}
+	// What never happened is the zero time (admin/README.md), not the session's creation: phone2 sent no
+	// MESSAGE, and bob's client no SEND.
+	if !s2.LastMessage.IsZero() {
+		t.Errorf("INVITE-first session without a MESSAGE: last_message %v, want the zero time", s2.LastMessage)
+	}
+	if !s.LastSend.IsZero() {
+		t.Errorf("MESSAGE-first session without a SEND: last_send %v, want the zero time", s.LastSend)
+	}
 
 	// One session by key: path-escaped, and with ':' and '@' raw (both are legal in a path segment).
 	for _, path := range []string{sessionPath(key), "/api/sessions/" + key} {
