@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
@@ -112,4 +113,26 @@ func TestSendWrapped415Logged(t *testing.T) {
 	}
 	logs.wait(t, "SEND refused: wrapped content type not offered", map[string]string{
 		"content_type": "application/x-foo", "key": "", "call_id": cs.CallID, "msrp_session_id": ""})
+}
+
+// A notification MESSAGE the page-mode user refuses is a failure too: its sender never learns that its message
+// failed, and the operator learns it from this line (and the message_dropped count) alone.
+func TestNotificationFailureLogged(t *testing.T) {
+	logs := newCapturedLog()
+	h := newHarnessWith(t, nil, Options{Logger: slog.New(logs)})
+	alice := testpeer.NewPhone(t, "lognf-alice")
+	alice.SetAnswer(480) // refuses every MESSAGE, the setup-failed notification included
+	bob := testpeer.NewClient(t, "lognf-bob")
+	bob.SetAnswer(486, "")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "hello"); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", res.StatusCode)
+	}
+	key := bob.URI + ":" + alice.URI
+	logs.wait(t, "notification failed", map[string]string{"key": key, "to": alice.URI, "code": "480"})
+	for {
+		e := h.events.waitKind(t, event.MessageDropped)
+		if e.Key == key && e.Direction == event.ToSIP && e.Reason == "notification failed" {
+			break
+		}
+	}
 }

@@ -29,7 +29,7 @@ func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o 
 		return
 	}
 	// Labelled UTF-8, which excerpt makes it: text/plain without a charset is US-ASCII (RFC 2046 §4.1.2).
-	j := &sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true}
+	j := &sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true, key: key}
 	if err := g.out.enqueue(j); err != nil { // a queue bound (sipside.go)
 		g.log.Warn("notification not sent", "why", err.Error(), "to", c.RURI, "key", key)
 		g.publish(event.Event{Kind: event.MessageDropped, Key: key, Direction: event.ToSIP, Reason: "notification not sent: " + boundName(err)})

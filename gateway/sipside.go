@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/cpim"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/msrp"
 )
 
@@ -26,6 +27,7 @@ type sipJob struct {
 	coords      Coords
 	arrived     time.Time
 	notice      bool        // a notification MESSAGE (no REPORT)
+	key         string      // a notification's session key, for the log and event of its failure
 	settled     atomic.Bool // its outcome is known and reported: by its response, or by sipOut.stop
 }
 
@@ -170,6 +172,11 @@ func (o *sipOut) settle(j *sipJob, res outcome) {
 	if j.reports() {
 		j.s.toSIPOpen.Add(-1)
 		j.reportBack(o.g, res)
+	}
+	if j.notice && !res.delivered() {
+		// Nobody else hears of it: the sender never learns its message failed.
+		o.g.log.Info("notification failed", "key", j.key, "to", j.coords.RURI, "code", res.Code, "reason", res.Reason)
+		o.g.publish(event.Event{Kind: event.MessageDropped, Key: j.key, Direction: event.ToSIP, Reason: "notification failed"})
 	}
 	o.open.Add(-1)
 }
