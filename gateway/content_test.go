@@ -8,6 +8,7 @@ import (
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
 )
 
 // holdingTable is the in-memory table whose Delete waits until release is closed: a session that is ending
@@ -147,4 +148,47 @@ func TestIsComposingSetsUpNothing(t *testing.T) {
 		t.Fatalf("CPIM-wrapped text answered %d %s, want 202", res.StatusCode, res.Reason)
 	}
 	bob.WaitInvite()
+}
+
+// A control payload the gateway consumes itself (dropped, SPEC §4) was received whole all the same: a SEND
+// asking for it with Success-Report: yes gets its success REPORT (RFC 4975 §7.1.3: the receiver MUST report
+// every byte it received), bare or wrapped in CPIM, as a chat text delivered to the page-mode user does. Never
+// answered, the peer flags the indication (or its IMDN) as undelivered when its report timer fires.
+func TestDroppedControlGetsSuccessReport(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "ctlrep-alice")
+	bob := testpeer.NewClient(t, "ctlrep-bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain", "application/im-iscomposing+xml"}, []string{"text/plain", "message/imdn+xml"})
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	isc := `<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`
+	wrapped := cpim.Wrap(cpim.IsComposingType, []byte(isc), cpim.WrapOptions{From: bob.URI, To: alice.URI}).Marshal()
+	for _, m := range []struct{ ctype, body string }{
+		{cpim.IsComposingType, isc},
+		{ctypeCPIM, string(wrapped)},
+	} {
+		r := cs.SendOut(&msrp.Outgoing{ContentType: m.ctype, Body: []byte(m.body), SuccessReport: true})
+		if r.StatusCode != 200 {
+			t.Fatalf("%s SEND answered %d", m.ctype, r.StatusCode)
+		}
+		rep, ok := tryRecvReport(cs, waitFor)
+		if !ok {
+			t.Fatalf("%s control payload with Success-Report: yes got no success REPORT", m.ctype)
+		}
+		if rep.StatusCode != 200 {
+			t.Fatalf("%s control payload: REPORT %d %q, want 200", m.ctype, rep.StatusCode, rep.Comment)
+		}
+	}
+	alice.Quiet(200 * time.Millisecond)
+	// Without Success-Report, none.
+	cs.SendOut(&msrp.Outgoing{ContentType: cpim.IsComposingType, Body: []byte(isc)})
+	cs.NoReport(300 * time.Millisecond)
+}
+
+func tryRecvReport(cs *testpeer.ClientSession, d time.Duration) (*msrp.Report, bool) {
+	select {
+	case r := <-cs.Reports():
+		return r, true
+	case <-time.After(d):
+		return nil, false
+	}
 }

@@ -88,6 +88,13 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 	if len(job.body) == 0 || (control && !g.cfg.Gateway.ForwardControl) {
 		// Control payloads never reach a page-mode user as chat text (SPEC §4).
 		g.publish(event.Event{Kind: event.MessageDropped, Key: s.key, Direction: event.ToSIP, Reason: "control payload " + mediaType(job.contentType), MSRPSessionID: ms.ID()})
+		if in.SuccessReport {
+			// Consumed here, it was received whole all the same: RFC 4975 §7.1.3 wants its success REPORT,
+			// which the msrp stack holds until this SEND's response is out.
+			if err := s.sendControl(controlMsg{in: in, status: 200, comment: "OK"}); err != nil && !errors.Is(err, msrp.ErrClosed) {
+				s.log.Debug("REPORT not sent", "err", err, "message_id", in.MessageID)
+			}
+		}
 		return 200
 	}
 	if int64(len(job.body)) > g.cfg.Gateway.MaxMessageSize {
