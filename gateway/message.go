@@ -596,10 +596,16 @@ func acceptHeader(o outcome, s *Session) []sip.Header {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	lists := [][]string{s.route.AcceptTypes, s.route.AcceptWrappedTypes}
+	accept, wrapped := s.route.AcceptTypes, s.route.AcceptWrappedTypes
 	if s.peer != nil {
-		lists = [][]string{s.peer.AcceptTypes, s.peer.AcceptWrappedTypes}
+		accept, wrapped = s.peer.AcceptTypes, s.peer.AcceptWrappedTypes
 	}
+	if !sdp.Match(accept, ctypeCPIM) {
+		// Wrapped types travel only inside message/cpim (RFC 4975 §8.6): without it they are not taken
+		// (checkTypeLocked, outgoingType), and naming them would invite MESSAGEs refused in turn.
+		wrapped = nil
+	}
+	lists := [][]string{accept, wrapped}
 	// A type is often both accepted and accepted wrapped: named once, where it first comes.
 	var types []string
 	seen := make(map[string]bool)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
@@ -187,5 +188,38 @@ func TestRefusedFirstMessageSparesConcurrentOne(t *testing.T) {
 	}
 	if m := bob.WaitInvite().Recv(); string(m.Body) != "accepted meanwhile" {
 		t.Fatalf("SEND %q, want the accepted MESSAGE", m.Body)
+	}
+}
+
+// Wrapped types are taken only inside message/cpim (RFC 4975 §8.6): with message.accept_types leaving CPIM
+// out (the reference's "text/plain" migrated as it was), a MESSAGE of an accept_wrapped_types type is refused
+// (SPEC §4), and the Accept of a 415 must not name those types as if they were taken. Likewise for a peer
+// whose answer lists accept-wrapped-types without message/cpim to wrap them in.
+func TestAcceptHeaderWithoutCPIM(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.AcceptTypes = []string{"text/plain"}
+	})
+	alice := testpeer.NewPhone(t, "nocpim-alice")
+	bob := testpeer.NewClient(t, "nocpim-bob")
+	res := alice.Send(h.udp(), bob.URI, "text/html", "<b>hi</b>")
+	if res.StatusCode != 415 {
+		t.Fatalf("MESSAGE answered %d %s, want 415", res.StatusCode, res.Reason)
+	}
+	if a := res.GetHeader("Accept"); a == nil || a.Value() != "text/plain" {
+		t.Fatalf("415 with Accept %v, want text/plain", a)
+	}
+
+	bob.SetTypes([]string{"text/plain"}, []string{"text/html"})
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "hi"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	bob.WaitInvite().Recv()
+	res = alice.Send(h.udp(), bob.URI, "text/html", "<b>hi</b>")
+	if res.StatusCode != 415 {
+		t.Fatalf("MESSAGE the peer cannot take answered %d %s, want 415", res.StatusCode, res.Reason)
+	}
+	if a := res.GetHeader("Accept"); a == nil || a.Value() != "text/plain" {
+		t.Fatalf("415 with Accept %v, want text/plain (the peer takes text/html only inside CPIM, which it does not take)", a)
 	}
 }
