@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
@@ -190,5 +191,28 @@ func tryRecvReport(cs *testpeer.ClientSession, d time.Duration) (*msrp.Report, b
 		return r, true
 	case <-time.After(d):
 		return nil, false
+	}
+}
+
+// $excerpt is a notification variable (SPEC §6, config/REFERENCE.md), accepted in setup_failed.body as in
+// failure_notify.body: there it is the first 60 characters of the MESSAGE whose session failed to come up (the
+// one that set it up; of a CPIM one, the text it wraps), not an empty string.
+func TestSetupFailedNotificationExcerpt(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.SetupFailed.Body = "Not sent ($code $reason): $excerpt"
+	})
+	alice := testpeer.NewPhone(t, "sfexc-alice")
+	busy := testpeer.NewClient(t, "sfexc-busy")
+	busy.SetAnswer(486, "")
+	alice.Send(h.udp(), busy.URI, "text/plain", "are you there?")
+	if got, want := string(alice.Recv().Body()), "Not sent (486 Busy Here): are you there?"; got != want {
+		t.Fatalf("setup-failed notification %q, want %q", got, want)
+	}
+	busy2 := testpeer.NewClient(t, "sfexc-busy2")
+	busy2.SetAnswer(486, "")
+	text := cpim.Wrap("text/plain;charset=UTF-8", []byte("Grüße, are you there?"), cpim.WrapOptions{From: alice.URI, To: busy2.URI})
+	alice.Send(h.udp(), busy2.URI, "message/cpim", string(text.Marshal()))
+	if got, want := string(alice.Recv().Body()), "Not sent (486 Busy Here): Grüße, are you there?"; got != want {
+		t.Fatalf("setup-failed notification %q, want %q", got, want)
 	}
 }

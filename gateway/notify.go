@@ -47,13 +47,28 @@ func (g *Gateway) notifyFailure(pm *pageMessage, o outcome) {
 
 // content is what a MESSAGE says, for $excerpt: its body or, for CPIM, the content it wraps, whose CPIM
 // headers alone would fill the excerpt.
-func (pm *pageMessage) content() []byte {
-	if mediaType(pm.contentType) == ctypeCPIM {
-		if m, err := cpim.Parse(pm.body); err == nil {
+func (pm *pageMessage) content() []byte { return messageContent(pm.contentType, pm.body) }
+
+// requestContent is content for a MESSAGE request (nil for none): the one that set up a session whose setup
+// failed, for the $excerpt of the setup-failed notification.
+func requestContent(req *sip.Request) []byte {
+	if req == nil {
+		return nil
+	}
+	var ctype string
+	if ct := req.ContentType(); ct != nil {
+		ctype = ct.Value()
+	}
+	return messageContent(ctype, req.Body())
+}
+
+func messageContent(contentType string, body []byte) []byte {
+	if mediaType(contentType) == ctypeCPIM {
+		if m, err := cpim.Parse(body); err == nil {
 			if b, err := m.DecodedBody(); err == nil {
 				return b
 			}
 		}
 	}
-	return pm.body
+	return body
 }

@@ -397,7 +397,8 @@ func (g *Gateway) setupFailed(s *Session, f *setupFailure, first *sip.Request) {
 	}
 	sf := g.cfg.Gateway.SetupFailed
 	if s.origin == originMessage && sf.Notify {
-		g.notify(s.coords, sf.Body, first, s.key, f.o, nil)
+		// $excerpt: the MESSAGE that set the session up, the first of those the failure covers.
+		g.notify(s.coords, sf.Body, first, s.key, f.o, requestContent(first))
 	}
 }
 
