@@ -309,8 +309,16 @@ func TestContentTypeWhitespaceNotCarriedToMSRP(t *testing.T) {
 	if res := alice.Send(h.udp(), bob.URI, "text/plain; charset = UTF-8", "hello"); res.StatusCode >= 300 {
 		t.Fatalf("MESSAGE: %d", res.StatusCode)
 	}
-	if m := bob.WaitInvite().Recv(); m.ContentType != "text/plain;charset=UTF-8" {
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); m.ContentType != "text/plain;charset=UTF-8" {
 		t.Fatalf("SEND Content-Type %q, want text/plain;charset=UTF-8", m.ContentType)
+	}
+	// A quoted parameter value is the sender's to keep, not the whitespace around it.
+	if res := alice.Send(h.udp(), bob.URI, `text/plain; charset="UTF-8"`, "quoted"); res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE: %d", res.StatusCode)
+	}
+	if m := cs.Recv(); m.ContentType != `text/plain;charset="UTF-8"` {
+		t.Fatalf(`SEND Content-Type %q, want text/plain;charset="UTF-8"`, m.ContentType)
 	}
 }
 
@@ -320,7 +328,9 @@ func TestMSRPMediaType(t *testing.T) {
 		" text/plain;charset=UTF-8 ":   "text/plain;charset=UTF-8",
 		"text/plain ; charset = utf-8": "text/plain;charset=utf-8",
 		"application/x; a=1;\tb = 2":   "application/x;a=1;b=2",
-		`text/plain; x="a; b"`:         `text/plain; x="a; b"`,
+		`text/plain; x="a; b"`:         `text/plain;x="a; b"`,
+		`text/plain; charset="UTF-8"`:  `text/plain;charset="UTF-8"`,
+		`text/x ;a = "b\" ;c" ; d=e`:   `text/x;a="b\" ;c";d=e`,
 		"message/cpim":                 "message/cpim",
 	} {
 		if got := msrpMediaType(in); got != want {

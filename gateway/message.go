@@ -632,22 +632,36 @@ func sipMediaRange(t string) string {
 
 // msrpMediaType is a SIP Content-Type value as MSRP writes one: without the whitespace SIP allows around
 // ";" and "=" (RFC 3261 §25.1 SEMI, EQUAL), which RFC 4975's media-type grammar (§9) has no room for, so a
-// strict MSRP parser would refuse "text/plain; charset=UTF-8". A value without whitespace, or with a quoted
-// parameter (whose inside is not the gateway's to touch), is only trimmed.
+// strict MSRP parser would refuse "text/plain; charset=UTF-8". What is inside a quoted parameter value
+// (quoted-string, backslash escapes included) is the sender's and is kept as it is.
 func msrpMediaType(v string) string {
 	v = strings.TrimSpace(v)
-	if !strings.ContainsAny(v, " \t") || strings.Contains(v, `"`) {
+	if !strings.ContainsAny(v, " \t") {
 		return v
 	}
-	params := strings.Split(v, ";")
-	for i, p := range params {
-		if name, value, ok := strings.Cut(p, "="); ok {
-			params[i] = strings.TrimSpace(name) + "=" + strings.TrimSpace(value)
-		} else {
-			params[i] = strings.TrimSpace(p)
+	var b strings.Builder
+	b.Grow(len(v))
+	quoted, escaped := false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				quoted = false
+			}
+		case c == '"':
+			quoted = true
+		case c == ' ' || c == '\t':
+			continue // outside quotes, whitespace only ever surrounds a token, ";" or "="
 		}
+		b.WriteByte(c)
 	}
-	return strings.Join(params, ";")
+	return b.String()
 }
 
 // mediaType returns "type/subtype" of a Content-Type value, lower-cased, without parameters.
