@@ -52,19 +52,29 @@ var testCredentials = []config.Credential{
 	{Realm: "gw-test", Username: "gwuser", Password: "secret"},
 }
 
-// An INVITE challenged again after our answer is not answered a second time: the setup fails with 403
-// (SPEC §5), after exactly two INVITEs, the second with the credential of the challenge's realm.
+// An INVITE challenged again after our answer is not answered a second time: the setup fails after exactly
+// two INVITEs, the second with the credential of the challenge's realm. The MESSAGE gets 403 (SPEC §5's
+// table); setup-failed carries the INVITE's own response, as the reference's event does.
 func TestInviteChallengeAnsweredOnce(t *testing.T) {
 	for _, code := range []int{401, 407} {
 		t.Run(itoa(code), func(t *testing.T) {
-			h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
+			h := newHarness(t, func(c *config.Config) {
+				c.SIP.Credentials = testCredentials
+				c.Gateway.Message.Reply = "wait"
+			})
 			alice := testpeer.NewPhone(t, "auth-alice")
 			ch := &challenger{always: true, code: code}
 			addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
-			alice.Send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
+			res := alice.Send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
+			if res.StatusCode != 403 {
+				t.Fatalf("MESSAGE answered %d %s, want 403", res.StatusCode, res.Reason)
+			}
 			e := h.events.waitKind(t, event.SetupFailed)
-			if e.Code != 403 {
-				t.Fatalf("setup failed with %d %s, want 403", e.Code, e.Reason)
+			if e.Code != code || e.Reason != "Authenticate" {
+				t.Fatalf("setup failed with %d %s, want %d Authenticate (the INVITE's response)", e.Code, e.Reason, code)
+			}
+			if got, want := string(alice.Recv().Body()), "Failed to establish session, error: "+itoa(code)+" Authenticate"; got != want {
+				t.Fatalf("notification %q, want %q", got, want)
 			}
 			got := ch.requests()
 			if len(got) != 2 {

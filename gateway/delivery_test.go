@@ -32,24 +32,25 @@ func TestWaitModeResponses(t *testing.T) {
 		sendRep int // the client's response to SENDs (0: 200)
 		want    int
 		report  int // a failure REPORT the client sends before its response (0: none)
+		failed  int // the code setup_failed carries: the INVITE's own response (0: the setup does not fail)
 	}{
-		{"delivered", nil, 0, 200, 0},
-		{"SEND 413", nil, 413, 413, 0},
-		{"SEND 415", nil, 415, 415, 0},
-		{"SEND 403", nil, 403, 403, 0},
-		{"SEND 481", nil, 481, 480, 0},
-		{"SEND 506", nil, 506, 480, 0},
-		{"SEND 501", nil, 501, 500, 0},
-		{"failure REPORT 481", nil, 0, 480, 481},
-		{"failure REPORT 408", nil, 0, 408, 408},
-		{"failure REPORT 500", nil, 0, 500, 500},
-		{"INVITE 486", func(b *testpeer.Client) { b.SetAnswer(486, "") }, 0, 486, 0},
-		{"INVITE 603", func(b *testpeer.Client) { b.SetAnswer(603, "") }, 0, 603, 0},
-		{"INVITE 488", func(b *testpeer.Client) { b.SetAnswer(488, "") }, 0, 415, 0},
-		{"INVITE 606", func(b *testpeer.Client) { b.SetAnswer(606, "") }, 0, 415, 0},
-		{"INVITE 302", func(b *testpeer.Client) { b.SetAnswer(302, "") }, 0, 480, 0},
-		{"no answer", func(b *testpeer.Client) { b.SetAnswer(0, "") }, 0, 408, 0},
-		{"TCP refused", func(b *testpeer.Client) { b.Endpoint.Close() }, 0, 480, 0},
+		{"delivered", nil, 0, 200, 0, 0},
+		{"SEND 413", nil, 413, 413, 0, 0},
+		{"SEND 415", nil, 415, 415, 0, 0},
+		{"SEND 403", nil, 403, 403, 0, 0},
+		{"SEND 481", nil, 481, 480, 0, 0},
+		{"SEND 506", nil, 506, 480, 0, 0},
+		{"SEND 501", nil, 501, 500, 0, 0},
+		{"failure REPORT 481", nil, 0, 480, 481, 0},
+		{"failure REPORT 408", nil, 0, 408, 408, 0},
+		{"failure REPORT 500", nil, 0, 500, 500, 0},
+		{"INVITE 486", func(b *testpeer.Client) { b.SetAnswer(486, "") }, 0, 486, 0, 486},
+		{"INVITE 603", func(b *testpeer.Client) { b.SetAnswer(603, "") }, 0, 603, 0, 603},
+		{"INVITE 488", func(b *testpeer.Client) { b.SetAnswer(488, "") }, 0, 415, 0, 488},
+		{"INVITE 606", func(b *testpeer.Client) { b.SetAnswer(606, "") }, 0, 415, 0, 606},
+		{"INVITE 302", func(b *testpeer.Client) { b.SetAnswer(302, "") }, 0, 480, 0, 302},
+		{"no answer", func(b *testpeer.Client) { b.SetAnswer(0, "") }, 0, 408, 0, 408},
+		{"TCP refused", func(b *testpeer.Client) { b.Endpoint.Close() }, 0, 480, 0, 480},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -67,6 +68,11 @@ func TestWaitModeResponses(t *testing.T) {
 			}
 			if c.want == 415 && res.GetHeader("Accept") == nil {
 				t.Fatal("415 without Accept")
+			}
+			if c.failed != 0 {
+				if e := h.events.waitKind(t, event.SetupFailed); e.Code != c.failed || e.Reason == "" {
+					t.Fatalf("setup_failed: %d %q, want %d and a reason", e.Code, e.Reason, c.failed)
+				}
 			}
 		})
 	}

@@ -95,9 +95,10 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	if f := e.failure; f != nil {
 		// setup-failed (SPEC §5) comes before the messages it covers fail, and only from the end that took s:
 		// a setup an operator or Shutdown ended meanwhile did not fail, whatever its INVITE got.
-		s.log.Warn("session setup failed", "code", f.o.Code, "reason", f.o.Reason, "err", f.err, "call_id", s.callID, "msrp_session_id", s.msrpID())
+		r := f.reported()
+		s.log.Warn("session setup failed", "code", r.Code, "reason", r.Reason, "err", f.err, "call_id", s.callID, "msrp_session_id", s.msrpID())
 		ev := s.baseEvent(event.SetupFailed)
-		ev.Code, ev.Reason = f.o.Code, f.o.Reason
+		ev.Code, ev.Reason = r.Code, r.Reason
 		g.publish(ev)
 	}
 	covered := e.failure != nil

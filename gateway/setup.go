@@ -20,10 +20,22 @@ import (
 // This file sets up the MSRP side of a session started by a MESSAGE (SPEC §3.1 steps 3–6): INVITE with our
 // offer, the answer, the MSRP connection in whichever direction a=setup says, then the queued messages.
 
-// setupFailure is why a session did not come up: the code and reason that reach the page-mode side.
+// setupFailure is why a session did not come up: o, what the MESSAGEs it covers are answered with (SPEC §5's
+// table), and res, the INVITE's final response when one failed the setup.
 type setupFailure struct {
 	o   outcome
+	res *outcome
 	err error
+}
+
+// reported is the code and reason setup-failed carries (SPEC §5), as the reference's E_MSRP_GW_SETUP_FAILED
+// does: the INVITE's own final response when one came (488 stays 488, where the MESSAGEs get 415), else the
+// gateway's own.
+func (f *setupFailure) reported() outcome {
+	if f.res != nil {
+		return *f.res
+	}
+	return f.o
 }
 
 func (f *setupFailure) Error() string {
@@ -34,6 +46,11 @@ func (f *setupFailure) Error() string {
 }
 
 func failSetup(o outcome, err error) *setupFailure { return &setupFailure{o: o, err: err} }
+
+// failInvite is the failure of a setup whose INVITE got the final response code, reason.
+func failInvite(code int, reason string) *setupFailure {
+	return &setupFailure{o: inviteOutcome(code, reason), res: &outcome{code, reason}}
+}
 
 // setupFromMessage runs in its own goroutine for each session a MESSAGE creates.
 func (g *Gateway) setupFromMessage(s *Session, first *sip.Request) {
@@ -186,7 +203,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	if err != nil {
 		var rerr *sipgo.ErrDialogResponse
 		if errors.As(err, &rerr) {
-			return failSetup(inviteOutcome(rerr.Res.StatusCode, rerr.Res.Reason), nil)
+			return failInvite(rerr.Res.StatusCode, rerr.Res.Reason)
 		}
 		if res := dlg.InviteResponse; res != nil && res.IsSuccess() {
 			// A 2xx crossed our CANCEL: take the dialog and end it.
@@ -198,7 +215,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			}
 		}
 		if res := dlg.InviteResponse; res != nil && !res.IsProvisional() && !res.IsSuccess() {
-			return failSetup(inviteOutcome(res.StatusCode, res.Reason), nil)
+			return failInvite(res.StatusCode, res.Reason)
 		}
 		return failSetup(outcomeSetupTimeout, err)
 	}
@@ -398,7 +415,7 @@ func (g *Gateway) setupFailed(s *Session, f *setupFailure, first *sip.Request) {
 	sf := g.cfg.Gateway.SetupFailed
 	if s.origin == originMessage && sf.Notify {
 		// $excerpt: the MESSAGE that set the session up, the first of those the failure covers.
-		g.notify(s.coords, sf.Body, first, s.key, f.o, requestContent(first))
+		g.notify(s.coords, sf.Body, first, s.key, f.reported(), requestContent(first))
 	}
 }
 
