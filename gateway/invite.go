@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +122,10 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	s.local = g.localMedia(s, accept, wrapped, setup)
+	if offer != nil {
+		// The answer has the offer's m= lines, those we do not take rejected (RFC 3264 §6).
+		s.local.MLines, s.local.Index = offer.MLines, offer.Index
+	}
 
 	// Session bounds (limits.go); a newer INVITE for a live key replaces that session and is not refused.
 	if err := g.limits.admitSession(s, sourceHost(req), g.table.Get(rt.Key) != nil); err != nil {
@@ -282,8 +287,9 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 			s.peer = m
 		}
 		s.weActive = active
-		if local.Setup != setup {
-			local.Setup = setup
+		if local.Setup != setup || !slices.Equal(local.MLines, m.MLines) || local.Index != m.Index {
+			// The answer has the re-offer's m= lines (RFC 3264 §6), as the first answer had the offer's.
+			local.Setup, local.MLines, local.Index = setup, m.MLines, m.Index
 			s.local = &local
 			s.sdpVer++ // RFC 3264 §8: a changed description gets the next version
 		}

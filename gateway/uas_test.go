@@ -278,3 +278,76 @@ func TestByeWithLowerCSeqGets500(t *testing.T) {
 		t.Fatalf("retransmitted BYE with CSeq 8 answered %d %s, want 200", res.StatusCode, res.Reason)
 	}
 }
+
+// mLines are the m= lines of an SDP body, in order.
+func mLines(body []byte) []string {
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if l = strings.TrimRight(l, "\r"); strings.HasPrefix(l, "m=") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// An offer with other media besides m=message (audio first, say, or a second chat stream) gets an answer with
+// exactly its m= lines, in its order, each one the gateway does not take rejected with port 0 (RFC 3264 §6):
+// an answer with the m=message line alone is one a strict offerer refuses, its media lines not matching. A
+// re-offer is answered the same way, and the gateway's own offer (to a re-INVITE without SDP) keeps the lines
+// too (RFC 3264 §8: a new offer has no fewer m= lines than the last).
+func TestOfferWithOtherMediaAnsweredLineForLine(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.SetupTimeout = 10 * time.Second })
+	phone := newRawUDP(t)
+	offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=audio 4000 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n" +
+		"m=message 9 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://127.0.0.1:9/never;tcp\r\na=setup:active\r\n" +
+		"m=message 10 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://127.0.0.1:10/other;tcp\r\n"
+	ruri := "sip:alice@" + h.udp()
+	head := fmt.Sprintf("From: <sip:bob@127.0.0.1>;tag=b1\nCall-ID: mlines-%s\n", phone.addr())
+	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-ml;rport\n"+
+		"Max-Forwards: 70\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:bob@%s>\nContent-Type: application/sdp\n"+
+		"Content-Length: %d\n\n%s", ruri, phone.addr(), head, ruri, phone.addr(), len(offer), offer))
+	if res.StatusCode != 200 {
+		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	check := func(what string, body []byte, wantVersion string) {
+		t.Helper()
+		got := mLines(body)
+		if len(got) != 3 || got[0] != "m=audio 0 RTP/AVP 0 8" || !strings.HasPrefix(got[1], "m=message ") ||
+			strings.HasPrefix(got[1], "m=message 0 ") || got[2] != "m=message 0 TCP/MSRP *" {
+			t.Fatalf("%s has m= lines %q, want the offer's three: audio and the second chat rejected (port 0)\n%s", what, got, body)
+		}
+		if !strings.Contains(string(body), "a=path:msrp://") || !strings.Contains(string(body), "a=setup:passive") {
+			t.Fatalf("%s lacks the chat stream's attributes:\n%s", what, body)
+		}
+		if wantVersion != "" {
+			if o := strings.Fields(strings.SplitN(strings.SplitN(string(body), "o=", 2)[1], "\r\n", 2)[0]); o[2] != wantVersion {
+				t.Fatalf("%s o= version %s, want %s", what, o[2], wantVersion)
+			}
+		}
+	}
+	check("the answer", res.Body(), "")
+	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-mlack\nMax-Forwards: 70\n%s%s\n"+
+		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
+
+	// A re-offer with the same lines: the same answer, its version unchanged (RFC 3264 §8).
+	version := strings.Fields(strings.SplitN(strings.SplitN(string(res.Body()), "o=", 2)[1], "\r\n", 2)[0])[2]
+	inDialog := fmt.Sprintf("%s SIP/2.0\nMax-Forwards: 70\n%s%s\n", res.Contact().Address.String(), head, res.To().String())
+	re := phone.exchange(h.udp(), "INVITE "+inDialog+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-mlre\n"+
+		fmt.Sprintf("CSeq: 6 INVITE\nContact: <sip:bob@%s>\nContent-Type: application/sdp\nContent-Length: %d\n\n%s", phone.addr(), len(offer), offer))
+	if re.StatusCode != 200 {
+		t.Fatalf("re-INVITE answered %d %s", re.StatusCode, re.Reason)
+	}
+	check("the answer to the re-offer", re.Body(), version)
+	phone.write(h.udp(), "ACK "+inDialog+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-mlreack\nCSeq: 6 ACK\nContent-Length: 0\n\n")
+
+	// A re-INVITE without SDP: our offer keeps the three lines.
+	re = phone.exchange(h.udp(), "INVITE "+inDialog+"Via: SIP/2.0/UDP "+phone.addr()+";branch=z9hG4bK-mlre2\n"+
+		fmt.Sprintf("CSeq: 7 INVITE\nContact: <sip:bob@%s>\nContent-Length: 0\n\n", phone.addr()))
+	if re.StatusCode != 200 {
+		t.Fatalf("re-INVITE without SDP answered %d %s", re.StatusCode, re.Reason)
+	}
+	if got := mLines(re.Body()); len(got) != 3 || got[0] != "m=audio 0 RTP/AVP 0 8" || got[2] != "m=message 0 TCP/MSRP *" {
+		t.Fatalf("our offer in the 200 to a re-INVITE without SDP has m= lines %q, want the session's three\n%s", got, re.Body())
+	}
+}

@@ -22,6 +22,9 @@ import (
 //	a=sendonly|recvonly|inactive           (if Direction says so; sendrecv is the default and left out)
 //	a=msrp-cema                            (if CEMA: set it only when we really connect per RFC 6714)
 //
+// When m answers an offer with other m= lines (MLines, Index), each of them is written in its place, rejected:
+// its media, proto and formats as offered, port 0 (RFC 3264 §6).
+//
 // An IPv6 Host may be given with or without brackets; an empty Host is rendered as 0.0.0.0.
 func (m *Media) Marshal(sessID, version uint64) []byte {
 	host := strings.TrimSuffix(strings.TrimPrefix(m.Host, "["), "]")
@@ -49,7 +52,14 @@ func (m *Media) Marshal(sessID, version uint64) []byte {
 	b = append(b, addrType...)
 	b = append(b, ' ')
 	b = append(b, host...)
-	b = append(b, "\r\nt=0 0\r\nm=message "...)
+	b = append(b, "\r\nt=0 0\r\n"...)
+	rejected := len(m.MLines) > 1 && m.Index >= 0 && m.Index < len(m.MLines)
+	if rejected {
+		for _, v := range m.MLines[:m.Index] {
+			b = appendRejected(b, v)
+		}
+	}
+	b = append(b, "m=message "...)
 	b = strconv.AppendInt(b, int64(m.Port), 10)
 	if m.Secure {
 		b = append(b, " "+protoTLS+" *\r\n"...)
@@ -85,7 +95,26 @@ func (m *Media) Marshal(sessID, version uint64) []byte {
 	if m.CEMA {
 		b = append(b, "a=msrp-cema\r\n"...)
 	}
+	if rejected {
+		for _, v := range m.MLines[m.Index+1:] {
+			b = appendRejected(b, v)
+		}
+	}
 	return b
+}
+
+// appendRejected appends the m= line that rejects the offered m= line whose value is v: the same media, proto
+// and formats, port 0 (RFC 3264 §6). What an offer leaves out of the line is filled in, so that it stays an
+// m= line (RFC 4566 §5.14: media, port, proto and at least one format).
+func appendRejected(b []byte, v string) []byte {
+	f := strings.Fields(v)
+	for len(f) < 4 {
+		f = append(f, "*")
+	}
+	f[1] = "0"
+	b = append(b, "m="...)
+	b = append(b, strings.Join(f, " ")...)
+	return append(b, "\r\n"...)
 }
 
 func appendList(b []byte, prefix string, items []string) []byte {

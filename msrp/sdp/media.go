@@ -43,6 +43,14 @@ type Media struct {
 	Fingerprints       []string // a=fingerprint values verbatim ("SHA-256 AB:CD:..."); RFC 8122 allows several
 	Direction          string   // sendrecv (default) / sendonly / recvonly / inactive
 	CEMA               bool     // a=msrp-cema present
+
+	// MLines and Index place the m=message line among the other m= lines of an offer (RFC 3264 §6: an
+	// answer has exactly the offer's m= lines, in its order). Parse sets MLines, when the body has more than
+	// one m= line, to their values in order, and Index to this one's position among them. Marshal, given
+	// them (those of the offer it answers), writes our m=message block at Index and every other line
+	// rejected, with port 0; without them, our m=message line alone.
+	MLines []string
+	Index  int
 }
 
 // Parse finds the first usable m=message line (proto TCP/MSRP or TCP/TLS/MSRP, port != 0, format "*") and
@@ -63,7 +71,7 @@ func Parse(body []byte) (*Media, error) {
 	if err := sd.UnmarshalString(n.text); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	for _, md := range sd.MediaDescriptions {
+	for i, md := range sd.MediaDescriptions {
 		if !usable(md) {
 			continue
 		}
@@ -71,6 +79,9 @@ func Parse(body []byte) (*Media, error) {
 			Secure:    slices.Contains(md.MediaName.Protos, "TLS"),
 			Port:      md.MediaName.Port.Value,
 			Direction: SendRecv,
+		}
+		if len(n.mValues) > 1 {
+			m.MLines, m.Index = n.mValues, n.index[i]
 		}
 		switch {
 		case md.ConnectionInformation != nil && md.ConnectionInformation.Address != nil:

@@ -15,13 +15,16 @@ type section struct {
 	m     string
 	c     string
 	attrs []string
+	index int // the position of its m= line among all the body's m= lines
 }
 
 // normalised is an SDP body rewritten for pion/sdp, plus what was dropped on the way that error messages
 // still need to mention.
 type normalised struct {
-	text   string
-	mLines int // m= lines in the original body, usable or not
+	text    string
+	mLines  int      // m= lines in the original body, usable or not
+	mValues []string // their values, in order
+	index   []int    // for each m= block kept, in order, its position in mValues
 }
 
 // normalise rewrites body into the form pion/sdp's strict grammar accepts, because real peers send what
@@ -43,6 +46,7 @@ func normalise(body []byte) (normalised, error) {
 		cur           *section // nil at session level
 		inDropped     bool     // inside an m= block we do not keep
 		mLines, lines int
+		mValues       []string
 	)
 	rest := string(body)
 	for lineNo := 1; rest != ""; lineNo++ {
@@ -68,10 +72,11 @@ func normalise(body []byte) (normalised, error) {
 		typ, val := line[0], line[2:]
 		if typ == 'm' {
 			mLines++
+			mValues = append(mValues, val)
 			m, ok := messageMLine(val)
 			inDropped = !ok
 			if ok {
-				sections = append(sections, section{m: m})
+				sections = append(sections, section{m: m, index: mLines - 1})
 				cur = &sections[len(sections)-1]
 			} else {
 				cur = nil
@@ -152,8 +157,10 @@ func normalise(body []byte) (normalised, error) {
 	for _, a := range sessAttrs {
 		put('a', a)
 	}
+	index := make([]int, len(sections))
 	for i := range sections {
 		sec := &sections[i]
+		index[i] = sec.index
 		put('m', sec.m)
 		if sec.c != "" {
 			put('c', sec.c)
@@ -162,7 +169,7 @@ func normalise(body []byte) (normalised, error) {
 			put('a', a)
 		}
 	}
-	return normalised{text: b.String(), mLines: mLines}, nil
+	return normalised{text: b.String(), mLines: mLines, mValues: mValues, index: index}, nil
 }
 
 // messageMLine returns the m= value to hand to pion when val describes MSRP media, with the proto spelled

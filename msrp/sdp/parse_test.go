@@ -79,11 +79,14 @@ func TestParseVectors(t *testing.T) {
 			MaxSize:            1048576, Setup: "active", Direction: "sendrecv",
 			Fingerprints: []string{"SHA-256 5E:9F:1C:86:6D:0A:2B:77:3C:04:47:AE:91:CD:E3:0F:6B:45:12:D2:88:39:E0:7C:55:1B:8A:64:F2:93:AB:01"}}},
 		// Audio, T.38, a rejected (port 0) and a WebSocket m=message before the usable one; the media-level c=
-		// wins; session-level a=setup and a=fingerprint apply; unknown attributes are ignored.
+		// wins; session-level a=setup and a=fingerprint apply; unknown attributes are ignored. Every m= line
+		// is kept, with the usable one's place among them, for the answer (RFC 3264 §6).
 		{"rcs-multimedia.sdp", Media{Host: "192.0.2.8", Port: 2856,
 			Path:        []string{"msrp://192.0.2.8:2856/chosen;tcp"},
 			AcceptTypes: []string{"message/cpim", "text/plain"},
-			Setup:       "actpass", Fingerprints: []string{"sha-256 AA:BB:CC"}, Direction: "recvonly"}},
+			Setup:       "actpass", Fingerprints: []string{"sha-256 AA:BB:CC"}, Direction: "recvonly",
+			MLines: []string{"audio 49170 RTP/AVP 0 8", "image 49172 udptl t38", "message 0 TCP/MSRP *",
+				"message 2855 TCP/WSS/MSRP *", "message 2856 TCP/MSRP *"}, Index: 4}},
 	}
 	for _, tt := range tests {
 		wire := readVector(t, tt.file)
@@ -299,6 +302,42 @@ func TestMarshalRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(*got, in) {
 			t.Errorf("round trip:\n got %+v\nwant %+v\n%s", *got, in, out)
 		}
+	}
+}
+
+// An answer to an offer with other m= lines has exactly the offer's m= lines, in its order (RFC 3264 §6): ours
+// in the place of the m=message it takes, every other one rejected with port 0, its media, proto and formats
+// as offered.
+func TestMarshalRejectsOtherOfferedLines(t *testing.T) {
+	offer, err := Parse(readVector(t, "rcs-multimedia.sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Media{Host: "127.0.0.1", Port: 2855, Path: []string{"msrp://127.0.0.1:2855/abc;tcp"},
+		AcceptTypes: []string{"text/plain"}, Setup: "passive", MLines: offer.MLines, Index: offer.Index}
+	var got []string
+	for _, l := range strings.Split(string(m.Marshal(1, 1)), "\r\n") {
+		if strings.HasPrefix(l, "m=") {
+			got = append(got, l)
+		}
+	}
+	want := []string{"m=audio 0 RTP/AVP 0 8", "m=image 0 udptl t38", "m=message 0 TCP/MSRP *",
+		"m=message 0 TCP/WSS/MSRP *", "m=message 2855 TCP/MSRP *"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("m= lines %q, want %q", got, want)
+	}
+	// Ours is the one Parse takes from the answer, at the same place.
+	back, err := Parse(m.Marshal(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Port != 2855 || back.Index != 4 || len(back.MLines) != 5 {
+		t.Fatalf("the answer parses as port %d at %d of %d m= lines, want 2855 at 4 of 5", back.Port, back.Index, len(back.MLines))
+	}
+	// An offered line that leaves out its proto or formats is still answered with a whole m= line.
+	m.MLines, m.Index = []string{"audio 4000", "message 9 TCP/MSRP *"}, 1
+	if body := string(m.Marshal(1, 1)); !strings.Contains(body, "\r\nm=audio 0 * *\r\nm=message 2855 ") {
+		t.Fatalf("answer to a short m= line:\n%s", body)
 	}
 }
 
