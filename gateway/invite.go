@@ -17,14 +17,21 @@ import (
 // ACKs and BYEs.
 
 func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	if !g.checkTrusted(req, tx) {
+	// A re-INVITE may come from the dialog's peer itself, as its ACK and BYE may (dialogSource): sip.trusted
+	// need not hold it when no proxy on the way Record-Routes. Any other INVITE needs a trusted source.
+	inDialog := g.inDialog(req)
+	if inDialog != nil {
+		if !g.dialogSource(inDialog, req) {
+			g.refuse(req, tx, 403, "Forbidden", "source "+req.Source()+" is neither in sip.trusted nor the dialog's peer")
+			return
+		}
+	} else if !g.checkTrusted(req, tx) {
 		return
 	}
 	if p := addressProblem(req, false); p != "" {
 		g.refuse(req, tx, 400, "Bad Request", p)
 		return
 	}
-	inDialog := g.inDialog(req)
 	if inDialog == nil && toTag(req) != "" {
 		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
 		return

@@ -184,3 +184,56 @@ func TestDialogPeerOutsideTrustedMayBye(t *testing.T) {
 		t.Fatalf("session ended with %q, want bye", e.Reason)
 	}
 }
+
+// The dialog's peer outside sip.trusted sends its re-INVITEs itself too, as its BYE (a session refresh, a new
+// a=path, SPEC §3.2 step 6): from the host of the dialog's Contact it is answered 200, not 403, and a BYE from
+// the host of the Contact it moved the dialog to is taken as well. Another untrusted host still gets 403.
+func TestDialogPeerOutsideTrustedMayReinvite(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.SIP.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.Gateway.SetupTimeout = 10 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	ua, moved, mallory := newRawUDPOn(t, "127.0.0.3"), newRawUDPOn(t, "127.0.0.4"), newRawUDPOn(t, "127.0.0.5")
+	offer := bob.Media(bob.NewSession(), sdp.SetupActive) // bob would connect; he never does here
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "application/sdp", offer.Marshal(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contact sip.Uri
+	if err := sip.ParseUri("sip:bob@"+ua.addr(), &contact); err != nil {
+		t.Fatal(err)
+	}
+	req.AppendHeader(&sip.ContactHeader{Address: contact})
+	_, dlg := inviteAck(t, h, bob, req) // through the "proxy", 127.0.0.1
+	gwTag, _ := dlg.InviteResponse.To().Params.Get("tag")
+	cseq := dlg.InviteRequest.CSeq().SeqNo
+	sdpBody := offer.Marshal(1, 2)
+	body := strings.ReplaceAll(string(sdpBody), "\r\n", "\n") // as written: every LF becomes CRLF again
+	inDialog := func(u *rawUDP, method string, n uint32, extra string) string {
+		return fmt.Sprintf("%s %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s-%d\nMax-Forwards: 70\n"+
+			"From: <%s>;tag=%s\nTo: <%s>;tag=%s\nCall-ID: %s\nCSeq: %d %s\n%s",
+			method, dlg.InviteResponse.Contact().Address.String(), u.addr(), strings.ToLower(method), n,
+			bob.URI, fromTag(req), alice.URI, gwTag, callID(req), n, method, extra)
+	}
+	reinvite := func(u *rawUDP, n uint32) *sip.Response {
+		return u.exchange(h.udp(), inDialog(u, "INVITE", n, fmt.Sprintf(
+			"Contact: <sip:bob@%s>\nContent-Type: application/sdp\nContent-Length: %d\n\n%s", moved.addr(), len(sdpBody), body)))
+	}
+	if res := reinvite(mallory, cseq+1); res.StatusCode != 403 {
+		t.Fatalf("re-INVITE from 127.0.0.5, neither trusted nor the dialog's peer: %d %s, want 403", res.StatusCode, res.Reason)
+	}
+	res := reinvite(ua, cseq+2)
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE from the dialog's Contact host 127.0.0.3: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	ua.write(h.udp(), inDialog(ua, "ACK", cseq+2, "Content-Length: 0\n\n"))
+	// The re-INVITE moved the dialog's remote target to 127.0.0.4: its BYE comes from there.
+	if res := moved.exchange(h.udp(), inDialog(moved, "BYE", cseq+3, "Content-Length: 0\n\n")); res.StatusCode != 200 {
+		t.Fatalf("BYE from the host of the re-INVITE's Contact 127.0.0.4: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "bye" {
+		t.Fatalf("session ended with %q, want bye", e.Reason)
+	}
+}

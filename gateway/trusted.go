@@ -44,16 +44,21 @@ func (g *Gateway) trustedSource(req *sip.Request) bool {
 	return false
 }
 
-// dialogSource says whether req, an ACK or BYE naming s's dialog (s nil: no live dialog), may act on it: it
-// comes from a sip.trusted source, or from the host of the dialog's remote target, the peer's Contact, where
-// a UA sends its ACK and BYE itself when no proxy on the way Record-Routes. Any other host that knows the
+// dialogSource says whether req, an ACK, BYE or re-INVITE naming s's dialog (s nil: no live dialog), may act
+// on it: it comes from a sip.trusted source, or from the host of the dialog's remote target, the peer's
+// Contact (the one the dialog began with, or the one a re-INVITE of the peer's moved it to), where a UA sends
+// its requests in the dialog itself when no proxy on the way Record-Routes. Any other host that knows the
 // dialog's Call-ID and our tag (sniffed or guessed) could otherwise end the session, or, with the ACK to a
-// late offer, say where the gateway connects and sends the session's messages.
+// late offer or a re-INVITE, say where the gateway connects and sends the session's messages.
 func (g *Gateway) dialogSource(s *Session, req *sip.Request) bool {
 	if g.trustedSource(req) {
 		return true
 	}
 	if s == nil {
+		return false
+	}
+	src, err := netip.ParseAddr(sourceHost(req))
+	if err != nil {
 		return false
 	}
 	var contact *sip.ContactHeader
@@ -64,14 +69,19 @@ func (g *Gateway) dialogSource(s *Session, req *sip.Request) bool {
 	case s.uac != nil && s.uac.InviteResponse != nil:
 		contact = s.uac.InviteResponse.Contact()
 	}
+	targets := make([]string, 0, 2)
+	if contact != nil {
+		targets = append(targets, contact.Address.Host)
+	}
+	if s.target != nil {
+		targets = append(targets, s.target.Host)
+	}
 	s.mu.Unlock()
-	if contact == nil {
-		return false
+	for _, host := range targets {
+		// A name is never matched: only sip.trusted sources may act on such a dialog.
+		if peer, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && src.Unmap() == peer.Unmap() {
+			return true
+		}
 	}
-	peer, err := netip.ParseAddr(strings.Trim(contact.Address.Host, "[]"))
-	if err != nil {
-		return false // a name: only sip.trusted sources may act on the dialog
-	}
-	src, err := netip.ParseAddr(sourceHost(req))
-	return err == nil && src.Unmap() == peer.Unmap()
+	return false
 }
