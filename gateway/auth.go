@@ -68,7 +68,9 @@ func (g *Gateway) authorize(req *sip.Request, res *sip.Response) error {
 	if err != nil {
 		return err
 	}
-	c, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.Addr(), Username: cred.Username, Password: cred.Password})
+	// The digest uri is the Request-URI as the request line has it, parameters included (RFC 7616 §3.4.6): a
+	// server may check that it names the Request-URI, as sip.auth does here (sameURI).
+	c, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(), Username: cred.Username, Password: cred.Password})
 	if err != nil {
 		return fmt.Errorf("digest for realm %q: %w", chal.Realm, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
@@ -231,4 +232,31 @@ func challengedPhone(t *testing.T, ch *challenger) *testpeer.Phone {
 		ch.handle(req, tx)
 		return req.GetHeader("Proxy-Authorization") != nil
 	}})
+}
+
+// The digest uri of our credentials is the Request-URI as it is on the request line, parameters and all (RFC
+// 7616 §3.4.6; RFC 3261 §22.4): a server that checks it against the Request-URI, as the gateway's own
+// sip.auth does (sameURI), refused credentials made for the URI without its parameters (;user=phone here).
+func TestChallengeAnswerDigestURIIsTheRequestURI(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
+	alice := testpeer.NewPhone(t, "auth-alice")
+	ch := &challenger{always: true, code: 407}
+	addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
+	alice.Send(h.udp(), "sip:+15551234@"+addr+";user=phone", "text/plain", "hi")
+	h.events.waitKind(t, event.SetupFailed)
+	got := ch.requests()
+	if len(got) != 2 {
+		t.Fatalf("%d INVITEs, want 2", len(got))
+	}
+	a := got[1].GetHeader("Proxy-Authorization")
+	if a == nil {
+		t.Fatal("the second INVITE has no Proxy-Authorization")
+	}
+	cred, err := digest.ParseCredentials(a.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ruri := got[1].Recipient.String(); cred.URI != ruri || !sameURI(cred.URI, &got[1].Recipient) {
+		t.Fatalf("digest uri %q, want the Request-URI %q", cred.URI, ruri)
+	}
 }
