@@ -113,6 +113,7 @@ func (r requester) Request(ctx context.Context, req *sip.Request) (sip.ClientTra
 		req = r.g.cancelAsInvite(req)
 	case req.IsAck() || req.Method == sip.BYE:
 		r.g.proxyTransport(req)
+		r.g.targetTransport(req)
 	}
 	if req.IsAck() {
 		return nil, r.g.writeAck(req)
@@ -253,6 +254,38 @@ func (g *Gateway) cancelAsInvite(req *sip.Request) *sip.Request {
 	c.SetTransport(req.Transport())
 	c.Laddr = req.Laddr
 	return c
+}
+
+// targetTransport gives req, an ACK or BYE that goes straight to the dialog's remote target (no Route: the
+// dialog has no route set and there is no outbound proxy), the transport the target's URI names (RFC 3261
+// §12.2.1.1 and §8.1.2, RFC 3263 §4.1): ;transport=tcp or tls, or sips: for TLS. sipgo's dialog gives it the
+// transport of the dialog's INVITE, and a peer whose Contact says ;transport=tcp, its INVITE or 2xx having come
+// over UDP (a proxy that changed the transport without Record-Routing), never got our ACK and BYE. A URI
+// that names no transport leaves the dialog's.
+func (g *Gateway) targetTransport(req *sip.Request) {
+	if req.Route() != nil {
+		return
+	}
+	u := &req.Recipient
+	tp, _ := u.UriParams.Get("transport")
+	tp = strings.ToUpper(tp)
+	if u.IsEncrypted() && (tp == "" || tp == "TCP") {
+		tp = "TLS"
+	}
+	switch tp {
+	case "UDP", "TCP", "TLS":
+	default:
+		return // none named, or one the gateway does not send requests over
+	}
+	if strings.EqualFold(req.Transport(), tp) {
+		return
+	}
+	req.SetTransport(tp)
+	if v := req.Via(); v != nil {
+		v.Transport = tp
+	}
+	req.Laddr = sip.Addr{} // the UDP listener's address, given by dialogRequest, is no address to dial from
+	g.udpc.fromListener(req)
 }
 
 // proxyTransport gives req, an ACK or BYE, the transport towards the outbound proxy when dialogRequest routed

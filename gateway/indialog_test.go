@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -290,4 +291,102 @@ func TestReinviteNotAckedEndsSession(t *testing.T) {
 	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "reinvite_not_acked" {
 		t.Fatalf("session ended %q, want reinvite_not_acked", e.Reason)
 	}
+}
+
+// tcpRequests listens for SIP over TCP on addr (host:port) and returns the requests read there, in order.
+func tcpRequests(t *testing.T, addr string) <-chan *sip.Request {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	out := make(chan *sip.Request, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go func() {
+				r := bufio.NewReader(c)
+				for {
+					var head strings.Builder
+					length := 0
+					for {
+						line, err := r.ReadString('\n')
+						if err != nil {
+							return
+						}
+						head.WriteString(line)
+						if line == "\r\n" {
+							break
+						}
+						if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
+							fmt.Sscan(strings.TrimSpace(v), &length)
+						}
+					}
+					body := make([]byte, length)
+					if _, err := io.ReadFull(r, body); err != nil {
+						return
+					}
+					msg, err := newSIPParser().ParseSIP(append([]byte(head.String()), body...))
+					if err != nil {
+						continue
+					}
+					if req, ok := msg.(*sip.Request); ok {
+						if req.Method == sip.BYE {
+							c.Write([]byte(sip.NewResponseFromRequest(req, 200, "OK", nil).String()))
+						}
+						out <- req
+					}
+				}
+			}()
+		}
+	}()
+	return out
+}
+
+// nextOver returns the next request from reqs, failing the test after waitFor.
+func nextOver(t *testing.T, reqs <-chan *sip.Request, what string) *sip.Request {
+	t.Helper()
+	select {
+	case req := <-reqs:
+		return req
+	case <-time.After(waitFor):
+		t.Fatalf("no %s over TCP", what)
+		return nil
+	}
+}
+
+// A dialog without a route set sends its requests to the remote target over the transport the target's URI
+// names (RFC 3261 §12.2.1.1, §8.1.2; RFC 3263 §4.1): a Contact with ;transport=tcp gets the ACK and BYE over
+// TCP, also when the INVITE, or its 2xx, came over UDP. Over UDP they reached nothing that listens there.
+func TestDialogRequestsTakeTheTargetsTransport(t *testing.T) {
+	t.Run("session first", func(t *testing.T) {
+		h := newHarness(t, shortSetup)
+		phone := newRawUDP(t)
+		reqs := tcpRequests(t, phone.addr()) // the same port, over TCP
+		contact := "sip:bob@" + phone.addr() + ";transport=tcp"
+		inviteFrom(phone, h, contact)
+		if bye := nextOver(t, reqs, "BYE"); bye.Method != sip.BYE || bye.Recipient.String() != contact || bye.Via().Transport != "TCP" {
+			t.Fatalf("got %s, Via %s, want a BYE to %s over TCP", bye.StartLine(), bye.Via().Value(), contact)
+		}
+	})
+	t.Run("MESSAGE first", func(t *testing.T) {
+		h := newHarness(t, shortSetup)
+		alice := testpeer.NewPhone(t, "alice")
+		bob := newRawUDP(t)
+		reqs := tcpRequests(t, bob.addr())
+		contact := "sip:bob@" + bob.addr() + ";transport=tcp"
+		alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "hello")
+		inv, from := bob.request()
+		answerInvite(bob, inv, from, contact)
+		for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE} {
+			if req := nextOver(t, reqs, string(m)); req.Method != m || req.Recipient.String() != contact || req.Via().Transport != "TCP" {
+				t.Fatalf("got %s, Via %s, want %s to %s over TCP", req.StartLine(), req.Via().Value(), m, contact)
+			}
+		}
+	})
 }
