@@ -212,6 +212,7 @@ func callID(req *sip.Request) string {
 	return ""
 }
 
+// onOptions answers OPTIONS: 200 with what the gateway takes, out of a dialog or in one of its dialogs.
 func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	if p := addressProblem(req, false); p != "" {
 		g.refuse(req, tx, 400, "Bad Request", p)
@@ -219,6 +220,12 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if a, bad := badExtension(req); bad {
 		g.refuse(req, tx, a.code, a.reason, a.warning, a.hdrs...)
+		return
+	}
+	if toTag(req) != "" && g.inDialog(req) == nil {
+		// An in-dialog OPTIONS (a proxy's dialog ping, as OpenSIPS and Kamailio send) for a dialog the gateway
+		// does not have, ended or lost in a restart: 481 tells the pinger to end its side (RFC 3261 §12.2.2).
+		g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)

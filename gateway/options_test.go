@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
@@ -95,5 +97,51 @@ func TestIMDNRequest(t *testing.T) {
 				t.Fatalf("imdn.request %v: CPIM asks for IMDN = %v\n%s", request, asked, m.Body)
 			}
 		})
+	}
+}
+
+// An in-dialog OPTIONS (a proxy's dialog ping) is answered 200 in a dialog the gateway has, and 481 in one it
+// does not (ended, or lost in a restart), so the pinger ends its side (RFC 3261 §12.2.2); one out of a
+// dialog stays 200.
+func TestInDialogOptions(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	inv := cs.ServerDialog().InviteRequest
+	gwTag, _ := inv.From().Params.Get("tag")
+	bobTag, _ := cs.ServerDialog().InviteResponse.To().Params.Get("tag")
+
+	options := func(callID, toTag string) int {
+		t.Helper()
+		var ruri sip.Uri
+		sip.ParseUri("sip:gw@"+h.udp(), &ruri)
+		req := sip.NewRequest(sip.OPTIONS, ruri)
+		from := &sip.FromHeader{Address: inv.Recipient, Params: sip.NewParams()}
+		from.Params.Add("tag", bobTag)
+		to := &sip.ToHeader{Address: inv.From().Address, Params: sip.NewParams()}
+		if toTag != "" {
+			to.Params.Add("tag", toTag)
+		}
+		cid := sip.CallIDHeader(callID)
+		req.AppendHeader(from)
+		req.AppendHeader(to)
+		req.AppendHeader(&cid)
+		res, err := alice.Do(context.Background(), h.udp(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode
+	}
+	if code := options(inv.CallID().Value(), gwTag); code != 200 {
+		t.Fatalf("OPTIONS in the session's dialog: %d, want 200", code)
+	}
+	if code := options("no-such-call", gwTag); code != 481 {
+		t.Fatalf("OPTIONS in a dialog the gateway does not have: %d, want 481", code)
+	}
+	if code := options("out-of-dialog", ""); code != 200 {
+		t.Fatalf("OPTIONS out of a dialog: %d, want 200", code)
 	}
 }
