@@ -88,6 +88,11 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP offer: "+err.Error())
 			return
 		}
+		if offer.FileSelector != "" {
+			// Refused before it can replace the key's chat session: a file is no chat message.
+			g.refuse(req, tx, 488, "Not Acceptable Here", errFileTransfer)
+			return
+		}
 		firstParts = others
 	}
 
@@ -130,8 +135,10 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.local = g.localMedia(s, accept, wrapped, setup)
 	if offer != nil {
-		// The answer has the offer's m= lines, those we do not take rejected (RFC 3264 §6).
+		// The answer has the offer's m= lines, those we do not take rejected (RFC 3264 §6), and the direction
+		// that answers the offer's (RFC 3264 §6.1: a sendonly chat, e.g. RCS Large Message Mode, gets recvonly).
 		s.local.MLines, s.local.Index = offer.MLines, offer.Index
+		s.local.Direction = sdp.AnswerDirection(offer.Direction)
 	}
 
 	// Session bounds (limits.go); a newer INVITE for a live key replaces that session and is not refused.
@@ -202,6 +209,9 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.endSession(s, "msrp_failed", sendOutcome(0, err), true)
 	}
 }
+
+// errFileTransfer is the Warning of a 488 to an offer of a file transfer (RFC 5547).
+const errFileTransfer = "a file transfer (a=file-selector, RFC 5547) is not served: the gateway carries chat messages"
 
 // onAck completes our 200 (and carries the answer of a late-offer INVITE).
 func (g *Gateway) onAck(req *sip.Request, tx sip.ServerTransaction) {
@@ -276,7 +286,12 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP in re-INVITE: "+err.Error())
 			return
 		}
+		if m.FileSelector != "" {
+			g.refuse(req, tx, 488, "Not Acceptable Here", errFileTransfer)
+			return
+		}
 		setup, active := sdp.ReanswerSetup(m.Setup, weActive)
+		dir := sdp.AnswerDirection(m.Direction)
 		s.mu.Lock()
 		old := s.peer
 		s.mu.Unlock()
@@ -294,9 +309,10 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 			s.peer = m
 		}
 		s.weActive = active
-		if local.Setup != setup || !slices.Equal(local.MLines, m.MLines) || local.Index != m.Index {
-			// The answer has the re-offer's m= lines (RFC 3264 §6), as the first answer had the offer's.
-			local.Setup, local.MLines, local.Index = setup, m.MLines, m.Index
+		if local.Setup != setup || local.Direction != dir || !slices.Equal(local.MLines, m.MLines) || local.Index != m.Index {
+			// The answer has the re-offer's m= lines (RFC 3264 §6), as the first answer had the offer's, and
+			// answers its direction.
+			local.Setup, local.Direction, local.MLines, local.Index = setup, dir, m.MLines, m.Index
 			s.local = &local
 			s.sdpVer++ // RFC 3264 §8: a changed description gets the next version
 		}

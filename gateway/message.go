@@ -417,6 +417,13 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		go pm.finish(g, s, outcome{415, "Unsupported Media Type"}, false)
 		return
 	}
+	if p := s.peer; p != nil && !p.Receives() && !cpim.IsControl(pm.contentType, nil) {
+		// The peer said it takes no messages (a=sendonly or a=inactive; RFC 4975 §8.9 leaves control payloads
+		// free): refused as its SEND would be.
+		s.log.Info("MESSAGE refused: the session-mode peer does not receive messages", "direction", p.Direction, "msrp_session_id", s.ms.ID(), "call_id", s.callID)
+		go pm.finish(g, s, outcome{403, "Forbidden"}, false)
+		return
+	}
 	if pm.msgID == "" {
 		pm.msgID = msrp.NewMessageID()
 	}

@@ -85,6 +85,19 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 			control = m.IsControl()
 		}
 	}
+	var ours sdp.Media // our direction
+	s.mu.Lock()
+	if s.local != nil {
+		ours.Direction = s.local.Direction
+	}
+	s.mu.Unlock()
+	if !control && !ours.Receives() {
+		// Our answer said sendonly or inactive (to a recvonly or inactive offer): RFC 4975 §8.9 refuses its
+		// regular messages with 403, control payloads go on.
+		s.log.Info("SEND refused: the session does not carry messages this way", "direction", ours.Direction, "msrp_session_id", ms.ID(), "call_id", s.callID)
+		g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 403, Reason: "session not receiving", MSRPSessionID: ms.ID()})
+		return 403
+	}
 	if len(job.body) == 0 || (control && !g.cfg.Gateway.ForwardControl) {
 		// Control payloads never reach a page-mode user as chat text (SPEC §4).
 		g.publish(event.Event{Kind: event.MessageDropped, Key: s.key, Direction: event.ToSIP, Reason: "control payload " + mediaType(job.contentType), MSRPSessionID: ms.ID()})

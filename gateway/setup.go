@@ -484,6 +484,7 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 		AcceptWrappedTypes: wrapped,
 		MaxSize:            g.cfg.Gateway.MaxMessageSize,
 		Setup:              setup,
+		Direction:          sdp.SendRecv, // an answer sets the one answering the offer's
 		Fingerprints:       g.msrpTLS.fingerprints,
 	}
 }

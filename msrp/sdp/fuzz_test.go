@@ -48,7 +48,7 @@ func FuzzParse(f *testing.F) {
 		if again.Port != m.Port || !slices.Equal(again.AcceptTypes, m.AcceptTypes) || !slices.Equal(again.Path, m.Path) ||
 			!slices.Equal(again.AcceptWrappedTypes, m.AcceptWrappedTypes) || !slices.Equal(again.Fingerprints, m.Fingerprints) ||
 			again.MaxSize != m.MaxSize || again.Setup != m.Setup || again.Secure != m.Secure ||
-			again.Direction != m.Direction || again.CEMA != m.CEMA {
+			again.Direction != m.Direction || again.CEMA != m.CEMA || again.FileSelector != m.FileSelector {
 			t.Fatalf("round trip changed the media:\n got %+v\nwant %+v", again, m)
 		}
 	})

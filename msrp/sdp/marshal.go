@@ -95,6 +95,11 @@ func (m *Media) Marshal(sessID, version uint64) []byte {
 	if m.CEMA {
 		b = append(b, "a=msrp-cema\r\n"...)
 	}
+	if m.FileSelector != "" {
+		b = append(b, "a=file-selector:"...)
+		b = append(b, m.FileSelector...)
+		b = append(b, "\r\n"...)
+	}
 	if rejected {
 		for _, v := range m.MLines[m.Index+1:] {
 			b = appendRejected(b, v)

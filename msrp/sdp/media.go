@@ -23,6 +23,27 @@ const (
 	Inactive = "inactive"
 )
 
+// AnswerDirection is the direction an answer gives the media of an offer saying offered (RFC 3264 §6.1):
+// sendonly is answered recvonly, recvonly sendonly, inactive inactive, anything else sendrecv.
+func AnswerDirection(offered string) string {
+	switch offered {
+	case SendOnly:
+		return RecvOnly
+	case RecvOnly:
+		return SendOnly
+	case Inactive:
+		return Inactive
+	}
+	return SendRecv
+}
+
+// Receives reports whether the side m describes takes messages: sendonly and inactive say it does not. RFC
+// 4975 §8.9: that restricts SENDs of regular content only; REPORTs and control payloads (IMDNs) go regardless.
+func (m *Media) Receives() bool { return m.Direction != SendOnly && m.Direction != Inactive }
+
+// Sends reports whether the side m describes sends messages: recvonly and inactive say it does not.
+func (m *Media) Sends() bool { return m.Direction != RecvOnly && m.Direction != Inactive }
+
 // Values of Media.Setup (RFC 6135, RFC 4145).
 const (
 	SetupActive  = "active"
@@ -43,6 +64,7 @@ type Media struct {
 	Fingerprints       []string // a=fingerprint values verbatim ("SHA-256 AB:CD:..."); RFC 8122 allows several
 	Direction          string   // sendrecv (default) / sendonly / recvonly / inactive
 	CEMA               bool     // a=msrp-cema present
+	FileSelector       string   // a=file-selector (RFC 5547): the session transfers a file, it is no chat
 
 	// MLines and Index place the m=message line among the other m= lines of an offer (RFC 3264 §6: an
 	// answer has exactly the offer's m= lines, in its order). Parse sets MLines, when the body has more than
@@ -123,6 +145,7 @@ const (
 	kindFingerprint
 	kindDirection
 	kindCEMA
+	kindFileSelector
 )
 
 // apply copies into m the attributes of attrs whose kind is not in skip, and returns the kinds it found.
@@ -152,6 +175,8 @@ func (m *Media) apply(attrs []psdp.Attribute, skip attrKind) attrKind {
 			k = kindDirection
 		case "msrp-cema":
 			k = kindCEMA
+		case "file-selector":
+			k = kindFileSelector
 		default:
 			continue
 		}
@@ -183,6 +208,8 @@ func (m *Media) apply(attrs []psdp.Attribute, skip attrKind) attrKind {
 			m.Direction = key
 		case kindCEMA:
 			m.CEMA = true
+		case kindFileSelector:
+			m.FileSelector = val
 		}
 	}
 	return found

@@ -372,3 +372,36 @@ func TestMarshalExact(t *testing.T) {
 		t.Errorf("Marshal of an empty Media:\n%s", got)
 	}
 }
+
+// A file transfer offer (RFC 5547) says so in a=file-selector; direction attributes are answered per RFC
+// 3264 §6.1 and say who takes messages (RFC 4975 §8.9).
+func TestFileSelectorAndDirection(t *testing.T) {
+	body := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+		"m=message 7654 TCP/MSRP *\r\na=accept-types:image/jpeg\r\na=path:msrp://127.0.0.1:7654/ft1;tcp\r\n" +
+		"a=sendonly\r\na=file-selector:name:\"cat.jpg\" type:image/jpeg size:3000\r\n"
+	m, err := Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.FileSelector != `name:"cat.jpg" type:image/jpeg size:3000` || m.Direction != SendOnly {
+		t.Fatalf("file-selector %q, direction %q", m.FileSelector, m.Direction)
+	}
+	if m.Receives() || !m.Sends() {
+		t.Fatal("a sendonly side sends and does not receive")
+	}
+	again, err := Parse(m.Marshal(1, 1))
+	if err != nil || again.FileSelector != m.FileSelector || again.Direction != SendOnly {
+		t.Fatalf("round trip: %+v, %v", again, err)
+	}
+	for offered, want := range map[string]string{SendOnly: RecvOnly, RecvOnly: SendOnly, Inactive: Inactive, SendRecv: SendRecv, "": SendRecv} {
+		if got := AnswerDirection(offered); got != want {
+			t.Errorf("AnswerDirection(%q) = %q, want %q", offered, got, want)
+		}
+	}
+	for dir, want := range map[string][2]bool{SendRecv: {true, true}, "": {true, true}, RecvOnly: {true, false}, SendOnly: {false, true}, Inactive: {false, false}} {
+		m := &Media{Direction: dir}
+		if m.Receives() != want[0] || m.Sends() != want[1] {
+			t.Errorf("%q: receives %v sends %v, want %v", dir, m.Receives(), m.Sends(), want)
+		}
+	}
+}
