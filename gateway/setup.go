@@ -319,7 +319,8 @@ func (s *Session) applyPeerMedia(m *sdp.Media, weActive bool) error {
 		// certificate, never of the relay's, which is checked as a peer without one is (RFC 6135 §4.3).
 		fingerprints = nil
 	}
-	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, fingerprints, path[0]))
+	// SetPeerPath checks a connection that bound the session before this SDP came (msrp.Session.SetPeerPath).
+	s.ms.SetPeerVerifier(s.gw.msrpPeerVerifier(s, s.callID, fingerprints, path[0]))
 	s.ms.SetPeerPath(path)
 	if s.st == stateUp {
 		select {

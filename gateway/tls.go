@@ -179,15 +179,14 @@ func verifyMSRPPeer(st *tls.ConnectionState, dialled bool, fingerprints []string
 	return nil
 }
 
-// msrpPeerVerifier is the verifier of session s for the peer whose SDP gave fingerprint and first hop. A
-// refusal is logged and, while the session is being set up, ends the wait for the peer's connection.
-func (g *Gateway) msrpPeerVerifier(s *Session, fingerprints []string, hop msrp.URI) msrp.PeerVerifier {
+// msrpPeerVerifier is the verifier of session s, whose dialog is cid, for the peer whose SDP gave
+// fingerprint and first hop. A refusal is logged and, while the session is being set up, ends the wait for
+// the peer's connection. It takes no lock of s: SetPeerPath runs it, with s.mu held by applyPeerMedia, for a
+// connection that bound the session before the peer's SDP came.
+func (g *Gateway) msrpPeerVerifier(s *Session, cid string, fingerprints []string, hop msrp.URI) msrp.PeerVerifier {
 	return func(st *tls.ConnectionState, dialled bool) error {
 		err := verifyMSRPPeer(st, dialled, fingerprints, hop.Host, nil)
 		if err != nil {
-			s.mu.Lock()
-			cid := s.callID
-			s.mu.Unlock()
 			s.log.Warn("MSRP peer certificate refused", "err", err, "peer", hop.String(), "dialled", dialled,
 				"call_id", cid, "msrp_session_id", s.msrpID())
 			select {

@@ -647,3 +647,58 @@ func TestACKTLSHandshakeBounded(t *testing.T) {
 		t.Fatal("the ACK's TLS handshake outlived the gateway")
 	}
 }
+
+// TestMSRPSEarlyBindingCheckedAgainstAnswer: a connection that binds the gateway's session before the peer's
+// SDP answer is known (here between the 200 to a late-offer INVITE, which carries the gateway's path, and the
+// ACK with the answer) is checked against that answer once it comes, as one after it would be: a certificate
+// that is not the answer's a=fingerprint, or a From-Path that is not its a=path, loses the binding. Before,
+// such a connection kept the session: the gateway, the active side, found it bound and sent the session's
+// messages to whoever had connected first, never to the peer the answer named (RFC 4975 §14.4).
+func TestMSRPSEarlyBindingCheckedAgainstAnswer(t *testing.T) {
+	gwPair, bobPair, roguePair := newTestPair(t), newTestPair(t), newTestPair(t)
+	h := newHarness(t, withMSRPS(gwPair))
+	alice := testpeer.NewPhone(t, "alice")
+	bob := newTLSClient(t, "bob", bobPair, bobPair.fingerprint)
+
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "", nil) // late offer
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, dlg := inviteAnswered(t, h, bob.Client, req)
+	path, err := msrp.ParseSDPPath(strings.Join(offer.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Someone who saw the 200 connects first, with a certificate of its own, and binds the session.
+	nc, err := tls.Dial("tcp", h.gw.MSRPAddr(), &tls.Config{Certificates: []tls.Certificate{roguePair.cert},
+		InsecureSkipVerify: true}) //nolint:gosec // the test's rogue does not care who the gateway is
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rogue := &rawMSRP{t: t, nc: nc, rd: msrp.NewReader(nc, msrp.Limits{})}
+	from, _ := msrp.ParseURI("msrps://127.0.0.1:9/rogue;tcp")
+	rogue.write(msrpFrame("SEND", "rogue1", path[0], from, []string{"Message-ID: rogue-mid", "Byte-Range: 1-0/0"}, "", '$'))
+	if m := rogue.next(); m.StatusCode != 200 {
+		t.Logf("the early binding was refused at once: %d", m.StatusCode)
+	}
+
+	// The answer in the ACK names bob's path and certificate; bob is passive, so the gateway connects to bob.
+	cs := bob.NewSession()
+	cs.MSRP.SetPeerPath(path)
+	ackWith(t, dlg, bob.Media(cs, "passive"))
+	select {
+	case <-cs.MSRP.Bound():
+	case <-time.After(waitFor):
+		t.Fatal("the gateway never connected to the peer its SDP answer named: the early connection kept the session")
+	}
+	alice.Send(h.udp(), bob.URI, "text/plain", "for bob only")
+	if got := string(cs.Recv().Body); got != "for bob only" {
+		t.Fatalf("bob got %q", got)
+	}
+	nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if m, err := rogue.rd.ReadMessage(); err == nil && m.Method == msrp.MethodSend && len(m.Body) > 0 {
+		t.Fatalf("the early connection got the session's message %q", m.Body)
+	}
+}

@@ -139,6 +139,13 @@ func (s *Session) ID() string { return s.id }
 // SetPeerPath sets the peer's path from its SDP. When a later call changes the first hop, the session is
 // unbound from its old connection (a dialled connection left without sessions is closed). Behind a relay
 // the first hop is always the relay: our requests go to its Use-Path, then to p.
+//
+// A connection that bound the session passively before its peer's path was known (the peer's first SEND
+// overtaking the SDP answer) was taken unchecked: nothing told who the peer was. It is checked now, as a
+// binding after this call would be, and the session is unbound from it when it fails: with CheckFromPath,
+// the From-Path it bound with must be p; the session's PeerVerifier (set before this call) must take it.
+// Otherwise whoever connected first with the session's URI, seen in our SDP, would keep the session and get
+// its messages, the peer's own connection getting 506, whatever the peer's a=path and a=fingerprint said.
 func (s *Session) SetPeerPath(p []URI) {
 	p = append([]URI(nil), p...)
 	route := p
@@ -149,9 +156,29 @@ func (s *Session) SetPeerPath(p []URI) {
 	old := s.peer
 	s.peer, s.route = p, route
 	changed := s.relay == nil && s.conn != nil && len(old) > 0 && (len(p) == 0 || !old[0].Equal(p[0]))
+	var early *conn // bound before the peer's path was known
+	var learned []URI
+	var wrongFrom bool
+	if !changed && s.relay == nil && s.conn != nil && len(old) == 0 && len(p) > 0 {
+		early, learned = s.conn, s.learned
+		wrongFrom = s.e.cfg.CheckFromPath && !PathEqual(learned, route)
+	}
 	s.mu.Unlock()
-	if changed {
+	switch {
+	case changed:
 		s.unbind(nil)
+	case early == nil:
+	case wrongFrom:
+		early.log.Warn("msrp: early binding dropped: its From-Path is not the peer's path", "session", s.id,
+			"from", FormatPath(learned), "peer", FormatPath(route))
+		s.e.refused(403, "From-Path of an early binding is not the peer path")
+		s.unbind(early)
+	default:
+		if err := s.verifyPeer(early); err != nil {
+			early.log.Warn("msrp: early binding dropped by the session's verifier", "session", s.id, "err", err)
+			s.e.refused(403, "early binding refused by the session's verifier")
+			s.unbind(early)
+		}
 	}
 }
 

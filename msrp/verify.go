@@ -14,9 +14,11 @@ var ErrPeerRejected = errors.New("msrp: peer rejected by the session's verifier"
 // it chose to). A non-nil error refuses the binding: Connect returns it wrapped in ErrPeerRejected, and a
 // peer's first request on a connection it opened gets 403 (the session stays unbound).
 //
-// It runs on the connection's reader goroutine or in Connect, without any lock of the stack held, and is
-// called for every binding, also of a connection reused from another session: with self-signed
-// certificates each session checks its own peer's SDP a=fingerprint (RFC 4975 §14.4).
+// It runs on the connection's reader goroutine, in Connect, or in SetPeerPath (for a connection that bound
+// the session before its peer's path was set: the caller's goroutine, which may hold its own locks), without
+// any lock of the stack held, and is called for every binding, also of a connection reused from another
+// session: with self-signed certificates each session checks its own peer's SDP a=fingerprint (RFC 4975
+// §14.4).
 type PeerVerifier func(state *tls.ConnectionState, dialled bool) error
 
 // SetPeerVerifier installs v (nil removes it) for the session's later bindings.

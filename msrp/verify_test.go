@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 )
@@ -138,4 +139,47 @@ func TestPeerVerifier(t *testing.T) {
 			t.Errorf("plain TCP: %d calls, certs %v; want 1 call with a nil TLS state", va.calls, va.certs)
 		}
 	})
+}
+
+// TestEarlyBindingCheckedBySetPeerPath: a connection that binds a session before its peer's path is known
+// (the peer's first SEND overtaking the SDP answer) keeps it only if, once SetPeerPath names the peer, its
+// From-Path is that path (with CheckFromPath) and the session's verifier takes it; otherwise the session is
+// unbound, for the peer's own connection to bind.
+func TestEarlyBindingCheckedBySetPeerPath(t *testing.T) {
+	peer, _ := ParseURI("msrp://127.0.0.1:9/peer1;tcp")
+	cases := []struct {
+		name      string
+		from      string
+		verifyErr error
+		kept      bool
+	}{
+		{"the peer", peer.String(), nil, true},
+		{"another From-Path", "msrp://127.0.0.1:9/rogue;tcp", nil, false},
+		{"verifier refuses", peer.String(), errors.New("not the a=fingerprint"), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEP(t, Config{CheckFromPath: true}, false)
+			b := e.NewSession(newRec())
+			p := dialRaw(t, e)
+			p.write(fmt.Sprintf("MSRP bind0001 SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: m0\nByte-Range: 1-0/0\n-------bind0001$\n",
+				b.LocalURI().String(), c.from))
+			p.expect("bind0001", 200)
+			recv(t, b.Bound(), "early bind")
+
+			v := verifyLog{err: c.verifyErr}
+			b.SetPeerVerifier(v.verifier())
+			b.SetPeerPath([]URI{peer})
+			select {
+			case <-b.Bound():
+				if !c.kept {
+					t.Fatal("the early connection still holds the session")
+				}
+			default:
+				if c.kept {
+					t.Fatal("the peer's own early connection lost the session")
+				}
+			}
+		})
+	}
 }
