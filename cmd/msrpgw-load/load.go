@@ -73,6 +73,10 @@ func (c *Config) check() error {
 		return bad("arrival %q is not even or poisson", c.Arrival)
 	case c.Setup != "invite" && c.Setup != "message":
 		return bad("setup %q is not invite or message", c.Setup)
+	case c.ConnPerSession && c.Setup == "message":
+		// MESSAGE first the gateway dials and the tool answers passive: there is no connection of the tool's
+		// to give each session (its private endpoint does not listen, so the gateway's SENDs would get 481).
+		return bad("-conn-per-session needs -setup invite: MESSAGE first the gateway dials, not the tool")
 	case c.Duration <= 0:
 		return bad("duration %s, want > 0", c.Duration)
 	}

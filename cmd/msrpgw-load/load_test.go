@@ -556,3 +556,21 @@ func TestExitStatusIsVerdict(t *testing.T) {
 		})
 	}
 }
+
+// -conn-per-session has each session dial its own MSRP connection, which only a session-first setup does:
+// with -setup message the gateway dials and the tool answers passive. The combination used to be taken,
+// each chat's session then living on a private endpoint that does not listen while its SDP named the shared
+// listener, so the gateway's connection found no session there (481) and every setup failed, blamed on the
+// gateway. It is refused as bad flags (exit 2).
+func TestConnPerSessionNeedsSessionFirst(t *testing.T) {
+	g := newFakeGW(t, func(int64) fault { return pass })
+	_, err := Run(context.Background(), Config{GW: g.ua.addr, Mode: "msg2msrp", Sessions: 1, Window: 1, Count: 1, Duration: time.Second,
+		Transport: "udp", Setup: "message", ConnPerSession: true, SetupTimeout: time.Second, Logger: quietLogger()})
+	if !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("-setup message -conn-per-session: %v, want %v", err, ErrBadConfig)
+	}
+	code, _, stderr := runBounded(t, "-gw", g.ua.addr, "-setup", "message", "-conn-per-session", "-window", "1", "-count", "1", "-setup-timeout", "1s")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+	}
+}

@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 10*time.Second, "per session setup")
 	fs.Float64Var(&cfg.Churn, "churn", 0, "extra sessions set up and torn down per second during the run")
 	fs.IntVar(&cfg.Idle, "idle", 0, "idle soak: set up N sessions session first (the tool dialling), hold -duration, end them")
-	fs.BoolVar(&cfg.ConnPerSession, "conn-per-session", false, "each session dials its own MSRP connection (default: one shared, RFC 4975 reuse)")
+	fs.BoolVar(&cfg.ConnPerSession, "conn-per-session", false, "each session dials its own MSRP connection (default: one shared, RFC 4975 reuse); -setup invite only")
 	fs.IntVar(&cfg.PID, "pid", 0, "gateway process id: CPU µs per message, RSS and fds from /proc/PID")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "gateway Prometheus URL (e.g. http://127.0.0.1:8080/metrics): goroutines before, loaded, after (with -pid)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout")
