@@ -574,3 +574,20 @@ func TestConnPerSessionNeedsSessionFirst(t *testing.T) {
 		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
 	}
 }
+
+// -rate is the flow's rate over all sessions, whatever their number: with sessions that do not divide evenly
+// among the four sender shards, each session still gets its share, so a -count run goes at -rate to its end.
+// Each shard used to send at rate/4 whatever it owned: at 5 sessions shard 0 (two of them) sent at half the
+// rate per session of the others and went on alone at a quarter of -rate once they were done, and the run's
+// achieved rate was about 70 % of the one asked for.
+func TestRateWithUnevenShards(t *testing.T) {
+	g := newFakeGW(t, func(int64) fault { return pass })
+	rep := runLoad(t, Config{GW: g.ua.addr, Mode: "msg2msrp", Sessions: 5, Rate: 100, Count: 4, Transport: "udp", Setup: "invite"})
+	f := rep.Flows["msg2msrp"]
+	if f.Sent != 20 || f.Delivered != 20 {
+		t.Fatalf("sent %d delivered %d, want 20 and 20", f.Sent, f.Delivered)
+	}
+	if math.Abs(f.AchievedRate-100) > 5 {
+		t.Errorf("achieved %.1f/s, want 100/s (-rate) within 5 %%", f.AchievedRate)
+	}
+}

@@ -74,11 +74,14 @@ func (l *loader) setupOne(ctx context.Context, i int) error {
 
 // sendAll runs every flow's senders until Duration passes or each session sent Count messages.
 //
-// Open loop, Arrival even spaces a flow's messages evenly at Rate: shard k of K starts k/Rate after the
-// first, so the shards interleave instead of sending K messages at once every K/Rate (which the tool did
-// before: bursts that cost the gateway latency and saved it wake-ups); a second flow is offset by half a
-// period. Arrival poisson gives each shard exponential gaps, so the flow is the sum of K independent Poisson
-// senders: a Poisson process at Rate, as many independent users make.
+// Open loop, Arrival even spaces a flow's messages evenly at Rate, the sessions in turn: message c of session
+// i of S goes (c·S + i)/Rate after the flow's start (evenAt), so the shards interleave instead of sending K
+// messages at once every K/Rate (which the tool did before: bursts that cost the gateway latency and saved it
+// wake-ups), and every session gets Rate/S however many sessions its shard owns; a second flow is offset by
+// half a period. Arrival poisson gives each shard exponential gaps at its share of Rate (its sessions' part
+// of all), so the flow is the sum of independent Poisson senders: a Poisson process at Rate, as many
+// independent users make. (Each shard used to send at Rate/K whatever it owned: with S not a multiple of K,
+// the sessions of the larger shards got less, and a -count run slowed down once the smaller shards were done.)
 func (l *loader) sendAll(ctx context.Context) {
 	start := time.Now()
 	deadline := start.Add(l.cfg.Duration)
@@ -90,20 +93,25 @@ func (l *loader) sendAll(ctx context.Context) {
 		if l.cfg.Window > 0 {
 			sem = make(chan struct{}, l.cfg.Window)
 		}
+		t0 := start.Add(shardOffset(0, fi, len(flows), l.cfg.Rate))
 		for k := range shards {
 			var own []int
 			for i := k; i < l.cfg.Sessions; i += shards {
 				own = append(own, i)
 			}
-			t0 := start.Add(shardOffset(k, fi, len(flows), l.cfg.Rate))
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				l.shard(ctx, f, own, l.cfg.Rate/float64(shards), t0, sem, deadline)
+				l.shard(ctx, f, own, l.cfg.Rate*float64(len(own))/float64(l.cfg.Sessions), t0, sem, deadline)
 			}()
 		}
 	}
 	wg.Wait()
+}
+
+// evenAt is when message c of session i (of sessions) is due at an even rate, after its flow's start.
+func evenAt(i int, c int64, sessions int, rate float64) time.Duration {
+	return time.Duration(float64(c*int64(sessions)+int64(i)) / rate * float64(time.Second))
 }
 
 // shardOffset is when shard k of flow fi (of flows) starts sending, after the first: k periods of the flow's
@@ -115,11 +123,15 @@ func shardOffset(k, fi, flows int, rate float64) time.Duration {
 	return time.Duration((float64(k) + float64(fi)/float64(flows)) / rate * float64(time.Second))
 }
 
-// shard sends flow f's messages for its sessions, round robin: open loop at rate from t0 (each request on
-// schedule, never waiting for the previous one's answer) and/or closed loop through sem.
+// shard sends flow f's messages for its sessions, round robin: open loop at rate (its share of the flow's)
+// from t0, the flow's start (each request on schedule, never waiting for the previous one's answer), and/or
+// closed loop through sem.
 func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t0 time.Time, sem chan struct{}, deadline time.Time) {
 	seq := make([]int64, len(own))
 	var at time.Duration // the next message's send time, from t0
+	if rate > 0 {
+		at = evenAt(own[0], 0, l.cfg.Sessions, l.cfg.Rate) // the shard's first, poisson too
+	}
 	j := 0
 	stop := time.NewTimer(time.Until(deadline))
 	defer stop.Stop()
@@ -141,6 +153,9 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t
 			}
 		}
 		if rate > 0 {
+			if l.cfg.Arrival != "poisson" {
+				at = evenAt(own[j], seq[j], l.cfg.Sessions, l.cfg.Rate)
+			}
 			if d := time.Until(t0.Add(at)); d > 0 {
 				time.Sleep(min(d, time.Until(deadline)))
 				continue
@@ -158,12 +173,8 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t
 		i := own[j]
 		l.sendOne(ctx, f, i, seq[j], sem)
 		seq[j]++
-		if rate > 0 {
-			gap := 1.0
-			if l.cfg.Arrival == "poisson" {
-				gap = rand.ExpFloat64()
-			}
-			at += time.Duration(gap / rate * float64(time.Second))
+		if rate > 0 && l.cfg.Arrival == "poisson" {
+			at += time.Duration(rand.ExpFloat64() / rate * float64(time.Second))
 		}
 		j = (j + 1) % len(own)
 	}
