@@ -278,6 +278,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	l.teardown(ctx)
+	// The sessions are over: close the tool's SIP and MSRP sockets before the gateway's fds are counted
+	// again. Over TCP the tool's SIP connections (and the gateway's to the tool's listeners) are the gateway's
+	// fds too; left open, they showed as fds the gateway had not given back, and settleGW waited the whole
+	// drain for them.
+	l.page.close()
+	l.sess.close()
 	gw3 := l.settleGW(ctx, gw0)
 	tool1, _ := readProc(0)
 

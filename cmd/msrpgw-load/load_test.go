@@ -591,3 +591,21 @@ func TestRateWithUnevenShards(t *testing.T) {
 		t.Errorf("achieved %.1f/s, want 100/s (-rate) within 5 %%", f.AchievedRate)
 	}
 }
+
+// Over TCP the tool's own SIP connections to the gateway (and the gateway's to the phones) are the
+// gateway's fds as well: they are closed once the sessions ended, before the gateway's fds are counted
+// again, so fds_end shows what the gateway left behind and the wait for it to settle ends. They used to stay
+// open until the run returned: every TCP run reported fds that the gateway had not leaked, after waiting the
+// whole -drain for them to go. (The gateway runs in this process, so its fds are this process's.)
+func TestTCPFDsSettle(t *testing.T) {
+	gw := startGateway(t)
+	rep := runLoad(t, Config{Mode: "both", Sessions: 2, Window: 1, Count: 5, Transport: "tcp", Setup: "invite",
+		GW: gw.SIPAddr("tcp"), PID: os.Getpid(), Drain: 2 * time.Second})
+	p := rep.GatewayProc
+	if p == nil || p.FDsStart <= 0 {
+		t.Fatalf("process figures %+v", p)
+	}
+	if p.FDsEnd > p.FDsStart {
+		t.Errorf("fds %d -> %d -> %d: more at the end than at the start", p.FDsStart, p.FDsLoaded, p.FDsEnd)
+	}
+}

@@ -117,6 +117,7 @@ func (s *sessionSide) msrpConfig() msrp.Config {
 	return msrp.Config{CheckFromPath: true, WriteQueue: 1 << 16, Logger: s.log, RxTimestamps: true}
 }
 
+// close ends the clients' UA and MSRP endpoint; it may be called again.
 func (s *sessionSide) close() {
 	s.sipUA.close()
 	s.ep.Close()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -20,6 +21,8 @@ type sipUA struct {
 	pc     net.PacketConn
 	ln     net.Listener
 	addr   string // 127.0.0.1:port
+
+	closeOnce sync.Once
 }
 
 // newSIPUA binds the ports and lets register install handlers (and wrap pc) before the first packet can
@@ -109,8 +112,11 @@ func (u *sipUA) uri(user, transport string) string {
 	return s
 }
 
+// close closes the UA's sockets and connections; it may be called again.
 func (u *sipUA) close() {
-	u.pc.Close()
-	u.ln.Close()
-	u.ua.Close()
+	u.closeOnce.Do(func() {
+		u.pc.Close()
+		u.ln.Close()
+		u.ua.Close()
+	})
 }
