@@ -609,3 +609,24 @@ func TestTCPFDsSettle(t *testing.T) {
 		t.Errorf("fds %d -> %d -> %d: more at the end than at the start", p.FDsStart, p.FDsLoaded, p.FDsEnd)
 	}
 }
+
+// An interrupted open-loop run stops at once, however far off its next message is: the senders used to sleep
+// until it was due (up to the whole -duration at low rates) before they saw the run had ended.
+func TestInterruptStopsPacedSenders(t *testing.T) {
+	g := newFakeGW(t, func(int64) fault { return pass })
+	const interrupt = 500 * time.Millisecond // set up, and the first message sent
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), interrupt)
+	defer cancel()
+	rep, err := Run(ctx, Config{GW: g.ua.addr, Mode: "msg2msrp", Sessions: 1, Rate: 0.1, Duration: time.Minute,
+		Drain: time.Second, Transport: "udp", Setup: "invite", Logger: quietLogger()})
+	if !errors.Is(err, context.DeadlineExceeded) || rep == nil {
+		t.Fatalf("Run: %v, report %v; want the context's error and a report", err, rep)
+	}
+	if took := time.Since(start) - interrupt; took > 2*time.Second {
+		t.Errorf("Run returned %v after the interrupt, want at once", took)
+	}
+	if f := rep.Flows["msg2msrp"]; f.Sent != 1 {
+		t.Errorf("sent %d, want 1 (the first, at once)", f.Sent)
+	}
+}

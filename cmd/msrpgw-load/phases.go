@@ -135,6 +135,8 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t
 	j := 0
 	stop := time.NewTimer(time.Until(deadline))
 	defer stop.Stop()
+	wait := time.NewTimer(time.Hour) // until the next message is due (Reset before each use)
+	defer wait.Stop()
 	for {
 		if ctx.Err() != nil || !time.Now().Before(deadline) {
 			return
@@ -157,7 +159,14 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t
 				at = evenAt(own[j], seq[j], l.cfg.Sessions, l.cfg.Rate)
 			}
 			if d := time.Until(t0.Add(at)); d > 0 {
-				time.Sleep(min(d, time.Until(deadline)))
+				// Not a plain sleep: at a low rate the next message may be far off, and an interrupt must not
+				// wait for it.
+				wait.Reset(min(d, time.Until(deadline)))
+				select {
+				case <-wait.C:
+				case <-ctx.Done():
+					return
+				}
 				continue
 			}
 		}
