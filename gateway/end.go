@@ -13,8 +13,8 @@ import (
 // still queued or unanswered failed and reported, and the session gone from the table.
 
 // endSession ends s once. Messages still queued or unanswered fail with o, the reason the session ends (a
-// SEND's own result, when it comes later, no longer counts), or with 503 when o is the plain "session ended"
-// and the gateway is draining (end); bye says whether the dialog should get our BYE.
+// SEND's own result, when it comes later, no longer counts), or with 503 when the gateway is draining (end);
+// bye says whether the dialog should get our BYE.
 func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 	g.end(s, ending{reason: reason, o: o, bye: bye})
 }
@@ -102,9 +102,11 @@ func (g *Gateway) end(s *Session, e ending) bool {
 		g.publish(ev)
 	}
 	covered := e.failure != nil
-	if e.o == outcomeSessionEnded && g.draining.Load() {
-		// SPEC §3.3: what a session ending during the drain leaves fails with 503, whatever ended it. A new
-		// session for the key would be refused now: the sender is better told the gateway is going away.
+	if e.failure == nil && g.draining.Load() {
+		// SPEC §3.3: what a session ending during the drain leaves fails with 503, whatever ended it: the peer's
+		// BYE, a timer, the MSRP connection lost or stalled, a failed rebind. A new session for the key would be
+		// refused now: the sender is better told the gateway is going away. A failed setup keeps the code its
+		// cause maps to (SPEC §5).
 		e.o = outcomeDraining
 	}
 	for _, pm := range left {

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
@@ -428,5 +431,54 @@ func TestReinviteDropsRelayWhileAwaitingReport(t *testing.T) {
 	alice.Quiet(300 * time.Millisecond)
 	if n := h.events.count(event.MessageFailed); n != 1 {
 		t.Fatalf("%d message_failed events, want 1", n)
+	}
+}
+
+// A message the relay took (its 200) whose REPORT has not come when the MSRP connection is lost during the
+// drain fails with 503, as an unanswered SEND does then (SPEC §3.3: "fail with 480 (503 during drain)"): its
+// sender learns that the gateway is going away.
+func TestRelayConnectionLostDuringDrainFailsAwaitingWith503(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob, relay := behindRelay(t, "bob")
+	relay.SetDropReports(true)
+	res := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r, err := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "taken by the relay")
+		if err != nil {
+			t.Error(err)
+		}
+		res <- r
+	}()
+	bob.WaitInvite().Recv()
+	// The relay's 200 has reached the gateway: the message awaits its REPORT.
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(5 * time.Millisecond) {
+		n := 0
+		h.gw.table.Range(func(s *Session) bool {
+			s.mu.Lock()
+			n += len(s.awaiting)
+			s.mu.Unlock()
+			return true
+		})
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the message does not await its REPORT")
+		}
+	}
+	h.gw.Drain()
+	relay.Close()
+	r := <-res
+	if r == nil {
+		t.Fatal("no response to the MESSAGE")
+	}
+	if r.StatusCode != 503 {
+		t.Fatalf("MESSAGE left awaiting its REPORT by a connection lost during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
 	}
 }

@@ -137,6 +137,10 @@ func (r *Relay) SetAnswerDelay(d time.Duration) {
 // Sends is the queue of SENDs with a body the relay received, as they came (before forwarding).
 func (r *Relay) Sends() <-chan *msrp.Message { return r.sends }
 
+// Close stops the relay: its listener and every connection it has, as a relay that goes away does. The test's
+// Cleanup does it too.
+func (r *Relay) Close() { r.close() }
+
 func (r *Relay) close() {
 	r.mu.Lock()
 	r.closed = true
