@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/msrpgw/msrpgw/event"
@@ -88,13 +89,23 @@ type boundedListener struct {
 	c *sipConns
 }
 
-// Accept returns the next connection within the bounds; those over them are closed here.
+// Accept returns the next connection within the bounds; those over them are closed here. An accept that fails
+// for a passing reason (acceptRetryable) is tried again after a pause, as the MSRP listener does: sipgo's accept
+// loop ends on any error, and the listener would stay shut for the rest of the process's life.
 func (l *boundedListener) Accept() (net.Conn, error) {
+	var delay time.Duration
 	for {
 		nc, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if !acceptRetryable(err) {
+				return nil, err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			l.c.g.log.Warn("SIP accept failed, retrying", "addr", l.Addr().String(), "err", err, "after", delay)
+			time.Sleep(delay)
+			continue
 		}
+		delay = 0
 		src := sourceAddr(nc.RemoteAddr())
 		if why := l.c.admit(src); why != "" {
 			nc.Close()
@@ -105,6 +116,17 @@ func (l *boundedListener) Accept() (net.Conn, error) {
 		bc.touch()
 		return bc, nil
 	}
+}
+
+// acceptRetryable reports whether Accept failed for a passing reason: a timeout, or the process or system out of
+// descriptors or memory for a moment (a flood of connections). A closed listener is no such reason.
+func acceptRetryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 // sourceAddr is the IP address a connection comes from (IPv4 in IPv6 unmapped); the zero Addr when unknown,

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,5 +189,44 @@ func TestSIPConnectionIdleThenBothWays(t *testing.T) {
 	}
 	if n := h.events.count(event.SessionStarted); n != 1 {
 		t.Fatalf("%d sessions started, want 1", n)
+	}
+}
+
+// failingOnce is a listener whose first Accept fails as accept(2) does when the process is out of file
+// descriptors (EMFILE): a passing condition, the listener itself is fine.
+type failingOnce struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (l *failingOnce) Accept() (net.Conn, error) {
+	if l.failed.CompareAndSwap(false, true) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// An accept that fails for a passing reason (the process out of file descriptors for a moment, as when the
+// connection bounds are near the open-file limit) does not stop the SIP TCP/TLS listener for good: sipgo's
+// accept loop ends on any error, so the bounded listener carries on itself, as the MSRP listener does.
+func TestSIPListenerSurvivesTransientAcceptError(t *testing.T) {
+	h := newHarness(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		h.gw.srv.ServeTCP(h.gw.sipConns.listener(&failingOnce{Listener: ln}))
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-served
+	})
+	addr := ln.Addr().String()
+	c := dialFrom(t, "127.0.0.2", addr)
+	if got := options(t, c, addr); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS after a failed accept: %q", got)
 	}
 }
