@@ -60,8 +60,12 @@ func sendOutcome(code int, err error) outcome {
 	}
 	if err != nil {
 		switch {
+		case errors.Is(err, msrp.ErrConnLost):
+			// Also when the connection was closed because its write queue stayed full (a peer that stopped
+			// reading): the SENDs it took with it are lost with the connection, 480 (SPEC §5).
+			return outcomeMSRPConnFailed
 		case errors.Is(err, msrp.ErrQueueFull):
-			return outcomeQueueFull
+			return outcomeQueueFull // this SEND alone did not fit: the connection goes on
 		}
 		return outcomeMSRPConnFailed
 	}
