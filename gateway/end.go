@@ -31,7 +31,20 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 // old's peer session, which ends with it: they are dropped, the outcome still counted (reportBack). IMDNs
 // are end to end (RFC 5438): those old makes later go to s (sendControl). A page-mode IMDN is a MESSAGE,
 // routed by its key like any other, and s has the key.
+//
+// Like a BYE (onBye), the newer INVITE may have overtaken the peer's answers to SENDs of old: it got those
+// messages and answered them just before it sent the INVITE. Moved, they would be delivered a second time, so
+// old's SENDs on the wire get byeGrace to be answered first. Only a 200 settles one meanwhile (sendDone): an
+// error, a 481 from a peer that dropped old, leaves it to move; and whatever else ends old meanwhile (its
+// connection lost, a timer) moves what it holds to s all the same (end). The caller has not answered s's
+// INVITE yet, so s is not up meanwhile and what moves still goes ahead of what s holds.
 func (g *Gateway) replace(old, s *Session) {
+	old.mu.Lock()
+	if old.st < stateEnding {
+		old.heir = s
+	}
+	old.mu.Unlock()
+	old.awaitAnswers(byeGrace)
 	g.end(old, ending{reason: "replaced", o: outcomeSessionEnded, bye: true, heir: s})
 }
 
@@ -56,6 +69,9 @@ func (g *Gateway) end(s *Session, e ending) bool {
 	}
 	prev := s.st
 	s.st = stateEnding
+	if e.heir == nil && e.failure == nil {
+		e.heir = s.heir // a newer INVITE is replacing s (replace): its session takes what s holds, however s ends
+	}
 	s.heir = e.heir
 	left := append(s.sentLocked(), s.queue...)
 	s.unacked, s.awaiting, s.queue = nil, nil, nil

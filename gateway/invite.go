@@ -581,7 +581,8 @@ func outOfOrder(what string, cseq, last uint32) string {
 // byeGrace is how long a BYE from the peer waits for the answers to SENDs still unanswered before the session
 // ends and fails them: the peer may have answered them just before its BYE, on the MSRP connection, and the
 // BYE overtaken them on the way (another transport, another goroutine here). A delivered message reported as
-// failed makes its sender send it again.
+// failed makes its sender send it again. A newer INVITE replacing the session waits as long (replace): a
+// delivered message moved to the new session would be delivered twice.
 const byeGrace = 250 * time.Millisecond
 
 // awaitAnswers waits until s has no SEND unanswered, or d has passed, or s is ending. Polled: a BYE is rare

@@ -482,7 +482,8 @@ func (s *Session) relayedLocked() bool { return s.peer != nil && len(s.peer.Path
 // only that the relay took pm (RFC 4976 §6.4.1): pm then awaits its REPORT (reported), at most until its
 // deadline (deadline.go); an error is pm's outcome as without one. Nothing happens when pm is no longer
 // among the session's unanswered messages: the session ended and failed pm, or handed it to a newer session
-// (end.go), or a success REPORT came before the relay's 200.
+// (end.go), or a success REPORT came before the relay's 200. While a newer session is replacing s (replace),
+// an error leaves pm unanswered, for that session to send.
 func (s *Session) sendDone(pm *pageMessage, r msrp.SendResult) {
 	o := sendOutcome(r.StatusCode, r.Err)
 	if errors.Is(r.Err, msrp.ErrConnLost) && s.gw.draining.Load() {
@@ -491,6 +492,12 @@ func (s *Session) sendDone(pm *pageMessage, r msrp.SendResult) {
 		o = outcomeDraining
 	}
 	s.mu.Lock()
+	if !o.delivered() && s.heir != nil && s.st < stateEnding {
+		// A newer INVITE is replacing s and waits for the answers to its SENDs (replace): a failure leaves pm
+		// unanswered, to move to the new session.
+		s.mu.Unlock()
+		return
+	}
 	if !s.takeUnackedLocked(pm) {
 		s.mu.Unlock()
 		return

@@ -81,7 +81,7 @@ type Session struct {
 	rebinding bool                    // up, but binding to the peer path a re-INVITE changed: MESSAGEs, IMDNs and REPORTs queue meanwhile
 	cancel    context.CancelCauseFunc // ends the setup, or the rebind, in progress
 	moved     chan struct{}           // closed when a re-INVITE changes the peer's path during setup: bindSetup binds again
-	heir      *Session                // the newer INVITE's session that replaced this one (end.go): takes its later IMDNs
+	heir      *Session                // the newer INVITE's session replacing this one (end.go): takes its messages, and its later IMDNs
 	timer     *time.Timer
 	upAt      time.Time
 	byeSent   bool

@@ -203,6 +203,106 @@ func TestReplaceMovesUnansweredSends(t *testing.T) {
 	}
 }
 
+// A newer INVITE can overtake, on its way through the gateway, the peer's answer to a SEND of the session it
+// replaces: the peer got the message and answered it just before it sent the INVITE. That message is
+// delivered, and must not move to the new session to be delivered a second time (SPEC §5: nothing is
+// delivered twice). The peer here holds its answer a little while after the message reached it, and sends
+// the new INVITE meanwhile.
+func TestReplaceDoesNotResendAnsweredSend(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	old := bob.Call(h.udp(), alice.URI, "actpass")
+	old.SetReplyDelay(150 * time.Millisecond) // answered, but the answer reaches the gateway after the INVITE
+	res := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r, _ := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "answered before the INVITE")
+		res <- r
+	}()
+	if m := old.Recv(); string(m.Body) != "answered before the INVITE" {
+		t.Fatalf("old session got %q", m.Body)
+	}
+	cs := bob.Call(h.udp(), alice.URI, "actpass") // same key: replaces the old session
+	if r := <-res; r == nil || r.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %v, want 200", r)
+	}
+	if m, ok := cs.TryRecv(500 * time.Millisecond); ok {
+		t.Fatalf("new session got %q again: delivered twice", m.Body)
+	}
+	a := waitAccounted(t, h, 1, 0)
+	if a.delivered[event.ToMSRP] != 1 {
+		t.Fatalf("%d delivered, %d failed, want 1 delivered", a.delivered[event.ToMSRP], a.failed[event.ToMSRP])
+	}
+}
+
+// While a newer INVITE waits for the answers to the SENDs of the session it replaces, an error answer (here
+// 481: the peer dropped the old MSRP session for the new one) does not fail the message: it moves to the new
+// session and is delivered there, as it would have been had the INVITE come after the error.
+func TestReplaceMovesSendRefusedMeanwhile(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	old := bob.Call(h.udp(), alice.URI, "actpass")
+	old.SetReply(481)
+	old.SetReplyDelay(100 * time.Millisecond)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "refused by the old session"); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d", res.StatusCode)
+	}
+	old.Recv()
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	if m := cs.Recv(); string(m.Body) != "refused by the old session" {
+		t.Fatalf("new session got %q", m.Body)
+	}
+	if m, ok := alice.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("alice told %q, want the message delivered", m.Body())
+	}
+	a := waitAccounted(t, h, 1, 0)
+	if a.delivered[event.ToMSRP] != 1 {
+		t.Fatalf("%d delivered, %d failed, want 1 delivered", a.delivered[event.ToMSRP], a.failed[event.ToMSRP])
+	}
+}
+
+// Whatever else ends the session a newer INVITE is replacing while it waits for the answers to its SENDs (its
+// MSRP connection lost, here) moves its messages to the new session all the same.
+func TestReplaceMovesWhenOldEndsMeanwhile(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	old := bob.Call(h.udp(), alice.URI, "actpass")
+	old.SetReplyDelay(time.Second)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "unanswered when the connection goes"); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d", res.StatusCode)
+	}
+	old.Recv()
+	key := bob.URI + ":" + alice.URI
+	s0 := h.gw.table.Get(key)
+	heir := newSession(h.gw, key, originInvite)
+	h.gw.table.Put(heir)
+	replaced := make(chan struct{})
+	go func() {
+		defer close(replaced)
+		h.gw.replace(s0, heir)
+	}()
+	time.Sleep(50 * time.Millisecond) // replace waits for the SEND's answer
+	h.gw.endSession(s0, "msrp_lost", outcomeMSRPConnFailed, true)
+	<-replaced
+	heir.mu.Lock()
+	n := len(heir.queue)
+	heir.mu.Unlock()
+	if n != 1 || heir.queued.Load() != 1 {
+		t.Fatalf("new session holds %d message(s), counted %d, want the one unanswered", n, heir.queued.Load())
+	}
+	if n := h.events.count(event.MessageFailed); n != 0 {
+		t.Fatalf("%d message_failed, want none", n)
+	}
+	h.gw.endSession(heir, "admin", outcomeSessionEnded, false)
+}
+
 // A re-INVITE is answered with our current SDP; a changed path makes the active side reconnect.
 func TestReinvite(t *testing.T) {
 	h := newHarness(t, nil)
