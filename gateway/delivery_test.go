@@ -750,3 +750,31 @@ func TestMultipartInviteFirstMessageBeforeEarlySend(t *testing.T) {
 		}
 	}
 }
+
+// A SEND answered 481 (the peer's MSRP session does not exist) fails its MESSAGE with 480 (SPEC §5) and ends
+// the session (RFC 4975: the sender should), so the next MESSAGE for the key sets up a new session and is
+// delivered instead of failing the same way.
+func TestSend481EndsSession(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "first"); res.StatusCode != 200 {
+		t.Fatalf("first MESSAGE: %d", res.StatusCode)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	cs.SetReply(481)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "into the void"); res.StatusCode != 480 {
+		t.Fatalf("MESSAGE whose SEND got 481: %d %s, want 480", res.StatusCode, res.Reason)
+	}
+	cs.WaitBye()
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "peer_session_gone" {
+		t.Fatalf("session ended: %q, want peer_session_gone", e.Reason)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "again"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE after the peer's session was gone: %d %s, want 200 on a new session", res.StatusCode, res.Reason)
+	}
+	if got := string(bob.WaitInvite().Recv().Body); got != "again" {
+		t.Fatalf("new session got %q", got)
+	}
+}

@@ -512,6 +512,22 @@ func (s *Session) sendDone(pm *pageMessage, r msrp.SendResult) {
 	}
 	s.mu.Unlock()
 	pm.finish(s.gw, s, o, false)
+	s.peerSessionGone(r.StatusCode)
+}
+
+// peerSessionGone ends s when code, the answer or failure REPORT to one of its SENDs, is 481: the peer's MSRP
+// session does not exist (any more), and RFC 4975 says the sender should end the session then. Kept, it would
+// fail every later MESSAGE for its key the same way; ended, the next one sets up a new session. What it still
+// holds fails and is reported, as at any end.
+func (s *Session) peerSessionGone(code int) {
+	if code != 481 {
+		return
+	}
+	s.mu.Lock()
+	callID := s.callID
+	s.mu.Unlock()
+	s.log.Info("the peer's MSRP session does not exist (481): ending the session", "msrp_session_id", s.msrpID(), "call_id", callID)
+	go s.gw.endSession(s, "peer_session_gone", outcomeSessionEnded, true)
 }
 
 // reported applies a REPORT about one of the session's messages. It returns the message the REPORT settles,

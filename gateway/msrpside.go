@@ -158,6 +158,7 @@ func (h *msrpHandler) HandleReport(ms *msrp.Session, r *msrp.Report) {
 	if pm, o := s.reported(r); pm != nil {
 		s.log.Debug("REPORT settles a relayed message", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "msrp_session_id", ms.ID())
 		pm.finish(s.gw, s, o, false)
+		s.peerSessionGone(r.StatusCode)
 		return
 	}
 	if r.StatusCode != 200 {

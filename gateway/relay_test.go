@@ -117,8 +117,8 @@ func TestRelayReportBeforeItsAnswer(t *testing.T) {
 			h := newHarness(t, relayWait)
 			alice := testpeer.NewPhone(t, "alice")
 			bob, relay := behindRelay(t, "bob")
-			bob.SetReportFailure(c.client)
 			alice.Send(h.udp(), bob.URI, "text/plain", "set up") // the session is up before the relay holds its answers
+			bob.WaitInvite().SetReportFailure(c.client)          // not before: a 481 ends the session
 			relay.SetAnswerDelay(time.Second)
 			start := time.Now()
 			if res := alice.Send(h.udp(), bob.URI, "text/plain", "reported first"); res.StatusCode != c.want {
