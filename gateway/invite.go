@@ -585,12 +585,14 @@ func outOfOrder(what string, cseq, last uint32) string {
 // delivered message moved to the new session would be delivered twice.
 const byeGrace = 250 * time.Millisecond
 
-// awaitAnswers waits until s has no SEND unanswered, or d has passed, or s is ending. Polled: a BYE is rare
-// next to the messages, and waits at all only when SENDs are in flight.
+// awaitAnswers waits until s has no SEND unanswered and no message a relay took still waiting for its REPORT
+// (behind a relay the REPORT is the answer that decides, SPEC §5, and it comes a hop later than the relay's
+// 200), or d has passed, or s is ending. Polled: a BYE is rare next to the messages, and waits at all only
+// when messages are in flight.
 func (s *Session) awaitAnswers(d time.Duration) {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		s.mu.Lock()
-		done := len(s.unacked) == 0 || s.st >= stateEnding
+		done := (len(s.unacked) == 0 && len(s.awaiting) == 0) || s.st >= stateEnding
 		s.mu.Unlock()
 		if done {
 			return

@@ -553,6 +553,11 @@ func (s *Session) reported(r *msrp.Report) (*pageMessage, outcome) {
 	if r.StatusCode == 200 && !pm.confirm(r.ByteRange) {
 		return nil, outcome{}
 	}
+	if r.StatusCode != 200 && s.heir != nil && s.st < stateEnding {
+		// A newer INVITE is replacing s and waits for its messages' answers (replace): a failure leaves pm to
+		// move to the new session, as a failed SEND does (sendDone).
+		return nil, outcome{}
+	}
 	delete(s.awaiting, pm.msgID)
 	s.takeUnackedLocked(pm)
 	return pm, sendOutcome(r.StatusCode, nil)
