@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
@@ -139,12 +140,18 @@ func (b *syncBuffer) String() string {
 // picked; when someone takes it before Kamailio binds it, Kamailio exits and another port is tried.
 func startKamailio(t *testing.T) *kamailio {
 	t.Helper()
+	return startKamailioWith(t, kamailioConfig)
+}
+
+// startKamailioWith is startKamailio with config (kamailioConfig, edited) in its place.
+func startKamailioWith(t *testing.T, config string) *kamailio {
+	t.Helper()
 	bin, err := exec.LookPath("kamailio")
 	if err != nil {
 		t.Fatal("kamailio is required (Debian package kamailio: apt-get install -y kamailio; `make test` installs it)")
 	}
 	for attempt := 1; ; attempt++ {
-		k, exited := runKamailio(t, bin)
+		k, exited := runKamailio(t, bin, config)
 		if !exited {
 			return k
 		}
@@ -155,12 +162,12 @@ func startKamailio(t *testing.T) *kamailio {
 }
 
 // runKamailio starts Kamailio once and waits until it accepts TCP; exited says it ended first.
-func runKamailio(t *testing.T, bin string) (k *kamailio, exited bool) {
+func runKamailio(t *testing.T, bin, config string) (k *kamailio, exited bool) {
 	t.Helper()
 	dir := t.TempDir()
 	port := freeTCPPort(t)
 	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, kamailioConfig, port, kamailioPassword), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, config, port, kamailioPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	k = &kamailio{out: &syncBuffer{}}
@@ -362,5 +369,42 @@ func TestKamailioChunkedMessage(t *testing.T) {
 	}
 	if m := bob.WaitInvite().Recv(); string(m.Body) != body || m.Chunks < 2 {
 		t.Fatalf("bob got %d octets in %d chunks, want the %d sent, chunked", len(m.Body), m.Chunks, len(body))
+	}
+}
+
+// Kamailio closes a TCP connection nothing was read from or written to for tcp_connection_lifetime (120 s by
+// default). The gateway's connection to it carries only what the gateway sends: while the client talks and the
+// page-mode user does not, the client's SENDs come on the connection Kamailio opened to the gateway, the
+// gateway's one idles, and Kamailio closes it. The relay still forwards the client's requests to the session
+// on its own connection: the session carries on over that one, it does not end (with a BYE to the client
+// in the middle of its chat). Kamailio runs here with a lifetime of 1 s.
+func TestKamailioClosesIdleGatewayConnection(t *testing.T) {
+	cfg := strings.Replace(kamailioConfig, "tcp_accept_no_cl=yes\n", "tcp_accept_no_cl=yes\ntcp_connection_lifetime=1\n", 1)
+	h := newHarness(t, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	k := startKamailioWith(t, cfg)
+	bob := testpeer.NewClient(t, "bob")
+	bob.AuthRelay(k.URI, kamailioUser)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "set up"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	// The client talks (its own connection to Kamailio busy), the gateway only answers, on Kamailio's connection.
+	for end := time.Now().Add(13 * time.Second); time.Now().Before(end); {
+		if r := cs.Send("text/plain", "client talks"); r.StatusCode != 200 {
+			t.Fatalf("SEND answered %+v", r)
+		}
+		alice.Recv()
+		time.Sleep(300 * time.Millisecond)
+	}
+	if n := h.events.count(event.SessionEnded); n != 0 || cs.GotBye() {
+		t.Fatalf("the session ended (%d session_ended events, BYE %v) while the client was talking", n, cs.GotBye())
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "and back"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if m := cs.Recv(); string(m.Body) != "and back" {
+		t.Fatalf("bob got %q", m.Body)
 	}
 }

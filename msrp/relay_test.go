@@ -335,6 +335,47 @@ func TestRelayOtherConnectionFollowsTheSession(t *testing.T) {
 	}
 }
 
+// The bound connection's loss, while the relay on the peer's path still forwards on another connection, is not
+// the session's: it carries on over that one (Kamailio closes the one we opened to it once it idles, which it
+// does while only the peer talks), our requests going there too. Its loss then is the session's.
+func TestRelayOtherConnectionTakesOverTheSession(t *testing.T) {
+	const relay, peer = "msrp://127.0.0.1:7001/r3;tcp", "msrp://127.0.0.1:7002/p3;tcp"
+	e := newEP(t, Config{}, false)
+	h := newRec()
+	s := e.NewSession(h)
+	s.SetPeerPath(mustPath(t, relay+" "+peer))
+	to := s.LocalURI().String()
+	bound, other := dialRaw(t, e), dialRaw(t, e)
+	for _, c := range []struct {
+		p   *rawPeer
+		tid string
+	}{{bound, "bind0001"}, {other, "other001"}} {
+		c.p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: %s\n-------%s$\n", c.tid, to, relay, peer, c.tid, c.tid))
+		c.p.expect(c.tid, 200)
+	}
+	bound.nc.Close()
+	select {
+	case err := <-h.closed:
+		t.Fatalf("HandleClose(%v) when the bound connection closed and the relay's other one serves the session", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := s.Send(&Outgoing{MessageID: "mine1", ContentType: "text/plain", Body: []byte("x")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if m := other.read(); m.MessageID() != "mine1" {
+		t.Fatalf("the relay's other connection got %s %s, want our SEND", m.Method, m.MessageID())
+	}
+	other.write(fmt.Sprintf("MSRP other002 SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: o2\nByte-Range: 1-2/2\nContent-Type: text/plain\n\nhi\n-------other002$\n", to, relay, peer))
+	other.expect("other002", 200)
+	if m := recv(t, h.msgs, "the SEND on the connection that took over"); string(m.Body) != "hi" {
+		t.Fatalf("got %q", m.Body)
+	}
+	other.nc.Close()
+	if err := recv(t, h.closed, "HandleClose once the last connection is lost"); !errors.Is(err, ErrConnLost) {
+		t.Fatalf("HandleClose(%v), want ErrConnLost", err)
+	}
+}
+
 // challenge answers every AUTH 401 with a Digest challenge, as Kamailio's auth_get_www_authenticate does.
 func challenge(req *Message) *Message {
 	return &Message{TransactionID: req.TransactionID, StatusCode: 401, Comment: "Unauthorized", ToPath: req.FromPath,

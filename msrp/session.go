@@ -47,7 +47,8 @@ type Handler interface {
 	// fate is the REPORTs' (Outgoing.SuccessReport asks for the success one).
 	HandleReport(s *Session, r *Report)
 	// HandleClose is called once when the session's connection is lost (err wraps ErrConnLost, or is
-	// ErrClosed when the endpoint closes) or the session is closed with Close (err == nil).
+	// ErrClosed when the endpoint closes) or the session is closed with Close (err == nil). A connection lost
+	// while the relay on the peer's path forwards on another one is not the session's (connLost).
 	HandleClose(s *Session, err error)
 }
 
@@ -480,11 +481,25 @@ func (s *Session) Close() {
 }
 
 // connLost is called by a connection's reader goroutine when the connection ended.
+//
+// A session whose bound connection ends while the relay on its peer's path still forwards the peer's requests
+// on another one (via, acceptViaLocked) carries on over that one: the relay is there, and takes our requests on
+// any connection. Kamailio closes a connection idle for its tcp_connection_lifetime, and the one we opened to
+// it carries only what we send: it idles whenever the peer talks and we only answer, on the other.
 func (s *Session) connLost(c *conn, err error) {
 	s.mu.Lock()
 	if s.conn != c {
 		s.via = slices.DeleteFunc(s.via, func(v *conn) bool { return v == c })
 		s.mu.Unlock()
+		return
+	}
+	if len(s.via) > 0 {
+		next := s.via[0]
+		s.conn = next
+		s.via = slices.Delete(s.via, 0, 1)
+		s.mu.Unlock()
+		c.log.Info("msrp: connection lost; the session carries on over the relay's other connection", "session", s.id,
+			"err", err, "now", next.remote)
 		return
 	}
 	s.conn = nil
@@ -567,7 +582,8 @@ func (s *Session) takesFrom(c *conn, m *Message) bool {
 // towards our URI over a connection to its address, which need not be the one we opened to the relay: Kamailio's
 // msrp module finds connections by address, and the one we opened it knows by our source port, so it opens a
 // new one to our listener. Such a connection then serves the session too, for the peer's requests only (ours
-// keep to the bound one), until either ends; responses go back on the connection the request came on.
+// keep to the bound one), until either ends (the bound one ending, it takes its place: connLost); responses go
+// back on the connection the request came on.
 func (s *Session) acceptViaLocked(c *conn, m *Message) int {
 	if slices.Contains(s.via, c) {
 		if !fromPeer(m, s.route) {
