@@ -88,3 +88,26 @@ func TestFileTransferOfferRefused(t *testing.T) {
 		t.Fatalf("%d sessions, want the chat's alone", n)
 	}
 }
+
+// MESSAGE first, the gateway offers and the peer answers recvonly (RFC 3264 §6.1: it only receives, the
+// gateway only sends): the phone's MESSAGEs reach the peer, and a SEND the peer makes all the same gets 403
+// and never reaches the phone, as when the peer offered recvonly itself (RFC 4975 §8.9).
+func TestRecvonlyAnswerRefusesPeerSends(t *testing.T) {
+	h := newHarness(t, waitReply)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.EditMedia(func(m *sdp.Media) { m.Direction = sdp.RecvOnly })
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "this way"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	if got := string(cs.Recv().Body); got != "this way" {
+		t.Fatalf("peer got %q", got)
+	}
+	if r := cs.Send("text/plain", "not this way"); r.StatusCode != 403 {
+		t.Fatalf("SEND from a peer that answered recvonly: %d, want 403", r.StatusCode)
+	}
+	if m, ok := alice.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("the refused SEND reached the phone: %q", m.Body())
+	}
+}

@@ -85,16 +85,20 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 			control = m.IsControl()
 		}
 	}
-	var ours sdp.Media // our direction
+	var ours, theirs sdp.Media // our direction, and the peer's
 	s.mu.Lock()
 	if s.local != nil {
 		ours.Direction = s.local.Direction
 	}
+	if s.peer != nil {
+		theirs.Direction = s.peer.Direction
+	}
 	s.mu.Unlock()
-	if !control && !ours.Receives() {
-		// Our answer said sendonly or inactive (to a recvonly or inactive offer): RFC 4975 §8.9 refuses its
-		// regular messages with 403, control payloads go on.
-		s.log.Info("SEND refused: the session does not carry messages this way", "direction", ours.Direction, "msrp_session_id", ms.ID(), "call_id", s.callID)
+	if !control && (!ours.Receives() || !theirs.Sends()) {
+		// Our answer said sendonly or inactive (to a recvonly or inactive offer), or the peer's answer to our
+		// offer said recvonly or inactive (RFC 3264 §6.1: we only send, or nothing is sent): RFC 4975 §8.9
+		// refuses its regular messages with 403, control payloads go on.
+		s.log.Info("SEND refused: the session does not carry messages this way", "direction", ours.Direction, "peer_direction", theirs.Direction, "msrp_session_id", ms.ID(), "call_id", s.callID)
 		g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 403, Reason: "session not receiving", MSRPSessionID: ms.ID()})
 		return 403
 	}
