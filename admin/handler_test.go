@@ -249,3 +249,20 @@ func TestNoTokenNoPprof(t *testing.T) {
 		t.Errorf("no metrics given: got %d, want 404", status)
 	}
 }
+
+// A token config accepts (admin.token may have any character but controls, and no space or tab at its ends,
+// which HTTP drops) is one a request can present: the Authorization header's value is compared as HTTP
+// delivers it, its optional whitespace (space, tab) alone dropped. A token ending in a no-break space (pasted
+// from a document, say) was refused whatever a client sent.
+func TestTokenEndingInNonASCIISpace(t *testing.T) {
+	for _, tok := range []string{"s3cret\u00a0", "\u3000s3cret", "s3\u00a0cret"} {
+		gw := newFakeGateway(liveSessions()...)
+		srv := newTestServer(t, gw, NewMetrics(gw.Stats), Options{Token: tok})
+		if status, _, body := do(t, "GET", srv.URL+"/api/sessions", tok, ""); status != 200 {
+			t.Errorf("token %q: status %d, want 200; body %.200s", tok, status, body)
+		}
+		if status, _, _ := do(t, "GET", srv.URL+"/api/sessions", "s3cret", ""); status != 401 {
+			t.Errorf("token %q presented as %q: status %d, want 401", tok, "s3cret", status)
+		}
+	}
+}
