@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -109,5 +111,38 @@ func TestRecvonlyAnswerRefusesPeerSends(t *testing.T) {
 	}
 	if m, ok := alice.TryRecv(300 * time.Millisecond); ok {
 		t.Fatalf("the refused SEND reached the phone: %q", m.Body())
+	}
+}
+
+// RCS Large Message Mode: the sender's sendonly chat asks for a delivery notification, and the phone sends
+// its IMDN as page-mode phones do, a MESSAGE of message/cpim wrapping message/imdn+xml. It is a control
+// payload by what it wraps (RFC 4975 §8.9 leaves those free of the direction), as a SEND's is judged: it
+// reaches the sendonly peer, where a chat text for its key gets 403.
+func TestWrappedIMDNReachesSendonlyPeer(t *testing.T) {
+	h := newHarness(t, waitReply)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+	bob.EditMedia(func(m *sdp.Media) { m.Direction = sdp.SendOnly })
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	im := cpim.Wrap("text/plain", []byte("a large message"), cpim.WrapOptions{From: bob.URI, To: alice.URI, IMDNMessageID: "lmm1",
+		Disposition: []string{cpim.PositiveDelivery}})
+	if r := cs.SendOut(&msrp.Outgoing{ContentType: "message/cpim", Body: im.Marshal(), FailureReport: "yes"}); r.StatusCode != 200 {
+		t.Fatalf("SEND: %d", r.StatusCode)
+	}
+	alice.Recv()
+	imdn, err := cpim.NewDeliveryIMDN(im, cpim.StatusDelivered, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "message/cpim", string(imdn.Marshal())); res.StatusCode != 200 {
+		t.Fatalf("IMDN to the sendonly peer: %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if in, ok := cs.TryRecv(waitFor); !ok || !strings.Contains(string(in.Body), "imdn+xml") {
+		t.Fatal("the IMDN did not reach the sendonly peer")
+	}
+	text := cpim.Wrap("text/plain", []byte("reply"), cpim.WrapOptions{From: alice.URI, To: bob.URI})
+	if res := alice.Send(h.udp(), bob.URI, "message/cpim", string(text.Marshal())); res.StatusCode != 403 {
+		t.Fatalf("CPIM chat text to the sendonly peer: %d %s, want 403", res.StatusCode, res.Reason)
 	}
 }

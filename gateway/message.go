@@ -417,9 +417,10 @@ func (s *Session) sendLocked(pm *pageMessage) {
 		go pm.finish(g, s, outcome{415, "Unsupported Media Type"}, false)
 		return
 	}
-	if p := s.peer; p != nil && !p.Receives() && !cpim.IsControl(pm.contentType, nil) {
+	if p := s.peer; p != nil && !p.Receives() && !pm.control() {
 		// The peer said it takes no messages (a=sendonly or a=inactive; RFC 4975 §8.9 leaves control payloads
-		// free): refused as its SEND would be.
+		// free): refused as its SEND would be. Control by what a CPIM MESSAGE wraps, as a SEND's (msrpside.go):
+		// a page-mode phone sends its IMDNs as message/cpim.
 		s.log.Info("MESSAGE refused: the session-mode peer does not receive messages", "direction", p.Direction, "msrp_session_id", s.ms.ID(), "call_id", s.callID)
 		go pm.finish(g, s, outcome{403, "Forbidden"}, false)
 		return
