@@ -751,6 +751,34 @@ func TestMultipartInviteFirstMessageBeforeEarlySend(t *testing.T) {
 	}
 }
 
+// A sender told 480 because the peer's MSRP session was gone (a SEND answered 481) may send again at once: its
+// next MESSAGE sets up a new session, whatever the ending session is still doing. The 480 used to go out before
+// the session was retired, and a retry arriving before the session's end got there landed on it, and failed
+// 480 in turn (about one time in twenty on loopback: the loop makes it show).
+func TestSend481RetryAtOnceGetsNewSession(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "first"); res.StatusCode != 200 {
+		t.Fatalf("first MESSAGE: %d", res.StatusCode)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	for i := range 150 {
+		cs.SetReply(481)
+		if res := alice.Send(h.udp(), bob.URI, "text/plain", "into the void"); res.StatusCode != 480 {
+			t.Fatalf("round %d: MESSAGE whose SEND got 481: %d %s, want 480", i, res.StatusCode, res.Reason)
+		}
+		if res := alice.Send(h.udp(), bob.URI, "text/plain", "again"); res.StatusCode != 200 {
+			t.Fatalf("round %d: MESSAGE sent again at once: %d %s, want 200 on a new session", i, res.StatusCode, res.Reason)
+		}
+		cs = bob.WaitInvite()
+		if got := string(cs.Recv().Body); got != "again" {
+			t.Fatalf("round %d: new session got %q", i, got)
+		}
+	}
+}
+
 // A SEND answered 481 (the peer's MSRP session does not exist) fails its MESSAGE with 480 (SPEC §5) and ends
 // the session (RFC 4975: the sender should), so the next MESSAGE for the key sets up a new session and is
 // delivered instead of failing the same way.

@@ -338,7 +338,7 @@ func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool, bound error
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.peerBye: // retired: the caller's next attempt makes a new session
+	case s.peerBye || s.peerGone: // retired: the caller's next attempt makes a new session
 	case s.st == stateSettingUp || s.st == stateUp:
 		if o, ok := s.checkTypeLocked(pm.contentType); !ok {
 			return o, false, nil
@@ -503,6 +503,10 @@ func (s *Session) sendDone(pm *pageMessage, r msrp.SendResult) {
 		s.mu.Unlock()
 		return
 	}
+	gone := r.StatusCode == 481
+	if gone {
+		s.peerGone = true // retired before pm is answered: a sender retrying at once gets a new session
+	}
 	if o.delivered() && pm.relayed {
 		if s.awaiting == nil {
 			s.awaiting = make(map[string]*pageMessage)
@@ -513,17 +517,29 @@ func (s *Session) sendDone(pm *pageMessage, r msrp.SendResult) {
 	}
 	s.mu.Unlock()
 	pm.finish(s.gw, s, o, false)
-	s.peerSessionGone(r.StatusCode)
+	if gone {
+		s.peerSessionGone()
+	}
 }
 
-// peerSessionGone ends s when code, the answer or failure REPORT to one of its SENDs, is 481: the peer's MSRP
+// retireGone retires s when code, the answer or failure REPORT to one of its SENDs, is 481 (peerSessionGone),
+// and reports whether it did. Called before the failed message is answered, so that the sender's next MESSAGE
+// for the key, sent at once, sets up a new session instead of landing on s before its end.
+func (s *Session) retireGone(code int) bool {
+	if code != 481 {
+		return false
+	}
+	s.mu.Lock()
+	s.peerGone = true
+	s.mu.Unlock()
+	return true
+}
+
+// peerSessionGone ends s, whose SEND was answered or reported 481 (retired already: peerGone): the peer's MSRP
 // session does not exist (any more), and RFC 4975 says the sender should end the session then. Kept, it would
 // fail every later MESSAGE for its key the same way; ended, the next one sets up a new session. What it still
 // holds fails and is reported, as at any end.
-func (s *Session) peerSessionGone(code int) {
-	if code != 481 {
-		return
-	}
+func (s *Session) peerSessionGone() {
 	s.mu.Lock()
 	callID := s.callID
 	s.mu.Unlock()

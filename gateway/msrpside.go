@@ -161,8 +161,11 @@ func (h *msrpHandler) HandleReport(ms *msrp.Session, r *msrp.Report) {
 	s := h.s
 	if pm, o := s.reported(r); pm != nil {
 		s.log.Debug("REPORT settles a relayed message", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "msrp_session_id", ms.ID())
+		gone := s.retireGone(r.StatusCode)
 		pm.finish(s.gw, s, o, false)
-		s.peerSessionGone(r.StatusCode)
+		if gone {
+			s.peerSessionGone()
+		}
 		return
 	}
 	if r.StatusCode != 200 {

@@ -88,6 +88,9 @@ type Session struct {
 	// peerBye: the peer said BYE; the session only waits for the answers to SENDs in flight (byeGrace), and a
 	// new MESSAGE for its key starts a new session.
 	peerBye bool
+	// peerGone: a SEND of ours was answered, or reported, 481 (peerSessionGone): the session is ending, and a
+	// new MESSAGE for its key starts a new session from the moment the failed one is answered.
+	peerGone bool
 
 	firstMu    sync.Mutex  // held while the first message of an RCS INVITE is delivered (deliverFirst)
 	firstParts []sdp.Part  // of an RCS INVITE: its parts next to the SDP, not delivered yet; under firstMu
@@ -164,11 +167,12 @@ func (s *Session) ending() bool {
 }
 
 // retired reports whether a new MESSAGE for the session's key starts a new session: it is ending, or its peer
-// said BYE. SENDs from the peer still reach a retired session until it ends (byeGrace).
+// said BYE, or its MSRP session is gone (481). SENDs from the peer still reach a retired session until it ends
+// (byeGrace).
 func (s *Session) retired() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.st >= stateEnding || s.peerBye
+	return s.st >= stateEnding || s.peerBye || s.peerGone
 }
 
 func (s *Session) msrpID() string {
