@@ -194,6 +194,28 @@ func tryRecvReport(cs *testpeer.ClientSession, d time.Duration) (*msrp.Report, b
 	}
 }
 
+// A control payload is never quoted back to the phone as chat text (SPEC §4): when the MESSAGE that set up a
+// session that failed is one (an IMDN for a chat whose session is gone, wrapped in CPIM as page-mode phones
+// send it), the setup-failed notification still goes, but its $excerpt is empty, as failure_notify sends none
+// for a control payload at all.
+func TestSetupFailedNotificationExcerptOfControl(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.SetupFailed.Body = "Not sent ($code $reason): $excerpt"
+	})
+	alice := testpeer.NewPhone(t, "sfctl-alice")
+	busy := testpeer.NewClient(t, "sfctl-busy")
+	busy.SetAnswer(486, "")
+	im := cpim.Wrap("text/plain", []byte("x"), cpim.WrapOptions{From: busy.URI, To: alice.URI, IMDNMessageID: "m1"})
+	imdn, err := cpim.NewDeliveryIMDN(im, cpim.StatusDelivered, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Send(h.udp(), busy.URI, "message/cpim", string(imdn.Marshal()))
+	if got, want := string(alice.Recv().Body()), "Not sent (486 Busy Here): "; got != want {
+		t.Fatalf("setup-failed notification %q, want %q", got, want)
+	}
+}
+
 // $excerpt is a notification variable (SPEC §6, config/REFERENCE.md), accepted in setup_failed.body as in
 // failure_notify.body: there it is the first 60 characters of the MESSAGE whose session failed to come up (the
 // one that set it up; of a CPIM one, the text it wraps), not an empty string.

@@ -50,7 +50,9 @@ func (g *Gateway) notifyFailure(pm *pageMessage, o outcome) {
 func (pm *pageMessage) content() []byte { return messageContent(pm.contentType, pm.body) }
 
 // requestContent is content for a MESSAGE request (nil for none): the one that set up a session whose setup
-// failed, for the $excerpt of the setup-failed notification.
+// failed, for the $excerpt of the setup-failed notification. A control payload (an IMDN, bare or wrapped in
+// CPIM) has none: it never reaches the page-mode user as chat text (SPEC §4), as notifyFailure, which sends
+// nothing for one, keeps it.
 func requestContent(req *sip.Request) []byte {
 	if req == nil {
 		return nil
@@ -58,6 +60,9 @@ func requestContent(req *sip.Request) []byte {
 	var ctype string
 	if ct := req.ContentType(); ct != nil {
 		ctype = ct.Value()
+	}
+	if (&pageMessage{contentType: ctype, body: req.Body()}).control() {
+		return nil
 	}
 	return messageContent(ctype, req.Body())
 }
