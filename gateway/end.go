@@ -34,8 +34,9 @@ func (g *Gateway) endSession(s *Session, reason string, o outcome, bye bool) {
 //
 // Like a BYE (onBye), the newer INVITE may have overtaken the peer's answers to SENDs of old: it got those
 // messages and answered them just before it sent the INVITE. Moved, they would be delivered a second time, so
-// old's SENDs on the wire get byeGrace to be answered first. Only a 200 settles one meanwhile (sendDone): an
-// error, a 481 from a peer that dropped old, leaves it to move; and whatever else ends old meanwhile (its
+// old's SENDs on the wire, and behind a relay those awaiting the peer's REPORT, get byeGrace to be answered
+// first. Only a 200 or a success REPORT settles one meanwhile (sendDone, reported): an error, a 481 from a
+// peer that dropped old, leaves it to move; and whatever else ends old meanwhile (its
 // connection lost, a timer) moves what it holds to s all the same (end). The caller has not answered s's
 // INVITE yet, so s is not up meanwhile and what moves still goes ahead of what s holds.
 func (g *Gateway) replace(old, s *Session) {

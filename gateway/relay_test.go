@@ -482,3 +482,73 @@ func TestRelayConnectionLostDuringDrainFailsAwaitingWith503(t *testing.T) {
 		t.Fatalf("MESSAGE left awaiting its REPORT by a connection lost during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
 	}
 }
+
+// Behind a relay a SEND is answered by the relay, and the peer's receipt comes as its success REPORT. A newer
+// INVITE that overtakes that REPORT (the peer got the message and reported it just before it sent the INVITE)
+// waits for it, as it waits for the answers to SENDs without a relay (replace): the message is delivered, and
+// must not move to the new session to be delivered a second time (SPEC §5: nothing is delivered twice).
+func TestRelayReplaceWaitsForSuccessReport(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob, relay := behindRelay(t, "bob")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "setup"); res.StatusCode != 200 {
+		t.Fatalf("first MESSAGE answered %d", res.StatusCode)
+	}
+	old := bob.WaitInvite()
+	old.Recv()
+	relay.SetReportDelay(150 * time.Millisecond) // reported, but the REPORT reaches the gateway after the INVITE
+	res := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r, _ := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "reported before the INVITE")
+		res <- r
+	}()
+	if m := old.Recv(); string(m.Body) != "reported before the INVITE" {
+		t.Fatalf("old session got %q", m.Body)
+	}
+	heir := bob.Call(h.udp(), alice.URI, sdp.SetupPassive) // same key: replaces the old session
+	if r := <-res; r == nil || r.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %v, want 200", r)
+	}
+	if m, ok := heir.TryRecv(500 * time.Millisecond); ok {
+		t.Fatalf("new session got %q again: delivered twice", m.Body)
+	}
+}
+
+// The same wait, with a failure REPORT coming meanwhile (481: the peer dropped the old MSRP session for the new
+// one): it does not fail the message, which moves to the new session and is delivered there, as a SEND of the
+// old session answered with an error meanwhile is (TestReplaceMovesSendRefusedMeanwhile).
+func TestRelayReplaceMovesMessageReportedFailedMeanwhile(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 8 * time.Second
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob, relay := behindRelay(t, "bob")
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "setup"); res.StatusCode != 200 {
+		t.Fatalf("first MESSAGE answered %d", res.StatusCode)
+	}
+	old := bob.WaitInvite()
+	old.Recv()
+	old.SetReportFailure(481)
+	relay.SetReportDelay(150 * time.Millisecond)
+	res := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		r, _ := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "refused by the old session")
+		res <- r
+	}()
+	old.Recv()
+	heir := bob.Call(h.udp(), alice.URI, sdp.SetupPassive)
+	if m := heir.Recv(); string(m.Body) != "refused by the old session" {
+		t.Fatalf("new session got %q", m.Body)
+	}
+	if r := <-res; r == nil || r.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %v, want 200 from the new session", r)
+	}
+}
