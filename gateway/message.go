@@ -544,7 +544,7 @@ func (s *Session) peerSessionGone() {
 	callID := s.callID
 	s.mu.Unlock()
 	s.log.Info("the peer's MSRP session does not exist (481): ending the session", "msrp_session_id", s.msrpID(), "call_id", callID)
-	go s.gw.endSession(s, "peer_session_gone", outcomeSessionEnded, true)
+	s.gw.goBackground(func() { s.gw.endSession(s, "peer_session_gone", outcomeSessionEnded, true) })
 }
 
 // reported applies a REPORT about one of the session's messages. It returns the message the REPORT settles,
