@@ -168,16 +168,30 @@ func (c *conn) start() {
 // close closes the socket; the reader goroutine then releases everything (shutdown).
 func (c *conn) close(err error) {
 	c.mu.Lock()
+	closing := c.markClosedLocked(err)
+	c.mu.Unlock()
+	if closing {
+		c.shut()
+	}
+}
+
+// markClosedLocked marks c closed (the caller holds c.mu) and reports whether it did; the caller then calls
+// shut. Deciding to close an idle connection and marking it closed under one lock keeps a session that reuses
+// it (addSession) from binding it in between, only to lose it a moment later: it dials a new one instead.
+func (c *conn) markClosedLocked(err error) bool {
 	if c.closed {
-		c.mu.Unlock()
-		return
+		return false
 	}
 	c.closed = true
 	c.closeErr = err
 	if c.unbound != nil {
 		c.unbound.Stop()
 	}
-	c.mu.Unlock()
+	return true
+}
+
+// shut closes the socket of a connection markClosedLocked marked.
+func (c *conn) shut() {
 	close(c.done)
 	_ = c.nc.Close()
 }
@@ -390,41 +404,42 @@ func (c *conn) removeSession(s *Session) {
 	}
 	closeNow := empty && c.dialled && len(c.txs) == 0
 	c.lingering = empty && c.dialled && !closeNow
+	closeNow = closeNow && c.markClosedLocked(nil)
 	c.mu.Unlock()
 	if closeNow {
 		c.log.Debug("msrp: closing dialled connection without sessions")
-		c.close(nil)
+		c.shut()
 	}
 }
 
 // closeIfLingering closes a lingering connection (removeSession) once its last transaction ended.
 func (c *conn) closeIfLingering() {
 	c.mu.Lock()
-	done := c.lingering && len(c.txs) == 0 && len(c.sessions) == 0 && !c.closed
+	done := c.lingering && len(c.txs) == 0 && len(c.sessions) == 0 && c.markClosedLocked(nil)
 	c.mu.Unlock()
 	if done {
 		c.log.Debug("msrp: closing dialled connection: its last transaction ended")
-		c.close(nil)
+		c.shut()
 	}
 }
 
 // releaseIfIdle closes a dialled connection nobody bound to.
 func (c *conn) releaseIfIdle() {
 	c.mu.Lock()
-	idle := len(c.sessions) == 0 && c.dialled && !c.relay
+	idle := len(c.sessions) == 0 && c.dialled && !c.relay && c.markClosedLocked(nil)
 	c.mu.Unlock()
 	if idle {
-		c.close(nil)
+		c.shut()
 	}
 }
 
 func (c *conn) unboundExpired() {
 	c.mu.Lock()
-	idle := len(c.sessions) == 0
+	idle := len(c.sessions) == 0 && c.markClosedLocked(errors.New("msrp: no session bound in time"))
 	c.mu.Unlock()
 	if idle {
 		c.log.Info("msrp: closing connection: no session bound", "after", c.e.cfg.UnboundTimeout)
-		c.close(errors.New("msrp: no session bound in time"))
+		c.shut()
 	}
 }
 
