@@ -53,27 +53,7 @@ func TestRelayReplaceDoesNotResendReportedSend(t *testing.T) {
 	bob, relay := behindRelay(t, "bob")
 	old := bob.Call(h.udp(), alice.URI, "actpass")
 	relay.SetReportDelay(150 * time.Millisecond)
-	res := make(chan *sip.Response, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		r, _ := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "reported before the INVITE")
-		res <- r
-	}()
-	if m := old.Recv(); string(m.Body) != "reported before the INVITE" {
-		t.Fatalf("old session got %q", m.Body)
-	}
-	cs := bob.Call(h.udp(), alice.URI, "actpass") // same key: replaces the old session
-	if r := <-res; r == nil || r.StatusCode != 200 {
-		t.Fatalf("MESSAGE answered %v, want 200", r)
-	}
-	if m, ok := cs.TryRecv(500 * time.Millisecond); ok {
-		t.Fatalf("new session got %q again: delivered twice", m.Body)
-	}
-	a := waitAccounted(t, h, 1, 0)
-	if a.delivered[event.ToMSRP] != 1 {
-		t.Fatalf("%d delivered, %d failed, want 1 delivered", a.delivered[event.ToMSRP], a.failed[event.ToMSRP])
-	}
+	replaceAfterDelivery(t, h, alice, bob, old, "reported before the INVITE")
 }
 
 // While a newer INVITE waits for the REPORTs of messages the old session's relay took, a failure REPORT (here

@@ -217,14 +217,22 @@ func TestReplaceDoesNotResendAnsweredSend(t *testing.T) {
 	bob := testpeer.NewClient(t, "bob")
 	old := bob.Call(h.udp(), alice.URI, "actpass")
 	old.SetReplyDelay(150 * time.Millisecond) // answered, but the answer reaches the gateway after the INVITE
+	replaceAfterDelivery(t, h, alice, bob, old, "answered before the INVITE")
+}
+
+// replaceAfterDelivery has alice send body to bob on the session old, whose answer (its 200, or behind a
+// relay its success REPORT) the test delayed, and bob replace old with a new INVITE once old has the message:
+// the MESSAGE is answered 200, counted delivered once, and the new session does not get it again.
+func replaceAfterDelivery(t *testing.T, h *harness, alice *testpeer.Phone, bob *testpeer.Client, old *testpeer.ClientSession, body string) {
+	t.Helper()
 	res := make(chan *sip.Response, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
-		r, _ := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", "answered before the INVITE")
+		r, _ := alice.TrySend(ctx, h.udp(), bob.URI, "text/plain", body)
 		res <- r
 	}()
-	if m := old.Recv(); string(m.Body) != "answered before the INVITE" {
+	if m := old.Recv(); string(m.Body) != body {
 		t.Fatalf("old session got %q", m.Body)
 	}
 	cs := bob.Call(h.udp(), alice.URI, "actpass") // same key: replaces the old session
