@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -12,10 +13,28 @@ import (
 )
 
 // This file answers 401/407 digest challenges to the gateway's own requests with sip.credentials (SPEC §8):
-// once per request, never in a loop; the challenge's realm picks the credential.
+// each challenge once, never in a loop; the challenge's realm picks the credential. A request may meet more
+// than one: an outbound proxy's 407 and then the far end's 401 are two, and the third request carries both
+// answers. The same challenge again (its credential refused), or more than maxChallenges, is final.
 
-// errNoCredential: the challenge names a realm sip.credentials has nothing for.
-var errNoCredential = errors.New("no sip.credentials entry for the challenge's realm")
+// maxChallenges bounds the challenges one request answers (a proxy or two, and the far end).
+const maxChallenges = 3
+
+var (
+	// errNoCredential: the challenge names a realm sip.credentials has nothing for.
+	errNoCredential = errors.New("no sip.credentials entry for the challenge's realm")
+	// errChallengedAgain: the request already answered this challenge, or maxChallenges of them.
+	errChallengedAgain = errors.New("challenged again")
+)
+
+// challengeID names a challenge: who sent it (401: the far end, 407: a proxy) and its realm.
+type challengeID struct {
+	code  int
+	realm string
+}
+
+// answered are the challenges one request has answered.
+type answered []challengeID
 
 // challengeHeaders returns the header a challenge comes in and the one the answer goes in.
 func challengeHeaders(code int) (challenge, answer string) {
@@ -61,13 +80,19 @@ func (g *Gateway) credentialFor(res *sip.Response) (config.Credential, *digest.C
 	return config.Credential{}, nil, fmt.Errorf("%w: realm %q", errNoCredential, chal.Realm)
 }
 
-// authorize turns req into its answer to the challenge in res: credentials added, CSeq advanced, Via
-// removed (the next transaction adds its own branch).
-func (g *Gateway) authorize(req *sip.Request, res *sip.Response) error {
+// authorize turns req into its answer to the challenge in res: credentials added (the answers to earlier
+// challenges kept), CSeq advanced, Via removed (the next transaction adds its own branch). done holds the
+// challenges req has answered; a challenge answered before is not answered again.
+func (g *Gateway) authorize(req *sip.Request, res *sip.Response, done *answered) error {
 	cred, chal, err := g.credentialFor(res)
 	if err != nil {
 		return err
 	}
+	id := challengeID{res.StatusCode, chal.Realm}
+	if slices.Contains(*done, id) || len(*done) >= maxChallenges {
+		return fmt.Errorf("%w: %d realm %q after %d answered", errChallengedAgain, id.code, id.realm, len(*done))
+	}
+	*done = append(*done, id)
 	// The digest uri is the Request-URI as the request line has it, parameters included (RFC 7616 §3.4.6): a
 	// server may check that it names the Request-URI, as sip.auth does here (sameURI).
 	c, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(), Username: cred.Username, Password: cred.Password})
@@ -75,7 +100,6 @@ func (g *Gateway) authorize(req *sip.Request, res *sip.Response) error {
 		return fmt.Errorf("digest for realm %q: %w", chal.Realm, err)
 	}
 	_, answer := challengeHeaders(res.StatusCode)
-	req.RemoveHeader(answer)
 	req.AppendHeader(sip.NewHeader(answer, c.String()))
 	if cseq := req.CSeq(); cseq != nil {
 		cseq.SeqNo++

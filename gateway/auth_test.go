@@ -19,27 +19,38 @@ import (
 )
 
 // challenger is a UA that answers every INVITE or MESSAGE with a digest challenge until it sees credentials
-// (or always, with always set), and records what it got.
+// (or always, with always set), and records what it got. With proxy set it first challenges as a proxy
+// would (407, realm proxy-test) until the request carries a Proxy-Authorization.
 type challenger struct {
 	mu     sync.Mutex
 	always bool
-	code   int // 401 or 407
+	code   int  // 401 or 407
+	proxy  bool // a 407 of realm proxy-test before code's challenge
 	got    []*sip.Request
 }
 
-func (c *challenger) handle(req *sip.Request, tx sip.ServerTransaction) {
+// handle answers req and reports whether it accepted it (200).
+func (c *challenger) handle(req *sip.Request, tx sip.ServerTransaction) bool {
 	c.mu.Lock()
 	c.got = append(c.got, req)
-	always, code := c.always, c.code
+	always, code, proxy := c.always, c.code, c.proxy
 	c.mu.Unlock()
-	hdr, answer := challengeHeaders(code)
-	if always || req.GetHeader(answer) == nil {
+	challenge := func(code int, realm string) {
+		hdr, _ := challengeHeaders(code)
 		res := sip.NewResponseFromRequest(req, code, "Authenticate", nil)
-		res.AppendHeader(sip.NewHeader(hdr, `Digest realm="gw-test", nonce="abc123", algorithm=MD5, qop="auth"`))
+		res.AppendHeader(sip.NewHeader(hdr, `Digest realm="`+realm+`", nonce="abc123", algorithm=MD5, qop="auth"`))
 		tx.Respond(res)
-		return
+	}
+	if proxy && req.GetHeader("Proxy-Authorization") == nil {
+		challenge(407, "proxy-test")
+		return false
+	}
+	if _, answer := challengeHeaders(code); always || req.GetHeader(answer) == nil {
+		challenge(code, "gw-test")
+		return false
 	}
 	tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	return true
 }
 
 func (c *challenger) requests() []*sip.Request {
@@ -65,7 +76,9 @@ func TestInviteChallengeAnsweredOnce(t *testing.T) {
 			})
 			alice := testpeer.NewPhone(t, "auth-alice")
 			ch := &challenger{always: true, code: code}
-			addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
+			addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+				srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { ch.handle(req, tx) })
+			})
 			res := alice.Send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
 			if res.StatusCode != 403 {
 				t.Fatalf("MESSAGE answered %d %s, want 403", res.StatusCode, res.Reason)
@@ -195,7 +208,9 @@ func TestInviteChallengeAnswerOffUDPWhenLarge(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
 	alice := testpeer.NewPhone(t, "auth-alice")
 	ch := &challenger{always: true, code: 407}
-	addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
+	addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { ch.handle(req, tx) })
+	})
 	invite := func(user string) (first, answer *sip.Request) {
 		t.Helper()
 		n := len(ch.requests())
@@ -225,13 +240,10 @@ func TestInviteChallengeAnswerOffUDPWhenLarge(t *testing.T) {
 	}
 }
 
-// challengedPhone is a page-mode phone, auth-alice, whose MESSAGEs ch answers (407): only one carrying the
-// answer to its challenge reaches the phone.
+// challengedPhone is a page-mode phone, auth-alice, whose MESSAGEs ch answers: only one carrying the
+// answers to its challenges reaches the phone.
 func challengedPhone(t *testing.T, ch *challenger) *testpeer.Phone {
-	return testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
-		ch.handle(req, tx)
-		return req.GetHeader("Proxy-Authorization") != nil
-	}})
+	return testpeer.NewPhoneWith(t, "auth-alice", testpeer.PhoneConfig{OnMessage: ch.handle})
 }
 
 // The digest uri of our credentials is the Request-URI as it is on the request line, parameters and all (RFC
@@ -241,7 +253,9 @@ func TestChallengeAnswerDigestURIIsTheRequestURI(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
 	alice := testpeer.NewPhone(t, "auth-alice")
 	ch := &challenger{always: true, code: 407}
-	addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) { srv.OnInvite(ch.handle) })
+	addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { ch.handle(req, tx) })
+	})
 	alice.Send(h.udp(), "sip:+15551234@"+addr+";user=phone", "text/plain", "hi")
 	h.events.waitKind(t, event.SetupFailed)
 	got := ch.requests()
@@ -259,4 +273,70 @@ func TestChallengeAnswerDigestURIIsTheRequestURI(t *testing.T) {
 	if ruri := got[1].Recipient.String(); cred.URI != ruri || !sameURI(cred.URI, &got[1].Recipient) {
 		t.Fatalf("digest uri %q, want the Request-URI %q", cred.URI, ruri)
 	}
+}
+
+// A proxy's challenge and then the far end's are two challenges, each answered once (SPEC §8): the third
+// request carries both answers, each with its realm's credential, and gets through. The generated MESSAGE
+// goes both ways the gateway sends it: to an address (its own UDP client) and to a name (sipgo's).
+func TestProxyAndFarEndChallengesAnswered(t *testing.T) {
+	creds := append([]config.Credential{{Realm: "proxy-test", Username: "proxyuser", Password: "pp"}}, testCredentials...)
+	check := func(t *testing.T, got []*sip.Request) {
+		t.Helper()
+		if len(got) != 3 {
+			t.Fatalf("%d requests, want 3: the first, the answer to the proxy's 407, the answer to the far end's 401", len(got))
+		}
+		for _, want := range []struct{ hdr, user, realm string }{
+			{"Proxy-Authorization", "proxyuser", "proxy-test"},
+			{"Authorization", "gwuser", "gw-test"},
+		} {
+			a := got[2].GetHeader(want.hdr)
+			if a == nil || !strings.Contains(a.Value(), `username="`+want.user+`"`) || !strings.Contains(a.Value(), `realm="`+want.realm+`"`) {
+				t.Fatalf("third request's %s: %v, want %s's answer", want.hdr, a, want.realm)
+			}
+		}
+		if got[2].CSeq().SeqNo != got[0].CSeq().SeqNo+2 || got[2].CallID().Value() != got[0].CallID().Value() {
+			t.Fatal("each answer keeps the Call-ID and advances the CSeq")
+		}
+	}
+	for _, name := range []string{"MESSAGE to an address", "MESSAGE to a name"} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = creds })
+			ch := &challenger{code: 401, proxy: true}
+			alice := challengedPhone(t, ch)
+			to := alice.URI
+			if name == "MESSAGE to a name" {
+				_, port, _ := net.SplitHostPort(alice.Addr)
+				to = "sip:auth-alice@localhost:" + port
+			}
+			cs := testpeer.NewClient(t, "auth-bob").Call(h.udp(), to, "actpass")
+			if r := cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("hi"), SuccessReport: true}); r.StatusCode != 200 {
+				t.Fatalf("SEND: %+v", r)
+			}
+			if m := alice.Recv(); string(m.Body()) != "hi" {
+				t.Fatalf("got %q", m.Body())
+			}
+			if rep := cs.Report(); rep.StatusCode != 200 {
+				t.Fatalf("REPORT %d %s, want the success report", rep.StatusCode, rep.Comment)
+			}
+			check(t, ch.requests())
+		})
+	}
+	t.Run("INVITE", func(t *testing.T) {
+		h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = creds })
+		alice := testpeer.NewPhone(t, "auth-alice")
+		ch := &challenger{code: 401, proxy: true}
+		addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+			srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { ch.handle(req, tx) })
+		})
+		alice.Send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
+		deadline := time.Now().Add(waitFor)
+		for len(ch.requests()) < 3 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		check(t, ch.requests())
+		// The challenger's 200 has no SDP: the setup then fails, but not on a challenge.
+		if e := h.events.waitKind(t, event.SetupFailed); e.Code == 401 || e.Code == 407 {
+			t.Fatalf("setup failed with the challenge %d %s", e.Code, e.Reason)
+		}
+	})
 }

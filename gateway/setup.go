@@ -186,16 +186,18 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		},
 	}
 	err = g.waitOrAbandon(waitCtx, s, dlg, answerOpts, abandoned)
-	// A 401/407 is answered once with sip.credentials (auth.go); a second challenge fails the setup (403).
+	// Each 401/407 is answered once with sip.credentials (auth.go); one not answered fails the setup (403).
 	var challenged *sipgo.ErrDialogResponse
-	if errors.As(err, &challenged) && isChallenge(challenged.Res) {
-		if aerr := g.authorize(invite, challenged.Res); aerr != nil {
+	var done answered
+	for errors.As(err, &challenged) && isChallenge(challenged.Res) {
+		if aerr := g.authorize(invite, challenged.Res, &done); aerr != nil {
 			s.log.Warn("INVITE challenge not answered", "err", aerr, "code", challenged.Res.StatusCode)
-		} else if dlg, err = g.dialogUA.WriteInvite(timeoutCtx, invite); err != nil {
-			return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
-		} else {
-			err = g.waitOrAbandon(waitCtx, s, dlg, answerOpts, abandoned)
+			break
 		}
+		if dlg, err = g.dialogUA.WriteInvite(timeoutCtx, invite); err != nil {
+			return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
+		}
+		err = g.waitOrAbandon(waitCtx, s, dlg, answerOpts, abandoned)
 	}
 	if errors.Is(err, errAbandoned) {
 		return failSetup(outcomeSetupTimeout, err) // dlg belongs to waitOrAbandon's goroutine now

@@ -232,23 +232,18 @@ func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
 		}
 	}
 	g.udpc.fromListener(req)
-	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
-	defer cancel()
-	res, err := g.client.Do(ctx, req)
-	if err == nil && isChallenge(res) {
-		// One answer per challenge, never a loop (SPEC §8): a second challenge is the final response.
-		if g.answerChallenge(req, res) {
-			res, err = g.client.Do(ctx, req)
-		}
-	}
-	return g.messageOutcome(res, err)
+	return g.doMessage(req, nil)
 }
 
-// doMessage sends req, a MESSAGE answering a challenge, through sipgo and returns the final response's outcome.
-func (g *Gateway) doMessage(req *sip.Request) outcome {
+// doMessage sends req through sipgo, answering each challenge once (SPEC §8: one not answered is the final
+// response), and returns the final response's outcome. done holds the challenges req answered before.
+func (g *Gateway) doMessage(req *sip.Request, done answered) outcome {
 	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
 	defer cancel()
 	res, err := g.client.Do(ctx, req)
+	for err == nil && isChallenge(res) && g.answerChallenge(req, res, &done) {
+		res, err = g.client.Do(ctx, req)
+	}
 	return g.messageOutcome(res, err)
 }
 
@@ -263,22 +258,25 @@ func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Requ
 	if err != nil {
 		return nil, false
 	}
-	started, err := g.udpc.start(g.client, req, func(res *sip.Response, err error) {
-		if err == nil && isChallenge(res) && g.answerChallenge(req, res) {
-			started, serr := g.udpc.start(g.client, req, func(res *sip.Response, err error) { done(g.messageOutcome(res, err)) })
+	var challenges answered
+	var answer func(res *sip.Response, err error)
+	answer = func(res *sip.Response, err error) {
+		if err == nil && isChallenge(res) && g.answerChallenge(req, res, &challenges) {
+			started, serr := g.udpc.start(g.client, req, answer)
 			if started {
 				return
 			}
 			if serr == nil {
 				// The credentials took it off UDP (answerChallenge): sipgo sends it, waited for on a worker,
 				// not on the goroutine reading the listener.
-				g.workers.start(func() { done(g.doMessage(req)) })
+				g.workers.start(func() { done(g.doMessage(req, challenges)) })
 				return
 			}
 			res, err = nil, serr
 		}
 		done(g.messageOutcome(res, err))
-	})
+	}
+	started, err := g.udpc.start(g.client, req, answer)
 	switch {
 	case started:
 		return req, true
@@ -292,8 +290,8 @@ func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Requ
 
 // answerChallenge adds credentials for a 401/407 (SPEC §8); false when it cannot, and the challenge is
 // then the final response.
-func (g *Gateway) answerChallenge(req *sip.Request, res *sip.Response) bool {
-	if err := g.authorize(req, res); err != nil {
+func (g *Gateway) answerChallenge(req *sip.Request, res *sip.Response, done *answered) bool {
+	if err := g.authorize(req, res, done); err != nil {
 		g.log.Warn("MESSAGE challenge not answered", "err", err, "code", res.StatusCode, "ruri", req.Recipient.String())
 		return false
 	}
