@@ -574,6 +574,36 @@ func TestByeOvertakingSendAnswer(t *testing.T) {
 	alice.Quiet(300 * time.Millisecond) // no failure notification
 }
 
+// An operator ending a session (EndSession, the admin API's DELETE) waits, as the peer's BYE does, for the
+// answer to a SEND in flight: the peer got the message, so its sender hears 200, not a failure that would
+// make it send the message again. A MESSAGE meanwhile starts a new session.
+func TestOperatorEndWaitsForSendAnswer(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "op-alice")
+	bob := testpeer.NewClient(t, "op-bob")
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	cs.SetReplyDelay(100 * time.Millisecond)
+	got := make(chan int, 1)
+	go func() { got <- alice.Send(h.udp(), bob.URI, "text/plain", "last words").StatusCode }()
+	cs.Recv() // the SEND is in; its 200 leaves 100 ms later
+	sessions := h.gw.Sessions()
+	if len(sessions) != 1 {
+		t.Fatalf("%d sessions, want 1", len(sessions))
+	}
+	ended := make(chan bool, 1)
+	go func() { ended <- h.gw.EndSession(sessions[0].Key) }()
+	if code := <-got; code != 200 {
+		t.Fatalf("MESSAGE the peer answered 200 as an operator ended the session: %d, want 200", code)
+	}
+	if !<-ended {
+		t.Fatal("EndSession did not find the session")
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "admin" {
+		t.Fatalf("session ended %q, want admin", e.Reason)
+	}
+	alice.Quiet(300 * time.Millisecond) // no failure notification
+}
+
 // An IMDN is a CPIM message wrapping message/imdn+xml (RFC 5438 §7.2.1): the gateway sends one only to a peer
 // that listed both (RFC 4975 §8.6: a sender MUST NOT send a type the receiver did not list). A peer whose
 // accept-wrapped-types leaves message/imdn+xml out asks for a delivery IMDN in vain, and is not sent one.

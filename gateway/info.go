@@ -74,10 +74,18 @@ func (g *Gateway) Session(key string) (SessionInfo, bool) {
 }
 
 // EndSession ends a session by key as an operator asked (SPEC §7): BYE (or CANCEL while it is being set up).
+// Like the peer's BYE, it first waits up to byeGrace for the answers to SENDs in flight, new MESSAGEs for the
+// key going to a new session meanwhile: a message the peer got is not reported failed, and sent again.
 func (g *Gateway) EndSession(key string) bool {
 	s := g.table.Get(key)
 	if s == nil {
 		return false
+	}
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	if !g.draining.Load() { // draining, what the session holds fails at once, with 503 (SPEC §3.3)
+		s.awaitAnswers(byeGrace)
 	}
 	g.endSession(s, "admin", outcomeSessionEnded, true)
 	return true

@@ -338,7 +338,7 @@ func (s *Session) submit(pm *pageMessage) (o outcome, accepted bool, bound error
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.peerBye || s.peerGone: // retired: the caller's next attempt makes a new session
+	case s.retiredLocked(): // the caller's next attempt makes a new session
 	case s.st == stateSettingUp || s.st == stateUp:
 		if o, ok := s.checkTypeLocked(pm.contentType); !ok {
 			return o, false, nil

@@ -91,6 +91,9 @@ type Session struct {
 	// peerGone: a SEND of ours was answered, or reported, 481 (peerSessionGone): the session is ending, and a
 	// new MESSAGE for its key starts a new session from the moment the failed one is answered.
 	peerGone bool
+	// closing: an operator ended the session (EndSession); as after the peer's BYE, it waits for the answers
+	// to SENDs in flight, and a new MESSAGE for its key starts a new session.
+	closing bool
 
 	firstMu    sync.Mutex  // held while the first message of an RCS INVITE is delivered (deliverFirst)
 	firstParts []sdp.Part  // of an RCS INVITE: its parts next to the SDP, not delivered yet; under firstMu
@@ -167,13 +170,16 @@ func (s *Session) ending() bool {
 }
 
 // retired reports whether a new MESSAGE for the session's key starts a new session: it is ending, or its peer
-// said BYE, or its MSRP session is gone (481). SENDs from the peer still reach a retired session until it ends
-// (byeGrace).
+// said BYE, or its MSRP session is gone (481), or an operator ended it. SENDs from the peer still reach a
+// retired session until it ends (byeGrace).
 func (s *Session) retired() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.st >= stateEnding || s.peerBye || s.peerGone
+	return s.st >= stateEnding || s.retiredLocked()
 }
+
+// retiredLocked: the session takes no new MESSAGE, though it has not begun to end.
+func (s *Session) retiredLocked() bool { return s.peerBye || s.peerGone || s.closing }
 
 func (s *Session) msrpID() string {
 	if s.ms == nil {
