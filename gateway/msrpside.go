@@ -32,6 +32,9 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 	g := s.gw
 	s.touchSend()
 	if s.ending() {
+		// The MSRP session still routes to s while it ends (a drain flushing REPORTs, a BYE's end under way).
+		s.log.Info("SEND refused: session ending", "msrp_session_id", ms.ID(), "call_id", s.callID)
+		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 481, Reason: "session ending", MSRPSessionID: ms.ID()})
 		return 481
 	}
 	if !sdp.Match(s.route.AcceptTypes, in.ContentType) {

@@ -718,3 +718,29 @@ func TestReplaceCarriesLaterIMDN(t *testing.T) {
 		t.Fatalf("got %s %q on the new session, want the page-mode IMDN", m.ContentType, m.Body)
 	}
 }
+
+// A SEND reaching a session that is ending (its MSRP session still routes to it while the end runs) gets 481,
+// and is logged and counted as a refusal: nothing the gateway refuses goes uncounted (SPEC §5).
+func TestSendToEndingSessionRefusedAndCounted(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "end-alice")
+	bob := testpeer.NewClient(t, "end-bob")
+	bob.Call(h.udp(), alice.URI, "active")
+	key := bob.URI + ":" + alice.URI
+	s := h.gw.table.Get(key)
+	if s == nil {
+		t.Fatalf("no session %q", key)
+	}
+	ms := s.ms
+	h.gw.endSession(s, "admin", outcomeSessionEnded, true)
+	in := &msrp.Incoming{MessageID: "late-1", ContentType: "text/plain", Body: []byte("late")}
+	if code := (&msrpHandler{s: s}).HandleMessage(ms, in); code != 481 {
+		t.Fatalf("SEND to an ended session answered %d, want 481", code)
+	}
+	n := h.events.countWhere(func(e event.Event) bool {
+		return e.Kind == event.RequestRefused && e.Code == 481 && e.Direction == event.ToSIP && e.Key == key
+	})
+	if n != 1 {
+		t.Fatalf("%d request_refused 481 events, want 1", n)
+	}
+}
