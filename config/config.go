@@ -81,6 +81,7 @@ type MSRP struct {
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
 	UnboundTimeout     time.Duration `yaml:"unbound_timeout"`
 	CheckFromPath      bool          `yaml:"check_from_path"`
+	KeepAlive          time.Duration `yaml:"keepalive"` // 0 = off: quiet connections get bodiless SENDs
 	TLS                TLS           `yaml:"tls"`
 }
 

@@ -53,6 +53,7 @@ func TestDefaultValues(t *testing.T) {
 		"msrp.transaction_timeout": 30 * time.Second,
 		"msrp.unbound_timeout":     30 * time.Second,
 		"msrp.check_from_path":     true,
+		"msrp.keepalive":           60 * time.Second,
 		"msrp.tls.cert":            "",
 		"msrp.tls.key":             "",
 
@@ -374,6 +375,7 @@ func TestValidateErrors(t *testing.T) {
 		{"zero shutdown timeout", "gateway:\n  shutdown_timeout: -2s\n", "key gateway.shutdown_timeout (line 2, column 21): -2s: want a duration above zero"},
 		{"zero transaction timeout", "msrp:\n  transaction_timeout: 0s\n", "key msrp.transaction_timeout (line 2, column 24): 0s: want a duration"},
 		{"zero unbound timeout", "msrp:\n  unbound_timeout: 0s\n", "key msrp.unbound_timeout (line 2, column 20): 0s: want"},
+		{"negative keepalive", "msrp:\n  keepalive: -1s\n", "key msrp.keepalive (line 2, column 14): -1s: want 0 (off)"},
 		{"zero reply wait", "gateway:\n  message:\n    reply_wait: 0s\n", "key gateway.message.reply_wait (line 3, column 17): 0s: want a duration above zero"},
 		{"reply wait past Timer F", "gateway:\n  message:\n    reply_wait: 32s\n", "key gateway.message.reply_wait (line 3, column 17): 32s: want less than 32s, when the sender's transaction has given up"},
 		{"bad reply", "gateway:\n  message:\n    reply: later\n", `key gateway.message.reply (line 3, column 12): "later": want wait, accept or ok`},

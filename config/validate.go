@@ -187,6 +187,9 @@ func (v *validation) msrp() {
 	v.positiveInt("msrp.chunk_size", int64(m.ChunkSize))
 	v.positive("msrp.transaction_timeout", m.TransactionTimeout)
 	v.positive("msrp.unbound_timeout", m.UnboundTimeout)
+	if m.KeepAlive < 0 {
+		v.bad("msrp.keepalive", "%v: want 0 (off) or a duration above zero", m.KeepAlive)
+	}
 	v.pair("msrp.tls.cert", m.TLS.Cert, "msrp.tls.key", m.TLS.Key)
 	if m.TLS.ClientCA != "" {
 		v.bad("msrp.tls.client_ca", "is not a key of msrp.tls")

@@ -181,6 +181,7 @@ func (g *Gateway) startMSRP() error {
 		TransactionTimeout: mc.TransactionTimeout,
 		UnboundTimeout:     mc.UnboundTimeout,
 		CheckFromPath:      mc.CheckFromPath,
+		KeepAlive:          mc.KeepAlive,
 		MaxMessageSize:     g.cfg.Gateway.MaxMessageSize,
 		MaxChunks:          lim.MaxChunksPerMessage,
 		MaxPartial:         lim.MaxPartialPerSession,

@@ -408,3 +408,41 @@ func TestKamailioClosesIdleGatewayConnection(t *testing.T) {
 		t.Fatalf("bob got %q", m.Body)
 	}
 }
+
+// A chat through Kamailio where nobody says anything for longer than its tcp_connection_lifetime: Kamailio
+// closes every connection nothing was read from or written to for that long, the gateway's to it, its own to
+// the gateway and the client's, and the chat breaks (the session ends, or the client's next message is lost
+// in Kamailio). msrp.keepalive's bodiless SENDs, which Kamailio forwards to the client, keep the whole path,
+// though the client sends none of its own. Kamailio runs here with a lifetime of 1 s.
+func TestKamailioQuietChatKeptAlive(t *testing.T) {
+	cfg := strings.Replace(kamailioConfig, "tcp_accept_no_cl=yes\n", "tcp_accept_no_cl=yes\ntcp_connection_lifetime=1\n", 1)
+	h := newHarness(t, func(c *config.Config) {
+		relayWait(c)
+		c.MSRP.KeepAlive = 300 * time.Millisecond
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	k := startKamailioWith(t, cfg)
+	bob := testpeer.NewClient(t, "bob")
+	bob.AuthRelay(k.URI, kamailioUser)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "set up"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	time.Sleep(10 * time.Second) // quiet: Kamailio would have closed every connection of the chat
+	if n := h.events.count(event.SessionEnded); n != 0 || cs.GotBye() {
+		t.Fatalf("the quiet session ended (%d session_ended events, BYE %v)", n, cs.GotBye())
+	}
+	if r := cs.Send("text/plain", "still there?"); r.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", r)
+	}
+	if got := string(alice.Recv().Body()); got != "still there?" {
+		t.Fatalf("alice got %q", got)
+	}
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "yes"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if m := cs.Recv(); string(m.Body) != "yes" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+}

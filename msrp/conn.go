@@ -61,6 +61,9 @@ type conn struct {
 	woff  int
 	wrote []frame
 
+	// active: frames were taken for writing since the last keep-alive look (Config.KeepAlive). Under mu.
+	active bool
+
 	tryWrite bool // rawio.TryWrite works on nc (plain TCP): kick may write
 	secure   bool // TLS
 
@@ -518,6 +521,40 @@ func (c *conn) kick() {
 	}
 }
 
+// keepAlive sends a bodiless SEND of one of c's sessions when nothing was written on c since the last look
+// (Config.KeepAlive), so that it does not look idle to a relay or middlebox on the way.
+func (c *conn) keepAlive() {
+	c.mu.Lock()
+	if c.closed || c.active {
+		c.active = false
+		c.mu.Unlock()
+		return
+	}
+	var s *Session
+	for s = range c.sessions {
+		break
+	}
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	route, bound := s.route, s.conn == c
+	s.mu.Unlock()
+	if !bound || len(route) == 0 {
+		return
+	}
+	msgs := chunkMessage(&Outgoing{}, NewMessageID(), route, s.path, 0)
+	err := c.sendMsgs(s, msgs[0].Header(HdrMessageID), "yes", msgs, func(r SendResult) {
+		if r.Err != nil || r.StatusCode != 200 {
+			c.log.Info("msrp: keep-alive not answered 200", "session", s.id, "remote", c.remote, "code", r.StatusCode, "err", r.Err)
+		}
+	}, nil)
+	if err != nil {
+		c.log.Debug("msrp: keep-alive not sent", "session", s.id, "remote", c.remote, "err", err)
+	}
+}
+
 // writableThrough reports whether frames can be written by kick: responses, and chunks whose transactions
 // only start a timer once written (Failure-Report yes).
 func writableThrough(frames []frame) bool {
@@ -532,6 +569,7 @@ func writableThrough(frames []frame) bool {
 
 // takeQueueLocked makes the queue the owner's batch.
 func (c *conn) takeQueueLocked() {
+	c.active = true
 	c.batch, c.next = c.queue, 0
 	c.queue = c.spare[:0]
 	c.spare = nil

@@ -28,10 +28,14 @@ type Config struct {
 	MaxPartial         int           // concurrent partial (reassembling) messages per session, default 16 -> 413
 	MaxConns           int           // total connections (0 = unlimited); over -> refused and logged
 	MaxConnsPerIP      int           // connections per remote IP (0 = unlimited)
-	Limits             Limits        // reader limits; MaxChunkBytes defaults to MaxMessageSize here
-	TLSConfig          *tls.Config   // server side for msrps listeners
-	ClientTLSConfig    *tls.Config   // for dialling msrps peers
-	Logger             *slog.Logger  // nil = discard
+	// KeepAlive (0 = off): a connection carrying sessions that nothing was written on for KeepAlive gets a
+	// bodiless SEND of one of them (RFC 4975 §7.1), so that relays and middleboxes closing idle connections
+	// keep it (Kamailio's tcp_connection_lifetime, NATs). The peer answers it; nobody sees it as a message.
+	KeepAlive       time.Duration
+	Limits          Limits       // reader limits; MaxChunkBytes defaults to MaxMessageSize here
+	TLSConfig       *tls.Config  // server side for msrps listeners
+	ClientTLSConfig *tls.Config  // for dialling msrps peers
+	Logger          *slog.Logger // nil = discard
 	// RxTimestamps sets Incoming.Received on every message: the kernel's receive time of the bytes that
 	// completed it (SO_TIMESTAMPNS, Linux; read with recvmsg, a little dearer than read), else the time it
 	// was parsed. For measuring latency (cmd/msrpgw-load); the gateway leaves it off.
@@ -116,6 +120,10 @@ func NewEndpoint(cfg Config) *Endpoint {
 	}
 	e.wg.Add(1)
 	go e.janitor()
+	if cfg.KeepAlive > 0 {
+		e.wg.Add(1)
+		go e.keepAlive()
+	}
 	return e
 }
 
@@ -453,6 +461,30 @@ func (e *Endpoint) janitor() {
 				if n := s.expirePartials(now); n > 0 {
 					e.log.Info("msrp: dropped stale partial messages", "session", s.id, "count", n)
 				}
+			}
+		}
+	}
+}
+
+// keepAlive sends Config.KeepAlive's bodiless SENDs. It looks at every connection each KeepAlive/2: one
+// nothing was written on since the last look gets one, so none stays quiet for longer than KeepAlive.
+func (e *Endpoint) keepAlive() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.KeepAlive / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.quit:
+			return
+		case <-t.C:
+			e.mu.Lock()
+			conns := make([]*conn, 0, len(e.conns))
+			for c := range e.conns {
+				conns = append(conns, c)
+			}
+			e.mu.Unlock()
+			for _, c := range conns {
+				c.keepAlive()
 			}
 		}
 	}

@@ -1880,3 +1880,38 @@ func TestEndpointReportBadByteRangeIgnored(t *testing.T) {
 		t.Fatalf("second REPORT delivered %+v, want good 1-5/5", r)
 	}
 }
+
+// kaHandler is a recHandler that also counts bodiless SENDs (KeepAliveHandler).
+type kaHandler struct {
+	*recHandler
+	kas chan struct{}
+}
+
+func (h *kaHandler) HandleKeepAlive(*Session) { h.kas <- struct{}{} }
+
+// Config.KeepAlive: a connection nothing is written on gets bodiless SENDs of a session on it, from both
+// ends, each answered 200 by the peer's stack, handed to no HandleMessage; the session carries on.
+func TestKeepAliveOnQuietConnection(t *testing.T) {
+	cfg := Config{CheckFromPath: true, KeepAlive: 100 * time.Millisecond}
+	ea, eb := newEP(t, cfg, false), newEP(t, cfg, false)
+	ha := &kaHandler{newRec(), make(chan struct{}, 1024)}
+	hb := &kaHandler{newRec(), make(chan struct{}, 1024)}
+	a, _ := pair(t, ea, eb, ha, hb)
+	for i := 0; i < 3; i++ { // the first at b may be the binding SEND of Connect
+		recv(t, hb.kas, "keep-alive at b (a dialled)")
+		recv(t, ha.kas, "keep-alive at a (b accepted)")
+	}
+	select {
+	case m := <-hb.msgs:
+		t.Fatalf("a keep-alive reached HandleMessage: %+v", m)
+	case m := <-ha.msgs:
+		t.Fatalf("a keep-alive reached HandleMessage: %+v", m)
+	default:
+	}
+	if r := sendWait(t, a, &Outgoing{ContentType: "text/plain", Body: []byte("still here")}); r.StatusCode != 200 {
+		t.Fatalf("send after keep-alives: %+v", r)
+	}
+	if m := recv(t, hb.msgs, "message at b"); string(m.Body) != "still here" {
+		t.Fatalf("b got %q", m.Body)
+	}
+}
