@@ -431,12 +431,29 @@ func TestMaxQueuedTotalToSIP(t *testing.T) {
 }
 
 // limits.max_queued_per_session also bounds a session's MESSAGEs waiting for the page-mode side: one page-mode
-// user who never answers gets that many outstanding, the next SEND gets 403, and another session, whose user
-// answers, is unaffected (SPEC §8: that one thing is refused, the rest of the gateway is not).
+// user who does not answer gets that many outstanding, the next SEND gets 403, and another session, whose user
+// answers, is unaffected (SPEC §8: that one thing is refused, the rest of the gateway is not). Once the user
+// answers, the session has its whole bound again: the refused SEND took no place.
 func TestMaxQueuedPerSessionToSIP(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.Limits.MaxQueuedPerSession = 2 })
-	alice := testpeer.NewPhone(t, "alice")
-	alice.SetAnswer(0) // takes each MESSAGE but never answers: they stay outstanding (Timer F)
+	type held struct {
+		body   string
+		answer chan<- struct{}
+	}
+	holding := make(chan held, 16)
+	done := make(chan struct{})
+	// alice's phone takes each MESSAGE and answers only when the test says: they stay outstanding until then.
+	alice := testpeer.NewPhoneWith(t, "alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		answer := make(chan struct{}, 1)
+		holding <- held{string(req.Body()), answer}
+		select {
+		case <-answer:
+			tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		case <-done:
+		}
+		return true
+	}})
+	t.Cleanup(func() { close(done) }) // before the phone closes: its handlers return
 	carol := testpeer.NewPhone(t, "carol")
 	bob := testpeer.NewClient(t, "bob")
 	toAlice := bob.Call(h.udp(), alice.URI, "actpass")
@@ -445,7 +462,20 @@ func TestMaxQueuedPerSessionToSIP(t *testing.T) {
 			t.Fatalf("SEND %q: %+v", body, r)
 		}
 	}
-	alice.Recv() // the first is out; the second waits behind it
+	next := func(body string) held {
+		t.Helper()
+		select {
+		case m := <-holding:
+			if m.body != body {
+				t.Fatalf("alice holds %q, want %q", m.body, body)
+			}
+			return m
+		case <-time.After(waitFor):
+			t.Fatalf("MESSAGE %q never reached alice", body)
+		}
+		return held{}
+	}
+	first := next("one") // the first is out; the second waits behind it
 	if r := toAlice.Send("text/plain", "three"); r.StatusCode != 403 {
 		t.Fatalf("SEND over the session's bound: %+v, want 403", r)
 	}
@@ -462,5 +492,26 @@ func TestMaxQueuedPerSessionToSIP(t *testing.T) {
 		if m := carol.Recv(); string(m.Body()) != body {
 			t.Fatalf("carol got %q, want %q", m.Body(), body)
 		}
+	}
+	// alice answers the two outstanding ones (the second goes out once the first is answered): the session
+	// takes two more, as many as its bound, and no more.
+	first.answer <- struct{}{}
+	next("two").answer <- struct{}{}
+	deadline := time.Now().Add(waitFor)
+	for h.events.countWhere(func(e event.Event) bool {
+		return e.Kind == event.MessageDelivered && e.Direction == event.ToSIP
+	}) < 5 { // carol's three and alice's two
+		if time.Now().After(deadline) {
+			t.Fatal("alice's answers never delivered the two outstanding MESSAGEs")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, body := range []string{"four", "five"} {
+		if r := toAlice.Send("text/plain", body); r.StatusCode != 200 {
+			t.Fatalf("SEND %q after alice answered: %+v, want 200 (the refused SEND must not hold a place)", body, r)
+		}
+	}
+	if r := toAlice.Send("text/plain", "six"); r.StatusCode != 403 {
+		t.Fatalf("SEND over the session's bound again: %+v, want 403", r)
 	}
 }
