@@ -430,6 +430,52 @@ func TestRCSClientCPIM(t *testing.T) {
 	h.events.waitKind(t, event.MessageDropped)
 }
 
+// A MESSAGE goes to the peer wrapped in CPIM when the peer lists message/cpim first, or takes its type only
+// wrapped; as it is when the peer takes its type and message/cpim is not first (RFC 4975 §13, SPEC §4).
+func TestOutgoingCPIMWrapping(t *testing.T) {
+	cases := []struct {
+		name            string
+		accept, wrapped []string
+		ctype           string
+		wantCPIM        bool
+	}{
+		{"cpim first", []string{"message/cpim", "text/plain"}, []string{"text/plain"}, "text/plain", true},
+		{"plain first", []string{"text/plain", "message/cpim"}, []string{"text/plain"}, "text/plain", false},
+		{"wrapped only", []string{"text/plain", "message/cpim"}, []string{"text/html"}, "text/html", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			bob.SetTypes(c.accept, c.wrapped)
+			alice.Send(h.udp(), bob.URI, "text/plain", "set up") // before the answer, the gateway's own types decide
+			cs := bob.WaitInvite()
+			cs.Recv()
+			if res := alice.Send(h.udp(), bob.URI, c.ctype, "hello"); res.StatusCode != 202 {
+				t.Fatalf("%s MESSAGE answered %d %s", c.ctype, res.StatusCode, res.Reason)
+			}
+			m := cs.Recv()
+			if !c.wantCPIM {
+				if m.ContentType != c.ctype || string(m.Body) != "hello" {
+					t.Fatalf("SEND %s %q, want %s %q", m.ContentType, m.Body, c.ctype, "hello")
+				}
+				return
+			}
+			if m.ContentType != "message/cpim" {
+				t.Fatalf("SEND is %s, want message/cpim (peer accept-types %q, accept-wrapped-types %q)", m.ContentType, c.accept, c.wrapped)
+			}
+			w, err := cpim.Parse(m.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(w.Body) != "hello" || !strings.HasPrefix(w.ContentType(), c.ctype) {
+				t.Fatalf("CPIM wraps %s %q, want %s %q", w.ContentType(), w.Body, c.ctype, "hello")
+			}
+		})
+	}
+}
+
 // A CPIM message whose encapsulated content carries a Content-Transfer-Encoding reaches the page-mode user
 // decoded, labelled with its own Content-Type (a SIP MESSAGE has no transfer encoding: the phone used to get
 // the base64 text itself as text/plain). An encoding the gateway cannot undo is refused with 415 and a log
