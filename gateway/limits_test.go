@@ -15,14 +15,16 @@ import (
 )
 
 // limits.max_sip_handlers: over the bound a request gets 503 with Retry-After at once, is counted, and the
-// request already admitted completes normally. The refusal is logged with its Call-ID and source.
+// request already admitted completes normally. The refusal is logged with its Call-ID and source. The bound
+// holds for the other requests the gateway serves too (an OPTIONS here: INVITE, BYE and OPTIONS share it).
 func TestMaxSIPHandlers(t *testing.T) {
 	logs := newCapturedLog()
 	h := newHarnessWith(t, func(c *config.Config) {
 		c.Limits.MaxSIPHandlers = 1
 		c.Limits.RetryAfter = 7 * time.Second
 		c.Gateway.Message.Reply = "wait"
-		c.Gateway.Message.ReplyWait = 2 * time.Second
+		c.Gateway.Message.ReplyWait = 4 * time.Second // holds the handler while the test is refused
+		c.Gateway.SetupTimeout = 8 * time.Second      // and the setup does not fail before
 	}, Options{Logger: slog.New(logs)})
 	alice := testpeer.NewPhone(t, "lim-alice")
 	// bob never answers the INVITE: the first MESSAGE holds its handler for reply_wait.
@@ -58,6 +60,20 @@ func TestMaxSIPHandlers(t *testing.T) {
 	}
 	if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() != "7" {
 		t.Fatalf("Retry-After %v, want 7", ra)
+	}
+	var ruri sip.Uri
+	sip.ParseUri("sip:gw@"+h.udp(), &ruri)
+	opt := sip.NewRequest(sip.OPTIONS, ruri)
+	opt.SetDestination(h.udp())
+	if res, err := doReq(alice.SIPClient(), opt); err != nil {
+		t.Fatal(err)
+	} else if ra := res.GetHeader("Retry-After"); res.StatusCode != 503 || ra == nil || ra.Value() != "7" {
+		t.Fatalf("OPTIONS over the bound: %d %s, Retry-After %v; want 503 with Retry-After 7", res.StatusCode, res.Reason, ra)
+	}
+	select {
+	case code := <-first:
+		t.Fatalf("the admitted MESSAGE answered %d while the test was refused: the bound was not held", code)
+	default:
 	}
 	if e := h.events.waitKind(t, event.RequestRefused); e.Code != 503 {
 		t.Fatalf("refusal counted with %d", e.Code)
