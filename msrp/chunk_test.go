@@ -22,6 +22,9 @@ func TestChunkMessage(t *testing.T) {
 		{"one chunk", Outgoing{ContentType: "text/plain", Body: make([]byte, 2048)}, 2048, []string{"1-2048/2048"}},
 		{"two chunks", Outgoing{ContentType: "text/plain", Body: make([]byte, 2049)}, 2048, []string{"1-2048/2049", "2049-2049/2049"}},
 		{"interruptible", Outgoing{ContentType: "text/plain", Body: make([]byte, 5000)}, 4096, []string{"1-*/5000", "4097-5000/5000"}},
+		// A single chunk is interruptible exactly when it is over 2048 octets, whatever the chunk size.
+		{"one chunk of 2048, larger size", Outgoing{ContentType: "text/plain", Body: make([]byte, 2048)}, 4096, []string{"1-2048/2048"}},
+		{"one chunk of 2049", Outgoing{ContentType: "text/plain", Body: make([]byte, 2049)}, 4096, []string{"1-*/2049"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
