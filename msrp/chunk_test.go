@@ -98,6 +98,8 @@ func TestReassembler(t *testing.T) {
 		{"abort", []step{{m: chunk("a", "1-3/6", "abc", '+')}, {m: chunk("a", "4-6/6", "", '#'), aborted: true}, {m: chunk("a", "4-6/6", "def", '$')}}},
 		{"abort first", []step{{m: chunk("a", "1-3/6", "abc", '#'), aborted: true}}},
 		{"total over max", []step{{m: chunk("a", "1-3/999", "abc", '+'), refuse: 413}, {m: chunk("a", "4-6/999", "def", '+'), refuse: 413}}},
+		{"total one over max", []step{{m: chunk("a", "1-3/21", "abc", '+'), refuse: 413}}},
+		{"total at max", []step{{m: chunk("a", "1-3/20", "abc", '+')}}},
 		{"huge claimed total", []step{{m: chunk("a", "1-3/999999999999999", "abc", '+'), refuse: 413}}},
 		{"accumulated over max", []step{{m: chunk("a", "1-*/*", strings.Repeat("x", 15), '+')}, {m: chunk("a", "16-*/*", "123456", '+'), refuse: 413}}},
 		{"far start", []step{{m: chunk("a", "1000000-1000001/*", "xy", '+'), refuse: 413}}},

@@ -110,6 +110,8 @@ func TestReaderErrors(t *testing.T) {
 		{name: "no method", wire: "MSRP t1234\n" + to + "-------t1234$\n", framing: true},
 		{name: "bare LF", wire: "MSRP t1234 SEND\nTo-Path: x\x00\x01", framing: true},
 		{name: "header too large", wire: "MSRP t1234 SEND\n" + to + "X: " + strings.Repeat("a", 100) + "\n-------t1234$\n", lim: Limits{MaxHeaderBytes: 64}, framing: true},
+		// The end line's LF at offset 128 of the frame: one byte over MaxHeaderBytes (one byte less is read).
+		{name: "header one byte over", wire: "MSRP t1234 SEND\n" + to + "X: " + strings.Repeat("a", 36) + "\n-------t1234$\n", lim: Limits{MaxHeaderBytes: 128}, framing: true},
 		{name: "truncated", wire: "MSRP t1234 SEND\n" + to, eof: io.ErrUnexpectedEOF},
 		{name: "truncated body", wire: "MSRP t1234 SEND\n" + to + "Content-Type: a/b\n\nabc", eof: io.ErrUnexpectedEOF},
 		{name: "lower-case method", wire: "MSRP t1234 send\n" + to + "-------t1234$\n", code: 400},
