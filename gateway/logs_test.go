@@ -99,7 +99,8 @@ func TestMessage415Logged(t *testing.T) {
 	}
 }
 
-// A SEND whose CPIM wraps a type the page-mode side is not configured for gets 415, and a log line.
+// A SEND whose CPIM wraps a type the page-mode side is not configured for gets 415, and a log line; so does
+// one of such a type at top level (SPEC §4).
 func TestSendWrapped415Logged(t *testing.T) {
 	logs := newCapturedLog()
 	h := newHarnessWith(t, nil, Options{Logger: slog.New(logs)})
@@ -113,6 +114,14 @@ func TestSendWrapped415Logged(t *testing.T) {
 	}
 	logs.wait(t, "SEND refused: wrapped content type not offered", map[string]string{
 		"content_type": "application/x-foo", "key": "", "call_id": cs.CallID, "msrp_session_id": ""})
+	if r := cs.Send("application/x-foo", "hi"); r.StatusCode != 415 {
+		t.Fatalf("SEND of an unconfigured type answered %+v, want 415", r)
+	}
+	logs.wait(t, "SEND refused: content type not offered", map[string]string{
+		"content_type": "application/x-foo", "call_id": cs.CallID})
+	if n := alice.Received(); n != 0 {
+		t.Fatalf("alice got %d MESSAGEs, want none", n)
+	}
 }
 
 // A notification MESSAGE the page-mode user refuses is a failure too: its sender never learns that its message
