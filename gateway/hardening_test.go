@@ -172,6 +172,10 @@ func TestBadSIPInputBesideChat(t *testing.T) {
 			req.RemoveHeader("From")
 			req.AppendHeader(&sip.FromHeader{Address: sip.Uri{User: "nohost"}, Params: sip.NewParams()})
 		}},
+		{name: "From without host", ctype: "text/plain", body: "x", want: 400, edit: func(req *sip.Request) {
+			from := req.From()
+			from.Address = sip.Uri{Scheme: "tel", User: "+15551234"}
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
