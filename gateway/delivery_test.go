@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"mime"
 	"reflect"
@@ -319,6 +320,73 @@ func TestFailureReportPartialAndNo(t *testing.T) {
 	alice.Recv()
 	if rep := cs.Report(); rep.StatusCode != 403 {
 		t.Fatalf("REPORT %d, want 403", rep.StatusCode)
+	}
+}
+
+// SPEC §5: a refusal the gateway makes at once (415 type not offered, 400 no Message-ID, 413 too large) is the
+// SEND's response when its Failure-Report allows one (yes, partial), and never also a REPORT; with
+// Failure-Report: no the refused message gets nothing at all and is dropped, counted (message_failed, or the
+// msrp stack's request_refused) with its code.
+// Raw frames, as the msrp stack completes a partial or no Send of its own without waiting for a response. A
+// SEND that follows on the connection marks the end: the gateway answers SENDs in order, a REPORT made while
+// handling one goes out right after its response, so every frame about the refused SEND comes before the 200.
+func TestImmediateRefusalPerFailureReport(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "imm-alice")
+	bob := testpeer.NewClient(t, "imm-bob")
+	p := newRawPeer(t, h, bob, alice.URI)
+	n := 0
+	for _, c := range []struct {
+		name, ctype, body string
+		code              int
+		noMessageID       bool
+	}{
+		{"type not offered", "application/octet-stream", "bin", 415, false},
+		{"no Message-ID", "text/plain", "which one?", 400, true},
+		{"too large", "text/plain", strings.Repeat("x", 100*1024), 413, false},
+	} {
+		for _, fr := range []string{"yes", "partial", "no"} {
+			n++
+			what := c.name + ", Failure-Report " + fr
+			failed := func() int {
+				return h.events.countWhere(func(e event.Event) bool {
+					return e.Direction != event.ToMSRP && e.Code == c.code && (e.Kind == event.MessageFailed || e.Kind == event.RequestRefused)
+				})
+			}
+			before := failed()
+			tid, next := fmt.Sprintf("refused%03d", n), fmt.Sprintf("marker%03d", n)
+			hdrs := []string{fmt.Sprintf("Byte-Range: 1-%d/%d", len(c.body), len(c.body)), "Failure-Report: " + fr,
+				"Success-Report: yes", "Content-Type: " + c.ctype}
+			if !c.noMessageID {
+				hdrs = append(hdrs, "Message-ID: mid-"+tid)
+			}
+			p.write(msrpFrame("SEND", tid, p.gw, p.self, hdrs, c.body, '$'))
+			p.write(sendFrame(next, p.gw, p.self, "mid-"+next, what))
+			var got []string
+			for {
+				m := p.next()
+				if m.Method == "" && m.TransactionID == next {
+					if m.StatusCode != 200 {
+						t.Fatalf("%s: the SEND after it answered %d", what, m.StatusCode)
+					}
+					break
+				}
+				got = append(got, fmt.Sprintf("%s %s %d %s", m.Method, m.TransactionID, m.StatusCode, m.Header("Status")))
+			}
+			want := []string{fmt.Sprintf(" %s %d ", tid, c.code)}
+			if fr == "no" {
+				want = nil
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: the gateway sent %q before answering the next SEND, want %q", what, got, want)
+			}
+			if m := alice.Recv(); string(m.Body()) != what {
+				t.Fatalf("%s: page-mode user got %q", what, m.Body())
+			}
+			if k := failed() - before; k != 1 {
+				t.Fatalf("%s: counted %d times as failed with %d, want once", what, k, c.code)
+			}
+		}
 	}
 }
 
