@@ -71,8 +71,13 @@ func TestWaitModeResponses(t *testing.T) {
 				t.Fatal("415 without Accept")
 			}
 			if c.failed != 0 {
-				if e := h.events.waitKind(t, event.SetupFailed); e.Code != c.failed || e.Reason == "" {
+				e := h.events.waitKind(t, event.SetupFailed)
+				if e.Code != c.failed || e.Reason == "" {
 					t.Fatalf("setup_failed: %d %q, want %d and a reason", e.Code, e.Reason, c.failed)
+				}
+				// Passed on as it came ("the same code and reason"), or the gateway's own when no response came.
+				if c.want == c.failed && res.Reason != e.Reason {
+					t.Fatalf("MESSAGE answered %d %q, want the reason %q of setup_failed", res.StatusCode, res.Reason, e.Reason)
 				}
 			}
 		})
@@ -297,8 +302,8 @@ func TestReportRules(t *testing.T) {
 			if rep.StatusCode != c.wantStatus {
 				t.Fatalf("REPORT %d %q, want %d", rep.StatusCode, rep.Comment, c.wantStatus)
 			}
-			if c.wantStatus != 200 && !strings.HasPrefix(rep.Comment, itoa(c.answer)) {
-				t.Fatalf("REPORT comment %q should carry the SIP code %d", rep.Comment, c.answer)
+			if want := itoa(c.answer) + " " + testpeer.Reason(c.answer); c.wantStatus != 200 && rep.Comment != want {
+				t.Fatalf("REPORT comment %q, want the SIP code and reason %q", rep.Comment, want)
 			}
 		})
 	}
