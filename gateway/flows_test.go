@@ -117,32 +117,42 @@ func TestSessionFirstBothWays(t *testing.T) {
 	}
 }
 
-// setup-failed (SPEC §5): the INVITE is refused, the phone is told with code and reason.
+// setup-failed (SPEC §5): the INVITE is refused, the phone is told with code and reason, in every reply mode:
+// also when the MESSAGE was answered 200 at once (ok), or already with the code itself (wait).
 func TestSetupFailedBusy(t *testing.T) {
-	h := newHarness(t, nil)
-	alice := testpeer.NewPhone(t, "alice")
-	bob := testpeer.NewClient(t, "bob")
-	bob.SetAnswer(486, "")
+	for _, c := range []struct {
+		reply string
+		want  int // the MESSAGE's final response
+	}{{"accept", 202}, {"ok", 200}, {"wait", 486}} {
+		t.Run(c.reply, func(t *testing.T) {
+			h := newHarness(t, func(cfg *config.Config) { cfg.Gateway.Message.Reply = c.reply })
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			bob.SetAnswer(486, "")
 
-	alice.Send(h.udp(), bob.URI, "text/plain", "are you there?")
-	e := h.events.waitKind(t, event.SetupFailed)
-	if e.Code != 486 || e.Reason != "Busy Here" || e.Key != bob.URI+":"+alice.URI {
-		t.Fatalf("setup_failed event: %+v", e)
+			if res := alice.Send(h.udp(), bob.URI, "text/plain", "are you there?"); res.StatusCode != c.want {
+				t.Fatalf("MESSAGE answered %d %s, want %d", res.StatusCode, res.Reason, c.want)
+			}
+			e := h.events.waitKind(t, event.SetupFailed)
+			if e.Code != 486 || e.Reason != "Busy Here" || e.Key != bob.URI+":"+alice.URI {
+				t.Fatalf("setup_failed event: %+v", e)
+			}
+			if e.FromURI != bob.URI || e.ToURI != alice.URI || e.RURI != alice.URI {
+				t.Fatalf("setup_failed coordinates: %+v", e)
+			}
+			n := alice.Recv()
+			if got := string(n.Body()); got != "Failed to establish session, error: 486 Busy Here" {
+				t.Fatalf("notification body %q", got)
+			}
+			if n.From().Address.String() != bob.URI || n.To().Address.String() != alice.URI {
+				t.Fatalf("notification From %s To %s", n.From().Address.String(), n.To().Address.String())
+			}
+			if strings.Contains(n.String(), "sip:sip:") {
+				t.Fatalf("malformed URI in notification:\n%s", n.String())
+			}
+			alice.Quiet(300 * time.Millisecond) // exactly one notification
+		})
 	}
-	if e.FromURI != bob.URI || e.ToURI != alice.URI || e.RURI != alice.URI {
-		t.Fatalf("setup_failed coordinates: %+v", e)
-	}
-	n := alice.Recv()
-	if got := string(n.Body()); got != "Failed to establish session, error: 486 Busy Here" {
-		t.Fatalf("notification body %q", got)
-	}
-	if n.From().Address.String() != bob.URI || n.To().Address.String() != alice.URI {
-		t.Fatalf("notification From %s To %s", n.From().Address.String(), n.To().Address.String())
-	}
-	if strings.Contains(n.String(), "sip:sip:") {
-		t.Fatalf("malformed URI in notification:\n%s", n.String())
-	}
-	alice.Quiet(300 * time.Millisecond) // exactly one notification
 }
 
 // setup_timeout with no answer at all: the gateway's own 408, never empty.
