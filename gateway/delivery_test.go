@@ -549,6 +549,63 @@ func TestOutgoingCPIMWrapping(t *testing.T) {
 	}
 }
 
+// SPEC §5 IMDN rules for CPIM the gateway unwraps: `delivered` on a 200 from the page-mode side (not a 202, and
+// not with imdn.delivered_on_200 off) when positive-delivery was asked for, `failed` on a failure when
+// negative-delivery was, nothing otherwise. The IMDN is sent before the REPORT the SEND asked for, on the same
+// connection: once the REPORT is in, any IMDN is too.
+func TestIMDNPerFinalResponse(t *testing.T) {
+	pos, neg := cpim.PositiveDelivery, cpim.NegativeDelivery
+	cases := []struct {
+		answer      int
+		disposition []string
+		on200       bool
+		want        string // the IMDN status ("": none)
+	}{
+		{200, []string{pos, neg}, true, "delivered"},
+		{202, []string{pos, neg}, true, ""},
+		{200, []string{pos, neg}, false, ""},
+		{200, []string{neg}, true, ""},
+		{404, []string{pos, neg}, true, "failed"},
+		{480, []string{neg}, true, "failed"},
+		{404, []string{pos}, true, ""},
+	}
+	for _, c := range cases {
+		name := fmt.Sprintf("%d %s delivered_on_200=%v", c.answer, strings.Join(c.disposition, ","), c.on200)
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, func(cfg *config.Config) { cfg.Gateway.IMDN.DeliveredOn200 = c.on200 })
+			alice := testpeer.NewPhone(t, "imdn-alice")
+			alice.SetAnswer(c.answer)
+			bob := testpeer.NewClient(t, "imdn-bob")
+			bob.SetTypes([]string{"message/cpim"}, []string{"text/plain", "message/imdn+xml"})
+			cs := bob.Call(h.udp(), alice.URI, "actpass")
+			w := cpim.Wrap("text/plain", []byte("notify me"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(), IMDNMessageID: "imdn-7", Disposition: c.disposition})
+			if r := cs.SendOut(&msrp.Outgoing{ContentType: "message/cpim", Body: w.Marshal(), SuccessReport: true}); r.StatusCode != 200 {
+				t.Fatalf("SEND answered %+v", r)
+			}
+			alice.Recv()
+			cs.Report()
+			m, ok := cs.TryRecv(100 * time.Millisecond)
+			if c.want == "" {
+				if ok {
+					t.Fatalf("unexpected SEND %s %q", m.ContentType, m.Body)
+				}
+				return
+			}
+			if !ok {
+				t.Fatalf("no IMDN %s", c.want)
+			}
+			n, err := cpim.Parse(m.Body)
+			if err != nil {
+				t.Fatalf("IMDN: %v", err)
+			}
+			note, err := cpim.ParseNotification(n.Body)
+			if err != nil || note.Status != c.want || note.MessageID != "imdn-7" {
+				t.Fatalf("IMDN %+v %v, want %s for imdn-7", note, err, c.want)
+			}
+		})
+	}
+}
+
 // A CPIM message whose encapsulated content carries a Content-Transfer-Encoding reaches the page-mode user
 // decoded, labelled with its own Content-Type (a SIP MESSAGE has no transfer encoding: the phone used to get
 // the base64 text itself as text/plain). An encoding the gateway cannot undo is refused with 415 and a log
