@@ -953,12 +953,13 @@ func scriptedPeer(t *testing.T, cfg Config, h Handler, script func(nc net.Conn, 
 // A session moved to another path (SetPeerPath) while a SEND it wrote is unanswered: the dialled connection
 // stays until the answer comes, so the Send ends with the peer's 200 rather than ErrConnLost; then it closes.
 func TestEndpointMovedSessionGetsPendingAnswer(t *testing.T) {
-	release, closed := make(chan struct{}), make(chan struct{})
+	release, read, closed := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	a := scriptedPeer(t, Config{}, newRec(), func(nc net.Conn, rd *Reader) {
 		m, err := rd.ReadMessage()
 		if err != nil {
 			return
 		}
+		close(read)
 		<-release
 		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
 		for {
@@ -972,7 +973,7 @@ func TestEndpointMovedSessionGetsPendingAnswer(t *testing.T) {
 	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("in flight")}, func(r SendResult) { res <- r }); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // written and waiting for its answer
+	recv(t, read, "the SEND at the peer") // written and waiting for its answer
 	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: 9, SessionID: "elsewhere", Transport: "tcp"}})
 	select {
 	case r := <-res:
