@@ -164,7 +164,7 @@ var errEnded = errors.New("session ended")
 // bye sends BYE on the session's dialog, in the background; a dead peer does not hold anything up.
 func (g *Gateway) bye(s *Session) {
 	s.mu.Lock()
-	uas, uac, target := s.uas, s.uac, s.target
+	uas, uac, acked, target := s.uas, s.uac, s.acked, s.target
 	s.mu.Unlock()
 	forget := func() {
 		if s.dialogKey != "" {
@@ -180,7 +180,7 @@ func (g *Gateway) bye(s *Session) {
 		var err error
 		switch {
 		case uac != nil:
-			err = g.byeUAC(ctx, uac, target)
+			err = g.byeUAC(ctx, acked, uac, target)
 		case uas != nil:
 			err = g.byeUAS(ctx, s.answered, uas, target)
 		}

@@ -74,6 +74,8 @@ type Gateway struct {
 	started  atomic.Bool
 	inflight atomic.Int64 // SIP handlers still holding a transaction
 	byes     atomic.Int64 // BYEs still on their way
+	// beforeACK, when set (by a test, before Start), runs as a setup is about to ACK its INVITE's 2xx.
+	beforeACK func(*Session)
 
 	mu        sync.Mutex
 	sipAddrs  map[string]string // network -> actual listen address

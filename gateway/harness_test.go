@@ -116,6 +116,12 @@ func newHarness(t testing.TB, mutate func(*config.Config)) *harness {
 // harness's log, and the log to the test's unless opts has a Logger.
 func newHarnessWith(t testing.TB, mutate func(*config.Config), opts Options) *harness {
 	t.Helper()
+	return newHarnessBefore(t, mutate, opts, nil)
+}
+
+// newHarnessBefore is newHarnessWith that calls before, when not nil, on the gateway before it starts.
+func newHarnessBefore(t testing.TB, mutate func(*config.Config), opts Options, before func(*Gateway)) *harness {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(cfg)
@@ -128,6 +134,9 @@ func newHarnessWith(t testing.TB, mutate func(*config.Config), opts Options) *ha
 	gw, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(gw)
 	}
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)

@@ -35,7 +35,18 @@ func (g *Gateway) ackUAC(ctx context.Context, dlg *sipgo.DialogClientSession) er
 
 // byeUAC ends a dialog the gateway's INVITE set up; target, when not nil, is its remote target as the peer's
 // last re-INVITE refreshed it.
-func (g *Gateway) byeUAC(ctx context.Context, dlg *sipgo.DialogClientSession, target *sip.Uri) error {
+//
+// The BYE waits until the 2xx is ACKed (acked closed, setup; nil: ACKed already): sipgo's WriteBye sends
+// nothing on a dialog not confirmed yet, and confirms it only after the ACK is written. A session ended just
+// as its ACK went out (the peer has it, and may act on it) got no BYE at all.
+func (g *Gateway) byeUAC(ctx context.Context, acked <-chan struct{}, dlg *sipgo.DialogClientSession, target *sip.Uri) error {
+	if acked != nil {
+		select {
+		case <-acked:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	req, err := g.uacRequest(sip.BYE, dlg, target)
 	if err != nil {
 		return err

@@ -70,6 +70,7 @@ type Session struct {
 	sdpVer    uint64
 	weActive  bool
 	uac       *sipgo.DialogClientSession
+	acked     chan struct{} // of a dialog our INVITE set up: closed once its ACK is written, or failed (setup); a BYE waits for it
 	uas       *sipgo.DialogServerSession
 	answered  chan struct{} // of an INVITE's session: closed once the INVITE is answered or refused (onInvite); a BYE waits for it
 	target    *sip.Uri      // the dialog's remote target once a re-INVITE's Contact refreshed it (RFC 3261 §12.2.2); nil: the first Contact

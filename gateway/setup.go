@@ -226,8 +226,9 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	// with: a session ended as the 2xx came had no dialog for end() to BYE or forget, so it is ended here.
 	s.mu.Lock()
 	ended := s.st >= stateEnding
+	acked := make(chan struct{})
 	if !ended {
-		s.uac = dlg
+		s.uac, s.acked = dlg, acked
 		s.dialogKey = dialogKey(callID(invite), fromTag(invite))
 		if to := dlg.InviteResponse.To(); to != nil {
 			s.remoteTag, _ = to.Params.Get("tag")
@@ -239,7 +240,12 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		g.ackAndBye(dlg)
 		return failSetup(outcomeSessionEnded, errEnded)
 	}
-	if err := g.ackUAC(ctx, dlg); err != nil {
+	if g.beforeACK != nil {
+		g.beforeACK(s)
+	}
+	err = g.ackUAC(ctx, dlg)
+	close(acked) // sipgo confirms the dialog only once the ACK is written: a BYE before that is not sent (bye)
+	if err != nil {
 		return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending ACK: %w", err))
 	}
 	res := dlg.InviteResponse
@@ -545,7 +551,7 @@ func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := g.ackUAC(ctx, dlg); err == nil {
-			g.byeUAC(ctx, dlg, nil)
+			g.byeUAC(ctx, nil, dlg, nil)
 		}
 	})
 }
