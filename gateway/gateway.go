@@ -326,6 +326,32 @@ func (g *Gateway) startSIP() error {
 	for _, f := range serves {
 		g.serve(f)
 	}
+	return g.awaitUDPServed(opened)
+}
+
+// awaitUDPServed returns once sipgo knows each UDP listener of opened, or an error after a while. sipgo learns
+// one in the goroutine that serves it (ServeUDP), and until then a request told to go out of it (fromListener:
+// every INVITE over UDP) finds no connection there and has sipgo bind a socket of its own to the listener's
+// address, which fails (EADDRINUSE): Start returned before that, and a session set up at once failed, 480.
+func (g *Gateway) awaitUDPServed(opened []sipListener) error {
+	pool := g.ua.TransportLayer().Pool("udp")
+	deadline := time.Now().Add(5 * time.Second)
+	for _, o := range opened {
+		if o.pc == nil {
+			continue
+		}
+		addr := o.pc.LocalAddr().String()
+		for {
+			if c := pool.Get(addr); c != nil {
+				c.TryClose() // Get took a reference
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("sip: the UDP listener %s is not served", addr)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	return nil
 }
 

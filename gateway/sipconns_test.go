@@ -230,3 +230,19 @@ func TestSIPListenerSurvivesTransientAcceptError(t *testing.T) {
 		t.Fatalf("OPTIONS after a failed accept: %q", got)
 	}
 }
+
+// A gateway is ready for anything once Start returns: its INVITEs over UDP go out of its UDP listener, which
+// sipgo must know by then. sipgo learns a UDP listener in the goroutine that serves it, and Start used to
+// return before that had run: a MESSAGE over TCP at once (TestSIPConnectionIdleThenBothWays's first, on a
+// loaded run) got its 202, and the INVITE for its session failed, sipgo binding a socket of its own to the
+// listener's address (EADDRINUSE), 480 for the message. Several gateways, so that one served late shows.
+func TestStartedGatewayKnowsItsUDPListener(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		h := newHarness(t, nil)
+		c := h.gw.ua.TransportLayer().Pool("udp").Get(h.udp())
+		if c == nil {
+			t.Fatalf("gateway %d: sipgo has no connection for the UDP listener %s once Start returned", i, h.udp())
+		}
+		c.TryClose() // Get took a reference
+	}
+}
