@@ -168,7 +168,9 @@ func TestTimersCountOnlyTheirOwnEvents(t *testing.T) {
 			c.Gateway.SessionTimeout = 10 * time.Second
 		}, false, true, "message_timeout", 400 * time.Millisecond, 1200 * time.Millisecond},
 		{"MESSAGEs do not hold off session_timeout", func(c *config.Config) {
-			c.Gateway.MessageTimeout = 300 * time.Millisecond
+			// Not shorter than the run: the MESSAGEs holding it off is TestMessageTimeoutCountsFromLastMessage's
+			// to check, and a loaded run that held them up 300 ms ended the session by message_timeout here.
+			c.Gateway.MessageTimeout = 10 * time.Second
 			c.Gateway.SessionTimeout = 700 * time.Millisecond
 		}, true, false, "session_timeout", 700 * time.Millisecond, 1500 * time.Millisecond},
 		{"max_duration counts from the start, whatever comes", func(c *config.Config) {
