@@ -293,13 +293,32 @@ func TestReinviteNotAckedEndsSession(t *testing.T) {
 	}
 }
 
-// tcpRequests listens for SIP over TCP on addr (host:port) and returns the requests read there, in order.
-func tcpRequests(t *testing.T, addr string) <-chan *sip.Request {
+// rawUDPWithTCP is a raw UDP peer that also listens for SIP over TCP on the same port, and the requests read
+// there, in order. A port the kernel gives a UDP socket may be taken over TCP (by any connection on the
+// machine: the ephemeral ranges are the same), so ports are tried until one is free both ways.
+func rawUDPWithTCP(t *testing.T) (*rawUDP, <-chan *sip.Request) {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	for i := 0; ; i++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close()
+			if i == 100 {
+				t.Fatalf("no port free over both UDP and TCP: %v", err)
+			}
+			continue
+		}
+		t.Cleanup(func() { pc.Close() })
+		return &rawUDP{t: t, pc: pc}, tcpRequests(t, ln)
 	}
+}
+
+// tcpRequests serves SIP over TCP on ln and returns the requests read there, in order.
+func tcpRequests(t *testing.T, ln net.Listener) <-chan *sip.Request {
+	t.Helper()
 	t.Cleanup(func() { ln.Close() })
 	out := make(chan *sip.Request, 16)
 	go func() {
@@ -366,8 +385,7 @@ func nextOver(t *testing.T, reqs <-chan *sip.Request, what string) *sip.Request 
 func TestDialogRequestsTakeTheTargetsTransport(t *testing.T) {
 	t.Run("session first", func(t *testing.T) {
 		h := newHarness(t, shortSetup)
-		phone := newRawUDP(t)
-		reqs := tcpRequests(t, phone.addr()) // the same port, over TCP
+		phone, reqs := rawUDPWithTCP(t) // the same port, over TCP
 		contact := "sip:bob@" + phone.addr() + ";transport=tcp"
 		inviteFrom(phone, h, contact)
 		if bye := nextOver(t, reqs, "BYE"); bye.Method != sip.BYE || bye.Recipient.String() != contact || bye.Via().Transport != "TCP" {
@@ -377,8 +395,7 @@ func TestDialogRequestsTakeTheTargetsTransport(t *testing.T) {
 	t.Run("MESSAGE first", func(t *testing.T) {
 		h := newHarness(t, shortSetup)
 		alice := testpeer.NewPhone(t, "alice")
-		bob := newRawUDP(t)
-		reqs := tcpRequests(t, bob.addr())
+		bob, reqs := rawUDPWithTCP(t)
 		contact := "sip:bob@" + bob.addr() + ";transport=tcp"
 		alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "hello")
 		inv, from := bob.request()
