@@ -180,7 +180,11 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t
 			}
 		}
 		i := own[j]
-		l.sendOne(ctx, f, i, seq[j], sem)
+		var due time.Time // when the message was due: open loop only
+		if rate > 0 {
+			due = t0.Add(at)
+		}
+		l.sendOne(ctx, f, i, seq[j], sem, due)
 		seq[j]++
 		if rate > 0 && l.cfg.Arrival == "poisson" {
 			at += time.Duration(rand.ExpFloat64() / rate * float64(time.Second))
@@ -189,9 +193,9 @@ func (l *loader) shard(ctx context.Context, f flowID, own []int, rate float64, t
 	}
 }
 
-// sendOne writes message seq of session i in flow f. The window slot (if any) is released with its final
-// response.
-func (l *loader) sendOne(ctx context.Context, f flowID, i int, seq int64, sem chan struct{}) {
+// sendOne writes message seq of session i in flow f, due at due (zero: whenever, closed loop). The window slot
+// (if any) is released with its final response.
+func (l *loader) sendOne(ctx context.Context, f flowID, i int, seq int64, sem chan struct{}, due time.Time) {
 	fs := l.flows[f]
 	release := func() {
 		if sem != nil {
@@ -233,6 +237,9 @@ func (l *loader) sendOne(ctx context.Context, f flowID, i int, seq int64, sem ch
 		return
 	}
 	fs.sent(t)
+	if !due.IsZero() {
+		fs.late(t - due.Sub(l.start))
+	}
 }
 
 // drain waits, at most Drain, until every flow has its responses and deliveries.

@@ -59,6 +59,7 @@ type flowStats struct {
 	wire      []int64 // wire latencies, where both ends are known (wire.go)
 	firstSend time.Duration
 	lastSend  time.Duration
+	maxLate   time.Duration // the most a message was sent after it was due (open loop)
 	firstRecv time.Duration
 	lastRecv  time.Duration
 }
@@ -80,6 +81,14 @@ func (f *flowStats) sent(t time.Duration) {
 	}
 	f.lastSend = max(f.lastSend, t)
 	f.sentN++
+	f.mu.Unlock()
+}
+
+// late records that a request was written d after it was due (open loop): the tool falling behind its
+// schedule, not the gateway.
+func (f *flowStats) late(d time.Duration) {
+	f.mu.Lock()
+	f.maxLate = max(f.maxLate, d)
 	f.mu.Unlock()
 }
 
@@ -196,9 +205,10 @@ type FlowReport struct {
 	Duplicated    int64            `json:"duplicated"`
 	Reordered     int64            `json:"reordered"`
 	Foreign       int64            `json:"other_received"`
-	Misrouted     int64            `json:"misrouted"`      // of the others: this flow's messages on another session
-	AchievedRate  float64          `json:"achieved_rate"`  // messages per second sent (rates: report)
-	DeliveredRate float64          `json:"delivered_rate"` // messages per second delivered (rates: report)
+	Misrouted     int64            `json:"misrouted"`        // of the others: this flow's messages on another session
+	AchievedRate  float64          `json:"achieved_rate"`    // messages per second sent (rates: report)
+	DeliveredRate float64          `json:"delivered_rate"`   // messages per second delivered (rates: report)
+	SendLate      float64          `json:"max_send_late_ms"` // the most a message went out after it was due (open loop): the tool behind, not the gateway
 	Latency       Latency          `json:"latency"`
 	WireLatency   *Latency         `json:"wire_latency,omitempty"` // MESSAGE→MSRP only (wire.go)
 	Responses     map[string]int64 `json:"final_responses"`
@@ -226,6 +236,7 @@ func (f *flowStats) report() FlowReport {
 	// delivered faster than it was sent to.) Unset with fewer than two events.
 	r.AchievedRate = eventRate(f.sentN, f.lastSend-f.firstSend)
 	r.DeliveredRate = eventRate(f.delivered, f.lastRecv-f.firstRecv)
+	r.SendLate = float64(f.maxLate) / 1e6
 	r.Latency = summarise(f.lat)
 	if len(f.wire) > 0 {
 		w := summarise(f.wire)
