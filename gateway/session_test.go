@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -771,5 +772,19 @@ func TestSendToEndingSessionRefusedAndCounted(t *testing.T) {
 	})
 	if n != 1 {
 		t.Fatalf("%d request_refused 481 events, want 1", n)
+	}
+}
+
+// Once the gateway is closed its queue of MESSAGEs to page-mode users takes nothing more: a notification from
+// a goroutine that outlived Close (a message failed on its way out) is refused, not started under close's
+// wait (a WaitGroup's Add from zero concurrent with its Wait, which the race detector reports).
+func TestClosedGatewayQueuesNoMessage(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "closed-alice")
+	h.gw.Close()
+	j := &sipJob{coords: Coords{From: "sip:gw@127.0.0.1", To: alice.URI, RURI: alice.URI}, contentType: "text/plain",
+		body: []byte("late"), arrived: time.Now(), notice: true, key: "k"}
+	if err := h.gw.out.enqueue(j); !errors.Is(err, errOutClosed) {
+		t.Fatalf("enqueue after Close: %v, want %v", err, errOutClosed)
 	}
 }

@@ -42,6 +42,7 @@ type sipOut struct {
 	n       int          // jobs queued or in flight
 	open    atomic.Int64 // jobs whose outcome is not known yet
 	stopped bool         // stop ran: MESSAGEs made from SENDs are refused
+	closed  bool         // close ran: everything is refused (wg is being waited for)
 	wg      sync.WaitGroup
 }
 
@@ -54,16 +55,24 @@ func newSIPOut(g *Gateway) *sipOut {
 	return &sipOut{g: g, dests: make(map[string]*destQueue)}
 }
 
-// errOutStopped refuses a MESSAGE made from a SEND once stop ran.
-var errOutStopped = errors.New("draining: session ending")
+var (
+	// errOutStopped refuses a MESSAGE made from a SEND once stop ran.
+	errOutStopped = errors.New("draining: session ending")
+	// errOutClosed refuses every MESSAGE once close ran.
+	errOutClosed = errors.New("gateway closed")
+)
 
-// enqueue queues j for its destination. It refuses j, a MESSAGE made from a SEND, once stop ran; and j, a
-// notification, when a queue bound leaves no room for it. A MESSAGE made from a SEND has its session's and the
+// enqueue queues j for its destination. It refuses everything once close ran; j, a MESSAGE made from a SEND,
+// once stop ran; and j, a notification, when a queue bound leaves no room for it. A MESSAGE made from a SEND has its session's and the
 // total bound checked before it is made (msrpside.go); a notification, made when a message or a setup fails,
 // would otherwise pile up without end while its destination does not answer (each waits Timer F, one at a time).
 func (o *sipOut) enqueue(j *sipJob) error {
 	o.mu.Lock()
-	if o.stopped && j.reports() {
+	switch {
+	case o.closed: // a notification from a goroutine outliving Close: its wg.Add would race close's Wait
+		o.mu.Unlock()
+		return errOutClosed
+	case o.stopped && j.reports():
 		o.mu.Unlock()
 		return errOutStopped
 	}
@@ -219,7 +228,13 @@ func (o *sipOut) pending() int {
 // drain waits until every MESSAGE queued has its outcome, or ctx ends. Those stop settled are not waited for.
 func (o *sipOut) drain(ctx context.Context) { o.g.waitZero(ctx, &o.open) }
 
-func (o *sipOut) close() { o.wg.Wait() }
+// close refuses every later MESSAGE and waits until no destination is being sent to.
+func (o *sipOut) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	o.wg.Wait()
+}
 
 // sendMessage generates one MESSAGE (req, when already built) through sipgo and returns the page-mode
 // side's final response. MESSAGEs over UDP to an IP address go through sendMessageAsync instead.
