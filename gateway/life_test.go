@@ -54,6 +54,17 @@ func (u *rawUDP) tryNext(inv *sip.Request, d time.Duration) *sip.Request {
 // INVITE, the gateway's address and the session's key once the ACK came.
 func answeredNeverConnects(t *testing.T, h *harness) (bob *rawUDP, inv *sip.Request, gw net.Addr, key string) {
 	t.Helper()
+	bob, inv, gw = answerNeverConnecting(t, h)
+	list := h.gw.Sessions()
+	if len(list) != 1 || list[0].State != "setting-up" {
+		t.Fatalf("sessions %+v, want one setting up", list)
+	}
+	return bob, inv, gw, list[0].Key
+}
+
+// answerNeverConnecting is answeredNeverConnects up to the ACK, whatever became of the session meanwhile.
+func answerNeverConnecting(t *testing.T, h *harness) (bob *rawUDP, inv *sip.Request, gw net.Addr) {
+	t.Helper()
 	alice := testpeer.NewPhone(t, "alice")
 	bob = newRawUDP(t)
 	alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "queued during setup")
@@ -70,11 +81,7 @@ func answeredNeverConnects(t *testing.T, h *harness) (bob *rawUDP, inv *sip.Requ
 	if ack := bob.next(inv); !ack.IsAck() {
 		t.Fatalf("after the 200 the peer got %s, want the ACK", ack.StartLine())
 	}
-	list := h.gw.Sessions()
-	if len(list) != 1 || list[0].State != "setting-up" {
-		t.Fatalf("sessions %+v, want one setting up", list)
-	}
-	return bob, inv, gw, list[0].Key
+	return bob, inv, gw
 }
 
 // An operator ending a session whose INVITE was answered but whose MSRP side is not bound yet (SPEC §3.1 step
@@ -124,22 +131,7 @@ func TestEndAsSetupACKsSendsBye(t *testing.T) {
 			}
 		}
 	})
-	alice := testpeer.NewPhone(t, "alice")
-	bob := newRawUDP(t)
-	alice.Send(h.udp(), "sip:bob@"+bob.addr(), "text/plain", "queued during setup")
-	m, gw := bob.read()
-	inv, ok := m.(*sip.Request)
-	if !ok || !inv.IsInvite() {
-		t.Fatalf("peer got %s, want the gateway's INVITE", firstLine(m))
-	}
-	inv.SetSource(gw.String())
-	answer := &sdp.Media{Host: "127.0.0.1", Port: 9, Path: []string{"msrp://127.0.0.1:9/never;tcp"}, AcceptTypes: []string{"text/plain"}, Setup: sdp.SetupActive}
-	res := sip.NewSDPResponseFromRequest(inv, answer.Marshal(1, 1))
-	res.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: "127.0.0.1", Port: bob.pc.LocalAddr().(*net.UDPAddr).Port}})
-	bob.send(gw, res)
-	if ack := bob.next(inv); !ack.IsAck() {
-		t.Fatalf("after the 200 the peer got %s, want the ACK", ack.StartLine())
-	}
+	bob, inv, gw := answerNeverConnecting(t, h)
 	req := bob.tryNext(inv, waitFor)
 	if req == nil || req.Method != sip.BYE {
 		t.Fatalf("after the ACK of a session ended as it was sent, the peer got %v, want BYE", req)
