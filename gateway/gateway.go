@@ -81,8 +81,9 @@ type Gateway struct {
 	sipAddrs  map[string]string // network -> actual listen address
 	closers   []io.Closer
 	msrpLocal string
-	msrpTLS   *msrpTLS     // set by startMSRP
-	auth      *inboundAuth // sip.auth; nil: inbound requests are not authenticated
+	msrpTLS   *msrpTLS         // set by startMSRP
+	sipCert   *tls.Certificate // sip.tls.cert/key, loaded once by startSIP; nil when not configured
+	auth      *inboundAuth     // sip.auth; nil: inbound requests are not authenticated
 }
 
 // New builds a gateway from a validated configuration. It does not listen until Start.
@@ -227,7 +228,15 @@ func (g *Gateway) startMSRP() error {
 
 func (g *Gateway) startSIP() error {
 	sipLog := g.log.With("component", "sip")
-	clientTLS, err := sipClientTLS(g.cfg.SIP.TLS, g.log)
+	// One load of sip.tls.cert for the tls listeners and the client side: its validity is logged once.
+	if tc := g.cfg.SIP.TLS; tc.Cert != "" && tc.Key != "" {
+		cert, err := loadCertificate("sip.tls", tc, g.log)
+		if err != nil {
+			return err
+		}
+		g.sipCert = &cert
+	}
+	clientTLS, err := sipClientTLS(g.cfg.SIP.TLS, g.sipCert)
 	if err != nil {
 		return err
 	}
@@ -472,7 +481,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		o.serve = func() error { return g.srv.ServeTCP(ln) }
 		return o, nil
 	case "tls":
-		conf, err := sipServerTLS(g.cfg.SIP.TLS, g.log)
+		conf, err := sipServerTLS(g.cfg.SIP.TLS, g.sipCert)
 		if err != nil {
 			return o, err
 		}

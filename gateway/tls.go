@@ -62,17 +62,13 @@ func loadCAPool(key, file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// sipServerTLS is the tls listener's configuration: sip.tls.cert/key, and with sip.tls.client_ca, clients
-// must show a certificate that CA signed.
-func sipServerTLS(tc config.TLS, log *slog.Logger) (*tls.Config, error) {
-	if tc.Cert == "" || tc.Key == "" {
+// sipServerTLS is the tls listener's configuration: sip.tls.cert/key (cert, as loadCertificate loaded it), and
+// with sip.tls.client_ca, clients must show a certificate that CA signed.
+func sipServerTLS(tc config.TLS, cert *tls.Certificate) (*tls.Config, error) {
+	if cert == nil {
 		return nil, errors.New("a tls listener needs sip.tls.cert and sip.tls.key")
 	}
-	cert, err := loadCertificate("sip.tls", tc, log)
-	if err != nil {
-		return nil, err
-	}
-	conf := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	conf := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
 	if tc.ClientCA != "" {
 		pool, err := loadCAPool("sip.tls.client_ca", tc.ClientCA)
 		if err != nil {
@@ -87,8 +83,8 @@ func sipServerTLS(tc config.TLS, log *slog.Logger) (*tls.Config, error) {
 // sipClientTLS is the configuration of the TLS connections the gateway opens (requests to sips: URIs or
 // with ;transport=tls). The server is verified against the system roots, or against sip.tls.client_ca when
 // it is set: a deployment with its own CA uses it for both directions. Our certificate, when configured,
-// is shown to servers that ask for one.
-func sipClientTLS(tc config.TLS, log *slog.Logger) (*tls.Config, error) {
+// is shown to servers that ask for one (cert, as loadCertificate loaded it; nil: none).
+func sipClientTLS(tc config.TLS, cert *tls.Certificate) (*tls.Config, error) {
 	conf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if tc.ClientCA != "" {
 		pool, err := loadCAPool("sip.tls.client_ca", tc.ClientCA)
@@ -97,12 +93,8 @@ func sipClientTLS(tc config.TLS, log *slog.Logger) (*tls.Config, error) {
 		}
 		conf.RootCAs = pool
 	}
-	if tc.Cert != "" && tc.Key != "" {
-		cert, err := loadCertificate("sip.tls", tc, log)
-		if err != nil {
-			return nil, err
-		}
-		conf.Certificates = []tls.Certificate{cert}
+	if cert != nil {
+		conf.Certificates = []tls.Certificate{*cert}
 	}
 	return conf, nil
 }

@@ -702,3 +702,33 @@ func TestMSRPSEarlyBindingCheckedAgainstAnswer(t *testing.T) {
 		t.Fatalf("the early connection got the session's message %q", m.Body)
 	}
 }
+
+// TestSIPCertificateValidityLoggedOnce: sip.tls.cert serves the tls listener and is also the client
+// certificate of the connections the gateway opens; an expired one is still one problem, logged once at start
+// (docs/OPERATIONS.md: one line per failure), not once per use.
+func TestSIPCertificateValidityLoggedOnce(t *testing.T) {
+	now := time.Now()
+	cfg := testConfig()
+	cfg.SIP.TLS = writeCertificate(t, t.TempDir(), "expired", now.Add(-2*time.Hour), now.Add(-time.Hour))
+	cfg.SIP.Listen = append(cfg.SIP.Listen, config.Listen{Network: "tls", Addr: "127.0.0.1:0"})
+	logs := newCapturedLog()
+	gw, err := New(cfg, Options{Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	gw.Close()
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	n := 0
+	for _, l := range *logs.lines {
+		if l.msg == "TLS certificate expired" && l.attrs["key"] == "sip.tls.cert" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("logged %q for sip.tls.cert %d times, want once", "TLS certificate expired", n)
+	}
+}
