@@ -87,7 +87,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   msrpgw [-config FILE]              run the gateway (the embedded default config without -config)
   msrpgw check [-config FILE]        validate a config and print what it would listen on
-  msrpgw sessions list|show KEY|end KEY [-admin URL] [-token T] [-json]
+  msrpgw sessions list|show KEY|end KEY [-admin URL] [-token T] [-json] [-config FILE]
   msrpgw gen-cert [-host 127.0.0.1,localhost] [-days 365] -cert FILE -key FILE
 `)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -217,4 +218,19 @@ func TestAdminStalledBodyCut(t *testing.T) {
 		t.Fatalf("connection still open %s after a stalled body: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 	d.stop()
+}
+
+// The usage lists what `msrpgw sessions` takes, -config FILE included (docs/OPERATIONS.md "CLI").
+func TestUsageListsSessionsConfig(t *testing.T) {
+	var o, e bytes.Buffer
+	run([]string{"help"}, &o, &e)
+	for _, line := range strings.Split(o.String(), "\n") {
+		if strings.Contains(line, "msrpgw sessions") {
+			if !strings.Contains(line, "[-config FILE]") {
+				t.Errorf("usage line %q does not list -config FILE", line)
+			}
+			return
+		}
+	}
+	t.Errorf("usage does not list msrpgw sessions:\n%s", o.String())
 }
