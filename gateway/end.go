@@ -113,7 +113,11 @@ func (g *Gateway) end(s *Session, e ending) bool {
 		// setup-failed (SPEC §5) comes before the messages it covers fail, and only from the end that took s:
 		// a setup an operator or Shutdown ended meanwhile did not fail, whatever its INVITE got.
 		r := f.reported()
-		s.log.Warn("session setup failed", "code", r.Code, "reason", r.Reason, "err", f.err, "call_id", s.callID, "msrp_session_id", s.msrpID())
+		attrs := []any{"code", r.Code, "reason", r.Reason, "call_id", s.callID, "msrp_session_id", s.msrpID()}
+		if f.err != nil { // none when the INVITE's own final response failed it: code and reason say it all
+			attrs = append(attrs, "err", f.err)
+		}
+		s.log.Warn("session setup failed", attrs...)
 		ev := s.baseEvent(event.SetupFailed)
 		ev.Code, ev.Reason = r.Code, r.Reason
 		g.publish(ev)

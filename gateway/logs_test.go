@@ -99,6 +99,22 @@ func TestMessage415Logged(t *testing.T) {
 	}
 }
 
+// A setup failed by the INVITE's own final response is logged with that code and reason, and no err (there is
+// nothing more to say: "err=<nil>" on every busy callee was noise); one the gateway failed says why in err
+// (TestAnswerPathWithoutPortFailsSetup).
+func TestSetupFailedLogged(t *testing.T) {
+	logs := newCapturedLog()
+	h := newHarnessWith(t, nil, Options{Logger: slog.New(logs)})
+	alice := testpeer.NewPhone(t, "logbusy-alice")
+	bob := testpeer.NewClient(t, "logbusy-bob")
+	bob.SetAnswer(486, "")
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	l := logs.wait(t, "session setup failed", map[string]string{"code": "486", "reason": "Busy Here"})
+	if err, ok := l.attrs["err"]; ok {
+		t.Fatalf("log line %v: err %q for a setup its INVITE's 486 failed", l.attrs, err)
+	}
+}
+
 // A SEND whose CPIM wraps a type the page-mode side is not configured for gets 415, and a log line; so does
 // one of such a type at top level (SPEC §4).
 func TestSendWrapped415Logged(t *testing.T) {
