@@ -530,18 +530,26 @@ func (c *conn) keepAlive() {
 		c.mu.Unlock()
 		return
 	}
-	var s *Session
-	for s = range c.sessions {
-		break
+	// A session the relay on its peer's path only forwards on c (acceptVia) is in c.sessions too, but its
+	// requests go on its own connection: the keep-alive is one of a session bound to c. Looked for outside c.mu,
+	// which is taken under s.mu (acceptViaLocked).
+	sessions := make([]*Session, 0, len(c.sessions))
+	for s := range c.sessions {
+		sessions = append(sessions, s)
 	}
 	c.mu.Unlock()
-	if s == nil {
-		return
+	var s *Session
+	var route []URI
+	for _, cand := range sessions {
+		cand.mu.Lock()
+		r, bound := cand.route, cand.conn == c
+		cand.mu.Unlock()
+		if bound && len(r) > 0 {
+			s, route = cand, r
+			break
+		}
 	}
-	s.mu.Lock()
-	route, bound := s.route, s.conn == c
-	s.mu.Unlock()
-	if !bound || len(route) == 0 {
+	if s == nil {
 		return
 	}
 	msgs := chunkMessage(&Outgoing{}, NewMessageID(), route, s.path, 0)

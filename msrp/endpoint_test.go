@@ -1916,3 +1916,41 @@ func TestKeepAliveOnQuietConnection(t *testing.T) {
 		t.Fatalf("b got %q", m.Body)
 	}
 }
+
+// A connection carrying one session bound to it and many the relay on their peers' paths only forwards on
+// (their own connections are others) still gets its keep-alives: the bodiless SEND goes for the session bound
+// to it, found among the others, not left to which session a look happens to come upon first.
+func TestKeepAliveFindsTheBoundSession(t *testing.T) {
+	const keepAlive = 200 * time.Millisecond
+	const relay = "msrp://127.0.0.1:7001/ka;tcp"
+	e := newEP(t, Config{KeepAlive: keepAlive}, false)
+	send := func(p *rawPeer, s *Session, peer, tid string) {
+		t.Helper()
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s %s\nMessage-ID: %s\n-------%s$\n", tid, s.LocalURI(), relay, peer, tid, tid))
+		p.expect(tid, 200)
+	}
+	shared := dialRaw(t, e)
+	bound := e.NewSession(newRec())
+	bound.SetPeerPath(mustPath(t, relay+" msrp://127.0.0.1:7002/bound;tcp"))
+	send(shared, bound, "msrp://127.0.0.1:7002/bound;tcp", "bind0000")
+	for i := 1; i <= 40; i++ {
+		peer := fmt.Sprintf("msrp://127.0.0.1:7002/via%d;tcp", i)
+		s := e.NewSession(newRec())
+		s.SetPeerPath(mustPath(t, relay+" "+peer))
+		send(dialRaw(t, e), s, peer, fmt.Sprintf("bind%04d", i))
+		send(shared, s, peer, fmt.Sprintf("other%03d", i))
+	}
+	// Looked at every keepAlive/2, a quiet connection gets one at most keepAlive after the last; 5 × that
+	// leaves room for a slow run. (Before, a look found the bound session one time in 41.)
+	for i := 0; i < 4; i++ {
+		shared.nc.SetReadDeadline(time.Now().Add(5 * keepAlive))
+		m, err := shared.rd.ReadMessage()
+		if err != nil {
+			t.Fatalf("keep-alive %d on the shared connection: %v", i, err)
+		}
+		if m.Method != MethodSend || m.Body != nil || m.ToPath[len(m.ToPath)-1].SessionID != "bound" {
+			t.Fatalf("got %s to %s, want a bodiless SEND of the bound session", m.Method, FormatPath(m.ToPath))
+		}
+		shared.write(fmt.Sprintf("MSRP %s 200 OK\nTo-Path: %s\nFrom-Path: %s\n-------%s$\n", m.TransactionID, FormatPath(m.FromPath), FormatPath(m.ToPath[:1]), m.TransactionID))
+	}
+}
