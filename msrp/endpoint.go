@@ -470,7 +470,7 @@ func (e *Endpoint) janitor() {
 // nothing was written on since the last look gets one, so none stays quiet for longer than KeepAlive.
 func (e *Endpoint) keepAlive() {
 	defer e.wg.Done()
-	t := time.NewTicker(e.cfg.KeepAlive / 2)
+	t := time.NewTicker(max(e.cfg.KeepAlive/2, 1)) // 1 ns: NewTicker takes no 0
 	defer t.Stop()
 	for {
 		select {

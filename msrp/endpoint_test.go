@@ -1954,3 +1954,22 @@ func TestKeepAliveFindsTheBoundSession(t *testing.T) {
 		shared.write(fmt.Sprintf("MSRP %s 200 OK\nTo-Path: %s\nFrom-Path: %s\n-------%s$\n", m.TransactionID, FormatPath(m.FromPath), FormatPath(m.ToPath[:1]), m.TransactionID))
 	}
 }
+
+// The shortest KeepAlive there is, 1 ns, is a setting like any other (config accepts any duration above 0): its
+// looks come as often as they can, they do not stop the Endpoint (time.NewTicker panics on KeepAlive/2 = 0).
+func TestKeepAliveShortest(t *testing.T) {
+	cfg := Config{KeepAlive: time.Nanosecond}
+	ea, eb := newEP(t, cfg, false), newEP(t, cfg, false)
+	hb := &kaSeen{recHandler: newRec(), seen: make(chan struct{})}
+	pair(t, ea, eb, newRec(), hb)
+	recv(t, hb.seen, "keep-alive at b")
+}
+
+// kaSeen is a recHandler whose seen closes at the first bodiless SEND (KeepAliveHandler); never blocks.
+type kaSeen struct {
+	*recHandler
+	once sync.Once
+	seen chan struct{}
+}
+
+func (h *kaSeen) HandleKeepAlive(*Session) { h.once.Do(func() { close(h.seen) }) }
