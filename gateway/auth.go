@@ -33,8 +33,17 @@ type challengeID struct {
 	realm string
 }
 
+// challengeAnswer is one challenge a request answered, kept to answer it again on the next request.
+type challengeAnswer struct {
+	id     challengeID
+	chal   *digest.Challenge
+	cred   config.Credential
+	cnonce string
+	nc     int // requests sent with chal's nonce
+}
+
 // answered are the challenges one request has answered.
-type answered []challengeID
+type answered []challengeAnswer
 
 // challengeHeaders returns the header a challenge comes in and the one the answer goes in.
 func challengeHeaders(code int) (challenge, answer string) {
@@ -89,18 +98,35 @@ func (g *Gateway) authorize(req *sip.Request, res *sip.Response, done *answered)
 		return err
 	}
 	id := challengeID{res.StatusCode, chal.Realm}
-	if slices.Contains(*done, id) || len(*done) >= maxChallenges {
+	if slices.ContainsFunc(*done, func(a challengeAnswer) bool { return a.id == id }) || len(*done) >= maxChallenges {
 		return fmt.Errorf("%w: %d realm %q after %d answered", errChallengedAgain, id.code, id.realm, len(*done))
 	}
-	*done = append(*done, id)
-	// The digest uri is the Request-URI as the request line has it, parameters included (RFC 7616 §3.4.6): a
-	// server may check that it names the Request-URI, as sip.auth does here (sameURI).
-	c, err := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(), Username: cred.Username, Password: cred.Password})
-	if err != nil {
-		return fmt.Errorf("digest for realm %q: %w", chal.Realm, err)
+	// The answers to earlier challenges go again, each computed anew with its nonce counted once more: nc is
+	// the number of requests sent with the nonce, and the same nc twice is a replay (RFC 7616 §3.4), which a
+	// server checking it refuses.
+	all := append(slices.Clone(*done), challengeAnswer{id: id, chal: chal, cred: cred})
+	values := make([]string, len(all))
+	for i := range all {
+		a := &all[i]
+		a.nc++
+		// The digest uri is the Request-URI as the request line has it, parameters included (RFC 7616 §3.4.6):
+		// a server may check that it names the Request-URI, as sip.auth does here (sameURI).
+		c, err := digest.Digest(a.chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(),
+			Username: a.cred.Username, Password: a.cred.Password, Cnonce: a.cnonce, Count: a.nc})
+		if err != nil {
+			return fmt.Errorf("digest for realm %q: %w", a.chal.Realm, err)
+		}
+		a.cnonce, values[i] = c.Cnonce, c.String()
 	}
-	_, answer := challengeHeaders(res.StatusCode)
-	req.AppendHeader(sip.NewHeader(answer, c.String()))
+	*done = all
+	for _, h := range []string{"Authorization", "Proxy-Authorization"} {
+		for req.RemoveHeader(h) {
+		}
+	}
+	for i, a := range all {
+		_, answer := challengeHeaders(a.id.code)
+		req.AppendHeader(sip.NewHeader(answer, values[i]))
+	}
 	if cseq := req.CSeq(); cseq != nil {
 		cseq.SeqNo++
 	}

@@ -340,3 +340,42 @@ func TestProxyAndFarEndChallengesAnswered(t *testing.T) {
 		}
 	})
 }
+
+// RFC 7616 §3.4 (RFC 2617 §3.2.2): nc counts the requests a client sent with a nonce, and the same nc twice is
+// a replay, which a proxy that checks it refuses (stale). After the far end's 401 the request goes a second
+// time with the proxy's nonce: its answer to the proxy's challenge is computed again, with nc 2.
+func TestKeptChallengeAnswerCountsItsNonce(t *testing.T) {
+	creds := append([]config.Credential{{Realm: "proxy-test", Username: "proxyuser", Password: "pp"}}, testCredentials...)
+	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = creds })
+	ch := &challenger{code: 401, proxy: true}
+	alice := challengedPhone(t, ch)
+	cs := testpeer.NewClient(t, "auth-bob").Call(h.udp(), alice.URI, "actpass")
+	if r := cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("hi"), SuccessReport: true}); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	alice.Recv()
+	got := ch.requests()
+	if len(got) != 3 {
+		t.Fatalf("%d requests, want 3", len(got))
+	}
+	chal, err := digest.ParseChallenge(`Digest realm="proxy-test", nonce="abc123", algorithm=MD5, qop="auth"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for i, req := range got[1:] {
+		a, err := digest.ParseCredentials(req.GetHeader("Proxy-Authorization").Value())
+		if err != nil {
+			t.Fatalf("request %d: %v", i+2, err)
+		}
+		want, _ := digest.Digest(chal, digest.Options{Method: string(req.Method), URI: req.Recipient.String(),
+			Username: "proxyuser", Password: "pp", Cnonce: a.Cnonce, Count: a.Nc})
+		if a.Nc != i+1 || a.Response != want.Response {
+			t.Fatalf("request %d answers the proxy with nc %d (response ok: %v), want nc %d and its response", i+2, a.Nc, a.Response == want.Response, i+1)
+		}
+		seen = append(seen, a.Cnonce+"/"+strconv.Itoa(a.Nc))
+	}
+	if seen[0] == seen[1] {
+		t.Fatalf("the proxy's nonce went twice with the same cnonce and nc %s: a replay", seen[0])
+	}
+}
