@@ -379,3 +379,34 @@ func TestKeptChallengeAnswerCountsItsNonce(t *testing.T) {
 		t.Fatalf("the proxy's nonce went twice with the same cnonce and nc %s: a replay", seen[0])
 	}
 }
+
+// RFC 3261 §13.2.2.4: the ACK to the 2xx of an INVITE that answered challenges carries the same credentials as
+// that INVITE (an ACK cannot be challenged; a proxy that asked for them on the INVITE sees them on its ACK).
+func TestAckCarriesTheInvitesCredentials(t *testing.T) {
+	creds := append([]config.Credential{{Realm: "proxy-test", Username: "proxyuser", Password: "pp"}}, testCredentials...)
+	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = creds })
+	alice := testpeer.NewPhone(t, "auth-alice")
+	ch := &challenger{code: 401, proxy: true}
+	acks := make(chan *sip.Request, 4)
+	addr := testpeer.NewUA(t, "challenger", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) { ch.handle(req, tx) })
+		srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) { acks <- req })
+	})
+	alice.Send(h.udp(), "sip:bob@"+addr, "text/plain", "hi")
+	var ack *sip.Request
+	select {
+	case ack = <-acks:
+	case <-time.After(waitFor):
+		t.Fatal("no ACK to the 200")
+	}
+	got := ch.requests()
+	if len(got) != 3 {
+		t.Fatalf("%d INVITEs, want 3", len(got))
+	}
+	for _, name := range []string{"Proxy-Authorization", "Authorization"} {
+		inv, a := got[2].GetHeader(name), ack.GetHeader(name)
+		if inv == nil || a == nil || a.Value() != inv.Value() {
+			t.Fatalf("ACK's %s %v, want the INVITE's %v", name, a, inv)
+		}
+	}
+}

@@ -24,11 +24,17 @@ import (
 //     to: the proxy did not Record-Route, or the INVITE did not come through it. A route set decides by
 //     itself: the proxies on it asked to see the dialog's requests, the outbound proxy among them if it did.
 
-// ackUAC ACKs the 2xx to the gateway's INVITE (RFC 3261 §13.2.2.4).
+// ackUAC ACKs the 2xx to the gateway's INVITE (RFC 3261 §13.2.2.4), with the credentials the INVITE carried
+// (answers to challenges, auth.go): the ACK MUST carry the same, as it cannot be challenged itself.
 func (g *Gateway) ackUAC(ctx context.Context, dlg *sipgo.DialogClientSession) error {
 	req, err := g.uacRequest(sip.ACK, dlg, nil)
 	if err != nil {
 		return err
+	}
+	for _, name := range []string{"Proxy-Authorization", "Authorization"} {
+		for _, h := range dlg.InviteRequest.GetHeaders(name) {
+			req.AppendHeader(sip.HeaderClone(h))
+		}
 	}
 	return dlg.WriteAck(ctx, req)
 }
