@@ -269,38 +269,50 @@ func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Requ
 	if g.udpc == nil {
 		return nil, false
 	}
-	req, err := g.buildMessage(j)
+	r, err := g.buildMessage(j) // not the result req: captured by the callback, that would be moved to the heap
 	if err != nil {
 		return nil, false
 	}
-	var challenges answered
-	var answer func(res *sip.Response, err error)
-	answer = func(res *sip.Response, err error) {
-		if err == nil && isChallenge(res) && g.answerChallenge(req, res, &challenges) {
-			started, serr := g.udpc.start(g.client, req, answer)
-			if started {
-				return
-			}
-			if serr == nil {
-				// The credentials took it off UDP (answerChallenge): sipgo sends it, waited for on a worker,
-				// not on the goroutine reading the listener.
-				g.workers.start(func() { done(g.doMessage(req, challenges)) })
-				return
-			}
-			res, err = nil, serr
-		}
-		done(g.messageOutcome(res, err))
-	}
-	started, err := g.udpc.start(g.client, req, answer)
+	started, err := g.udpc.start(g.client, r, func(res *sip.Response, err error) {
+		g.asyncAnswered(r, res, err, nil, done)
+	})
 	switch {
 	case started:
-		return req, true
+		return r, true
 	case err != nil:
 		// Built for UDP but not sent (the client closed, or the socket refused it): that is the outcome.
 		go done(g.messageOutcome(nil, err))
-		return req, true
+		return r, true
 	}
-	return req, false
+	return r, false
+}
+
+// asyncAnswered takes the final response (or the error) of a MESSAGE sendMessageAsync started: a challenge
+// not answered yet sends it again with the answer (challenges: those answered before), anything else is the
+// outcome.
+func (g *Gateway) asyncAnswered(req *sip.Request, res *sip.Response, err error, challenges answered, done func(outcome)) {
+	if err == nil && isChallenge(res) && g.answerChallenge(req, res, &challenges) {
+		if err = g.resendAnswered(req, challenges, done); err == nil {
+			return
+		}
+		res = nil
+	}
+	done(g.messageOutcome(res, err))
+}
+
+// resendAnswered sends req again, with the answers to challenges, and has done get its outcome; an error when
+// it could not be sent. Apart from asyncAnswered so that only a challenged MESSAGE allocates for it (the
+// SEND→MESSAGE path is hot).
+func (g *Gateway) resendAnswered(req *sip.Request, challenges answered, done func(outcome)) error {
+	started, err := g.udpc.start(g.client, req, func(res *sip.Response, err error) {
+		g.asyncAnswered(req, res, err, challenges, done)
+	})
+	if !started && err == nil {
+		// The credentials took it off UDP (answerChallenge): sipgo sends it, waited for on a worker, not on the
+		// goroutine reading the listener.
+		g.workers.start(func() { done(g.doMessage(req, challenges)) })
+	}
+	return err
 }
 
 // answerChallenge adds credentials for a 401/407 (SPEC §8); false when it cannot, and the challenge is
