@@ -869,33 +869,51 @@ func TestFailureNotificationCharset(t *testing.T) {
 	}
 }
 
-// A MESSAGE that comes after the peer's BYE, while the gateway still waits for the answers to SENDs in flight
-// (byeGrace), is not sent to the peer that said goodbye: it sets up a new session and is delivered there.
-func TestMessageAfterPeerByeMakesNewSession(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
-	alice := testpeer.NewPhone(t, "afterbye-alice")
-	bob := testpeer.NewClient(t, "afterbye-bob")
-	cs := bob.Call(h.udp(), alice.URI, "active")
-	cs.SetReplyDelay(200 * time.Millisecond)
-	first := make(chan int, 1)
-	go func() { first <- alice.Send(h.udp(), bob.URI, "text/plain", "last words").StatusCode }()
-	cs.Recv() // the SEND is in; its 200 leaves 200 ms later
-	ctx, cancel := context.WithTimeout(context.Background(), testpeer.WaitFor)
-	defer cancel()
-	if err := cs.ClientDialog().Bye(ctx); err != nil {
-		t.Fatal(err)
-	}
-	second := make(chan int, 1)
-	go func() { second <- alice.Send(h.udp(), bob.URI, "text/plain", "after the bye").StatusCode }()
-	cs2 := bob.WaitInvite()
-	if got := string(cs2.Recv().Body); got != "after the bye" {
-		t.Fatalf("new session got %q, want the MESSAGE sent after the BYE", got)
-	}
-	if code := <-second; code != 200 {
-		t.Fatalf("MESSAGE after the BYE answered %d, want 200", code)
-	}
-	if code := <-first; code != 200 {
-		t.Fatalf("MESSAGE the peer answered after its BYE: %d, want 200", code)
+// A MESSAGE that comes after the peer's BYE, or after an operator ended the session (EndSession), while the
+// gateway still waits for the answers to SENDs in flight (byeGrace), is not sent on the session that is going:
+// it sets up a new session and is delivered there.
+func TestMessageAfterEndMakesNewSession(t *testing.T) {
+	for _, how := range []string{"bye", "admin"} {
+		t.Run(how, func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+			alice := testpeer.NewPhone(t, "afterbye-alice")
+			bob := testpeer.NewClient(t, "afterbye-bob")
+			cs := bob.Call(h.udp(), alice.URI, "active")
+			cs.SetReplyDelay(200 * time.Millisecond)
+			first := make(chan int, 1)
+			go func() { first <- alice.Send(h.udp(), bob.URI, "text/plain", "last words").StatusCode }()
+			cs.Recv() // the SEND is in; its 200 leaves 200 ms later
+			switch how {
+			case "bye":
+				ctx, cancel := context.WithTimeout(context.Background(), testpeer.WaitFor)
+				defer cancel()
+				if err := cs.ClientDialog().Bye(ctx); err != nil {
+					t.Fatal(err)
+				}
+			case "admin":
+				key := bob.URI + ":" + alice.URI
+				s := h.gw.table.Get(key)
+				go h.gw.EndSession(key)
+				closing := func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.closing }
+				for deadline := time.Now().Add(waitFor); !closing(); time.Sleep(time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("EndSession did not start ending the session")
+					}
+				}
+			}
+			second := make(chan int, 1)
+			go func() { second <- alice.Send(h.udp(), bob.URI, "text/plain", "after the end").StatusCode }()
+			cs2 := bob.WaitInvite()
+			if got := string(cs2.Recv().Body); got != "after the end" {
+				t.Fatalf("new session got %q, want the MESSAGE sent after the end", got)
+			}
+			if code := <-second; code != 200 {
+				t.Fatalf("MESSAGE after the end answered %d, want 200", code)
+			}
+			if code := <-first; code != 200 {
+				t.Fatalf("MESSAGE the peer answered as the session ended: %d, want 200", code)
+			}
+		})
 	}
 }
 
