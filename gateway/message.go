@@ -133,81 +133,27 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	composing := pm.composing()
 	var s *Session
 	for attempt := 0; ; attempt++ {
-		var created bool
-		var bound error    // a session bound (limits.go) refused the new session
-		var msgBound error // a queue bound refused the MESSAGE that would have created it
-		var badURI string  // the INVITE could not be made from this MESSAGE (buildInvite)
-		var idle bool      // an isComposing found no live session
-		var refusedBy *Session
-		var refusal outcome // why refusedBy, the session never installed, would not take the MESSAGE
-		s, created = g.table.GetOrCreate(rt.Key, func() *Session {
-			if composing {
-				// Decided here, where the table has found no live session: one ending still in the table, or
-				// ending between lookup and submit, must not make an indication set up a new session.
-				idle = true
-				return nil
-			}
-			if g.draining.Load() {
-				return nil
-			}
-			if badURI = messageURIProblem(req, true); badURI != "" {
-				return nil
-			}
-			ns := newSession(g, rt.Key, originMessage)
-			ns.coords = pm.notifyTo()
-			ns.route = rt
-			ns.callID = callID(req)
-			// Everything that could refuse this MESSAGE is decided before ns is in the table, and ns goes in
-			// holding it: once installed, another MESSAGE for the key may find ns and queue on it, and ns must
-			// then be set up, never dropped with that MESSAGE failing for want of a setup. ns is not shared
-			// yet, so its mutex is not needed.
-			if o, ok := ns.checkTypeLocked(ctype); !ok {
-				refusedBy, refusal = ns, o
-				return nil
-			}
-			if bound = g.limits.queueFull(); bound != nil {
-				return nil
-			}
-			if bound = g.limits.admitSession(ns, sourceHost(req), false); bound != nil {
-				return nil
-			}
-			if msgBound = g.limits.admitMessage(0); msgBound != nil { // max_queued_total filled since queueFull
-				g.limits.releaseSession(ns)
-				return nil
-			}
-			ns.queued.Add(1)
-			ns.queue = append(ns.queue, pm)
-			return ns
-		})
-		if idle {
-			// RFC 3994 indications never create a session (SPEC §3.1): there is nobody to tell.
-			g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
-			return answer{code: 202, reason: "Accepted"}, false
+		// A MESSAGE for a live session, the usual case, takes a plain lookup; only when there is none, or the
+		// first one found was retired meanwhile, does the table create one under its lock.
+		if attempt == 0 {
+			s = g.table.Get(rt.Key)
 		}
-		if refusedBy != nil {
-			refusedBy.logRefused(req, ctype, refusal)
-			return answer{code: refusal.Code, reason: refusal.Reason, hdrs: acceptHeader(refusal, refusedBy)}, false
-		}
-		if bound != nil {
-			return answer{code: 503, reason: "Service Unavailable", warning: "new session refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
-		}
-		if msgBound != nil {
-			return answer{code: 503, reason: "Service Unavailable", warning: "message refused: " + msgBound.Error(), hdrs: []sip.Header{g.retryAfter()}}, false
-		}
-		if badURI != "" {
-			return answer{code: 400, reason: "Bad Request", warning: badURI}, false
-		}
-		if s == nil {
-			return answer{code: 503, reason: "Service Unavailable", warning: "draining: no new sessions"}, false
-		}
-		if created {
-			// The MESSAGE is queued already, and the setup starts only now: a setup failing at once must find it
-			// there (one setup-failed, covering it), not leave it to make a second session.
-			g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
-			if !g.goBackground(func() { g.setupFromMessage(s, req) }) {
-				g.endSession(s, "closed", outcomeDraining, false) // the gateway is closing: answered 503
+		if s == nil || attempt > 0 {
+			var created bool
+			var a answer
+			if s, created, a = g.sessionForMessage(req, pm, rt, composing); s == nil {
+				return a, false
 			}
-			break
+			if created {
+				// The MESSAGE is queued already, and the setup starts only now: a setup failing at once must find
+				// it there (one setup-failed, covering it), not leave it to make a second session.
+				g.log.Info("session created", "key", rt.Key, "origin", originMessage, "call_id", callID(req))
+				ns := s
+				if !g.goBackground(func() { g.setupFromMessage(ns, req) }) {
+					g.endSession(ns, "closed", outcomeDraining, false) // the gateway is closing: answered 503
+				}
+				break
+			}
 		}
 		o, accepted, bound := s.submit(pm)
 		if bound != nil {
@@ -230,6 +176,74 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	}
 	pm.waitReply(g)
 	return answer{}, true
+}
+
+// sessionForMessage returns the live session for a MESSAGE's key, or installs a new one holding pm; created
+// says which. When neither, s is nil and a is the MESSAGE's answer.
+func (g *Gateway) sessionForMessage(req *sip.Request, pm *pageMessage, rt Route, composing bool) (s *Session, created bool, a answer) {
+	var bound error    // a session bound (limits.go) refused the new session
+	var msgBound error // a queue bound refused the MESSAGE that would have created it
+	var badURI string  // the INVITE could not be made from this MESSAGE (buildInvite)
+	var idle bool      // an isComposing found no live session
+	var refusedBy *Session
+	var refusal outcome // why refusedBy, the session never installed, would not take the MESSAGE
+	s, created = g.table.GetOrCreate(rt.Key, func() *Session {
+		if composing {
+			// Decided here, where the table has found no live session: one ending still in the table, or
+			// ending between lookup and submit, must not make an indication set up a new session.
+			idle = true
+			return nil
+		}
+		if g.draining.Load() {
+			return nil
+		}
+		if badURI = messageURIProblem(req, true); badURI != "" {
+			return nil
+		}
+		ns := newSession(g, rt.Key, originMessage)
+		ns.coords = pm.notifyTo()
+		ns.route = rt
+		ns.callID = callID(req)
+		// Everything that could refuse this MESSAGE is decided before ns is in the table, and ns goes in
+		// holding it: once installed, another MESSAGE for the key may find ns and queue on it, and ns must
+		// then be set up, never dropped with that MESSAGE failing for want of a setup. ns is not shared
+		// yet, so its mutex is not needed.
+		if o, ok := ns.checkTypeLocked(pm.contentType); !ok {
+			refusedBy, refusal = ns, o
+			return nil
+		}
+		if bound = g.limits.queueFull(); bound != nil {
+			return nil
+		}
+		if bound = g.limits.admitSession(ns, sourceHost(req), false); bound != nil {
+			return nil
+		}
+		if msgBound = g.limits.admitMessage(0); msgBound != nil { // max_queued_total filled since queueFull
+			g.limits.releaseSession(ns)
+			return nil
+		}
+		ns.queued.Add(1)
+		ns.queue = append(ns.queue, pm)
+		return ns
+	})
+	switch {
+	case s != nil:
+		return s, created, answer{}
+	case idle:
+		// RFC 3994 indications never create a session (SPEC §3.1): there is nobody to tell.
+		g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
+		return nil, false, answer{code: 202, reason: "Accepted"}
+	case refusedBy != nil:
+		refusedBy.logRefused(req, pm.contentType, refusal)
+		return nil, false, answer{code: refusal.Code, reason: refusal.Reason, hdrs: acceptHeader(refusal, refusedBy)}
+	case bound != nil:
+		return nil, false, answer{code: 503, reason: "Service Unavailable", warning: "new session refused: " + bound.Error(), hdrs: []sip.Header{g.retryAfter()}}
+	case msgBound != nil:
+		return nil, false, answer{code: 503, reason: "Service Unavailable", warning: "message refused: " + msgBound.Error(), hdrs: []sip.Header{g.retryAfter()}}
+	case badURI != "":
+		return nil, false, answer{code: 400, reason: "Bad Request", warning: badURI}
+	}
+	return nil, false, answer{code: 503, reason: "Service Unavailable", warning: "draining: no new sessions"}
 }
 
 // waitReply arms the reply_wait timer of a queued MESSAGE (wait mode): the outcome answers it (finish), or

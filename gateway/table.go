@@ -11,7 +11,7 @@ type SessionTable interface {
 	// Get returns the session for key, or nil.
 	Get(key string) *Session
 	// GetOrCreate returns the live session for key, or installs create()'s result when there is none or the
-	// existing one is retired (ending, or its peer said BYE). created reports which happened; replaced is the ending session it displaced.
+	// existing one is retired (ending, or its peer said BYE). created reports which happened.
 	GetOrCreate(key string, create func() *Session) (s *Session, created bool)
 	// Put installs s for its key and returns the session it replaced, if any.
 	Put(s *Session) (old *Session)
