@@ -70,7 +70,7 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 		return data, nil
 	}
 	req.SetTransport("UDP")
-	req.SetSource(l.source(info.RemoteAddr))
+	req.SetSource(info.RemoteAddr.String()) // rawio's addresses keep their text: no formatting per request
 	r := &udpResponder{conn: l.conn, dest: responseAddr(req)}
 
 	g.takeMessage(req, r)
@@ -88,7 +88,7 @@ func (g *Gateway) refuseControl(l *udpListener, info sip.TransportReadProps, dat
 		return
 	}
 	req.SetTransport("UDP")
-	req.SetSource(l.source(info.RemoteAddr))
+	req.SetSource(info.RemoteAddr.String())
 	if req.IsAck() {
 		g.log.Info("ACK dropped", "why", controlAt(data, off), "call_id", callID(req), "source", req.Source())
 		return
@@ -100,33 +100,16 @@ func (g *Gateway) refuseControl(l *udpListener, info sip.TransportReadProps, dat
 	g.refuse(req, &udpResponder{conn: l.conn, dest: dest}, 400, "Bad Request", controlAt(data, off))
 }
 
-// udpListener is one of the gateway's SIP UDP sockets, as takeUDP sees it. Only the listener's reader
-// goroutine (sipgo runs one per socket) calls source.
+// udpListener is one of the gateway's SIP UDP sockets, as takeUDP sees it.
 type udpListener struct {
 	conn *sip.UDPConnection
-	// The last source address and its text: most MESSAGEs on a socket come from the same few peers (a
-	// proxy in front of the gateway), and formatting an address allocates.
-	lastSrc    netip.AddrPort
-	lastSrcStr string
-}
-
-// source is addr as host:port text, as net.UDPAddr.String writes it.
-func (l *udpListener) source(addr net.Addr) string {
-	ap := addrPort(addr)
-	if !ap.IsValid() {
-		return addr.String()
-	}
-	if ap != l.lastSrc || l.lastSrcStr == "" {
-		l.lastSrc, l.lastSrcStr = ap, ap.String()
-	}
-	return l.lastSrcStr
 }
 
 // addrPort is a UDP address as a comparable value, an IPv4-mapped IPv6 address as IPv4 (as net.IP prints
-// it); the zero AddrPort for anything else.
+// it); the zero AddrPort for anything else. It takes a *net.UDPAddr and rawio's addresses alike.
 func addrPort(addr net.Addr) netip.AddrPort {
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || ua == nil {
+	ua, ok := addr.(interface{ AddrPort() netip.AddrPort }) // a nil *net.UDPAddr gives the zero AddrPort
+	if !ok {
 		return netip.AddrPort{}
 	}
 	ap := ua.AddrPort()

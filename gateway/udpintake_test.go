@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -105,24 +104,5 @@ func TestByeRetransmission(t *testing.T) {
 	}
 	if r := peer.exchange(h.udp(), bye("never-existed", "nosuchtag")); r.StatusCode != 481 {
 		t.Fatalf("BYE for an unknown dialog answered %d, want 481", r.StatusCode)
-	}
-}
-
-// A listener's source text is what net.UDPAddr.String writes, whatever order addresses come in (the cache
-// must never answer for another address).
-func TestUDPListenerSource(t *testing.T) {
-	v4 := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5062} // 16-byte, IPv4-mapped form
-	v4short := &net.UDPAddr{IP: net.IP{127, 0, 0, 3}, Port: 5062}
-	v6 := &net.UDPAddr{IP: net.ParseIP("2001:db8::2"), Port: 5060}
-	zoned := &net.UDPAddr{IP: net.ParseIP("fe80::1"), Port: 5060, Zone: "eth0"}
-	otherPort := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 5063}
-	var l udpListener
-	for _, a := range []*net.UDPAddr{v4, v4, v4short, v6, zoned, v4, otherPort, v4} {
-		if got, want := l.source(a), a.String(); got != want {
-			t.Errorf("source(%v) = %q, want %q", a, got, want)
-		}
-	}
-	if got := l.source(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 4), Port: 1}); got != "127.0.0.4:1" {
-		t.Errorf("a non-UDP address: %q", got)
 	}
 }

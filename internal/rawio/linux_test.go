@@ -36,6 +36,46 @@ func TestSockaddrRoundTrip(t *testing.T) {
 	}
 }
 
+// ReadFrom gives the same *Addr for datagrams from the same sender, and a new one when the sender changes;
+// its text is what net.UDPAddr writes.
+func TestReadFromReusesSenderAddr(t *testing.T) {
+	a, b, c := listenUDP(t), listenUDP(t), listenUDP(t)
+	buf := make([]byte, 16)
+	read := func() *Addr {
+		t.Helper()
+		_, from, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ra, ok := from.(*Addr)
+		if !ok {
+			t.Fatalf("from is a %T, want *Addr", from)
+		}
+		return ra
+	}
+	msg, to := []byte("x"), c.LocalAddr()
+	send := func(pc net.PacketConn) {
+		t.Helper()
+		if _, err := pc.WriteTo(msg, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(a)
+	first := read()
+	send(a)
+	if again := read(); again != first {
+		t.Errorf("second datagram from %s got a new address", first)
+	}
+	send(b)
+	other := read()
+	if other == first || other.String() != b.LocalAddr().String() || !sameAddrPort(other.AddrPort(), b.LocalAddr().(*net.UDPAddr).AddrPort()) {
+		t.Errorf("datagram from %s read as from %s (first %s)", b.LocalAddr(), other, first)
+	}
+	if first.String() != a.LocalAddr().String() {
+		t.Errorf("first sender %s, want %s", first, a.LocalAddr())
+	}
+}
+
 // TryWrite writes what the socket takes and returns at once when it takes no more; a blocking Write of the
 // rest then completes the stream, intact.
 func TestTryWrite(t *testing.T) {

@@ -26,6 +26,20 @@ func WrapPacketConn(pc net.PacketConn) net.PacketConn {
 	return &packetConn{UDPConn: uc, rc: rc}
 }
 
+// Addr is the sender of a datagram as a wrapped packet conn's ReadFrom returns it: a net.UDPAddr whose text
+// is made once. A socket hears mostly from the same few peers (a proxy in front of the gateway, a phone
+// sending many messages), and a net.UDPAddr is allocated on every read and formatted again on every String
+// (sipgo calls it for every datagram): ReadFrom returns the same *Addr while the sender stays the same, so
+// it must not be modified. WriteTo takes it back as a destination.
+type Addr struct {
+	net.UDPAddr
+	text string
+	key  senderKey
+}
+
+// String is the address as net.UDPAddr.String writes it.
+func (a *Addr) String() string { return a.text }
+
 // WrapConn returns a *net.TCPConn with raw Read and Write; any other conn is returned as it is. All other
 // methods are the TCPConn's own.
 func WrapConn(nc net.Conn) net.Conn {
@@ -220,7 +234,8 @@ func bufPtr(b []byte) uintptr {
 
 type packetConn struct {
 	*net.UDPConn
-	rc syscall.RawConn
+	rc   syscall.RawConn
+	last atomic.Pointer[Addr] // the latest datagram's sender
 }
 
 // ReadFrom implements net.PacketConn with recvfrom(2).
@@ -230,13 +245,58 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	if err := opError("read", "udp", c.LocalAddr(), nil, c.rc.Read(o.recvfrom), o.errno); err != nil {
 		return 0, nil, err
 	}
-	return o.n, udpAddr(&o.rsa), nil
+	return o.n, c.sender(&o.rsa), nil
+}
+
+// sender is the *Addr for the address recvfrom(2) filled in: the latest one again when it is the same.
+func (c *packetConn) sender(rsa *syscall.RawSockaddrAny) net.Addr {
+	k, ok := senderKeyOf(rsa)
+	if !ok {
+		return nil
+	}
+	if a := c.last.Load(); a != nil && a.key == k {
+		return a
+	}
+	ua := udpAddr(rsa)
+	a := &Addr{UDPAddr: *ua, text: ua.String(), key: k}
+	c.last.Store(a)
+	return a
+}
+
+// senderKey is a sender's address as recvfrom(2) gives it, comparable.
+type senderKey struct {
+	family uint16
+	port   uint16 // network byte order, as it came
+	addr   [16]byte
+	scope  uint32
+}
+
+func senderKeyOf(rsa *syscall.RawSockaddrAny) (senderKey, bool) {
+	switch rsa.Addr.Family {
+	case syscall.AF_INET:
+		sa := (*syscall.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		k := senderKey{family: syscall.AF_INET, port: sa.Port}
+		copy(k.addr[:], sa.Addr[:])
+		return k, true
+	case syscall.AF_INET6:
+		sa := (*syscall.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return senderKey{family: syscall.AF_INET6, port: sa.Port, addr: sa.Addr, scope: sa.Scope_id}, true
+	}
+	return senderKey{}, false
 }
 
 // WriteTo implements net.PacketConn with sendto(2).
 func (c *packetConn) WriteTo(b []byte, addr net.Addr) (int, error) {
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || ua == nil {
+	var ua *net.UDPAddr
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ua = a
+	case *Addr:
+		if a != nil {
+			ua = &a.UDPAddr
+		}
+	}
+	if ua == nil {
 		return c.UDPConn.WriteTo(b, addr)
 	}
 	o := getOp(b)

@@ -5,10 +5,16 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
 )
+
+// sameAddrPort compares two addresses, an IPv4-mapped IPv6 address as the IPv4 address it is.
+func sameAddrPort(x, y netip.AddrPort) bool {
+	return x.Addr().Unmap() == y.Addr().Unmap() && x.Port() == y.Port()
+}
 
 func listenUDP(t testing.TB) net.PacketConn {
 	t.Helper()
@@ -40,8 +46,16 @@ func TestPacketConnRoundTrip(t *testing.T) {
 		if from.String() != a.LocalAddr().String() {
 			t.Fatalf("from %s, want %s", from, a.LocalAddr())
 		}
-		if _, ok := from.(*net.UDPAddr); !ok {
-			t.Fatalf("from is a %T, want *net.UDPAddr", from)
+		ap, ok := from.(interface{ AddrPort() netip.AddrPort })
+		if !ok || !sameAddrPort(ap.AddrPort(), a.LocalAddr().(*net.UDPAddr).AddrPort()) {
+			t.Fatalf("from is %T %v, want the address of %s", from, from, a.LocalAddr())
+		}
+		// The sender's address takes an answer back.
+		if _, err := b.WriteTo([]byte("answer"), from); err != nil {
+			t.Fatalf("WriteTo the sender: %v", err)
+		}
+		if n, _, err := a.ReadFrom(buf); err != nil || string(buf[:n]) != "answer" {
+			t.Fatalf("answer read as %q, %v", buf[:n], err)
 		}
 	}
 }
