@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // VarSet says which variables a template may use, after where it is used.
@@ -56,6 +57,13 @@ type Vars interface {
 	Var(name string) (string, bool)
 	// Header returns the first value of the named header field, matched case-insensitively.
 	Header(name string) (string, bool)
+}
+
+// VarAppender is a Vars that can append a variable's value to the text being rendered: Render then makes
+// one string, the result, instead of one per value first (a URI formatted from a parsed header, say, for
+// every request's correlation key). AppendVar returns dst with the value appended, or false as Var does.
+type VarAppender interface {
+	AppendVar(dst []byte, name string) ([]byte, bool)
 }
 
 // segment is one piece of a compiled template: literal text, a variable or a header.
@@ -255,6 +263,9 @@ func (t *Template) Render(v Vars) (string, error) {
 	if len(t.segs) == 1 && t.segs[0].kind != segLiteral {
 		return t.value(v, t.segs[0])
 	}
+	if va, ok := v.(VarAppender); ok {
+		return t.renderAppending(v, va)
+	}
 	var stack [maxStackVals]string
 	vals := stack[:0]
 	n := t.literalLen
@@ -281,6 +292,49 @@ func (t *Template) Render(v Vars) (string, error) {
 		k++
 	}
 	return b.String(), nil
+}
+
+// renderAppending is Render for a VarAppender: the text is built in a pooled buffer, and the result is the
+// one string made.
+func (t *Template) renderAppending(v Vars, va VarAppender) (string, error) {
+	bp := renderBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, s := range t.segs {
+		switch s.kind {
+		case segLiteral:
+			b = append(b, s.text...)
+		case segVar:
+			var ok bool
+			if b, ok = va.AppendVar(b, s.text); !ok {
+				putRenderBuffer(bp, b)
+				return "", &MissingVarError{Var: s.text}
+			}
+		default:
+			val, err := t.value(v, s)
+			if err != nil {
+				putRenderBuffer(bp, b)
+				return "", err
+			}
+			b = append(b, val...)
+		}
+	}
+	out := string(b)
+	putRenderBuffer(bp, b)
+	return out, nil
+}
+
+// renderBuffers hold texts while renderAppending builds them. One that grew past maxPooledRender (a
+// template taking a large header) is dropped rather than kept.
+var renderBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+const maxPooledRender = 4096
+
+func putRenderBuffer(bp *[]byte, b []byte) {
+	if cap(b) > maxPooledRender {
+		return
+	}
+	*bp = b[:0]
+	renderBuffers.Put(bp)
 }
 
 func (t *Template) value(v Vars, s segment) (string, error) {

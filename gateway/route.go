@@ -269,6 +269,29 @@ func (v requestVars) Var(name string) (string, bool) {
 	return "", false
 }
 
+// AppendVar appends a variable's value to dst (config.VarAppender): a URI is written straight into the text
+// being rendered, not made into a string of its own first.
+func (v requestVars) AppendVar(dst []byte, name string) ([]byte, bool) {
+	if _, extra := v.extra[name]; !extra && v.req != nil {
+		switch name {
+		case "fu":
+			if f := v.req.From(); f != nil {
+				return appendURI(dst, &f.Address), true
+			}
+			return dst, false
+		case "tu":
+			if t := v.req.To(); t != nil {
+				return appendURI(dst, &t.Address), true
+			}
+			return dst, false
+		case "ru":
+			return appendURI(dst, &v.req.Recipient), true
+		}
+	}
+	val, ok := v.Var(name)
+	return append(dst, val...), ok
+}
+
 // Header reads the header in whichever form it came: $hdr(Subject) finds "s:", $hdr(s) finds "Subject:"
 // (RFC 3261 §7.3.3). sipgo names the headers it parses (From, Call-ID…) by their full name, and keeps the
 // others under the name they came with.
@@ -337,6 +360,18 @@ func uriString(u *sip.Uri) string {
 	s := b.String() // the one allocation: the buffer goes back to the pool
 	uriBuffers.Put(b)
 	return s
+}
+
+// appendURI appends the URI as uriString renders it.
+func appendURI(dst []byte, u *sip.Uri) []byte {
+	c := *u
+	c.Headers = nil
+	b := uriBuffers.Get().(*bytes.Buffer)
+	b.Reset()
+	c.StringWrite(b)
+	dst = append(dst, b.Bytes()...)
+	uriBuffers.Put(b)
+	return dst
 }
 
 // uriBuffers hold URIs while they are rendered: sip.Uri writes to an io.StringWriter, which a buffer of

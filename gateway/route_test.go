@@ -36,6 +36,47 @@ func TestHeaderTemplateCompactForm(t *testing.T) {
 	}
 }
 
+// A template renders the same through AppendVar (the request's URIs written into the text) as through Var,
+// for every request variable, literals, headers and the errors of a missing variable or header.
+func TestAppendVarRendersAsVar(t *testing.T) {
+	const head = "MESSAGE sip:bob@127.0.0.2:5062;transport=tcp?subject=x SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\n" +
+		"CSeq: 1 MESSAGE\nCall-ID: c-1@127.0.0.1\nSubject: chat 1\nContent-Type: text/plain\nContent-Length: 0\n"
+	reqs := map[string]*sip.Request{
+		"sip":  parseRequest(t, head+"From: \"Alice\" <sip:alice@127.0.0.1;user=phone>;tag=a\nTo: <sips:bob@127.0.0.3>\n\n", "127.0.0.1:5070"),
+		"tel":  parseRequest(t, head+"From: <tel:+15550100;phone-context=example.com>;tag=a\nTo: <sip:bob@127.0.0.3?h=v>\n\n", "127.0.0.1:5070"),
+		"noTo": parseRequest(t, head+"From: <sip:alice@127.0.0.1>;tag=a\n\n", "127.0.0.1:5070"),
+	}
+	vars := []string{"fu", "tu", "ru", "fU", "tU", "rU", "fd", "td", "rd", "ci", "si", "sp"}
+	var srcs []string
+	for _, v := range vars {
+		srcs = append(srcs, "$"+v+":$fu", "<$"+v+">")
+	}
+	srcs = append(srcs, "$tu:$fu", "k-$ru/$hdr(Subject)/$ci", "$fu$hdr(X-None)")
+	for _, src := range srcs {
+		tpl, err := config.CompileTemplate(src, config.RequestVars)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		for name, req := range reqs {
+			rv := requestVars{req: req}
+			want, wantErr := tpl.Render(struct{ config.Vars }{rv}) // Var only
+			got, err := tpl.Render(rv)
+			if got != want || (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+				t.Errorf("%s on the %s request: AppendVar renders %q, %v; Var %q, %v", src, name, got, err, want, wantErr)
+			}
+		}
+	}
+	// The values themselves, for the default key: URIs without their headers part.
+	key, err := config.CompileTemplate("$tu:$fu", config.RequestVars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := key.Render(requestVars{req: reqs["tel"]}); err != nil ||
+		got != "sip:bob@127.0.0.3:tel:+15550100;phone-context=example.com" {
+		t.Errorf("$tu:$fu = %q, %v", got, err)
+	}
+}
+
 // End to end: a key from $hdr(Subject) takes a MESSAGE whose proxy wrote the header in its compact form,
 // instead of refusing it as missing the header (400).
 func TestHeaderTemplateCompactFormEndToEnd(t *testing.T) {
