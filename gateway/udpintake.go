@@ -71,7 +71,7 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 	}
 	req.SetTransport("UDP")
 	req.SetSource(info.RemoteAddr.String()) // rawio's addresses keep their text: no formatting per request
-	r := &udpResponder{conn: l.conn, dest: responseAddr(req)}
+	r := &udpResponder{conn: l.conn, dest: responseDest(req, info.RemoteAddr)}
 
 	g.takeMessage(req, r)
 	return nil, nil
@@ -93,9 +93,9 @@ func (g *Gateway) refuseControl(l *udpListener, info sip.TransportReadProps, dat
 		g.log.Info("ACK dropped", "why", controlAt(data, off), "call_id", callID(req), "source", req.Source())
 		return
 	}
-	dest := req.Source()
+	dest := info.RemoteAddr
 	if req.Via() != nil {
-		dest = responseAddr(req)
+		dest = responseDest(req, info.RemoteAddr)
 	}
 	g.refuse(req, &udpResponder{conn: l.conn, dest: dest}, 400, "Bad Request", controlAt(data, off))
 }
@@ -148,6 +148,27 @@ func takeable(req *sip.Request) bool {
 	return fromTag(req) != ""
 }
 
+// responseDest is responseAddr for a request read from src: src itself when the response goes back to the
+// port the request came from, as it mostly does (no address made or formatted for it).
+func responseDest(req *sip.Request, src net.Addr) net.Addr {
+	ap := addrPort(src)
+	if !ap.IsValid() {
+		return src
+	}
+	via := req.Via()
+	if rport, ok := via.Params.Get("rport"); ok && rport == "" {
+		return src
+	}
+	port := via.Port
+	if port <= 0 {
+		port = sip.DefaultUdpPort
+	}
+	if port == int(ap.Port()) {
+		return src
+	}
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr(), uint16(port)))
+}
+
 // responseAddr is where a response to a request received over UDP goes (RFC 3261 §18.2.2 with RFC 3581):
 // the source address of the request, to its source port when the top Via asked for rport, else to the
 // Via's sent-by port.
@@ -183,7 +204,11 @@ func (r *connResponder) Respond(res *sip.Response) error {
 	}
 	defer conn.TryClose()
 	if u, ok := conn.(*sip.UDPConnection); ok && r.dest != "" {
-		return writeUDPResponse(u, r.dest, res)
+		ap, err := netip.ParseAddrPort(r.dest)
+		if err != nil {
+			return err
+		}
+		return writeUDPResponse(u, net.UDPAddrFromAddrPort(ap), res)
 	}
 	if r.dest != "" {
 		res.SetDestination(r.dest)
@@ -194,7 +219,7 @@ func (r *connResponder) Respond(res *sip.Response) error {
 // udpResponder writes responses through the listener a request came in on, to dest.
 type udpResponder struct {
 	conn *sip.UDPConnection
-	dest string
+	dest net.Addr
 }
 
 func (r *udpResponder) Respond(res *sip.Response) error {
@@ -204,31 +229,23 @@ func (r *udpResponder) Respond(res *sip.Response) error {
 // respondTo writes a final response to req without building a sip.Response (response.go), whatever its size
 // (writeUDPResponse).
 func (r *udpResponder) respondTo(req *sip.Request, code int, reason string, hdrs []sip.Header) error {
-	ap, err := netip.ParseAddrPort(r.dest)
-	if err != nil {
-		return err
-	}
 	b := responseBuffers.Get().(*bytes.Buffer)
 	defer responseBuffers.Put(b)
 	b.Reset()
 	appendResponse(b, req, code, reason, hdrs)
-	_, err = r.conn.PacketConn.WriteTo(b.Bytes(), net.UDPAddrFromAddrPort(ap))
+	_, err := r.conn.PacketConn.WriteTo(b.Bytes(), r.dest)
 	return err
 }
 
-// writeUDPResponse writes res through conn to dest (an IP address and port), whatever its size. sipgo's
+// writeUDPResponse writes res through conn to dest, whatever its size. sipgo's
 // WriteMsg refuses a datagram over 1300 bytes, but that rule (RFC 3261 §18.1.1) is for requests, which can go
 // over TCP instead; a response goes back over the transport its request came on (§18.2.2), and UDP carries
 // it (fragmented if need be) up to the largest datagram.
-func writeUDPResponse(conn *sip.UDPConnection, dest string, res *sip.Response) error {
-	ap, err := netip.ParseAddrPort(dest)
-	if err != nil {
-		return err
-	}
+func writeUDPResponse(conn *sip.UDPConnection, dest net.Addr, res *sip.Response) error {
 	b := responseBuffers.Get().(*bytes.Buffer)
 	defer responseBuffers.Put(b)
 	b.Reset()
 	res.StringWrite(b)
-	_, err = conn.PacketConn.WriteTo(b.Bytes(), net.UDPAddrFromAddrPort(ap))
+	_, err := conn.PacketConn.WriteTo(b.Bytes(), dest)
 	return err
 }

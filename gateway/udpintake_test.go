@@ -55,7 +55,8 @@ func TestRetransmissionAfterAnswer(t *testing.T) {
 }
 
 // A response to a MESSAGE taken from a UDP listener goes where RFC 3261 §18.2.2 and RFC 3581 say: to the
-// source address and port when the Via asks for rport, else to the Via's sent-by port — and out of the
+// source address and port when the Via asks for rport, else to the Via's sent-by port (the source's own or
+// another) — and out of the
 // listener's own socket either way.
 func TestUDPResponseAddress(t *testing.T) {
 	h := newHarness(t, nil)
@@ -78,6 +79,12 @@ func TestUDPResponseAddress(t *testing.T) {
 	bob.WaitInvite()
 	sender.write(h.udp(), message(bob.URI, other.addr()+";rport", "z9hG4bKaddr2", from, "addr-rport", "text/plain", "hello"))
 	expect(sender, "addr-rport")
+	// The Via naming the port the request came from (the usual case, answered to the address as read), then
+	// another port again.
+	sender.write(h.udp(), message(bob.URI, sender.addr(), "z9hG4bKaddr3", from, "addr-own-port", "text/plain", "hello"))
+	expect(sender, "addr-own-port")
+	sender.write(h.udp(), message(bob.URI, other.addr(), "z9hG4bKaddr4", from, "addr-via-port-2", "text/plain", "hello"))
+	expect(other, "addr-via-port-2")
 }
 
 // A BYE's transaction is not kept after its 200 (recent.go): a retransmission of it, arriving when the
