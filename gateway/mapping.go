@@ -91,10 +91,11 @@ func sendOutcome(code int, err error) outcome {
 // reportStatus maps the page-mode side's final response to the MSRP status of the REPORT (SPEC §5 table 2).
 // The comment carries the SIP code and reason, e.g. "404 Not Found".
 func reportStatus(o outcome) (status int, comment string) {
+	if o.Code >= 200 && o.Code < 300 {
+		return 200, "OK"
+	}
 	comment = o.String()
 	switch {
-	case o.Code >= 200 && o.Code < 300:
-		return 200, "OK"
 	case o.Code == 408 || o.Code == 480 || o.Code == 503 || o.Code == 504:
 		return 408, comment
 	case o.Code == 413:
