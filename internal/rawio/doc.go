@@ -9,6 +9,10 @@
 // gained by telling the scheduler about it. When a call would block, the goroutine waits in the runtime's
 // network poller exactly as with the net package (syscall.RawConn), deadlines included.
 //
+// A wrapped packet conn's ReadFrom returns the sender as an *Addr, made once per sender while the sender
+// stays the same: sipgo formats every datagram's sender, which would otherwise allocate several times per
+// datagram.
+//
 // On systems other than Linux, and on 32-bit x86 Linux (whose socket calls go through socketcall(2)), the
 // wrappers return what they are given.
 package rawio

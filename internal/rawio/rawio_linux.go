@@ -12,7 +12,8 @@ import (
 	"unsafe"
 )
 
-// WrapPacketConn returns a *net.UDPConn with raw ReadFrom and WriteTo; any other conn is returned as it is.
+// WrapPacketConn returns a *net.UDPConn with raw ReadFrom (the sender as an *Addr) and WriteTo; any other conn
+// is returned as it is.
 // All other methods are the UDPConn's own.
 func WrapPacketConn(pc net.PacketConn) net.PacketConn {
 	uc, ok := pc.(*net.UDPConn)
