@@ -164,18 +164,26 @@ func startKamailioWith(t *testing.T, config string) *kamailio {
 // runKamailio starts Kamailio once and waits until it accepts TCP; exited says it ended first.
 func runKamailio(t *testing.T, bin, config string) (k *kamailio, exited bool) {
 	t.Helper()
-	dir := t.TempDir()
 	port := freeTCPPort(t)
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, config, port, kamailioPassword), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	k = &kamailio{out: &syncBuffer{}}
-	var err error
-	k.URI, err = msrp.ParseURI("msrp://127.0.0.1:" + strconv.Itoa(port) + ";tcp")
+	uri, err := msrp.ParseURI("msrp://127.0.0.1:" + strconv.Itoa(port) + ";tcp")
 	if err != nil {
 		t.Fatal(err)
 	}
+	k, exited = runKamailioProbe(t, bin, fmt.Sprintf(config, port, kamailioPassword), uri.Authority())
+	k.URI = uri
+	return k, exited
+}
+
+// runKamailioProbe starts Kamailio once with config, as it is, and waits until it accepts TCP on probe
+// (host:port); exited says it ended first.
+func runKamailioProbe(t *testing.T, bin, config, probe string) (k *kamailio, exited bool) {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k = &kamailio{out: &syncBuffer{}}
 	// -DD: no daemon, the main process stays ours; -E: log to stderr; -Y: runtime files in dir.
 	cmd := exec.Command(bin, "-f", cfgPath, "-Y", dir, "-DD", "-E")
 	cmd.Dir = dir
@@ -197,7 +205,7 @@ func runKamailio(t *testing.T, bin, config string) (k *kamailio, exited bool) {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
-		t.Logf("kamailio's log (port %d):\n%s", port, k.out)
+		t.Logf("kamailio's log (%s):\n%s", probe, k.out)
 	})
 	deadline := time.Now().Add(waitFor)
 	for {
@@ -206,13 +214,13 @@ func runKamailio(t *testing.T, bin, config string) (k *kamailio, exited bool) {
 			return k, true
 		default:
 		}
-		c, err := net.DialTimeout("tcp", k.URI.Authority(), time.Second)
+		c, err := net.DialTimeout("tcp", probe, time.Second)
 		if err == nil {
 			c.Close()
 			return k, false
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("kamailio does not accept on %s: %v\n%s", k.URI.Authority(), err, k.out)
+			t.Fatalf("kamailio does not accept on %s: %v\n%s", probe, err, k.out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -1,0 +1,217 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
+)
+
+// The gateway behind a real SIP proxy, as operators run it: Kamailio (tm, rr) in front, Record-Routing every
+// dialog and forwarding the page-mode phones' MESSAGEs and the session-mode clients' INVITEs to the gateway,
+// and the gateway's own MESSAGEs, INVITEs and BYEs coming back through it (sip.outbound_proxy). The proxy
+// listens on two ports: the endpoints' side (where phones and clients send) and the gateway's side (the
+// gateway's outbound proxy). A request that comes on the endpoints' side goes to the gateway, one that comes
+// on the gateway's side goes to its Request-URI; requests in a dialog follow the route set (loose_route).
+// The transports of the two sides are set apart, so that the proxy can switch between UDP and TCP, and with
+// the sockets of the two sides differing Kamailio Record-Routes twice (one per side, RFC 3261 §16.6 step 4).
+
+// kamailioProxyConfig is the proxy's configuration; {{…}} are filled in by startKamailioProxy.
+const kamailioProxyConfig = `#!KAMAILIO
+debug=2
+log_stderror=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+use_dns_cache=no
+children=1
+tcp_children=2
+listen=udp:127.0.0.1:{{EP}}
+listen=tcp:127.0.0.1:{{EP}}
+listen=udp:127.0.0.1:{{GW}}
+listen=tcp:127.0.0.1:{{GW}}
+
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+
+request_route {
+	xinfo("request from $proto:$si:$sp on port $Rp:\n$mb\n");
+	if (!mf_process_maxfwd_header("10")) {
+		sl_send_reply("483", "Too Many Hops");
+		exit;
+	}
+	if (has_totag()) {
+		if (loose_route()) {
+			route(RELAY);
+		}
+		if (is_method("ACK") && t_check_trans()) {
+			route(RELAY);
+		}
+		sl_send_reply("404", "Not Here");
+		exit;
+	}
+	if (is_method("CANCEL")) {
+		if (t_check_trans()) {
+			route(RELAY);
+		}
+		exit;
+	}
+	remove_hf("Route");
+	record_route();
+	if ($Rp == {{EP}}) {
+		$du = "sip:{{GWADDR}};transport={{GWPROTO}}";
+		force_send_socket({{GWPROTO}}:127.0.0.1:{{GW}});
+	} else {
+		$du = "sip:" + $rd + ":" + $rp + ";transport={{EPPROTO}}";
+		force_send_socket({{EPPROTO}}:127.0.0.1:{{EP}});
+	}
+	route(RELAY);
+}
+
+route[RELAY] {
+	if (!t_relay()) {
+		sl_reply_error();
+	}
+	exit;
+}
+
+onreply_route {
+	xinfo("reply from $proto:$si:$sp:\n$mb\n");
+}
+`
+
+// kamailioProxy is a Kamailio SIP proxy running for one test.
+type kamailioProxy struct {
+	// EP is where the phones and clients send (host:port, UDP and TCP), GW where the gateway does.
+	EP, GW string
+}
+
+// proxyRoute is how the proxy reaches the gateway and the endpoints: "udp" or "tcp".
+type proxyRoute struct{ gw, ep string }
+
+// behindKamailioProxy starts a gateway whose outbound proxy is a Kamailio proxy, and the proxy, which
+// forwards to it over r.gw and to the endpoints over r.ep. The proxy's ports are picked before the gateway
+// starts (its config names them); when someone takes one before Kamailio binds it, both start anew.
+func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)) (*harness, *kamailioProxy) {
+	t.Helper()
+	bin, err := exec.LookPath("kamailio")
+	if err != nil {
+		t.Fatal("kamailio is required (Debian package kamailio: apt-get install -y kamailio; `make test` installs it)")
+	}
+	for attempt := 1; ; attempt++ {
+		ep, gw := freeUDPTCPPort(t), freeUDPTCPPort(t)
+		p := &kamailioProxy{EP: "127.0.0.1:" + strconv.Itoa(ep), GW: "127.0.0.1:" + strconv.Itoa(gw)}
+		h := newHarness(t, func(c *config.Config) {
+			c.SIP.OutboundProxy = "sip:" + p.GW + ";lr;transport=" + r.gw
+			if mutate != nil {
+				mutate(c)
+			}
+		})
+		cfg := strings.NewReplacer(
+			"{{EP}}", strconv.Itoa(ep), "{{GW}}", strconv.Itoa(gw),
+			"{{GWADDR}}", h.gw.SIPAddr(r.gw), "{{GWPROTO}}", r.gw, "{{EPPROTO}}", r.ep,
+		).Replace(kamailioProxyConfig)
+		k, exited := runKamailioProbe(t, bin, cfg, p.EP)
+		if !exited {
+			return h, p
+		}
+		h.gw.Close()
+		if attempt == 3 {
+			t.Fatalf("kamailio exited at start, %d times; the last time:\n%s", attempt, k.out)
+		}
+	}
+}
+
+// freeUDPTCPPort is a port free for both UDP and TCP on 127.0.0.1 when picked.
+func freeUDPTCPPort(t *testing.T) int {
+	t.Helper()
+	for {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return pc.LocalAddr().(*net.UDPAddr).Port
+		}
+	}
+}
+
+// Every flow through the proxy, each way the proxy's two sides are reached: a MESSAGE-first and a
+// session-first chat both ways, ended by a BYE from either side along the route set the proxy's
+// Record-Route made.
+func TestKamailioProxy(t *testing.T) {
+	routes := []proxyRoute{{"udp", "udp"}, {"tcp", "tcp"}, {"tcp", "udp"}, {"udp", "tcp"}}
+	for _, r := range routes {
+		for _, flow := range []string{"message first", "session first"} {
+			for _, ender := range []string{"client", "gateway"} {
+				name := fmt.Sprintf("gw %s, ep %s, %s, %s ends", r.gw, r.ep, flow, ender)
+				t.Run(name, func(t *testing.T) {
+					h, p := behindKamailioProxy(t, r, relayWait)
+					alice := testpeer.NewPhone(t, "alice")
+					bob := testpeer.NewClient(t, "bob")
+					var cs *testpeer.ClientSession
+					if flow == "message first" {
+						if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+							t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+						}
+						cs = bob.WaitInvite()
+						if m := cs.Recv(); string(m.Body) != "hello client" {
+							t.Fatalf("bob got %q", m.Body)
+						}
+						if rr := cs.ServerDialog().InviteRequest.GetHeaders("Record-Route"); len(rr) == 0 {
+							t.Fatal("the gateway's INVITE reached bob without the proxy's Record-Route")
+						}
+					} else {
+						cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
+						if rr := cs.ClientDialog().InviteResponse.GetHeaders("Record-Route"); len(rr) == 0 {
+							t.Fatal("the gateway's 200 reached bob without the proxy's Record-Route")
+						}
+					}
+					if res := cs.Send("text/plain", "hello phone"); res.StatusCode != 200 {
+						t.Fatalf("SEND answered %+v", res)
+					}
+					if got := string(alice.Recv().Body()); got != "hello phone" {
+						t.Fatalf("alice got %q", got)
+					}
+					if res := alice.Send(p.EP, bob.URI, "text/plain", "again"); res.StatusCode != 200 {
+						t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+					}
+					if m := cs.Recv(); string(m.Body) != "again" {
+						t.Fatalf("bob got %q", m.Body)
+					}
+
+					if ender == "client" {
+						cs.Bye()
+						h.events.waitKind(t, event.SessionEnded)
+						return
+					}
+					key := bob.URI + ":" + alice.URI
+					if !h.gw.EndSession(key) {
+						t.Fatalf("no session %q to end", key)
+					}
+					// Over TCP the proxy's connection has a port of its own: only its UDP source says it is the proxy.
+					if src := cs.ByeSource(); r.ep == "udp" && src != p.EP {
+						t.Fatalf("the gateway's BYE came from %s, not through the proxy (%s)", src, p.EP)
+					}
+					h.events.waitKind(t, event.SessionEnded)
+				})
+			}
+		}
+	}
+}
