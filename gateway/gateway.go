@@ -310,6 +310,13 @@ func (g *Gateway) startSIP() error {
 		// No port in sip.contact: the one we listen on. The host stays the operator's (a name, a NAT address).
 		contact.Port = contactPort
 	}
+	// A sip: URI that names no transport is reached over UDP (RFC 3263 §4.1), and peers send their requests in
+	// our dialogs (ACK, re-INVITE, BYE) to the Contact, through the proxies of the route set and then from
+	// the last one. A Contact whose port only a tcp listener has says so; without it those requests went over
+	// UDP to a port where nothing listens, and a peer's BYE never ended the session.
+	if !contact.IsEncrypted() && !contact.UriParams.Has("transport") && tcpOnlyPort(opened, contact.Port) {
+		contact.UriParams = append(contact.UriParams.Clone(), sip.HeaderKV{K: "transport", V: "tcp"})
+	}
 	g.contact = sip.ContactHeader{Address: contact}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(contact.Host), sipgo.WithClientLogger(sipLog))
 	if err != nil {
@@ -371,6 +378,24 @@ func (g *Gateway) anyEphemeralListen() bool {
 		}
 	}
 	return false
+}
+
+// tcpOnlyPort says whether port is a tcp listener's and no udp listener's.
+func tcpOnlyPort(opened []sipListener, port int) bool {
+	tcp := false
+	for _, o := range opened {
+		_, p, _ := net.SplitHostPort(o.addr)
+		if p != strconv.Itoa(port) {
+			continue
+		}
+		switch o.network {
+		case "udp":
+			return false
+		case "tcp":
+			tcp = true
+		}
+	}
+	return tcp
 }
 
 // sipListener is one open SIP listener, not yet served.

@@ -215,3 +215,31 @@ func TestKamailioProxy(t *testing.T) {
 		}
 	}
 }
+
+// A gateway listening for SIP over TCP only advertises a Contact with ;transport=tcp: the client's BYE, which
+// the proxy sends from the route set to the gateway's Contact, went over UDP (a sip: URI without a transport,
+// RFC 3263 §4.1) to a port where nothing listens, and the session never ended.
+func TestKamailioProxyTCPOnlyGateway(t *testing.T) {
+	for _, flow := range []string{"message first", "session first"} {
+		t.Run(flow, func(t *testing.T) {
+			h, p := behindKamailioProxy(t, proxyRoute{"tcp", "udp"}, func(c *config.Config) {
+				relayWait(c)
+				c.SIP.Listen = []config.Listen{{Network: "tcp", Addr: "127.0.0.1:0"}}
+			})
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			var cs *testpeer.ClientSession
+			if flow == "message first" {
+				if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+					t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+				}
+				cs = bob.WaitInvite()
+				cs.Recv()
+			} else {
+				cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
+			}
+			cs.Bye()
+			h.events.waitKind(t, event.SessionEnded)
+		})
+	}
+}
