@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
@@ -46,7 +47,7 @@ loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "pv.so"
 loadmodule "xlog.so"
-
+{{MODULES}}
 request_route {
 	xinfo("request from $proto:$si:$sp on port $Rp:\n$mb\n");
 	if (!mf_process_maxfwd_header("10")) {
@@ -71,6 +72,7 @@ request_route {
 	}
 	remove_hf("Route");
 	record_route();
+	{{INITIAL}}
 	if ($Rp == {{EP}}) {
 		$du = "sip:{{GWADDR}};transport={{GWPROTO}}";
 		force_send_socket({{GWPROTO}}:127.0.0.1:{{GW}});
@@ -99,8 +101,10 @@ type kamailioProxy struct {
 	EP, GW string
 }
 
-// proxyRoute is how the proxy reaches the gateway and the endpoints: "udp" or "tcp".
-type proxyRoute struct{ gw, ep string }
+// proxyRoute is how the proxy reaches the gateway and the endpoints, "udp" or "tcp", and what it does besides
+// routing: modules is configuration added after the modules, initial script run on every initial request
+// once it is Record-Routed.
+type proxyRoute struct{ gw, ep, modules, initial string }
 
 // behindKamailioProxy starts a gateway whose outbound proxy is a Kamailio proxy, and the proxy, which
 // forwards to it over r.gw and to the endpoints over r.ep. The proxy's ports are picked before the gateway
@@ -123,6 +127,7 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 		cfg := strings.NewReplacer(
 			"{{EP}}", strconv.Itoa(ep), "{{GW}}", strconv.Itoa(gw),
 			"{{GWADDR}}", h.gw.SIPAddr(r.gw), "{{GWPROTO}}", r.gw, "{{EPPROTO}}", r.ep,
+			"{{MODULES}}", r.modules, "{{INITIAL}}", r.initial,
 		).Replace(kamailioProxyConfig)
 		k, exited := runKamailioProbe(t, bin, cfg, p.EP)
 		if !exited {
@@ -156,7 +161,7 @@ func freeUDPTCPPort(t *testing.T) int {
 // session-first chat both ways, ended by a BYE from either side along the route set the proxy's
 // Record-Route made.
 func TestKamailioProxy(t *testing.T) {
-	routes := []proxyRoute{{"udp", "udp"}, {"tcp", "tcp"}, {"tcp", "udp"}, {"udp", "tcp"}}
+	routes := []proxyRoute{{gw: "udp", ep: "udp"}, {gw: "tcp", ep: "tcp"}, {gw: "tcp", ep: "udp"}, {gw: "udp", ep: "tcp"}}
 	for _, r := range routes {
 		for _, flow := range []string{"message first", "session first"} {
 			for _, ender := range []string{"client", "gateway"} {
@@ -222,7 +227,7 @@ func TestKamailioProxy(t *testing.T) {
 func TestKamailioProxyTCPOnlyGateway(t *testing.T) {
 	for _, flow := range []string{"message first", "session first"} {
 		t.Run(flow, func(t *testing.T) {
-			h, p := behindKamailioProxy(t, proxyRoute{"tcp", "udp"}, func(c *config.Config) {
+			h, p := behindKamailioProxy(t, proxyRoute{gw: "tcp", ep: "udp"}, func(c *config.Config) {
 				relayWait(c)
 				c.SIP.Listen = []config.Listen{{Network: "tcp", Addr: "127.0.0.1:0"}}
 			})
@@ -241,5 +246,41 @@ func TestKamailioProxyTCPOnlyGateway(t *testing.T) {
 			cs.Bye()
 			h.events.waitKind(t, event.SessionEnded)
 		})
+	}
+}
+
+// A proxy that forks the gateway's INVITE to two contacts of the client's (two devices both answering 200):
+// the gateway takes one 2xx for its session and ACKs and BYEs the other branch's dialog along that dialog's
+// route set (RFC 3261 §13.2.2.4), so the second device is not left in a dialog nobody ends; the chat goes on
+// with the first.
+func TestKamailioProxyForkedInvite(t *testing.T) {
+	bob2 := testpeer.NewClient(t, "bob")
+	r := proxyRoute{gw: "udp", ep: "udp", modules: `loadmodule "corex.so"`,
+		initial: `if (is_method("INVITE")) { append_branch("` + bob2.URI + `"); }`}
+	_, p := behindKamailioProxy(t, r, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	if res := alice.Send(p.EP, bob.URI, "text/plain", "first"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	kept, ended := bob.WaitInvite(), bob2.WaitInvite()
+	select {
+	case <-kept.ByeReceived():
+		kept, ended = ended, kept
+	case <-ended.ByeReceived():
+	case <-time.After(waitFor):
+		t.Fatal("neither branch's dialog got a BYE")
+	}
+	if kept.GotBye() {
+		t.Fatal("both branches' dialogs got a BYE")
+	}
+	if m := kept.Recv(); string(m.Body) != "first" {
+		t.Fatalf("the branch kept got %q", m.Body)
+	}
+	if res := alice.Send(p.EP, bob.URI, "text/plain", "second"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if m := kept.Recv(); string(m.Body) != "second" {
+		t.Fatalf("the branch kept got %q", m.Body)
 	}
 }
