@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
@@ -71,7 +74,7 @@ request_route {
 		exit;
 	}
 	remove_hf("Route");
-	record_route();
+	{{RR}}
 	{{INITIAL}}
 	if ($Rp == {{EP}}) {
 		$du = "sip:{{GWADDR}};transport={{GWPROTO}}";
@@ -104,7 +107,11 @@ type kamailioProxy struct {
 // proxyRoute is how the proxy reaches the gateway and the endpoints, "udp" or "tcp", and what it does besides
 // routing: modules is configuration added after the modules, initial script run on every initial request
 // once it is Record-Routed.
-type proxyRoute struct{ gw, ep, modules, initial string }
+type proxyRoute struct {
+	gw, ep           string
+	noRR             bool // the proxy does not Record-Route: requests in a dialog go from UA to UA
+	modules, initial string
+}
 
 // behindKamailioProxy starts a gateway whose outbound proxy is a Kamailio proxy, and the proxy, which
 // forwards to it over r.gw and to the endpoints over r.ep. The proxy's ports are picked before the gateway
@@ -124,10 +131,14 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 				mutate(c)
 			}
 		})
+		rr := "record_route();"
+		if r.noRR {
+			rr = ""
+		}
 		cfg := strings.NewReplacer(
 			"{{EP}}", strconv.Itoa(ep), "{{GW}}", strconv.Itoa(gw),
 			"{{GWADDR}}", h.gw.SIPAddr(r.gw), "{{GWPROTO}}", r.gw, "{{EPPROTO}}", r.ep,
-			"{{MODULES}}", r.modules, "{{INITIAL}}", r.initial,
+			"{{MODULES}}", r.modules, "{{INITIAL}}", r.initial, "{{RR}}", rr,
 		).Replace(kamailioProxyConfig)
 		k, exited := runKamailioProbe(t, bin, cfg, p.EP)
 		if !exited {
@@ -157,20 +168,26 @@ func freeUDPTCPPort(t *testing.T) int {
 	}
 }
 
-// Every flow through the proxy, each way the proxy's two sides are reached: a MESSAGE-first and a
-// session-first chat both ways, ended by a BYE from either side along the route set the proxy's
-// Record-Route made.
+// Every flow through the proxy, each way the proxy's two sides are reached, with and without Record-Route: a
+// MESSAGE-first and a session-first chat both ways, a message too large for UDP among them (the gateway's
+// MESSAGE goes to the proxy over TCP), ended by a BYE from either side, along the route set the proxy's
+// Record-Route made or, without one, from UA to UA (the gateway's through its outbound proxy).
 func TestKamailioProxy(t *testing.T) {
-	routes := []proxyRoute{{gw: "udp", ep: "udp"}, {gw: "tcp", ep: "tcp"}, {gw: "tcp", ep: "udp"}, {gw: "udp", ep: "tcp"}}
+	routes := []proxyRoute{
+		{gw: "udp", ep: "udp"}, {gw: "tcp", ep: "tcp"}, {gw: "tcp", ep: "udp"}, {gw: "udp", ep: "tcp"},
+		{gw: "udp", ep: "udp", noRR: true}, {gw: "tcp", ep: "udp", noRR: true},
+	}
+	large := strings.Repeat("large message ", 150) // 2100 octets: over UDP's 1300 (RFC 3428 §8)
 	for _, r := range routes {
 		for _, flow := range []string{"message first", "session first"} {
 			for _, ender := range []string{"client", "gateway"} {
-				name := fmt.Sprintf("gw %s, ep %s, %s, %s ends", r.gw, r.ep, flow, ender)
+				name := fmt.Sprintf("gw %s, ep %s, no RR %v, %s, %s ends", r.gw, r.ep, r.noRR, flow, ender)
 				t.Run(name, func(t *testing.T) {
 					h, p := behindKamailioProxy(t, r, relayWait)
 					alice := testpeer.NewPhone(t, "alice")
 					bob := testpeer.NewClient(t, "bob")
 					var cs *testpeer.ClientSession
+					var rr []sip.Header
 					if flow == "message first" {
 						if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
 							t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
@@ -179,20 +196,21 @@ func TestKamailioProxy(t *testing.T) {
 						if m := cs.Recv(); string(m.Body) != "hello client" {
 							t.Fatalf("bob got %q", m.Body)
 						}
-						if rr := cs.ServerDialog().InviteRequest.GetHeaders("Record-Route"); len(rr) == 0 {
-							t.Fatal("the gateway's INVITE reached bob without the proxy's Record-Route")
-						}
+						rr = cs.ServerDialog().InviteRequest.GetHeaders("Record-Route")
 					} else {
 						cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
-						if rr := cs.ClientDialog().InviteResponse.GetHeaders("Record-Route"); len(rr) == 0 {
-							t.Fatal("the gateway's 200 reached bob without the proxy's Record-Route")
+						rr = cs.ClientDialog().InviteResponse.GetHeaders("Record-Route")
+					}
+					if (len(rr) == 0) != r.noRR {
+						t.Fatalf("the dialog has %d Record-Route headers; the proxy Record-Routes: %v", len(rr), !r.noRR)
+					}
+					for _, body := range []string{"hello phone", large} {
+						if res := cs.Send("text/plain", body); res.StatusCode != 200 {
+							t.Fatalf("SEND answered %+v", res)
 						}
-					}
-					if res := cs.Send("text/plain", "hello phone"); res.StatusCode != 200 {
-						t.Fatalf("SEND answered %+v", res)
-					}
-					if got := string(alice.Recv().Body()); got != "hello phone" {
-						t.Fatalf("alice got %q", got)
+						if got := string(alice.Recv().Body()); got != body {
+							t.Fatalf("alice got %d octets, want the %d sent", len(got), len(body))
+						}
 					}
 					if res := alice.Send(p.EP, bob.URI, "text/plain", "again"); res.StatusCode != 200 {
 						t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
@@ -211,8 +229,9 @@ func TestKamailioProxy(t *testing.T) {
 						t.Fatalf("no session %q to end", key)
 					}
 					// Over TCP the proxy's connection has a port of its own: only its UDP source says it is the proxy.
-					if src := cs.ByeSource(); r.ep == "udp" && src != p.EP {
-						t.Fatalf("the gateway's BYE came from %s, not through the proxy (%s)", src, p.EP)
+					// Without Record-Route the proxy sends a request in a dialog from the side it came on.
+					if src := cs.ByeSource(); r.ep == "udp" && src != p.EP && src != p.GW {
+						t.Fatalf("the gateway's BYE came from %s, not through the proxy (%s, %s)", src, p.EP, p.GW)
 					}
 					h.events.waitKind(t, event.SessionEnded)
 				})
@@ -282,5 +301,32 @@ func TestKamailioProxyForkedInvite(t *testing.T) {
 	}
 	if m := kept.Recv(); string(m.Body) != "second" {
 		t.Fatalf("the branch kept got %q", m.Body)
+	}
+}
+
+// A client that rings and never answers: at setup_timeout the gateway CANCELs its INVITE through the proxy,
+// which takes the CANCEL to the client (the proxy's own transaction matches it only when it goes where the
+// INVITE went, RFC 3261 §9.1), and the MESSAGE gets 408.
+func TestKamailioProxyCancel(t *testing.T) {
+	h, p := behindKamailioProxy(t, proxyRoute{gw: "udp", ep: "udp"}, relayWait)
+	cancelled := make(chan *sip.Request, 1)
+	addr := testpeer.NewUA(t, "bob", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			tx.(*sip.ServerTx).OnCancel(func(r *sip.Request) { cancelled <- r })
+			tx.Respond(sip.NewResponseFromRequest(req, 180, "Ringing", nil))
+			<-tx.Done()
+		})
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	if res := alice.Send(p.EP, "sip:bob@"+addr, "text/plain", "anyone?"); res.StatusCode != 408 {
+		t.Fatalf("MESSAGE answered %d %s, want 408", res.StatusCode, res.Reason)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(waitFor):
+		t.Fatal("the client got no CANCEL")
+	}
+	if e := h.events.waitKind(t, event.SetupFailed); e.Code != 408 {
+		t.Fatalf("setup_failed with %d %s, want 408", e.Code, e.Reason)
 	}
 }
