@@ -106,7 +106,7 @@ type kamailioProxy struct {
 
 // proxyRoute is how the proxy reaches the gateway and the endpoints, "udp" or "tcp", and what it does besides
 // routing: modules is configuration added after the modules, initial script run on every initial request
-// once it is Record-Routed.
+// once it is Record-Routed ({{EP}} and {{GW}} there are the proxy's ports).
 type proxyRoute struct {
 	gw, ep           string
 	noRR             bool // the proxy does not Record-Route: requests in a dialog go from UA to UA
@@ -135,11 +135,11 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 		if r.noRR {
 			rr = ""
 		}
-		cfg := strings.NewReplacer(
+		cfg := strings.NewReplacer("{{MODULES}}", r.modules, "{{INITIAL}}", r.initial, "{{RR}}", rr).Replace(kamailioProxyConfig)
+		cfg = strings.NewReplacer(
 			"{{EP}}", strconv.Itoa(ep), "{{GW}}", strconv.Itoa(gw),
 			"{{GWADDR}}", h.gw.SIPAddr(r.gw), "{{GWPROTO}}", r.gw, "{{EPPROTO}}", r.ep,
-			"{{MODULES}}", r.modules, "{{INITIAL}}", r.initial, "{{RR}}", rr,
-		).Replace(kamailioProxyConfig)
+		).Replace(cfg)
 		k, exited := runKamailioProbe(t, bin, cfg, p.EP)
 		if !exited {
 			return h, p
@@ -329,4 +329,39 @@ func TestKamailioProxyCancel(t *testing.T) {
 	if e := h.events.waitKind(t, event.SetupFailed); e.Code != 408 {
 		t.Fatalf("setup_failed with %d %s, want 408", e.Code, e.Reason)
 	}
+}
+
+// A proxy that authenticates the gateway's requests (Digest, 407): the gateway answers the challenge to its
+// INVITE and to its MESSAGE with sip.credentials, its ACK carries the INVITE's credentials, and its BYE, which
+// the proxy does not challenge in a dialog, ends the session.
+func TestKamailioProxyChallenges(t *testing.T) {
+	r := proxyRoute{gw: "udp", ep: "udp", modules: `loadmodule "auth.so"`,
+		initial: `if ($Rp == {{GW}}) {
+		if (!pv_proxy_authenticate("proxy.test", "gw-s3cret", "0")) {
+			auth_challenge("proxy.test", "1");
+			exit;
+		}
+		consume_credentials();
+	}`}
+	h, p := behindKamailioProxy(t, r, func(c *config.Config) {
+		relayWait(c)
+		c.SIP.Credentials = []config.Credential{{Realm: "proxy.test", Username: "msrpgw", Password: "gw-s3cret"}}
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	cs.Recv()
+	if res := cs.Send("text/plain", "hello phone"); res.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", res)
+	}
+	if got := string(alice.Recv().Body()); got != "hello phone" {
+		t.Fatalf("alice got %q", got)
+	}
+	if !h.gw.EndSession(bob.URI + ":" + alice.URI) {
+		t.Fatal("no session to end")
+	}
+	cs.WaitBye()
 }
