@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -37,10 +40,10 @@ rev_dns=no
 use_dns_cache=no
 children=1
 tcp_children=2
-listen=udp:127.0.0.1:{{EP}}
-listen=tcp:127.0.0.1:{{EP}}
-listen=udp:127.0.0.1:{{GW}}
-listen=tcp:127.0.0.1:{{GW}}
+listen=udp:{{HOST}}:{{EP}}
+listen=tcp:{{HOST}}:{{EP}}
+listen=udp:{{HOST}}:{{GW}}
+listen=tcp:{{HOST}}:{{GW}}
 
 loadmodule "tm.so"
 loadmodule "sl.so"
@@ -78,10 +81,10 @@ request_route {
 	{{INITIAL}}
 	if ($Rp == {{EP}}) {
 		$du = "sip:{{GWADDR}};transport={{GWPROTO}}";
-		force_send_socket({{GWPROTO}}:127.0.0.1:{{GW}});
+		force_send_socket({{GWPROTO}}:{{HOST}}:{{GW}});
 	} else {
 		$du = "sip:" + $rd + ":" + $rp + ";transport={{EPPROTO}}";
-		force_send_socket({{EPPROTO}}:127.0.0.1:{{EP}});
+		force_send_socket({{EPPROTO}}:{{HOST}}:{{EP}});
 	}
 	route(RELAY);
 }
@@ -109,7 +112,8 @@ type kamailioProxy struct {
 // once it is Record-Routed ({{EP}} and {{GW}} there are the proxy's ports).
 type proxyRoute struct {
 	gw, ep           string
-	noRR             bool // the proxy does not Record-Route: requests in a dialog go from UA to UA
+	noRR             bool   // the proxy does not Record-Route: requests in a dialog go from UA to UA
+	host             string // the proxy's loopback address ("": 127.0.0.1)
 	modules, initial string
 }
 
@@ -123,8 +127,9 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 		t.Fatal("kamailio is required (Debian package kamailio: apt-get install -y kamailio; `make test` installs it)")
 	}
 	for attempt := 1; ; attempt++ {
-		ep, gw := freeUDPTCPPort(t), freeUDPTCPPort(t)
-		p := &kamailioProxy{EP: "127.0.0.1:" + strconv.Itoa(ep), GW: "127.0.0.1:" + strconv.Itoa(gw)}
+		host := cmp.Or(r.host, "127.0.0.1")
+		ep, gw := freeUDPTCPPort(t, host), freeUDPTCPPort(t, host)
+		p := &kamailioProxy{EP: net.JoinHostPort(host, strconv.Itoa(ep)), GW: net.JoinHostPort(host, strconv.Itoa(gw))}
 		h := newHarness(t, func(c *config.Config) {
 			c.SIP.OutboundProxy = "sip:" + p.GW + ";lr;transport=" + r.gw
 			if mutate != nil {
@@ -137,7 +142,7 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 		}
 		cfg := strings.NewReplacer("{{MODULES}}", r.modules, "{{INITIAL}}", r.initial, "{{RR}}", rr).Replace(kamailioProxyConfig)
 		cfg = strings.NewReplacer(
-			"{{EP}}", strconv.Itoa(ep), "{{GW}}", strconv.Itoa(gw),
+			"{{HOST}}", host, "{{EP}}", strconv.Itoa(ep), "{{GW}}", strconv.Itoa(gw),
 			"{{GWADDR}}", h.gw.SIPAddr(r.gw), "{{GWPROTO}}", r.gw, "{{EPPROTO}}", r.ep,
 		).Replace(cfg)
 		k, exited := runKamailioProbe(t, bin, cfg, p.EP)
@@ -151,11 +156,11 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 	}
 }
 
-// freeUDPTCPPort is a port free for both UDP and TCP on 127.0.0.1 when picked.
-func freeUDPTCPPort(t *testing.T) int {
+// freeUDPTCPPort is a port free for both UDP and TCP on host when picked.
+func freeUDPTCPPort(t *testing.T, host string) int {
 	t.Helper()
 	for {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err := net.ListenPacket("udp", host+":0")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +188,13 @@ func TestKamailioProxy(t *testing.T) {
 			for _, ender := range []string{"client", "gateway"} {
 				name := fmt.Sprintf("gw %s, ep %s, no RR %v, %s, %s ends", r.gw, r.ep, r.noRR, flow, ender)
 				t.Run(name, func(t *testing.T) {
-					h, p := behindKamailioProxy(t, r, relayWait)
+					// The proxy on an address of its own, the only one the gateway trusts, as operators set it up: a
+					// request in a dialog without Record-Route comes from the client itself.
+					r.host = "127.0.0.2"
+					h, p := behindKamailioProxy(t, r, func(c *config.Config) {
+						relayWait(c)
+						c.SIP.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+					})
 					alice := testpeer.NewPhone(t, "alice")
 					bob := testpeer.NewClient(t, "bob")
 					var cs *testpeer.ClientSession
@@ -364,4 +375,33 @@ func TestKamailioProxyChallenges(t *testing.T) {
 		t.Fatal("no session to end")
 	}
 	cs.WaitBye()
+}
+
+// On shutdown every session gets its BYE through the proxy before the gateway's transports close.
+func TestKamailioProxyShutdownByes(t *testing.T) {
+	for _, gwp := range []string{"udp", "tcp"} {
+		for _, flow := range []string{"message first", "session first"} {
+			t.Run(gwp+" "+flow, func(t *testing.T) {
+				h, p := behindKamailioProxy(t, proxyRoute{gw: gwp, ep: "udp"}, relayWait)
+				alice := testpeer.NewPhone(t, "alice")
+				bob := testpeer.NewClient(t, "bob")
+				var cs *testpeer.ClientSession
+				if flow == "message first" {
+					if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+						t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+					}
+					cs = bob.WaitInvite()
+					cs.Recv()
+				} else {
+					cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+				defer cancel()
+				if err := h.gw.Shutdown(ctx); err != nil {
+					t.Fatal(err)
+				}
+				cs.WaitBye()
+			})
+		}
+	}
 }
