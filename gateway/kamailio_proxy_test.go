@@ -18,6 +18,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -404,4 +405,80 @@ func TestKamailioProxyShutdownByes(t *testing.T) {
 			})
 		}
 	}
+}
+
+// An INVITE too large for UDP (RCS headers, here one padding header) goes to the proxy over TCP although the
+// outbound proxy says UDP (RFC 3261 §18.1.1); the dialog's ACK and BYE follow the route set the proxy
+// Record-Routed it with, the gateway's side of it over TCP.
+func TestKamailioProxyLargeInvite(t *testing.T) {
+	for _, ender := range []string{"client", "gateway"} {
+		t.Run(ender, func(t *testing.T) {
+			h, p := behindKamailioProxy(t, proxyRoute{gw: "udp", ep: "udp"}, func(c *config.Config) {
+				relayWait(c)
+				c.Gateway.Message.InviteHeaders = []string{"X-Pad: " + strings.Repeat("x", 1000)}
+			})
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+				t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+			}
+			cs := bob.WaitInvite()
+			cs.Recv()
+			if ender == "client" {
+				cs.Bye()
+				h.events.waitKind(t, event.SessionEnded)
+				return
+			}
+			h.gw.EndSession(bob.URI + ":" + alice.URI)
+			cs.WaitBye()
+		})
+	}
+}
+
+// A late-offer INVITE through the proxy, the proxy reaching the gateway over TCP: the gateway's offer in its
+// 200, the client's answer in the ACK, which comes along the route set (SPEC §3.2 step 2).
+func TestKamailioProxyLateOffer(t *testing.T) {
+	h, p := behindKamailioProxy(t, proxyRoute{gw: "tcp", ep: "udp"}, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetDestination(p.EP)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	dlg, err := bob.DialogUA().WriteInvite(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := sdp.Parse(dlg.InviteResponse.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := bob.NewSession()
+	path, err := msrp.ParsePath(strings.Join(offer.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.MSRP.SetPeerPath(path)
+	ackWith(t, dlg, bob.Media(cs, sdp.SetupPassive))
+	select {
+	case <-cs.MSRP.Bound():
+	case <-time.After(waitFor):
+		t.Fatal("the gateway never connected after the ACK's answer")
+	}
+	if r := cs.Send("text/plain", "late offer"); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	if got := string(alice.Recv().Body()); got != "late offer" {
+		t.Fatalf("alice got %q", got)
+	}
+	if err := dlg.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.events.waitKind(t, event.SessionEnded)
 }
