@@ -482,3 +482,22 @@ func TestKamailioProxyLateOffer(t *testing.T) {
 	}
 	h.events.waitKind(t, event.SessionEnded)
 }
+
+// A client that is busy: its 486 comes back through the proxy (which takes the ACK of that non-2xx itself),
+// the MESSAGE gets 486, and the setup-failed notification reaches the phone through the proxy too.
+func TestKamailioProxyBusy(t *testing.T) {
+	_, p := behindKamailioProxy(t, proxyRoute{gw: "udp", ep: "udp"}, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetAnswer(486, "")
+	if res := alice.Send(p.EP, bob.URI, "text/plain", "anyone?"); res.StatusCode != 486 {
+		t.Fatalf("MESSAGE answered %d %s, want 486", res.StatusCode, res.Reason)
+	}
+	n := alice.Recv()
+	if got, want := string(n.Body()), "Failed to establish session, error: 486 Busy Here"; got != want {
+		t.Fatalf("alice got %q, want %q", got, want)
+	}
+	if src := n.Source(); src != p.EP {
+		t.Fatalf("the notification came from %s, not through the proxy (%s)", src, p.EP)
+	}
+}
