@@ -312,10 +312,11 @@ func (g *Gateway) startSIP() error {
 	}
 	// A sip: URI that names no transport is reached over UDP (RFC 3263 §4.1), and peers send their requests in
 	// our dialogs (ACK, re-INVITE, BYE) to the Contact, through the proxies of the route set and then from
-	// the last one. A Contact whose port only a tcp listener has says so; without it those requests went over
-	// UDP to a port where nothing listens, and a peer's BYE never ended the session.
-	if !contact.IsEncrypted() && !contact.UriParams.Has("transport") && tcpOnlyPort(opened, contact.Port) {
-		contact.UriParams = append(contact.UriParams.Clone(), sip.HeaderKV{K: "transport", V: "tcp"})
+	// the last one. A Contact whose port no udp listener has names the transport of the listener it is;
+	// without it those requests went over UDP to a port where nothing listens, and a peer's BYE through a
+	// proxy never ended the session.
+	if tp := contactTransport(opened, contact.Port); tp != "" && !contact.IsEncrypted() && !contact.UriParams.Has("transport") {
+		contact.UriParams = append(contact.UriParams.Clone(), sip.HeaderKV{K: "transport", V: tp})
 	}
 	g.contact = sip.ContactHeader{Address: contact}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(contact.Host), sipgo.WithClientLogger(sipLog))
@@ -380,22 +381,22 @@ func (g *Gateway) anyEphemeralListen() bool {
 	return false
 }
 
-// tcpOnlyPort says whether port is a tcp listener's and no udp listener's.
-func tcpOnlyPort(opened []sipListener, port int) bool {
-	tcp := false
+// contactTransport is the transport a Contact with port must name: "" when a udp listener has the port (or
+// none has it), else "tcp" or "tls", the first listener's with that port.
+func contactTransport(opened []sipListener, port int) string {
+	tp := ""
 	for _, o := range opened {
-		_, p, _ := net.SplitHostPort(o.addr)
-		if p != strconv.Itoa(port) {
+		if _, p, _ := net.SplitHostPort(o.addr); p != strconv.Itoa(port) {
 			continue
 		}
-		switch o.network {
-		case "udp":
-			return false
-		case "tcp":
-			tcp = true
+		if o.network == "udp" {
+			return ""
+		}
+		if tp == "" {
+			tp = o.network
 		}
 	}
-	return tcp
+	return tp
 }
 
 // sipListener is one open SIP listener, not yet served.

@@ -732,3 +732,36 @@ func TestSIPCertificateValidityLoggedOnce(t *testing.T) {
 		t.Errorf("logged %q for sip.tls.cert %d times, want once", "TLS certificate expired", n)
 	}
 }
+
+// A gateway listening for SIP over TLS only, its sip.contact a sip: URI, advertises the tls listener with
+// ;transport=tls: a sip: URI without a transport is reached over UDP (RFC 3263 §4.1), and a client's BYE to
+// the gateway's Contact went over UDP to a port where nothing listens.
+func TestTLSOnlyContact(t *testing.T) {
+	gwPair, peerPair := newTestPair(t), newTestPair(t)
+	h := newHarness(t, func(c *config.Config) {
+		c.SIP.Listen = []config.Listen{{Network: "tls", Addr: "127.0.0.1:0"}}
+		c.SIP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile, ClientCA: peerPair.certFile}
+	})
+	alice := newTLSPhone(t, "alice", &peerPair, gwPair.pool())
+	bob := testpeer.NewClientWith(t, "bob", testpeer.ClientConfig{
+		SIPTLS:       &tls.Config{Certificates: []tls.Certificate{peerPair.cert}},
+		SIPClientTLS: &tls.Config{Certificates: []tls.Certificate{peerPair.cert}, RootCAs: gwPair.pool()},
+	})
+	res, err := sendTLS(alice, h.gw.SIPAddr("tls"), bob.URI+";transport=tls", "hello")
+	if err != nil || res.StatusCode >= 300 {
+		t.Fatalf("MESSAGE over TLS: %v %v", res, err)
+	}
+	cs := bob.WaitInvite()
+	if got, want := cs.ServerDialog().InviteRequest.Contact().Address.String(), "sip:"+h.gw.SIPAddr("tls")+";transport=tls"; got != want {
+		t.Errorf("the INVITE's Contact is %s, want %s", got, want)
+	}
+	if m := cs.Recv(); string(m.Body) != "hello" {
+		t.Fatalf("bob got %q", m.Body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := cs.TryBye(ctx); err != nil {
+		t.Fatalf("bob's BYE to the gateway's Contact: %v", err)
+	}
+	h.events.waitKind(t, event.SessionEnded)
+}
