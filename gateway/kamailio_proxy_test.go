@@ -106,6 +106,22 @@ onreply_route {
 type kamailioProxy struct {
 	// EP is where the phones and clients send (host:port, UDP and TCP), GW where the gateway does.
 	EP, GW string
+
+	t        *testing.T
+	bin, cfg string
+	k        *kamailio
+}
+
+// restart stops the proxy and starts it again on the same ports, as an operator's restart does: every TCP
+// connection to it is closed, its transactions are forgotten.
+func (p *kamailioProxy) restart() {
+	p.t.Helper()
+	p.k.stop()
+	k, exited := runKamailioProbe(p.t, p.bin, p.cfg, p.EP)
+	if exited {
+		p.t.Fatalf("kamailio exited at restart:\n%s", k.out)
+	}
+	p.k = k
 }
 
 // proxyRoute is how the proxy reaches the gateway and the endpoints, "udp" or "tcp", and what it does besides
@@ -148,6 +164,7 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 		).Replace(cfg)
 		k, exited := runKamailioProbe(t, bin, cfg, p.EP)
 		if !exited {
+			p.t, p.bin, p.cfg, p.k = t, bin, cfg, k
 			return h, p
 		}
 		h.gw.Close()
@@ -499,5 +516,54 @@ func TestKamailioProxyBusy(t *testing.T) {
 	}
 	if src := n.Source(); src != p.EP {
 		t.Fatalf("the notification came from %s, not through the proxy (%s)", src, p.EP)
+	}
+}
+
+// A restart of the proxy in the middle of a chat (its TCP connections closed, its transactions forgotten;
+// Record-Route keeps no state): the gateway's next MESSAGE goes on a new connection, the phone's reaches the
+// session, and the gateway's BYE follows the route set to the new proxy.
+func TestKamailioProxyRestart(t *testing.T) {
+	for _, c := range []struct{ gw, flow string }{
+		{"tcp", "message first"}, {"tcp", "session first"}, {"udp", "message first"}, {"udp", "session first"},
+	} {
+		t.Run(c.gw+" "+c.flow, func(t *testing.T) {
+			flow := c.flow
+			h, p := behindKamailioProxy(t, proxyRoute{gw: c.gw, ep: "udp"}, relayWait)
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			var cs *testpeer.ClientSession
+			if flow == "message first" {
+				if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+					t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+				}
+				cs = bob.WaitInvite()
+				cs.Recv()
+			} else {
+				cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
+			}
+			if res := cs.Send("text/plain", "one"); res.StatusCode != 200 {
+				t.Fatalf("SEND answered %+v", res)
+			}
+			alice.Recv()
+			// The restart comes once the gateway has alice's 200: a response the old proxy never relayed would
+			// hold the MESSAGEs after it (one outstanding per destination) until Timer F.
+			for h.events.countWhere(func(e event.Event) bool {
+				return e.Kind == event.MessageDelivered && e.Direction == event.ToSIP
+			}) == 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+			p.restart()
+			if res := cs.Send("text/plain", "two"); res.StatusCode != 200 {
+				t.Fatalf("SEND answered %+v", res)
+			}
+			if m, ok := alice.TryRecv(5 * time.Second); !ok || string(m.Body()) != "two" {
+				t.Fatalf("alice got no MESSAGE after the proxy's restart")
+			}
+			if res := alice.Send(p.EP, bob.URI, "text/plain", "three"); res.StatusCode != 200 {
+				t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+			}
+			h.gw.EndSession(bob.URI + ":" + alice.URI)
+			cs.WaitBye()
+		})
 	}
 }

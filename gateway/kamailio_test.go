@@ -113,8 +113,9 @@ var kamailioUser = &msrp.Credentials{Username: "bob", Password: kamailioPassword
 // kamailio is a Kamailio relay running for one test.
 type kamailio struct {
 	// URI is where clients AUTH, msrp://127.0.0.1:PORT;tcp.
-	URI msrp.URI
-	out *syncBuffer
+	URI  msrp.URI
+	out  *syncBuffer
+	stop func() // ends Kamailio, once; the test's end does too
 }
 
 // syncBuffer is Kamailio's output, written by os/exec's copying goroutine and read by the test.
@@ -197,16 +198,20 @@ func runKamailioProbe(t *testing.T, bin, config, probe string) (k *kamailio, exi
 		cmd.Wait()
 		close(done)
 	}()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		t.Logf("kamailio's log (%s):\n%s", probe, k.out)
-	})
+	var once sync.Once
+	k.stop = func() {
+		once.Do(func() {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}
+			t.Logf("kamailio's log (%s):\n%s", probe, k.out)
+		})
+	}
+	t.Cleanup(k.stop)
 	deadline := time.Now().Add(waitFor)
 	for {
 		select {
