@@ -124,6 +124,23 @@ func (p *kamailioProxy) restart() {
 	p.k = k
 }
 
+// chat starts a chat between alice and bob through the proxy, flow "message first" (alice's MESSAGE makes the
+// gateway INVITE bob) or "session first" (bob INVITEs alice through the gateway), and returns bob's session.
+func (p *kamailioProxy) chat(alice *testpeer.Phone, bob *testpeer.Client, flow string) *testpeer.ClientSession {
+	p.t.Helper()
+	if flow == "session first" {
+		return bob.Call(p.EP, alice.URI, sdp.SetupActive)
+	}
+	if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
+		p.t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	cs := bob.WaitInvite()
+	if m := cs.Recv(); string(m.Body) != "hello client" {
+		p.t.Fatalf("bob got %q", m.Body)
+	}
+	return cs
+}
+
 // proxyRoute is how the proxy reaches the gateway and the endpoints, "udp" or "tcp", and what it does besides
 // routing: modules is configuration added after the modules, initial script run on every initial request
 // once it is Record-Routed ({{EP}} and {{GW}} there are the proxy's ports).
@@ -136,7 +153,8 @@ type proxyRoute struct {
 
 // behindKamailioProxy starts a gateway whose outbound proxy is a Kamailio proxy, and the proxy, which
 // forwards to it over r.gw and to the endpoints over r.ep. The proxy's ports are picked before the gateway
-// starts (its config names them); when someone takes one before Kamailio binds it, both start anew.
+// starts (its config names them); when someone takes one before Kamailio binds it, both start anew (the
+// gateway that did not serve is closed at the test's end).
 func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)) (*harness, *kamailioProxy) {
 	t.Helper()
 	bin, err := exec.LookPath("kamailio")
@@ -167,7 +185,6 @@ func behindKamailioProxy(t *testing.T, r proxyRoute, mutate func(*config.Config)
 			p.t, p.bin, p.cfg, p.k = t, bin, cfg, k
 			return h, p
 		}
-		h.gw.Close()
 		if attempt == 3 {
 			t.Fatalf("kamailio exited at start, %d times; the last time:\n%s", attempt, k.out)
 		}
@@ -215,19 +232,11 @@ func TestKamailioProxy(t *testing.T) {
 					})
 					alice := testpeer.NewPhone(t, "alice")
 					bob := testpeer.NewClient(t, "bob")
-					var cs *testpeer.ClientSession
+					cs := p.chat(alice, bob, flow)
 					var rr []sip.Header
 					if flow == "message first" {
-						if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
-							t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
-						}
-						cs = bob.WaitInvite()
-						if m := cs.Recv(); string(m.Body) != "hello client" {
-							t.Fatalf("bob got %q", m.Body)
-						}
 						rr = cs.ServerDialog().InviteRequest.GetHeaders("Record-Route")
 					} else {
-						cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
 						rr = cs.ClientDialog().InviteResponse.GetHeaders("Record-Route")
 					}
 					if (len(rr) == 0) != r.noRR {
@@ -281,16 +290,7 @@ func TestKamailioProxyTCPOnlyGateway(t *testing.T) {
 			})
 			alice := testpeer.NewPhone(t, "alice")
 			bob := testpeer.NewClient(t, "bob")
-			var cs *testpeer.ClientSession
-			if flow == "message first" {
-				if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
-					t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
-				}
-				cs = bob.WaitInvite()
-				cs.Recv()
-			} else {
-				cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
-			}
+			cs := p.chat(alice, bob, flow)
 			cs.Bye()
 			h.events.waitKind(t, event.SessionEnded)
 		})
@@ -403,16 +403,7 @@ func TestKamailioProxyShutdownByes(t *testing.T) {
 				h, p := behindKamailioProxy(t, proxyRoute{gw: gwp, ep: "udp"}, relayWait)
 				alice := testpeer.NewPhone(t, "alice")
 				bob := testpeer.NewClient(t, "bob")
-				var cs *testpeer.ClientSession
-				if flow == "message first" {
-					if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
-						t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
-					}
-					cs = bob.WaitInvite()
-					cs.Recv()
-				} else {
-					cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
-				}
+				cs := p.chat(alice, bob, flow)
 				ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 				defer cancel()
 				if err := h.gw.Shutdown(ctx); err != nil {
@@ -531,16 +522,7 @@ func TestKamailioProxyRestart(t *testing.T) {
 			h, p := behindKamailioProxy(t, proxyRoute{gw: c.gw, ep: "udp"}, relayWait)
 			alice := testpeer.NewPhone(t, "alice")
 			bob := testpeer.NewClient(t, "bob")
-			var cs *testpeer.ClientSession
-			if flow == "message first" {
-				if res := alice.Send(p.EP, bob.URI, "text/plain", "hello client"); res.StatusCode != 200 {
-					t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
-				}
-				cs = bob.WaitInvite()
-				cs.Recv()
-			} else {
-				cs = bob.Call(p.EP, alice.URI, sdp.SetupActive)
-			}
+			cs := p.chat(alice, bob, flow)
 			if res := cs.Send("text/plain", "one"); res.StatusCode != 200 {
 				t.Fatalf("SEND answered %+v", res)
 			}
