@@ -549,3 +549,26 @@ func TestKamailioProxyRestart(t *testing.T) {
 		})
 	}
 }
+
+// A newer INVITE for a key takes the session over (SPEC §3.2 step 3): the older dialog, set up by the client
+// or by the gateway, gets its BYE through the proxy along its own route set, and the chat goes on in the new one.
+func TestKamailioProxyNewerInviteWins(t *testing.T) {
+	for _, flow := range []string{"message first", "session first"} {
+		t.Run(flow, func(t *testing.T) {
+			_, p := behindKamailioProxy(t, proxyRoute{gw: "tcp", ep: "udp", host: "127.0.0.2"}, relayWait)
+			alice := testpeer.NewPhone(t, "alice")
+			bob := testpeer.NewClient(t, "bob")
+			old := p.chat(alice, bob, flow)
+			cs := bob.Call(p.EP, alice.URI, sdp.SetupActive)
+			if src := old.ByeSource(); src != p.EP {
+				t.Fatalf("the older dialog's BYE came from %s, not through the proxy (%s)", src, p.EP)
+			}
+			if res := alice.Send(p.EP, bob.URI, "text/plain", "to the new one"); res.StatusCode != 200 {
+				t.Fatalf("MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+			}
+			if m := cs.Recv(); string(m.Body) != "to the new one" {
+				t.Fatalf("bob got %q", m.Body)
+			}
+		})
+	}
+}
