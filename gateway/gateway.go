@@ -246,7 +246,16 @@ func (g *Gateway) startSIP() error {
 		sipgo.WithUserAgent("msrpgw"),
 		sipgo.WithUserAgentParser(g.parser),
 		sipgo.WithUserAgenTLSConfig(clientTLS), // requests to sips: URIs and ;transport=tls
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		// A stream connection (TCP, TLS) that closes ends the transactions it carried at once, as a transport
+		// failure (RFC 3261 §17.1.4, §8.1.3.1: treated as 503), instead of at Timer F or B (32 s). A response can
+		// no longer come back on that connection, and the gateway sends one MESSAGE at a time per destination
+		// (RFC 3428 §8): without this, a proxy's restart held every later MESSAGE to a destination for 32 s,
+		// the outstanding one then failing with 408. sipgo applies it to server transactions too, which is safe
+		// here: an INVITE server transaction that sent its 2xx is in the Accepted state, which ignores a
+		// transport error (RFC 6026 §7.1), so the 2xx-until-ACK handling of RespondSDP and respondReinvite goes
+		// on as before (an ACK on a new connection still confirms the dialog); any other server transaction on
+		// the closed connection could only send its response on that connection, whose write fails anyway.
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog), sip.WithTransactionLayerTerminateOnConnClose()),
 		// Parse errors (e.g. a TCP message over the parse limit, dropped with its connection) go to our log.
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog), sip.WithTransportLayerReadFilter(g.takeUDP)),
 	)

@@ -259,6 +259,12 @@ func (g *Gateway) doMessage(req *sip.Request, done answered) outcome {
 	for err == nil && isChallenge(res) && g.answerChallenge(req, res, &done) {
 		res, err = g.client.Do(ctx, req)
 	}
+	if errors.Is(err, sip.ErrTransactionTransport) {
+		// Its connection closed before the final response (or could not carry it): the transaction ended at
+		// once (startSIP), and the MESSAGE fails as a 503 (RFC 3261 §8.1.3.1), the next one to the destination
+		// going out on a new connection. Said here: "message to SIP failed" alone does not say why.
+		g.log.Warn("MESSAGE failed on a transport failure, as 503", "ruri", req.Recipient.String(), "err", err)
+	}
 	return g.messageOutcome(res, err)
 }
 
