@@ -219,6 +219,11 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		if res := dlg.InviteResponse; res != nil && !res.IsProvisional() && !res.IsSuccess() {
 			return failInvite(res.StatusCode, res.Reason)
 		}
+		if errors.Is(err, sip.ErrTransactionTransport) {
+			// Its connection closed before a final response, which can no longer come: the transaction ended at
+			// once (startSIP), a 503, not the 408 of a setup_timeout that has not passed.
+			return failSetup(outcomeTransportFailed, err)
+		}
 		return failSetup(outcomeSetupTimeout, err)
 	}
 

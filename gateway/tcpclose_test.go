@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,7 +17,11 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
 // closingPhone is a page-mode phone on SIP over TCP, on raw sockets: it closes the first connection the
@@ -89,9 +94,22 @@ func (p *closingPhone) serve(c net.Conn, first bool) {
 	}
 }
 
-// readSIPRequest reads one request from a SIP stream: the head up to the blank line, then Content-Length
-// bytes of body.
+// readSIPRequest reads one request from a SIP stream.
 func readSIPRequest(r *bufio.Reader) (*sip.Request, error) {
+	msg, err := readSIPMessage(r)
+	if err != nil {
+		return nil, err
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return nil, fmt.Errorf("not a request: %T", msg)
+	}
+	return req, nil
+}
+
+// readSIPMessage reads one message from a SIP stream: the head up to the blank line, then Content-Length
+// bytes of body.
+func readSIPMessage(r *bufio.Reader) (sip.Message, error) {
 	tr := textproto.NewReader(r)
 	var head bytes.Buffer
 	n := 0
@@ -115,15 +133,7 @@ func readSIPRequest(r *bufio.Reader) (*sip.Request, error) {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, err
 	}
-	msg, err := sip.ParseMessage(append(head.Bytes(), body...))
-	if err != nil {
-		return nil, err
-	}
-	req, ok := msg.(*sip.Request)
-	if !ok {
-		return nil, fmt.Errorf("not a request: %T", msg)
-	}
-	return req, nil
+	return sip.ParseMessage(append(head.Bytes(), body...))
 }
 
 // A MESSAGE the gateway generated over TCP whose connection closes before its final response ends at once
@@ -172,4 +182,129 @@ func TestGeneratedMessageConnClosed(t *testing.T) {
 		t.Fatalf("the next MESSAGE did not reach the phone within %s of the connection's close", prompt)
 	}
 	logs.wait(t, "MESSAGE failed on a transport failure, as 503", map[string]string{"ruri": alice.uri(), "err": ""})
+}
+
+// The gateway's connection-close handling leaves an INVITE server transaction that sent its 2xx alone (sipgo's
+// Accepted state ignores a transport error): a session-first INVITE over TCP whose connection closes between
+// the gateway's 200 and the ACK, the ACK coming on a new connection (a proxy reconnecting), still gets its
+// session up.
+func TestInvite200ConnClosedBeforeAck(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.NewSession()
+	gwTCP := h.gw.SIPAddr("tcp")
+
+	c1, err := net.Dial("tcp", gwTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	local := c1.LocalAddr().(*net.TCPAddr)
+	invite, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "application/sdp", bob.Media(cs, sdp.SetupActive).Marshal(1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "TCP", Host: local.IP.String(), Port: local.Port, Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranch())
+	invite.PrependHeader(via)
+	callID := sip.CallIDHeader("inv200close-" + sip.GenerateTagN(8))
+	invite.AppendHeader(&callID)
+	invite.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	invite.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	invite.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bob", Host: local.IP.String(), Port: local.Port, UriParams: sip.HeaderParams{{K: "transport", V: "tcp"}}}})
+	if _, err := io.WriteString(c1, invite.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.SetReadDeadline(time.Now().Add(waitFor)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c1)
+	var ok *sip.Response
+	for ok == nil {
+		msg, err := readSIPMessage(r)
+		if err != nil {
+			t.Fatalf("no final response to the INVITE: %v", err)
+		}
+		if res, isRes := msg.(*sip.Response); isRes && !res.IsProvisional() {
+			if res.StatusCode != 200 {
+				t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
+			}
+			ok = res
+		}
+	}
+	// The connection goes before the ACK: the proxy restarting, say.
+	c1.Close()
+
+	c2, err := net.Dial("tcp", gwTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	local = c2.LocalAddr().(*net.TCPAddr)
+	ack := sip.NewRequest(sip.ACK, ok.Contact().Address)
+	via = &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "TCP", Host: local.IP.String(), Port: local.Port, Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranch())
+	ack.AppendHeader(via)
+	ack.AppendHeader(sip.HeaderClone(invite.From()))
+	ack.AppendHeader(sip.HeaderClone(ok.To()))
+	ack.AppendHeader(&callID)
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.ACK})
+	ack.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	ack.SetBody(nil)
+	if _, err := io.WriteString(c2, ack.String()); err != nil {
+		t.Fatal(err)
+	}
+
+	ans, err := sdp.Parse(ok.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParseSDPPath(strings.Join(ans.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.MSRP.SetPeerPath(path)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := cs.MSRP.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.events.waitKind(t, event.SessionStarted)
+	if r := cs.Send("text/plain", "up after all"); r.StatusCode != 200 {
+		t.Fatalf("SEND %+v", r)
+	}
+	if m := alice.Recv(); string(m.Body()) != "up after all" {
+		t.Fatalf("alice got %q", m.Body())
+	}
+	if n := h.events.count(event.SessionEnded); n != 0 {
+		t.Fatalf("%d sessions ended", n)
+	}
+}
+
+// A message-first INVITE over TCP whose connection closes before any final response fails the setup at once
+// as a 503 (RFC 3261 §8.1.3.1; SPEC §5: an INVITE's 5xx is the MESSAGE's response), not at setup_timeout as a
+// 408: the MESSAGE gets 503 and the setup-failed notification says so.
+func TestInviteConnClosedFailsSetup(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = config.ReplyWait
+		c.Gateway.SetupTimeout = 20 * time.Second // far beyond the prompt failure asked for
+	})
+	bob := newClosingPhone(t) // the session-mode side: it takes the INVITE and closes the connection
+	alice := testpeer.NewPhone(t, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	res, err := alice.TrySend(ctx, h.udp(), bob.uri(), "text/plain", "hello")
+	if err != nil {
+		t.Fatalf("no final response to the MESSAGE within 3 s of the INVITE's connection closing: %v", err)
+	}
+	if res.StatusCode != 503 {
+		t.Fatalf("MESSAGE answered %d %s, want 503", res.StatusCode, res.Reason)
+	}
+	if got, want := string(alice.Recv().Body()), "Failed to establish session, error: 503 Service Unavailable"; got != want {
+		t.Fatalf("alice got %q, want %q", got, want)
+	}
+	if e := h.events.waitKind(t, event.SetupFailed); e.Code != 503 {
+		t.Fatalf("setup-failed %+v, want code 503", e)
+	}
 }
