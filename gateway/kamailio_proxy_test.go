@@ -572,3 +572,47 @@ func TestKamailioProxyNewerInviteWins(t *testing.T) {
 		})
 	}
 }
+
+// A restart of the proxy while a MESSAGE the gateway generated waits for its final response over TCP: the
+// connection's close ends that MESSAGE at once as a 503 (its SEND's failure REPORT says so), and the next
+// MESSAGE reaches the phone at once through the restarted proxy, not after Timer F (32 s) with the MESSAGEs
+// to the destination held behind the lost one (TestGeneratedMessageConnClosed, without a proxy).
+func TestKamailioProxyRestartOutstanding(t *testing.T) {
+	h, p := behindKamailioProxy(t, proxyRoute{gw: "tcp", ep: "udp"}, relayWait)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := p.chat(alice, bob, "session first")
+	alice.SetAnswer(0) // the first MESSAGE stays unanswered
+	one := cs.Send("text/plain", "one")
+	if one.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", one)
+	}
+	if m := alice.Recv(); string(m.Body()) != "one" {
+		t.Fatalf("alice got %q", m.Body())
+	}
+	alice.SetAnswer(200)
+	p.restart()
+	restarted := time.Now()
+	if res := cs.Send("text/plain", "two"); res.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v", res)
+	}
+	const prompt = 5 * time.Second
+	if rep, ok := tryRecvReport(cs, prompt); !ok {
+		t.Fatalf("no REPORT for the MESSAGE lost with the proxy within %s", prompt)
+	} else if rep.MessageID != one.MessageID || rep.StatusCode != 408 || rep.Comment != "503 Service Unavailable" {
+		t.Fatalf("REPORT %s %d %q, want %s 408 \"503 Service Unavailable\"", rep.MessageID, rep.StatusCode, rep.Comment, one.MessageID)
+	}
+	for {
+		m, ok := alice.TryRecv(prompt - time.Since(restarted))
+		if !ok {
+			t.Fatalf("alice got no MESSAGE within %s of the proxy's restart", prompt)
+		}
+		if string(m.Body()) == "two" {
+			break
+		}
+	}
+	t.Logf("the next MESSAGE reached alice %s after the proxy's restart", time.Since(restarted).Round(time.Millisecond))
+	if e := h.events.waitKind(t, event.MessageDelivered); e.Direction != event.ToSIP {
+		t.Fatalf("delivered %+v, want the MESSAGE to alice", e) // alice's 200 came back through the new proxy
+	}
+}
