@@ -250,11 +250,14 @@ func (g *Gateway) startSIP() error {
 		// failure (RFC 3261 §17.1.4, §8.1.3.1: treated as 503), instead of at Timer F or B (32 s). A response can
 		// no longer come back on that connection, and the gateway sends one MESSAGE at a time per destination
 		// (RFC 3428 §8): without this, a proxy's restart held every later MESSAGE to a destination for 32 s,
-		// the outstanding one then failing with 408. sipgo applies it to server transactions too, which is safe
+		// the outstanding one then failing with 408 (a MESSAGE-first INVITE likewise fails its setup with 503 at
+		// once, setup.go, instead of at setup_timeout). sipgo applies it to server transactions too, which is safe
 		// here: an INVITE server transaction that sent its 2xx is in the Accepted state, which ignores a
 		// transport error (RFC 6026 §7.1), so the 2xx-until-ACK handling of RespondSDP and respondReinvite goes
-		// on as before (an ACK on a new connection still confirms the dialog); any other server transaction on
-		// the closed connection could only send its response on that connection, whose write fails anyway.
+		// on as before (an ACK on a new connection still confirms the dialog, TestInvite200ConnClosedBeforeAck;
+		// one later than T1 meets sipgo's first 2xx retransmission failing on the closed connection, with or
+		// without this); any other server transaction on the closed connection could only send its response on
+		// that connection, whose write fails anyway.
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog), sip.WithTransactionLayerTerminateOnConnClose()),
 		// Parse errors (e.g. a TCP message over the parse limit, dropped with its connection) go to our log.
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog), sip.WithTransportLayerReadFilter(g.takeUDP)),
