@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +186,32 @@ func TestSetupFailedConnectionRefused(t *testing.T) {
 		t.Fatalf("setup_failed: %d %q", e.Code, e.Reason)
 	}
 	if got := string(alice.Recv().Body()); got != "Failed to establish session, error: 480 MSRP connection failed" {
+		t.Fatalf("notification %q", got)
+	}
+}
+
+// The INVITE cannot be sent at all (its TCP connection is refused): a transport failure, treated as 503
+// (RFC 3261 §8.1.3.1), for the MESSAGE's answer, the setup-failed event and the notification alike — not an
+// MSRP connection failure, which would send an operator looking at the wrong side.
+func TestSetupFailedInviteNotSent(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "wait" })
+	alice := testpeer.NewPhone(t, "alice")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+
+	res := alice.Send(h.udp(), "sip:nobody@"+closed+";transport=tcp", "text/plain", "hello?")
+	if res.StatusCode != 503 {
+		t.Errorf("MESSAGE answered %d %s, want 503", res.StatusCode, res.Reason)
+	}
+	e := h.events.waitKind(t, event.SetupFailed)
+	if e.Code != 503 || e.Reason != "Service Unavailable" {
+		t.Fatalf("setup_failed: %d %q", e.Code, e.Reason)
+	}
+	if got := string(alice.Recv().Body()); got != "Failed to establish session, error: 503 Service Unavailable" {
 		t.Fatalf("notification %q", got)
 	}
 }

@@ -31,9 +31,9 @@ var (
 	// §8.6): it is not sent, and fails as the 413 the peer would answer (SPEC §5: SEND answered 413 → 413).
 	outcomeOverPeerMaxSize = outcome{413, "Message too large for the peer"}
 	outcomeNoReport        = outcome{408, "No delivery report"} // a relay took the SEND, no REPORT came (deadline.go)
-	// The connection carrying a generated request's transaction closed before its final response: a transport
-	// failure, treated as 503 (RFC 3261 §8.1.3.1; startSIP). For an INVITE it is that INVITE's final response
-	// (SPEC §5: any other 5xx, the same code and reason).
+	// A generated request could not be sent, or the connection carrying its transaction closed before its final
+	// response: a transport failure, treated as 503 (RFC 3261 §8.1.3.1; startSIP). For an INVITE it is that
+	// INVITE's final response (SPEC §5: any other 5xx, the same code and reason).
 	outcomeTransportFailed = outcome{503, "Service Unavailable"}
 )
 

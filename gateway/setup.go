@@ -158,7 +158,10 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 
 	dlg, err := g.dialogUA.WriteInvite(timeoutCtx, invite)
 	if err != nil {
-		return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending INVITE: %w", err))
+		// The INVITE could not be sent (its connection refused, no route to the host): a transport failure,
+		// treated as 503 (RFC 3261 §8.1.3.1). Not an MSRP connection failure, which would point an operator at
+		// the wrong side; the log line of the failed setup carries err.
+		return failSetup(outcomeTransportFailed, fmt.Errorf("sending INVITE: %w", err))
 	}
 	waitCtx, cancelWait := context.WithCancelCause(context.Background())
 	defer cancelWait(nil)
@@ -195,7 +198,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 			break
 		}
 		if dlg, err = g.dialogUA.WriteInvite(timeoutCtx, invite); err != nil {
-			return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
+			return failSetup(outcomeTransportFailed, fmt.Errorf("sending authenticated INVITE: %w", err))
 		}
 		err = g.waitOrAbandon(waitCtx, s, dlg, answerOpts, abandoned)
 	}
@@ -251,7 +254,7 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 	err = g.ackUAC(ctx, dlg)
 	close(acked) // sipgo confirms the dialog only once the ACK is written: a BYE before that is not sent (bye)
 	if err != nil {
-		return failSetup(outcomeMSRPConnFailed, fmt.Errorf("sending ACK: %w", err))
+		return failSetup(outcomeTransportFailed, fmt.Errorf("sending ACK: %w", err))
 	}
 	res := dlg.InviteResponse
 	media, err := parseSIPBodySDP(res.ContentType(), res.Body())
