@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -20,6 +21,14 @@ func (f fakeVars) Var(name string) (string, bool) {
 func (f fakeVars) Header(name string) (string, bool) {
 	v, ok := f.headers[strings.ToLower(name)]
 	return v, ok
+}
+
+// appendingVars is fakeVars with AppendVar, so that Render builds the text by appending (VarAppender).
+type appendingVars struct{ fakeVars }
+
+func (a appendingVars) AppendVar(dst []byte, name string) ([]byte, bool) {
+	v, ok := a.Var(name)
+	return append(dst, v...), ok
 }
 
 func request() fakeVars {
@@ -193,6 +202,10 @@ func FuzzCompileTemplate(f *testing.F) {
 		var mh *MissingHeaderError
 		if err != nil && !errors.As(err, &mh) {
 			t.Fatalf("Render(%q) = %v", src, err)
+		}
+		// Appending the values into the text (VarAppender) renders exactly as Var does.
+		if aout, aerr := tpl.Render(appendingVars{request()}); aout != out || fmt.Sprint(aerr) != fmt.Sprint(err) {
+			t.Fatalf("Render(%q) through AppendVar = %q, %v; through Var %q, %v", src, aout, aerr, out, err)
 		}
 		if err == nil && !strings.Contains(src, "$") && out != src {
 			t.Fatalf("Render(%q) = %q; text without '$' must render as itself", src, out)
