@@ -225,6 +225,12 @@ func (g *Gateway) inviteAndConnect(ctx context.Context, s *Session, first *sip.R
 		if errors.Is(err, sip.ErrTransactionTransport) {
 			// Its connection closed before a final response, which can no longer come: the transaction ended at
 			// once (startSIP), a 503, not the 408 of a setup_timeout that has not passed.
+			if res := dlg.InviteResponse; res != nil && res.IsProvisional() {
+				// A provisional response came: the branch it made downstream (a callee ringing behind a proxy
+				// that only lost the connection) may still be there. It is CANCELled over a new connection, as
+				// the setup_timeout's CANCEL did before the close ended the transaction at once.
+				g.cancelInvite(dlg)
+			}
 			return failSetup(outcomeTransportFailed, err)
 		}
 		return failSetup(outcomeSetupTimeout, err)
@@ -560,6 +566,30 @@ func (g *Gateway) ackAndBye(dlg *sipgo.DialogClientSession) {
 		defer cancel()
 		if err := g.ackUAC(ctx, dlg); err == nil {
 			g.byeUAC(ctx, nil, dlg, nil)
+		}
+	})
+}
+
+// cancelInvite sends, in the background, the CANCEL of dlg's INVITE whose transaction already ended (RFC 3261
+// §9.1: its top Via, From, To, Call-ID, CSeq number and Route), built as sipgo builds the one of WaitAnswer.
+func (g *Gateway) cancelInvite(dlg *sipgo.DialogClientSession) {
+	invite := dlg.InviteRequest
+	req := sip.NewRequest(sip.CANCEL, invite.Recipient)
+	req.AppendHeader(sip.HeaderClone(invite.Via()))
+	req.AppendHeader(sip.HeaderClone(invite.From()))
+	req.AppendHeader(sip.HeaderClone(invite.To()))
+	req.AppendHeader(sip.HeaderClone(invite.CallID()))
+	sip.CopyHeaders("Route", invite, req)
+	req.SetSource(invite.Source())
+	req.Laddr = invite.Laddr
+	g.goBackground(func() {
+		ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
+		defer cancel()
+		res, err := dlg.Do(ctx, req)
+		if err == nil {
+			g.log.Info("CANCEL of an INVITE whose connection closed", "code", res.StatusCode, "call_id", callID(invite))
+		} else {
+			g.log.Info("CANCEL of an INVITE whose connection closed failed", "err", err, "call_id", callID(invite))
 		}
 	})
 }
