@@ -257,7 +257,11 @@ func (g *Gateway) startSIP() error {
 		// on as before (an ACK on a new connection still confirms the dialog, TestInvite200ConnClosedBeforeAck;
 		// one later than T1 meets sipgo's first 2xx retransmission failing on the closed connection, with or
 		// without this); any other server transaction on the closed connection could only send its response on
-		// that connection, whose write fails anyway.
+		// that connection, whose write fails anyway. The price: a request the gateway sent on a connection the
+		// peer had opened (its Via then names our listening port) is failed when the peer closes it, though the
+		// peer may still answer on a new connection (RFC 3261 §18.2.2); that answer finds no transaction. On the
+		// connections the gateway dials, the usual case, Via names the connection's own port and no answer can
+		// come another way.
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog), sip.WithTransactionLayerTerminateOnConnClose()),
 		// Parse errors (e.g. a TCP message over the parse limit, dropped with its connection) go to our log.
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog), sip.WithTransportLayerReadFilter(g.takeUDP)),
