@@ -134,9 +134,12 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	var s *Session
 	for attempt := 0; ; attempt++ {
 		// A MESSAGE for a live session, the usual case, takes a plain lookup; only when there is none, or the
-		// first one found was retired meanwhile, does the table create one under its lock.
+		// first one found was retired meanwhile, does the table create one under its lock. One retired already
+		// counts as none, as GetOrCreate counts it: the attempt that finds it must not be spent on it.
 		if attempt == 0 {
-			s = g.table.Get(rt.Key)
+			if s = g.table.Get(rt.Key); s != nil && s.retired() {
+				s = nil
+			}
 		}
 		if s == nil || attempt > 0 {
 			var created bool
