@@ -253,7 +253,7 @@ func (c *packetConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *packetConn) sender(rsa *syscall.RawSockaddrAny) net.Addr {
 	k, ok := senderKeyOf(rsa)
 	if !ok {
-		return nil
+		return udpAddr(rsa) // a typed nil, as before: its String is "<nil>", where a nil net.Addr would panic
 	}
 	if a := c.last.Load(); a != nil && a.key == k {
 		return a
