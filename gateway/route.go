@@ -352,11 +352,7 @@ func uriPart(u *sip.Uri, part byte) string {
 
 // uriString renders a URI without its headers part, as the key templates expect.
 func uriString(u *sip.Uri) string {
-	c := *u
-	c.Headers = nil
-	b := uriBuffers.Get().(*bytes.Buffer)
-	b.Reset()
-	c.StringWrite(b)
+	b := writeURI(u)
 	s := b.String() // the one allocation: the buffer goes back to the pool
 	uriBuffers.Put(b)
 	return s
@@ -364,14 +360,20 @@ func uriString(u *sip.Uri) string {
 
 // appendURI appends the URI as uriString renders it.
 func appendURI(dst []byte, u *sip.Uri) []byte {
+	b := writeURI(u)
+	dst = append(dst, b.Bytes()...)
+	uriBuffers.Put(b)
+	return dst
+}
+
+// writeURI renders u without its headers part into a pooled buffer, which the caller puts back.
+func writeURI(u *sip.Uri) *bytes.Buffer {
 	c := *u
 	c.Headers = nil
 	b := uriBuffers.Get().(*bytes.Buffer)
 	b.Reset()
 	c.StringWrite(b)
-	dst = append(dst, b.Bytes()...)
-	uriBuffers.Put(b)
-	return dst
+	return b
 }
 
 // uriBuffers hold URIs while they are rendered: sip.Uri writes to an io.StringWriter, which a buffer of

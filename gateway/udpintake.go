@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -149,7 +148,7 @@ func takeable(req *sip.Request) bool {
 }
 
 // responseDest is responseAddr for a request read from src: src itself when the response goes back to the
-// port the request came from, as it mostly does (no address made or formatted for it).
+// port the request came from, as it mostly does (no address made or formatted for it). The rules live here.
 func responseDest(req *sip.Request, src net.Addr) net.Addr {
 	ap := addrPort(src)
 	if !ap.IsValid() {
@@ -173,19 +172,11 @@ func responseDest(req *sip.Request, src net.Addr) net.Addr {
 // the source address of the request, to its source port when the top Via asked for rport, else to the
 // Via's sent-by port.
 func responseAddr(req *sip.Request) string {
-	host, _, err := net.SplitHostPort(req.Source())
+	ap, err := netip.ParseAddrPort(req.Source())
 	if err != nil {
 		return req.Source()
 	}
-	via := req.Via()
-	if rport, ok := via.Params.Get("rport"); ok && rport == "" {
-		return req.Source()
-	}
-	port := via.Port
-	if port <= 0 {
-		port = sip.DefaultUdpPort
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
+	return responseDest(req, net.UDPAddrFromAddrPort(ap)).String()
 }
 
 // connResponder writes a response on the transport connection its request came in on (RFC 3261 §18.2.2: on
