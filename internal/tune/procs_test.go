@@ -16,7 +16,7 @@ func TestWant(t *testing.T) {
 		limit int
 		want  int
 	}{
-		{0, 8, 1}, {0.5, 8, 1}, {0.7, 8, 1}, {0.71, 8, 2}, {1.0, 8, 2}, {1.4, 8, 2}, {1.41, 8, 3},
+		{0, 8, 1}, {0.5, 8, 1}, {0.85, 8, 1}, {0.9, 8, 1}, {0.91, 8, 2}, {1.0, 8, 2}, {1.8, 8, 2}, {1.81, 8, 3},
 		{5, 4, 4}, {-1, 4, 1},
 	} {
 		if got := Want(tc.util, tc.limit); got != tc.want {
@@ -92,7 +92,7 @@ func TestAdapterFollowsLoad(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	waitProcs(t, f, 1)
 
-	f.setCores(1.9) // needs 3 at 70 %
+	f.setCores(1.9) // needs 3 at 90 %
 	waitProcs(t, f, 3)
 
 	f.setCores(0.1)
