@@ -95,6 +95,7 @@ type Endpoint struct {
 	sessions  map[string]*Session
 	conns     map[*conn]struct{}
 	dialled   map[string]*conn
+	dialing   map[string]*dialCall // dials under way, by reuse key: Connects to the same peer wait for it
 	perIP     map[string]int
 	listeners []net.Listener
 	advHost   string
@@ -116,6 +117,7 @@ func NewEndpoint(cfg Config) *Endpoint {
 		sessions: make(map[string]*Session),
 		conns:    make(map[*conn]struct{}),
 		dialled:  make(map[string]*conn),
+		dialing:  make(map[string]*dialCall),
 		perIP:    make(map[string]int),
 	}
 	e.wg.Add(1)
@@ -274,7 +276,10 @@ func (e *Endpoint) removeConn(c *conn) {
 	}
 }
 
-// dial returns the live dialled connection for u's scheme/host/port, or dials one.
+// dial returns the live dialled connection for u's scheme/host/port, or dials one. Connects to a peer that
+// come while a connection to it is being dialled wait for that one (RFC 4975 §5.4: reuse) instead of opening
+// more: many sessions set up at once to one peer share one connection from the start. A waiter whose dial
+// was given up by its dialler (that caller's context ended) dials itself.
 func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 	if u.Transport != "tcp" {
 		return nil, fmt.Errorf("%w %q in %s", ErrUnsupported, u.Transport, u.String())
@@ -284,29 +289,56 @@ func (e *Endpoint) dial(ctx context.Context, u URI) (*conn, error) {
 		return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), ErrNoPort)
 	}
 	key := u.connKey()
-	e.mu.Lock()
-	if e.closed {
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if c := e.dialled[key]; c != nil && !c.isClosed() {
+			e.mu.Unlock()
+			return c, nil
+		}
+		if d := e.dialing[key]; d != nil {
+			e.mu.Unlock()
+			select {
+			case <-d.done:
+			case <-ctx.Done():
+				return nil, fmt.Errorf("msrp: dial %s: %w", u.String(), ctx.Err())
+			}
+			if d.err != nil && !d.givenUp {
+				return nil, d.err
+			}
+			continue // dialled (take it from e.dialled, or dial again if it closed already), or given up
+		}
+		d := &dialCall{done: make(chan struct{})}
+		e.dialing[key] = d
 		e.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if c := e.dialled[key]; c != nil && !c.isClosed() {
-		e.mu.Unlock()
-		return c, nil
-	}
-	e.mu.Unlock()
 
+		c, err := e.dialNew(ctx, u, key)
+		e.mu.Lock()
+		delete(e.dialing, key)
+		e.mu.Unlock()
+		d.err, d.givenUp = err, err != nil && ctx.Err() != nil
+		close(d.done)
+		return c, err
+	}
+}
+
+// dialCall is a dial under way; done is closed when it ended, with err.
+type dialCall struct {
+	done    chan struct{}
+	err     error
+	givenUp bool // err came from the dialler's own context ending: another caller may still dial
+}
+
+// dialNew opens a new connection to u and adds it as the one dialled for key.
+func (e *Endpoint) dialNew(ctx context.Context, u URI, key string) (*conn, error) {
 	nc, err := e.dialNet(ctx, u)
 	if err != nil {
 		return nil, err
 	}
 	c := newConn(e, nc, key)
-	e.mu.Lock()
-	if old := e.dialled[key]; old != nil && !old.isClosed() { // lost a race with another Connect
-		e.mu.Unlock()
-		_ = nc.Close()
-		return old, nil
-	}
-	e.mu.Unlock()
 	if err := e.addConn(c); err != nil {
 		_ = nc.Close()
 		return nil, err

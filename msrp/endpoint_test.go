@@ -1973,3 +1973,116 @@ type kaSeen struct {
 }
 
 func (h *kaSeen) HandleKeepAlive(*Session) { h.once.Do(func() { close(h.seen) }) }
+
+// slowTLSPeer is an msrps peer that answers every SEND 200; the handshake of the first connection it accepts
+// waits for delay, so other Connects to it come while that one is being dialled. It counts the connections.
+func slowTLSPeer(t *testing.T, srv *tls.Config, delay time.Duration) (port int, accepted *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted = new(atomic.Int32)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := accepted.Add(1)
+			go func() {
+				defer nc.Close()
+				if n == 1 {
+					time.Sleep(delay)
+				}
+				tc := tls.Server(nc, srv)
+				if tc.Handshake() != nil {
+					return
+				}
+				rd := NewReader(tc, Limits{})
+				for {
+					m, err := rd.ReadMessage()
+					if err != nil {
+						return
+					}
+					if m.Method == "SEND" {
+						answerOK(tc, m)
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port, accepted
+}
+
+// connectAsync makes a session of e whose peer is session id of msrps://127.0.0.1:port and connects it within
+// timeout, in the background.
+func connectAsync(e *Endpoint, port int, id string, timeout time.Duration) <-chan error {
+	done := make(chan error, 1)
+	s := e.NewSession(newRec())
+	s.SetPeerPath([]URI{{Secure: true, Host: "127.0.0.1", Port: port, SessionID: id, Transport: "tcp"}})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		done <- s.Connect(ctx)
+	}()
+	return done
+}
+
+// Sessions set up at once to one peer share one connection from the start (RFC 4975 §5.4): Connects that come
+// while it is being dialled wait for it instead of dialling their own.
+func TestEndpointConcurrentConnectsDialOnce(t *testing.T) {
+	srv, cli := selfSigned(t)
+	port, accepted := slowTLSPeer(t, srv, 200*time.Millisecond)
+	e := newEP(t, Config{ClientTLSConfig: cli}, false)
+	const n = 20
+	var dones []<-chan error
+	for i := range n {
+		dones = append(dones, connectAsync(e, port, fmt.Sprintf("s%d", i), waitFor))
+	}
+	for _, d := range dones {
+		if err := recv(t, d, "Connect"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := accepted.Load(); got != 1 || e.NumConns() != 1 {
+		t.Fatalf("%d Connects at once to one peer opened %d connections (%d kept), want 1", n, got, e.NumConns())
+	}
+}
+
+// A Connect waiting for another's dial dials itself when that caller gives up (its context ends); Connects at
+// once to a closed port all fail with the refusal, none is left waiting.
+func TestEndpointConnectWaitingForAnotherDial(t *testing.T) {
+	srv, cli := selfSigned(t)
+	port, accepted := slowTLSPeer(t, srv, time.Second)
+	e := newEP(t, Config{ClientTLSConfig: cli}, false)
+	first := connectAsync(e, port, "impatient", 100*time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // the first dial is under way
+	second := connectAsync(e, port, "patient", waitFor)
+	if err := recv(t, first, "first Connect"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("first Connect: %v, want its deadline", err)
+	}
+	if err := recv(t, second, "second Connect"); err != nil {
+		t.Fatalf("second Connect after the first gave up: %v", err)
+	}
+	if got := accepted.Load(); got != 2 {
+		t.Fatalf("%d connections, want 2: the given-up dial and the second's own", got)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	var dones []<-chan error
+	for i := range 5 {
+		dones = append(dones, connectAsync(e, closed, fmt.Sprintf("r%d", i), waitFor))
+	}
+	for _, d := range dones {
+		if err := recv(t, d, "Connect to a closed port"); err == nil || !strings.Contains(err.Error(), "refused") {
+			t.Fatalf("Connect to a closed port: %v, want connection refused", err)
+		}
+	}
+}
