@@ -84,35 +84,43 @@ func (g *Gateway) overloaded(req *sip.Request) {
 	g.publish(event.Event{Kind: event.RequestRefused, Code: 503, Reason: "too many concurrent SIP handlers", CallID: callID(req)})
 }
 
-// responder sends the final response to a request: sipgo's server transaction, or, for MESSAGEs taken
-// straight from a UDP listener, a udpResponder (udpintake.go).
+// responder sends the final response to a request: sipgo's server transaction, or, for MESSAGEs the gateway
+// takes from the transport, a udpResponder or connResponder (udpintake.go).
 type responder interface {
 	Respond(res *sip.Response) error
 }
 
+// directResponder is a responder that writes a final response straight from its request (appendResponse),
+// without building a sip.Response: the MESSAGEs the gateway takes from the transport.
+type directResponder interface {
+	respondTo(req *sip.Request, code int, reason string, hdrs []sip.Header) error
+}
+
 // respond sends a final response; warning (if set) goes into a Warning header (RFC 3261 §20.43, code 399).
 func (g *Gateway) respond(req *sip.Request, tx responder, code int, reason, warning string, hdrs ...sip.Header) {
-	if u, ok := tx.(*udpResponder); ok && code >= 200 {
-		if warning != "" {
-			hdrs = append(hdrs[:len(hdrs):len(hdrs)], sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
-		}
-		if err := u.respondTo(req, code, reason, hdrs); err != nil {
-			g.responseFailed(req, code, err)
-		}
-		return
+	if warning != "" {
+		hdrs = append(hdrs[:len(hdrs):len(hdrs)], sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
 	}
+	var err error
+	if d, ok := tx.(directResponder); ok && code >= 200 {
+		err = d.respondTo(req, code, reason, hdrs)
+	} else {
+		err = tx.Respond(newResponse(req, code, reason, hdrs))
+	}
+	if err != nil {
+		g.responseFailed(req, code, err)
+	}
+}
+
+// newResponse is the response appendResponse writes, as a sip.Response: for responders that need one.
+func newResponse(req *sip.Request, code int, reason string, hdrs []sip.Header) *sip.Response {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	copyUnparsed(req, res)
 	dropControlHeaders(res) // of a request refused for one (badinput.go)
-	if warning != "" {
-		res.AppendHeader(sip.NewHeader("Warning", warningValue(g.contact.Address.Host, warning)))
-	}
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
-	if err := tx.Respond(res); err != nil {
-		g.responseFailed(req, code, err)
-	}
+	return res
 }
 
 // responseFailed logs a final response that could not be sent: its sender sees only a timeout.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -186,6 +187,36 @@ type connResponder struct {
 	tp              *sip.TransportLayer
 	network, source string
 	dest            string
+}
+
+// respondTo writes the final response straight from req (appendResponse) on the TCP or TLS connection req came
+// in on, or for UDP to dest; through sipgo on a connection of another kind.
+func (r *connResponder) respondTo(req *sip.Request, code int, reason string, hdrs []sip.Header) error {
+	conn, err := r.tp.GetConnection(r.network, r.source)
+	if err != nil {
+		return err
+	}
+	defer conn.TryClose()
+	b := responseBuffers.Get().(*bytes.Buffer)
+	defer responseBuffers.Put(b)
+	b.Reset()
+	appendResponse(b, req, code, reason, hdrs)
+	switch c := conn.(type) {
+	case *sip.TCPConnection: // TLS too
+		if r.dest == "" {
+			n, err := c.Write(b.Bytes())
+			if err == nil && n != b.Len() {
+				err = fmt.Errorf("wrote %d of a %d-byte response", n, b.Len())
+			}
+			return err
+		}
+	case *sip.UDPConnection:
+		if ap, err := netip.ParseAddrPort(r.dest); err == nil {
+			_, err = c.PacketConn.WriteTo(b.Bytes(), net.UDPAddrFromAddrPort(ap))
+			return err
+		}
+	}
+	return r.Respond(newResponse(req, code, reason, hdrs))
 }
 
 func (r *connResponder) Respond(res *sip.Response) error {
