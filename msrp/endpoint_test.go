@@ -1982,7 +1982,8 @@ func slowTLSPeer(t *testing.T, srv *tls.Config, delay time.Duration) (port int, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	stop := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); close(stop) })
 	accepted = new(atomic.Int32)
 	go func() {
 		for {
@@ -1994,7 +1995,11 @@ func slowTLSPeer(t *testing.T, srv *tls.Config, delay time.Duration) (port int, 
 			go func() {
 				defer nc.Close()
 				if n == 1 {
-					time.Sleep(delay)
+					select {
+					case <-time.After(delay):
+					case <-stop: // the test is over: no goroutine outlives it
+						return
+					}
 				}
 				tc := tls.Server(nc, srv)
 				if tc.Handshake() != nil {
