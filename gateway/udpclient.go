@@ -33,6 +33,21 @@ const clientBranchPrefix = "z9hG4bK-msrpgw-"
 
 var clientBranchMark = []byte(clientBranchPrefix)
 
+// responseParser parses the answers to these MESSAGEs. Their transaction needs the top Via (its branch) and
+// the status; a challenge's WWW-Authenticate or Proxy-Authenticate is a generic header whatever the parser.
+// The answer's From, To and Contact are never looked at, so they are kept as they came (generic headers):
+// an answer whose Contact sipgo cannot parse still ends its transaction (parsed in full it was dropped, and
+// the delivered message was reported failed after Timer F), and no URIs are parsed for every message (a third
+// of the parsing time of MSRP→MESSAGE traffic).
+var responseParser = sip.NewParser(sip.WithHeadersParsers(sip.HeadersParser{
+	"via": headerParser("via"), "v": headerParser("via"),
+	"cseq":    headerParser("cseq"),
+	"call-id": headerParser("call-id"), "i": headerParser("call-id"),
+	"content-length": headerParser("content-length"), "l": headerParser("content-length"),
+}))
+
+func headerParser(name string) sip.HeaderParser { return sip.DefaultHeadersParser()[name] }
+
 type udpClient struct {
 	pc   net.PacketConn // the UDP listener requests leave from
 	host string         // Via sent-by
@@ -162,11 +177,11 @@ func (c *udpClient) timerE(t *clientTx) {
 
 // receive takes a response read from a UDP listener. It reports whether the response belongs to one of
 // this client's transactions (a late one, after the transaction ended, is dropped here too).
-func (c *udpClient) receive(data []byte, parser *sip.Parser) bool {
+func (c *udpClient) receive(data []byte) bool {
 	if !bytes.Contains(data, clientBranchMark) {
 		return false
 	}
-	msg, err := parser.ParseSIP(data)
+	msg, err := responseParser.ParseSIP(data)
 	if err != nil {
 		return false
 	}

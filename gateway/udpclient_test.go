@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +76,34 @@ func TestGeneratedMessageRetransmitted(t *testing.T) {
 	alice.pc.SetReadDeadline(time.Now().Add(2 * sip.T1))
 	if n, _, err := alice.pc.ReadFrom(make([]byte, 65535)); err == nil {
 		t.Fatalf("a datagram after the final response (%d bytes): the transaction kept retransmitting", n)
+	}
+}
+
+// An answer is taken by its Via and status alone: a phone's 200 whose From, To or Contact sipgo cannot parse
+// still delivers the message. (Parsed in full, such an answer failed to parse and was dropped: the MESSAGE was
+// retransmitted until Timer F and reported as a 408 failure though the phone had it.)
+func TestAnswerWithUnparsableHeadersDelivers(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := newRawUDP(t)
+	bob := testpeer.NewClient(t, "odd-answer-bob")
+	cs := bob.Call(h.udp(), "sip:odd-answer-alice@"+alice.addr(), "active")
+	go cs.SendOut(&msrp.Outgoing{ContentType: "text/plain", Body: []byte("hi"), SuccessReport: true})
+
+	req, from := alice.request()
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Contact", "<sip:alice@host:port>")) // a port that is not a number
+	raw := strings.Replace(res.String(), "To: ", "To: \"unterminated ", 1)
+	if _, err := sip.NewParser().ParseSIP([]byte(raw)); err == nil {
+		t.Fatal("sipgo parses the odd answer: the test needs one it cannot")
+	}
+	if _, err := alice.pc.WriteTo([]byte(raw), from); err != nil {
+		t.Fatal(err)
+	}
+	if rep := cs.Report(); rep.StatusCode != 200 {
+		t.Fatalf("REPORT %d %s, want the success report", rep.StatusCode, rep.Comment)
+	}
+	if e := h.events.waitKind(t, event.MessageDelivered); e.Direction != event.ToSIP || e.Code != 200 {
+		t.Fatalf("delivery counted as %s %d", e.Direction, e.Code)
 	}
 }
 

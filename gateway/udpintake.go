@@ -41,7 +41,7 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 		return data, nil
 	}
 	if bytes.HasPrefix(data, responsePrefix) {
-		if g.udpc != nil && g.udpc.receive(data, g.parser) {
+		if g.udpc != nil && g.udpc.receive(data) {
 			return nil, nil // a response to a MESSAGE the gateway sent (udpclient.go)
 		}
 		return data, nil
