@@ -89,8 +89,7 @@ func (g *Gateway) end(s *Session, e ending) bool {
 		s.timer.Stop()
 	}
 	s.reinvite.stop()
-	uas, uac := s.uas, s.uac
-	sendBye := e.bye && !s.byeSent && (uas != nil || uac != nil)
+	sendBye := e.bye && !s.byeSent && (s.uas != nil || s.uac != nil || s.dialog != nil)
 	s.byeSent = true
 	ms := s.ms
 	callID := s.callID // a setup under way may set it still
@@ -168,7 +167,7 @@ var errEnded = errors.New("session ended")
 // bye sends BYE on the session's dialog, in the background; a dead peer does not hold anything up.
 func (g *Gateway) bye(s *Session) {
 	s.mu.Lock()
-	uas, uac, acked, target := s.uas, s.uac, s.acked, s.target
+	confirmed, uas, uac, acked, target := s.dialog, s.uas, s.uac, s.acked, s.target
 	s.mu.Unlock()
 	forget := func() {
 		if s.dialogKey != "" {
@@ -183,6 +182,8 @@ func (g *Gateway) bye(s *Session) {
 		defer cancel()
 		var err error
 		switch {
+		case confirmed != nil:
+			err = g.byeConfirmed(ctx, confirmed, target)
 		case uac != nil:
 			err = g.byeUAC(ctx, acked, uac, target)
 		case uas != nil:
@@ -204,10 +205,10 @@ func (g *Gateway) bye(s *Session) {
 // failing because of that end must not send a second.
 func (g *Gateway) byeLater(s *Session) {
 	s.mu.Lock()
-	uac, sent := s.uac, s.byeSent
+	dialog, sent := s.uac != nil || s.dialog != nil, s.byeSent
 	s.byeSent = true
 	s.mu.Unlock()
-	if uac != nil && !sent {
+	if dialog && !sent {
 		g.bye(s)
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -322,4 +323,88 @@ func (g *Gateway) proxyTransport(req *sip.Request) {
 	}
 	req.Laddr = sip.Addr{}
 	g.udpc.fromListener(req)
+}
+
+// confirmedDialog is what a session keeps of its SIP dialog once it is up, the 2xx ACKed: what the BYE that
+// ends it needs (RFC 3261 §12.2.1.1), and the host of the peer's Contact (dialogSource). sipgo's dialog
+// objects hold the INVITE twice (the dialog's clone and, through the INVITE's server transaction, the
+// original), the 2xx, and all their headers, parsed: about 4 KB of the 10 KB an idle session took. They are
+// dropped when the session comes up (confirm); the dialog's own 2xx retransmissions, ACKs and the INVITE's
+// transactions are over by then, and the gateway sends no request in the dialog but the BYE.
+type confirmedDialog struct {
+	from        sip.FromHeader // ours, with our tag
+	to          sip.ToHeader   // the peer's, with its tag
+	callID      sip.CallIDHeader
+	cseq        uint32   // our CSeq number in the dialog so far
+	routes      []string // the route set, as the Route headers carry it (RFC 3261 §12.1.1, §12.1.2)
+	target      sip.Uri  // the remote target: the peer's Contact (a 2xx without one: the INVITE's Request-URI)
+	contactHost string   // the host of the peer's Contact; "" when it sent none
+	transport   string   // the INVITE's
+}
+
+// errDialogConfirmed: the session's sipgo dialog is gone (confirmedDialog); the gateway answers the peer's BYE.
+var errDialogConfirmed = errors.New("dialog confirmed")
+
+// confirmLocked replaces the session's sipgo dialog with what is left of it once the session is up. s.mu is
+// held. The route set and the tags are those sipgo's dialog would have used: for a dialog the peer's INVITE
+// set up, the INVITE's Record-Route in order; for one the gateway's set up, its 2xx's in reverse.
+func (s *Session) confirmLocked() {
+	switch {
+	case s.uas != nil:
+		inv := s.uas.InviteRequest // our tag on its To (sipgo's ReadInvite)
+		d := &confirmedDialog{from: inv.To().AsFrom(), to: inv.From().AsTo(), callID: *inv.CallID(),
+			cseq: inv.CSeq().SeqNo, target: inv.Contact().Address, transport: inv.Transport()}
+		d.contactHost = d.target.Host
+		for _, rr := range inv.GetHeaders("Record-Route") {
+			d.routes = append(d.routes, rr.Value())
+		}
+		// The INVITE's server transaction, which onInvite terminated once the ACK came, is kept by sipgo for
+		// its Timer L (32 s) all the same, and with it this dialog (its hooks): what the dialog holds is let
+		// go now. sipgo reads neither any more: RespondSDP returned, and the gateway calls no method of the
+		// dialog after this.
+		s.uas.InviteRequest, s.uas.InviteResponse = nil, nil
+		s.dialog, s.uas = d, nil
+	case s.uac != nil && s.uac.InviteResponse != nil:
+		inv, res := s.uac.InviteRequest, s.uac.InviteResponse
+		d := &confirmedDialog{from: *inv.From(), to: *res.To(), callID: *inv.CallID(), cseq: inv.CSeq().SeqNo,
+			target: inv.Recipient, transport: inv.Transport()}
+		if c := res.Contact(); c != nil {
+			d.target, d.contactHost = c.Address, c.Address.Host
+		}
+		rr := res.GetHeaders("Record-Route")
+		for i := len(rr) - 1; i >= 0; i-- {
+			d.routes = append(d.routes, rr[i].Value())
+		}
+		s.dialog, s.uac, s.acked = d, nil, nil
+	}
+}
+
+// byeConfirmed ends a confirmed dialog: a BYE to its remote target, or to target when a re-INVITE refreshed
+// it, along its route set. The dialog's first BYE is the only request the gateway sends in it: its CSeq is the
+// next number.
+func (g *Gateway) byeConfirmed(ctx context.Context, d *confirmedDialog, target *sip.Uri) error {
+	to := d.target
+	if target != nil {
+		to = *target
+	}
+	req := g.dialogRequest(sip.BYE, to, d.transport, len(d.routes) > 0)
+	from, dest, callID := d.from, d.to, d.callID
+	from.Params, dest.Params = from.Params.Clone(), dest.Params.Clone()
+	maxForwards := sip.MaxForwardsHeader(70)
+	contact := g.contact
+	req.PrependHeader(&from, &dest, &callID, &maxForwards, &sip.CSeqHeader{SeqNo: d.cseq + 1, MethodName: sip.BYE})
+	for _, r := range d.routes {
+		req.AppendHeader(sip.NewHeader("Route", r))
+	}
+	req.AppendHeader(sip.HeaderClone(&contact))
+	res, err := g.client.Do(ctx, req)
+	switch {
+	case err != nil:
+		return err
+	case res == nil: // sipgo's answer when the transaction is torn down under it (the gateway closing)
+		return errors.New("BYE: transaction ended without a response")
+	case !res.IsSuccess():
+		return fmt.Errorf("BYE answered %d %s", res.StatusCode, res.Reason)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
 // The gateway's requests inside its dialogs (the ACK to its INVITE's 2xx, the BYE that ends a session) are
@@ -68,7 +71,13 @@ func rawReinvite(phone *rawUDP, h *harness, first *sip.Response) (head string) {
 // activeOffer, and the Record-Route headers rr.
 func answerInvite(u *rawUDP, req *sip.Request, from net.Addr, contact string, rr ...string) {
 	u.t.Helper()
-	res := sip.NewResponseFromRequest(req, 200, "OK", []byte(activeOffer))
+	answerInviteWith(u, req, from, contact, activeOffer, rr...)
+}
+
+// answerInviteWith is answerInvite with the SDP answer answer.
+func answerInviteWith(u *rawUDP, req *sip.Request, from net.Addr, contact, answer string, rr ...string) {
+	u.t.Helper()
+	res := sip.NewResponseFromRequest(req, 200, "OK", []byte(answer))
 	res.To().Params.Add("tag", "peer")
 	for _, r := range rr {
 		res.AppendHeader(sip.NewHeader("Record-Route", r))
@@ -406,4 +415,127 @@ func TestDialogRequestsTakeTheTargetsTransport(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A session that is up keeps only what its dialog's BYE needs (confirmedDialog): the BYE that ends a session
+// the peer's INVITE set up goes along the INVITE's Record-Route, in its order (RFC 3261 §12.1.1), to the
+// INVITE's Contact, with the dialog's tags and Call-ID and the next CSeq number.
+func TestUpSessionByeFollowsRouteSet(t *testing.T) {
+	h := newHarness(t, nil)
+	bob := testpeer.NewClient(t, "rr-bob")
+	cs := bob.NewSession()
+	offer := string(bob.Media(cs, "passive").Marshal(1, 1)) // the gateway connects: the session comes up
+	phone, proxy := newRawUDP(t), newRawUDP(t)
+	rr1, rr2 := "<sip:"+proxy.addr()+";lr>", "<sip:127.0.0.1:9;lr;second>" // the second is never dialled
+	ruri := "sip:alice@" + h.udp()
+	head := fmt.Sprintf("From: <sip:rr-bob@127.0.0.1>;tag=b1\nCall-ID: up-bye-%s\n", phone.addr())
+	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-upbye;rport\n"+
+		"Max-Forwards: 70\nRecord-Route: %s\nRecord-Route: %s\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:rr-bob@%s>\n"+
+		"Content-Type: application/sdp\nContent-Length: %d\n\n%s", ruri, phone.addr(), rr1, rr2, head, ruri,
+		phone.addr(), len(offer), strings.ReplaceAll(offer, "\r\n", "\n"))) // write makes each \n a CRLF
+	if res.StatusCode != 200 {
+		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	answer, err := sdp.Parse(res.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParseSDPPath(strings.Join(answer.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.MSRP.SetPeerPath(path)
+	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-upack\nMax-Forwards: 70\n%s%s\n"+
+		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
+	started := h.events.waitKind(t, event.SessionStarted)
+
+	go h.gw.EndSession(started.Key)
+	bye := expectRequest(t, proxy, h, sip.BYE, "sip:rr-bob@"+phone.addr())
+	var routes []string
+	for _, r := range bye.GetHeaders("Route") {
+		routes = append(routes, r.Value())
+	}
+	if want := []string{rr1, rr2}; !slices.Equal(routes, want) {
+		t.Errorf("BYE Route %q, want the INVITE's Record-Route in its order %q", routes, want)
+	}
+	ourTag, _ := res.To().Params.Get("tag")
+	if tag, _ := bye.From().Params.Get("tag"); tag != ourTag || bye.From().Address.User != "alice" {
+		t.Errorf("BYE From %s, want the 200's To (tag %s)", bye.From().Value(), ourTag)
+	}
+	if tag, _ := bye.To().Params.Get("tag"); tag != "b1" || bye.To().Address.User != "rr-bob" {
+		t.Errorf("BYE To %s, want the INVITE's From (tag b1)", bye.To().Value())
+	}
+	if bye.CallID().Value() != "up-bye-"+phone.addr() {
+		t.Errorf("BYE Call-ID %s", bye.CallID().Value())
+	}
+	if c := bye.CSeq(); c.MethodName != sip.BYE || c.SeqNo != 6 {
+		t.Errorf("BYE CSeq %s, want 6 BYE", c.Value())
+	}
+	gw, err := net.ResolveUDPAddr("udp", h.udp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.answer(bye, gw, 200, "OK")
+	if e := h.events.waitKind(t, event.SessionEnded); e.Key != started.Key {
+		t.Fatalf("ended %q, want %q", e.Key, started.Key)
+	}
+}
+
+// The same for a session the gateway's INVITE set up: the route set is its 2xx's Record-Route in reverse
+// (RFC 3261 §12.1.2), the From the INVITE's, the To the 2xx's.
+func TestUpSessionByeFollowsRouteSetMessageFirst(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "rr-bob")
+	cs := bob.NewSession()
+	peer, proxy := newRawUDP(t), newRawUDP(t)
+	go alice.Send(h.udp(), "sip:rr-bob@"+peer.addr(), "text/plain", "hello")
+	inv, from := peer.request()
+	offer, err := sdp.Parse(inv.Body())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParseSDPPath(strings.Join(offer.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.MSRP.SetPeerPath(path)
+	far, near := "<sip:127.0.0.1:9;lr;far>", "<sip:"+proxy.addr()+";lr>" // the far one is never dialled
+	answerInviteWith(peer, inv, from, "sip:rr-bob@"+peer.addr(), string(bob.Media(cs, "passive").Marshal(1, 1)), far, near)
+	expectRequest(t, proxy, h, sip.ACK, "sip:rr-bob@"+peer.addr())
+	if m := cs.Recv(); string(m.Body) != "hello" {
+		t.Fatalf("SEND %q, want hello", m.Body)
+	}
+	started := h.events.waitKind(t, event.SessionStarted)
+
+	go h.gw.EndSession(started.Key)
+	bye := expectRequest(t, proxy, h, sip.BYE, "sip:rr-bob@"+peer.addr())
+	var routes []string
+	for _, r := range bye.GetHeaders("Route") {
+		routes = append(routes, r.Value())
+	}
+	if want := []string{near, far}; !slices.Equal(routes, want) {
+		t.Errorf("BYE Route %q, want the 2xx's Record-Route reversed %q", routes, want)
+	}
+	ourTag, _ := inv.From().Params.Get("tag")
+	if tag, _ := bye.From().Params.Get("tag"); tag != ourTag {
+		t.Errorf("BYE From %s, want the INVITE's (tag %s)", bye.From().Value(), ourTag)
+	}
+	if tag, _ := bye.To().Params.Get("tag"); tag != "peer" {
+		t.Errorf("BYE To %s, want the 2xx's (tag peer)", bye.To().Value())
+	}
+	if bye.CallID().Value() != inv.CallID().Value() {
+		t.Errorf("BYE Call-ID %s, want the INVITE's %s", bye.CallID().Value(), inv.CallID().Value())
+	}
+	if c := bye.CSeq(); c.MethodName != sip.BYE || c.SeqNo != inv.CSeq().SeqNo+1 {
+		t.Errorf("BYE CSeq %s, want %d BYE", c.Value(), inv.CSeq().SeqNo+1)
+	}
+	gw, err := net.ResolveUDPAddr("udp", h.udp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.answer(bye, gw, 200, "OK")
+	if e := h.events.waitKind(t, event.SessionEnded); e.Key != started.Key {
+		t.Fatalf("ended %q, want %q", e.Key, started.Key)
+	}
 }

@@ -194,6 +194,11 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.endSession(s, "not_completed", outcomeSessionEnded, !errors.Is(err, sip.ErrTransactionCanceled))
 		return
 	}
+	// The ACK came. sipgo would keep the transaction in the Accepted state (RFC 6026 §8.7) for 32 s, only to
+	// absorb repeats of the INVITE, which g.recent answers anyway; with it the whole parsed INVITE, its 2xx
+	// and the dialog sipgo made (several KiB per session, the bulk of a setup's memory once the session is up:
+	// confirmedDialog).
+	tx.Terminate()
 	s.mu.Lock()
 	noAnswer := s.peer == nil
 	s.mu.Unlock()
@@ -552,7 +557,7 @@ func (g *Gateway) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	s.byeSent = true // the peer ended the dialog: no BYE from us
 	s.peerBye = true // and new MESSAGEs go to a new session (retired)
 	s.mu.Unlock()
-	var err error
+	err := errDialogConfirmed // the session is up: sipgo's dialog is gone (confirmedDialog), the 200 is ours
 	switch {
 	case uas != nil:
 		err = uas.ReadBye(req, tx)

@@ -57,18 +57,21 @@ type Session struct {
 	created time.Time
 	log     *slog.Logger
 
-	mu        sync.Mutex
-	st        state
-	coords    Coords
-	uris      atomic.Pointer[messageURIs] // coords parsed, for the MESSAGEs the session generates
-	callID    string
-	ms        *msrp.Session
-	route     Route      // accept types we offered
-	local     *sdp.Media // our current SDP
-	peer      *sdp.Media // the peer's current SDP
-	sdpID     uint64
-	sdpVer    uint64
-	weActive  bool
+	mu       sync.Mutex
+	st       state
+	coords   Coords
+	uris     atomic.Pointer[messageURIs] // coords parsed, for the MESSAGEs the session generates
+	callID   string
+	ms       *msrp.Session
+	route    Route      // accept types we offered
+	local    *sdp.Media // our current SDP
+	peer     *sdp.Media // the peer's current SDP
+	sdpID    uint64
+	sdpVer   uint64
+	weActive bool
+	// The SIP dialog: sipgo's while the session sets up (uac or uas), then what is left of it once the session
+	// is up (dialog; uac and uas nil then: confirm).
+	dialog    *confirmedDialog
 	uac       *sipgo.DialogClientSession
 	acked     chan struct{} // of a dialog our INVITE set up: closed once its ACK is written, or failed (setup); a BYE waits for it
 	uas       *sipgo.DialogServerSession

@@ -418,6 +418,7 @@ func (s *Session) markUp(start time.Time) bool {
 	s.st = stateUp
 	s.upAt = time.Now()
 	s.cancel = nil
+	s.confirmLocked()
 	s.flushLocked()
 	s.mu.Unlock()
 	s.armTimers()

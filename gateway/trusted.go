@@ -62,14 +62,18 @@ func (g *Gateway) dialogSource(s *Session, req *sip.Request) bool {
 		return false
 	}
 	var contact *sip.ContactHeader
+	targets := make([]string, 0, 2)
 	s.mu.Lock()
 	switch {
+	case s.dialog != nil:
+		if s.dialog.contactHost != "" {
+			targets = append(targets, s.dialog.contactHost)
+		}
 	case s.uas != nil:
 		contact = s.uas.InviteRequest.Contact()
 	case s.uac != nil && s.uac.InviteResponse != nil:
 		contact = s.uac.InviteResponse.Contact()
 	}
-	targets := make([]string, 0, 2)
 	if contact != nil {
 		targets = append(targets, contact.Address.Host)
 	}
