@@ -173,6 +173,20 @@ func inviteByHand(t *testing.T, h *harness, client *testpeer.Client, toURI, ctyp
 	return path
 }
 
+// sdpPath is the a=path of the SDP body, parsed (the peer path to give a test client's MSRP session).
+func sdpPath(t *testing.T, body []byte) []msrp.URI {
+	t.Helper()
+	m, err := sdp.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := msrp.ParseSDPPath(strings.Join(m.Path, " "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // inviteAck sends req, an INVITE, to the gateway's UDP listener from client's dialog UA, ACKs its 200 and
 // returns the gateway's SDP answer and the dialog.
 func inviteAck(t *testing.T, h *harness, client *testpeer.Client, req *sip.Request) (*sdp.Media, *sipgo.DialogClientSession) {

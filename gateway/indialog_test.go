@@ -15,8 +15,6 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
-	"github.com/msrpgw/msrpgw/msrp"
-	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
 // The gateway's requests inside its dialogs (the ACK to its INVITE's 2xx, the BYE that ends a session) are
@@ -436,49 +434,12 @@ func TestUpSessionByeFollowsRouteSet(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
 	}
-	answer, err := sdp.Parse(res.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := msrp.ParseSDPPath(strings.Join(answer.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.MSRP.SetPeerPath(path)
+	cs.MSRP.SetPeerPath(sdpPath(t, res.Body()))
 	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-upack\nMax-Forwards: 70\n%s%s\n"+
 		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
-	started := h.events.waitKind(t, event.SessionStarted)
-
-	go h.gw.EndSession(started.Key)
-	bye := expectRequest(t, proxy, h, sip.BYE, "sip:rr-bob@"+phone.addr())
-	var routes []string
-	for _, r := range bye.GetHeaders("Route") {
-		routes = append(routes, r.Value())
-	}
-	if want := []string{rr1, rr2}; !slices.Equal(routes, want) {
-		t.Errorf("BYE Route %q, want the INVITE's Record-Route in its order %q", routes, want)
-	}
 	ourTag, _ := res.To().Params.Get("tag")
-	if tag, _ := bye.From().Params.Get("tag"); tag != ourTag || bye.From().Address.User != "alice" {
-		t.Errorf("BYE From %s, want the 200's To (tag %s)", bye.From().Value(), ourTag)
-	}
-	if tag, _ := bye.To().Params.Get("tag"); tag != "b1" || bye.To().Address.User != "rr-bob" {
-		t.Errorf("BYE To %s, want the INVITE's From (tag b1)", bye.To().Value())
-	}
-	if bye.CallID().Value() != "up-bye-"+phone.addr() {
-		t.Errorf("BYE Call-ID %s", bye.CallID().Value())
-	}
-	if c := bye.CSeq(); c.MethodName != sip.BYE || c.SeqNo != 6 {
-		t.Errorf("BYE CSeq %s, want 6 BYE", c.Value())
-	}
-	gw, err := net.ResolveUDPAddr("udp", h.udp())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy.answer(bye, gw, 200, "OK")
-	if e := h.events.waitKind(t, event.SessionEnded); e.Key != started.Key {
-		t.Fatalf("ended %q, want %q", e.Key, started.Key)
-	}
+	endUpSession(t, h, proxy, upBye{ruri: "sip:rr-bob@" + phone.addr(), routes: []string{rr1, rr2}, fromTag: ourTag,
+		toTag: "b1", callID: "up-bye-" + phone.addr(), cseq: 6})
 }
 
 // The same for a session the gateway's INVITE set up: the route set is its 2xx's Record-Route in reverse
@@ -491,44 +452,52 @@ func TestUpSessionByeFollowsRouteSetMessageFirst(t *testing.T) {
 	peer, proxy := newRawUDP(t), newRawUDP(t)
 	go alice.Send(h.udp(), "sip:rr-bob@"+peer.addr(), "text/plain", "hello")
 	inv, from := peer.request()
-	offer, err := sdp.Parse(inv.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := msrp.ParseSDPPath(strings.Join(offer.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.MSRP.SetPeerPath(path)
+	cs.MSRP.SetPeerPath(sdpPath(t, inv.Body()))
 	far, near := "<sip:127.0.0.1:9;lr;far>", "<sip:"+proxy.addr()+";lr>" // the far one is never dialled
 	answerInviteWith(peer, inv, from, "sip:rr-bob@"+peer.addr(), string(bob.Media(cs, "passive").Marshal(1, 1)), far, near)
 	expectRequest(t, proxy, h, sip.ACK, "sip:rr-bob@"+peer.addr())
 	if m := cs.Recv(); string(m.Body) != "hello" {
 		t.Fatalf("SEND %q, want hello", m.Body)
 	}
-	started := h.events.waitKind(t, event.SessionStarted)
+	ourTag, _ := inv.From().Params.Get("tag")
+	endUpSession(t, h, proxy, upBye{ruri: "sip:rr-bob@" + peer.addr(), routes: []string{near, far}, fromTag: ourTag,
+		toTag: "peer", callID: inv.CallID().Value(), cseq: inv.CSeq().SeqNo + 1})
+}
 
+// upBye is the BYE that ends an up session: to ruri, along routes, with these tags, Call-ID and CSeq number.
+type upBye struct {
+	ruri           string
+	routes         []string
+	fromTag, toTag string
+	callID         string
+	cseq           uint32
+}
+
+// endUpSession has the operator end h's session once it is up, and checks that its BYE, read by proxy (the
+// first hop of the route set), is want; the BYE is answered 200 and the session ends.
+func endUpSession(t *testing.T, h *harness, proxy *rawUDP, want upBye) {
+	t.Helper()
+	started := h.events.waitKind(t, event.SessionStarted)
 	go h.gw.EndSession(started.Key)
-	bye := expectRequest(t, proxy, h, sip.BYE, "sip:rr-bob@"+peer.addr())
+	bye := expectRequest(t, proxy, h, sip.BYE, want.ruri)
 	var routes []string
 	for _, r := range bye.GetHeaders("Route") {
 		routes = append(routes, r.Value())
 	}
-	if want := []string{near, far}; !slices.Equal(routes, want) {
-		t.Errorf("BYE Route %q, want the 2xx's Record-Route reversed %q", routes, want)
+	if !slices.Equal(routes, want.routes) {
+		t.Errorf("BYE Route %q, want %q", routes, want.routes)
 	}
-	ourTag, _ := inv.From().Params.Get("tag")
-	if tag, _ := bye.From().Params.Get("tag"); tag != ourTag {
-		t.Errorf("BYE From %s, want the INVITE's (tag %s)", bye.From().Value(), ourTag)
+	if tag, _ := bye.From().Params.Get("tag"); tag != want.fromTag {
+		t.Errorf("BYE From %s, want the tag %s", bye.From().Value(), want.fromTag)
 	}
-	if tag, _ := bye.To().Params.Get("tag"); tag != "peer" {
-		t.Errorf("BYE To %s, want the 2xx's (tag peer)", bye.To().Value())
+	if tag, _ := bye.To().Params.Get("tag"); tag != want.toTag {
+		t.Errorf("BYE To %s, want the tag %s", bye.To().Value(), want.toTag)
 	}
-	if bye.CallID().Value() != inv.CallID().Value() {
-		t.Errorf("BYE Call-ID %s, want the INVITE's %s", bye.CallID().Value(), inv.CallID().Value())
+	if bye.CallID().Value() != want.callID {
+		t.Errorf("BYE Call-ID %s, want %s", bye.CallID().Value(), want.callID)
 	}
-	if c := bye.CSeq(); c.MethodName != sip.BYE || c.SeqNo != inv.CSeq().SeqNo+1 {
-		t.Errorf("BYE CSeq %s, want %d BYE", c.Value(), inv.CSeq().SeqNo+1)
+	if c := bye.CSeq(); c.MethodName != sip.BYE || c.SeqNo != want.cseq {
+		t.Errorf("BYE CSeq %s, want %d BYE", c.Value(), want.cseq)
 	}
 	gw, err := net.ResolveUDPAddr("udp", h.udp())
 	if err != nil {

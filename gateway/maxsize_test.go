@@ -14,7 +14,6 @@ import (
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
-	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -194,17 +193,9 @@ func TestPeerMaxSizeQueuedDuringSetup(t *testing.T) {
 // session once the gateway bound it.
 func answerWithMaxSize(t *testing.T, bob *rawUDP, inv *sip.Request, gw net.Addr, n int64) *testpeer.ClientSession {
 	t.Helper()
-	offer, err := sdp.Parse(inv.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := msrp.ParseSDPPath(strings.Join(offer.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
 	client := testpeer.NewClient(t, "bob-msrp")
 	cs := client.NewSession()
-	cs.MSRP.SetPeerPath(path)
+	cs.MSRP.SetPeerPath(sdpPath(t, inv.Body()))
 	m := client.Media(cs, sdp.SetupPassive)
 	m.MaxSize = n
 	ok := sip.NewSDPResponseFromRequest(inv, m.Marshal(1, 1))

@@ -20,7 +20,6 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
-	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
@@ -256,15 +255,7 @@ func TestInvite200ConnClosedBeforeAck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ans, err := sdp.Parse(ok.Body())
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := msrp.ParseSDPPath(strings.Join(ans.Path, " "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs.MSRP.SetPeerPath(path)
+	cs.MSRP.SetPeerPath(sdpPath(t, ok.Body()))
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	if err := cs.MSRP.Connect(ctx); err != nil {
