@@ -349,6 +349,11 @@ var errDialogConfirmed = errors.New("dialog confirmed")
 // held. The route set and the tags are those sipgo's dialog would have used: for a dialog the peer's INVITE
 // set up, the INVITE's Record-Route in order; for one the gateway's set up, its 2xx's in reverse.
 func (s *Session) confirmLocked() {
+	if s.byeSent {
+		// A BYE is under way, either side's, on sipgo's dialog (the peer's BYE reads the dialog's INVITE as it
+		// is answered): it stays.
+		return
+	}
 	switch {
 	case s.uas != nil:
 		inv := s.uas.InviteRequest // our tag on its To (sipgo's ReadInvite)
@@ -364,7 +369,7 @@ func (s *Session) confirmLocked() {
 		// dialog after this.
 		s.uas.InviteRequest, s.uas.InviteResponse = nil, nil
 		s.dialog, s.uas = d, nil
-	case s.uac != nil && s.uac.InviteResponse != nil:
+	case s.uac != nil && s.uac.InviteResponse != nil && s.uac.InviteResponse.To() != nil:
 		inv, res := s.uac.InviteRequest, s.uac.InviteResponse
 		d := &confirmedDialog{from: *inv.From(), to: *res.To(), callID: *inv.CallID(), cseq: inv.CSeq().SeqNo,
 			target: inv.Recipient, transport: inv.Transport()}
