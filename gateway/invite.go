@@ -194,7 +194,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		g.endSession(s, "not_completed", outcomeSessionEnded, !errors.Is(err, sip.ErrTransactionCanceled))
 		return
 	}
-	// The ACK came. sipgo would keep the transaction in the Accepted state (RFC 6026 §8.7) for 32 s, only to
+	// The ACK came. sipgo would keep the transaction in the Accepted state (RFC 6026 §7.1) for 32 s, only to
 	// absorb repeats of the INVITE, which g.recent answers anyway; with it the whole parsed INVITE, its 2xx
 	// and the dialog sipgo made (several KiB per session, the bulk of a setup's memory once the session is up:
 	// confirmedDialog).

@@ -70,7 +70,7 @@ type Session struct {
 	sdpVer   uint64
 	weActive bool
 	// The SIP dialog: sipgo's while the session sets up (uac or uas), then what is left of it once the session
-	// is up (dialog; uac and uas nil then: confirm).
+	// is up (dialog; uac and uas are nil then: confirmLocked).
 	dialog    *confirmedDialog
 	uac       *sipgo.DialogClientSession
 	acked     chan struct{} // of a dialog our INVITE set up: closed once its ACK is written, or failed (setup); a BYE waits for it
