@@ -197,8 +197,8 @@ func (w *forkWatch) accept(res *sip.Response) {
 // answered gets each response after the first 2xx. Until the dialog took its 2xx, another one is left to its
 // UAS's retransmissions; a retransmission of a branch's 2xx is ACKed again, its BYE is sent once.
 func (w *forkWatch) answered(res *sip.Response) {
-	if !res.IsSuccess() {
-		return
+	if !res.IsSuccess() || res.To() == nil {
+		return // a 2xx without To names no dialog to ACK
 	}
 	tag := responseToTag(res)
 	w.mu.Lock()
@@ -213,42 +213,20 @@ func (w *forkWatch) answered(res *sip.Response) {
 	w.ended[tag] = true
 	w.mu.Unlock()
 	g := w.g
-	if err := g.client.WriteRequest(g.forkRequest(sip.ACK, w.inv, res)); err != nil {
+	branch := uacDialog(w.inv, res)
+	if err := g.client.WriteRequest(g.inDialogRequest(sip.ACK, branch, nil)); err != nil {
 		g.log.Info("ACK to a forked 2xx not sent", "err", err, "call_id", callID(w.inv), "to_tag", tag)
 		return
 	}
 	if bye {
 		g.log.Info("2xx from another branch of a forked INVITE: ACK and BYE", "call_id", callID(w.inv), "to_tag", tag)
-		req := g.forkRequest(sip.BYE, w.inv, res)
+		req := g.inDialogRequest(sip.BYE, branch, nil)
 		g.goBackground(func() {
 			ctx, cancel := context.WithTimeout(g.ctx, 5*time.Second)
 			defer cancel()
 			g.client.Do(ctx, req)
 		})
 	}
-}
-
-// forkRequest is the ACK or BYE of the dialog that res, a 2xx to inv from another branch, set up: to its
-// remote target along its route set (RFC 3261 §12.1.2), as uacRequest makes them for the dialog taken.
-func (g *Gateway) forkRequest(method sip.RequestMethod, inv *sip.Request, res *sip.Response) *sip.Request {
-	target := inv.Recipient
-	if c := res.Contact(); c != nil {
-		target = c.Address
-	}
-	rr := res.GetHeaders("Record-Route")
-	req := g.dialogRequest(method, target, inv.Transport(), len(rr) > 0)
-	for i := len(rr) - 1; i >= 0; i-- {
-		req.AppendHeader(sip.NewHeader("Route", rr[i].Value()))
-	}
-	seq := inv.CSeq().SeqNo
-	if method != sip.ACK {
-		seq++
-	}
-	req.AppendHeader(sip.HeaderClone(inv.From()))
-	req.AppendHeader(sip.HeaderClone(res.To()))
-	req.AppendHeader(sip.HeaderClone(inv.CallID()))
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
-	return req
 }
 
 func responseToTag(res *sip.Response) string {
@@ -342,6 +320,30 @@ type confirmedDialog struct {
 	transport   string   // the INVITE's
 }
 
+// inDialogRequest is a request in d: to its remote target, or to target when not nil, along its route set. An
+// ACK carries the INVITE's CSeq number, any other request the next (the gateway sends no other in a dialog).
+func (g *Gateway) inDialogRequest(method sip.RequestMethod, d *confirmedDialog, target *sip.Uri) *sip.Request {
+	to := d.target
+	if target != nil {
+		to = *target
+	}
+	req := g.dialogRequest(method, to, d.transport, len(d.routes) > 0)
+	from, dest, callID := d.from, d.to, d.callID
+	from.Params, dest.Params = from.Params.Clone(), dest.Params.Clone()
+	seq := d.cseq
+	if method != sip.ACK {
+		seq++
+	}
+	maxForwards := sip.MaxForwardsHeader(70)
+	contact := g.contact
+	req.PrependHeader(&from, &dest, &callID, &maxForwards, &sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	for _, r := range d.routes {
+		req.AppendHeader(sip.NewHeader("Route", r))
+	}
+	req.AppendHeader(sip.HeaderClone(&contact))
+	return req
+}
+
 // errDialogConfirmed: the session's sipgo dialog is gone (confirmedDialog); the gateway answers the peer's BYE.
 var errDialogConfirmed = errors.New("dialog confirmed")
 
@@ -370,39 +372,31 @@ func (s *Session) confirmLocked() {
 		s.uas.InviteRequest, s.uas.InviteResponse = nil, nil
 		s.dialog, s.uas = d, nil
 	case s.uac != nil && s.uac.InviteResponse != nil && s.uac.InviteResponse.To() != nil:
-		inv, res := s.uac.InviteRequest, s.uac.InviteResponse
-		d := &confirmedDialog{from: *inv.From(), to: *res.To(), callID: *inv.CallID(), cseq: inv.CSeq().SeqNo,
-			target: inv.Recipient, transport: inv.Transport()}
-		if c := res.Contact(); c != nil {
-			d.target, d.contactHost = c.Address, c.Address.Host
-		}
-		rr := res.GetHeaders("Record-Route")
-		for i := len(rr) - 1; i >= 0; i-- {
-			d.routes = append(d.routes, rr[i].Value())
-		}
-		s.dialog, s.uac, s.acked = d, nil, nil
+		s.dialog, s.uac, s.acked = uacDialog(s.uac.InviteRequest, s.uac.InviteResponse), nil, nil
 	}
+}
+
+// uacDialog is the dialog res, a 2xx to the gateway's INVITE inv, set up: to the 2xx's Contact (or the INVITE's
+// Request-URI), along its Record-Route in reverse (RFC 3261 §12.1.2). The 2xx of another branch of a forked
+// INVITE makes a dialog of its own (forkWatch).
+func uacDialog(inv *sip.Request, res *sip.Response) *confirmedDialog {
+	d := &confirmedDialog{from: *inv.From(), to: *res.To(), callID: *inv.CallID(), cseq: inv.CSeq().SeqNo,
+		target: inv.Recipient, transport: inv.Transport()}
+	if c := res.Contact(); c != nil {
+		d.target, d.contactHost = c.Address, c.Address.Host
+	}
+	rr := res.GetHeaders("Record-Route")
+	for i := len(rr) - 1; i >= 0; i-- {
+		d.routes = append(d.routes, rr[i].Value())
+	}
+	return d
 }
 
 // byeConfirmed ends a confirmed dialog: a BYE to its remote target, or to target when a re-INVITE refreshed
 // it, along its route set. The dialog's first BYE is the only request the gateway sends in it: its CSeq is the
 // next number.
 func (g *Gateway) byeConfirmed(ctx context.Context, d *confirmedDialog, target *sip.Uri) error {
-	to := d.target
-	if target != nil {
-		to = *target
-	}
-	req := g.dialogRequest(sip.BYE, to, d.transport, len(d.routes) > 0)
-	from, dest, callID := d.from, d.to, d.callID
-	from.Params, dest.Params = from.Params.Clone(), dest.Params.Clone()
-	maxForwards := sip.MaxForwardsHeader(70)
-	contact := g.contact
-	req.PrependHeader(&from, &dest, &callID, &maxForwards, &sip.CSeqHeader{SeqNo: d.cseq + 1, MethodName: sip.BYE})
-	for _, r := range d.routes {
-		req.AppendHeader(sip.NewHeader("Route", r))
-	}
-	req.AppendHeader(sip.HeaderClone(&contact))
-	res, err := g.client.Do(ctx, req)
+	res, err := g.client.Do(ctx, g.inDialogRequest(sip.BYE, d, target))
 	switch {
 	case err != nil:
 		return err
