@@ -446,6 +446,17 @@ func TestValidateErrors(t *testing.T) {
 		{"auth half set", "sip:\n  auth: {realm: example.net}\n", "key sip.auth.users_file: is empty but sip.auth.realm is set"},
 		{"tls half set", "sip:\n  tls: {key: /k}\n", "key sip.tls.cert: is empty but sip.tls.key is set"},
 		{"invite header", "gateway:\n  message:\n    invite_headers: [\"no colon\"]\n", `key gateway.message.invite_headers[0] (line 3, column 22): "no colon" is not a header line`},
+		{"outbound proxy transport", "sip:\n  outbound_proxy: \"sip:127.0.0.1:5999;transport=bogus\"\n", `key sip.outbound_proxy (line 2, column 19): "sip:127.0.0.1:5999;transport=bogus": transport "bogus": the gateway sends over udp, tcp or tls`},
+		{"outbound proxy port 0", "sip:\n  outbound_proxy: \"sip:127.0.0.1:0\"\n", `key sip.outbound_proxy (line 2, column 19): "sip:127.0.0.1:0": port 0 is no port to send to`},
+		{"contact transport", "sip:\n  contact: \"sip:127.0.0.1;transport=ws\"\n", `key sip.contact (line 2, column 12): "sip:127.0.0.1;transport=ws": transport "ws"`},
+		{"webhook port out of range", "events:\n  webhooks: [{url: \"http://127.0.0.1:99999/hook\"}]\n", `key events.webhooks[0].url (line 2, column 20): "http://127.0.0.1:99999/hook": port "99999" is not a number from 1 to 65535`},
+		{"webhook port 0", "events:\n  webhooks: [{url: \"http://127.0.0.1:0/hook\"}]\n", `port "0" is not a number from 1 to 65535`},
+		{"webhook port without host", "events:\n  webhooks: [{url: \"http://:8080/hook\"}]\n", `has no host`},
+		{"invite header the gateway writes", "gateway:\n  message:\n    invite_headers: [\"Call-ID: fixed@example\"]\n", `key gateway.message.invite_headers[0] (line 3, column 22): "Call-ID: fixed@example": the gateway writes Call-ID itself`},
+		{"invite header compact form", "gateway:\n  message:\n    invite_headers: [\"P-Asserted-Identity: <sip:a@127.0.0.1>\", \"m: <sip:x@127.0.0.1>\"]\n", `key gateway.message.invite_headers[1] (line 3, column 64): "m: <sip:x@127.0.0.1>": the gateway writes m itself`},
+		{"contact params comma", "gateway:\n  message:\n    contact_params: \"a,b\"\n", `key gateway.message.contact_params (line 3, column 21): "a,b": parameter name "a,b" is not a token`},
+		{"contact params unterminated quote", "gateway:\n  message:\n    contact_params: \"+g.3gpp.icsi-ref=\\\"urn\"\n", `the value of +g.3gpp.icsi-ref is neither a token nor a quoted string`},
+		{"contact params space", "gateway:\n  message:\n    contact_params: \"x=a b\"\n", `the value of x is neither a token nor a quoted string`},
 		{"contact params line break", "gateway:\n  message:\n    contact_params: \"a\\r\\nVia: x\"\n", "key gateway.message.contact_params (line 3, column 21): \"a\\r\\nVia: x\" contains a line break"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -457,6 +468,23 @@ func TestValidateErrors(t *testing.T) {
 				t.Errorf("Parse error:\n%v\nwant one containing:\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+// Values at the edge of what the checks of TestValidateErrors refuse, which a SIP operator does use.
+func TestValidateAcceptsUsableValues(t *testing.T) {
+	for _, yaml := range []string{
+		"sip:\n  outbound_proxy: \"sip:127.0.0.1:5999;transport=TCP;lr\"\n",
+		"sip:\n  outbound_proxy: \"sips:proxy.example.net;lr\"\n",
+		"sip:\n  contact: \"sip:gw;x=y@127.0.0.1:5060;transport=udp\"\n",
+		"events:\n  webhooks: [{url: \"http://127.0.0.1:8080/hook\"}, {url: \"https://[::1]/hook\"}]\n",
+		"gateway:\n  message:\n    invite_headers: [\"P-Preferred-Service: urn:urn-7:3gpp-service.ims.icsi.oma.cpm.session\", \"Accept-Contact: *;+g.oma.sip-im\"]\n",
+		"gateway:\n  message:\n    contact_params: '+g.3gpp.icsi-ref=\"urn%3Aurn-7%3A3gpp-service.ims.icsi.oma.cpm.session\"; +g.oma.sip-im'\n",
+		"gateway:\n  message:\n    contact_params: 'q=0.5;x=\"a \\\" b\";maddr=[2001:db8::1]'\n",
+	} {
+		if _, err := Parse([]byte(yaml)); err != nil {
+			t.Errorf("Parse refused:\n%s\n%v", yaml, err)
+		}
 	}
 }
 

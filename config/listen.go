@@ -162,7 +162,25 @@ func checkSIPURI(uri string) error {
 	if err := CheckHost(host); err != nil {
 		return fmt.Errorf("%q: %w", uri, err)
 	}
+	if t, ok := sipURIParam(rest, "transport"); ok && !slices.Contains([]string{"udp", "tcp", "tls"}, strings.ToLower(t)) {
+		return fmt.Errorf("%q: transport %q: the gateway sends over udp, tcp or tls", uri, t)
+	}
 	return nil
+}
+
+// sipURIParam is the value of the URI parameter name (case-insensitive) of a SIP URI without its scheme.
+func sipURIParam(rest, name string) (string, bool) {
+	if _, hostport, found := strings.Cut(rest, "@"); found {
+		rest = hostport
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	_, params, _ := strings.Cut(rest, ";")
+	for _, p := range strings.Split(params, ";") {
+		if k, v, _ := strings.Cut(p, "="); strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
 }
 
 // sipURIHostPort is the host (without brackets) and the port, if it has one, of a SIP URI without its scheme.

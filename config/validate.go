@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -141,7 +142,13 @@ func (v *validation) sip() {
 		v.bad("sip.contact", "%w", err)
 	}
 	if s.OutboundProxy != "" {
-		if err := checkSIPURI(s.OutboundProxy); err != nil {
+		err := checkSIPURI(s.OutboundProxy)
+		if _, rest, _ := strings.Cut(s.OutboundProxy, ":"); err == nil {
+			if _, port, hasPort := sipURIHostPort(rest); hasPort && port == "0" {
+				err = fmt.Errorf("%q: port 0 is no port to send to", s.OutboundProxy)
+			}
+		}
+		if err != nil {
 			v.bad("sip.outbound_proxy", "%w", err)
 		}
 	}
@@ -236,12 +243,19 @@ func (v *validation) gateway() {
 	for i, h := range m.InviteHeaders {
 		key := fmt.Sprintf("gateway.message.invite_headers[%d]", i)
 		name, _, ok := strings.Cut(h, ":")
-		if !ok || !isToken(strings.TrimSpace(name)) {
+		name = strings.TrimSpace(name)
+		switch {
+		case !ok || !isToken(name):
 			v.bad(key, "%q is not a header line like \"P-Preferred-Service: urn:…\"", h)
+		case slices.ContainsFunc(inviteOwnHeaders, func(own string) bool { return strings.EqualFold(own, name) }):
+			v.bad(key, "%q: the gateway writes %s itself; a second one would make the INVITE invalid (RFC 3261 §7.3.1)", h, name)
 		}
 		v.noLineBreak(key, h)
 	}
 	v.noLineBreak("gateway.message.contact_params", m.ContactParams)
+	if err := checkContactParams(m.ContactParams); err != nil {
+		v.bad("gateway.message.contact_params", "%w", err)
+	}
 	switch m.Reply {
 	case ReplyWait, ReplyAccept, ReplyOK:
 	default:
@@ -363,8 +377,10 @@ func (v *validation) events() {
 			}
 		case u.Scheme != "http" && u.Scheme != "https":
 			v.bad(key+".url", "%q: want an http:// or https:// URL", u.Redacted())
-		case u.Host == "":
+		case u.Hostname() == "":
 			v.bad(key+".url", "%q has no host", u.Redacted())
+		case u.Port() != "" && !validPort(u.Port()):
+			v.bad(key+".url", "%q: port %q is not a number from 1 to 65535", u.Redacted(), u.Port())
 		}
 		for j, e := range w.Events {
 			if !slices.Contains(known, e) {
@@ -372,4 +388,65 @@ func (v *validation) events() {
 			}
 		}
 	}
+}
+
+// inviteOwnHeaders are the headers the gateway writes on every INVITE it generates, in full and compact form:
+// gateway.message.invite_headers may not add a second one.
+var inviteOwnHeaders = []string{
+	"Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Content-Type", "c",
+	"Content-Length", "l", "Max-Forwards", "Route",
+}
+
+// checkContactParams checks gateway.message.contact_params as the gateway uses it: items separated by ";",
+// each an RFC 3261 generic-param (token, or token=value with a token, a host or a quoted string as value),
+// so that the Contact of every generated INVITE parses.
+func checkContactParams(params string) error {
+	for _, item := range strings.Split(params, ";") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, value, hasValue := strings.Cut(item, "=")
+		if !isToken(name) {
+			return fmt.Errorf("%q: parameter name %q is not a token", params, name)
+		}
+		if hasValue && !isToken(value) && !isQuotedString(value) && !isIPv6Reference(value) {
+			return fmt.Errorf("%q: the value of %s is neither a token nor a quoted string", params, name)
+		}
+	}
+	return nil
+}
+
+// isQuotedString reports whether s is one RFC 3261 quoted-string: in double quotes, with no quote inside
+// that is not escaped with a backslash.
+func isQuotedString(s string) bool {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		switch s[i] {
+		case '\\':
+			i++
+			if i == len(s)-1 {
+				return false // the closing quote escaped
+			}
+		case '"':
+			return false
+		}
+	}
+	return true
+}
+
+func isIPv6Reference(s string) bool {
+	if len(s) < 3 || s[0] != '[' || s[len(s)-1] != ']' {
+		return false
+	}
+	a, err := netip.ParseAddr(s[1 : len(s)-1])
+	return err == nil && a.Is6()
+}
+
+// validPort reports whether p is a port number a request can be sent to: 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.ParseUint(p, 10, 16)
+	return err == nil && n > 0
 }
