@@ -442,6 +442,14 @@ func (g *Gateway) respondReinvite(s *Session, req *sip.Request, tx sip.ServerTra
 			case <-timer.C:
 			}
 			if tx.Respond(res) != nil {
+				// The transaction ended (Timer L) as the timer fired, or its transport failed: no more
+				// retransmissions, but the ACK still decides, until the transaction's end.
+				select {
+				case <-acked:
+				case <-tx.Done():
+					g.reinviteNotAcked(s, acked)
+				case <-g.ctx.Done():
+				}
 				return
 			}
 			interval = min(2*interval, sip.T2)
