@@ -32,9 +32,5 @@ func IsControl(contentType string, headers []Header) bool {
 // IsControl reports whether the encapsulated entity of m is a control payload (see the IsControl function).
 // An entity with a body but no Content-Type is text/plain by the MIME default (RFC 2045 §5.2), not control.
 func (m *Message) IsControl() bool {
-	ct := m.ContentType()
-	if ct == "" && len(m.Body) > 0 {
-		ct = "text/plain"
-	}
-	return IsControl(ct, m.ContentHeaders)
+	return IsControl(m.EntityType(), m.ContentHeaders)
 }

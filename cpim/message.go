@@ -130,6 +130,15 @@ func (m *Message) ContentType() string {
 	return ""
 }
 
+// EntityType returns the Content-Type of the encapsulated entity: ContentType, or, for an entity with a body
+// and no Content-Type, text/plain, the MIME default (RFC 2045 §5.2).
+func (m *Message) EntityType() string {
+	if ct := m.ContentType(); ct != "" || len(m.Body) == 0 {
+		return ct
+	}
+	return "text/plain"
+}
+
 // From returns the URI inside <...> of the CPIM From header ("" when absent).
 func (m *Message) From() string { return uriOf(m.Get("From")) }
 

@@ -371,3 +371,19 @@ func TestMessageIsControl(t *testing.T) {
 		}
 	}
 }
+
+func TestEntityType(t *testing.T) {
+	for doc, want := range map[string]string{
+		"From: <a:b>\r\n\r\nContent-Type: text/html\r\n\r\n<b>hi</b>": "text/html",
+		"From: <a:b>\r\n\r\nContent-Length: 2\r\n\r\nhi":              "text/plain", // RFC 2045 §5.2
+		"From: <a:b>\r\n\r\nContent-Length: 0\r\n\r\n":                "",           // no entity to type
+	} {
+		m, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.EntityType(); got != want {
+			t.Errorf("EntityType(%q) = %q, want %q", doc, got, want)
+		}
+	}
+}

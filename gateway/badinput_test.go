@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
 
@@ -184,5 +185,37 @@ func TestRequestControlInRequestLine(t *testing.T) {
 		if got := requestControl(msg.(*sip.Request)); got == "" {
 			t.Fatalf("%q: no control character found", raw)
 		}
+	}
+}
+
+// SPEC §8 "Bad SIP input ... → 400" and §5 "never loses a failure silently": a MESSAGE that lacks its
+// Call-ID is malformed (RFC 3261 §8.1.1: mandatory) and must get a final response (400 with a Warning), and the
+// refusal be logged and counted, as any refused request is. sipgo keys its transaction by Via branch and
+// method, so it passes such a MESSAGE to the gateway's onMessage, which does nothing (takeable() leaves it to
+// sipgo): no answer at all, the sender retransmits for 32 s and times out, and nothing is logged or counted.
+func TestMessageWithoutCallIDAnswered(t *testing.T) {
+	h := newHarness(t, nil)
+	peer := newRawUDP(t)
+	raw := "MESSAGE sip:nocid-bob@127.0.0.1 SIP/2.0\n" +
+		"Via: SIP/2.0/UDP " + peer.addr() + ";branch=z9hG4bKnocallid1\n" +
+		"Max-Forwards: 70\n" +
+		"From: <sip:nocid-alice@127.0.0.1>;tag=a1\n" +
+		"To: <sip:nocid-bob@127.0.0.1>\n" +
+		"CSeq: 1 MESSAGE\n" +
+		"Content-Type: text/plain\n" +
+		"Content-Length: 2\n\nhi"
+	peer.write(h.udp(), raw)
+	peer.pc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 65535)
+	n, _, err := peer.pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("MESSAGE without Call-ID: no response at all within 3 s (%v); want 400 with a Warning", err)
+	}
+	status := strings.SplitN(string(buf[:n]), "\r\n", 2)[0]
+	if !strings.HasPrefix(status, "SIP/2.0 400") {
+		t.Fatalf("MESSAGE without Call-ID answered %q, want 400", status)
+	}
+	if n := h.events.count(event.RequestRefused); n == 0 {
+		t.Fatalf("MESSAGE without Call-ID answered %q but not counted as a refused request", status)
 	}
 }

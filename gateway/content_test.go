@@ -238,3 +238,23 @@ func TestSetupFailedNotificationExcerpt(t *testing.T) {
 		t.Fatalf("setup-failed notification %q, want %q", got, want)
 	}
 }
+
+// A CPIM message whose encapsulated entity has no Content-Type is text/plain (RFC 2045 §5.2, as
+// cpim.Message.IsControl has it): it reaches the page-mode user as text/plain, not a 415.
+func TestCPIMWithoutInnerContentTypeIsTextPlain(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "rc-alice")
+	bob := testpeer.NewClient(t, "rc-bob")
+	bob.SetTypes([]string{"message/cpim"}, []string{"text/plain"})
+	cs := bob.Call(h.udp(), alice.URI, "actpass")
+	doc := "From: <" + bob.URI + ">\r\nTo: <" + alice.URI + ">\r\nDateTime: 2024-01-01T00:00:00.000Z\r\n\r\n" +
+		"Content-Transfer-Encoding: 8bit\r\n\r\nhello without type"
+	r := cs.Send("message/cpim", doc)
+	if r.StatusCode != 200 {
+		t.Fatalf("CPIM SEND without inner Content-Type answered %d %s, want 200", r.StatusCode, r.Comment)
+	}
+	m := alice.Recv()
+	if string(m.Body()) != "hello without type" {
+		t.Fatalf("page-mode user got %q", m.Body())
+	}
+}

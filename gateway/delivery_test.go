@@ -1011,3 +1011,28 @@ func TestSend481EndsSession(t *testing.T) {
 		t.Fatalf("new session got %q", got)
 	}
 }
+
+// A message resent with the Message-ID it had (RFC 4975 §5.4: a sender that did not learn the fate of a
+// message resends it under the same Message-ID, and receivers SHOULD treat it as a duplicate) reaches the
+// page-mode user once: SPEC §5 "nothing is delivered twice".
+func TestResentMessageIDDeliveredOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "rd-alice")
+	bob := testpeer.NewClient(t, "rd-bob")
+	p := newRawPeer(t, h, bob, alice.URI)
+	p.write(sendFrame("dup1", p.gw, p.self, "mid-resent", "only once"))
+	if m := p.response("dup1"); m.StatusCode != 200 {
+		t.Fatalf("SEND: %d", m.StatusCode)
+	}
+	if m := alice.Recv(); string(m.Body()) != "only once" {
+		t.Fatalf("page-mode user got %q", m.Body())
+	}
+	// The same message again, as a sender resends one whose 200 it never saw.
+	p.write(sendFrame("dup2", p.gw, p.self, "mid-resent", "only once"))
+	if m := p.response("dup2"); m.StatusCode != 200 {
+		t.Fatalf("resent SEND: %d, want 200 (it was received)", m.StatusCode)
+	}
+	if m, ok := alice.TryRecv(500 * time.Millisecond); ok {
+		t.Fatalf("the resent message (same Message-ID) reached the page-mode user a second time: %q", m.Body())
+	}
+}

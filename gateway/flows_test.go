@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
+	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
@@ -373,5 +374,17 @@ func TestMSRPMediaType(t *testing.T) {
 		if got := msrpMediaType(in); got != want {
 			t.Errorf("msrpMediaType(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// gateway.message.reply: ok answers each MESSAGE 200 at once (SPEC §5, the reference's behaviour): an
+// isComposing for a key without a session, which sets nothing up (SPEC §3.1 step 6), too.
+func TestOkModeAnswersIsComposing200(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.Gateway.Message.Reply = "ok" })
+	alice := testpeer.NewPhone(t, "rok-alice")
+	bob := testpeer.NewClient(t, "rok-bob")
+	isc := `<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>`
+	if res := alice.Send(h.udp(), bob.URI, cpim.IsComposingType, isc); res.StatusCode != 200 {
+		t.Fatalf("isComposing in reply mode ok answered %d %s, want 200", res.StatusCode, res.Reason)
 	}
 }

@@ -71,7 +71,8 @@ type Gateway struct {
 	handlers chan struct{} // bounds concurrent SIP handlers
 	workers  *workerPool   // runs the handlers on goroutines whose stacks have grown already
 	draining atomic.Bool
-	started  atomic.Bool
+	started  atomic.Bool  // Start was called
+	serving  atomic.Bool  // Start succeeded: every listener is open
 	inflight atomic.Int64 // SIP handlers still holding a transaction
 	byes     atomic.Int64 // BYEs still on their way
 	// beforeACK, when set (by a test, before Start), runs as a setup is about to ACK its INVITE's 2xx.
@@ -163,6 +164,7 @@ func (g *Gateway) Start() error {
 		g.msrp.Close()
 		return err
 	}
+	g.serving.Store(true)
 	g.log.Info("gateway started", "sip", g.SIPAddrs(), "msrp", g.msrpLocal, "contact", g.contact.Address.String())
 	return nil
 }
@@ -588,7 +590,7 @@ func (g *Gateway) SIPAddrs() []string {
 func (g *Gateway) MSRPAddr() string { return g.msrpLocal }
 
 // Ready reports whether the gateway is serving and not draining.
-func (g *Gateway) Ready() bool { return g.started.Load() && !g.draining.Load() && g.ctx.Err() == nil }
+func (g *Gateway) Ready() bool { return g.serving.Load() && !g.draining.Load() && g.ctx.Err() == nil }
 
 // Drain starts a graceful drain: new sessions are refused with 503, existing ones keep carrying messages.
 func (g *Gateway) Drain() {

@@ -214,6 +214,9 @@ func warningValue(agent, text string) string {
 }
 
 func callID(req *sip.Request) string {
+	if req == nil {
+		return ""
+	}
 	if c := req.CallID(); c != nil {
 		return c.Value()
 	}

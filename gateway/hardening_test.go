@@ -502,3 +502,14 @@ func TestTenThousandChunks(t *testing.T) {
 	}
 	chat.exchange()
 }
+
+// response waits for the gateway's response to the request tid, skipping anything else.
+func (p *rawPeer) response(tid string) *msrp.Message {
+	p.t.Helper()
+	for {
+		m := p.next()
+		if m.Method == "" && m.TransactionID == tid {
+			return m
+		}
+	}
+}

@@ -487,3 +487,24 @@ func TestRacingReplacementsMoveQueuedMessageToNewest(t *testing.T) {
 	}
 	h.gw.endSession(second, "admin", outcomeSessionEnded, false)
 }
+
+// SPEC §7 GET /readyz; Gateway.Ready's own contract: "whether the gateway is serving and not draining". A
+// gateway whose Start failed (its SIP port taken) serves nothing, yet Ready says true: started is set at the
+// top of Start, before any listener is open, and stays set when Start fails. (Between that moment and the
+// listeners being open Ready is also true.)
+func TestReadyFalseWhenStartFailed(t *testing.T) {
+	h := newHarness(t, nil)
+	cfg := testConfig()
+	cfg.SIP.Listen = []config.Listen{{Network: "tcp", Addr: h.gw.SIPAddr("tcp")}} // taken
+	gw, err := New(cfg, Options{Logger: testpeer.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	if err := gw.Start(); err == nil {
+		t.Fatal("Start succeeded on a SIP address already in use")
+	}
+	if gw.Ready() {
+		t.Fatal("Ready() is true for a gateway whose Start failed and that listens on nothing")
+	}
+}

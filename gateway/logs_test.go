@@ -161,3 +161,23 @@ func TestNotificationFailureLogged(t *testing.T) {
 		}
 	}
 }
+
+// SPEC §7 "Logs: ... one line per session event and per failure, with key, Call-ID and MSRP session-id": a
+// message from the session-mode side that the page-mode user refuses is a failure, logged as "message to SIP
+// failed" with the key and the MSRP session-id but without any Call-ID (the line of the other direction,
+// "message to MSRP failed", has one).
+func TestMessageToSIPFailedLogHasCallID(t *testing.T) {
+	logs := newCapturedLog()
+	h := newHarnessWith(t, nil, Options{Logger: slog.New(logs)})
+	alice := testpeer.NewPhone(t, "rvlog-alice")
+	alice.SetAnswer(486)
+	bob := testpeer.NewClient(t, "rvlog-bob")
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	if r := cs.Send("text/plain", "hi"); r.StatusCode != 200 {
+		t.Fatalf("SEND answered %+v, want 200", r)
+	}
+	l := logs.wait(t, "message to SIP failed", map[string]string{"code": "486", "key": "", "msrp_session_id": ""})
+	if got, ok := l.attrs["call_id"]; !ok || got == "" {
+		t.Fatalf("\"message to SIP failed\" logged with %v: no call_id (the session's is %s)", l.attrs, cs.CallID)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/msrp"
@@ -53,9 +54,15 @@ const (
 	replyResolved
 )
 
-// onMessage is sipgo's handler for MESSAGE. Every MESSAGE that reaches it was taken already, in arrival
-// order, from the transport (udpintake.go); it does nothing, and sipgo drops its transaction as it returns.
-func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {}
+// onMessage is sipgo's handler for MESSAGE. A MESSAGE the gateway can take was taken already, in arrival
+// order, from the transport (udpintake.go), and sipgo drops its transaction as this returns. One it could not
+// take (takeable) is malformed in a way sipgo lets through, e.g. without Call-ID: 400 (SPEC §8), so that its
+// sender does not retransmit it until Timer F.
+func (g *Gateway) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+	if why := untakeable(req); why != "" {
+		g.refuse(req, tx, 400, "Bad Request", why)
+	}
+}
 
 // takeMessage handles one MESSAGE without waiting for its outcome; its caller is a transport reader, taking
 // MESSAGEs in the order they arrived (udpintake.go). The final response goes out through r, now or once the
@@ -125,7 +132,7 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 		req: req, contentType: ctype, body: body, arrived: time.Now(), key: rt.Key,
 		r: r, released: released,
 	}
-	if g.cfg.Gateway.Message.Reply != "wait" {
+	if g.cfg.Gateway.Message.Reply != config.ReplyWait {
 		// accept / ok: the answer does not depend on the outcome; a later failure becomes a notification.
 		pm.replied.Store(replyAnswered)
 	}
@@ -171,14 +178,20 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	}
 	s.touchMessage()
 	s.toMSRP.Add(1)
-	switch m := g.cfg.Gateway.Message; m.Reply {
-	case "ok":
-		return answer{code: 200, reason: "OK"}, false
-	case "accept":
-		return answer{code: 202, reason: "Accepted"}, false
+	if g.cfg.Gateway.Message.Reply != config.ReplyWait {
+		return g.acceptedAnswer(), false
 	}
 	pm.waitReply(g)
 	return answer{}, true
+}
+
+// acceptedAnswer is the answer to a MESSAGE taken without waiting for its outcome (reply modes accept and ok,
+// or nothing to deliver it to): 200 in mode ok, as the reference answers every MESSAGE, else 202.
+func (g *Gateway) acceptedAnswer() answer {
+	if g.cfg.Gateway.Message.Reply == config.ReplyOK {
+		return answer{code: 200, reason: "OK"}
+	}
+	return answer{code: 202, reason: "Accepted"}
 }
 
 // sessionForMessage returns the live session for a MESSAGE's key, or installs a new one holding pm; created
@@ -235,7 +248,7 @@ func (g *Gateway) sessionForMessage(req *sip.Request, pm *pageMessage, rt Route,
 	case idle:
 		// RFC 3994 indications never create a session (SPEC §3.1): there is nobody to tell.
 		g.publish(event.Event{Kind: event.MessageDropped, Key: rt.Key, Direction: event.ToMSRP, Reason: "iscomposing without session"})
-		return nil, false, answer{code: 202, reason: "Accepted"}
+		return nil, false, g.acceptedAnswer()
 	case refusedBy != nil:
 		refusedBy.logRefused(req, pm.contentType, refusal)
 		return nil, false, answer{code: refusal.Code, reason: refusal.Reason, hdrs: acceptHeader(refusal, refusedBy)}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +51,7 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 400, Reason: "bad CPIM", MSRPSessionID: ms.ID()})
 			return 400
 		}
-		inner := m.ContentType()
+		inner := m.EntityType()
 		if !sdp.Match(s.route.AcceptWrappedTypes, inner) && !sdp.Match(s.route.AcceptTypes, inner) {
 			s.log.Info("SEND refused: wrapped content type not offered", "content_type", inner, "msrp_session_id", ms.ID(), "call_id", s.callID)
 			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "wrapped content type not offered", MSRPSessionID: ms.ID()})
@@ -140,6 +141,16 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 	}
 	s.mu.Lock()
 	job.coords = s.coords
+	if s.taken.has(in.MessageID) {
+		s.mu.Unlock()
+		s.toSIPOpen.Add(-1)
+		// RFC 4975 §5.4: a sender resends a message whose delivery it did not see confirmed with the same
+		// Message-ID, and the receiver treats it as a duplicate. The first one's outcome is (or will be)
+		// reported as usual; the page-mode user does not get it twice.
+		s.log.Info("SEND not delivered again: a message with its Message-ID was taken already", "message_id", in.MessageID, "msrp_session_id", ms.ID(), "call_id", s.sipCallID())
+		g.publish(event.Event{Kind: event.MessageDropped, Key: s.key, Direction: event.ToSIP, Reason: "duplicate Message-ID", MSRPSessionID: ms.ID()})
+		return 200
+	}
 	s.mu.Unlock()
 	if g.out.enqueue(job) != nil {
 		s.toSIPOpen.Add(-1)
@@ -147,8 +158,34 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 481, Reason: "draining: session ending", MSRPSessionID: ms.ID()})
 		return 481
 	}
+	s.mu.Lock()
+	if s.taken == nil {
+		s.taken = new(recentIDs)
+	}
+	s.taken.add(in.MessageID)
+	s.mu.Unlock()
 	s.toSIP.Add(1)
 	return 200
+}
+
+// maxRecentIDs is how many of a session's last Message-IDs from the peer are remembered to recognise a
+// resent message: those sent while a connection failed, which the peer has not seen answered.
+const maxRecentIDs = 32
+
+// recentIDs holds the last maxRecentIDs Message-IDs taken from a session's peer; under the session's lock.
+type recentIDs struct {
+	ids  [maxRecentIDs]string
+	next int
+}
+
+// has says whether id was taken lately; false for a nil r (nothing taken yet) and for "".
+func (r *recentIDs) has(id string) bool {
+	return r != nil && id != "" && slices.Contains(r.ids[:], id)
+}
+
+func (r *recentIDs) add(id string) {
+	r.ids[r.next] = id
+	r.next = (r.next + 1) % len(r.ids)
 }
 
 // HandleKeepAlive counts a bodiless SEND (a binding or a keep-alive) as a SEND for session_timeout: the peer
@@ -172,7 +209,7 @@ func (h *msrpHandler) HandleReport(ms *msrp.Session, r *msrp.Report) {
 		return
 	}
 	if r.StatusCode != 200 {
-		s.log.Info("failure REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "key", s.key, "msrp_session_id", ms.ID())
+		s.log.Info("failure REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "comment", r.Comment, "key", s.key, "msrp_session_id", ms.ID(), "call_id", s.sipCallID())
 		return
 	}
 	s.log.Debug("REPORT received", "message_id", r.MessageID, "status", r.StatusCode, "msrp_session_id", ms.ID())
@@ -205,12 +242,12 @@ func (h *msrpHandler) HandleClose(ms *msrp.Session, err error) {
 // delivered is called with the page-mode side's final response to the MESSAGE a SEND became.
 func (j *sipJob) reportBack(g *Gateway, o outcome) {
 	s, in := j.s, j.in
-	e := event.Event{Kind: event.MessageDelivered, Key: s.key, Direction: event.ToSIP, Code: o.Code, Reason: o.Reason, MSRPSessionID: s.msrpID(), Time: time.Now()}
+	e := event.Event{Kind: event.MessageDelivered, Key: s.key, Direction: event.ToSIP, Code: o.Code, Reason: o.Reason, CallID: s.sipCallID(), MSRPSessionID: s.msrpID(), Time: time.Now()}
 	if o.delivered() {
 		e.Duration = time.Since(j.arrived)
 	} else {
 		e.Kind = event.MessageFailed
-		s.log.Info("message to SIP failed", "code", o.Code, "reason", o.Reason, "message_id", in.MessageID, "msrp_session_id", e.MSRPSessionID)
+		s.log.Info("message to SIP failed", "code", o.Code, "reason", o.Reason, "message_id", in.MessageID, "msrp_session_id", e.MSRPSessionID, "call_id", e.CallID)
 	}
 	g.publish(e)
 	g.imdnFor(j, o)
@@ -340,8 +377,10 @@ func (s *Session) sendControl(c controlMsg) error {
 	return heir.sendControl(c)
 }
 
-// sendControlLocked sends c on the bound MSRP session. A REPORT that waited (queued) goes to the peer's current
-// path: reports follow the session (RFC 4975), and a re-INVITE may have moved it since the SEND came.
+// sendControlLocked sends c on the bound MSRP session. A REPORT goes to the peer's current path: reports follow
+// the session (RFC 4975), and a re-INVITE may have moved it since the SEND came, whether the REPORT waited for
+// the rebind (queued) or was made after it. On the SEND's own path it keeps the SEND itself, so that a REPORT
+// made while the SEND is handled still follows its response (msrp.Session.Report).
 func (s *Session) sendControlLocked(c controlMsg, queued bool) error {
 	if c.in == nil {
 		if s.peer != nil && !peerTakesIMDN(s.peer) {
@@ -353,7 +392,7 @@ func (s *Session) sendControlLocked(c controlMsg, queued bool) error {
 		return s.ms.Send(c.out, nil)
 	}
 	in := c.in
-	if p := s.ms.PeerPath(); queued && len(p) > 0 {
+	if p := s.ms.PeerPath(); len(p) > 0 && (queued || !msrp.PathEqual(p, in.FromPath)) {
 		cp := *in
 		cp.FromPath = p
 		in = &cp

@@ -29,10 +29,10 @@ func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o 
 		return
 	}
 	// Labelled UTF-8, which excerpt makes it: text/plain without a charset is US-ASCII (RFC 2046 §4.1.2).
-	j := &sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true, key: key}
+	j := &sipJob{coords: c, contentType: "text/plain;charset=UTF-8", body: []byte(text), arrived: time.Now(), notice: true, key: key, callID: callID(req)}
 	if err := g.out.enqueue(j); err != nil { // a queue bound (sipside.go)
-		g.log.Warn("notification not sent", "why", err.Error(), "to", c.RURI, "key", key)
-		g.publish(event.Event{Kind: event.MessageDropped, Key: key, Direction: event.ToSIP, Reason: "notification not sent: " + boundName(err)})
+		g.log.Warn("notification not sent", "why", err.Error(), "to", c.RURI, "key", key, "call_id", j.callID)
+		g.publish(event.Event{Kind: event.MessageDropped, Key: key, Direction: event.ToSIP, CallID: j.callID, Reason: "notification not sent: " + boundName(err)})
 	}
 }
 

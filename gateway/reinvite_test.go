@@ -817,3 +817,47 @@ func reinviteWithoutSDP(t *testing.T, cs *testpeer.ClientSession) *sdp.Media {
 	}
 	return offer
 }
+
+// The page-mode side refuses a MESSAGE after a re-INVITE moved the peer's path and the session rebound (SPEC
+// §3.2 step 6): the failure REPORT the SEND asked for (Failure-Report: yes) goes to the peer's current path,
+// where its session now is, as one made during the rebind does (sendControlLocked: "reports follow the
+// session"). Sent to the path the SEND came from, it reaches nobody: a failure lost silently (SPEC §5).
+func TestFailureReportAfterRebindFollowsNewPath(t *testing.T) {
+	h := newHarness(t, nil)
+	got := make(chan struct{}, 1)
+	release := make(chan struct{})
+	alice := testpeer.NewPhoneWith(t, "rrb-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		got <- struct{}{}
+		<-release
+		tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Found", nil))
+		return true
+	}})
+	bob := testpeer.NewClient(t, "rrb-bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
+	if r := cs.Send("text/plain", "fail me later"); r.StatusCode != 200 {
+		t.Fatalf("SEND: %+v", r)
+	}
+	select {
+	case <-got:
+	case <-time.After(waitFor):
+		t.Fatal("alice got no MESSAGE")
+	}
+	moved := bob.NewSession()
+	moveTo(t, moved, reinvite(t, cs, bob.Media(moved, sdp.SetupActive), 2)) // bob connects to the gateway again
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := moved.MSRP.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cs.MSRP.Close()                    // the peer's chat lives on the new path now; its old URI is gone
+	time.Sleep(100 * time.Millisecond) // the rebind is done: the session is up on the new path
+	close(release)                     // alice's 404 comes now: the failure REPORT is made
+	select {
+	case r := <-moved.Reports():
+		if r.StatusCode != 403 {
+			t.Fatalf("REPORT %d %s, want 403 (SIP 404)", r.StatusCode, r.Comment)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no failure REPORT reached the session's current path: it went to the URI the SEND came from, which the re-INVITE replaced")
+	}
+}

@@ -106,6 +106,7 @@ type Session struct {
 	// The msrp stack calls HandleClose once per session, so it never comes up: its setup fails instead.
 	lostInSetup bool
 	reinvite    reinviteAnswer // the 2xx to the peer's last re-INVITE over UDP, retransmitted until its ACK
+	taken       *recentIDs     // Message-IDs of the last messages taken from the peer (msrpside.go); nil before the first
 	// offerCSeq is the CSeq number of the peer's last re-INVITE without SDP, whose 2xx carried our offer: its
 	// ACK carries the answer (RFC 3264, RFC 3261 §14.2). 0 when no answer is due.
 	offerCSeq uint32
@@ -190,6 +191,13 @@ func (s *Session) msrpID() string {
 		return ""
 	}
 	return s.ms.ID()
+}
+
+// sipCallID is the Call-ID of the session's dialog ("" before its INVITE was built).
+func (s *Session) sipCallID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.callID
 }
 
 // baseEvent fills the fields every event about this session carries.

@@ -28,6 +28,7 @@ type sipJob struct {
 	arrived     time.Time
 	notice      bool        // a notification MESSAGE (no REPORT)
 	key         string      // a notification's session key, for the log and event of its failure
+	callID      string      // a notification's subject: the Call-ID of the MESSAGE it reports on
 	settled     atomic.Bool // its outcome is known and reported: by its response, or by sipOut.stop
 }
 
@@ -184,8 +185,8 @@ func (o *sipOut) settle(j *sipJob, res outcome) {
 	}
 	if j.notice && !res.delivered() {
 		// Nobody else hears of it: the sender never learns its message failed.
-		o.g.log.Info("notification failed", "key", j.key, "to", j.coords.RURI, "code", res.Code, "reason", res.Reason)
-		o.g.publish(event.Event{Kind: event.MessageDropped, Key: j.key, Direction: event.ToSIP, Reason: "notification failed"})
+		o.g.log.Info("notification failed", "key", j.key, "to", j.coords.RURI, "code", res.Code, "reason", res.Reason, "call_id", j.callID)
+		o.g.publish(event.Event{Kind: event.MessageDropped, Key: j.key, Direction: event.ToSIP, CallID: j.callID, Reason: "notification failed"})
 	}
 	o.open.Add(-1)
 }

@@ -138,14 +138,27 @@ func (g *Gateway) takeFromTransport(msg sip.Message) {
 // for missing what it keys a transaction by (the top Via, CSeq, Call-ID, and the From tag when the branch is
 // not an RFC 3261 one). A broken From or To with an RFC 3261 branch is the gateway's to answer (400).
 func takeable(req *sip.Request) bool {
+	return req.Method == sip.MESSAGE && untakeable(req) == ""
+}
+
+// untakeable says what a MESSAGE lacks that takeable needs, or "".
+func untakeable(req *sip.Request) string {
 	via := req.Via()
-	if req.Method != sip.MESSAGE || via == nil || req.CSeq() == nil || req.CallID() == nil {
-		return false
+	switch {
+	case via == nil:
+		return "MESSAGE without Via"
+	case req.CSeq() == nil:
+		return "MESSAGE without CSeq"
+	case req.CallID() == nil:
+		return "MESSAGE without Call-ID"
 	}
 	if b, _ := via.Params.Get("branch"); len(b) > len(sip.RFC3261BranchMagicCookie) && strings.HasPrefix(b, sip.RFC3261BranchMagicCookie) {
-		return true
+		return ""
 	}
-	return fromTag(req) != ""
+	if fromTag(req) == "" {
+		return "MESSAGE without an RFC 3261 Via branch nor a From tag"
+	}
+	return ""
 }
 
 // responseDest is responseAddr for a request read from src: src itself when the response goes back to the
