@@ -395,15 +395,27 @@ func uacDialog(inv *sip.Request, res *sip.Response) *confirmedDialog {
 // byeConfirmed ends a confirmed dialog: a BYE to its remote target, or to target when a re-INVITE refreshed
 // it, along its route set. The dialog's first BYE is the only request the gateway sends in it: its CSeq is the
 // next number.
+//
+// A 401 or 407 is answered with sip.credentials, once per challenge (SPEC §8), as for INVITE and MESSAGE: a
+// proxy that challenges every request would otherwise leave the peer's side of the dialog up.
 func (g *Gateway) byeConfirmed(ctx context.Context, d *confirmedDialog, target *sip.Uri) error {
-	res, err := g.client.Do(ctx, g.inDialogRequest(sip.BYE, d, target))
-	switch {
-	case err != nil:
-		return err
-	case res == nil: // sipgo's answer when the transaction is torn down under it (the gateway closing)
-		return errors.New("BYE: transaction ended without a response")
-	case !res.IsSuccess():
-		return fmt.Errorf("BYE answered %d %s", res.StatusCode, res.Reason)
+	req := g.inDialogRequest(sip.BYE, d, target)
+	var challenges answered
+	for {
+		res, err := g.client.Do(ctx, req)
+		switch {
+		case err != nil:
+			return err
+		case res == nil: // sipgo's answer when the transaction is torn down under it (the gateway closing)
+			return errors.New("BYE: transaction ended without a response")
+		case res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired:
+			if aerr := g.authorize(req, res, &challenges); aerr != nil {
+				return fmt.Errorf("BYE answered %d %s: %w", res.StatusCode, res.Reason, aerr)
+			}
+			continue
+		case !res.IsSuccess():
+			return fmt.Errorf("BYE answered %d %s", res.StatusCode, res.Reason)
+		}
+		return nil
 	}
-	return nil
 }

@@ -508,3 +508,50 @@ func endUpSession(t *testing.T, h *harness, proxy *rawUDP, want upBye) {
 		t.Fatalf("ended %q, want %q", e.Key, started.Key)
 	}
 }
+
+// The BYE ending an up session, challenged 407 (a proxy that challenges every request), goes again with
+// Proxy-Authorization from sip.credentials and the next CSeq (SPEC §8, "once per challenge"); answered 200,
+// the session ends. Unanswered, the peer's side of the dialog stayed up.
+func TestUpSessionByeAnswersChallenge(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
+	bob := testpeer.NewClient(t, "auth-bob")
+	cs := bob.NewSession()
+	offer := string(bob.Media(cs, "passive").Marshal(1, 1)) // the gateway connects: the session comes up
+	phone := newRawUDP(t)
+	ruri := "sip:alice@" + h.udp()
+	head := fmt.Sprintf("From: <sip:auth-bob@127.0.0.1>;tag=b1\nCall-ID: bye-auth-%s\n", phone.addr())
+	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-byeauth;rport\n"+
+		"Max-Forwards: 70\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:auth-bob@%s>\n"+
+		"Content-Type: application/sdp\nContent-Length: %d\n\n%s", ruri, phone.addr(), head, ruri,
+		phone.addr(), len(offer), strings.ReplaceAll(offer, "\r\n", "\n")))
+	if res.StatusCode != 200 {
+		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	cs.MSRP.SetPeerPath(sdpPath(t, res.Body()))
+	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-byeauthack\nMax-Forwards: 70\n%s%s\n"+
+		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
+	started := h.events.waitKind(t, event.SessionStarted)
+	go h.gw.EndSession(started.Key)
+
+	bye := expectRequest(t, phone, h, sip.BYE, "sip:auth-bob@"+phone.addr())
+	gw, err := net.ResolveUDPAddr("udp", h.udp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	challenge := sip.NewResponseFromRequest(bye, 407, "Proxy Authentication Required", nil)
+	challenge.AppendHeader(sip.NewHeader("Proxy-Authenticate", `Digest realm="gw-test", nonce="abc123", algorithm=MD5, qop="auth"`))
+	phone.send(gw, challenge)
+
+	again := expectRequest(t, phone, h, sip.BYE, "sip:auth-bob@"+phone.addr())
+	auth := again.GetHeader("Proxy-Authorization")
+	if auth == nil || !strings.Contains(auth.Value(), `username="gwuser"`) {
+		t.Fatalf("BYE after the 407 carries Proxy-Authorization %v, want gw-test's credentials", auth)
+	}
+	if again.CSeq().SeqNo != bye.CSeq().SeqNo+1 {
+		t.Fatalf("BYE after the 407 has CSeq %d, want %d", again.CSeq().SeqNo, bye.CSeq().SeqNo+1)
+	}
+	phone.answer(again, gw, 200, "OK")
+	if e := h.events.waitKind(t, event.SessionEnded); e.Key != started.Key {
+		t.Fatalf("ended %q, want %q", e.Key, started.Key)
+	}
+}
