@@ -235,8 +235,12 @@ func (h *msrpHandler) HandleClose(ms *msrp.Session, err error) {
 		s.log.Info("MSRP connection lost during setup", "err", err, "msrp_session_id", ms.ID(), "call_id", s.callID)
 		return
 	}
+	reason := "msrp_lost"
+	if errors.Is(err, msrp.ErrPeerNotReading) {
+		reason = "msrp_stalled" // the stack closed it: the peer kept it open but read nothing
+	}
 	s.log.Warn("MSRP connection lost", "err", err, "msrp_session_id", ms.ID(), "call_id", s.callID)
-	s.gw.goBackground(func() { s.gw.endSession(s, "msrp_lost", outcomeMSRPConnFailed, true) })
+	s.gw.goBackground(func() { s.gw.endSession(s, reason, outcomeMSRPConnFailed, true) })
 }
 
 // delivered is called with the page-mode side's final response to the MESSAGE a SEND became.

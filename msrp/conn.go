@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/msrpgw/msrpgw/internal/rawio"
@@ -60,6 +61,11 @@ type conn struct {
 	wbuf  []byte
 	woff  int
 	wrote []frame
+	// writeSince: unix nanoseconds when the blocking write in progress (writeOut) began its current piece, 0
+	// when none is. A peer that stops reading while keeping the connection open holds a write for ever (TCP
+	// never gives up on a peer that answers its window probes): the janitor closes a connection whose write
+	// made no progress for Config.TransactionTimeout (closeStalled).
+	writeSince atomic.Int64
 
 	// active: frames were taken for writing since the last keep-alive look (Config.KeepAlive). Under mu.
 	active bool
@@ -475,6 +481,21 @@ func (c *conn) failSession(s *Session, err error) []callback {
 // wbufFlush is how many encoded bytes the writer collects before it writes them, flushed or not.
 const wbufFlush = 32 << 10
 
+// writePiece is the most writeOut writes in one call: a peer reading slower than writePiece per
+// Config.TransactionTimeout counts as one that does not read.
+const writePiece = 64 << 10
+
+
+// closeStalled closes c when a write on it has made no progress since before limit (unix nanoseconds): its
+// frames fail (writeLoop), its sessions end, and the connection's goroutines and socket are released.
+func (c *conn) closeStalled(limit int64) {
+	if since := c.writeSince.Load(); since != 0 && since < limit {
+		c.log.Info("msrp: connection closed: peer does not read", "remote", c.nc.RemoteAddr().String(),
+			"waited", time.Since(time.Unix(0, since)).Round(time.Millisecond).String())
+		c.close(ErrPeerNotReading)
+	}
+}
+
 // flushEvery is how many frames the writer may collect, while more keep coming, before it flushes: transaction
 // timers and "written" callbacks are not postponed indefinitely under sustained load.
 const flushEvery = 256
@@ -621,14 +642,21 @@ func (c *conn) clearWrote() {
 	c.wrote = c.wrote[:0]
 }
 
-// writeOut writes wbuf's unwritten bytes, waiting for the socket as long as it takes. Owner only. A large
-// buffer is dropped, so that a burst of big chunks does not stay with an idle connection.
+// writeOut writes wbuf's unwritten bytes, waiting for the socket while the peer reads: in pieces of at most
+// writePiece bytes, each of which has Config.TransactionTimeout to go out (writeSince, closeStalled). Owner
+// only. A large buffer is dropped, so that a burst of big chunks does not stay with an idle connection.
 func (c *conn) writeOut() error {
-	if c.woff < len(c.wbuf) {
-		if _, err := c.nc.Write(c.wbuf[c.woff:]); err != nil {
+	for c.woff < len(c.wbuf) {
+		end := min(len(c.wbuf), c.woff+writePiece)
+		c.writeSince.Store(time.Now().UnixNano())
+		n, err := c.nc.Write(c.wbuf[c.woff:end])
+		c.woff += n
+		if err != nil {
+			c.writeSince.Store(0)
 			return err
 		}
 	}
+	c.writeSince.Store(0)
 	c.wbuf, c.woff = c.wbuf[:0], 0
 	if cap(c.wbuf) > 2*wbufFlush {
 		c.wbuf = nil

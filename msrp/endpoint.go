@@ -472,7 +472,8 @@ func (e *Endpoint) goTracked(f func()) {
 	}()
 }
 
-// janitor drops stale partial messages (no goroutine or timer per message).
+// janitor drops stale partial messages (no goroutine or timer per message) and closes connections whose peer
+// stopped reading (closeStalled); it looks every TransactionTimeout/2.
 func (e *Endpoint) janitor() {
 	defer e.wg.Done()
 	period := max(e.raLimits.expiry/4, 10*time.Millisecond)
@@ -494,7 +495,22 @@ func (e *Endpoint) janitor() {
 					e.log.Info("msrp: dropped stale partial messages", "session", s.id, "count", n)
 				}
 			}
+			e.closeStalled(now)
 		}
+	}
+}
+
+// closeStalled closes the connections on which a write made no progress for TransactionTimeout.
+func (e *Endpoint) closeStalled(now time.Time) {
+	e.mu.Lock()
+	conns := make([]*conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	limit := now.Add(-e.cfg.TransactionTimeout).UnixNano()
+	for _, c := range conns {
+		c.closeStalled(limit)
 	}
 }
 

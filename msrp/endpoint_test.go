@@ -2091,3 +2091,47 @@ func TestEndpointConnectWaitingForAnotherDial(t *testing.T) {
 		}
 	}
 }
+
+// A peer that answers the binding SEND and then stops reading, keeping its TCP connection open (zero window):
+// the writer goroutine blocks in nc.Write. The Send must still end (408 or a connection error) in bounded time,
+// not hang until the kernel gives up (never, while the peer ACKs zero-window probes).
+func TestPeerNotReadingEndsSend(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.(*net.TCPConn).SetReadBuffer(4096)
+		rd := NewReader(nc, Limits{})
+		m, err := rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		answerOK(nc, m)
+		<-stop // never reads again
+	}()
+	const timeout = 100 * time.Millisecond
+	ea := newEP(t, Config{TransactionTimeout: timeout, ChunkSize: 1 << 20}, false)
+	a := connectTo(t, ea, ln, "peer")
+	res := make(chan SendResult, 1)
+	body := make([]byte, 32<<20) // far beyond both socket buffers
+	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: body}, func(r SendResult) { res <- r }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-res:
+		if r.Err == nil && r.StatusCode == 200 {
+			t.Fatalf("Send to a peer that reads nothing ended %+v", r)
+		}
+	case <-time.After(50 * timeout):
+		t.Fatalf("Send still pending %v after the peer stopped reading (TransactionTimeout %v): the writer is blocked in Write with no deadline", 50*timeout, timeout)
+	}
+}

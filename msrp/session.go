@@ -12,12 +12,15 @@ import (
 
 // Errors callers branch on.
 var (
-	ErrQueueFull   = errors.New("msrp: connection write queue full")
-	ErrNotBound    = errors.New("msrp: session not bound to a connection")
-	ErrClosed      = errors.New("msrp: closed")
-	ErrNoPeerPath  = errors.New("msrp: session has no peer path")
-	ErrConnLost    = errors.New("msrp: connection lost")
-	ErrUnsupported = errors.New("msrp: unsupported transport")
+	ErrQueueFull  = errors.New("msrp: connection write queue full")
+	ErrNotBound   = errors.New("msrp: session not bound to a connection")
+	ErrClosed     = errors.New("msrp: closed")
+	ErrNoPeerPath = errors.New("msrp: session has no peer path")
+	ErrConnLost   = errors.New("msrp: connection lost")
+	// ErrPeerNotReading is why a connection was closed whose peer stopped reading while keeping it open: a
+	// write on it made no progress for Config.TransactionTimeout. HandleClose's error wraps it (and ErrConnLost).
+	ErrPeerNotReading = errors.New("msrp: peer does not read: a write made no progress within the transaction timeout")
+	ErrUnsupported    = errors.New("msrp: unsupported transport")
 )
 
 // StatusError is a non-200 transaction response (or a 408 timeout) to a request we sent.
