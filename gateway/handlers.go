@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -38,12 +39,29 @@ func (g *Gateway) clean(h func(req *sip.Request, tx sip.ServerTransaction)) func
 		why := requestControl(req)
 		switch {
 		case why == "":
+			addReceived(req)
 			h(req, tx)
 		case req.IsAck():
 			g.log.Info("ACK dropped", "why", why, "call_id", callID(req), "source", req.Source())
 		default:
 			g.refuse(req, tx, 400, "Bad Request", why)
 		}
+	}
+}
+
+// addReceived adds received to the top Via of req when its sent-by host is not the address req came from
+// (RFC 3261 §18.2.1), so that the responses sipgo builds from req carry it; with rport (RFC 3581) sipgo fills
+// in both itself.
+func addReceived(req *sip.Request) {
+	via := req.Via()
+	if via == nil || via.Params.Has("received") {
+		return
+	}
+	if v, ok := via.Params.Get("rport"); ok && v == "" {
+		return
+	}
+	if host, _, err := net.SplitHostPort(req.Source()); err == nil && receivedNeeded(via.Host, host) {
+		via.Params.Add("received", host)
 	}
 }
 

@@ -38,10 +38,13 @@ func appendResponse(b *bytes.Buffer, req *sip.Request, code int, reason string, 
 			continue
 		}
 		var src string
-		if v, ok := via.Params.Get("rport"); ok && v == "" && i == 0 {
+		rport := false
+		if i == 0 {
 			src = req.Source()
+			v, ok := via.Params.Get("rport")
+			rport = ok && v == ""
 		}
-		writeVia(b, via, src)
+		writeVia(b, via, src, rport)
 		dropIfControl(b, start)
 	}
 	if code < 300 {
@@ -97,15 +100,17 @@ func dropIfControl(b *bytes.Buffer, start int) {
 }
 
 // writeVia writes a Via header line as sipgo renders it, without the copies and strings sipgo's rendering
-// makes. With src, the address the request came from, it fills in rport and received (RFC 3581 §4): rport's
-// value is src's port, received is set to src's host, in place when the header has one, else at the end.
-func writeVia(b *bytes.Buffer, via *sip.ViaHeader, src string) {
+// makes. With src, the address the request came from, it adds received, src's host, when the Via asked for
+// rport or its sent-by host is not that address (RFC 3261 §18.2.1, RFC 3581 §4), and, with rport, fills in
+// rport's value, src's port; received in place when the header has one, else at the end.
+func writeVia(b *bytes.Buffer, via *sip.ViaHeader, src string, rport bool) {
 	var host, port string
-	fill := false
+	fill, fillReceived := false, false
 	if src != "" {
 		var err error
 		host, port, err = net.SplitHostPort(src)
-		fill = err == nil
+		fill = err == nil && rport
+		fillReceived = err == nil && (rport || receivedNeeded(via.Host, host))
 	}
 	b.WriteString("Via: ")
 	b.WriteString(via.ProtocolName)
@@ -125,7 +130,7 @@ func writeVia(b *bytes.Buffer, via *sip.ViaHeader, src string) {
 		switch {
 		case fill && kv.K == "rport":
 			v = port
-		case fill && kv.K == "received":
+		case fillReceived && kv.K == "received":
 			v, received = host, true
 		}
 		b.WriteByte(';')
@@ -141,11 +146,17 @@ func writeVia(b *bytes.Buffer, via *sip.ViaHeader, src string) {
 			b.WriteString(v)
 		}
 	}
-	if fill && !received {
+	if fillReceived && !received {
 		b.WriteString(";received=")
 		b.WriteString(host)
 	}
 	b.WriteString("\r\n")
+}
+
+// receivedNeeded says whether a Via whose sent-by host is viaHost, of a request from the address srcHost,
+// gets received (RFC 3261 §18.2.1): when viaHost is a name, or another address.
+func receivedNeeded(viaHost, srcHost string) bool {
+	return strings.Trim(viaHost, "[]") != srcHost
 }
 
 // writeHost writes a Via sent-by host, an IPv6 address in brackets (RFC 3261 §25.1).

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"net"
 	"strings"
 	"testing"
 
@@ -148,11 +149,33 @@ func TestWriteViaMatchesSipgo(t *testing.T) {
 		{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "gw.example.com"},
 	} {
 		var got bytes.Buffer
-		writeVia(&got, via, "")
+		writeVia(&got, via, "", false)
 		var want strings.Builder
 		via.StringWrite(&want)
 		if got.String() != want.String()+"\r\n" {
 			t.Errorf("writeVia %q, sipgo %q", got.String(), want.String())
 		}
+	}
+}
+
+// RFC 3261 §18.2.1: a server transport MUST add received to the top Via of a request whose sent-by host is
+// a domain name or differs from the packet's source address, rport or not; the response repeats that Via.
+func TestResponseViaHasReceived(t *testing.T) {
+	for _, method := range []string{"MESSAGE", "OPTIONS"} {
+		t.Run(method, func(t *testing.T) {
+			h := newHarness(t, nil)
+			u := newRawUDP(t)
+			_, port, _ := net.SplitHostPort(u.addr())
+			via := "phone.invalid:" + port // the response goes to the source address and this port: u
+			ruri := "sip:bob@" + h.udp()
+			req := message(ruri, via, "z9hG4bK-recv-"+method, "sip:alice@127.0.0.1", "recv-"+method+"-"+u.addr(), "text/plain", "hi")
+			req = strings.Replace(req, "MESSAGE", method, 1)
+			req = strings.Replace(req, "CSeq: 1 MESSAGE", "CSeq: 1 "+method, 1)
+			res := u.exchange(h.udp(), req)
+			v := res.Via()
+			if got, ok := v.Params.Get("received"); !ok || got != "127.0.0.1" {
+				t.Fatalf("%d to %s: top Via %q, want received=127.0.0.1 (sent-by is a domain name)", res.StatusCode, method, v.Value())
+			}
+		})
 	}
 }

@@ -227,7 +227,7 @@ func writeRequest(b *bytes.Buffer, req *sip.Request) {
 	b.WriteString("\r\n")
 	for _, h := range req.Headers() {
 		if via, ok := h.(*sip.ViaHeader); ok && via != nil {
-			writeVia(b, via, "")
+			writeVia(b, via, "", false)
 			continue
 		}
 		h.StringWrite(b)

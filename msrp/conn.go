@@ -485,7 +485,6 @@ const wbufFlush = 32 << 10
 // Config.TransactionTimeout counts as one that does not read.
 const writePiece = 64 << 10
 
-
 // closeStalled closes c when a write on it has made no progress since before limit (unix nanoseconds): its
 // frames fail (writeLoop), its sessions end, and the connection's goroutines and socket are released.
 func (c *conn) closeStalled(limit int64) {
