@@ -251,6 +251,10 @@ func (g *Gateway) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 		g.refuse(req, tx, a.code, a.reason, a.warning, a.hdrs...)
 		return
 	}
+	// An in-dialog OPTIONS neither is checked against nor moves the dialog's remote CSeq (RFC 3261 §12.2.2
+	// asks both of every request in a dialog): proxies ping dialogs with OPTIONS whose CSeq is not the UA's
+	// (OpenSIPS, Kamailio), and one above the UA's would make the UA's own BYE "out of order", 500, leaving
+	// the session up. Answering a ping costs nothing; refusing the BYE would.
 	if toTag(req) != "" && g.inDialog(req) == nil {
 		// An in-dialog OPTIONS (a proxy's dialog ping, as OpenSIPS and Kamailio send) for a dialog the gateway
 		// does not have, ended or lost in a restart: 481 tells the pinger to end its side (RFC 3261 §12.2.2).
