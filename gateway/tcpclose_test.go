@@ -299,3 +299,56 @@ func TestInviteConnClosedFailsSetup(t *testing.T) {
 		t.Fatalf("setup-failed %+v, want code 503", e)
 	}
 }
+
+// A MESSAGE over TCP whose connection is gone when its final response is ready (reply: wait holds it until the
+// INVITE's answer): RFC 3261 §18.2.2, "If that connection is no longer open, the server SHOULD open a
+// connection to the IP address in the "received" parameter, if present, using the port in the "sent-by"
+// value". The phone (a proxy restarting) listens there; without the response it retransmits nothing over TCP
+// and takes the MESSAGE as failed at Timer F.
+func TestMessageResponseReopensClosedTCPConnection(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.SetupFailed.Notify = false
+	})
+	peer := newRawUDP(t) // the session-mode side: answers the gateway's INVITE 486
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lport := ln.Addr().(*net.TCPAddr).Port
+
+	c1, err := net.Dial("tcp", h.gw.SIPAddr("tcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ruri := "sip:bob@" + peer.addr()
+	msg := fmt.Sprintf("MESSAGE %s SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:%d;branch=z9hG4bK-tcpgone\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <%s>\r\nCall-ID: tcpgone-%d\r\nCSeq: 1 MESSAGE\r\n"+
+		"Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello", ruri, lport, ruri, lport)
+	if _, err := io.WriteString(c1, msg); err != nil {
+		t.Fatal(err)
+	}
+	inv, from := peer.request()
+	if !inv.IsInvite() {
+		t.Fatalf("peer got %s, want the INVITE", inv.StartLine())
+	}
+	c1.Close() // before the MESSAGE's final response
+	time.Sleep(200 * time.Millisecond)
+	peer.answer(inv, from, 486, "Busy Here")
+
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(3 * time.Second))
+	c2, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("no connection to the sent-by port for the MESSAGE's final response: %v", err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(waitFor))
+	m, err := readSIPMessage(bufio.NewReader(c2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, ok := m.(*sip.Response); !ok || res.StatusCode != 486 || res.CSeq().MethodName != sip.MESSAGE {
+		t.Fatalf("got %s, want the 486 to the MESSAGE", firstLine(m))
+	}
+}

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -123,7 +125,7 @@ func (g *Gateway) takeFromTransport(msg sip.Message) {
 	if !ok || !takeable(req) {
 		return
 	}
-	r := &connResponder{tp: g.ua.TransportLayer(), network: req.Transport(), source: req.Source()}
+	r := &connResponder{g: g, tp: g.ua.TransportLayer(), network: req.Transport(), source: req.Source()}
 	if !sip.IsReliable(sip.NetworkToLower(req.Transport())) {
 		r.dest = responseAddr(req)
 	}
@@ -197,6 +199,7 @@ func responseAddr(req *sip.Request) string {
 // a reliable transport, that connection), looked up when the response is ready; dest, for UDP, is where it
 // goes.
 type connResponder struct {
+	g               *Gateway
 	tp              *sip.TransportLayer
 	network, source string
 	dest            string
@@ -207,7 +210,7 @@ type connResponder struct {
 func (r *connResponder) respondTo(req *sip.Request, code int, reason string, hdrs []sip.Header) error {
 	conn, err := r.tp.GetConnection(r.network, r.source)
 	if err != nil {
-		return err
+		return r.reopen(req, newResponse(req, code, reason, hdrs), err)
 	}
 	defer conn.TryClose()
 	b := responseBuffers.Get().(*bytes.Buffer)
@@ -235,7 +238,7 @@ func (r *connResponder) respondTo(req *sip.Request, code int, reason string, hdr
 func (r *connResponder) Respond(res *sip.Response) error {
 	conn, err := r.tp.GetConnection(r.network, r.source)
 	if err != nil {
-		return err
+		return r.reopen(nil, res, err)
 	}
 	defer conn.TryClose()
 	if u, ok := conn.(*sip.UDPConnection); ok && r.dest != "" {
@@ -249,6 +252,55 @@ func (r *connResponder) Respond(res *sip.Response) error {
 		res.SetDestination(r.dest)
 	}
 	return conn.WriteMsg(res)
+}
+
+// reopen sends res over a new connection when the TCP or TLS connection its request came in on is closed (a
+// MESSAGE held for its outcome, wait mode): to the request's source address and its top Via's port, or the
+// transport's default (RFC 3261 §18.2.2), as the sender's listener is there. It dials in the background (the
+// caller may be an MSRP connection's reader) and logs a failure; gone, why the connection was not found, is
+// returned as it is for UDP, or when the gateway is closing. sipgo opens connections for requests only: it is
+// asked for one as if for a request to that address.
+func (r *connResponder) reopen(req *sip.Request, res *sip.Response, gone error) error {
+	if !sip.IsReliable(sip.NetworkToLower(r.network)) {
+		return gone
+	}
+	via := res.Via()
+	if req != nil {
+		via = req.Via()
+	}
+	host, _, err := net.SplitHostPort(r.source)
+	if err != nil || via == nil {
+		return gone
+	}
+	port := via.Port
+	if port <= 0 {
+		port = sip.DefaultPort(sip.NetworkToLower(r.network))
+	}
+	dest := net.JoinHostPort(host, strconv.Itoa(port))
+	var cid string
+	if c := res.CallID(); c != nil {
+		cid = c.Value()
+	}
+	probe := sip.NewRequest(sip.OPTIONS, sip.Uri{Scheme: "sip", Host: host, Port: port})
+	probe.SetTransport(r.network)
+	probe.SetDestination(dest)
+	probe.AppendHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: r.network, Host: host, Params: sip.NewParams()})
+	if !r.g.goBackground(func() {
+		ctx, cancel := context.WithTimeout(r.g.ctx, sip.Timer_B)
+		defer cancel()
+		conn, err := r.tp.ClientRequestConnection(ctx, probe)
+		if err == nil {
+			err = conn.WriteMsg(res)
+			conn.TryClose()
+		}
+		if err != nil {
+			r.g.log.Info("response not sent: its connection closed, and a new one failed", "code", res.StatusCode,
+				"dest", dest, "err", err, "call_id", cid)
+		}
+	}) {
+		return gone
+	}
+	return nil
 }
 
 // udpResponder writes responses through the listener a request came in on, to dest.
