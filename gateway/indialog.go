@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -322,12 +325,25 @@ type confirmedDialog struct {
 
 // inDialogRequest is a request in d: to its remote target, or to target when not nil, along its route set. An
 // ACK carries the INVITE's CSeq number, any other request the next (the gateway sends no other in a dialog).
+//
+// A route set whose first URI has no lr parameter starts at a strict router (RFC 2543): the request goes to
+// it with its URI as Request-URI, the rest of the route set and then the remote target as Route headers (RFC
+// 3261 §12.2.1.1).
 func (g *Gateway) inDialogRequest(method sip.RequestMethod, d *confirmedDialog, target *sip.Uri) *sip.Request {
 	to := d.target
 	if target != nil {
 		to = *target
 	}
-	req := g.dialogRequest(method, to, d.transport, len(d.routes) > 0)
+	routes := d.routes
+	strict, isStrict := strictRouter(routes)
+	if isStrict {
+		routes = append(slices.Clone(routes[1:]), "<"+to.String()+">")
+		to = strict
+	}
+	req := g.dialogRequest(method, to, d.transport, len(routes) > 0)
+	if isStrict {
+		req.SetDestination(sipHostPort(&strict, d.transport)) // not the first Route, as for a loose router
+	}
 	from, dest, callID := d.from, d.to, d.callID
 	from.Params, dest.Params = from.Params.Clone(), dest.Params.Clone()
 	seq := d.cseq
@@ -337,11 +353,39 @@ func (g *Gateway) inDialogRequest(method sip.RequestMethod, d *confirmedDialog, 
 	maxForwards := sip.MaxForwardsHeader(70)
 	contact := g.contact
 	req.PrependHeader(&from, &dest, &callID, &maxForwards, &sip.CSeqHeader{SeqNo: seq, MethodName: method})
-	for _, r := range d.routes {
+	for _, r := range routes {
 		req.AppendHeader(sip.NewHeader("Route", r))
 	}
 	req.AppendHeader(sip.HeaderClone(&contact))
 	return req
+}
+
+// strictRouter is the first URI of routes, a route set as its Route header values, when it has no lr
+// parameter; false for an empty route set, a loose router's, or a first value that does not parse.
+func strictRouter(routes []string) (sip.Uri, bool) {
+	if len(routes) == 0 {
+		return sip.Uri{}, false
+	}
+	r := routes[0]
+	i, j := strings.IndexByte(r, '<'), strings.IndexByte(r, '>')
+	if i < 0 || j < i {
+		return sip.Uri{}, false
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(r[i+1:j], &u); err != nil || u.UriParams.Has("lr") {
+		return sip.Uri{}, false
+	}
+	u.Headers = nil // not allowed in a Request-URI (RFC 3261 §19.1.5)
+	return u, true
+}
+
+// sipHostPort is where a request to u goes: its host and port, the transport's default port when it has none.
+func sipHostPort(u *sip.Uri, transport string) string {
+	port := u.Port
+	if port <= 0 {
+		port = sip.DefaultPort(sip.NetworkToLower(transport))
+	}
+	return net.JoinHostPort(strings.Trim(u.Host, "[]"), strconv.Itoa(port))
 }
 
 // errDialogConfirmed: the session's sipgo dialog is gone (confirmedDialog); the gateway answers the peer's BYE.

@@ -555,3 +555,40 @@ func TestUpSessionByeAnswersChallenge(t *testing.T) {
 		t.Fatalf("ended %q, want %q", e.Key, started.Key)
 	}
 }
+
+// A route set whose first URI has no lr names a strict router (RFC 2543): the BYE that ends the session is
+// sent with that URI as its Request-URI, the rest of the route set and then the remote target (the peer's
+// Contact) as its Route headers (RFC 3261 §12.2.1.1), and goes to the Request-URI (§8.1.2).
+func TestUpSessionByeThroughStrictRouter(t *testing.T) {
+	h := newHarness(t, nil)
+	bob := testpeer.NewClient(t, "sr-bob")
+	cs := bob.NewSession()
+	offer := string(bob.Media(cs, "passive").Marshal(1, 1)) // the gateway connects: the session comes up
+	phone, proxy := newRawUDP(t), newRawUDP(t)
+	strict := "<sip:" + proxy.addr() + ">" // no lr: a strict router
+	ruri := "sip:alice@" + h.udp()
+	head := fmt.Sprintf("From: <sip:sr-bob@127.0.0.1>;tag=b1\nCall-ID: strict-%s\n", phone.addr())
+	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-strict;rport\n"+
+		"Max-Forwards: 70\nRecord-Route: %s\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:sr-bob@%s>\n"+
+		"Content-Type: application/sdp\nContent-Length: %d\n\n%s", ruri, phone.addr(), strict, head, ruri,
+		phone.addr(), len(offer), strings.ReplaceAll(offer, "\r\n", "\n")))
+	if res.StatusCode != 200 {
+		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
+	}
+	cs.MSRP.SetPeerPath(sdpPath(t, res.Body()))
+	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-strack\nMax-Forwards: 70\n%s%s\n"+
+		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
+	started := h.events.waitKind(t, event.SessionStarted)
+	go h.gw.EndSession(started.Key)
+
+	bye, _ := proxy.request()
+	var routes []string
+	for _, r := range bye.GetHeaders("Route") {
+		routes = append(routes, r.Value())
+	}
+	wantRURI, wantRoutes := "sip:"+proxy.addr(), []string{"<sip:sr-bob@" + phone.addr() + ">"}
+	if bye.Method != sip.BYE || bye.Recipient.String() != wantRURI || !slices.Equal(routes, wantRoutes) {
+		t.Fatalf("BYE through a strict router: got %s with Route %q, want Request-URI %s with Route %q",
+			bye.StartLine(), routes, wantRURI, wantRoutes)
+	}
+}
