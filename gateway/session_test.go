@@ -479,7 +479,8 @@ func TestShutdownFailsUnansweredSendWith503(t *testing.T) {
 // MESSAGEs it still holds with 503, not 480 (SPEC §3.3: "fail with 480 (503 during drain)"): their senders
 // learn that the gateway is going away, not that the user is unavailable.
 func TestSessionEndedDuringDrainFailsWith503(t *testing.T) {
-	if r := unansweredAtDrain(t, (*testpeer.ClientSession).Bye); r.StatusCode != 503 {
+	bye := func(_ *testpeer.Client, cs *testpeer.ClientSession) { cs.Bye() }
+	if r := unansweredAtDrain(t, bye); r.StatusCode != 503 {
 		t.Fatalf("MESSAGE left by a session ended during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
 	}
 }
@@ -488,7 +489,9 @@ func TestSessionEndedDuringDrainFailsWith503(t *testing.T) {
 // §3.3), and the SEND it leaves unanswered fails with 503 during the drain, not with the 480 of a lost
 // connection.
 func TestConnectionLostDuringDrainFailsWith503(t *testing.T) {
-	dropMSRP := func(cs *testpeer.ClientSession) { cs.MSRP.Close() }
+	// Its endpoint closed: the connection goes at once. (Closing its session only would not drop it while the
+	// SEND is being answered: the response is owed first, RFC 4975 §7.2.) Close waits for the held answer.
+	dropMSRP := func(c *testpeer.Client, _ *testpeer.ClientSession) { go c.Endpoint.Close() }
 	if r := unansweredAtDrain(t, dropMSRP); r.StatusCode != 503 {
 		t.Fatalf("MESSAGE left by a connection lost during the drain answered %d %s, want 503", r.StatusCode, r.Reason)
 	}
@@ -496,7 +499,7 @@ func TestConnectionLostDuringDrainFailsWith503(t *testing.T) {
 
 // unansweredAtDrain sends a MESSAGE (wait mode) whose SEND the session-mode peer holds unanswered, drains the
 // gateway, lets end end the session from the peer's side, and returns the MESSAGE's final response.
-func unansweredAtDrain(t *testing.T, end func(*testpeer.ClientSession)) *sip.Response {
+func unansweredAtDrain(t *testing.T, end func(*testpeer.Client, *testpeer.ClientSession)) *sip.Response {
 	t.Helper()
 	h := newHarness(t, func(c *config.Config) {
 		c.Gateway.Message.Reply = "wait"
@@ -518,7 +521,7 @@ func unansweredAtDrain(t *testing.T, end func(*testpeer.ClientSession)) *sip.Res
 	}()
 	cs.Recv()
 	h.gw.Drain()
-	end(cs)
+	end(bob, cs)
 	r := <-res
 	if r == nil {
 		t.Fatal("no response to the MESSAGE")

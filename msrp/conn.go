@@ -292,9 +292,13 @@ func (c *conn) answered() {
 	if !c.closed && len(held) > 0 {
 		c.queue = append(c.queue, held...)
 	}
+	lingering := c.lingering
 	c.mu.Unlock()
 	if len(held) > 0 {
 		c.kick()
+	}
+	if lingering {
+		c.closeIfLingering() // nothing was queued: no response (Failure-Report), none held
 	}
 }
 
@@ -411,7 +415,7 @@ func (c *conn) removeSession(s *Session) {
 	if empty && !c.dialled && c.unbound == nil {
 		c.unbound = time.AfterFunc(c.e.cfg.UnboundTimeout, c.unboundExpired)
 	}
-	closeNow := empty && c.dialled && len(c.txs) == 0
+	closeNow := empty && c.dialled && c.quietLocked()
 	c.lingering = empty && c.dialled && !closeNow
 	closeNow = closeNow && c.markClosedLocked(nil)
 	c.mu.Unlock()
@@ -421,10 +425,19 @@ func (c *conn) removeSession(s *Session) {
 	}
 }
 
-// closeIfLingering closes a lingering connection (removeSession) once its last transaction ended.
+// quietLocked says whether nothing is under way on c: no transaction open, no response being made or held
+// back, nothing queued or being written. A dialled connection its last session left closes only then: a
+// session closed from its own handler still owes the peer the response to the request being handled (RFC 4975
+// §7.2), and the REPORTs held behind it.
+func (c *conn) quietLocked() bool {
+	return len(c.txs) == 0 && c.answering == nil && len(c.held) == 0 && len(c.queue) == 0 && !c.writing && !c.resume
+}
+
+// closeIfLingering closes a lingering connection (removeSession) once it is quiet: its last transaction
+// ended, its last response written.
 func (c *conn) closeIfLingering() {
 	c.mu.Lock()
-	done := c.lingering && len(c.txs) == 0 && len(c.sessions) == 0 && c.markClosedLocked(nil)
+	done := c.lingering && len(c.sessions) == 0 && c.quietLocked() && c.markClosedLocked(nil)
 	c.mu.Unlock()
 	if done {
 		c.log.Debug("msrp: closing dialled connection: its last transaction ended")
@@ -534,10 +547,12 @@ func (c *conn) kick() {
 	c.clearWrote()
 	c.mu.Lock()
 	c.writing = false
-	more := len(c.queue) > 0
+	more, lingering := len(c.queue) > 0, c.lingering
 	c.mu.Unlock()
 	if more {
 		c.signal() // queued while we wrote
+	} else if lingering {
+		c.closeIfLingering()
 	}
 }
 
@@ -728,7 +743,11 @@ func (c *conn) writeAll() error {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
 			c.writing = false
+			lingering := c.lingering
 			c.mu.Unlock()
+			if lingering {
+				c.closeIfLingering()
+			}
 			return nil
 		}
 		c.takeQueueLocked()

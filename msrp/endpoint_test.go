@@ -2135,3 +2135,20 @@ func TestPeerNotReadingEndsSend(t *testing.T) {
 		t.Fatalf("Send still pending %v after the peer stopped reading (TransactionTimeout %v): the writer is blocked in Write with no deadline", 50*timeout, timeout)
 	}
 }
+
+// The active side (it dialled the connection) closes its session from HandleMessage and returns 200: the message
+// was accepted, so the peer must get that 200 (Failure-Report yes: RFC 4975 §7.1.1/§7.2). Closing the dialled
+// connection at once when its last session leaves drops the response, and the peer's Send fails with ErrConnLost
+// although the message was delivered.
+func TestCloseInHandlerOnDialledConnKeepsResponse(t *testing.T) {
+	ea := newEP(t, Config{}, false)
+	eb := newEP(t, Config{}, false)
+	ha := newRec()
+	ha.onMsg = func(s *Session, m *Incoming) int { s.Close(); return 200 }
+	_, b := pair(t, ea, eb, ha, newRec())
+	r := sendWait(t, b, &Outgoing{ContentType: "text/plain", Body: []byte("last words")})
+	recv(t, ha.msgs, "message delivered at a")
+	if r.StatusCode != 200 || r.Err != nil {
+		t.Fatalf("peer's Send ended %+v (err %v), want the 200 HandleMessage returned", r, r.Err)
+	}
+}
