@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 )
@@ -217,5 +218,35 @@ func TestMessageWithoutCallIDAnswered(t *testing.T) {
 	}
 	if n := h.events.count(event.RequestRefused); n == 0 {
 		t.Fatalf("MESSAGE without Call-ID answered %q but not counted as a refused request", status)
+	}
+}
+
+// RFC 3261 §9.2: "Regardless of the method of the original request, as long as the CANCEL matched an existing
+// transaction, the UAS answers the CANCEL request itself with a 200 (OK) response"; 481 is for a CANCEL that
+// matched none. A MESSAGE held for its outcome (reply: wait) has its server transaction open.
+func TestCancelOfPendingMessageGets200(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.SetupFailed.Notify = false
+	})
+	phone, peer := newRawUDP(t), newRawUDP(t) // peer gets the INVITE and never answers it
+	ruri := "sip:bob@" + peer.addr()
+	callID := "cancelmsg-" + phone.addr()
+	phone.write(h.udp(), message(ruri, phone.addr(), "z9hG4bK-cancelmsg", "sip:alice@127.0.0.1", callID, "text/plain", "hello"))
+	if inv, _ := peer.request(); !inv.IsInvite() {
+		t.Fatalf("peer got %s, want the INVITE", inv.StartLine())
+	}
+	phone.write(h.udp(), fmt.Sprintf("CANCEL %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-cancelmsg\nMax-Forwards: 70\n"+
+		"From: <sip:alice@127.0.0.1>;tag=a1\nTo: <%s>\nCall-ID: %s\nCSeq: 1 CANCEL\nContent-Length: 0\n\n",
+		ruri, phone.addr(), ruri, callID))
+	for {
+		res := phone.final()
+		if res.CSeq().MethodName != sip.CANCEL {
+			continue // the MESSAGE's own answer (202 after reply_wait)
+		}
+		if res.StatusCode != 200 {
+			t.Fatalf("CANCEL of a pending MESSAGE answered %d %s, want 200", res.StatusCode, res.Reason)
+		}
+		return
 	}
 }

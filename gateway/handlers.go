@@ -313,5 +313,12 @@ func (g *Gateway) onCancel(req *sip.Request, tx sip.ServerTransaction) {
 		g.refuse(req, tx, 400, "Bad Request", p)
 		return
 	}
+	if g.recent.pendingAs(req, sip.MESSAGE) {
+		// It names a MESSAGE still waiting for its outcome (wait mode), whose transaction sipgo never had:
+		// answered 200, and the MESSAGE goes on, as a CANCEL does nothing to a non-INVITE request (RFC 3261
+		// §9.2).
+		g.respond(req, tx, 200, "OK", "")
+		return
+	}
 	g.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
 }

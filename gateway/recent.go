@@ -105,13 +105,22 @@ func (r *recentRequests) key(req *sip.Request) (k recentKey, ok bool) {
 	if cseq == nil {
 		return k, false
 	}
+	return r.keyAs(req, cseq.MethodName)
+}
+
+// keyAs is key with method in place of req's own: the key of the request a CANCEL names.
+func (r *recentRequests) keyAs(req *sip.Request, method sip.RequestMethod) (k recentKey, ok bool) {
+	cseq := req.CSeq()
+	if cseq == nil {
+		return k, false
+	}
 	var buf [160]byte // the usual key fits: no allocation
 	b := append(buf[:0], callID(req)...)
 	b = append(b, 0)
 	b = append(b, fromTag(req)...)
 	b = append(b, 0)
 	b = strconv.AppendUint(b, uint64(cseq.SeqNo), 10)
-	b = append(b, cseq.MethodName...)
+	b = append(b, method...)
 	binary.LittleEndian.PutUint64(k[:8], maphash.Bytes(r.seeds[0], b))
 	binary.LittleEndian.PutUint64(k[8:], maphash.Bytes(r.seeds[1], b))
 	return k, true
@@ -144,6 +153,19 @@ func (r *recentRequests) begin(req *sip.Request, repeat func(answer)) bool {
 		repeat(a)
 	}
 	return answered
+}
+
+// pendingAs reports whether a request like req but of method, the one a CANCEL names, is registered and not
+// answered yet.
+func (r *recentRequests) pendingAs(req *sip.Request, method sip.RequestMethod) bool {
+	k, ok := r.keyAs(req, method)
+	if !ok {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, open := r.open[k]
+	return open
 }
 
 // seen reports whether req repeats a recent request, without registering it.
