@@ -420,26 +420,39 @@ func TestDialogRequestsTakeTheTargetsTransport(t *testing.T) {
 // INVITE's Contact, with the dialog's tags and Call-ID and the next CSeq number.
 func TestUpSessionByeFollowsRouteSet(t *testing.T) {
 	h := newHarness(t, nil)
-	bob := testpeer.NewClient(t, "rr-bob")
-	cs := bob.NewSession()
-	offer := string(bob.Media(cs, "passive").Marshal(1, 1)) // the gateway connects: the session comes up
 	phone, proxy := newRawUDP(t), newRawUDP(t)
 	rr1, rr2 := "<sip:"+proxy.addr()+";lr>", "<sip:127.0.0.1:9;lr;second>" // the second is never dialled
+	res := upSessionByInvite(t, h, phone, "rr-bob", "up-bye", rr1, rr2)
+	ourTag, _ := res.To().Params.Get("tag")
+	endUpSession(t, h, proxy, upBye{ruri: "sip:rr-bob@" + phone.addr(), routes: []string{rr1, rr2}, fromTag: ourTag,
+		toTag: "b1", callID: "up-bye-" + phone.addr(), cseq: 6})
+}
+
+// upSessionByInvite sets up a session with phone's INVITE from user, with the Record-Route headers rr in
+// order, the gateway connecting to the MSRP session of a client of that name, and ACKs the 200 (Call-ID
+// callID-<phone's address>): the session comes up. It returns the 200.
+func upSessionByInvite(t *testing.T, h *harness, phone *rawUDP, user, callID string, rr ...string) *sip.Response {
+	t.Helper()
+	bob := testpeer.NewClient(t, user)
+	cs := bob.NewSession()
+	offer := string(bob.Media(cs, "passive").Marshal(1, 1)) // the gateway connects: the session comes up
 	ruri := "sip:alice@" + h.udp()
-	head := fmt.Sprintf("From: <sip:rr-bob@127.0.0.1>;tag=b1\nCall-ID: up-bye-%s\n", phone.addr())
-	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-upbye;rport\n"+
-		"Max-Forwards: 70\nRecord-Route: %s\nRecord-Route: %s\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:rr-bob@%s>\n"+
-		"Content-Type: application/sdp\nContent-Length: %d\n\n%s", ruri, phone.addr(), rr1, rr2, head, ruri,
-		phone.addr(), len(offer), strings.ReplaceAll(offer, "\r\n", "\n"))) // write makes each \n a CRLF
+	head := fmt.Sprintf("From: <sip:%s@127.0.0.1>;tag=b1\nCall-ID: %s-%s\n", user, callID, phone.addr())
+	var routes strings.Builder
+	for _, r := range rr {
+		routes.WriteString("Record-Route: " + r + "\n")
+	}
+	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s;rport\n"+
+		"Max-Forwards: 70\n%s%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:%s@%s>\n"+
+		"Content-Type: application/sdp\nContent-Length: %d\n\n%s", ruri, phone.addr(), callID, routes.String(), head, ruri,
+		user, phone.addr(), len(offer), strings.ReplaceAll(offer, "\r\n", "\n"))) // write makes each \n a CRLF
 	if res.StatusCode != 200 {
 		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
 	}
 	cs.MSRP.SetPeerPath(sdpPath(t, res.Body()))
-	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-upack\nMax-Forwards: 70\n%s%s\n"+
-		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
-	ourTag, _ := res.To().Params.Get("tag")
-	endUpSession(t, h, proxy, upBye{ruri: "sip:rr-bob@" + phone.addr(), routes: []string{rr1, rr2}, fromTag: ourTag,
-		toTag: "b1", callID: "up-bye-" + phone.addr(), cseq: 6})
+	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s-ack\nMax-Forwards: 70\n%s%s\n"+
+		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), callID, head, res.To().String()))
+	return res
 }
 
 // The same for a session the gateway's INVITE set up: the route set is its 2xx's Record-Route in reverse
@@ -514,22 +527,8 @@ func endUpSession(t *testing.T, h *harness, proxy *rawUDP, want upBye) {
 // the session ends. Unanswered, the peer's side of the dialog stayed up.
 func TestUpSessionByeAnswersChallenge(t *testing.T) {
 	h := newHarness(t, func(c *config.Config) { c.SIP.Credentials = testCredentials })
-	bob := testpeer.NewClient(t, "auth-bob")
-	cs := bob.NewSession()
-	offer := string(bob.Media(cs, "passive").Marshal(1, 1)) // the gateway connects: the session comes up
 	phone := newRawUDP(t)
-	ruri := "sip:alice@" + h.udp()
-	head := fmt.Sprintf("From: <sip:auth-bob@127.0.0.1>;tag=b1\nCall-ID: bye-auth-%s\n", phone.addr())
-	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-byeauth;rport\n"+
-		"Max-Forwards: 70\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:auth-bob@%s>\n"+
-		"Content-Type: application/sdp\nContent-Length: %d\n\n%s", ruri, phone.addr(), head, ruri,
-		phone.addr(), len(offer), strings.ReplaceAll(offer, "\r\n", "\n")))
-	if res.StatusCode != 200 {
-		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
-	}
-	cs.MSRP.SetPeerPath(sdpPath(t, res.Body()))
-	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-byeauthack\nMax-Forwards: 70\n%s%s\n"+
-		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
+	upSessionByInvite(t, h, phone, "auth-bob", "bye-auth")
 	started := h.events.waitKind(t, event.SessionStarted)
 	go h.gw.EndSession(started.Key)
 
@@ -561,23 +560,8 @@ func TestUpSessionByeAnswersChallenge(t *testing.T) {
 // Contact) as its Route headers (RFC 3261 §12.2.1.1), and goes to the Request-URI (§8.1.2).
 func TestUpSessionByeThroughStrictRouter(t *testing.T) {
 	h := newHarness(t, nil)
-	bob := testpeer.NewClient(t, "sr-bob")
-	cs := bob.NewSession()
-	offer := string(bob.Media(cs, "passive").Marshal(1, 1)) // the gateway connects: the session comes up
 	phone, proxy := newRawUDP(t), newRawUDP(t)
-	strict := "<sip:" + proxy.addr() + ">" // no lr: a strict router
-	ruri := "sip:alice@" + h.udp()
-	head := fmt.Sprintf("From: <sip:sr-bob@127.0.0.1>;tag=b1\nCall-ID: strict-%s\n", phone.addr())
-	res := phone.exchange(h.udp(), fmt.Sprintf("INVITE %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-strict;rport\n"+
-		"Max-Forwards: 70\nRecord-Route: %s\n%sTo: <%s>\nCSeq: 5 INVITE\nContact: <sip:sr-bob@%s>\n"+
-		"Content-Type: application/sdp\nContent-Length: %d\n\n%s", ruri, phone.addr(), strict, head, ruri,
-		phone.addr(), len(offer), strings.ReplaceAll(offer, "\r\n", "\n")))
-	if res.StatusCode != 200 {
-		t.Fatalf("INVITE answered %d %s", res.StatusCode, res.Reason)
-	}
-	cs.MSRP.SetPeerPath(sdpPath(t, res.Body()))
-	phone.write(h.udp(), fmt.Sprintf("ACK %s SIP/2.0\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-strack\nMax-Forwards: 70\n%s%s\n"+
-		"CSeq: 5 ACK\nContent-Length: 0\n\n", res.Contact().Address.String(), phone.addr(), head, res.To().String()))
+	upSessionByInvite(t, h, phone, "sr-bob", "strict", "<sip:"+proxy.addr()+">") // no lr: a strict router
 	started := h.events.waitKind(t, event.SessionStarted)
 	go h.gw.EndSession(started.Key)
 

@@ -650,29 +650,7 @@ func TestEndpointLimits(t *testing.T) {
 }
 
 func TestEndpointQueueFull(t *testing.T) {
-	// The peer answers the binding SEND and then stops reading.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		nc.(*net.TCPConn).SetReadBuffer(4096)
-		rd := NewReader(nc, Limits{})
-		m, err := rd.ReadMessage()
-		if err != nil {
-			return
-		}
-		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, Comment: "OK", ToPath: m.FromPath[:1], FromPath: m.ToPath})
-		<-stop
-	}()
+	ln := peerStopsReading(t)
 	ea := newEP(t, Config{WriteQueue: 16, TransactionTimeout: time.Hour}, false)
 	ha := newRec()
 	a := ea.NewSession(ha)
@@ -2096,28 +2074,7 @@ func TestEndpointConnectWaitingForAnotherDial(t *testing.T) {
 // the writer goroutine blocks in nc.Write. The Send must still end (408 or a connection error) in bounded time,
 // not hang until the kernel gives up (never, while the peer ACKs zero-window probes).
 func TestPeerNotReadingEndsSend(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		nc.(*net.TCPConn).SetReadBuffer(4096)
-		rd := NewReader(nc, Limits{})
-		m, err := rd.ReadMessage()
-		if err != nil {
-			return
-		}
-		answerOK(nc, m)
-		<-stop // never reads again
-	}()
+	ln := peerStopsReading(t)
 	const timeout = 100 * time.Millisecond
 	ea := newEP(t, Config{TransactionTimeout: timeout, ChunkSize: 1 << 20}, false)
 	a := connectTo(t, ea, ln, "peer")
@@ -2151,4 +2108,34 @@ func TestCloseInHandlerOnDialledConnKeepsResponse(t *testing.T) {
 	if r.StatusCode != 200 || r.Err != nil {
 		t.Fatalf("peer's Send ended %+v (err %v), want the 200 HandleMessage returned", r, r.Err)
 	}
+}
+
+// peerStopsReading listens for one MSRP connection whose peer answers the binding SEND and then reads nothing
+// more, with a small receive buffer, keeping the connection open until the test ends.
+func peerStopsReading(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() {
+		close(stop)
+		ln.Close()
+	})
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.(*net.TCPConn).SetReadBuffer(4096)
+		m, err := NewReader(nc, Limits{}).ReadMessage()
+		if err != nil {
+			return
+		}
+		answerOK(nc, m)
+		<-stop // never reads again
+	}()
+	return ln
 }
