@@ -514,14 +514,7 @@ func TestEphemeralTLSListenerOwnPort(t *testing.T) {
 // the order made, the REPORT to the peer's new path (not lost to msrp.ErrNotBound).
 func TestReinviteIMDNAndReportWaitForRebind(t *testing.T) {
 	h := newHarness(t, nil)
-	got := make(chan struct{}, 1)
-	release := make(chan struct{})
-	alice := testpeer.NewPhoneWith(t, "alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
-		got <- struct{}{}
-		<-release
-		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-		return true
-	}})
+	alice, got, release := holdingPhone(t, "alice", 200, "OK")
 	bob := testpeer.NewClient(t, "bob")
 	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
 	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
@@ -824,14 +817,7 @@ func reinviteWithoutSDP(t *testing.T, cs *testpeer.ClientSession) *sdp.Media {
 // session"). Sent to the path the SEND came from, it reaches nobody: a failure lost silently (SPEC §5).
 func TestFailureReportAfterRebindFollowsNewPath(t *testing.T) {
 	h := newHarness(t, nil)
-	got := make(chan struct{}, 1)
-	release := make(chan struct{})
-	alice := testpeer.NewPhoneWith(t, "rrb-alice", testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
-		got <- struct{}{}
-		<-release
-		tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Found", nil))
-		return true
-	}})
+	alice, got, release := holdingPhone(t, "rrb-alice", 404, "Not Found")
 	bob := testpeer.NewClient(t, "rrb-bob")
 	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
 	if r := cs.Send("text/plain", "fail me later"); r.StatusCode != 200 {
@@ -860,4 +846,17 @@ func TestFailureReportAfterRebindFollowsNewPath(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("no failure REPORT reached the session's current path: it went to the URI the SEND came from, which the re-INVITE replaced")
 	}
+}
+
+// holdingPhone is a page-mode user that signals got on each MESSAGE and answers it code reason once release is
+// closed.
+func holdingPhone(t *testing.T, user string, code int, reason string) (phone *testpeer.Phone, got chan struct{}, release chan struct{}) {
+	got, release = make(chan struct{}, 1), make(chan struct{})
+	phone = testpeer.NewPhoneWith(t, user, testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
+		got <- struct{}{}
+		<-release
+		tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+		return true
+	}})
+	return phone, got, release
 }
