@@ -514,7 +514,7 @@ func TestEphemeralTLSListenerOwnPort(t *testing.T) {
 // the order made, the REPORT to the peer's new path (not lost to msrp.ErrNotBound).
 func TestReinviteIMDNAndReportWaitForRebind(t *testing.T) {
 	h := newHarness(t, nil)
-	alice, got, release := holdingPhone(t, "alice", 200, "OK")
+	alice, arrived, release := holdingPhone(t, "alice", 200, "OK")
 	bob := testpeer.NewClient(t, "bob")
 	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
 	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
@@ -524,11 +524,7 @@ func TestReinviteIMDNAndReportWaitForRebind(t *testing.T) {
 	if r := cs.SendOut(&msrp.Outgoing{ContentType: "message/cpim", Body: first.Marshal(), SuccessReport: true}); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
-	select {
-	case <-got:
-	case <-time.After(waitFor):
-		t.Fatal("alice got no MESSAGE")
-	}
+	arrived()
 	moved := bob.NewSession()
 	moveTo(t, moved, reinvite(t, cs, bob.Media(moved, sdp.SetupActive), 2)) // bob will connect: rebinding
 	close(release)                                                          // the IMDN and the REPORT are made now
@@ -817,17 +813,13 @@ func reinviteWithoutSDP(t *testing.T, cs *testpeer.ClientSession) *sdp.Media {
 // session"). Sent to the path the SEND came from, it reaches nobody: a failure lost silently (SPEC §5).
 func TestFailureReportAfterRebindFollowsNewPath(t *testing.T) {
 	h := newHarness(t, nil)
-	alice, got, release := holdingPhone(t, "rrb-alice", 404, "Not Found")
+	alice, arrived, release := holdingPhone(t, "rrb-alice", 404, "Not Found")
 	bob := testpeer.NewClient(t, "rrb-bob")
 	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive: bob connects
 	if r := cs.Send("text/plain", "fail me later"); r.StatusCode != 200 {
 		t.Fatalf("SEND: %+v", r)
 	}
-	select {
-	case <-got:
-	case <-time.After(waitFor):
-		t.Fatal("alice got no MESSAGE")
-	}
+	arrived()
 	moved := bob.NewSession()
 	moveTo(t, moved, reinvite(t, cs, bob.Media(moved, sdp.SetupActive), 2)) // bob connects to the gateway again
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -848,15 +840,23 @@ func TestFailureReportAfterRebindFollowsNewPath(t *testing.T) {
 	}
 }
 
-// holdingPhone is a page-mode user that signals got on each MESSAGE and answers it code reason once release is
-// closed.
-func holdingPhone(t *testing.T, user string, code int, reason string) (phone *testpeer.Phone, got chan struct{}, release chan struct{}) {
-	got, release = make(chan struct{}, 1), make(chan struct{})
+// holdingPhone is a page-mode user that answers each MESSAGE code reason once release is closed; arrived
+// waits for its MESSAGE and fails the test after waitFor.
+func holdingPhone(t *testing.T, user string, code int, reason string) (phone *testpeer.Phone, arrived func(), release chan struct{}) {
+	got, release := make(chan struct{}, 1), make(chan struct{})
 	phone = testpeer.NewPhoneWith(t, user, testpeer.PhoneConfig{OnMessage: func(req *sip.Request, tx sip.ServerTransaction) bool {
 		got <- struct{}{}
 		<-release
 		tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
 		return true
 	}})
-	return phone, got, release
+	arrived = func() {
+		t.Helper()
+		select {
+		case <-got:
+		case <-time.After(waitFor):
+			t.Fatalf("%s got no MESSAGE", user)
+		}
+	}
+	return phone, arrived, release
 }
