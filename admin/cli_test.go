@@ -5,7 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +248,51 @@ func TestSince(t *testing.T) {
 	}
 	if got := since(now, time.Time{}); got != "-" {
 		t.Errorf("since(zero) = %q, want -", got)
+	}
+}
+
+// `msrpgw sessions list` pointed at a wrong URL (another HTTP service, a reverse-proxy path that does not exist)
+// gets a plain 404 and tells the operator "no such session", which a list has no notion of: every 404 is mapped
+// to ErrNotFound, whatever answered it. docs: "Exit codes: 0 done, 1 failed (no such session, admin API
+// unreachable, 401) with one line on stderr".
+func TestCLIListWrongURLIsNotNoSuchSession(t *testing.T) {
+	other := httptest.NewServer(http.NotFoundHandler()) // not the admin API: plain-text 404 for everything
+	t.Cleanup(other.Close)
+	code, _, stderr := runCLI(other.URL, "", "list")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if strings.Contains(stderr, "no such session") {
+		t.Errorf("`sessions list` against a URL that is not the admin API says: %q", strings.TrimSpace(stderr))
+	}
+}
+
+// `msrpgw sessions list` fails once the listing is over 64 MiB: Client.do reads at most 64 MiB of the answer
+// and then reports the truncated JSON as "not the expected JSON". With IMS-shaped URIs that is about 88,000
+// sessions, well under limits.max_sessions (default 200,000) and under the 100,000 sessions docs/OPERATIONS.md
+// sizes the gateway for.
+func TestCLIListManySessions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 75 MB listing")
+	}
+	const n = 100_000
+	t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	gw := newFakeGateway()
+	for i := range n {
+		a := fmt.Sprintf("sip:+1415555%04d@ims.mnc001.mcc001.3gppnetwork.org", i%10000)
+		b := fmt.Sprintf("sip:+1650555%04d@ims.mnc001.mcc001.3gppnetwork.org", i/10000)
+		k := b + ":" + a
+		gw.sessions[k] = Session{Key: k, State: StateUp, Origin: "message", MsgSideFrom: b, MsgSideTo: a, MsgSideRURI: a,
+			MSRPSessionID: fmt.Sprintf("s%015d", i), MSRPPeerPath: fmt.Sprintf("msrp://10.1.2.3:40000/p%011d;tcp", i),
+			CallID: fmt.Sprintf("%016x@10.1.2.3", i), Created: t0, LastMessage: t0, LastSend: t0}
+	}
+	srv := newTestServer(t, gw, nil, Options{})
+	code, out, stderr := runCLI(srv.URL, "", "list", "-json")
+	if code != 0 {
+		t.Fatalf("`sessions list -json` with %d sessions: exit %d, stderr %q", n, code, strings.TrimSpace(stderr))
+	}
+	var ss []Session
+	if err := json.Unmarshal([]byte(out), &ss); err != nil || len(ss) != n {
+		t.Fatalf("got %d sessions (%v), want %d", len(ss), err, n)
 	}
 }

@@ -83,32 +83,42 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 		return fmt.Errorf("cannot reach the admin API at %s: %w", base, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("reading admin API answer to %s %s: %w", method, path, err)
-	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		msg := strings.TrimSpace(string(body))
-		var ae apiError
-		if json.Unmarshal(body, &ae) == nil && ae.Error != "" {
-			msg = ae.Error
-		}
-		switch resp.StatusCode {
-		case http.StatusNotFound:
-			return fmt.Errorf("%w: %s", ErrNotFound, msg)
-		case http.StatusUnauthorized:
-			return ErrUnauthorized
-		}
-		return fmt.Errorf("admin API answered %s to %s %s: %s", resp.Status, method, path, msg)
+		return answerError(method, path, resp)
 	}
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
+	// A listing grows with the sessions (limits.max_sessions), so it is decoded as it streams in, unbounded.
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("admin API answer to %s %s is not the expected JSON: %w", method, path, err)
 	}
 	return nil
 }
+
+// answerError turns a non-2xx answer into the error the CLI prints. Only the admin API's own JSON error makes
+// a 404 "no such session": a 404 from anything else (a wrong -admin URL, another service) says so instead.
+func answerError(method, path string, resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	msg := strings.TrimSpace(string(body))
+	var ae apiError
+	fromAPI := json.Unmarshal(body, &ae) == nil && ae.Error != ""
+	if fromAPI {
+		msg = ae.Error
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound && fromAPI:
+		return fmt.Errorf("%w: %s", ErrNotFound, msg)
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("admin API answered %s to %s %s (is -admin the gateway's admin URL?): %s", resp.Status, method, path, msg)
+	case resp.StatusCode == http.StatusUnauthorized:
+		return ErrUnauthorized
+	}
+	return fmt.Errorf("admin API answered %s to %s %s: %s", resp.Status, method, path, msg)
+}
+
+// maxErrorBody bounds what is read of an error answer: it is only printed.
+const maxErrorBody = 64 << 10
 
 // NormalizeAdminURL turns what an operator or the config gives (http://h:p, h:p as in admin.listen, :8080,
 // 0.0.0.0:8080) into a base URL a client can dial: wildcard and empty hosts become loopback.

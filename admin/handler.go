@@ -57,6 +57,9 @@ func NewHandler(gw Gateway, m *Metrics, opts Options) http.Handler {
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /api/sessions", a.listSessions)
+	// Without this the DELETE pattern below, which also matches an empty key, would make the mux offer DELETE
+	// on the collection (in a 405's Allow, and as a redirect to /api/sessions/).
+	mux.HandleFunc("/api/sessions", methodNotAllowed("GET, HEAD"))
 	// {key...} rather than {key}: a client that forgot to escape '/' in a key still reaches the session; an
 	// escaped one (%2F) matches either way because the mux matches on the escaped path.
 	mux.HandleFunc("GET /api/sessions/{key...}", a.showSession)
@@ -240,6 +243,14 @@ func writeJSONList[T any](w http.ResponseWriter, list []T) {
 	}
 	bw.WriteString("]\n")
 	_ = bw.Flush() // the client went away; nothing to tell it
+}
+
+// methodNotAllowed answers 405 naming the methods the resource has.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" not allowed on "+r.URL.Path+"; allowed: "+allow)
+	}
 }
 
 func writeText(w http.ResponseWriter, status int, msg string) {

@@ -266,3 +266,20 @@ func TestTokenEndingInNonASCIISpace(t *testing.T) {
 		}
 	}
 }
+
+// The collection /api/sessions serves GET (and HEAD) only, but a 405 on it advertises "Allow: DELETE, GET, HEAD",
+// and DELETE /api/sessions itself is not answered 405 but redirected (307) to /api/sessions/, where it gets 400.
+// RFC 9110 §15.5.6: a 405 "MUST generate an Allow header field ... containing a list of the target resource's
+// currently supported methods"; DELETE is not one of this resource's.
+func TestSessionsCollectionAllow(t *testing.T) {
+	srv := newTestServer(t, newFakeGateway(liveSessions()...), nil, Options{})
+	_, hdr, _ := do(t, "PUT", srv.URL+"/api/sessions", "", "")
+	if allow := hdr.Get("Allow"); strings.Contains(allow, "DELETE") {
+		t.Errorf("PUT /api/sessions: Allow %q advertises DELETE on the collection", allow)
+	}
+	resp, body := rawRequest(t, srv, "DELETE /api/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("DELETE /api/sessions: %s (Location %q) %q; want 405 with Allow: GET, HEAD",
+			resp.Status, resp.Header.Get("Location"), strings.TrimSpace(string(body)))
+	}
+}

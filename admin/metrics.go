@@ -82,9 +82,9 @@ func NewMetrics(stats func() Stats) *Metrics {
 
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "msrpgw_requests_refused_total",
-		Help: "Requests refused before they became a message (403 untrusted, 503 overload, 400 bad input, ...), by code.",
+		Help: "Requests refused before they became a message (403 untrusted, 503 overload, 400 bad input, ...), by code; code \"connection\": a SIP or MSRP connection refused or closed, no status sent.",
 	}, []string{"code"})
-	m.refused = newLabelCache(refused, func(c int) []string { return []string{strconv.Itoa(c)} })
+	m.refused = newLabelCache(refused, func(c int) []string { return []string{refusedCode(c)} })
 
 	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "msrpgw_messages_total",
@@ -177,6 +177,15 @@ func (m *Metrics) Publish(e event.Event) {
 	case event.RequestRefused:
 		m.refused.get(e.Code).Inc()
 	}
+}
+
+// refusedCode is the code label of a refusal: the status sent, or "connection" for a connection refused over a
+// bound or closed for a frame that cannot be delimited, where no status is sent (event code 0).
+func refusedCode(code int) string {
+	if code == 0 {
+		return "connection"
+	}
+	return strconv.Itoa(code)
 }
 
 // codeOrReason keeps only what the label uses, so that events differing in free text but sharing a code hit

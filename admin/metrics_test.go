@@ -34,6 +34,7 @@ func publishSequence(m *Metrics) {
 	m.Publish(event.Event{Kind: event.MessageDropped, Direction: event.ToSIP, Reason: "iscomposing"})
 	m.Publish(event.Event{Kind: event.MessageDropped, Direction: event.ToSIP, Reason: "iscomposing"})
 	m.Publish(event.Event{Kind: event.RequestRefused, Code: 403})
+	m.Publish(event.Event{Kind: event.RequestRefused, Reason: "sip: connection over limits.max_sip_conns"})
 	m.Publish(event.Event{Kind: event.RequestRefused, Code: 503})
 	m.Publish(event.Event{Kind: event.RequestRefused, Code: 503})
 	m.Publish(event.Event{Kind: event.SessionEnded, Reason: "bye"})
@@ -66,8 +67,9 @@ msrpgw_messages_total{direction="to_msrp",outcome="failed",reason="480"} 2
 msrpgw_messages_total{direction="to_sip",outcome="delivered",reason=""} 3
 msrpgw_messages_total{direction="to_sip",outcome="dropped",reason="iscomposing"} 2
 msrpgw_messages_total{direction="to_sip",outcome="failed",reason="408"} 1
-# HELP msrpgw_requests_refused_total Requests refused before they became a message (403 untrusted, 503 overload, 400 bad input, ...), by code.
+# HELP msrpgw_requests_refused_total Requests refused before they became a message (403 untrusted, 503 overload, 400 bad input, ...), by code; code "connection": a SIP or MSRP connection refused or closed, no status sent.
 # TYPE msrpgw_requests_refused_total counter
+msrpgw_requests_refused_total{code="connection"} 1
 msrpgw_requests_refused_total{code="403"} 1
 msrpgw_requests_refused_total{code="503"} 2
 # HELP msrpgw_sessions_active Gateway sessions now, by state (setting-up, up, ending).

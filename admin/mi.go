@@ -132,7 +132,11 @@ func (h *miHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeJSON(w, http.StatusRequestEntityTooLarge, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: rpcInvalidRequest, Message: "Request too large"}, ID: json.RawMessage("null")})
+			return
 		}
+		// A broken chunked body, or one that stalled past the server's read timeout: nothing to parse.
+		h.log.Warn("MI request body unreadable", "remote", r.RemoteAddr, "error", err)
+		writeJSON(w, http.StatusBadRequest, rpcResponse{JSONRPC: "2.0", Error: &rpcError{Code: rpcParseError, Message: "Parse error: request body unreadable"}, ID: json.RawMessage("null")})
 		return
 	}
 	if firstByte(body) == '[' && json.Valid(body) {

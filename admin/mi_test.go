@@ -1,14 +1,19 @@
 package admin
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // miCall posts body to /mi and decodes the JSON-RPC answer into a generic map, so ids keep their JSON type.
@@ -449,4 +454,61 @@ func checkFuzzResponse(t *testing.T, b []byte) {
 	if _, ok := raw["id"]; !ok {
 		t.Fatalf("answer without id: %s", b)
 	}
+}
+
+// rawRequest writes req verbatim on a new connection to srv and reads one response.
+func rawRequest(t *testing.T, srv *httptest.Server, req string) (*http.Response, []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := fmt.Fprint(c, req); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+// A /mi request whose body cannot be read (a broken chunked encoding, or a body shorter than its
+// Content-Length) is answered "200 OK" with an empty body: the handler returns without writing anything, so a
+// JSON-RPC client gets a success status and no response object at all. It should get a 4xx with a JSON-RPC
+// error (JSON-RPC 2.0 §5: a request with an id gets a Response; -32700 for what cannot be parsed).
+func TestMIUnreadableBodyIsNot200(t *testing.T) {
+	srv := newTestServer(t, newFakeGateway(liveSessions()...), nil, Options{})
+	cases := map[string]string{
+		"broken chunked": "POST /mi HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"zz\r\n{\"jsonrpc\":\"2.0\",\"method\":\"msrp_gw_list_sessions\",\"id\":1}\r\n0\r\n\r\n",
+	}
+	for name, req := range cases {
+		t.Run(name, func(t *testing.T) {
+			resp, body := rawRequest(t, srv, req)
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("unreadable /mi body answered %s, Content-Type %q, body %q; want a 4xx with a JSON-RPC error",
+					resp.Status, resp.Header.Get("Content-Type"), body)
+			}
+		})
+	}
+	// The daemon's admin server has a ReadTimeout (cmd/msrpgw adminReadTimeout): a body that stalls past it is
+	// the same unreadable body, and is answered the same "200 OK", empty.
+	slow := httptest.NewUnstartedServer(NewHandler(newFakeGateway(liveSessions()...), nil, Options{}))
+	slow.Config.ReadTimeout = 300 * time.Millisecond
+	slow.Start()
+	t.Cleanup(slow.Close)
+	t.Run("body stalled past ReadTimeout", func(t *testing.T) {
+		resp, body := rawRequest(t, slow, "POST /mi HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"+
+			"Content-Length: 100\r\n\r\n{\"jsonrpc\":")
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("stalled /mi body answered %s, Content-Type %q, body %q; want a 4xx (408 or 400) with a JSON-RPC error",
+				resp.Status, resp.Header.Get("Content-Type"), body)
+		}
+	})
 }

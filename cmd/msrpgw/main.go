@@ -200,6 +200,8 @@ func serve(cfg *config.Config, stderr io.Writer, sig, hup <-chan os.Signal) int 
 	// sipgo logs some transport events through its process-wide default logger; without this they come out
 	// in Go's default text format, breaking log.format json (found by TestJSONLogs).
 	sip.SetDefaultLogger(log.With("component", "sip"))
+	// The same for whatever a library prints through the standard log package.
+	slog.SetDefault(log)
 	tuneCtx, stopTuning := context.WithCancel(context.Background())
 	defer stopTuning()
 	tune.Start(tuneCtx, log)
@@ -250,6 +252,8 @@ func serve(cfg *config.Config, stderr io.Writer, sig, hup <-chan os.Signal) int 
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       adminReadTimeout,
 		IdleTimeout:       2 * time.Minute,
+		// net/http's own errors (accept failures, a handler's panic) in the configured log format.
+		ErrorLog: slog.NewLogLogger(log.With("component", "admin").Handler(), slog.LevelWarn),
 	}
 	if cfg.Admin.Listen == "" {
 		// Off, as `check` says: net.Listen("") would open it on every interface, on a random port.
