@@ -847,37 +847,13 @@ func connectTo(t *testing.T, e *Endpoint, ln net.Listener, sessionID string) *Se
 
 func TestEndpointConnectionLoss(t *testing.T) {
 	// A peer that takes the message and never answers, then drops the connection.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	got := make(chan struct{})
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		rd := NewReader(nc, Limits{})
-		m, err := rd.ReadMessage()
-		if err != nil {
-			return
-		}
-		WriteMessage(nc, &Message{TransactionID: m.TransactionID, StatusCode: 200, ToPath: m.FromPath[:1], FromPath: m.ToPath})
+	ha := newRec()
+	a := scriptedPeer(t, Config{}, ha, func(nc net.Conn, rd *Reader) {
 		if _, err := rd.ReadMessage(); err == nil {
 			close(got)
 		}
-	}()
-	ea := newEP(t, Config{}, false)
-	ha := newRec()
-	a := ea.NewSession(ha)
-	a.SetPeerPath([]URI{{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, SessionID: "peer", Transport: "tcp"}})
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	if err := a.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
+	})
 	res := make(chan SendResult, 1)
 	if err := a.Send(&Outgoing{ContentType: "text/plain", Body: []byte("lost")}, func(r SendResult) { res <- r }); err != nil {
 		t.Fatal(err)
