@@ -241,13 +241,14 @@ func isMIMEName(name string) bool {
 	return len(name) > 8 && strings.EqualFold(name[:8], "Content-") || strings.EqualFold(name, "MIME-Version")
 }
 
-// uriOf returns the URI inside the last <...> of a From/To/cc value (a formal name may precede it), or the
-// trimmed value when it has no angle brackets.
+// uriOf returns the URI inside the last <...> of a From/To/cc value (a formal name may precede it), the
+// trimmed value when it has no angle brackets, or "" when a '<' is never closed: not an address.
 func uriOf(v string) string {
 	if i := strings.LastIndexByte(v, '<'); i >= 0 {
 		if j := strings.IndexByte(v[i:], '>'); j > 0 {
 			return v[i+1 : i+j]
 		}
+		return ""
 	}
 	return strings.TrimSpace(v)
 }

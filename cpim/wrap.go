@@ -24,7 +24,8 @@ type WrapOptions struct {
 // DateTime (RFC 3339), the IMDN headers when asked for, and the encapsulated entity with its Content-Type
 // ("text/plain;charset=UTF-8" when contentType is empty) and body (not copied). An IMDN (message/imdn+xml)
 // also gets Content-Disposition: notification, which is how its recipient tells it from an IM (RFC 5438
-// §7.2.1.1, §9); an IMDN never asks for IMDNs, so opts.Disposition should be empty for one.
+// §7.2.1.1, §9), and always its own imdn.Message-ID (§7.2.1); an IMDN never asks for IMDNs, so
+// opts.Disposition should be empty for one.
 func Wrap(contentType string, body []byte, opts WrapOptions) *Message {
 	now := opts.Now
 	if now.IsZero() {
@@ -38,7 +39,8 @@ func Wrap(contentType string, body []byte, opts WrapOptions) *Message {
 		ContentHeaders: []Header{{Name: "Content-Type", Value: contentType}},
 		Body:           body,
 	}
-	if strings.EqualFold(mediaType(contentType), IMDNType) {
+	imdn := strings.EqualFold(mediaType(contentType), IMDNType)
+	if imdn {
 		m.ContentHeaders = append(m.ContentHeaders, Header{Name: "Content-Disposition", Value: "notification"})
 	}
 	m.Headers = append(m.Headers,
@@ -46,7 +48,7 @@ func Wrap(contentType string, body []byte, opts WrapOptions) *Message {
 		Header{Name: "To", Value: angle(opts.To)},
 		Header{Name: "DateTime", Value: now.Format(dateTimeLayout)},
 	)
-	if opts.IMDN || opts.IMDNMessageID != "" || len(opts.Disposition) > 0 {
+	if imdn || opts.IMDN || opts.IMDNMessageID != "" || len(opts.Disposition) > 0 {
 		id := opts.IMDNMessageID
 		if id == "" {
 			id = NewMessageID()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,30 @@ func TestWrapIMDNIsNotification(t *testing.T) {
 		if !reflect.DeepEqual(m.ContentHeaders, tt.want) {
 			t.Errorf("Wrap(%q): ContentHeaders = %q, want %q", tt.ctype, m.ContentHeaders, tt.want)
 		}
+	}
+}
+
+// RFC 3862 §3.6: To-header = "To" ": " [ Formal-name ] "<" URI ">". An IM whose From lacks the closing '>'
+// is not one NewDeliveryIMDN can answer: From() hands back the whole broken value ("Alice <sip:..."), and the
+// IMDN goes out with a To header that is not a CPIM To (and that its receiver cannot match to anybody). It
+// must be refused (ErrMalformed, as for a missing From) or carry a well-formed To.
+func TestIMDNForUnterminatedFromRefused(t *testing.T) {
+	orig, err := Parse([]byte("From: Alice <sip:alice@example.com\r\nTo: <sip:bob@example.com>\r\n" +
+		"DateTime: 2024-03-01T10:00:00Z\r\nNS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: m1\r\n" +
+		"imdn.Disposition-Notification: positive-delivery\r\n\r\nContent-Type: text/plain\r\n\r\nhi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewDeliveryIMDN(orig, StatusDelivered, testNow)
+	if errors.Is(err, ErrMalformed) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := n.Get("To")
+	if !regexp.MustCompile(`^([^<>]*)<[^<>]+>$`).MatchString(to) {
+		t.Fatalf("IMDN for an IM from %q has To %q, not [Formal-name] \"<\" URI \">\" (RFC 3862 §3.6); From() = %q\n%s",
+			orig.Get("From"), to, orig.From(), n.Marshal())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/msrpgw/msrpgw/event"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
 	"github.com/msrpgw/msrpgw/msrp"
+	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
 
 // holdingTable is the in-memory table whose Delete waits until release is closed: a session that is ending
@@ -256,5 +257,93 @@ func TestCPIMWithoutInnerContentTypeIsTextPlain(t *testing.T) {
 	m := alice.Recv()
 	if string(m.Body()) != "hello without type" {
 		t.Fatalf("page-mode user got %q", m.Body())
+	}
+}
+
+// A page-mode phone sends its IMDN bare (message/imdn+xml); the peer lists message/cpim first, so the gateway
+// wraps it. The CPIM message it builds is an IMDN, which RFC 5438 §7.2.1 says carries its own imdn.Message-ID
+// (and NS imdn). With the default config (gateway.imdn.request: false) the gateway leaves it out.
+func TestWrappedIMDNHasMessageID(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "application/im-iscomposing+xml"}, []string{"text/plain", "message/imdn+xml"})
+
+	alice.Send(h.udp(), bob.URI, "text/plain", "hi")
+	cs := bob.WaitInvite()
+	cs.Recv()
+	note := cpim.Notification{MessageID: "abc", DateTime: "2024-01-01T00:00:00Z", RecipientURI: alice.URI, Kind: cpim.KindDelivery, Status: cpim.StatusDelivered}
+	alice.Send(h.udp(), bob.URI, cpim.IMDNType, string(note.Marshal()))
+	m := cs.Recv()
+	c, err := cpim.Parse(m.Body)
+	if err != nil || m.ContentType != "message/cpim" || c.ContentType() != cpim.IMDNType {
+		t.Fatalf("SEND %s: %v\n%s", m.ContentType, err, m.Body)
+	}
+	if c.IMDNMessageID() == "" {
+		t.Fatalf("the IMDN the gateway wrapped in CPIM has no imdn.Message-ID (RFC 5438 §7.2.1):\n%s", m.Body)
+	}
+}
+
+// A message the gateway wrapped in CPIM asking for IMDNs (gateway.imdn.request) is sent again on the session
+// that replaced the first one, under the same MSRP Message-ID (RFC 4975 §5.4: the same message, a duplicate to
+// its receiver). It must be the same IM: the same imdn.Message-ID (which its IMDNs name, and by which the
+// receiver recognises it) and DateTime. The gateway wraps it anew on every send.
+func TestResentMessageKeepsIMDNMessageID(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.Message.Reply = "wait"
+		c.Gateway.Message.ReplyWait = 200 * time.Millisecond
+		c.Gateway.IMDN.Request = true
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob, relay := behindRelay(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+	relay.SetDropReports(true)
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "moving"); res.StatusCode != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", res.StatusCode)
+	}
+	old := bob.WaitInvite()
+	first := old.Recv()
+	relay.SetDropReports(false)
+	time.Sleep(5 * time.Millisecond)                       // a later DateTime would show too
+	heir := bob.Call(h.udp(), alice.URI, sdp.SetupPassive) // same key: replaces the session
+	old.WaitBye()
+	again := heir.Recv()
+	if again.MessageID != first.MessageID {
+		t.Fatalf("Message-ID %q, want %q", again.MessageID, first.MessageID)
+	}
+	c1, err1 := cpim.Parse(first.Body)
+	c2, err2 := cpim.Parse(again.Body)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("CPIM: %v %v", err1, err2)
+	}
+	if c1.IMDNMessageID() != c2.IMDNMessageID() || c1.Get("DateTime") != c2.Get("DateTime") {
+		t.Fatalf("the same message (MSRP Message-ID %s) sent again as a different IM:\n first imdn.Message-ID %q DateTime %q\n again imdn.Message-ID %q DateTime %q",
+			first.MessageID, c1.IMDNMessageID(), c1.Get("DateTime"), c2.IMDNMessageID(), c2.Get("DateTime"))
+	}
+}
+
+// Unwrapping CPIM, the gateway is the CPIM endpoint (SPEC §5). RFC 3862 §3.5/§4.7 (PROTOCOL.md §4.1: "unknown
+// headers ignored unless named in `Require`"; RFC 4975 §13: MSRP endpoints MUST recognise Require): a message
+// whose Require names a header the gateway does not understand cannot be processed by ignoring that header.
+// The gateway strips the CPIM layer, required header and all, and delivers the content as if it were plain.
+func TestCPIMRequireUnknownHeaderRefused(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain"})
+	cs := bob.Call(h.udp(), alice.URI, "active")
+	doc := "From: <" + bob.URI + ">\r\nTo: <" + alice.URI + ">\r\nDateTime: 2024-03-01T10:00:00Z\r\n" +
+		"NS: MyFeatures <mid:MessageFeatures@id.foo.com>\r\n" +
+		"Require: MyFeatures.VitalMessageOption\r\n" +
+		"MyFeatures.VitalMessageOption: Confirmation-requested\r\n\r\n" +
+		"Content-Type: text/plain\r\n\r\nonly if you understand VitalMessageOption"
+	r := cs.Send("message/cpim", doc)
+	if r.StatusCode != 415 {
+		t.Errorf("SEND requiring an unknown CPIM header answered %d, want 415", r.StatusCode)
+	}
+	if m, ok := alice.TryRecv(300 * time.Millisecond); ok {
+		t.Fatalf("SEND answered %d; the page-mode user got %s %q: the CPIM layer with its required header "+
+			"MyFeatures.VitalMessageOption was dropped as if unknown headers could always be ignored",
+			r.StatusCode, m.ContentType().Value(), m.Body())
 	}
 }

@@ -42,10 +42,12 @@ type pageMessage struct {
 	deadline *time.Timer                // bounds the wait for the SEND's result, then its REPORT (deadline.go); set before the SEND
 
 	// Of its SEND, guarded by the mutex of the session sending it.
-	msgID     string // Message-ID; a newer session sending it again keeps it (RFC 4975 §5.4)
-	relayed   bool   // sent through a relay (the peer's a=path has more than one URI): only a REPORT tells delivery
-	size      int64  // body octets, CPIM included: what success REPORTs must cover
-	confirmed int64  // octets 1..confirmed covered by success REPORTs so far
+	msgID     string    // Message-ID; a newer session sending it again keeps it (RFC 4975 §5.4)
+	wrappedAt time.Time // DateTime of its CPIM wrapping, and
+	imdnID    string    // its imdn.Message-ID, if any: sent again, it stays the same IM (RFC 5438 §6.3)
+	relayed   bool      // sent through a relay (the peer's a=path has more than one URI): only a REPORT tells delivery
+	size      int64     // body octets, CPIM included: what success REPORTs must cover
+	confirmed int64     // octets 1..confirmed covered by success REPORTs so far
 }
 
 const (
@@ -461,7 +463,10 @@ func (s *Session) sendLocked(pm *pageMessage) {
 	pm.relayed, pm.confirmed = s.relayedLocked(), 0
 	out := &msrp.Outgoing{MessageID: pm.msgID, ContentType: pm.contentType, Body: pm.body, FailureReport: "yes", SuccessReport: pm.relayed}
 	if wrap {
-		opts := cpim.WrapOptions{From: s.coords.To, To: s.coords.From, Now: time.Now()}
+		if pm.wrappedAt.IsZero() {
+			pm.wrappedAt = time.Now()
+		}
+		opts := cpim.WrapOptions{From: s.coords.To, To: s.coords.From, Now: pm.wrappedAt, IMDNMessageID: pm.imdnID}
 		if g.cfg.Gateway.IMDN.Request {
 			opts.IMDN = true
 			// Only chat content asks for IMDNs: an IMDN never does (RFC 5438 §7.2.1.1), nor an isComposing.
@@ -470,6 +475,7 @@ func (s *Session) sendLocked(pm *pageMessage) {
 			}
 		}
 		c := cpim.Wrap(pm.contentType, pm.body, opts)
+		pm.imdnID = c.IMDNMessageID()
 		out.ContentType, out.Body = ctypeCPIM, c.Marshal()
 	}
 	what := "message"

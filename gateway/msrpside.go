@@ -51,6 +51,13 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 400, Reason: "bad CPIM", MSRPSessionID: ms.ID()})
 			return 400
 		}
+		if names := m.Unsupported(); len(names) > 0 {
+			// Unwrapping makes the gateway the CPIM endpoint, which must not deliver as if it understood
+			// what the sender requires it to (RFC 3862 §4.7).
+			s.log.Info("SEND refused: CPIM Require names headers the gateway does not implement", "require", names, "msrp_session_id", ms.ID(), "call_id", s.callID)
+			g.publish(event.Event{Kind: event.MessageFailed, Key: s.key, Direction: event.ToSIP, Code: 415, Reason: "CPIM Require not supported", MSRPSessionID: ms.ID()})
+			return 415
+		}
 		inner := m.EntityType()
 		if !sdp.Match(s.route.AcceptWrappedTypes, inner) && !sdp.Match(s.route.AcceptTypes, inner) {
 			s.log.Info("SEND refused: wrapped content type not offered", "content_type", inner, "msrp_session_id", ms.ID(), "call_id", s.callID)
