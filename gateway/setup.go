@@ -499,7 +499,7 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 		wrapped = nil
 	}
 	u := s.ms.LocalURI()
-	return &sdp.Media{
+	m := &sdp.Media{
 		Secure:             u.Secure,
 		Host:               u.Host,
 		Port:               u.Port,
@@ -509,8 +509,13 @@ func (g *Gateway) localMedia(s *Session, accept, wrapped []string, setup string)
 		MaxSize:            g.cfg.Gateway.MaxMessageSize,
 		Setup:              setup,
 		Direction:          sdp.SendRecv, // an answer sets the one answering the offer's
-		Fingerprints:       g.msrpTLS.fingerprints,
 	}
+	if u.Secure {
+		// Only a TLS connection to us shows the certificate (RFC 4975 §14.4); with a plain listener msrp.tls
+		// is only our client certificate towards msrps peers.
+		m.Fingerprints = g.msrpTLS.fingerprints
+	}
+	return m
 }
 
 // route points a generated request at the outbound proxy when one is set, and sends it over TLS when that

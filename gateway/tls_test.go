@@ -765,3 +765,31 @@ func TestTLSOnlyContact(t *testing.T) {
 	}
 	h.events.waitKind(t, event.SessionEnded)
 }
+
+// msrp.tls with a plain msrp:// listen URI is only our client certificate towards msrps peers: the SDP of a
+// TCP/MSRP m-line carries no a=fingerprint, which would name a certificate no connection to us shows (RFC 4975
+// §14.4).
+func TestMSRPTLSWithPlainListenHasNoFingerprint(t *testing.T) {
+	gwPair := newTestPair(t)
+	h := newHarness(t, func(c *config.Config) {
+		c.MSRP.Listen = "msrp://127.0.0.1:0;tcp"
+		c.MSRP.TLS = config.TLS{Cert: gwPair.certFile, Key: gwPair.keyFile}
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	alice.Send(h.udp(), bob.URI, "text/plain", "x")
+	cs := bob.WaitInvite()
+	body := cs.ServerDialog().InviteRequest.Body()
+	m, err := sdp.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Recv()
+	cs.Bye()
+	if m.Secure {
+		t.Fatalf("a plain msrp:// listener offered TLS:\n%s", body)
+	}
+	if len(m.Fingerprints) > 0 {
+		t.Errorf("the TCP/MSRP offer (path %v) carries a=fingerprint %q:\n%s", m.Path, m.Fingerprints, strings.TrimSpace(string(body)))
+	}
+}
