@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -63,8 +64,12 @@ func (c *Config) check() error {
 		return bad("mode %q is not msg2msrp, msrp2msg or both", c.Mode)
 	case c.Sessions < 1:
 		return bad("sessions %d, want at least 1", c.Sessions)
+	case math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) || math.IsNaN(c.Churn) || math.IsInf(c.Churn, 0):
+		return bad("rate %g or churn %g is not a finite number", c.Rate, c.Churn)
 	case c.Rate < 0 || c.Window < 0 || c.Churn < 0 || c.Count < 0:
 		return bad("negative rate, window, churn or count")
+	case c.Idle < 0 || c.Drain < 0 || c.SetupTimeout < 0 || c.SetupConcurrency < 0:
+		return bad("negative idle, drain, setup-timeout or setup-concurrency")
 	case c.Idle == 0 && c.Rate == 0 && c.Window == 0:
 		return bad("neither -rate (open loop) nor -window (closed loop) given")
 	case c.Transport != "udp" && c.Transport != "tcp":
@@ -149,7 +154,7 @@ type ProcReport struct {
 	SlicesPerMsg     *float64 `json:"cpu_slices_per_msg,omitempty"`
 	RSSKiBStart      int64    `json:"rss_kib_start"`
 	RSSKiBPeak       int64    `json:"rss_kib_loaded"`
-	RSSKiBMax        int64    `json:"rss_kib_max"` // highest of the once-a-second samples during the run
+	RSSKiBMax        int64    `json:"rss_kib_max"` // highest of the once-a-second samples from setup to the end of the BYEs, and the others
 	RSSKiBEnd        int64    `json:"rss_kib_end"`
 	FDsStart         int      `json:"fds_start"`
 	FDsLoaded        int      `json:"fds_loaded"`
@@ -181,6 +186,18 @@ type loader struct {
 
 func (l *loader) now() time.Duration { return time.Since(l.start) }
 
+// startPage starts the phones. MSRP→MESSAGE reorders are counted in the order the phones' sockets read the
+// messages (arrival.go).
+func (l *loader) startPage() error {
+	var arrived func(stamp)
+	if f := l.flows[msrpToMsg]; f != nil {
+		f.byArrival, arrived = true, f.arrived
+	}
+	var err error
+	l.page, err = newPageSide(l.cfg.GW, l.cfg.Transport, l.pageReceived, l.wire, arrived)
+	return err
+}
+
 func phoneUser(i int) string  { return "lp" + strconv.Itoa(i) }
 func clientUser(i int) string { return "lc" + strconv.Itoa(i) }
 
@@ -207,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	var err error
-	if l.page, err = newPageSide(cfg.GW, cfg.Transport, l.pageReceived, l.wire); err != nil {
+	if err := l.startPage(); err != nil {
 		return nil, err
 	}
 	defer l.page.close()
@@ -240,9 +257,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var bg sync.WaitGroup
-	bg.Add(2)
+	bg.Add(1)
 	go func() { defer bg.Done(); l.progress(loadCtx) }()
-	go func() { defer bg.Done(); l.watchRSS(loadCtx) }()
+	// The RSS is sampled through the teardown too: the BYEs of 100,000 sessions take the gateway higher than
+	// holding them did.
+	rssCtx, stopRSS := context.WithCancel(ctx)
+	rssDone := make(chan struct{})
+	go func() { defer close(rssDone); l.watchRSS(rssCtx) }()
 	switch {
 	case l.setups.noneUp():
 		// Nothing to measure: no load phase, and the run fails (main.go) with the setups' failures.
@@ -278,6 +299,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	l.teardown(ctx)
+	stopRSS()
+	<-rssDone
 	// The sessions are over: close the tool's SIP and MSRP sockets before the gateway's fds are counted
 	// again. Over TCP the tool's SIP connections (and the gateway's to the tool's listeners) are the gateway's
 	// fds too; left open, they showed as fds the gateway had not given back, and settleGW waited the whole
@@ -365,7 +388,7 @@ func (l *loader) sampleGW() procSample {
 	return s
 }
 
-// watchRSS samples the gateway's RSS once a second during the run, for its peak.
+// watchRSS samples the gateway's RSS once a second from the end of setup to the end of the BYEs, for its peak.
 func (l *loader) watchRSS(ctx context.Context) {
 	if l.cfg.PID <= 0 {
 		return
@@ -431,19 +454,21 @@ func phoneIndex(user string) int {
 
 // pageReceived counts a MESSAGE the gateway delivered to a phone: delivered only when it reached the phone of
 // the session stamped in it (a message on another session's phone is the gateway's mistake: lost there, and
-// counted among the others here).
+// counted among the others here). A MESSAGE→MSRP message coming back to a phone is misrouted too.
 func (l *loader) pageReceived(req *sip.Request) int {
 	now := l.now()
 	st, err := parseBody(req.Body())
-	if f := l.flows[msrpToMsg]; f != nil {
-		switch {
-		case err == nil && st.flow == msrpToMsg && st.session == phoneIndex(req.Recipient.User):
-			f.received(st, now, -1) // no wire latency: the phones' UA reads through sipgo
-		case err == nil && st.flow == msrpToMsg:
-			f.receivedMisrouted()
-		default:
-			f.receivedForeign() // notifications and anything else the gateway generated
-		}
+	f := l.flows[msrpToMsg]
+	switch {
+	case err == nil && st.flow == msgToMSRP && l.flows[msgToMSRP] != nil:
+		l.flows[msgToMSRP].receivedMisrouted() // back at the side it came from
+	case f == nil:
+	case err == nil && st.flow == msrpToMsg && st.session == phoneIndex(req.Recipient.User):
+		f.received(st, now, -1) // no wire latency: the phones' UA reads through sipgo
+	case err == nil && st.flow == msrpToMsg:
+		f.receivedMisrouted()
+	default:
+		f.receivedForeign() // notifications and anything else the gateway generated
 	}
 	return 200
 }
@@ -472,6 +497,8 @@ func (l *loader) msrpReceived(c *chat, m *msrp.Incoming) int {
 		l.flows[msgToMSRP].received(st, now, wire)
 	case err == nil && st.flow == msgToMSRP && l.flows[msgToMSRP] != nil:
 		l.flows[msgToMSRP].receivedMisrouted()
+	case err == nil && st.flow == msrpToMsg && l.flows[msrpToMsg] != nil:
+		l.flows[msrpToMsg].receivedMisrouted() // back at the side it came from
 	default:
 		if f := l.flows[msgToMSRP]; f != nil {
 			f.receivedForeign()

@@ -646,3 +646,42 @@ func TestInterruptStopsPacedSenders(t *testing.T) {
 		t.Errorf("sent %d, want 1 (the first, at once)", f.Sent)
 	}
 }
+
+// Bad flags are exit 2 before anything runs: a stray argument (flag parsing stops there, and the flags after
+// it would be dropped), a rate or churn that is not a finite number, negative durations and counts.
+func TestBadFlagsExit2(t *testing.T) {
+	closed := freePortPair(t)
+	for _, args := range [][]string{
+		{"-rate", "50", "stray"},
+		{"-rate", "50", "5000", "-mode", "sideways"},
+		{"-rate", "NaN"},
+		{"-rate", "+Inf"},
+		{"-rate", "50", "-churn", "NaN"},
+		{"-idle", "-5", "-rate", "50"},
+		{"-rate", "50", "-drain", "-1s"},
+		{"-rate", "50", "-setup-timeout", "-1s"},
+		{"-rate", "50", "-setup-concurrency", "-3"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, _, stderr := runBounded(t, append([]string{"-gw", closed}, args...)...)
+			if code != exitUsage {
+				first, _, _ := strings.Cut(stderr, "\n")
+				t.Errorf("%q: exit %d (%s), want %d (bad flags)", args, code, first, exitUsage)
+			}
+		})
+	}
+}
+
+// The human report shows the gateway's goroutines (before, loaded, after) as the JSON does.
+func TestHumanReportShowsGoroutines(t *testing.T) {
+	rep := &Report{Flows: map[string]FlowReport{}, GatewayProc: &ProcReport{PID: 1, GoroutinesStart: 17, GoroutinesLoaded: 4242, GoroutinesEnd: 19}}
+	var js, human bytes.Buffer
+	json.NewEncoder(&js).Encode(rep)
+	printReport(&human, rep)
+	if !strings.Contains(js.String(), `"goroutines_loaded":4242`) {
+		t.Fatalf("JSON: %s", js.String())
+	}
+	if !strings.Contains(human.String(), "4242") {
+		t.Errorf("human report has no goroutine figures (JSON: goroutines 17 -> 4242 -> 19):\n%s", human.String())
+	}
+}

@@ -82,6 +82,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
+	if fs.NArg() > 0 {
+		// Flags stop at the first argument that is not one: what follows it would be silently dropped.
+		fmt.Fprintf(stderr, "msrpgw-load: unexpected argument %q (flags only)\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
 	cfg.Progress = stderr
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -125,7 +131,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "msrpgw-load: writing the JSON report:", err)
+			return exitFailed
+		}
 	} else {
 		printReport(stdout, rep)
 	}
@@ -173,8 +182,8 @@ func printReport(w io.Writer, r *Report) {
 		s.Count, s.Failures, s.Why, s.PhaseMs, s.PerSecond, s.Duration.P50, s.Duration.P99, s.Duration.Max, s.Byes, s.ByeFailure)
 	for _, n := range slices.Sorted(maps.Keys(r.Flows)) {
 		f := r.Flows[n]
-		fmt.Fprintf(w, "%s: sent %d (%.0f/s, %d send errors) delivered %d (%.0f/s) lost %d duplicated %d reordered %d other %d (misrouted %d)\n",
-			n, f.Sent, f.AchievedRate, f.SendErrors, f.Delivered, f.DeliveredRate, f.Lost, f.Duplicated, f.Reordered, f.Foreign, f.Misrouted)
+		fmt.Fprintf(w, "%s: sent %d (%.0f/s, %d send errors) delivered %d (%.0f/s) lost %d duplicated %d reordered %d other %d (misrouted %d) never sent %d\n",
+			n, f.Sent, f.AchievedRate, f.SendErrors, f.Delivered, f.DeliveredRate, f.Lost, f.Duplicated, f.Reordered, f.Foreign, f.Misrouted, f.NeverSent)
 		fmt.Fprintf(w, "  latency p50 %.3f p90 %.3f p99 %.3f max %.3f ms; final responses %v, none %d\n",
 			f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max, f.Responses, f.NoResponse)
 		if wl := f.WireLatency; wl != nil {
@@ -193,6 +202,9 @@ func printReport(w io.Writer, r *Report) {
 	if p := r.GatewayProc; p != nil {
 		fmt.Fprintf(w, "gateway pid %d: CPU %.0f ms for %d messages = %.1f µs/msg; RSS %d -> %d -> %d KiB (max %d); fds %d -> %d -> %d\n",
 			p.PID, p.CPUMs, p.Messages, p.CPUUsPerMsg, p.RSSKiBStart, p.RSSKiBPeak, p.RSSKiBEnd, p.RSSKiBMax, p.FDsStart, p.FDsLoaded, p.FDsEnd)
+		if p.GoroutinesStart > 0 || p.GoroutinesLoaded > 0 || p.GoroutinesEnd > 0 {
+			fmt.Fprintf(w, "  goroutines %d -> %d -> %d\n", p.GoroutinesStart, p.GoroutinesLoaded, p.GoroutinesEnd)
+		}
 		if p.RunQueueUsPerMsg != nil {
 			fmt.Fprintf(w, "  per message: %.1f µs waiting for a CPU, put on a CPU %.2f times\n", *p.RunQueueUsPerMsg, *p.SlicesPerMsg)
 		}

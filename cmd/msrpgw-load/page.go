@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -18,16 +19,21 @@ type pageSide struct {
 }
 
 // newPageSide starts the phones' UA. onMessage gets each MESSAGE the gateway delivers and returns the code to
-// answer with; clock learns when each MESSAGE leaves over UDP.
-func newPageSide(gw, transport string, onMessage func(req *sip.Request) int, clock *wireClock) (*pageSide, error) {
+// answer with; clock learns when each MESSAGE leaves over UDP; arrived (if not nil) gets each MSRP→MESSAGE
+// stamp in the order the phones' sockets read them (arrival.go).
+func newPageSide(gw, transport string, onMessage func(req *sip.Request) int, clock *wireClock, arrived func(stamp)) (*pageSide, error) {
 	p := &pageSide{gw: gw, transport: transport}
+	var opts []sipgo.UserAgentOption
+	if arrived != nil {
+		opts = append(opts, sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(newArrivalOrder(arrived).filter)))
+	}
 	u, err := newSIPUA("msrpgw-load-phones", func(u *sipUA) {
 		u.pc = clockedConn{PacketConn: u.pc, clock: clock}
 		u.srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 			code := onMessage(req)
 			tx.Respond(sip.NewResponseFromRequest(req, code, reason(code), nil))
 		})
-	})
+	}, opts...)
 	if err != nil {
 		return nil, err
 	}

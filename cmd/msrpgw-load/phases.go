@@ -236,7 +236,7 @@ func (l *loader) sendOne(ctx context.Context, f flowID, i int, seq int64, sem ch
 		release()
 		return
 	}
-	fs.sent(t)
+	fs.sent(i, seq, t)
 	if !due.IsZero() {
 		fs.late(t - due.Sub(l.start))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math/bits"
 	"slices"
 	"strconv"
 	"sync"
@@ -19,12 +20,21 @@ const (
 // maxLatencySamples bounds the memory the latency samples take (8 bytes each).
 const maxLatencySamples = 20_000_000
 
-// recvState is what the receiving side knows about one session of a flow.
+// recvState is what the tool knows about one session of a flow.
 type recvState struct {
+	sent    []uint64 // bitset of sequence numbers sent
 	seen    []uint64 // bitset of sequence numbers received
 	refused []uint64 // bitset of sequence numbers whose final response was a failure
 	max     int64    // highest sequence number received, -1 before the first
+	// With arrival order (flowStats.byArrival): the sequence numbers that reached the tool's socket, and the
+	// highest of them.
+	arrived    []uint64
+	arrivedMax int64
 }
+
+// maxAhead bounds how far above the messages sent so far a received sequence number may be: one the tool
+// cannot have sent yet (a mangled body) is counted as never sent, without growing a bitset to its size.
+const maxAhead = 1 << 16
 
 func hasBit(bits []uint64, seq int64) bool {
 	word := int(seq / 64)
@@ -52,6 +62,7 @@ type flowStats struct {
 	delivered int64
 	dups      int64
 	reordered int64
+	neverSent int64 // received stamps with a sequence number beyond any sent (more are found in report)
 	foreign   int64 // messages received that do not carry a stamp of this flow
 	misrouted int64 // messages of this flow received on another session than the one stamped in them
 	recv      []recvState
@@ -62,19 +73,25 @@ type flowStats struct {
 	maxLate   time.Duration // the most a message was sent after it was due (open loop)
 	firstRecv time.Duration
 	lastRecv  time.Duration
+	// byArrival: reorders are counted in the order messages reached the tool's socket (arrived), not in the
+	// order its handlers ran: sipgo runs each request's handler on a goroutine of its own.
+	byArrival bool
 }
 
 func newFlowStats(sessions int) *flowStats {
 	f := &flowStats{finals: make(map[string]int64), recv: make([]recvState, sessions)}
 	for i := range f.recv {
-		f.recv[i].max = -1
+		f.recv[i].max, f.recv[i].arrivedMax = -1, -1
 	}
 	return f
 }
 
-// sent records a request written to the wire at t (since the run's start).
-func (f *flowStats) sent(t time.Duration) {
+// sent records request seq of session written to the wire at t (since the run's start).
+func (f *flowStats) sent(session int, seq int64, t time.Duration) {
 	f.mu.Lock()
+	if session >= 0 && session < len(f.recv) {
+		setBit(&f.recv[session].sent, seq)
+	}
 	// Shards take t before the lock: the earliest and latest, whatever order they record in.
 	if f.sentN == 0 || t < f.firstSend {
 		f.firstSend = t
@@ -129,6 +146,10 @@ func (f *flowStats) received(s stamp, now, wire time.Duration) {
 		f.foreign++
 		return
 	}
+	if s.seq > f.sentN+maxAhead {
+		f.neverSent++
+		return
+	}
 	r := &f.recv[s.session]
 	if hasBit(r.seen, s.seq) {
 		f.dups++
@@ -143,16 +164,38 @@ func (f *flowStats) received(s stamp, now, wire time.Duration) {
 	}
 	f.lastRecv = max(f.lastRecv, now)
 	f.delivered++
-	if s.seq < r.max {
-		f.reordered++ // a later message of this session was already delivered
-	} else {
-		r.max = s.seq
+	if !f.byArrival { // else counted by arrived
+		if s.seq < r.max {
+			f.reordered++ // a later message of this session was already delivered
+		} else {
+			r.max = s.seq
+		}
 	}
 	if len(f.lat) < maxLatencySamples {
 		f.lat = append(f.lat, int64(now)-s.sentNs)
 		if wire >= 0 {
 			f.wire = append(f.wire, int64(wire))
 		}
+	}
+}
+
+// arrived records a stamp of this flow as it reached the tool's socket, in the order the socket gave them
+// (flowStats.byArrival): a retransmission or copy of one already there does not count again.
+func (f *flowStats) arrived(s stamp) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.session >= len(f.recv) || s.seq > f.sentN+maxAhead {
+		return // counted by received
+	}
+	r := &f.recv[s.session]
+	if hasBit(r.arrived, s.seq) {
+		return
+	}
+	setBit(&r.arrived, s.seq)
+	if s.seq < r.arrivedMax {
+		f.reordered++ // a later message of this session was already there
+	} else {
+		r.arrivedMax = s.seq
 	}
 }
 
@@ -204,6 +247,7 @@ type FlowReport struct {
 	Lost          int64            `json:"lost"`
 	Duplicated    int64            `json:"duplicated"`
 	Reordered     int64            `json:"reordered"`
+	NeverSent     int64            `json:"delivered_never_sent"` // stamps of this flow whose sequence number the tool never sent
 	Foreign       int64            `json:"other_received"`
 	Misrouted     int64            `json:"misrouted"`        // of the others: this flow's messages on another session
 	AchievedRate  float64          `json:"achieved_rate"`    // messages per second sent (rates: report)
@@ -218,12 +262,18 @@ type FlowReport struct {
 func (f *flowStats) report() FlowReport {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	r := FlowReport{
-		Sent: f.sentN, SendErrors: f.sendErrs, Delivered: f.delivered, Duplicated: f.dups,
-		Reordered: f.reordered, Foreign: f.foreign, Misrouted: f.misrouted, Responses: make(map[string]int64, len(f.finals)),
-		NoResponse: f.sentN - f.finalN,
+	// Delivered counts what was sent and came out; a stamp that came out but was never sent (the gateway
+	// mangled a body into another number) is a fault of its own, and hides no loss.
+	neverSent := f.neverSent
+	for i := range f.recv {
+		neverSent += countAndNot(f.recv[i].seen, f.recv[i].sent)
 	}
-	r.Lost = max(f.sentN-f.delivered, 0)
+	r := FlowReport{
+		Sent: f.sentN, SendErrors: f.sendErrs, Delivered: f.delivered - (neverSent - f.neverSent), Duplicated: f.dups,
+		Reordered: f.reordered, NeverSent: neverSent, Foreign: f.foreign, Misrouted: f.misrouted,
+		Responses: make(map[string]int64, len(f.finals)), NoResponse: f.sentN - f.finalN,
+	}
+	r.Lost = max(f.sentN-r.Delivered, 0)
 	for k, v := range f.finals {
 		r.Responses[k] = v
 	}
@@ -243,6 +293,18 @@ func (f *flowStats) report() FlowReport {
 		r.WireLatency = &w
 	}
 	return r
+}
+
+// countAndNot counts the bits set in a and not in b.
+func countAndNot(a, b []uint64) int64 {
+	var n int
+	for i, w := range a {
+		if i < len(b) {
+			w &^= b[i]
+		}
+		n += bits.OnesCount64(w)
+	}
+	return int64(n)
 }
 
 // eventRate is n events over their span, as intervals per second: (n-1)/span; 0 without two events apart.

@@ -44,8 +44,8 @@ func FuzzParseBody(f *testing.F) {
 // TestCounting drives flowStats directly: duplicates, reorders and losses by the definitions in the report.
 func TestCounting(t *testing.T) {
 	f := newFlowStats(2)
-	for range 6 {
-		f.sent(0)
+	for seq := range int64(6) {
+		f.sent(0, seq, 0)
 	}
 	for _, seq := range []int64{0, 2, 1, 2, 4} { // 1 late (reordered), 2 twice, 3 and 5 never
 		f.received(stamp{flow: msgToMSRP, session: 0, seq: seq}, 1, -1)
@@ -61,8 +61,8 @@ func TestCounting(t *testing.T) {
 // whichever order its delivery and its failed final come.
 func TestSettledCountsEachMessageOnce(t *testing.T) {
 	f := newFlowStats(1)
-	for range 3 {
-		f.sent(0)
+	for seq := range int64(3) {
+		f.sent(0, seq, 0)
 	}
 	f.received(stamp{flow: msgToMSRP, seq: 0}, 1, -1)
 	f.final(0, 0, 200)
@@ -73,8 +73,8 @@ func TestSettledCountsEachMessageOnce(t *testing.T) {
 		t.Fatal("settled with message 2 neither delivered nor refused")
 	}
 	g := newFlowStats(1)
-	for range 2 {
-		g.sent(0)
+	for seq := range int64(2) {
+		g.sent(0, seq, 0)
 	}
 	g.final(0, 0, 0) // refused (no final), then delivered
 	g.received(stamp{flow: msgToMSRP, seq: 0}, 1, -1)
@@ -103,7 +103,7 @@ func TestRates(t *testing.T) {
 		f := newFlowStats(1)
 		for i := range n {
 			sent := time.Duration(i) * time.Second / rate
-			f.sent(sent)
+			f.sent(0, int64(i), sent)
 			f.received(stamp{flow: msgToMSRP, seq: int64(i), sentNs: int64(sent)}, 3*time.Millisecond+sent*time.Duration(tc.stretch), -1)
 		}
 		r := f.report()
@@ -113,7 +113,7 @@ func TestRates(t *testing.T) {
 	}
 	// One message is no rate.
 	f := newFlowStats(1)
-	f.sent(time.Second)
+	f.sent(0, 0, time.Second)
 	f.received(stamp{flow: msgToMSRP}, 2*time.Second, -1)
 	if r := f.report(); r.AchievedRate != 0 || r.DeliveredRate != 0 {
 		t.Errorf("one message: achieved %g delivered %g, want 0 and 0", r.AchievedRate, r.DeliveredRate)
@@ -231,9 +231,9 @@ func TestParseCPUTimes(t *testing.T) {
 // own session, counted among the other messages, never delivered.
 func TestMisroutedMessagesAreNotDelivered(t *testing.T) {
 	l := &loader{start: time.Now(), flows: map[flowID]*flowStats{msgToMSRP: newFlowStats(2), msrpToMsg: newFlowStats(2)}, wire: newWireClock()}
-	l.flows[msgToMSRP].sent(0)
+	l.flows[msgToMSRP].sent(0, 0, 0)
 	l.msrpReceived(&chat{idx: 1}, &msrp.Incoming{Body: []byte(stamp{flow: msgToMSRP, session: 0}.format())})
-	l.flows[msrpToMsg].sent(0)
+	l.flows[msrpToMsg].sent(0, 0, 0)
 	var ruri sip.Uri
 	if err := sip.ParseUri("sip:lp1@127.0.0.1:5999", &ruri); err != nil {
 		t.Fatal(err)
@@ -311,4 +311,94 @@ func TestFaults(t *testing.T) {
 			t.Errorf("faults %q, want [%q]", f, tc.want)
 		}
 	}
+}
+
+// A delivered stamp whose sequence number the tool never sent (a body the gateway mangled) is a fault of its
+// own, not a delivery: it hides no loss.
+func TestNeverSentSequenceHidesNoLoss(t *testing.T) {
+	f := newFlowStats(1)
+	for seq := range int64(3) { // seq 0, 1, 2 of session 0
+		f.sent(0, seq, 0)
+		f.final(0, seq, 200)
+	}
+	for _, seq := range []int64{0, 1, 7} { // 2 never arrives; 7 was never sent
+		f.received(stamp{flow: msgToMSRP, session: 0, seq: seq}, 1, -1)
+	}
+	r := f.report()
+	rep := &Report{Setups: SetupReport{Count: 1, Byes: 1}, Flows: map[string]FlowReport{"msg2msrp": r}}
+	if r.Delivered != 2 || r.Lost != 1 || r.NeverSent != 1 || len(rep.faults()) == 0 {
+		t.Errorf("sent seq 0..2, received 0, 1 and 7 (never sent): delivered %d lost %d never sent %d, faults %q; want 2, 1, 1 and a fault",
+			r.Delivered, r.Lost, r.NeverSent, rep.faults())
+	}
+}
+
+// A stamp with a sequence number far beyond anything sent is counted as never sent, without growing a bitset
+// to its size.
+func TestHugeSequenceIsNeverSent(t *testing.T) {
+	st, err := parseBody([]byte("msrpgw-load msg2msrp 0 9223372036854775807 0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFlowStats(1)
+	f.sent(0, 0, 0)
+	defer func() {
+		if p := recover(); p != nil {
+			t.Errorf("received(%+v) panicked: %v", st, p)
+		}
+	}()
+	f.received(st, 1, -1)
+	if r := f.report(); r.NeverSent != 1 || r.Delivered != 0 || r.Lost != 1 {
+		t.Errorf("seq 0 sent, seq %d received: never sent %d, delivered %d, lost %d; want 1, 0, 1", st.seq, r.NeverSent, r.Delivered, r.Lost)
+	}
+}
+
+// A message delivered where it belongs and again at the other side of the gateway (a MESSAGE→MSRP message
+// back at a phone, an MSRP→MESSAGE message back out on an MSRP session) is delivered on a wrong session: a
+// fault, in either mode.
+func TestCrossFlowDeliveryIsAFault(t *testing.T) {
+	for _, mode := range []string{"msg2msrp", "both"} {
+		t.Run(mode, func(t *testing.T) {
+			l := &loader{start: time.Now(), flows: map[flowID]*flowStats{msgToMSRP: newFlowStats(1)}, wire: newWireClock()}
+			if mode == "both" {
+				l.flows[msrpToMsg] = newFlowStats(1)
+			}
+			body := []byte(stamp{flow: msgToMSRP, session: 0, seq: 0}.format())
+			l.flows[msgToMSRP].sent(0, 0, 0)
+			l.flows[msgToMSRP].final(0, 0, 200)
+			l.msrpReceived(&chat{idx: 0}, &msrp.Incoming{Body: body}) // where it belongs
+			var ruri sip.Uri
+			if err := sip.ParseUri("sip:lp0@127.0.0.1:5999", &ruri); err != nil {
+				t.Fatal(err)
+			}
+			req := sip.NewRequest(sip.MESSAGE, ruri)
+			req.SetBody(body)
+			l.pageReceived(req) // and back to the phone that sent it
+			rep := &Report{Setups: SetupReport{Count: 1, Byes: 1}, Flows: map[string]FlowReport{}}
+			for f, s := range l.flows {
+				rep.Flows[string(f)] = s.report()
+			}
+			if faults := rep.faults(); len(faults) == 0 {
+				t.Errorf("msg2msrp message delivered on MSRP session 0 and again to phone lp0: flows %+v judged clean", rep.Flows)
+			}
+		})
+	}
+	t.Run("msrp2msg", func(t *testing.T) {
+		l := &loader{start: time.Now(), flows: map[flowID]*flowStats{msrpToMsg: newFlowStats(1)}, wire: newWireClock()}
+		body := []byte(stamp{flow: msrpToMsg, session: 0, seq: 0}.format())
+		l.flows[msrpToMsg].sent(0, 0, 0)
+		l.flows[msrpToMsg].final(0, 0, 200)
+		var ruri sip.Uri
+		if err := sip.ParseUri("sip:lp0@127.0.0.1:5999", &ruri); err != nil {
+			t.Fatal(err)
+		}
+		req := sip.NewRequest(sip.MESSAGE, ruri)
+		req.SetBody(body)
+		l.pageReceived(req)                                       // where it belongs
+		l.msrpReceived(&chat{idx: 0}, &msrp.Incoming{Body: body}) // and back out to the client that sent it
+		r := l.flows[msrpToMsg].report()
+		rep := &Report{Setups: SetupReport{Count: 1, Byes: 1}, Flows: map[string]FlowReport{"msrp2msg": r}}
+		if faults := rep.faults(); len(faults) == 0 {
+			t.Errorf("msrp2msg message delivered to phone lp0 and again on MSRP session 0: %+v judged clean", r)
+		}
+	})
 }

@@ -27,8 +27,8 @@ type sipUA struct {
 
 // newSIPUA binds the ports and lets register install handlers (and wrap pc) before the first packet can
 // arrive; then it serves.
-func newSIPUA(name string, register func(u *sipUA)) (*sipUA, error) {
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent(name))
+func newSIPUA(name string, register func(u *sipUA), opts ...sipgo.UserAgentOption) (*sipUA, error) {
+	ua, err := sipgo.NewUA(append([]sipgo.UserAgentOption{sipgo.WithUserAgent(name)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sipgo UA %s: %w", name, err)
 	}

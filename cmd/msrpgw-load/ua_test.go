@@ -20,7 +20,7 @@ func TestFirstMessageLeavesFromTheListener(t *testing.T) {
 	}
 	defer sink.Close()
 	for i := range 20 {
-		p, err := newPageSide(sink.LocalAddr().String(), "udp", func(*sip.Request) int { return 200 }, newWireClock())
+		p, err := newPageSide(sink.LocalAddr().String(), "udp", func(*sip.Request) int { return 200 }, newWireClock(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

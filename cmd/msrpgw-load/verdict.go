@@ -53,6 +53,7 @@ func (r *Report) faults() []string {
 		count(f.Duplicated, "duplicated")
 		count(f.Reordered, "reordered")
 		count(f.Misrouted, "delivered on another session")
+		count(f.NeverSent, "delivered that were never sent")
 		count(f.SendErrors, "not sent (send errors)")
 		count(f.NoResponse, "without a final response")
 		var refused int64
