@@ -108,7 +108,7 @@ event_route[msrp:frame-in] {
 const kamailioPassword = "relay-s3cret"
 
 // kamailioUser are the credentials of the tests' clients for the relay.
-var kamailioUser = &msrp.Credentials{Username: "bob", Password: kamailioPassword}
+var kamailioUser = &msrp.Credentials{Username: "bob", Password: kamailioPassword, AllowPlainTCP: true} // the test relay listens on plain TCP
 
 // kamailio is a Kamailio relay running for one test.
 type kamailio struct {
@@ -359,7 +359,7 @@ func TestKamailioDeliveryFailures(t *testing.T) {
 func TestKamailioAuthRefused(t *testing.T) {
 	k := startKamailio(t)
 	bob := testpeer.NewClient(t, "bob")
-	for _, cred := range []*msrp.Credentials{nil, {Username: "bob", Password: "wrong"}} {
+	for _, cred := range []*msrp.Credentials{nil, {Username: "bob", Password: "wrong", AllowPlainTCP: true}} {
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		r, err := bob.Endpoint.Relay(ctx, k.URI, cred)
 		cancel()

@@ -2115,3 +2115,27 @@ func peerStopsReading(t *testing.T) net.Listener {
 	}()
 	return ln
 }
+
+// A lone CR in a request's To-Path userinfo is refused, not echoed into the response's From-Path, where a
+// CR-splitting parser on a relay would see an injected header line (RFC 4975 §9: hval = utf8text).
+func TestToPathWithBareCRNotEchoed(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	s := e.NewSession(newRec())
+	to := s.LocalURI()
+	to.User = "a\rX-Injected:1"
+	p := dialRaw(t, e)
+	p.write(fmt.Sprintf("MSRP tx000001 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer;tcp\nMessage-ID: m1\n-------tx000001$\n", to))
+	p.nc.SetReadDeadline(time.Now().Add(waitFor))
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte("-------tx000001")) {
+		n, err := p.nc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if i := bytes.Index(got, []byte("\rX-Injected")); i >= 0 {
+		t.Fatalf("response carries a bare CR in a header line:\n%q", got)
+	}
+}

@@ -52,7 +52,7 @@ func ExampleEndpoint() {
 func ExampleEndpoint_Relay() {
 	client := msrp.NewEndpoint(msrp.Config{})
 	defer client.Close()
-	relayURI, err := msrp.ParseURI("msrp://127.0.0.1:2855;tcp") // the relay, e.g. Kamailio's msrp module
+	relayURI, err := msrp.ParseURI("msrps://127.0.0.1:2855;tcp") // the relay, e.g. Kamailio's msrp module; TLS, as AUTH wants
 	if err != nil {
 		panic(err)
 	}

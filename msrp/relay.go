@@ -17,10 +17,18 @@ import (
 // ErrNoUsePath is returned by Endpoint.Relay when the relay's 200 to AUTH carries no usable Use-Path.
 var ErrNoUsePath = errors.New("msrp: relay's 200 to AUTH has no usable Use-Path")
 
+// ErrPlainAuth is returned by Endpoint.Relay when a relay reached over plain TCP (msrp://) asks for
+// credentials and they do not allow it (Credentials.AllowPlainTCP): RFC 4976 §8 sends AUTH over TLS only.
+var ErrPlainAuth = errors.New("msrp: relay asks for credentials over plain TCP (msrps:// relays only, or Credentials.AllowPlainTCP)")
+
 // Credentials answer a relay's Digest challenge to AUTH (RFC 4976 §5.1: HTTP Digest, RFC 2617, with method
 // AUTH and the AUTH's To-Path URI as digest-uri).
 type Credentials struct {
 	Username, Password string
+	// AllowPlainTCP answers the challenge of a relay reached over plain TCP (msrp://), where anyone on the path
+	// can read the Digest answer and replay it within its nonce. For lab and test relays: RFC 4976 §8 sends
+	// AUTH over TLS only, and without this the answer is sent only to msrps:// relays.
+	AllowPlainTCP bool
 }
 
 // answer is the Authorization value for challenge (a WWW-Authenticate value) to an AUTH sent to to.
@@ -159,6 +167,9 @@ func (r *Relay) auth(ctx context.Context, nc net.Conn, cred *Credentials) (*Read
 		if m.StatusCode == 401 && cred != nil && !challenged {
 			// The usual first answer (RFC 4976 §5.1): AUTH again, with the Digest answer, on the same connection.
 			challenged = true
+			if !req.ToPath[0].Secure && !cred.AllowPlainTCP {
+				return nil, ErrPlainAuth
+			}
 			authz, err := cred.answer(m.Header(HdrWWWAuthenticate), req.ToPath[0])
 			if err != nil {
 				return nil, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,7 +225,7 @@ func TestRelayAuthFailures(t *testing.T) {
 		check func(err error) bool
 	}{
 		{"401 without credentials", challenge, nil, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 401 }},
-		{"401 again", challenge, &Credentials{"bob", "wrong"}, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 401 }},
+		{"401 again", challenge, &Credentials{Username: "bob", Password: "wrong", AllowPlainTCP: true}, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 401 }},
 		{"403", func(req *Message) *Message {
 			return &Message{TransactionID: req.TransactionID, StatusCode: 403, ToPath: req.FromPath, FromPath: req.ToPath}
 		}, nil, func(err error) bool { var se *StatusError; return errors.As(err, &se) && se.Code == 403 }},
@@ -413,7 +414,7 @@ func TestRelayDigest(t *testing.T) {
 	e := newEP(t, Config{}, false)
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	r, err := e.Relay(ctx, ru, &Credentials{Username: "bob", Password: "s3cret"})
+	r, err := e.Relay(ctx, ru, &Credentials{Username: "bob", Password: "s3cret", AllowPlainTCP: true})
 	if err != nil {
 		t.Fatalf("Relay: %v (Authorization %q)", err, authz)
 	}
@@ -526,5 +527,28 @@ func TestRelayTLSCertificateChecked(t *testing.T) {
 				t.Fatal("Relay took a relay whose certificate nobody checked")
 			}
 		})
+	}
+}
+
+// RFC 4976 §8 sends AUTH over TLS only: the Digest answer is not sent to a relay reached over plain TCP
+// unless the credentials allow it (lab relays; the other relay tests do).
+func TestRelayDigestNotOverPlainTCP(t *testing.T) {
+	var sawAuthz atomic.Bool
+	ru, _ := relayScript(t, func(req *Message) *Message {
+		if req.Header(HdrAuthorization) == "" {
+			return challenge(req)
+		}
+		sawAuthz.Store(true)
+		return grant("msrp://127.0.0.1:7001/granted;tcp")(req)
+	})
+	e := newEP(t, Config{}, false)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	r, err := e.Relay(ctx, ru, &Credentials{Username: "bob", Password: "s3cret"})
+	if err == nil {
+		defer r.Close()
+	}
+	if sawAuthz.Load() || !errors.Is(err, ErrPlainAuth) {
+		t.Fatalf("Relay(%s) over plain TCP: err=%v, Authorization sent in the clear=%v; want ErrPlainAuth", ru, err, sawAuthz.Load())
 	}
 }

@@ -58,6 +58,9 @@ func ParseURI(s string) (URI, error) {
 	if at := strings.LastIndexByte(auth, '@'); at >= 0 {
 		u.User = auth[:at]
 		auth = auth[at+1:]
+		if !validUser(u.User) {
+			return u, fmt.Errorf("%w %q: bad userinfo %q", ErrBadURI, s, u.User)
+		}
 	}
 	var portStr string
 	if strings.HasPrefix(auth, "[") {
@@ -76,7 +79,7 @@ func ParseURI(s string) (URI, error) {
 				return u, fmt.Errorf("%w %q: empty port", ErrBadURI, s)
 			}
 		}
-		if _, err := netip.ParseAddr(u.Host); err != nil {
+		if a, err := netip.ParseAddr(u.Host); err != nil || !a.Is6() || a.Zone() != "" {
 			return u, fmt.Errorf("%w %q: bad IPv6 literal %q", ErrBadURI, s, u.Host)
 		}
 	} else {
@@ -169,14 +172,14 @@ func (u URI) appendTo(b []byte) []byte {
 // Equal compares two URIs by RFC 4975 §6.1: scheme, host (case-insensitively, IP addresses as
 // addresses), port (a URI with a port never equals one without) and transport must match, the
 // session-id is compared case-sensitively, userinfo and other parameters are ignored.
-// Percent-encoded unreserved characters are not decoded (MSRP URIs are machine-made and do not use them).
+// Percent-encoded unreserved characters in the host are decoded first.
 func (u URI) Equal(v URI) bool {
 	return u.Secure == v.Secure && u.Port == v.Port && u.SessionID == v.SessionID &&
 		strings.EqualFold(u.Transport, v.Transport) && hostEqual(u.Host, v.Host)
 }
 
 func hostEqual(a, b string) bool {
-	if strings.EqualFold(a, b) {
+	if strings.EqualFold(a, b) || strings.EqualFold(pctDecode(a), pctDecode(b)) {
 		return true
 	}
 	pa, err1 := netip.ParseAddr(a)
@@ -314,17 +317,63 @@ func PathEqual(a, b []URI) bool {
 	return true
 }
 
+// validHost accepts an IPv4 address or an RFC 3986 reg-name of unreserved and percent-encoded characters (its
+// sub-delims are left out: no MSRP stack uses them, and ';' ends the authority here).
 func validHost(h string) bool {
 	if h == "" || len(h) > 255 {
 		return false
 	}
 	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !isAlnum(c) && c != '-' && c != '.' && c != '_' {
+		switch c := h[i]; {
+		case isUnreserved(c):
+		case c == '%' && isPctEncoded(h[i:]):
+			i += 2
+		default:
 			return false
 		}
 	}
 	return true
+}
+
+// validUser accepts RFC 3986 userinfo: unreserved, percent-encoded, sub-delims and ':'. Nothing else may be
+// echoed into a header (a CR would split it).
+func validUser(u string) bool {
+	for i := 0; i < len(u); i++ {
+		switch c := u[i]; {
+		case isUnreserved(c), strings.IndexByte("!$&'()*+,;=:", c) >= 0:
+		case c == '%' && isPctEncoded(u[i:]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isUnreserved(c byte) bool { return isAlnum(c) || c == '-' || c == '.' || c == '_' || c == '~' }
+
+// isPctEncoded reports whether s starts with '%' and two hex digits.
+func isPctEncoded(s string) bool { return len(s) >= 3 && isHex(s[1]) && isHex(s[2]) }
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
+
+// pctDecode decodes the percent-encoded unreserved characters of a host (RFC 3986 §6.2.2.2); others stay.
+func pctDecode(h string) string {
+	if strings.IndexByte(h, '%') < 0 {
+		return h
+	}
+	b := make([]byte, 0, len(h))
+	for i := 0; i < len(h); i++ {
+		if h[i] == '%' && isPctEncoded(h[i:]) {
+			if v, err := strconv.ParseUint(h[i+1:i+3], 16, 8); err == nil && isUnreserved(byte(v)) {
+				b = append(b, byte(v))
+				i += 2
+				continue
+			}
+		}
+		b = append(b, h[i])
+	}
+	return string(b)
 }
 
 func validSessionID(s string) bool {
@@ -333,7 +382,7 @@ func validSessionID(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case isAlnum(c), c == '-', c == '.', c == '_', c == '~', c == '+', c == '=', c == '/', c == '%':
+		case isUnreserved(c), c == '+', c == '=', c == '/':
 		default:
 			return false
 		}
@@ -344,14 +393,26 @@ func validSessionID(s string) bool {
 // validParams accepts ";token[=token]" repeated (RFC 4975 URI-parameter).
 func validParams(p string) bool {
 	for _, part := range strings.Split(p[1:], ";") {
-		if part == "" {
+		name, value, hasValue := strings.Cut(part, "=")
+		if !isToken(name) || hasValue && !isToken(value) {
 			return false
 		}
-		for i := 0; i < len(part); i++ {
-			c := part[i]
-			if c <= ' ' || c >= 0x7f || c == '"' || c == '<' || c == '>' {
-				return false
-			}
+	}
+	return true
+}
+
+// isToken reports whether s is an RFC 4975 token: 1*(%x21 / %x23-27 / %x2A-2B / %x2D-2E / %x30-39 /
+// %x41-5A / %x5E-7E).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0x21, c >= 0x23 && c <= 0x27, c == 0x2a, c == 0x2b, c == 0x2d, c == 0x2e,
+			c >= 0x30 && c <= 0x39, c >= 0x41 && c <= 0x5a, c >= 0x5e && c <= 0x7e:
+		default:
+			return false
 		}
 	}
 	return true

@@ -208,3 +208,46 @@ func TestParseSDPPath(t *testing.T) {
 		t.Errorf("ParseSDPPath with a bad URI: %v", err)
 	}
 }
+
+// RFC 4975 §6/§9: "authority as defined in RFC3986", whose reg-name is *( unreserved / pct-encoded /
+// sub-delims ); §6.1: "Percent-encoding normalization [RFC3986] applies; that is, if any percent-encoded
+// nonreserved characters exist in the authority component, they must be decoded prior to comparison."
+func TestParseURIRegNameHost(t *testing.T) {
+	for _, s := range []string{
+		"msrp://relay~1.example.com:2855/s;tcp", // '~' is unreserved
+		"msrp://h%2Dx.example.com:2855/s;tcp",   // pct-encoded '-'
+	} {
+		if _, err := ParseURI(s); err != nil {
+			t.Errorf("ParseURI(%q): %v; want it accepted (RFC 3986 reg-name)", s, err)
+		}
+	}
+	a, err1 := ParseURI("msrp://h%2Dx.example.com:2855/s;tcp")
+	b, err2 := ParseURI("msrp://h-x.example.com:2855/s;tcp")
+	if err1 != nil || err2 != nil || !a.Equal(b) {
+		t.Errorf("§6.1: %%2D-encoded authority vs decoded: Equal=%v (%v, %v); want equal", a.Equal(b), err1, err2)
+	}
+}
+
+// ParseURI refuses URIs outside the RFC 4975 §9 grammar:
+//
+//	session-id = 1*( unreserved / "+" / "=" / "/" )      -- no '%'
+//	userinfo   = *( unreserved / pct-encoded / sub-delims / ":" )   (RFC 3986)
+//	IP-literal = "[" ( IPv6address / IPvFuture ) "]"       (RFC 3986: no zone id, no IPv4)
+//	URI-parameter = token ["=" token]                    -- token has no '=' or '/'
+func TestParseURIRejectsOffGrammar(t *testing.T) {
+	for _, s := range []string{
+		"msrp://h.example.com:2855/a%zz;tcp",
+		"msrp://a\"<>@h.example.com:2855/s;tcp",
+		"msrp://\u00fc@h.example.com:2855/s;tcp",
+		"msrp://a\x01b@h.example.com:2855/s;tcp",
+		"msrp://a\rX-Injected:1@h.example.com:2855/s;tcp",
+		"msrp://[fe80::1%eth0]:2855/s;tcp",
+		"msrp://[192.0.2.1]:2855/s;tcp",
+		"msrp://h.example.com:2855/s;tcp;a=b=c",
+		"msrp://h.example.com:2855/s;tcp;x=a/b",
+	} {
+		if u, err := ParseURI(s); err == nil {
+			t.Errorf("ParseURI(%q) accepted (%+v); not an RFC 4975 §9 MSRP-URI", s, u)
+		}
+	}
+}
