@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -972,5 +973,37 @@ func TestAliases(t *testing.T) {
 	}
 	if _, err := Parse([]byte(bomb.String())); !errors.Is(err, errTooComplex) {
 		t.Errorf("alias bomb: %v", err)
+	}
+}
+
+// An unknown variable is reported at the line and column of its '$' in the file (SPEC §6), whatever YAML
+// quoting, escapes or line folding the operator used.
+func TestTemplateErrorPositionQuotingStyles(t *testing.T) {
+	for _, tc := range []struct{ name, yaml string }{
+		{"plain", "gateway:\n  answer:\n    key: $fu:$tx\n"},
+		{"single-quoted", "gateway:\n  answer:\n    key: '$fu:$tx'\n"},
+		{"single-quoted with ''", "gateway:\n  answer:\n    key: 'it''s $tx'\n"},
+		{"double-quoted with escape", "gateway:\n  answer:\n    key: \"\\tx $tx\"\n"},
+		{"double-quoted with \\u and \\x escapes", "gateway:\n  answer:\n    key: \"\\u00e9\\xE9\\U0001F600 $tx\"\n"},
+		{"non-ASCII before", "gateway:\n  answer:\n    key: \"ééé $tx\"\n"},
+		{"double-quoted over two lines", "gateway:\n  answer:\n    key: \"$fu:\n      $tx\"\n"},
+		{"double-quoted, escaped line break", "gateway:\n  answer:\n    key: \"$fu:\\\n      $tx\"\n"},
+		{"plain over two lines", "gateway:\n  answer:\n    key: $fu-\n      $tx\n"},
+		{"plain over a blank line", "gateway:\n  answer:\n    key: $fu-   \n\n      x $tx\n"},
+		{"CRLF line ends", "gateway:\r\n  answer:\r\n    key: $fu-\r\n      $tx\r\n"},
+	} {
+		at := strings.Index(tc.yaml, "$tx")
+		before := tc.yaml[:at]
+		line := strings.Count(before, "\n") + 1
+		col := utf8.RuneCountInString(before[strings.LastIndexByte(before, '\n')+1:]) + 1
+		_, err := Parse([]byte(tc.yaml))
+		var te *TemplateError
+		if !errors.As(err, &te) {
+			t.Errorf("%s: Parse = %v, want a *TemplateError", tc.name, err)
+			continue
+		}
+		if te.Line != line || te.Column != col {
+			t.Errorf("%s: %v\n\twant line %d, column %d (where $tx is in the file)", tc.name, te, line, col)
+		}
 	}
 }

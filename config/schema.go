@@ -42,7 +42,8 @@ func (e *KeyError) Unwrap() error { return e.Err }
 type position struct {
 	line, column int
 	style        yaml.Style
-	indent       int // a literal block scalar's: the column of its text (0 when unknown)
+	indent       int    // a literal block scalar's: the column of its text (0 when unknown)
+	raw          []byte // a plain or quoted scalar's: the file from its first character (its quote, if any)
 }
 
 // positions maps key paths to positions.
@@ -55,9 +56,8 @@ func (p positions) keyError(key string, err error) *KeyError {
 }
 
 // templateError places a template compile error, whose Column counts within the template, in the file: a
-// quoted scalar's text starts one column after its quote; a literal block's lines are the file's, below its
-// '|' and indented. Escapes in double-quoted scalars make the column approximate; for a folded block ('>')
-// the position is its indicator's.
+// plain or quoted scalar is read again from the file (flowScalarPosition); a literal block's lines are the
+// file's, below its '|' and indented; for a folded block ('>') the position is its indicator's.
 func (p positions) templateError(key string, te *TemplateError, src string) *TemplateError {
 	out := &TemplateError{Key: key, Column: te.Column, Msg: te.Msg}
 	if ps, ok := p[key]; ok && ps.line > 0 {
@@ -68,9 +68,16 @@ func (p positions) templateError(key string, te *TemplateError, src string) *Tem
 			col = utf8.RuneCountInString(src[:col-1]) + 1
 		}
 		switch ps.style {
-		case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-			out.Column = ps.column + col
-		case 0, yaml.FlowStyle:
+		case 0, yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+			if ps.raw != nil && te.Column >= 1 {
+				out.Line, out.Column = flowScalarPosition(ps.raw, ps.style, ps.line, ps.column, te.Column-1)
+				break
+			}
+			out.Column = ps.column + col - 1
+			if ps.style != 0 {
+				out.Column++ // after the quote
+			}
+		case yaml.FlowStyle:
 			out.Column = ps.column + col - 1
 		case yaml.LiteralStyle:
 			if ps.indent > 0 && te.Column <= len(src)+1 {
@@ -86,6 +93,107 @@ func (p positions) templateError(key string, te *TemplateError, src string) *Tem
 		}
 	}
 	return out
+}
+
+// flowScalarPosition finds the file line and column of the value byte at offset (from 0) of a plain or quoted
+// scalar, raw being the file from the scalar's first character (its quote, if any) at line:col (columns count
+// characters, as YAML's do). It undoes what YAML did to the text: the quotes, a doubled quote in single quotes, escapes in
+// double quotes, and line folding (a line break is one space, or a newline per blank line; the spaces around
+// it are not content).
+func flowScalarPosition(raw []byte, style yaml.Style, line, col, offset int) (int, int) {
+	i, produced := 0, 0
+	if style == yaml.SingleQuotedStyle || style == yaml.DoubleQuotedStyle {
+		i, col = 1, col+1
+	}
+	blank := func(c byte) bool { return c == ' ' || c == '\t' }
+	// escapedBreak skips a double-quoted scalar's escaped line break, which makes nothing, not even a space.
+	escapedBreak := func() bool {
+		if style != yaml.DoubleQuotedStyle || i+1 >= len(raw) || raw[i] != '\\' || raw[i+1] != '\n' && raw[i+1] != '\r' {
+			return false
+		}
+		i++
+		for i < len(raw) && (raw[i] == '\r' || raw[i] == '\n') {
+			i++
+		}
+		line, col = line+1, 1
+		for i < len(raw) && blank(raw[i]) {
+			i, col = i+1, col+1
+		}
+		return true
+	}
+	for i < len(raw) && (produced < offset || escapedBreak()) {
+		if produced >= offset {
+			continue // escapedBreak took one
+		}
+		switch c := raw[i]; {
+		case blank(c):
+			j := i
+			for j < len(raw) && blank(raw[j]) {
+				j++
+			}
+			if j < len(raw) && raw[j] != '\n' && raw[j] != '\r' {
+				produced += j - i // spaces inside a line are content
+			}
+			col += j - i
+			i = j
+		case c == '\r' || c == '\n':
+			breaks := 0
+			for i < len(raw) && (raw[i] == '\r' || raw[i] == '\n' || blank(raw[i])) {
+				if raw[i] == '\n' {
+					breaks++
+					line, col = line+1, 0
+				}
+				i++
+				col++
+			}
+			produced += max(1, breaks-1) // one break is a space, each blank line a newline
+		case style == yaml.SingleQuotedStyle && c == '\'':
+			i, col, produced = i+2, col+2, produced+1 // '' is one quote
+		case escapedBreak():
+		case style == yaml.DoubleQuotedStyle && c == '\\' && i+1 < len(raw):
+			n, bytes := escapeSize(raw[i+1:])
+			i, col, produced = i+1+n, col+1+n, produced+bytes
+		default:
+			_, size := utf8.DecodeRune(raw[i:])
+			i, col, produced = i+size, col+1, produced+size
+		}
+	}
+	return line, col
+}
+
+// escapeSize reads the YAML double-quoted escape after a backslash: how many characters of the file it takes
+// and how many bytes of the value it makes.
+func escapeSize(b []byte) (n, size int) {
+	hex := map[byte]int{'x': 2, 'u': 4, 'U': 8}[b[0]]
+	switch {
+	case hex > 0 && len(b) > hex:
+		v, err := strconv.ParseUint(string(b[1:1+hex]), 16, 32)
+		if err != nil || utf8.RuneLen(rune(v)) < 0 {
+			return 1, 1
+		}
+		return 1 + hex, utf8.RuneLen(rune(v)) // a character, in UTF-8 (\xE9 is é, two bytes)
+	case b[0] == 'N' || b[0] == '_':
+		return 1, 2 // U+0085, U+00A0
+	case b[0] == 'L' || b[0] == 'P':
+		return 1, 3 // U+2028, U+2029
+	}
+	return 1, 1
+}
+
+// rawFrom is data from line:col (columns count characters), nil when the file is shorter.
+func rawFrom(data []byte, line, col int) []byte {
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return nil
+		}
+		data = data[i+1:]
+	}
+	for c := 1; c < col && len(data) > 0; c++ {
+		_, size := utf8.DecodeRune(data)
+		data = data[size:]
+	}
+	return data
 }
 
 // blockIndent is the column of a block scalar's text: that of the first non-blank line after the line of its
@@ -192,8 +300,13 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	}
 	if path != "" {
 		ps := position{line: n.Line, column: n.Column, style: n.Style}
-		if n.Style == yaml.LiteralStyle {
+		switch n.Style {
+		case yaml.LiteralStyle:
 			ps.indent = blockIndent(w.data, n.Line)
+		case 0, yaml.SingleQuotedStyle, yaml.DoubleQuotedStyle:
+			if n.Kind == yaml.ScalarNode {
+				ps.raw = rawFrom(w.data, n.Line, n.Column)
+			}
 		}
 		w.pos[path] = ps
 	}

@@ -85,6 +85,8 @@ type Gateway struct {
 	msrpTLS   *msrpTLS         // set by startMSRP
 	sipCert   *tls.Certificate // sip.tls.cert/key, loaded once by startSIP; nil when not configured
 	auth      *inboundAuth     // sip.auth; nil: inbound requests are not authenticated
+	// notifyHeaders are the headers the notification templates read, which every MESSAGE must carry.
+	notifyHeaders []notifyHeader
 }
 
 // New builds a gateway from a validated configuration. It does not listen until Start.
@@ -108,6 +110,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	}
 	if g.table == nil {
 		g.table = newMemTable()
+	}
+	var err error
+	if g.notifyHeaders, err = notifyHeaders(cfg); err != nil {
+		return nil, err
+	}
+	if f, ok := g.router.(RouterFuncs); ok && (f.Message == nil || f.Invite == nil) {
+		return nil, errors.New("gateway: RouterFuncs needs both Message and Invite (a refusal is a *Refusal error)")
 	}
 	if g.router == nil {
 		r, err := NewTemplateRouter(cfg)

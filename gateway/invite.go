@@ -96,7 +96,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		firstParts = others
 	}
 
-	rt, err := g.router.RouteInvite(req)
+	rt, err := g.routeBy(g.router.RouteInvite, req)
 	if err != nil {
 		a := refusalOf(err)
 		g.refuse(req, tx, a.code, a.reason, a.warning)

@@ -125,9 +125,12 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	if max := g.cfg.Gateway.MaxMessageSize; int64(len(body)) > max {
 		return answer{code: 413, reason: "Request Entity Too Large", warning: "message body of " + itoa(len(body)) + " bytes exceeds gateway.max_message_size " + itoa(int(max))}, false
 	}
-	rt, err := g.router.RouteMessage(req)
+	rt, err := g.routeBy(g.router.RouteMessage, req)
 	if err != nil {
 		return refusalOf(err), false
+	}
+	if why := g.missingNotifyHeader(req); why != "" {
+		return answer{code: 400, reason: "Bad Request", warning: why}, false
 	}
 	ctype := msrpMediaType(ct.Value())
 	pm := &pageMessage{
@@ -760,11 +763,19 @@ func mediaType(ct string) string {
 	return strings.ToLower(strings.TrimSpace(ct))
 }
 
-// refusalOf turns a routing error into a response: a *Refusal, even wrapped, is the answer it says.
+// refusalOf turns a routing error into a response: a *Refusal, even wrapped, is the answer it says, when it
+// says a failure (300–699); any other code would claim what did not happen (a 200) or not be SIP at all.
 func refusalOf(err error) answer {
 	var r *Refusal
 	if errors.As(err, &r) {
-		return answer{code: r.Code, reason: r.Reason, warning: r.Warning}
+		if r.Code < 300 || r.Code > 699 {
+			return answer{code: 500, reason: "Server Internal Error", warning: "routing refused the request with code " + itoa(r.Code) + ", which is not a failure"}
+		}
+		reason := r.Reason
+		if reason == "" {
+			reason = "Refused"
+		}
+		return answer{code: r.Code, reason: reason, warning: r.Warning}
 	}
 	return answer{code: 500, reason: "Server Internal Error", warning: "routing failed: " + err.Error()}
 }

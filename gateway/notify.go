@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -13,9 +14,10 @@ import (
 
 // This file sends notification MESSAGEs to page-mode users: setup-failed and per-message failures (SPEC §5).
 
-// notify renders a notification body and queues it to coords (the page-mode user is To / RURI).
-func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o outcome, msg []byte) {
-	t, err := config.CompileTemplate(body, config.NotifyVars)
+// notify renders a notification body (gateway.setup_failed or gateway.failure_notify) and queues it to coords
+// (the page-mode user is To / RURI).
+func (g *Gateway) notify(c Coords, n *config.Notify, req *sip.Request, key string, o outcome, msg []byte) {
+	t, err := notifyTemplate(n)
 	if err != nil {
 		g.log.Error("notification template", "err", err)
 		return
@@ -38,11 +40,55 @@ func (g *Gateway) notify(c Coords, body string, req *sip.Request, key string, o 
 
 // notifyFailure tells the sender of an already-answered MESSAGE that it failed.
 func (g *Gateway) notifyFailure(pm *pageMessage, o outcome) {
-	fn := g.cfg.Gateway.FailureNotify
+	fn := &g.cfg.Gateway.FailureNotify
 	if !fn.Notify {
 		return
 	}
-	g.notify(pm.notifyTo(), fn.Body, pm.req, pm.key, o, pm.content())
+	g.notify(pm.notifyTo(), fn, pm.req, pm.key, o, pm.content())
+}
+
+// notifyTemplate is a notification's body template: compiled by config.Validate, or here for a configuration
+// that did not go through it or was changed since (a program's, a test's).
+func notifyTemplate(n *config.Notify) (*config.Template, error) {
+	if t := n.BodyTemplate(); t != nil && t.String() == n.Body {
+		return t, nil
+	}
+	return config.CompileTemplate(n.Body, config.NotifyVars)
+}
+
+// notifyHeader is a header a notification body reads with $hdr(), which every MESSAGE must carry: a MESSAGE
+// without it is refused up front (SPEC §6) rather than its failure going untold (SPEC §5).
+type notifyHeader struct{ name, key string }
+
+// notifyHeaders lists the headers of the notification templates that are on.
+func notifyHeaders(cfg *config.Config) ([]notifyHeader, error) {
+	var hs []notifyHeader
+	for _, n := range []struct {
+		key string
+		n   *config.Notify
+	}{{"gateway.setup_failed.body", &cfg.Gateway.SetupFailed}, {"gateway.failure_notify.body", &cfg.Gateway.FailureNotify}} {
+		if !n.n.Notify {
+			continue
+		}
+		t, err := notifyTemplate(n.n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.key, err)
+		}
+		for _, h := range t.Headers() {
+			hs = append(hs, notifyHeader{h, n.key})
+		}
+	}
+	return hs, nil
+}
+
+// missingNotifyHeader says which header a notification template needs that req lacks; "" when none.
+func (g *Gateway) missingNotifyHeader(req *sip.Request) string {
+	for _, h := range g.notifyHeaders {
+		if _, ok := (requestVars{req: req}).Header(h.name); !ok {
+			return "missing header " + h.name + " needed by " + h.key
+		}
+	}
+	return ""
 }
 
 // content is what a MESSAGE says, for $excerpt: its body or, for CPIM, the content it wraps, whose CPIM

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -63,6 +64,22 @@ func (f RouterFuncs) RouteMessage(req *sip.Request) (Route, error) { return f.Me
 
 // RouteInvite implements Router.
 func (f RouterFuncs) RouteInvite(req *sip.Request) (Route, error) { return f.Invite(req) }
+
+// routeBy asks the router (its RouteMessage or RouteInvite) for a request's route, and holds any Router to what
+// the gateway needs: a key that is not empty, and a panic that costs this request a 500, not the process.
+func (g *Gateway) routeBy(f func(*sip.Request) (Route, error), req *sip.Request) (rt Route, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			g.log.Error("router panicked", "panic", p, "call_id", callID(req), "method", string(req.Method), "stack", string(debug.Stack()))
+			rt, err = Route{}, &Refusal{Code: 500, Reason: "Server Internal Error", Warning: "routing failed"}
+		}
+	}()
+	rt, err = f(req)
+	if err == nil && rt.Key == "" {
+		err = &Refusal{Code: 400, Reason: "Bad Request", Warning: "the correlation key is empty for this request"}
+	}
+	return rt, err
+}
 
 // templateRouter is the default Router: the `gateway.answer` and `gateway.message` rules of the config.
 type templateRouter struct {
@@ -299,16 +316,14 @@ func (v requestVars) Header(name string) (string, bool) {
 	if v.req == nil {
 		return "", false
 	}
-	h := v.req.GetHeader(name)
-	if h == nil {
-		if other, ok := otherHeaderForm(name); ok {
-			h = v.req.GetHeader(other)
+	// The first in the request in either form: "s: one" then "Subject: two" is "one" for both names.
+	other, hasOther := otherHeaderForm(name)
+	for _, h := range v.req.Headers() {
+		if n := h.Name(); strings.EqualFold(n, name) || hasOther && strings.EqualFold(n, other) {
+			return h.Value(), true
 		}
 	}
-	if h == nil {
-		return "", false
-	}
-	return h.Value(), true
+	return "", false
 }
 
 // compactHeaders maps each compact header name to its full name, in lower case (the compact forms of the

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +217,153 @@ func TestWarningHasNoControlCharacters(t *testing.T) {
 	if want := `399 gw "From header does not parse: 'x' X-Evil: 1   "`; got != want {
 		t.Fatalf("warningValue: %q, want %q", got, want)
 	}
+}
+
+// A setup_failed.body taking $hdr(X-Ref) reads the MESSAGE: one without X-Ref is refused 400 with a Warning up
+// front (SPEC §6), since its setup-failed notification could not be rendered (SPEC §5: no failure untold).
+func TestNotifyTemplateMissingHeaderRefused(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.SetupFailed.Body = "Chat $hdr(X-Ref) failed: $code $reason"
+	})
+	alice := testpeer.NewPhone(t, "alice")
+
+	// Control: with the header, the notification comes.
+	bob1 := testpeer.NewClient(t, "bob1")
+	bob1.SetAnswer(486, "")
+	alice.Send(h.udp(), bob1.URI, "text/plain", "are you there?", sip.NewHeader("X-Ref", "r1"))
+	if n, ok := alice.TryRecv(waitFor); !ok || string(n.Body()) != "Chat r1 failed: 486 Busy Here" {
+		t.Fatalf("control: notification %v %v", n, ok)
+	}
+
+	bob2 := testpeer.NewClient(t, "bob2")
+	bob2.SetAnswer(486, "")
+	res := alice.Send(h.udp(), bob2.URI, "text/plain", "are you there?")
+	if w := warning(res); res.StatusCode != 400 || !strings.Contains(w, "X-Ref") || !strings.Contains(w, "gateway.setup_failed.body") {
+		t.Fatalf("MESSAGE without the X-Ref header that setup_failed.body needs: %d %s, Warning %q; want 400 naming both",
+			res.StatusCode, res.Reason, w)
+	}
+}
+
+// The same for failure_notify.body.
+func TestFailureNotifyTemplateMissingHeaderRefused(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Gateway.FailureNotify.Body = "[$hdr(X-Ref)] not delivered ($code $reason): $excerpt"
+	})
+	alice := testpeer.NewPhone(t, "alice")
+	try := func(user string, extra ...sip.Header) (*sip.Response, *sip.Request) {
+		bob := testpeer.NewClient(t, user)
+		bob.SetReply(413)
+		res := alice.Send(h.udp(), bob.URI, "text/plain", "hello", extra...)
+		n, _ := alice.TryRecv(3 * time.Second)
+		return res, n
+	}
+	// Control: with the header, the notification comes.
+	if res, n := try("bob1", sip.NewHeader("X-Ref", "r1")); n == nil || string(n.Body()) != "[r1] not delivered (413 Request Entity Too Large): hello" {
+		t.Fatalf("control: MESSAGE %d, notification %v", res.StatusCode, n)
+	}
+	res := alice.Send(h.udp(), "sip:bob2@127.0.0.1:9", "text/plain", "hello")
+	if w := warning(res); res.StatusCode != 400 || !strings.Contains(w, "X-Ref") || !strings.Contains(w, "gateway.failure_notify.body") {
+		t.Fatalf("MESSAGE without the X-Ref header that failure_notify.body needs: %d %s, Warning %q; want 400 naming both",
+			res.StatusCode, res.Reason, w)
+	}
+}
+
+// $hdr(Name) is the first value of the header in the request in either form (REFERENCE.md), whichever form the
+// template names.
+func TestHeaderTwiceMixedForms(t *testing.T) {
+	const head = "MESSAGE sip:bob@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\n" +
+		"From: <sip:alice@127.0.0.1>;tag=a\nTo: <sip:bob@127.0.0.1>\nCall-ID: c1\nCSeq: 1 MESSAGE\nContent-Type: text/plain\n"
+	for _, c := range []struct{ headers, name, want string }{
+		{"X-A: one\nX-A: two\n", "X-A", "one"}, // control
+		{"X-A: one\nx-a: two\n", "X-A", "one"}, // control
+		{"s: one\nSubject: two\n", "Subject", "one"},
+		{"Subject: one\ns: two\n", "s", "one"},
+		{"s: one\nSubject: two\n", "subject", "one"},
+	} {
+		req := parseRequest(t, head+c.headers+"Content-Length: 0\n\n", "127.0.0.1:5070")
+		if got, ok := (requestVars{req: req}).Header(c.name); !ok || got != c.want {
+			t.Errorf("$hdr(%s) of a request with\n%s= %q, want %q (the first occurrence)", c.name, c.headers, got, c.want)
+		}
+	}
+}
+
+// A Router's Refusal with a code that is not a failure (0: not SIP; 200: a delivery that did not happen, SPEC
+// §5) is answered 500.
+func TestRouterRefusalCodeChecked(t *testing.T) {
+	for _, code := range []int{0, 200} {
+		router := RouterFuncs{
+			Message: func(*sip.Request) (Route, error) { return Route{}, &Refusal{Code: code, Reason: "Whatever"} },
+			Invite:  func(*sip.Request) (Route, error) { return Route{}, &Refusal{Code: code, Reason: "Whatever"} },
+		}
+		h := newHarnessWith(t, nil, Options{Router: router})
+		u := newRawUDP(t)
+		u.write(h.udp(), message("sip:bob@127.0.0.1", u.addr(), "z9hG4bKref"+itoa(code), "sip:alice@127.0.0.1", "ref"+itoa(code), "text/plain", "hi"))
+		buf := make([]byte, 4096)
+		u.pc.SetReadDeadline(time.Now().Add(waitFor))
+		n, _, err := u.pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("Refusal{Code: %d}: no answer: %v", code, err)
+		}
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		var got int
+		if _, err := fmt.Sscanf(line, "SIP/2.0 %d", &got); err != nil || got != 500 {
+			t.Errorf("Refusal{Code: %d} from a Router: the MESSAGE is answered %q, want 500", code, line)
+		}
+	}
+}
+
+// An empty correlation key is refused whoever makes it, a Router as the templates: it would put unrelated
+// requests in one session that no operator could show or end.
+func TestRouterEmptyKeyRefused(t *testing.T) {
+	types := config.Default().Gateway.Message.AcceptTypes
+	router := RouterFuncs{
+		Message: func(*sip.Request) (Route, error) { return Route{Key: "", AcceptTypes: types}, nil },
+		Invite:  func(*sip.Request) (Route, error) { return Route{}, &Refusal{Code: 403, Reason: "Forbidden"} },
+	}
+	h := newHarnessWith(t, nil, Options{Router: router})
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	res := alice.Send(h.udp(), bob.URI, "text/plain", "hello")
+	if ss := h.gw.Sessions(); len(ss) != 0 || res.StatusCode != 400 {
+		t.Fatalf("a Router's empty key: MESSAGE answered %d %s, %d session(s), first key %q; want it refused (400/500) and no session",
+			res.StatusCode, res.Reason, len(ss), func() string {
+				if len(ss) > 0 {
+					return ss[0].Key
+				}
+				return "-"
+			}())
+	}
+}
+
+// New refuses a RouterFuncs without both functions, and a Router that panics costs its request a 500, not the
+// process.
+func TestRouterFuncsNilAndPanics(t *testing.T) {
+	types := config.Default().Gateway.Message.AcceptTypes
+	message := func(req *sip.Request) (Route, error) {
+		return Route{Key: req.To().Address.String() + ":" + req.From().Address.String(), AcceptTypes: types}, nil
+	}
+	if _, err := New(testConfig(), Options{Router: RouterFuncs{Message: message}}); err == nil {
+		t.Fatal("New took a RouterFuncs without Invite")
+	}
+	router := RouterFuncs{Message: message, Invite: func(*sip.Request) (Route, error) { panic("a bug in the program's router") }}
+	h := newHarnessWith(t, nil, Options{Router: router})
+	bob := testpeer.NewClient(t, "bob")
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if _, err := bob.Invite(ctx, h.udp(), "sip:alice@127.0.0.1:9", ""); testpeer.InviteCode(err) != 500 {
+		t.Fatalf("INVITE whose routing panicked: %v, want 500", err)
+	}
+	alice := testpeer.NewPhone(t, "alice")
+	go func() { bob.WaitInvite().Recv() }()
+	if res := alice.Send(h.udp(), bob.URI, "text/plain", "still here?"); res.StatusCode/100 != 2 {
+		t.Fatalf("MESSAGE after the panic: %d, want it taken", res.StatusCode)
+	}
+}
+
+// warning is a response's Warning value, "" when it has none.
+func warning(res *sip.Response) string {
+	if w := res.GetHeader("Warning"); w != nil {
+		return w.Value()
+	}
+	return ""
 }

@@ -436,10 +436,10 @@ func (g *Gateway) setupFailed(s *Session, f *setupFailure, first *sip.Request) {
 	if !g.end(s, ending{reason: "setup_failed", o: f.o, failure: f}) {
 		return
 	}
-	sf := g.cfg.Gateway.SetupFailed
+	sf := &g.cfg.Gateway.SetupFailed
 	if s.origin == originMessage && sf.Notify {
 		// $excerpt: the MESSAGE that set the session up, the first of those the failure covers.
-		g.notify(s.coords, sf.Body, first, s.key, f.reported(), requestContent(first))
+		g.notify(s.coords, sf, first, s.key, f.reported(), requestContent(first))
 	}
 }
 
