@@ -529,7 +529,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if err != nil {
 			return o, err
 		}
-		ln = g.sipConns.listener(rawio.WrapListener(ln))
+		ln = wholeReadsListener{g.sipConns.listener(rawio.WrapListener(ln))}
 		o.addr, o.closer = ln.Addr().String(), ln
 		o.serve = func() error { return g.srv.ServeTCP(ln) }
 		return o, nil
@@ -542,7 +542,7 @@ func (g *Gateway) listenSIP(network, addr string) (sipListener, error) {
 		if err != nil {
 			return o, err
 		}
-		ln := tls.NewListener(g.sipConns.listener(rawio.WrapListener(tl)), conf)
+		ln := wholeReadsListener{tls.NewListener(g.sipConns.listener(rawio.WrapListener(tl)), conf)}
 		o.addr, o.closer = ln.Addr().String(), ln
 		o.serve = func() error { return g.srv.ServeTLS(ln) }
 		return o, nil

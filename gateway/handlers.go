@@ -69,6 +69,12 @@ func addReceived(req *sip.Request) {
 // Retry-After at once, and everything already admitted keeps working.
 func (g *Gateway) bounded(h func(req *sip.Request, tx sip.ServerTransaction)) func(req *sip.Request, tx sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if g.recent.seen(req) {
+			// A repeat of a request already taken (a BYE's retransmission, an INVITE sent again) is answered as
+			// the first was (SPEC §8) whatever the load: it holds no slot, and h finds the first's answer.
+			h(req, tx)
+			return
+		}
 		if !g.takeHandler() {
 			g.overloaded(req)
 			g.respond(req, tx, 503, "Service Unavailable", "", g.retryAfter())

@@ -650,7 +650,11 @@ func repeatResponse(req *sip.Request, res *sip.Response) *sip.Response {
 	r := res.Clone()
 	for r.RemoveHeader("Via") {
 	}
-	vias := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil).GetHeaders("Via")
+	fresh := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
+	// Where the repeat came from, not where the first did (the clone keeps that): RFC 3261 §18.2.2.
+	r.SetDestination(fresh.Destination())
+	r.SetTransport(fresh.Transport())
+	vias := fresh.GetHeaders("Via")
 	for i := len(vias) - 1; i >= 0; i-- {
 		r.PrependHeader(vias[i]) // the top one last: it is the one Via() returns
 	}

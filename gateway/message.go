@@ -333,8 +333,16 @@ func (pm *pageMessage) resolve(g *Gateway, s *Session, o outcome, coveredBySetup
 		// counted as message_failed, not as a refused request.
 		a := answer{code: o.Code, reason: o.Reason, warning: why, hdrs: acceptHeader(o, s)}
 		g.recent.finish(pm.req, a)
-		g.respond(pm.req, pm.r, a.code, a.reason, a.warning, a.hdrs...)
-		pm.released()
+		send := func() {
+			g.respond(pm.req, pm.r, a.code, a.reason, a.warning, a.hdrs...)
+			pm.released()
+		}
+		// Over TCP or TLS the write can block on a sender that does not read, and this may be an MSRP
+		// connection's reader, which every session on that connection waits for: written in the background,
+		// still holding its handler slot until it is.
+		if c, ok := pm.r.(*connResponder); !ok || !sip.IsReliable(sip.NetworkToLower(c.network)) || !g.goBackground(send) {
+			send()
+		}
 		return
 	}
 	// A control payload's failure is counted, but its sender is not told in a chat message: an isComposing

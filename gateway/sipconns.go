@@ -218,3 +218,38 @@ func (c *boundedConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// wholeReadsListener hands sipgo connections whose reads never hold only NUL bytes (wholeReadsConn).
+type wholeReadsListener struct{ net.Listener }
+
+func (l wholeReadsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return wholeReadsConn{c}, nil
+}
+
+// wholeReadsConn is a SIP stream connection whose reads that hold only NUL bytes are returned with what
+// follows them: sipgo's reader drops such a read whole (it takes it for padding), which inside a body would
+// lose those bytes and cut the stream, the next message with them.
+type wholeReadsConn struct{ net.Conn }
+
+func (c wholeReadsConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	for err == nil && n > 0 && n < len(b) && allNUL(b[:n]) {
+		var m int
+		m, err = c.Conn.Read(b[n:])
+		n += m
+	}
+	return n, err
+}
+
+func allNUL(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -64,6 +65,17 @@ func (g *Gateway) takeUDP(info sip.TransportReadProps, data []byte) ([]byte, err
 		return data, nil
 	}
 	msg, err := g.parser.ParseSIP(data)
+	if errors.Is(err, sip.ErrParseReadBodyIncomplete) {
+		// Content-Length says more than the datagram holds: RFC 3261 §18.3 asks for a 400, which sipgo, dropping
+		// it, would not give; the sender would retransmit until its Timer F.
+		if req, ok := msg.(*sip.Request); ok && req.Via() != nil && req.CallID() != nil && req.CSeq() != nil {
+			req.SetTransport("UDP")
+			req.SetSource(info.RemoteAddr.String())
+			g.refuse(req, &udpResponder{conn: l.conn, dest: responseDest(req, info.RemoteAddr)}, 400, "Bad Request",
+				"Content-Length is larger than the body the datagram carries")
+			return nil, nil
+		}
+	}
 	if err != nil {
 		return data, nil // sipgo logs and drops it
 	}
