@@ -515,3 +515,30 @@ func TestMaxQueuedPerSessionToSIP(t *testing.T) {
 		t.Fatalf("SEND over the session's bound again: %+v, want 403", r)
 	}
 }
+
+// SPEC §8: bounded sessions per source address; over the bound "that one thing is refused", which implies a
+// source whose session ended may set up another. TestMaxSessionsPerSource never ends a session, so a limiter
+// that never gives the per-source place back (releaseSession not decrementing) passes it, while every source
+// would be locked out for good after max_sessions_per_source sessions.
+func TestMaxSessionsPerSourceFreedOnEnd(t *testing.T) {
+	h := newHarness(t, func(c *config.Config) {
+		c.Limits.MaxSessionsPerSource = 1
+		c.Limits.RetryAfter = 3 * time.Second
+	})
+	two := testpeer.NewPhoneWith(t, "rsrc-two", testpeer.PhoneConfig{Host: "127.0.0.2"})
+	bobA, bobB := testpeer.NewClient(t, "rsrc-bobA"), testpeer.NewClient(t, "rsrc-bobB")
+	if res := two.Send(h.udp(), bobA.URI, "text/plain", "first"); res.StatusCode != 202 {
+		t.Fatalf("first session from 127.0.0.2: %d %s", res.StatusCode, res.Reason)
+	}
+	csA := bobA.WaitInvite()
+	csA.Recv()
+	want503(t, two.Send(h.udp(), bobB.URI, "text/plain", "second"), "max_sessions_per_source")
+	csA.Bye()
+	h.events.waitKind(t, event.SessionEnded)
+	if res := two.Send(h.udp(), bobB.URI, "text/plain", "after the end"); res.StatusCode != 202 {
+		t.Fatalf("127.0.0.2's only session ended, a new one: %d %s %v, want 202", res.StatusCode, res.Reason, res.GetHeader("Warning"))
+	}
+	if m := bobB.WaitInvite().Recv(); string(m.Body) != "after the end" {
+		t.Fatalf("got %q", m.Body)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/internal/testpeer"
+	"github.com/msrpgw/msrpgw/msrp"
 )
 
 // message.invite_headers and message.contact_params reach the generated INVITE (what RCS cores expect).
@@ -143,5 +144,46 @@ func TestInDialogOptions(t *testing.T) {
 	}
 	if code := options("out-of-dialog", ""); code != 200 {
 		t.Fatalf("OPTIONS out of a dialog: %d, want 200", code)
+	}
+}
+
+// SPEC §5: "When CPIM passes through unchanged, the gateway never generates IMDNs." TestCPIMPassthrough checks
+// this against a peer whose SDP does not take message/imdn+xml, so an IMDN the gateway made would be stopped by
+// peerTakesIMDN anyway and the check cannot fail. Here the peer takes IMDNs, and the same exchange without
+// passthrough must produce the `delivered` IMDN (so the quiet inbox under passthrough means something).
+func TestPassthroughNeverGeneratesIMDN(t *testing.T) {
+	for _, passthrough := range []bool{false, true} {
+		name := map[bool]string{false: "unwrapped: IMDN sent", true: "passthrough: no IMDN"}[passthrough]
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, func(c *config.Config) { c.Gateway.CPIMPassthrough = passthrough })
+			alice := testpeer.NewPhone(t, "pt-alice")
+			alice.SetAnswer(200)
+			bob := testpeer.NewClient(t, "pt-bob")
+			bob.SetTypes([]string{"message/cpim", "text/plain"}, []string{"text/plain", "message/imdn+xml"})
+			cs := bob.Call(h.udp(), alice.URI, "actpass")
+			w := cpim.Wrap("text/plain", []byte("tell me"), cpim.WrapOptions{From: bob.URI, To: alice.URI, Now: time.Now(),
+				IMDNMessageID: "pt-1", Disposition: []string{cpim.PositiveDelivery, cpim.NegativeDelivery}})
+			if r := cs.SendOut(&msrp.Outgoing{ContentType: "message/cpim", Body: w.Marshal()}); r.StatusCode != 200 {
+				t.Fatalf("SEND answered %+v", r)
+			}
+			alice.Recv()
+			m, got := cs.TryRecv(time.Second)
+			if passthrough {
+				if got {
+					t.Fatalf("IMDN generated for CPIM passed through unchanged: %s %q", m.ContentType, m.Body)
+				}
+				return
+			}
+			if !got {
+				t.Fatal("no IMDN delivered for unwrapped CPIM: the peer setup cannot show a passthrough IMDN either")
+			}
+			n, err := cpim.Parse(m.Body)
+			if err != nil {
+				t.Fatalf("IMDN: %v", err)
+			}
+			if note, err := cpim.ParseNotification(n.Body); err != nil || note.Status != "delivered" || note.MessageID != "pt-1" {
+				t.Fatalf("IMDN %+v %v, want delivered for pt-1", note, err)
+			}
+		})
 	}
 }

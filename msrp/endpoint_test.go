@@ -2139,3 +2139,55 @@ func TestToPathWithBareCRNotEchoed(t *testing.T) {
 		t.Fatalf("response carries a bare CR in a header line:\n%q", got)
 	}
 }
+
+// RFC 4975 §6/§7.3 (SPEC §4: a request to an unknown session gets 481): a To-Path whose scheme is not the
+// session's names no session of ours. TestEndpointRequestNotForOurSession sends its wrong-scheme request to an
+// msrps session over plain TCP, which the "msrps over a connection without TLS" check refuses first, so the
+// scheme comparison itself is never exercised. Here the session is plain msrp, the connection plain TCP, and
+// only the To-Path says msrps: the scheme check alone must answer 481.
+func TestToPathSchemeMismatchIs481(t *testing.T) {
+	e := newEP(t, Config{}, false)
+	h := newRec()
+	s := e.NewSession(h)
+	if s.LocalURI().Secure {
+		t.Fatalf("session URI %v, want msrp", s.LocalURI())
+	}
+	secure := s.LocalURI()
+	secure.Secure = true
+	p := dialRaw(t, e)
+	p.write(fmt.Sprintf("MSRP tx000001 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer;tcp\nMessage-ID: m1\nByte-Range: 1-6/6\nContent-Type: text/plain\n\nsecret\n-------tx000001$\n", secure))
+	p.expect("tx000001", 481)
+	noDelivery(t, h, "msrps To-Path for an msrp session")
+	select {
+	case <-s.Bound():
+		t.Fatal("msrps To-Path for an msrp session: the session bound")
+	default:
+	}
+}
+
+// A message refused 413 mid-way keeps getting 413 for its later chunks (reassembler.refuse keeps a refused
+// entry: RFC 4975 §10.5 / §7.1.1, the peer must stop, and a chunk it still sends is no fresh start).
+// TestEndpointOversizeChunkEndsItsMessage checks this with MaxPartial 1, where a later chunk gets 413 anyway
+// for want of a partial slot, so dropping the refused entry goes unnoticed. Here MaxPartial is the default:
+// only the refused entry can answer 413 to the message's later '+' and '$' chunks.
+func TestRefusedMessageLaterChunksGet413(t *testing.T) {
+	eb := newEP(t, Config{MaxMessageSize: 100}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	to := b.LocalURI().String()
+	p := dialRaw(t, eb)
+	chunk := func(tid, mid, br, body string, flag byte) {
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
+			tid, to, mid, br, body, tid, flag))
+	}
+	chunk("big00001", "big", "1-10/*", strings.Repeat("a", 10), '+')
+	p.expect("big00001", 200)
+	chunk("big00002", "big", "11-20/500", strings.Repeat("b", 10), '+') // the total shows it: 500 over 100
+	p.expect("big00002", 413)
+	// The later chunks stay within max size themselves: only the refused entry says 413.
+	chunk("big00003", "big", "21-30/*", strings.Repeat("c", 10), '+')
+	p.expect("big00003", 413)
+	chunk("big00004", "big", "31-40/*", strings.Repeat("d", 10), '$')
+	p.expect("big00004", 413)
+	noDelivery(t, hb, "the refused message")
+}

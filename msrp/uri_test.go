@@ -1,6 +1,7 @@
 package msrp
 
 import (
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -248,6 +249,69 @@ func TestParseURIRejectsOffGrammar(t *testing.T) {
 	} {
 		if u, err := ParseURI(s); err == nil {
 			t.Errorf("ParseURI(%q) accepted (%+v); not an RFC 4975 §9 MSRP-URI", s, u)
+		}
+	}
+}
+
+// SPEC §4: "Session-ids carry at least 80 random bits." TestNewSessionID checks only length, alphabet and
+// uniqueness among 1000 ids, which 32 random bits followed by zeros also pass. Here every one of the bits the
+// id claims must take both values across 1000 ids (a truly random bit stays constant with probability 2^-999):
+// all 128 bits of a session-id, all 80 bits (16 symbols of 5 bits) of a transaction id and Message-ID.
+func TestIDsCarryTheirRandomBits(t *testing.T) {
+	const n = 1000
+	var ones, zeros [128]bool
+	for range n {
+		id := NewSessionID()
+		raw, err := base64.RawURLEncoding.DecodeString(id)
+		if err != nil || len(raw) != 16 {
+			t.Fatalf("session-id %q: %d bytes, %v; want 16 bytes of URL-safe base64", id, len(raw), err)
+		}
+		for i := range 128 {
+			if raw[i/8]>>(i%8)&1 == 1 {
+				ones[i] = true
+			} else {
+				zeros[i] = true
+			}
+		}
+	}
+	varying := 0
+	for i := range 128 {
+		if ones[i] && zeros[i] {
+			varying++
+		}
+	}
+	if varying < 128 {
+		t.Fatalf("only %d of a session-id's 128 bits vary over %d ids, want all (SPEC §4: at least 80 random)", varying, n)
+	}
+
+	for _, gen := range []struct {
+		name string
+		f    func() string
+	}{{"transaction id", NewTransactionID}, {"Message-ID", NewMessageID}} {
+		var ones, zeros [80]bool
+		for range n {
+			id := gen.f()
+			if len(id) != 16 {
+				t.Fatalf("%s %q: %d characters, want 16", gen.name, id, len(id))
+			}
+			for c := range 16 {
+				v := strings.IndexByte(idAlphabet, id[c])
+				if v < 0 {
+					t.Fatalf("%s %q: %q outside the alphabet", gen.name, id, id[c])
+				}
+				for b := range 5 {
+					if v>>b&1 == 1 {
+						ones[c*5+b] = true
+					} else {
+						zeros[c*5+b] = true
+					}
+				}
+			}
+		}
+		for i := range 80 {
+			if !ones[i] || !zeros[i] {
+				t.Fatalf("%s: bit %d (character %d) never varies over %d ids; want 80 random bits", gen.name, i, i/5, n)
+			}
 		}
 	}
 }
