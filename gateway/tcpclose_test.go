@@ -162,7 +162,7 @@ func TestGeneratedMessageConnClosed(t *testing.T) {
 	}
 
 	// Timer F is 32 s; anything near that is the defect. A few seconds leave room for a loaded machine.
-	const prompt = 3 * time.Second
+	const prompt = 5 * time.Second
 	select {
 	case rep := <-cs.Reports():
 		if rep.MessageID != first.MessageID || rep.StatusCode != 408 || rep.Comment != "503 Service Unavailable" {
@@ -178,6 +178,11 @@ func TestGeneratedMessageConnClosed(t *testing.T) {
 		}
 		t.Logf("next MESSAGE reached the phone %s after the close", time.Since(closedAt).Round(time.Millisecond))
 	case <-time.After(prompt):
+		logs.mu.Lock()
+		for _, l := range *logs.lines {
+			t.Logf("gateway log: %s %v", l.msg, l.attrs)
+		}
+		logs.mu.Unlock()
 		t.Fatalf("the next MESSAGE did not reach the phone within %s of the connection's close", prompt)
 	}
 	logs.wait(t, "MESSAGE failed on a transport failure, as 503", map[string]string{"ruri": alice.uri(), "err": ""})
