@@ -17,13 +17,15 @@ import (
 // cliTimeout bounds one CLI command, so a hung admin server never hangs a script.
 const cliTimeout = 10 * time.Second
 
-const sessionsUsage = `usage: msrpgw sessions list|show KEY|end KEY [-admin URL] [-token T] [-json]
+const sessionsUsage = `usage: msrpgw sessions list|show KEY|end KEY [-admin URL] [-token T] [-json] [-config FILE]
 
   list       every gateway session, oldest first
   show KEY   one session (KEY as the API shows it, e.g. sip:bob@b.example:sip:alice@a.example)
   end KEY    end one session (BYE to the session-mode side)
 
 flags:
+  -config FILE
+    	the gateway's config, whose admin.listen and admin.token are -admin's and -token's defaults (default: the embedded one)
 `
 
 // RunSessions runs `msrpgw sessions ...` (args are what follows "sessions") and returns the process exit code:

@@ -1007,3 +1007,26 @@ func TestTemplateErrorPositionQuotingStyles(t *testing.T) {
 		}
 	}
 }
+
+// A file with a second YAML document ("---" and more) is refused with the line where it begins: the config is
+// one document, and what followed would otherwise be ignored.
+func TestSecondDocumentRefused(t *testing.T) {
+	for _, data := range []string{
+		// the second document's invalid value is never looked at
+		"log:\n  level: debug\n---\nlog:\n  level: bogus\n",
+		// nor its unknown key
+		"log:\n  level: debug\n---\nlogg:\n  level: info\n",
+		// and a valid setting there is dropped: admin stays on 127.0.0.1:8080
+		"log:\n  level: debug\n---\nadmin:\n  listen: \"\"\n",
+	} {
+		c, err := Parse([]byte(data))
+		if err == nil {
+			t.Errorf("Parse(%q) = nil error (log.level %q, admin.listen %q): the second document was silently ignored",
+				data, c.Log.Level, c.Admin.Listen)
+			continue
+		}
+		if !strings.Contains(err.Error(), "line 3") && !strings.Contains(err.Error(), "document") {
+			t.Errorf("Parse(%q) = %v, want an error pointing at the second document", data, err)
+		}
+	}
+}

@@ -240,6 +240,14 @@ func decodeOver(c *Config, data []byte) (positions, error) {
 		}
 		return nil, fmt.Errorf("yaml: %w", err)
 	}
+	// One YAML file is one document (SPEC §6): what follows a second "---" would otherwise be ignored.
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, fmt.Errorf("yaml: %w", err)
+		}
+		return nil, fmt.Errorf("line %d: a second YAML document; the config is one document (no \"---\" after the first)", next.Line)
+	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {

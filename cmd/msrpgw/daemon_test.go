@@ -486,3 +486,91 @@ func (d *daemon) checkShutdownByes(sessions ...*testpeer.ClientSession) {
 	}
 	d.t.Errorf("no BYE at shutdown for Call-IDs %v", missing)
 }
+
+// A log reader that went away (a pipe to jq stopped by the same Ctrl-C, a restarted log shipper) does not kill
+// the daemon by SIGPIPE at its next log line: SIGHUP is still only logged, SIGTERM still drains and exits 0.
+func TestClosedLogPipeDoesNotKill(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			path := writeConfig(t, fmt.Sprintf(baseConfig, "3s", "2s", "", ""))
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(daemonBin, "-config", path)
+			cmd.Stderr, cmd.Stdout = w, w
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			exited := make(chan struct{})
+			go func() { cmd.Wait(); close(exited) }()
+			t.Cleanup(func() {
+				select {
+				case <-exited:
+				default:
+					cmd.Process.Kill()
+					<-exited
+				}
+			})
+			sc := bufio.NewScanner(r)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), "admin API listening") {
+					break
+				}
+			}
+			r.Close() // the reader of the logs goes away
+			select {
+			case <-exited:
+				t.Fatalf("the daemon exited (%v) before any signal", cmd.ProcessState)
+			case <-time.After(300 * time.Millisecond):
+			}
+
+			cmd.Process.Signal(sig)
+			if sig == syscall.SIGHUP {
+				select {
+				case <-exited:
+					t.Fatalf("SIGHUP with the log pipe closed: the daemon exited (%v), want it still running", cmd.ProcessState)
+				case <-time.After(time.Second):
+				}
+				cmd.Process.Signal(syscall.SIGTERM)
+			}
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the daemon did not exit after SIGTERM")
+			}
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				t.Fatalf("SIGTERM with the log pipe closed: the daemon died of %v instead of draining and exiting 0", ws.Signal())
+			}
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("exit %d after SIGTERM, want 0", code)
+			}
+		})
+	}
+}
+
+// A start-up failure of the admin listener names its key, as the SIP and MSRP listeners' do.
+func TestAdminListenInUseNamesKey(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := strings.Replace(fmt.Sprintf(baseConfig, "3s", "2s", "", ""), "listen: 127.0.0.1:0\n  token",
+		"listen: "+ln.Addr().String()+"\n  token", 1)
+	d := runDaemon(t, "-config", writeConfig(t, cfg))
+	code := d.waitExit()
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	var failure string
+	for _, l := range d.logLines() {
+		if strings.Contains(l, "address already in use") {
+			failure = l
+		}
+	}
+	if !strings.Contains(failure, "admin.listen") {
+		t.Errorf("the failure line does not name the key admin.listen:\n%s", failure)
+	}
+}

@@ -13,6 +13,9 @@ import (
 
 // genCert writes a self-signed ECDSA P-256 pair for tests and first runs (sip.tls, msrp.tls). Peers that
 // cannot check it against a CA check it against the a=fingerprint the gateway puts in its SDP.
+// maxCertDays is the longest validity gen-cert makes: about 250 years, within time.Duration's 292.
+const maxCertDays = 250 * 365
+
 func genCert(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("msrpgw gen-cert", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,8 +30,8 @@ func genCert(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: msrpgw gen-cert [-host 127.0.0.1,localhost] [-days 365] -cert FILE -key FILE")
 		return 2
 	}
-	if *days <= 0 {
-		fmt.Fprintf(stderr, "msrpgw gen-cert: -days %d is not positive\n", *days)
+	if *days <= 0 || *days > maxCertDays {
+		fmt.Fprintf(stderr, "msrpgw gen-cert: -days %d is not between 1 and %d\n", *days, maxCertDays)
 		return 2
 	}
 	var list []string

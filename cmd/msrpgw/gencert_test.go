@@ -68,3 +68,15 @@ func TestGenCert(t *testing.T) {
 		t.Errorf("usage does not list gen-cert:\n%s", o.String())
 	}
 }
+
+// -days beyond what a time.Duration holds is a usage error (exit 2), not an overflowed validity.
+func TestGenCertLargeDays(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := cli(t, "gen-cert", "-days", "200000", "-cert", filepath.Join(dir, "c.pem"), "-key", filepath.Join(dir, "k.pem"))
+	if code == 0 {
+		return
+	}
+	if code != 2 || strings.Contains(stderr, "validity -") {
+		t.Errorf("gen-cert -days 200000: exit %d, %q; want the pair, or exit 2 naming -days' bound", code, strings.TrimSpace(stderr))
+	}
+}

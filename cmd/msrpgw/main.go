@@ -72,6 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// A log reader that went away (a pipe to jq ended by the same Ctrl-C, a restarted log shipper) would kill
+	// the daemon by SIGPIPE at its next log line, without a drain: the write fails (EPIPE) instead.
+	signal.Ignore(syscall.SIGPIPE)
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, "msrpgw:", err)
@@ -139,7 +142,11 @@ func sessions(args []string, stdout, stderr io.Writer) int {
 	cfgPath := ""
 	rest := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
-		if (args[i] == "-config" || args[i] == "--config") && i+1 < len(args) {
+		if args[i] == "-config" || args[i] == "--config" {
+			if i+1 == len(args) {
+				fmt.Fprintln(stderr, "msrpgw sessions: -config needs a FILE")
+				return 2
+			}
 			cfgPath = args[i+1]
 			i++
 			continue
@@ -261,7 +268,7 @@ func serve(cfg *config.Config, stderr io.Writer, sig, hup <-chan os.Signal) int 
 	} else {
 		ln, err := net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
-			log.Error("cannot open the admin listener", "addr", cfg.Admin.Listen, "err", err)
+			log.Error("cannot open the admin listener", "key", "admin.listen", "addr", cfg.Admin.Listen, "err", err)
 			abandon()
 			return 1
 		}

@@ -234,3 +234,15 @@ func TestUsageListsSessionsConfig(t *testing.T) {
 	}
 	t.Errorf("usage does not list msrpgw sessions:\n%s", o.String())
 }
+
+// `msrpgw sessions` documents its -config flag in its usage, and a -config without a FILE is a usage error.
+func TestSessionsConfigFlag(t *testing.T) {
+	code, _, stderr := cli(t, "sessions", "-h")
+	if code != 0 || !strings.Contains(stderr, "-config") {
+		t.Errorf("msrpgw sessions -h: exit %d, usage does not list -config:\n%s", code, stderr)
+	}
+	code, _, stderr = cli(t, "sessions", "list", "-config")
+	if code != 2 || strings.Contains(stderr, "not defined: -config") {
+		t.Errorf("msrpgw sessions list -config: exit %d, stderr:\n%s\nwant exit 2 saying -config needs a FILE", code, stderr)
+	}
+}
