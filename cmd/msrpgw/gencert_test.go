@@ -48,7 +48,7 @@ func TestGenCert(t *testing.T) {
 	}{
 		{[]string{"-cert", certFile, "-key", filepath.Join(dir, "k2")}, 1, "exists"},
 		{[]string{"-cert", filepath.Join(dir, "c3")}, 2, "usage"},
-		{[]string{"-days", "0", "-cert", filepath.Join(dir, "c4"), "-key", filepath.Join(dir, "k4")}, 2, "not positive"},
+		{[]string{"-days", "0", "-cert", filepath.Join(dir, "c4"), "-key", filepath.Join(dir, "k4")}, 2, "not between 1 and"},
 		{[]string{"-host", "bad host!", "-cert", filepath.Join(dir, "c5"), "-key", filepath.Join(dir, "k5")}, 2, "neither an IP address nor a DNS name"},
 		{[]string{"-host", ",", "-cert", filepath.Join(dir, "c6"), "-key", filepath.Join(dir, "k6")}, 2, "names no host"},
 	} {
