@@ -137,7 +137,7 @@ func (g *Gateway) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if offer != nil {
 		// The answer has the offer's m= lines, those we do not take rejected (RFC 3264 §6), and the direction
 		// that answers the offer's (RFC 3264 §6.1: a sendonly chat, e.g. RCS Large Message Mode, gets recvonly).
-		s.local.MLines, s.local.Index = offer.MLines, offer.Index
+		s.local.MLines, s.local.Index, s.local.Time = offer.MLines, offer.Index, offer.Time
 		s.local.Direction = sdp.AnswerDirection(offer.Direction)
 	}
 
@@ -287,12 +287,21 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	var changed bool
 	if len(req.Body()) > 0 {
 		m, err := parseSIPBodySDP(req.ContentType(), req.Body())
+		if rm := (*sdp.RemovedError)(nil); errors.As(err, &rm) {
+			g.streamRemoved(s, req, tx, local, rm)
+			return
+		}
 		if err != nil {
 			g.refuse(req, tx, 488, "Not Acceptable Here", "unusable SDP in re-INVITE: "+err.Error())
 			return
 		}
 		if m.FileSelector != "" {
 			g.refuse(req, tx, 488, "Not Acceptable Here", errFileTransfer)
+			return
+		}
+		if len(sdp.Common(local.AcceptTypes, m.AcceptTypes)) == 0 {
+			// As for a first offer (RFC 4975 §8.6): a 200 would leave a session where every message fails.
+			g.refuse(req, tx, 488, "Not Acceptable Here", "no common content type: offered "+strings.Join(m.AcceptTypes, " ")+", ours "+strings.Join(local.AcceptTypes, " "))
 			return
 		}
 		setup, active := sdp.ReanswerSetup(m.Setup, weActive)
@@ -314,10 +323,10 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 			s.peer = m
 		}
 		s.weActive = active
-		if local.Setup != setup || local.Direction != dir || !slices.Equal(local.MLines, m.MLines) || local.Index != m.Index {
-			// The answer has the re-offer's m= lines (RFC 3264 §6), as the first answer had the offer's, and
-			// answers its direction.
-			local.Setup, local.Direction, local.MLines, local.Index = setup, dir, m.MLines, m.Index
+		if local.Setup != setup || local.Direction != dir || !slices.Equal(local.MLines, m.MLines) || local.Index != m.Index || local.Time != m.Time {
+			// The answer has the re-offer's m= lines and t= (RFC 3264 §6), as the first answer had the offer's,
+			// and answers its direction.
+			local.Setup, local.Direction, local.MLines, local.Index, local.Time = setup, dir, m.MLines, m.Index, m.Time
 			s.local = &local
 			s.sdpVer++ // RFC 3264 §8: a changed description gets the next version
 		}
@@ -325,7 +334,13 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	} else {
 		// No offer: our SDP is the offer (RFC 6135 §4.2.2: actpass, the gateway is reachable), answered in the
 		// ACK (onAck, followAnswer).
-		local.Setup = sdp.SetupActPass
+		if local.Setup != sdp.SetupActPass {
+			s.mu.Lock()
+			local.Setup = sdp.SetupActPass
+			s.local = &local
+			s.sdpVer++ // RFC 3264 §8: a changed description gets the next version
+			s.mu.Unlock()
+		}
 	}
 	s.mu.Lock()
 	if len(req.Body()) == 0 {
@@ -359,6 +374,25 @@ func (g *Gateway) onReinvite(s *Session, req *sip.Request, tx sip.ServerTransact
 	if changed && rebinding {
 		g.goBackground(func() { g.rebind(s) })
 	}
+}
+
+// streamRemoved answers a re-offer that removes the chat stream (m=message on port 0, RFC 3264 §8.2) with the
+// stream marked port 0 in the same place, and ends the session: a dialog without its chat has nothing left to
+// carry. The BYE follows the 200; what the session still holds fails as at any other end (SPEC §5).
+func (g *Gateway) streamRemoved(s *Session, req *sip.Request, tx sip.ServerTransaction, local sdp.Media, rm *sdp.RemovedError) {
+	local.Port, local.MLines, local.Index = 0, rm.MLines, rm.Index
+	s.mu.Lock()
+	s.offerCSeq = 0
+	s.sdpVer++
+	body := local.Marshal(s.sdpID, s.sdpVer)
+	s.mu.Unlock()
+	s.log.Info("re-INVITE removes the chat stream", "call_id", s.callID, "msrp_session_id", s.ms.ID())
+	res := sip.NewSDPResponseFromRequest(req, body)
+	res.AppendHeader(&g.contact)
+	if err := g.respondReinvite(s, req, tx, res); err != nil {
+		s.log.Warn("re-INVITE answer failed", "err", err, "call_id", s.callID, "msrp_session_id", s.ms.ID())
+	}
+	g.goBackground(func() { g.endSession(s, "stream_removed", outcomeSessionEnded, true) })
 }
 
 // followAnswer takes m, the peer's answer in the ACK to our offer in the 2xx to a re-INVITE without SDP, as

@@ -132,7 +132,7 @@ func (h *msrpHandler) handle(ms *msrp.Session, in *msrp.Incoming) int {
 	}
 	if max := g.cfg.Limits.MaxQueuedTotal; max > 0 && g.out.pending() >= max {
 		// MSRP has no "busy": 403 (action not allowed) refuses this message and tells the sender at once.
-		s.log.Warn("SEND refused: limits.max_queued_total reached for MESSAGEs to the page-mode side", "limit", max, "msrp_session_id", ms.ID())
+		s.log.Warn("SEND refused: limits.max_queued_total reached for MESSAGEs to the page-mode side", "limit", max, "msrp_session_id", ms.ID(), "call_id", s.callID)
 		g.publish(event.Event{Kind: event.RequestRefused, Key: s.key, Direction: event.ToSIP, Code: 403, Reason: "limits.max_queued_total reached", MSRPSessionID: ms.ID()})
 		return 403
 	}

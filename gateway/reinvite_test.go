@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -859,4 +860,110 @@ func holdingPhone(t *testing.T, user string, code int, reason string) (phone *te
 		}
 	}
 	return phone, arrived, release
+}
+
+// reinviteRaw sends a re-INVITE with body (nil: none) in cs's dialog (cs INVITEd the gateway) and returns the
+// response, whatever its status.
+func reinviteRaw(t *testing.T, cs *testpeer.ClientSession, body []byte) *sip.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	d := cs.ClientDialog()
+	req := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)
+	if body != nil {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(body)
+	}
+	res, err := d.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("re-INVITE: %v", err)
+	}
+	return res
+}
+
+// originOf returns the o= line of an SDP body.
+func originOf(body []byte) string {
+	for l := range strings.SplitSeq(string(body), "\n") {
+		if l = strings.TrimSpace(l); strings.HasPrefix(l, "o=") {
+			return l
+		}
+	}
+	return ""
+}
+
+// RFC 3264 §8: an SDP that modifies the session keeps the o= line, its version incremented by one. The gateway
+// answered passive; its offer in the 200 to a re-INVITE without SDP says actpass, a changed description.
+func TestReinviteWithoutSDPOfferBumpsVersion(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass) // the gateway answers passive
+	first := cs.ClientDialog().InviteResponse.Body()
+	res := reinviteRaw(t, cs, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE without SDP: %d", res.StatusCode)
+	}
+	before, after := strings.Fields(originOf(first)), strings.Fields(originOf(res.Body()))
+	if len(before) != 6 || len(after) != 6 {
+		t.Fatalf("o= lines %q, %q", before, after)
+	}
+	v0, _ := strconv.Atoi(before[2])
+	v1, _ := strconv.Atoi(after[2])
+	if v1 != v0+1 || !slices.Equal(before[:2], after[:2]) || !slices.Equal(before[3:], after[3:]) {
+		t.Fatalf("answer's o=%s, the offer after it o=%s: want the same line, version %d", before, after, v0+1)
+	}
+}
+
+// RFC 4975 §8.6: an offer whose accept-types share nothing with ours gets 488. A re-offer is an offer: a 200
+// would leave a session where every message fails. The session stays as it was.
+func TestReofferWithoutCommonTypeGets488(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass)
+	m := bob.Media(cs, sdp.SetupActive)
+	m.AcceptTypes, m.AcceptWrappedTypes = []string{"application/x-nothing-common"}, nil
+	if res := reinviteRaw(t, cs, m.Marshal(2, 2)); res.StatusCode != 488 {
+		t.Fatalf("re-offer with accept-types %v answered %d, want 488\n%s", m.AcceptTypes, res.StatusCode, res.Body())
+	}
+	alice.Send(h.udp(), bob.URI, "text/plain", "still here")
+	if got := string(cs.Recv().Body); got != "still here" {
+		t.Fatalf("got %q after the refused re-offer", got)
+	}
+}
+
+// RFC 3264 §8.2: a re-offer removes a stream by offering it on port 0, and the answer marks it port 0 too. A
+// chat without its stream has nothing left: the gateway answers 200 with m=message 0, then ends the session
+// with BYE (reason stream_removed).
+func TestReofferPortZeroRemovesChat(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.Call(h.udp(), alice.URI, sdp.SetupActPass)
+	m := bob.Media(cs, sdp.SetupActive)
+	m.Port = 0
+	res := reinviteRaw(t, cs, m.Marshal(2, 2))
+	if res.StatusCode != 200 || !strings.Contains(string(res.Body()), "\r\nm=message 0 ") {
+		t.Fatalf("re-offer m=message 0 answered %d %s (Warning: %v), want 200 with m=message 0\n%s", res.StatusCode, res.Reason, res.GetHeader("Warning"), res.Body())
+	}
+	if e := h.events.waitKind(t, event.SessionEnded); e.Reason != "stream_removed" {
+		t.Fatalf("session ended %q, want stream_removed", e.Reason)
+	}
+}
+
+// RFC 3264 §6: the t= line of an answer equals the offer's. The offer says RFC 4566 §5.9's own example.
+func TestAnswerKeepsOffersTimeLine(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := testpeer.NewPhone(t, "alice")
+	bob := testpeer.NewClient(t, "bob")
+	cs := bob.NewSession()
+	body := strings.Replace(string(bob.Media(cs, sdp.SetupActPass).Marshal(5, 5)), "t=0 0\r\n", "t=3034423619 3042462419\r\n", 1)
+	req, err := testpeer.NewRequest(sip.INVITE, bob.URI, alice.URI, "application/sdp", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dlg := inviteAck(t, h, bob, req)
+	if ans := string(dlg.InviteResponse.Body()); !strings.Contains(ans, "\r\nt=3034423619 3042462419\r\n") {
+		t.Fatalf("offer said t=3034423619 3042462419; the answer says otherwise:\n%s", ans)
+	}
 }

@@ -1,6 +1,9 @@
 package sdp
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Parse and SplitBody wrap them with the detail of what was wrong, so a gateway can branch
 // with errors.Is (a 488 for an unusable offer, a late offer for ErrNoSDP) and still put the detail in a
@@ -18,3 +21,18 @@ var (
 	// without an SDP part).
 	ErrNoSDP = errors.New("no application/sdp body")
 )
+
+// RemovedError is Parse's error for a body whose MSRP stream is offered on port 0 and that has no usable one
+// besides: RFC 4975 §8.1 rejects a stream that way, RFC 3264 §8.2 removes one from a session. It wraps
+// ErrNoMessageMedia, so a first offer saying so is refused as any without usable media; a re-offer saying so
+// ends the chat, and its answer marks the stream port 0 too, in the place MLines and Index give it.
+type RemovedError struct {
+	MLines []string // the body's m= lines, in order
+	Index  int      // the position of the removed m=message line among them
+}
+
+func (e *RemovedError) Error() string {
+	return fmt.Sprintf("%v: m=message on port 0 (line %d of %d m= lines): the stream is removed", ErrNoMessageMedia, e.Index+1, len(e.MLines))
+}
+
+func (e *RemovedError) Unwrap() error { return ErrNoMessageMedia }

@@ -11,7 +11,7 @@ import (
 //	o=- <sessID> <version> IN IP4|IP6 <host>
 //	s=-
 //	c=IN IP4|IP6 <host>
-//	t=0 0
+//	t=<Time>                               (0 0 when empty)
 //	m=message <port> TCP/MSRP *            (TCP/TLS/MSRP if Secure)
 //	a=accept-types:...
 //	a=accept-wrapped-types:...             (if any)
@@ -52,7 +52,13 @@ func (m *Media) Marshal(sessID, version uint64) []byte {
 	b = append(b, addrType...)
 	b = append(b, ' ')
 	b = append(b, host...)
-	b = append(b, "\r\nt=0 0\r\n"...)
+	b = append(b, "\r\nt="...)
+	if m.Time != "" {
+		b = append(b, m.Time...)
+	} else {
+		b = append(b, "0 0"...)
+	}
+	b = append(b, "\r\n"...)
 	rejected := len(m.MLines) > 1 && m.Index >= 0 && m.Index < len(m.MLines)
 	if rejected {
 		for _, v := range m.MLines[:m.Index] {

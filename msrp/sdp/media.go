@@ -65,6 +65,8 @@ type Media struct {
 	Direction          string   // sendrecv (default) / sendonly / recvonly / inactive
 	CEMA               bool     // a=msrp-cema present
 	FileSelector       string   // a=file-selector (RFC 5547): the session transfers a file, it is no chat
+	Time               string   // the body's t= value, "<start> <stop>", "" for "0 0" (unbounded, what Marshal writes
+	// when empty); an answer copies the offer's (RFC 3264 §6: the time of a session cannot be negotiated)
 
 	// MLines and Index place the m=message line among the other m= lines of an offer (RFC 3264 §6: an
 	// answer has exactly the offer's m= lines, in its order). Parse sets MLines, when the body has more than
@@ -102,6 +104,10 @@ func Parse(body []byte) (*Media, error) {
 			Port:      md.MediaName.Port.Value,
 			Direction: SendRecv,
 		}
+		if len(sd.TimeDescriptions) > 0 && sd.TimeDescriptions[0].Timing != (psdp.Timing{}) {
+			td := sd.TimeDescriptions[0].Timing
+			m.Time = strconv.FormatUint(td.StartTime, 10) + " " + strconv.FormatUint(td.StopTime, 10)
+		}
 		if len(n.mValues) > 1 {
 			m.MLines, m.Index = n.mValues, n.index[i]
 		}
@@ -120,6 +126,11 @@ func Parse(body []byte) (*Media, error) {
 			return nil, fmt.Errorf("%w: m=message on port %d", ErrNoAcceptTypes, m.Port)
 		}
 		return m, nil
+	}
+	for i, md := range sd.MediaDescriptions {
+		if mn := md.MediaName; mn.Media == "message" && mn.Port.Value == 0 {
+			return nil, &RemovedError{MLines: n.mValues, Index: n.index[i]}
+		}
 	}
 	return nil, fmt.Errorf("%w: %d m= line(s), none is message with TCP/MSRP or TCP/TLS/MSRP, a non-zero port and format *",
 		ErrNoMessageMedia, n.mLines)

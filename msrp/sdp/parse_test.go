@@ -258,6 +258,45 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// An m=message on port 0 (RFC 3264 §8.2: the stream removed) is a RemovedError naming its place among the m=
+// lines, so the answer can mark it port 0 there; it is still ErrNoMessageMedia. A usable m=message besides it
+// wins, and a port-0 line of another media is no removed chat.
+func TestParseRemovedStream(t *testing.T) {
+	session := "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+	msg0 := "m=message 0 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n"
+	_, err := Parse([]byte(session + "m=audio 4000 RTP/AVP 0\r\n" + msg0))
+	var rm *RemovedError
+	if !errors.As(err, &rm) || !errors.Is(err, ErrNoMessageMedia) {
+		t.Fatalf("Parse = %v, want a RemovedError wrapping ErrNoMessageMedia", err)
+	}
+	if want := []string{"audio 4000 RTP/AVP 0", "message 0 TCP/MSRP *"}; !reflect.DeepEqual(rm.MLines, want) || rm.Index != 1 {
+		t.Errorf("RemovedError = %+v, want MLines %q, Index 1", rm, want)
+	}
+	if m, err := Parse([]byte(session + msg0 + "m=message 7 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/t;tcp\r\n")); err != nil || m.Index != 1 {
+		t.Errorf("a usable m=message after a removed one: %+v, %v", m, err)
+	}
+	if _, err := Parse([]byte(session + "m=audio 0 RTP/AVP 0\r\n")); errors.As(err, &rm) || !errors.Is(err, ErrNoMessageMedia) {
+		t.Errorf("audio on port 0: %v, want ErrNoMessageMedia and no RemovedError", err)
+	}
+}
+
+// The t= line is kept, so an answer can repeat it (RFC 3264 §6); t=0 0 is the zero value, and Marshal writes
+// what Parse read. The times are RFC 4566 §5.9's example.
+func TestParseTime(t *testing.T) {
+	body := "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=3034423619 3042462419\r\n" +
+		"m=message 7 TCP/MSRP *\r\na=accept-types:text/plain\r\na=path:msrp://h:7/s;tcp\r\n"
+	m, err := Parse([]byte(body))
+	if err != nil || m.Time != "3034423619 3042462419" {
+		t.Fatalf("Parse = %+v, %v; want Time 3034423619 3042462419", m, err)
+	}
+	if out := string(m.Marshal(1, 1)); !strings.Contains(out, "\r\nt=3034423619 3042462419\r\n") {
+		t.Errorf("Marshal wrote\n%s", out)
+	}
+	if m, err := Parse([]byte(strings.Replace(body, "t=3034423619 3042462419", "t=0 0", 1))); err != nil || m.Time != "" {
+		t.Errorf("t=0 0: Time %q, %v; want empty", m.Time, err)
+	}
+}
+
 // A body with a thousand attributes is parsed, in time linear in its size, with all of them seen.
 func TestParseManyAttributes(t *testing.T) {
 	var b strings.Builder
