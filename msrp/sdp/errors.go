@@ -32,7 +32,7 @@ type RemovedError struct {
 }
 
 func (e *RemovedError) Error() string {
-	return fmt.Sprintf("%v: m=message on port 0 (line %d of %d m= lines): the stream is removed", ErrNoMessageMedia, e.Index+1, len(e.MLines))
+	return fmt.Sprintf("%v: the m=message line (m= line %d of %d) has port 0", ErrNoMessageMedia, e.Index+1, len(e.MLines))
 }
 
 func (e *RemovedError) Unwrap() error { return ErrNoMessageMedia }
