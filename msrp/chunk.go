@@ -147,14 +147,13 @@ func (ra *reassembler) add(m *Message, now time.Time, lim reassemblyLimits) chun
 		if m.Flag == '#' {
 			return chunkResult{aborted: true}
 		}
-		if n := len(ra.partials) - ra.tombs; n >= lim.maxPartial {
-			return chunkResult{refuse: 413, reason: fmt.Sprintf("%d partial messages already", n)}
+		n := len(ra.partials) - ra.tombs
+		p = ra.track(id, now.Add(lim.expiry))
+		if n >= lim.maxPartial {
+			// Refused as a whole (a refused entry, as any 413): a later chunk of it must not start a partial
+			// message that can never complete and holds a slot until it expires.
+			return ra.refuse(id, p, m, lim.maxPartial, fmt.Sprintf("%d partial messages already", n))
 		}
-		if ra.partials == nil {
-			ra.partials = make(map[string]*partial)
-		}
-		p = &partial{total: -1}
-		ra.partials[id] = p
 	}
 	p.deadline = now.Add(lim.expiry)
 	if p.refused {
@@ -212,12 +211,28 @@ func (ra *reassembler) add(m *Message, now time.Time, lim reassemblyLimits) chun
 }
 
 // stop refuses m's message after m was refused before reaching add (a chunk over Limits.MaxChunkBytes), as
-// add refuses one: the chunks received so far are dropped and, unless m was its last, later ones get 413.
-func (ra *reassembler) stop(m *Message, lim reassemblyLimits) {
+// add refuses one: the chunks received so far are dropped and, unless m was its last, later ones get 413, also
+// when m was the first chunk of it to come.
+func (ra *reassembler) stop(m *Message, now time.Time, lim reassemblyLimits) {
 	id := m.MessageID()
-	if p := ra.partials[id]; p != nil && !p.refused {
-		ra.refuse(id, p, m, lim.maxPartial, "")
+	p := ra.partials[id]
+	switch {
+	case p == nil:
+		p = ra.track(id, now.Add(lim.expiry))
+	case p.refused:
+		return
 	}
+	ra.refuse(id, p, m, lim.maxPartial, "")
+}
+
+// track starts an entry for message id, dropped at deadline unless a chunk of it comes before.
+func (ra *reassembler) track(id string, deadline time.Time) *partial {
+	if ra.partials == nil {
+		ra.partials = make(map[string]*partial)
+	}
+	p := &partial{total: -1, deadline: deadline}
+	ra.partials[id] = p
+	return p
 }
 
 func (ra *reassembler) refuse(id string, p *partial, m *Message, maxTombs int, reason string) chunkResult {

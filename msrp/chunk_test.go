@@ -105,7 +105,10 @@ func TestReassembler(t *testing.T) {
 		{"far start", []step{{m: chunk("a", "1000000-1000001/*", "xy", '+'), refuse: 413}}},
 		{"whole over max", []step{{m: chunk("a", "", strings.Repeat("x", 21), '$'), refuse: 413}}},
 		{"too many chunks", []step{{m: chunk("a", "1-1/*", "a", '+')}, {m: chunk("a", "2-2/*", "b", '+')}, {m: chunk("a", "3-3/*", "c", '+')}, {m: chunk("a", "4-4/*", "d", '+')}, {m: chunk("a", "5-5/*", "e", '$'), refuse: 413}}},
-		{"too many partials", []step{{m: chunk("a", "1-1/2", "a", '+')}, {m: chunk("b", "1-1/2", "a", '+')}, {m: chunk("c", "1-1/2", "a", '+'), refuse: 413}, {m: chunk("a", "2-2/2", "b", '$'), complete: "ab"}, {m: chunk("c", "1-1/2", "a", '+')}}},
+		{"too many partials", []step{{m: chunk("a", "1-1/2", "a", '+')}, {m: chunk("b", "1-1/2", "a", '+')}, {m: chunk("c", "1-1/2", "a", '+'), refuse: 413}, {m: chunk("a", "2-2/2", "b", '$'), complete: "ab"}, {m: chunk("d", "1-1/2", "a", '+')}}},
+		// A message refused for want of a slot is refused as a whole, as every 413 (RFC 4975 §10.5): its later
+		// chunks too, once a slot is free, and they take none.
+		{"refused for want of a slot", []step{{m: chunk("a", "1-1/2", "a", '+')}, {m: chunk("b", "1-1/2", "a", '+')}, {m: chunk("c", "1-1/3", "a", '+'), refuse: 413}, {m: chunk("a", "2-2/2", "b", '$'), complete: "ab"}, {m: chunk("c", "2-2/3", "b", '+'), refuse: 413}, {m: chunk("d", "1-1/2", "a", '+')}, {m: chunk("c", "3-3/3", "c", '$'), refuse: 413}, {m: chunk("e", "1-1/2", "a", '+'), refuse: 413}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

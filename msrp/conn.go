@@ -945,7 +945,7 @@ func (c *conn) stopMessage(m *Message) {
 		return
 	}
 	s.raMu.Lock()
-	s.ra.stop(m, s.e.raLimits)
+	s.ra.stop(m, time.Now(), s.e.raLimits)
 	s.raMu.Unlock()
 }
 

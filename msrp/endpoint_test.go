@@ -2191,3 +2191,64 @@ func TestRefusedMessageLaterChunksGet413(t *testing.T) {
 	p.expect("big00004", 413)
 	noDelivery(t, hb, "the refused message")
 }
+
+// A first chunk over MaxChunkBytes, refused 413 by the reader before any chunk of its message was kept, ends its
+// message as the reassembler's 413 does: its later chunks get 413 too, and none of them starts a partial message
+// that would hold the MaxPartial slot (refusing the peer's next message) until it expires.
+func TestEndpointOversizeFirstChunkEndsItsMessage(t *testing.T) {
+	eb := newEP(t, Config{MaxMessageSize: 1000, MaxPartial: 1, Limits: Limits{MaxChunkBytes: 64}}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	to := b.LocalURI().String()
+	p := dialRaw(t, eb)
+	chunk := func(tid, mid, br, body string, flag byte) {
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
+			tid, to, mid, br, body, tid, flag))
+	}
+	p.write(fmt.Sprintf("MSRP bind0001 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: m0\n-------bind0001$\n", to))
+	p.expect("bind0001", 200)
+	chunk("big00001", "big", "1-*/*", strings.Repeat("a", 100), '+')
+	p.expect("big00001", 413)
+	chunk("big00002", "big", "101-110/*", strings.Repeat("b", 10), '+')
+	p.expect("big00002", 413)
+	chunk("next0001", "next", "1-3/6", "abc", '+')
+	p.expect("next0001", 200)
+	chunk("next0002", "next", "4-6/6", "def", '$')
+	p.expect("next0002", 200)
+	if m := recv(t, hb.msgs, "the next message"); string(m.Body) != "abcdef" {
+		t.Fatalf("delivered %q (message %s), want the next message", m.Body, m.MessageID)
+	}
+}
+
+// A message refused 413 for want of a MaxPartial slot is refused as a whole: a chunk of it that comes once a slot
+// is free again gets 413 too, instead of starting a partial message that can never complete (its first bytes
+// were refused) and holds the slot, refusing the peer's next message, until it expires.
+func TestEndpointMaxPartialRefusalEndsItsMessage(t *testing.T) {
+	eb := newEP(t, Config{MaxPartial: 1}, false)
+	hb := newRec()
+	b := eb.NewSession(hb)
+	to := b.LocalURI().String()
+	p := dialRaw(t, eb)
+	chunk := func(tid, mid, br, body string, flag byte) {
+		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
+			tid, to, mid, br, body, tid, flag))
+	}
+	chunk("one00001", "one", "1-3/6", "abc", '+')
+	p.expect("one00001", 200)
+	chunk("two00001", "two", "1-3/9", "ABC", '+') // no slot: refused
+	p.expect("two00001", 413)
+	chunk("one00002", "one", "4-6/6", "def", '$') // frees the slot
+	p.expect("one00002", 200)
+	if m := recv(t, hb.msgs, "the first message"); string(m.Body) != "abcdef" {
+		t.Fatalf("delivered %q, want abcdef", m.Body)
+	}
+	chunk("two00002", "two", "4-6/9", "DEF", '+')
+	p.expect("two00002", 413)
+	chunk("thr00001", "three", "1-3/6", "xyz", '+')
+	p.expect("thr00001", 200)
+	chunk("thr00002", "three", "4-6/6", "XYZ", '$')
+	p.expect("thr00002", 200)
+	if m := recv(t, hb.msgs, "the third message"); string(m.Body) != "xyzXYZ" {
+		t.Fatalf("delivered %q (message %s), want the third message", m.Body, m.MessageID)
+	}
+}
