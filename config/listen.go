@@ -154,6 +154,9 @@ func checkSIPURI(uri string) error {
 	if strings.HasPrefix(rest, "sip:") || strings.HasPrefix(rest, "sips:") {
 		return fmt.Errorf("%q has the scheme twice", uri)
 	}
+	if userinfo, _, found := strings.Cut(rest, "@"); found && (userinfo == "" || userinfo[0] == ':') {
+		return fmt.Errorf("%q: the user part before '@' is empty", uri)
+	}
 	host, port, hasPort := sipURIHostPort(rest)
 	// Port 0 passes: tests write the contact before the listener has picked its port.
 	if _, err := strconv.ParseUint(port, 10, 16); hasPort && err != nil {

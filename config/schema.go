@@ -55,6 +55,43 @@ func (p positions) keyError(key string, err error) *KeyError {
 	return &KeyError{Key: key, Line: ps.line, Column: ps.column, Err: err}
 }
 
+// ErrorAt is err about key (e.g. "sip.tls.cert"), with the line and column where the file set key, for a
+// problem found outside Validate (a file the key names that cannot be read, say). Without a position (a
+// default value, a Config not read from a file) it still names the key.
+func (c *Config) ErrorAt(key string, err error) *KeyError {
+	return c.pos.keyError(key, err)
+}
+
+// Place is ErrorAt for an error whose text starts with the key it is about, as the gateway's do
+// ("sip.auth.users_file: open …"): a *KeyError at that key with the rest of the text. Another error is
+// returned as it is.
+func (c *Config) Place(err error) error {
+	var ke *KeyError
+	if err == nil || errors.As(err, &ke) {
+		return err
+	}
+	text, best := err.Error(), ""
+	for _, key := range schemaKeys() {
+		rest, ok := strings.CutPrefix(text, key)
+		if ok && len(key) > len(best) && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, " ")) {
+			best = key
+		}
+	}
+	if best == "" {
+		return err
+	}
+	return c.ErrorAt(best, &keyless{text: strings.TrimLeft(strings.TrimPrefix(text, best), ": "), err: err})
+}
+
+// keyless is an error whose text had its key taken off by Place; it unwraps to the error it was.
+type keyless struct {
+	text string
+	err  error
+}
+
+func (e *keyless) Error() string { return e.text }
+func (e *keyless) Unwrap() error { return e.err }
+
 // templateError places a template compile error, whose Column counts within the template, in the file: a
 // plain or quoted scalar is read again from the file (flowScalarPosition); a literal block's lines are the
 // file's, below its '|' and indented; for a folded block ('>') the position is its indicator's.

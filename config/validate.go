@@ -21,6 +21,7 @@ func (c *Config) Validate() error {
 	v.msrp()
 	v.gateway()
 	v.admin()
+	v.listenerClashes()
 	v.limits()
 	v.log()
 	v.events()
@@ -123,17 +124,12 @@ func (v *validation) sip() {
 	if len(s.Listen) == 0 {
 		v.bad("sip.listen", "is empty; the gateway needs at least one SIP listener")
 	}
-	seen := map[Listen]int{}
 	for i, l := range s.Listen {
 		key := fmt.Sprintf("sip.listen[%d]", i)
 		if _, err := ParseListen(l.String()); err != nil {
 			v.bad(key, "%w", err)
 			continue
 		}
-		if j, dup := seen[l]; dup {
-			v.bad(key, "%s is listed twice (also sip.listen[%d])", l, j)
-		}
-		seen[l] = i
 		if l.Network == "tls" && (s.TLS.Cert == "" || s.TLS.Key == "") {
 			v.bad(key, "%s needs sip.tls.cert and sip.tls.key", l)
 		}
@@ -203,6 +199,76 @@ func (v *validation) msrp() {
 	}
 }
 
+// listenerClashes refuses a listener the kernel would not open beside an earlier one: the same protocol and
+// port on the same address, however it is written (127.0.0.1 and ::ffff:127.0.0.1, a port with a leading
+// zero), or on a wildcard address (0.0.0.0, ::), which takes the port on every address of both families. SIP
+// tcp and tls listeners, msrp.listen and admin.listen are all TCP. Port 0 picks a free port and never clashes.
+func (v *validation) listenerClashes() {
+	type listener struct {
+		key, text, proto, host string // host canonical: an IP as netip prints it, a DNS name in lower case
+		port                   uint64
+	}
+	var open []listener
+	add := func(key, text, proto, hostport string) {
+		host, p, err := net.SplitHostPort(hostport)
+		port, perr := strconv.ParseUint(p, 10, 16)
+		if err != nil || perr != nil || port == 0 {
+			return // refused already, or a port the kernel picks
+		}
+		if a, err := netip.ParseAddr(host); err == nil {
+			host = a.Unmap().String()
+		} else {
+			host = strings.ToLower(strings.TrimSuffix(host, "."))
+		}
+		l := listener{key: key, text: text, proto: proto, host: host, port: port}
+		for _, o := range open {
+			if o.proto != l.proto || o.port != l.port || (o.host != l.host && !isWildcardHost(o.host) && !isWildcardHost(l.host)) {
+				continue
+			}
+			if o.text == l.text {
+				v.bad(key, "%s is listed twice (also %s)", l.text, o.key)
+				return
+			}
+			theirs := ""
+			if o.host != l.host {
+				theirs = " " + on(o.host)
+			}
+			v.bad(key, "%s takes %s port %d %s, as %s (%s) does%s; both cannot listen there",
+				l.text, l.proto, l.port, on(l.host), o.key, o.text, theirs)
+			return
+		}
+		open = append(open, l)
+	}
+	for i, l := range v.c.SIP.Listen {
+		proto := "TCP"
+		if l.Network == "udp" {
+			proto = "UDP"
+		}
+		add(fmt.Sprintf("sip.listen[%d]", i), l.String(), proto, l.Addr)
+	}
+	if _, hp, err := v.c.MSRP.ListenAddr(); err == nil {
+		add("msrp.listen", v.c.MSRP.Listen, "TCP", hp)
+	}
+	if v.c.Admin.Listen != "" {
+		add("admin.listen", v.c.Admin.Listen, "TCP", v.c.Admin.Listen)
+	}
+}
+
+// isWildcardHost reports whether host is an unspecified address (0.0.0.0, ::). Linux refuses to bind a port on
+// any address, of either family, beside a listener on a wildcard one.
+func isWildcardHost(host string) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsUnspecified()
+}
+
+// on says where a listener on host takes its port.
+func on(host string) string {
+	if isWildcardHost(host) {
+		return "on every address"
+	}
+	return "on " + host
+}
+
 // wildcard reports whether the host of hostport is an unspecified address (0.0.0.0, ::).
 func wildcard(hostport string) bool {
 	host, _, err := net.SplitHostPort(hostport)
@@ -233,6 +299,9 @@ func (v *validation) gateway() {
 	a.from = v.template("gateway.answer.from", a.From, RequestVars, false)
 	a.to = v.template("gateway.answer.to", a.To, RequestVars, false)
 	a.ruri = v.template("gateway.answer.ruri", a.RURI, RequestVars, false)
+	v.uriTemplate("gateway.answer.from", a.from)
+	v.uriTemplate("gateway.answer.to", a.to)
+	v.uriTemplate("gateway.answer.ruri", a.ruri)
 	v.mediaTypes("gateway.answer.accept_types", a.AcceptTypes, true)
 	v.mediaTypes("gateway.answer.accept_wrapped_types", a.AcceptWrappedTypes, false)
 
@@ -269,6 +338,29 @@ func (v *validation) gateway() {
 
 	g.SetupFailed.body = v.notify("gateway.setup_failed", &g.SetupFailed)
 	g.FailureNotify.body = v.notify("gateway.failure_notify", &g.FailureNotify)
+}
+
+// uriTemplate refuses a template that goes into a request as a URI but can only render something else: one
+// that starts with a user part, a host, an address or text, not with a URI variable ($fu $tu $ru), a header
+// (which may hold a URI) or a sip:, sips: or tel: scheme. The gateway would answer every INVITE 400.
+func (v *validation) uriTemplate(key string, t *Template) {
+	if t == nil || len(t.segs) == 0 {
+		return // refused already
+	}
+	switch first := t.segs[0]; first.kind {
+	case segHeader:
+	case segVar:
+		if first.text != "fu" && first.text != "tu" && first.text != "ru" {
+			v.bad(key, "%q renders no SIP or tel: URI: it starts with $%s; start it with $fu, $tu, $ru, $hdr(Name) "+
+				"or a scheme, e.g. \"sip:$tU@gw.example.net\"", t.src, first.text)
+		}
+	default:
+		lower := strings.ToLower(first.text)
+		if !strings.HasPrefix(lower, "sip:") && !strings.HasPrefix(lower, "sips:") && !strings.HasPrefix(lower, "tel:") {
+			v.bad(key, "%q renders no SIP or tel: URI: it starts with %q; start it with sip:, sips: or tel:, or with "+
+				"$fu, $tu, $ru or $hdr(Name)", t.src, first.text)
+		}
+	}
 }
 
 // sipTransactionTimeout is how long a SIP client waits for the final response to a non-INVITE request: Timer F,

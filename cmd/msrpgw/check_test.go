@@ -34,7 +34,7 @@ func TestCheckCommand(t *testing.T) {
 		{"certificate missing", "msrp:\n  listen: msrps://127.0.0.1:2856;tcp\n  tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem}\n", 1,
 			[]string{"msrp.tls", "/nonexistent/c.pem"}},
 		{"MSRP and admin on one address", "msrp:\n  listen: msrp://127.0.0.1:8181;tcp\nadmin:\n  listen: 127.0.0.1:8181\n", 1,
-			[]string{"admin.listen", "127.0.0.1:8181 is also msrp.listen's TCP address"}},
+			[]string{"key admin.listen (line 4, column 11): 127.0.0.1:8181 takes TCP port 8181 on 127.0.0.1, as msrp.listen"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.yaml)
@@ -64,6 +64,35 @@ func TestCheckCommand(t *testing.T) {
 	d := runDaemon(t, "-config", path)
 	if code := d.waitExit(); code != 1 {
 		t.Errorf("daemon on a refused config: exit %d, want 1", code)
+	}
+}
+
+// TestCheckStartProblemsPlaced: what would stop start-up (files that cannot be loaded) is reported as the
+// config's own problems are (docs/OPERATIONS.md): every problem, one a line, each naming its key, line and
+// column.
+func TestCheckStartProblemsPlaced(t *testing.T) {
+	path := writeConfig(t, `sip:
+  auth: {realm: gw, users_file: /nonexistent/msrpgw-users}
+msrp:
+  listen: msrps://127.0.0.1:2856;tcp
+  tls: {cert: /nonexistent/c.pem, key: /nonexistent/k.pem}
+`)
+	code, out, stderr := cli(t, "check", "-config", path)
+	if code != 1 || strings.Contains(out, "config OK") {
+		t.Fatalf("exit %d, want 1\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
+	want := []string{
+		"msrpgw check: config " + path + " would not start: key sip.auth.users_file (line 2, column 33): open /nonexistent/msrpgw-users: ",
+		"key msrp.tls.cert (line 5, column 15): open /nonexistent/c.pem: ",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("check printed %d lines, want %d:\n%s", len(lines), len(want), stderr)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d:\n got %s\nwant %s…", i+1, lines[i], w)
+		}
 	}
 }
 

@@ -351,58 +351,45 @@ func (s startup) stopped() int {
 }
 
 // checkStartable finds what would stop a valid config from starting: a users file, certificate or CA that
-// cannot be loaded, and two TCP listeners (SIP tcp/tls, MSRP, admin) on one address.
+// cannot be loaded. Each problem names its key, with its line and column (config.Validate has refused
+// listeners that cannot open side by side already).
 func checkStartable(cfg *config.Config) error {
+	var errs []error
 	if gw, err := gateway.New(cfg, gateway.Options{}); err != nil {
-		return err
+		errs = append(errs, cfg.Place(err))
 	} else {
 		gw.Close()
 	}
-	for _, kp := range []struct{ key, cert, keyFile string }{
-		{"sip.tls", cfg.SIP.TLS.Cert, cfg.SIP.TLS.Key}, {"msrp.tls", cfg.MSRP.TLS.Cert, cfg.MSRP.TLS.Key},
+	for _, tc := range []struct{ certKey, cert, keyKey, key string }{
+		{"sip.tls.cert", cfg.SIP.TLS.Cert, "sip.tls.key", cfg.SIP.TLS.Key},
+		{"msrp.tls.cert", cfg.MSRP.TLS.Cert, "msrp.tls.key", cfg.MSRP.TLS.Key},
 	} {
-		if kp.cert == "" {
+		if tc.cert == "" {
 			continue
 		}
-		if _, err := tls.LoadX509KeyPair(kp.cert, kp.keyFile); err != nil {
-			return fmt.Errorf("key %s: %w", kp.key, err)
+		certPEM, err := os.ReadFile(tc.cert)
+		if err != nil {
+			errs = append(errs, cfg.ErrorAt(tc.certKey, err))
+			continue
+		}
+		keyPEM, err := os.ReadFile(tc.key)
+		if err != nil {
+			errs = append(errs, cfg.ErrorAt(tc.keyKey, err))
+			continue
+		}
+		if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+			errs = append(errs, cfg.ErrorAt(tc.certKey, fmt.Errorf("%s with %s: %w", tc.cert, tc.key, err)))
 		}
 	}
 	if ca := cfg.SIP.TLS.ClientCA; ca != "" {
 		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return fmt.Errorf("key sip.tls.client_ca: %w", err)
-		}
-		// Start refuses a file without a certificate in it, not only one it cannot read.
-		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-			return fmt.Errorf("key sip.tls.client_ca: %s has no PEM certificate in it", ca)
-		}
-	}
-	tcp := map[string]string{} // host:port -> the key that listens there
-	add := func(key, addr string) error {
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
-			return nil
-		}
-		if other, ok := tcp[addr]; ok {
-			return fmt.Errorf("key %s: %s is also %s's TCP address", key, addr, other)
-		}
-		tcp[addr] = key
-		return nil
-	}
-	for _, l := range cfg.SIP.Listen {
-		if l.Network != "udp" {
-			if err := add("sip.listen", l.Addr); err != nil {
-				return err
-			}
+		switch {
+		case err != nil:
+			errs = append(errs, cfg.ErrorAt("sip.tls.client_ca", err))
+		case !x509.NewCertPool().AppendCertsFromPEM(pem):
+			// Start refuses a file without a certificate in it, not only one it cannot read.
+			errs = append(errs, cfg.ErrorAt("sip.tls.client_ca", fmt.Errorf("%s has no PEM certificate in it", ca)))
 		}
 	}
-	if _, hp, err := cfg.MSRP.ListenAddr(); err == nil {
-		if err := add("msrp.listen", hp); err != nil {
-			return err
-		}
-	}
-	if cfg.Admin.Listen != "" {
-		return add("admin.listen", cfg.Admin.Listen)
-	}
-	return nil
+	return errors.Join(errs...)
 }
