@@ -403,6 +403,14 @@ func (p *rawPeer) read() *Message {
 	return m
 }
 
+// sendChunk writes one text/plain chunk of message mid, from msrp://127.0.0.1:9/peer1;tcp to to, with the given
+// Byte-Range and continuation flag.
+func (p *rawPeer) sendChunk(to, tid, mid, br, body string, flag byte) {
+	p.t.Helper()
+	p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
+		tid, to, mid, br, body, tid, flag))
+}
+
 // expect reads one response and checks its tid and code.
 func (p *rawPeer) expect(tid string, code int) *Message {
 	p.t.Helper()
@@ -606,12 +614,8 @@ func TestEndpointOversizeChunkEndsItsMessage(t *testing.T) {
 	hb := newRec()
 	b := eb.NewSession(hb)
 	to := b.LocalURI().String()
-	from := "msrp://127.0.0.1:9/peer1;tcp"
 	p := dialRaw(t, eb)
-	chunk := func(tid, mid, br, body string, flag byte) {
-		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: %s\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
-			tid, to, from, mid, br, body, tid, flag))
-	}
+	chunk := func(tid, mid, br, body string, flag byte) { p.sendChunk(to, tid, mid, br, body, flag) }
 	chunk("big00001", "big", "1-10/*", "0123456789", '+')
 	p.expect("big00001", 200)
 	chunk("big00002", "big", "11-*/*", strings.Repeat("x", 80), '+')
@@ -2176,10 +2180,7 @@ func TestRefusedMessageLaterChunksGet413(t *testing.T) {
 	b := eb.NewSession(hb)
 	to := b.LocalURI().String()
 	p := dialRaw(t, eb)
-	chunk := func(tid, mid, br, body string, flag byte) {
-		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
-			tid, to, mid, br, body, tid, flag))
-	}
+	chunk := func(tid, mid, br, body string, flag byte) { p.sendChunk(to, tid, mid, br, body, flag) }
 	chunk("big00001", "big", "1-10/*", strings.Repeat("a", 10), '+')
 	p.expect("big00001", 200)
 	chunk("big00002", "big", "11-20/500", strings.Repeat("b", 10), '+') // the total shows it: 500 over 100
@@ -2201,10 +2202,7 @@ func TestEndpointOversizeFirstChunkEndsItsMessage(t *testing.T) {
 	b := eb.NewSession(hb)
 	to := b.LocalURI().String()
 	p := dialRaw(t, eb)
-	chunk := func(tid, mid, br, body string, flag byte) {
-		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
-			tid, to, mid, br, body, tid, flag))
-	}
+	chunk := func(tid, mid, br, body string, flag byte) { p.sendChunk(to, tid, mid, br, body, flag) }
 	p.write(fmt.Sprintf("MSRP bind0001 SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: m0\n-------bind0001$\n", to))
 	p.expect("bind0001", 200)
 	chunk("big00001", "big", "1-*/*", strings.Repeat("a", 100), '+')
@@ -2229,10 +2227,7 @@ func TestEndpointMaxPartialRefusalEndsItsMessage(t *testing.T) {
 	b := eb.NewSession(hb)
 	to := b.LocalURI().String()
 	p := dialRaw(t, eb)
-	chunk := func(tid, mid, br, body string, flag byte) {
-		p.write(fmt.Sprintf("MSRP %s SEND\nTo-Path: %s\nFrom-Path: msrp://127.0.0.1:9/peer1;tcp\nMessage-ID: %s\nByte-Range: %s\nContent-Type: text/plain\n\n%s\n-------%s%c\n",
-			tid, to, mid, br, body, tid, flag))
-	}
+	chunk := func(tid, mid, br, body string, flag byte) { p.sendChunk(to, tid, mid, br, body, flag) }
 	chunk("one00001", "one", "1-3/6", "abc", '+')
 	p.expect("one00001", 200)
 	chunk("two00001", "two", "1-3/9", "ABC", '+') // no slot: refused
