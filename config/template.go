@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+
+	"github.com/msrpgw/msrpgw/internal/sipsyntax"
 )
 
 // VarSet says which variables a template may use, after where it is used.
@@ -204,7 +206,7 @@ func CompileTemplate(src string, allowed VarSet) (*Template, error) {
 			}
 			h := src[i+1 : i+end]
 			i += end + 1
-			if !isToken(h) {
+			if !sipsyntax.IsToken(h) {
 				return fail(start, "$hdr(%s): %q is not a header name", h, h)
 			}
 			flush()
@@ -229,23 +231,6 @@ func isVarName(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if !isLetter(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// isToken reports whether s is an RFC 3261 token, the syntax of a header field name.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("-.!%*_+`'~", c) >= 0:
-		default:
 			return false
 		}
 	}

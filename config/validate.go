@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/msrpgw/msrpgw/internal/sipsyntax"
 )
 
 // Validate checks the whole configuration and returns every problem found, joined with errors.Join, each a
@@ -314,7 +316,7 @@ func (v *validation) gateway() {
 		name, _, ok := strings.Cut(h, ":")
 		name = strings.TrimSpace(name)
 		switch {
-		case !ok || !isToken(name):
+		case !ok || !sipsyntax.IsToken(name):
 			v.bad(key, "%q is not a header line like \"P-Preferred-Service: urn:…\"", h)
 		case slices.ContainsFunc(inviteOwnHeaders, func(own string) bool { return strings.EqualFold(own, name) }):
 			v.bad(key, "%q: the gateway writes %s itself; a second one would make the INVITE invalid (RFC 3261 §7.3.1)", h, name)
@@ -381,7 +383,7 @@ func (v *validation) mediaTypes(key string, types []string, needOne bool) {
 	for i, t := range types {
 		base, _, _ := strings.Cut(t, ";")
 		typ, sub, ok := strings.Cut(strings.TrimSpace(base), "/")
-		if t == "*" || ok && isToken(typ) && (sub == "*" || isToken(sub)) {
+		if t == "*" || ok && sipsyntax.IsToken(typ) && (sub == "*" || sipsyntax.IsToken(sub)) {
 			continue
 		}
 		v.bad(fmt.Sprintf("%s[%d]", key, i), "%q is not a media type like text/plain", t)
@@ -499,10 +501,10 @@ func checkContactParams(params string) error {
 			continue
 		}
 		name, value, hasValue := strings.Cut(item, "=")
-		if !isToken(name) {
+		if !sipsyntax.IsToken(name) {
 			return fmt.Errorf("%q: parameter name %q is not a token", params, name)
 		}
-		if hasValue && !isToken(value) && !isQuotedString(value) && !isIPv6Reference(value) {
+		if hasValue && !sipsyntax.IsToken(value) && !isQuotedString(value) && !isIPv6Reference(value) {
 			return fmt.Errorf("%q: the value of %s is neither a token nor a quoted string", params, name)
 		}
 	}

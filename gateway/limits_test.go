@@ -17,6 +17,40 @@ import (
 // limits.max_sip_handlers: over the bound a request gets 503 with Retry-After at once, is counted, and the
 // request already admitted completes normally. The refusal is logged with its Call-ID and source. The bound
 // holds for the other requests the gateway serves too (an OPTIONS here: INVITE, BYE and OPTIONS share it).
+// holdHandler takes the gateway's only SIP handler (limits.max_sip_handlers 1, reply wait): a new phone
+// sends a MESSAGE to a new UA that never answers the gateway's INVITE, and holdHandler returns once that INVITE
+// arrived, the MESSAGE's handler waiting for reply_wait. It returns the UA's URI and a channel that gets the
+// held MESSAGE's final status (0: none came). name prefixes the two users' names.
+func holdHandler(t *testing.T, h *harness, name string) (string, <-chan int) {
+	t.Helper()
+	phone := testpeer.NewPhone(t, name+"-holder")
+	invited := make(chan struct{}, 4)
+	addr := testpeer.NewUA(t, name+"-silent", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
+		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+			invited <- struct{}{}
+			<-tx.Done()
+		})
+	})
+	uri := "sip:" + name + "-silent@" + addr
+	first := make(chan int, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		res, err := phone.TrySend(ctx, h.udp(), uri, "text/plain", "held")
+		if err != nil {
+			first <- 0
+			return
+		}
+		first <- res.StatusCode
+	}()
+	select {
+	case <-invited:
+	case <-time.After(waitFor):
+		t.Fatal("no INVITE")
+	}
+	return uri, first
+}
+
 func TestMaxSIPHandlers(t *testing.T) {
 	logs := newCapturedLog()
 	h := newHarnessWith(t, func(c *config.Config) {
@@ -27,33 +61,7 @@ func TestMaxSIPHandlers(t *testing.T) {
 		c.Gateway.SetupTimeout = 8 * time.Second      // and the setup does not fail before
 	}, Options{Logger: slog.New(logs)})
 	alice := testpeer.NewPhone(t, "lim-alice")
-	// bob never answers the INVITE: the first MESSAGE holds its handler for reply_wait.
-	invited := make(chan struct{}, 4)
-	addr := testpeer.NewUA(t, "lim-bob", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
-		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-			invited <- struct{}{}
-			<-tx.Done()
-		})
-	})
-	bob := "sip:lim-bob@" + addr
-
-	first := make(chan int, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		res, err := alice.TrySend(ctx, h.udp(), bob, "text/plain", "held")
-		if err != nil {
-			first <- 0
-			return
-		}
-		first <- res.StatusCode
-	}()
-	// The handler is taken once the INVITE reaches bob.
-	select {
-	case <-invited:
-	case <-time.After(waitFor):
-		t.Fatal("no INVITE")
-	}
+	bob, first := holdHandler(t, h, "lim")
 	res := alice.Send(h.udp(), bob, "text/plain", "over the bound")
 	if res.StatusCode != 503 {
 		t.Fatalf("got %d %s, want 503", res.StatusCode, res.Reason)

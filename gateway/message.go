@@ -13,6 +13,7 @@ import (
 	"github.com/msrpgw/msrpgw/config"
 	"github.com/msrpgw/msrpgw/cpim"
 	"github.com/msrpgw/msrpgw/event"
+	"github.com/msrpgw/msrpgw/internal/sipsyntax"
 	"github.com/msrpgw/msrpgw/msrp"
 	"github.com/msrpgw/msrpgw/msrp/sdp"
 )
@@ -111,12 +112,21 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	if p := messageURIProblem(req, false); p != "" {
 		return answer{code: 400, reason: "Bad Request", warning: p}, false
 	}
+	if a, bad := g.messageHeaderProblem(req); bad {
+		return a, false
+	}
 	if a, bad := badExtension(req); bad {
 		return a, false
 	}
 	ct := req.ContentType()
 	if ct == nil || strings.TrimSpace(ct.Value()) == "" {
 		return answer{code: 400, reason: "Bad Request", warning: "MESSAGE without Content-Type"}, false
+	}
+	if !isMediaType(ct.Value()) {
+		return answer{code: 400, reason: "Bad Request", warning: "Content-Type " + clip(ct.Value(), maxQuoted) + " is not a media type (type/subtype)"}, false
+	}
+	if a, bad := badContentEncoding(req); bad {
+		return a, false
 	}
 	body := req.Body()
 	if len(body) == 0 {
@@ -188,6 +198,58 @@ func (g *Gateway) handleMessage(req *sip.Request, r responder, released func()) 
 	}
 	pm.waitReply(g)
 	return answer{}, true
+}
+
+// messageHeaderProblem checks what RFC 3261 asks of any request a UAS takes, for a MESSAGE: a CSeq naming
+// another method is malformed (§8.1.1.5: 400); Max-Forwards 0 forbids forwarding, which is what the gateway
+// does with a MESSAGE (§16.3: 483); a To tag puts it in a dialog (RFC 3428 §4), which must be one of the
+// gateway's (§12.2.2: 481), and even then it is not chat the gateway carries: an MSRP session's messages go
+// over MSRP, and a page-mode MESSAGE has no dialog (403).
+func (g *Gateway) messageHeaderProblem(req *sip.Request) (answer, bool) {
+	if cseq := req.CSeq(); cseq != nil && cseq.MethodName != sip.MESSAGE {
+		return answer{code: 400, reason: "Bad Request", warning: "CSeq method " + clip(string(cseq.MethodName), maxQuoted) + " is not the request's MESSAGE"}, true
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return answer{code: 483, reason: "Too Many Hops", warning: "Max-Forwards is 0: the MESSAGE may not be forwarded"}, true
+	}
+	if toTag(req) != "" {
+		if g.inDialog(req) != nil {
+			return answer{code: 403, reason: "Forbidden", warning: "MESSAGE inside the INVITE dialog of an MSRP session: its messages go over MSRP"}, true
+		}
+		return answer{code: 481, reason: "Call/Transaction Does Not Exist", warning: "MESSAGE with a To tag, for a dialog the gateway does not have"}, true
+	}
+	return answer{}, false
+}
+
+// isMediaType reports whether a Content-Type value starts with type "/" subtype, both tokens (RFC 3261 §20.15,
+// §25.1); parameters are the peer's to read.
+func isMediaType(v string) bool {
+	v, _, _ = strings.Cut(v, ";")
+	typ, sub, ok := strings.Cut(strings.TrimSpace(v), "/")
+	return ok && sipsyntax.IsToken(strings.TrimSpace(typ)) && sipsyntax.IsToken(strings.TrimSpace(sub))
+}
+
+// badContentEncoding is the answer to a MESSAGE whose body carries a Content-Encoding (compact form "e") other
+// than identity: the gateway carries bodies as they are, and MSRP has no Content-Encoding to pass one on in, so
+// the peer would get the encoded octets as the message. 415 with Accept-Encoding naming what it takes (RFC 3261
+// §8.2.3).
+func badContentEncoding(req *sip.Request) (answer, bool) {
+	var bad []string
+	for _, h := range req.Headers() { // one pass, without allocating: this runs on every MESSAGE
+		if name := h.Name(); !strings.EqualFold(name, "Content-Encoding") && !strings.EqualFold(name, "e") {
+			continue
+		}
+		for _, c := range strings.Split(h.Value(), ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				bad = append(bad, c)
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return answer{}, false
+	}
+	return answer{code: 415, reason: "Unsupported Media Type", warning: "unsupported Content-Encoding " + clip(strings.Join(bad, ", "), maxQuoted) + ": only identity is carried",
+		hdrs: []sip.Header{sip.NewHeader("Accept-Encoding", "identity")}}, true
 }
 
 // acceptedAnswer is the answer to a MESSAGE taken without waiting for its outcome (reply modes accept and ok,

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,10 +28,11 @@ type sipJob struct {
 	body        []byte
 	coords      Coords
 	arrived     time.Time
-	notice      bool        // a notification MESSAGE (no REPORT)
-	key         string      // a notification's session key, for the log and event of its failure
-	callID      string      // a notification's subject: the Call-ID of the MESSAGE it reports on
-	settled     atomic.Bool // its outcome is known and reported: by its response, or by sipOut.stop
+	notice      bool          // a notification MESSAGE (no REPORT)
+	key         string        // a notification's session key, for the log and event of its failure
+	callID      string        // a notification's subject: the Call-ID of the MESSAGE it reports on
+	hold        time.Duration // its answer was a 503 with Retry-After: how long its destination waits (retryAfterHold)
+	settled     atomic.Bool   // its outcome is known and reported: by its response, or by sipOut.stop
 }
 
 // reports says whether the job's outcome goes back to its session (reportBack): a MESSAGE made from a SEND.
@@ -120,6 +123,10 @@ func (o *sipOut) next(dest string, q *destQueue) {
 		// It would block this goroutine (an MSRP reader, or one reading a SIP listener): a worker goes on.
 		o.g.workers.start(func() {
 			o.finish(j, o.g.sendMessage(j, req))
+			if j.hold > 0 {
+				o.holdThen(j, func() { o.run(dest, q) })
+				return
+			}
 			o.run(dest, q)
 		})
 	}
@@ -138,6 +145,10 @@ func (o *sipOut) run(dest string, q *destQueue) {
 			return
 		}
 		o.finish(j, o.g.sendMessage(j, req))
+		if j.hold > 0 {
+			o.holdThen(j, func() { o.run(dest, q) })
+			return
+		}
 	}
 }
 
@@ -146,8 +157,53 @@ func (o *sipOut) run(dest string, q *destQueue) {
 func (o *sipOut) sendAsync(dest string, q *destQueue, j *sipJob) (req *sip.Request, ok bool) {
 	return o.g.sendMessageAsync(j, func(res outcome) {
 		o.finish(j, res)
+		if j.hold > 0 {
+			o.holdThen(j, func() { o.next(dest, q) })
+			return
+		}
 		o.next(dest, q)
 	})
+}
+
+// maxRetryAfterHold bounds how long a destination's MESSAGEs wait after a 503 with Retry-After: a server
+// announcing an hour of maintenance must not keep the messages behind it for that hour.
+const maxRetryAfterHold = 32 * time.Second
+
+// holdThen goes on with j's destination (cont) once the Retry-After of the 503 that answered j has passed, or
+// the gateway closes: RFC 3261 §21.5.4 says a client SHOULD NOT send that server other requests meanwhile.
+func (o *sipOut) holdThen(j *sipJob, cont func()) {
+	o.g.log.Info("MESSAGE answered 503 with Retry-After: holding the next ones to its destination", "ruri", j.coords.RURI, "hold", j.hold)
+	go func() {
+		t := time.NewTimer(j.hold)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-o.g.ctx.Done():
+		}
+		cont()
+	}()
+}
+
+// retryAfterHold is how long the destination of a MESSAGE answered res waits before its next one: the
+// delta-seconds of a 503's Retry-After (RFC 3261 §20.33, §21.5.4), at most maxRetryAfterHold; 0 for any other
+// answer.
+func retryAfterHold(res *sip.Response) time.Duration {
+	if res == nil || res.StatusCode != 503 {
+		return 0
+	}
+	h := res.GetHeader("retry-after")
+	if h == nil {
+		return 0
+	}
+	v := strings.TrimSpace(h.Value())
+	if i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		v = v[:i] // delta-seconds, then an optional comment and parameters
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfterHold)
 }
 
 // pop takes the destination's next MESSAGE, or retires the queue when it is empty.
@@ -248,12 +304,12 @@ func (g *Gateway) sendMessage(j *sipJob, req *sip.Request) outcome {
 		}
 	}
 	g.udpc.fromListener(req)
-	return g.doMessage(req, nil)
+	return g.doMessage(j, req, nil)
 }
 
 // doMessage sends req through sipgo, answering each challenge once (SPEC §8: one not answered is the final
 // response), and returns the final response's outcome. done holds the challenges req answered before.
-func (g *Gateway) doMessage(req *sip.Request, done answered) outcome {
+func (g *Gateway) doMessage(j *sipJob, req *sip.Request, done answered) outcome {
 	ctx, cancel := context.WithTimeout(g.ctx, sip.Timer_F+time.Second)
 	defer cancel()
 	res, err := g.client.Do(ctx, req)
@@ -266,6 +322,7 @@ func (g *Gateway) doMessage(req *sip.Request, done answered) outcome {
 		// going out on a new connection. Said here: "message to SIP failed" alone does not say why.
 		g.log.Warn("MESSAGE failed on a transport failure, as 503", "ruri", req.Recipient.String(), "err", err)
 	}
+	j.hold = retryAfterHold(res)
 	return g.messageOutcome(res, err)
 }
 
@@ -281,7 +338,7 @@ func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Requ
 		return nil, false
 	}
 	started, err := g.udpc.start(g.client, r, func(res *sip.Response, err error) {
-		g.asyncAnswered(r, res, err, nil, done)
+		g.asyncAnswered(j, r, res, err, nil, done)
 	})
 	switch {
 	case started:
@@ -297,27 +354,28 @@ func (g *Gateway) sendMessageAsync(j *sipJob, done func(outcome)) (req *sip.Requ
 // asyncAnswered takes the final response (or the error) of a MESSAGE sendMessageAsync started: a challenge
 // not answered yet sends it again with the answer (challenges: those answered before), anything else is the
 // outcome.
-func (g *Gateway) asyncAnswered(req *sip.Request, res *sip.Response, err error, challenges answered, done func(outcome)) {
+func (g *Gateway) asyncAnswered(j *sipJob, req *sip.Request, res *sip.Response, err error, challenges answered, done func(outcome)) {
 	if err == nil && isChallenge(res) && g.answerChallenge(req, res, &challenges) {
-		if err = g.resendAnswered(req, challenges, done); err == nil {
+		if err = g.resendAnswered(j, req, challenges, done); err == nil {
 			return
 		}
 		res = nil
 	}
+	j.hold = retryAfterHold(res)
 	done(g.messageOutcome(res, err))
 }
 
 // resendAnswered sends req again, with the answers to challenges, and has done get its outcome; an error when
 // it could not be sent. Apart from asyncAnswered so that only a challenged MESSAGE allocates for it (the
 // SEND→MESSAGE path is hot).
-func (g *Gateway) resendAnswered(req *sip.Request, challenges answered, done func(outcome)) error {
+func (g *Gateway) resendAnswered(j *sipJob, req *sip.Request, challenges answered, done func(outcome)) error {
 	started, err := g.udpc.start(g.client, req, func(res *sip.Response, err error) {
-		g.asyncAnswered(req, res, err, challenges, done)
+		g.asyncAnswered(j, req, res, err, challenges, done)
 	})
 	if !started && err == nil {
 		// The credentials took it off UDP (answerChallenge): sipgo sends it, waited for on a worker, not on the
 		// goroutine reading the listener.
-		g.workers.start(func() { done(g.doMessage(req, challenges)) })
+		g.workers.start(func() { done(g.doMessage(j, req, challenges)) })
 	}
 	return err
 }

@@ -3,14 +3,12 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/msrpgw/msrpgw/config"
@@ -87,24 +85,7 @@ func TestBYERetransmissionOverHandlerBound(t *testing.T) {
 	time.Sleep(time.Second) // the BYE's handler waits byeGrace before it ends the session
 
 	// Hold the only handler with a MESSAGE whose INVITE is never answered (as TestMaxSIPHandlers does).
-	alice := testpeer.NewPhone(t, "rvbye-alice2")
-	invited := make(chan struct{}, 4)
-	addr := testpeer.NewUA(t, "rvbye-carol", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
-		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-			invited <- struct{}{}
-			<-tx.Done()
-		})
-	})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		alice.TrySend(ctx, h.udp(), "sip:rvbye-carol@"+addr, "text/plain", "held")
-	}()
-	select {
-	case <-invited:
-	case <-time.After(waitFor):
-		t.Fatal("no INVITE")
-	}
+	holdHandler(t, h, "rvbye")
 	if r := peer.exchange(h.udp(), raw); r.StatusCode != 200 {
 		t.Fatalf("retransmitted BYE answered %d %s (Retry-After %v), want its 200 again", r.StatusCode, r.Reason, r.GetHeader("Retry-After"))
 	}
@@ -410,24 +391,7 @@ func TestRepeatedINVITEOverHandlerBound(t *testing.T) {
 	repeat.PrependHeader(&sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1",
 		Port: peer.pc.LocalAddr().(*net.UDPAddr).Port, Params: sip.HeaderParams{{K: "branch", V: "z9hG4bKrvinvrepeat"}, {K: "rport"}}})
 
-	alice := testpeer.NewPhone(t, "rvinv-alice2")
-	invited := make(chan struct{}, 4)
-	addr := testpeer.NewUA(t, "rvinv-carol", func(srv *sipgo.Server, _ *sipgo.Client, _ string) {
-		srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-			invited <- struct{}{}
-			<-tx.Done()
-		})
-	})
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		defer cancel()
-		alice.TrySend(ctx, h.udp(), "sip:rvinv-carol@"+addr, "text/plain", "held")
-	}()
-	select {
-	case <-invited:
-	case <-time.After(waitFor):
-		t.Fatal("no INVITE")
-	}
+	holdHandler(t, h, "rvinv")
 	to, _ := net.ResolveUDPAddr("udp", h.udp())
 	peer.pc.WriteTo([]byte(repeat.String()), to)
 	if again := peer.final(); again.StatusCode != 200 {
