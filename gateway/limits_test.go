@@ -17,6 +17,15 @@ import (
 // limits.max_sip_handlers: over the bound a request gets 503 with Retry-After at once, is counted, and the
 // request already admitted completes normally. The refusal is logged with its Call-ID and source. The bound
 // holds for the other requests the gateway serves too (an OPTIONS here: INVITE, BYE and OPTIONS share it).
+// oneHandler configures the gateway as holdHandler needs it: one SIP handler, which a MESSAGE waiting for its
+// outcome holds for reply_wait (4 s), before its setup would fail (setup_timeout 8 s).
+func oneHandler(c *config.Config) {
+	c.Limits.MaxSIPHandlers = 1
+	c.Gateway.Message.Reply = "wait"
+	c.Gateway.Message.ReplyWait = 4 * time.Second
+	c.Gateway.SetupTimeout = 8 * time.Second
+}
+
 // holdHandler takes the gateway's only SIP handler (limits.max_sip_handlers 1, reply wait): a new phone
 // sends a MESSAGE to a new UA that never answers the gateway's INVITE, and holdHandler returns once that INVITE
 // arrived, the MESSAGE's handler waiting for reply_wait. It returns the UA's URI and a channel that gets the
@@ -54,11 +63,8 @@ func holdHandler(t *testing.T, h *harness, name string) (string, <-chan int) {
 func TestMaxSIPHandlers(t *testing.T) {
 	logs := newCapturedLog()
 	h := newHarnessWith(t, func(c *config.Config) {
-		c.Limits.MaxSIPHandlers = 1
+		oneHandler(c)
 		c.Limits.RetryAfter = 7 * time.Second
-		c.Gateway.Message.Reply = "wait"
-		c.Gateway.Message.ReplyWait = 4 * time.Second // holds the handler while the test is refused
-		c.Gateway.SetupTimeout = 8 * time.Second      // and the setup does not fail before
 	}, Options{Logger: slog.New(logs)})
 	alice := testpeer.NewPhone(t, "lim-alice")
 	bob, first := holdHandler(t, h, "lim")

@@ -63,12 +63,7 @@ func tcpMessage(ruri, local, branch, from, callID string, cseq int, ctype string
 // retransmission ... is answered as the first was"), also while limits.max_sip_handlers is reached:
 // the bound refuses new requests with 503, not the answers already given.
 func TestBYERetransmissionOverHandlerBound(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) {
-		c.Limits.MaxSIPHandlers = 1
-		c.Gateway.Message.Reply = "wait"
-		c.Gateway.Message.ReplyWait = 4 * time.Second
-		c.Gateway.SetupTimeout = 8 * time.Second
-	})
+	h := newHarness(t, oneHandler)
 	bob := testpeer.NewClient(t, "rvbye-bob")
 	cs := bob.Call(h.udp(), "sip:rvbye-alice@127.0.0.1", "active")
 	inv, res := cs.ClientDialog().InviteRequest, cs.ClientDialog().InviteResponse
@@ -374,12 +369,7 @@ func TestSlowSIPReaderStallsMSRPConnection(t *testing.T) {
 // first was" (recent.go: "an INVITE starting a dialog (a repeat gets the first's final response ...)") — also
 // while limits.max_sip_handlers is reached.
 func TestRepeatedINVITEOverHandlerBound(t *testing.T) {
-	h := newHarness(t, func(c *config.Config) {
-		c.Limits.MaxSIPHandlers = 1
-		c.Gateway.Message.Reply = "wait"
-		c.Gateway.Message.ReplyWait = 4 * time.Second
-		c.Gateway.SetupTimeout = 8 * time.Second
-	})
+	h := newHarness(t, oneHandler)
 	bob := testpeer.NewClient(t, "rvinv-bob")
 	cs := bob.Call(h.udp(), "sip:rvinv-alice@127.0.0.1", "active")
 	inv := cs.ClientDialog().InviteRequest
