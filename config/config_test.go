@@ -364,7 +364,7 @@ func TestTrustedBareAddress(t *testing.T) {
 
 // TestValidateErrors has one case per check; each must name its key, and its line when the file sets it.
 func TestValidateErrors(t *testing.T) {
-	for _, tc := range []struct{ name, yaml, want string }{
+	checkRefusals(t, []refusal{
 		{"session below message timeout", "gateway:\n  message_timeout: 13h\n",
 			"key gateway.session_timeout: 12h0m0s is lower than gateway.message_timeout (13h0m0s)"},
 		{"session below message timeout, set", "gateway:\n  session_timeout: 1h\n",
@@ -459,7 +459,16 @@ func TestValidateErrors(t *testing.T) {
 		{"contact params unterminated quote", "gateway:\n  message:\n    contact_params: \"+g.3gpp.icsi-ref=\\\"urn\"\n", `the value of +g.3gpp.icsi-ref is neither a token nor a quoted string`},
 		{"contact params space", "gateway:\n  message:\n    contact_params: \"x=a b\"\n", `the value of x is neither a token nor a quoted string`},
 		{"contact params line break", "gateway:\n  message:\n    contact_params: \"a\\r\\nVia: x\"\n", "key gateway.message.contact_params (line 3, column 21): \"a\\r\\nVia: x\" contains a line break"},
-	} {
+	})
+}
+
+// refusal is a config Parse must refuse, with an error containing want.
+type refusal struct{ name, yaml, want string }
+
+// checkRefusals runs each refusal as a subtest.
+func checkRefusals(t *testing.T, cases []refusal) {
+	t.Helper()
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml))
 			if err == nil {
