@@ -111,13 +111,15 @@ func (m *Message) ByteRange() (ByteRange, error) {
 	return ParseByteRange(v)
 }
 
-// FailureReport returns the Failure-Report value lower-cased, "yes" when absent (RFC 4975 §7.1.1).
+// FailureReport returns the Failure-Report value, lower-cased: "no" or "partial" as sent, otherwise "yes", the
+// default when it is absent (RFC 4975 §7.1.1). A value outside the grammar ("yes" / "no" / "partial") is read as
+// the default too, so the response and the failure REPORT the message gets agree.
 func (m *Message) FailureReport() string {
-	v := m.Header(HdrFailureReport)
-	if v == "" {
-		return "yes"
+	switch v := lowerASCII(m.Header(HdrFailureReport)); v {
+	case "no", "partial":
+		return v
 	}
-	return lowerASCII(v)
+	return "yes"
 }
 
 // SuccessReport reports whether Success-Report is "yes" (absent = no).

@@ -213,6 +213,11 @@ func TestMessageAccessors(t *testing.T) {
 	if m.FailureReport() != "yes" || m.SuccessReport() || m.ContentType() != "a/b" {
 		t.Fatal("defaults")
 	}
+	for v, want := range map[string]string{"No": "no", "PARTIAL": "partial", "yes": "yes", "sometimes": "yes"} {
+		if got := (&Message{Headers: []Header{{HdrFailureReport, v}}}).FailureReport(); got != want {
+			t.Errorf("Failure-Report: %s read as %q, want %q", v, got, want)
+		}
+	}
 	if _, err := m.ByteRange(); !errors.Is(err, ErrNoHeader) {
 		t.Fatal(err)
 	}
