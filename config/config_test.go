@@ -905,6 +905,8 @@ func TestContactWarning(t *testing.T) {
 		{"listen: [udp:127.0.0.1:5070]\n  contact: sip:gw.example.net", false},
 		{"listen: [udp:127.0.0.1:0]\n  contact: sip:127.0.0.1:5060", false},
 		{"listen: [udp:127.0.0.1:5070]\n  contact: sip:alice@[::1]:5070", false},
+		{"listen: [udp:127.0.0.1:5070]\n  contact: sip:127.0.0.1:05070", false},
+		{"listen: [\"udp:127.0.0.1:05070\"]\n  contact: sip:127.0.0.1:5070", false},
 	} {
 		c, err := Parse([]byte("sip:\n  " + tc.sip + "\n"))
 		if err != nil {

@@ -209,13 +209,15 @@ func sipURIHostPort(rest string) (host, port string, hasPort bool) {
 func (c *Config) ContactWarning() string {
 	_, rest, _ := strings.Cut(c.SIP.Contact, ":")
 	_, port, hasPort := sipURIHostPort(rest)
-	if !hasPort || port == "0" {
+	n, err := strconv.ParseUint(port, 10, 16)
+	if !hasPort || err != nil || n == 0 {
 		return ""
 	}
 	ports := make([]string, 0, len(c.SIP.Listen))
 	for _, l := range c.SIP.Listen {
 		_, p, err := net.SplitHostPort(l.Addr)
-		if err != nil || p == "0" || p == port {
+		m, perr := strconv.ParseUint(p, 10, 16)
+		if err != nil || perr != nil || m == 0 || m == n { // compared as numbers: 05070 is 5070
 			return ""
 		}
 		ports = append(ports, p)
