@@ -365,6 +365,8 @@ func TestTrustedBareAddress(t *testing.T) {
 // TestValidateErrors has one case per check; each must name its key, and its line when the file sets it.
 func TestValidateErrors(t *testing.T) {
 	checkRefusals(t, []refusal{
+		{"SIP connection idle timeout within reply_wait", "limits:\n  sip_conn_idle_timeout: 3s\n",
+			"key limits.sip_conn_idle_timeout (line 2, column 26): 3s: want more than gateway.message.reply_wait (4s)"},
 		{"session below message timeout", "gateway:\n  message_timeout: 13h\n",
 			"key gateway.session_timeout: 12h0m0s is lower than gateway.message_timeout (13h0m0s)"},
 		{"session below message timeout, set", "gateway:\n  session_timeout: 1h\n",

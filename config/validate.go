@@ -433,6 +433,11 @@ func (v *validation) limits() {
 		v.positiveInt(f.key, int64(f.n))
 	}
 	v.positive("limits.sip_conn_idle_timeout", l.SIPConnIdleTimeout)
+	if w := v.c.Gateway.Message.ReplyWait; l.SIPConnIdleTimeout > 0 && l.SIPConnIdleTimeout <= w {
+		// A MESSAGE held for its outcome gets no provisional response: its connection is quiet meanwhile.
+		v.bad("limits.sip_conn_idle_timeout", "%v: want more than gateway.message.reply_wait (%v), or a connection whose MESSAGE waits for its outcome is closed before its answer",
+			l.SIPConnIdleTimeout, w)
+	}
 	v.wholeSeconds("limits.retry_after", l.RetryAfter)
 }
 
