@@ -148,11 +148,7 @@ func reinvite(t *testing.T, cs *testpeer.ClientSession, m *sdp.Media, version ui
 		req.SetBody(m.Marshal(1, version))
 		res, err = d.Do(ctx, req)
 	} else {
-		d := cs.ClientDialog()
-		req := sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address)
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		req.SetBody(m.Marshal(2, version))
-		res, err = d.Do(ctx, req)
+		res = reinviteRaw(t, cs, m.Marshal(2, version))
 	}
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("re-INVITE: %v %v", res, err)
@@ -794,12 +790,9 @@ func TestReinviteWithoutSDPAnswerInAckMoves(t *testing.T) {
 // reinviteWithoutSDP sends a re-INVITE without a body in cs's dialog and returns the offer in its 200.
 func reinviteWithoutSDP(t *testing.T, cs *testpeer.ClientSession) *sdp.Media {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	d := cs.ClientDialog()
-	res, err := d.Do(ctx, sip.NewRequest(sip.INVITE, d.InviteResponse.Contact().Address))
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("re-INVITE: %v %v", res, err)
+	res := reinviteRaw(t, cs, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v", res)
 	}
 	offer, err := sdp.Parse(res.Body())
 	if err != nil {
